@@ -1,0 +1,84 @@
+//! The command line. Command and option names are django-rclone's.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rcbackup",
+    version,
+    about = "Stream database dumps into any storage rclone reaches, and back."
+)]
+pub struct Cli {
+    /// Config file (default: $RCBACKUP_CONFIG, else ./rcbackup.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Dump a database and stream it to the remote.
+    Dbbackup(DbBackupArgs),
+    /// Stream a backup back into its database.
+    Dbrestore(DbRestoreArgs),
+    /// List complete backups, newest first.
+    Listbackups(ListArgs),
+    /// Read a backup back and check its size and SHA-256.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbBackupArgs {
+    /// Database alias from the config.
+    #[arg(short, long, value_name = "ALIAS")]
+    pub database: Option<String>,
+    /// After a successful backup, delete this database's backups beyond db_cleanup_keep.
+    #[arg(long)]
+    pub clean: bool,
+    /// Change nothing: print the name the backup would get and, with --clean,
+    /// which backups cleanup would delete.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DbRestoreArgs {
+    #[arg(short, long, value_name = "ALIAS")]
+    pub database: Option<String>,
+    /// Backup name to restore (default: the newest of the database).
+    #[arg(short, long = "input-path", value_name = "NAME")]
+    pub input_path: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub noinput: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(short, long, value_name = "ALIAS")]
+    pub database: Option<String>,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[arg(short, long, value_name = "ALIAS")]
+    pub database: Option<String>,
+    /// Backup name to verify (default: the newest of the database).
+    #[arg(short, long = "input-path", value_name = "NAME")]
+    pub input_path: Option<String>,
+}

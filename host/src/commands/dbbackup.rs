@@ -1,0 +1,289 @@
+//! `dbbackup`: dump | host (count, SHA-256) | rclone rcat into a partial
+//! object, then publish, then (with --clean) apply retention.
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use super::{human_size, Context};
+use crate::catalog::{run_id, Catalog, Listing};
+use crate::cli::DbBackupArgs;
+use crate::database::Database;
+use crate::engines;
+use crate::exit;
+use crate::naming::check_file_name;
+use crate::pipeline::{self, Digest, End};
+use crate::policy::{Event, EventKind, NamingContext};
+use crate::process::{widen_pipe, Proc};
+use crate::record::BackupRecord;
+use crate::retention;
+
+pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
+    let db = ctx.config.database(args.database.as_deref())?;
+    let now = Utc::now();
+    let catalog = ctx.catalog();
+    let listing = catalog.list()?;
+    let name = choose_name(ctx, db, &listing, now)?;
+
+    if args.dry_run {
+        println!(
+            "would back up database `{}` to {}",
+            db.alias,
+            ctx.rclone.path(&catalog.data_path(&name))
+        );
+        if args.clean {
+            let mut series = listing.series(&db.alias);
+            series.insert(0, planned_record(db, &name, now));
+            clean(ctx, &catalog, &listing, &series, &name, now, true)?;
+        }
+        return Ok(());
+    }
+
+    let mut pre = Event::new(EventKind::PreDbBackup, now);
+    pre.database = Some(db.alias.clone());
+    pre.backup = Some(name.clone());
+    ctx.policies
+        .emit(&pre)
+        .map_err(|e| exit::refused(format!("backup of `{}` vetoed by a hook: {e:#}", db.alias)))?;
+
+    let started = Instant::now();
+    let outcome = stream_and_publish(ctx, &catalog, db, &name, now);
+    let mut done = Event::new(EventKind::PostDbBackup, Utc::now());
+    done.database = Some(db.alias.clone());
+    done.backup = Some(name.clone());
+    done.duration = Some(started.elapsed());
+    let record = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            done.kind = EventKind::DbBackupFailed;
+            done.error = Some(format!("{e:#}"));
+            if let Err(hook) = ctx.policies.emit(&done) {
+                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
+            }
+            return Err(e);
+        }
+    };
+    tracing::info!(
+        "backed up `{}` to {} ({}, sha256 {}) in {:.1}s",
+        db.alias,
+        ctx.rclone.path(&catalog.data_path(&record.name)),
+        human_size(record.size),
+        record.sha256,
+        started.elapsed().as_secs_f64()
+    );
+    done.size = Some(record.size);
+    done.sha256 = Some(record.sha256.clone());
+    ctx.policies.emit(&done)?;
+
+    if args.clean {
+        // List again: the new backup must be in the series retention sees.
+        let listing = catalog.list()?;
+        let series = listing.series(&db.alias);
+        clean(ctx, &catalog, &listing, &series, &record.name, now, false)?;
+    }
+    Ok(())
+}
+
+/// The template's name, or a naming policy's, checked and made unique.
+fn choose_name(
+    ctx: &Context,
+    db: &Database,
+    listing: &Listing,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let s = &ctx.config.settings;
+    let ext = engines::extension(db.engine);
+    let default_name = s
+        .db_filename_template
+        .render(&db.alias, &s.db_date_format.render(now), ext);
+    let naming = NamingContext {
+        database: db.alias.clone(),
+        engine: db.engine.as_str().into(),
+        tenant: None,
+        now,
+        extension: ext.into(),
+        default_name,
+    };
+    let name = ctx.policies.name_backup(&naming)?;
+    check_file_name(&name)
+        .map_err(|why| exit::failed(format!("the backup name `{name}` {why}")))?;
+    let unique = Catalog::unique_name(listing, &name);
+    if unique != name {
+        tracing::info!("`{name}` is taken; using `{unique}`");
+    }
+    Ok(unique)
+}
+
+fn planned_record(db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord {
+    BackupRecord {
+        format: crate::record::RECORD_FORMAT,
+        name: name.into(),
+        database: db.alias.clone(),
+        tenant: None,
+        engine: db.engine,
+        size: 0,
+        sha256: String::new(),
+        created: now,
+        finished: now,
+        tool: BackupRecord::tool_version(),
+    }
+}
+
+/// Runs the dump into rclone rcat, and publishes only if both succeeded.
+fn stream_and_publish(
+    ctx: &Context,
+    catalog: &Catalog,
+    db: &Database,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<BackupRecord> {
+    let partial = catalog.partial_path(name, &run_id(now));
+    let (tool, mut cmd) = engines::dump_command(db)?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut upload = ctx.rclone.spawn_rcat(&partial)?;
+    let dump = match Proc::spawn(&tool, &mut cmd) {
+        Ok(p) => p,
+        Err(e) => {
+            upload.kill();
+            let _ = upload.wait();
+            return Err(e);
+        }
+    };
+    tracing::debug!(
+        dump = dump.id(),
+        upload = upload.id(),
+        "streaming to {}",
+        ctx.rclone.path(&partial)
+    );
+
+    let digest = match relay_and_judge(dump, upload) {
+        Ok(d) => d,
+        Err(e) => {
+            // rcat may have stored what it got before the failure.
+            remove_quietly(ctx, &partial);
+            return Err(e);
+        }
+    };
+
+    let record = BackupRecord {
+        format: crate::record::RECORD_FORMAT,
+        name: name.into(),
+        database: db.alias.clone(),
+        tenant: None,
+        engine: db.engine,
+        size: digest.size,
+        sha256: digest.sha256,
+        created: now,
+        finished: Utc::now(),
+        tool: BackupRecord::tool_version(),
+    };
+    if let Err(e) = catalog.publish(&partial, &record) {
+        remove_quietly(ctx, &partial);
+        return Err(e.context(format!(
+            "the backup of `{}` was uploaded but could not be published",
+            db.alias
+        )));
+    }
+    Ok(record)
+}
+
+/// Relays dump → rcat and names the first cause when either end fails.
+fn relay_and_judge(mut dump: Proc, mut upload: Proc) -> Result<Digest> {
+    let mut from = dump.take_stdout();
+    let mut to = upload.take_stdin();
+    widen_pipe(&from);
+    widen_pipe(&to);
+    let (end, digest) = pipeline::relay(&mut from, &mut to, None);
+    drop(from);
+    drop(to);
+    if matches!(end, End::SinkFailed(_)) {
+        // The upload stopped first; the dump would block or fail on SIGPIPE.
+        dump.kill();
+    }
+    // Wait for both no matter what: each has its own stderr tail to tell.
+    let dump_end = dump.wait()?;
+    let upload_end = upload.wait()?;
+    let upload_msg = || {
+        exit::failed(format!(
+            "upload failed: {}. Nothing was published; check the remote and the rclone settings",
+            upload_end.describe()
+        ))
+    };
+    let dump_msg = || {
+        exit::failed(format!(
+            "dump failed: {}. Nothing was published",
+            dump_end.describe()
+        ))
+    };
+    match end {
+        End::SinkFailed(_) => Err(upload_msg()),
+        End::SourceFailed(e) => Err(exit::failed(format!(
+            "reading the dump failed: {e}. Nothing was published"
+        ))),
+        End::TooLong => unreachable!("no limit on backups"),
+        End::SourceDone if !dump_end.success() => Err(dump_msg()),
+        End::SourceDone if !upload_end.success() => Err(upload_msg()),
+        End::SourceDone => Ok(digest),
+    }
+}
+
+fn remove_quietly(ctx: &Context, path: &str) {
+    if let Err(e) = ctx.rclone.deletefile(path) {
+        tracing::warn!(
+            "could not remove the unfinished upload {}: {e:#}; a later --clean will",
+            ctx.rclone.path(path)
+        );
+    }
+}
+
+/// Retention for one series, then the leftovers of interrupted runs.
+fn clean(
+    ctx: &Context,
+    catalog: &Catalog,
+    listing: &Listing,
+    series: &[BackupRecord],
+    just_made: &str,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<()> {
+    let keep = ctx.config.settings.db_cleanup_keep;
+    let decisions = ctx.policies.retention(series, now, keep)?;
+    retention::check_decisions(series, &decisions, Some(just_made)).map_err(|why| {
+        exit::failed(format!(
+            "cleanup refused the retention decision, so nothing was deleted: {why}"
+        ))
+    })?;
+    for d in &decisions {
+        let verb = match (d.keep, dry_run) {
+            (true, _) => "keep",
+            (false, true) => "would delete",
+            (false, false) => "delete",
+        };
+        if dry_run {
+            println!("{verb:>12}  {}  ({})", d.name, d.reason);
+        } else {
+            tracing::debug!("{verb} {} ({})", d.name, d.reason);
+        }
+    }
+    for d in decisions.iter().filter(|d| !d.keep) {
+        if !dry_run {
+            catalog.delete(&d.name)?;
+            tracing::info!("deleted {} ({})", d.name, d.reason);
+        }
+    }
+    let abandoned = ctx.config.settings.abandoned_after;
+    for leftover in catalog.leftovers(listing, now, abandoned)? {
+        if dry_run {
+            println!(
+                "would delete  {}  (left by an interrupted run, last touched {})",
+                leftover.path, leftover.last_seen
+            );
+        } else {
+            catalog.remove(&leftover)?;
+            tracing::info!("removed {} (left by an interrupted run)", leftover.path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `dbrestore`: approval first, then rclone cat | host (verify) | restore tool.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::Utc;
+
+use super::{choose_backup, Context};
+use crate::cli::DbRestoreArgs;
+use crate::engines::{self, Source};
+use crate::exit;
+use crate::policy::{Approval, Event, EventKind, RestoreRequest};
+use crate::prompt;
+
+pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
+    let db = ctx.config.database(args.database.as_deref())?;
+    let catalog = ctx.catalog();
+    let listing = catalog.list()?;
+    let backup = choose_backup(
+        &listing,
+        catalog.dir(),
+        &db.alias,
+        args.input_path.as_deref(),
+    )?;
+    if !engines::compatible(backup.engine, db.engine) {
+        return Err(exit::usage(format!(
+            "backup {} was made from a {} database and cannot be restored into `{}`, which is {}",
+            backup.name, backup.engine, db.alias, db.engine
+        )));
+    }
+    let now = Utc::now();
+    let request = RestoreRequest {
+        database: db.alias.clone(),
+        tenant: None,
+        backup: backup.clone(),
+        requested_by: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        noinput: args.noinput,
+        now,
+    };
+    let question = format!(
+        "Restore database '{}' from '{}'?",
+        db.alias,
+        catalog.data_path(&backup.name)
+    );
+    match ctx.policies.approve_restore(&request) {
+        Ok(Approval::Allow) => {}
+        Ok(Approval::AskUser) if args.noinput => {}
+        Ok(Approval::AskUser) => prompt::confirm(&question)?,
+        Ok(Approval::Deny(why)) => {
+            return Err(exit::refused(format!(
+                "restore of `{}` denied: {why}",
+                db.alias
+            )))
+        }
+        Err(e) => {
+            return Err(exit::refused(format!(
+                "restore of `{}` denied: the approval policy failed: {e:#}",
+                db.alias
+            )))
+        }
+    }
+
+    let mut pre = Event::new(EventKind::PreDbRestore, now);
+    pre.database = Some(db.alias.clone());
+    pre.backup = Some(backup.name.clone());
+    pre.size = Some(backup.size);
+    pre.sha256 = Some(backup.sha256.clone());
+    ctx.policies
+        .emit(&pre)
+        .map_err(|e| exit::refused(format!("restore of `{}` vetoed by a hook: {e:#}", db.alias)))?;
+
+    let started = Instant::now();
+    let source = Source {
+        rclone: &ctx.rclone,
+        path: catalog.data_path(&backup.name),
+        record: backup,
+    };
+    let outcome = engines::restore(db, &source);
+    let mut done = pre.clone();
+    done.now = Utc::now();
+    done.duration = Some(started.elapsed());
+    match outcome {
+        Ok(()) => {
+            done.kind = EventKind::PostDbRestore;
+            tracing::info!(
+                "restored `{}` from {} in {:.1}s",
+                db.alias,
+                backup.name,
+                started.elapsed().as_secs_f64()
+            );
+            ctx.policies.emit(&done)
+        }
+        Err(e) => {
+            done.kind = EventKind::DbRestoreFailed;
+            done.error = Some(format!("{e:#}"));
+            if let Err(hook) = ctx.policies.emit(&done) {
+                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
+            }
+            Err(e)
+        }
+    }
+}

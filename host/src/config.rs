@@ -1,0 +1,386 @@
+//! The config file: where it is found, what it may contain, and the checks
+//! that turn a mistake into an error naming the file, the key and the fix.
+//!
+//! The top-level keys keep django-rclone's setting names (lower-cased). They
+//! are gathered in [`Settings`] so that a later `[tenants.<name>]` section can
+//! override any of them for one tenant by merging a second layer of the same
+//! keys over the first (see [`SettingsLayer`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::database::{Database, DatabaseSection};
+use crate::exit;
+use crate::naming::{DateFormat, FilenameTemplate};
+
+pub const CONFIG_ENV: &str = "RCBACKUP_CONFIG";
+pub const DEFAULT_CONFIG: &str = "rcbackup.toml";
+
+/// The keys a tenant section may override. Every field is optional; the
+/// defaults are applied once all layers are merged.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsLayer {
+    pub remote: Option<String>,
+    pub rclone_binary: Option<String>,
+    pub rclone_config: Option<PathBuf>,
+    pub rclone_flags: Option<Vec<String>>,
+    pub db_backup_dir: Option<String>,
+    pub db_filename_template: Option<String>,
+    pub db_date_format: Option<String>,
+    pub db_cleanup_keep: Option<i64>,
+    pub media_root: Option<PathBuf>,
+    pub media_backup_dir: Option<String>,
+    pub abandoned_after_hours: Option<i64>,
+}
+
+impl SettingsLayer {
+    /// `over` wins where it sets a key.
+    pub fn merged(&self, over: &SettingsLayer) -> SettingsLayer {
+        fn pick<T: Clone>(base: &Option<T>, over: &Option<T>) -> Option<T> {
+            over.clone().or_else(|| base.clone())
+        }
+        SettingsLayer {
+            remote: pick(&self.remote, &over.remote),
+            rclone_binary: pick(&self.rclone_binary, &over.rclone_binary),
+            rclone_config: pick(&self.rclone_config, &over.rclone_config),
+            rclone_flags: pick(&self.rclone_flags, &over.rclone_flags),
+            db_backup_dir: pick(&self.db_backup_dir, &over.db_backup_dir),
+            db_filename_template: pick(&self.db_filename_template, &over.db_filename_template),
+            db_date_format: pick(&self.db_date_format, &over.db_date_format),
+            db_cleanup_keep: pick(&self.db_cleanup_keep, &over.db_cleanup_keep),
+            media_root: pick(&self.media_root, &over.media_root),
+            media_backup_dir: pick(&self.media_backup_dir, &over.media_backup_dir),
+            abandoned_after_hours: pick(&self.abandoned_after_hours, &over.abandoned_after_hours),
+        }
+    }
+}
+
+/// The whole file as written.
+/// The sections of the file beside the top-level settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sections {
+    #[serde(default)]
+    databases: BTreeMap<String, DatabaseSection>,
+}
+
+/// Top-level keys that open a section rather than set a setting.
+const SECTION_KEYS: [&str; 1] = ["databases"];
+
+/// Settings with defaults applied and every value checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub remote: String,
+    pub rclone_binary: String,
+    pub rclone_config: Option<PathBuf>,
+    pub rclone_flags: Vec<String>,
+    pub db_backup_dir: String,
+    pub db_filename_template: FilenameTemplate,
+    pub db_date_format: DateFormat,
+    pub db_cleanup_keep: usize,
+    pub media_root: Option<PathBuf>,
+    pub media_backup_dir: String,
+    /// A leftover of an interrupted upload older than this is removed by
+    /// cleanup; a younger one may still be an upload in progress.
+    pub abandoned_after: Duration,
+}
+
+/// The loaded config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub settings: Settings,
+    pub databases: BTreeMap<String, Database>,
+}
+
+/// Which file to read: `--config`, else `$RCBACKUP_CONFIG`, else `./rcbackup.toml`.
+pub fn locate(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os(CONFIG_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_CONFIG),
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            exit::usage(format!(
+                "cannot read config file {}: {e}. Pass --config PATH, set {CONFIG_ENV}, \
+                 or create ./{DEFAULT_CONFIG} (see README, \"Config\")",
+                path.display()
+            ))
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let syntax = |e: toml::de::Error| {
+            exit::usage(format!(
+                "config file {}: {}",
+                path.display(),
+                e.to_string().trim_end()
+            ))
+        };
+        // Settings and sections are read separately (serde's flatten would
+        // lose the key names in error messages).
+        let mut table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let mut sections = toml::Table::new();
+        for key in SECTION_KEYS {
+            if let Some(v) = table.remove(key) {
+                sections.insert(key.to_string(), v);
+            }
+        }
+        let bad = |key: &str, why: String| {
+            exit::usage(format!(
+                "config file {}: key `{key}`: {why}",
+                path.display()
+            ))
+        };
+        let layer: SettingsLayer = typed(table, path)?;
+        let sections: Sections = typed(sections, path)?;
+        let settings = Settings::resolve(&layer).map_err(|(k, why)| bad(k, why))?;
+        let mut databases = BTreeMap::new();
+        for (alias, section) in sections.databases {
+            let db = Database::from_section(&alias, section)
+                .map_err(|(k, why)| bad(&format!("databases.{alias}.{k}"), why))?;
+            databases.insert(alias, db);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            settings,
+            databases,
+        })
+    }
+
+    /// The database for `-d ALIAS`, or the only/"default" one without it.
+    pub fn database(&self, alias: Option<&str>) -> Result<&Database> {
+        if let Some(a) = alias {
+            return self.databases.get(a).ok_or_else(|| {
+                exit::usage(format!(
+                    "no database `{a}` in {}; configured: {}. Add a [databases.{a}] section or pick one of those",
+                    self.path.display(),
+                    self.aliases()
+                ))
+            });
+        }
+        match self.databases.len() {
+            0 => Err(exit::usage(format!(
+                "no databases in {}; add a [databases.default] section",
+                self.path.display()
+            ))),
+            1 => Ok(self.databases.values().next().expect("one database")),
+            _ => self.databases.get("default").ok_or_else(|| {
+                exit::usage(format!(
+                    "several databases are configured ({}); choose one with -d/--database",
+                    self.aliases()
+                ))
+            }),
+        }
+    }
+
+    fn aliases(&self) -> String {
+        let names: Vec<&str> = self.databases.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+type KeyError = (&'static str, String);
+
+/// Deserializes a table, naming the key at fault on error.
+fn typed<T: serde::de::DeserializeOwned>(table: toml::Table, path: &Path) -> Result<T> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let at = e.path().to_string();
+        let why = e.into_inner().message().trim_end().to_string();
+        if at == "." {
+            exit::usage(format!("config file {}: {why}", path.display()))
+        } else {
+            exit::usage(format!("config file {}: key `{at}`: {why}", path.display()))
+        }
+    })
+}
+
+impl Settings {
+    pub fn resolve(layer: &SettingsLayer) -> std::result::Result<Settings, KeyError> {
+        let remote = layer
+            .remote
+            .clone()
+            .ok_or(("remote", "is required: the rclone remote to back up to, e.g. remote = \"s3:bucket/app\" or \"backups:\"".to_string()))?;
+        if remote.trim().is_empty() {
+            return Err((
+                "remote",
+                "is empty; name an rclone remote such as \"backups:\"".into(),
+            ));
+        }
+        let keep = layer.db_cleanup_keep.unwrap_or(10);
+        if keep < 1 {
+            return Err((
+                "db_cleanup_keep",
+                format!("is {keep}, which would delete every backup including the new one; set 1 or more"),
+            ));
+        }
+        let hours = layer.abandoned_after_hours.unwrap_or(24);
+        if hours < 1 {
+            return Err((
+                "abandoned_after_hours",
+                format!("is {hours}; set 1 or more so that uploads in progress are never removed"),
+            ));
+        }
+        let db_backup_dir = dir_key("db_backup_dir", layer.db_backup_dir.as_deref(), "db")?;
+        let media_backup_dir = dir_key(
+            "media_backup_dir",
+            layer.media_backup_dir.as_deref(),
+            "media",
+        )?;
+        let template = FilenameTemplate::parse(
+            layer
+                .db_filename_template
+                .as_deref()
+                .unwrap_or(FilenameTemplate::DEFAULT),
+        )
+        .map_err(|e| ("db_filename_template", e))?;
+        let date_format = DateFormat::parse(
+            layer
+                .db_date_format
+                .as_deref()
+                .unwrap_or(DateFormat::DEFAULT),
+        )
+        .map_err(|e| ("db_date_format", e))?;
+        let rclone_binary = layer
+            .rclone_binary
+            .clone()
+            .unwrap_or_else(|| "rclone".into());
+        if rclone_binary.trim().is_empty() {
+            return Err((
+                "rclone_binary",
+                "is empty; leave it out to use `rclone` from PATH".into(),
+            ));
+        }
+        Ok(Settings {
+            remote,
+            rclone_binary,
+            rclone_config: layer.rclone_config.clone(),
+            rclone_flags: layer.rclone_flags.clone().unwrap_or_default(),
+            db_backup_dir,
+            db_filename_template: template,
+            db_date_format: date_format,
+            db_cleanup_keep: keep as usize,
+            media_root: layer.media_root.clone(),
+            media_backup_dir,
+            abandoned_after: Duration::from_secs(hours as u64 * 3600),
+        })
+    }
+}
+
+/// A folder below the remote: relative, no `..`, no empty segments.
+fn dir_key(
+    key: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> std::result::Result<String, KeyError> {
+    let v = value.unwrap_or(default).trim_matches('/');
+    if v.is_empty() || v.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err((
+            key,
+            format!("`{}` is not a plain folder path below the remote; use something like \"{default}\"", value.unwrap_or(default)),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// Parses a config from text in tests and examples.
+pub fn from_str(text: &str) -> Result<Config> {
+    Config::parse(text, Path::new("<inline>")).context("parsing inline config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{code_for, ExitCode};
+
+    fn err(text: &str) -> String {
+        let e = Config::parse(text, Path::new("x.toml")).unwrap_err();
+        assert_eq!(code_for(&e), ExitCode::Usage);
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::parse(
+            "remote = \"b:\"\n[databases.default]\nengine = \"sqlite\"\nname = \"x.db\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.settings.db_cleanup_keep, 10);
+        assert_eq!(c.settings.db_backup_dir, "db");
+        assert_eq!(c.settings.rclone_binary, "rclone");
+    }
+
+    #[test]
+    fn unknown_key_names_it() {
+        let m = err("remote = \"b:\"\nremot = 1\n");
+        assert!(m.contains("remot"), "{m}");
+        assert!(m.contains("x.toml"), "{m}");
+    }
+
+    #[test]
+    fn missing_remote_is_explained() {
+        let m = err("db_cleanup_keep = 3\n");
+        assert!(m.contains("`remote`") && m.contains("required"), "{m}");
+    }
+
+    #[test]
+    fn keep_zero_rejected() {
+        let m = err("remote = \"b:\"\ndb_cleanup_keep = 0\n");
+        assert!(m.contains("db_cleanup_keep"), "{m}");
+    }
+
+    #[test]
+    fn bad_date_format_rejected_at_load() {
+        let m = err("remote = \"b:\"\ndb_date_format = \"%Q\"\n");
+        assert!(m.contains("db_date_format"), "{m}");
+        let m = err("remote = \"b:\"\ndb_date_format = \"%H%M\"\n");
+        assert!(m.contains("db_date_format"), "{m}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let m = err("remote = \"b:\"\ndb_cleanup_keep = \"ten\"\n");
+        assert!(m.contains("db_cleanup_keep"), "{m}");
+    }
+
+    #[test]
+    fn database_errors_name_section() {
+        let m = err("remote = \"b:\"\n[databases.main]\nengine = \"oracle\"\nname = \"x\"\n");
+        assert!(m.contains("databases.main"), "{m}");
+        let m = err("remote = \"b:\"\n[databases.main]\nengine = \"sqlite\"\nname = \"x\"\npasword_env = \"P\"\n");
+        assert!(m.contains("pasword_env"), "{m}");
+    }
+
+    #[test]
+    fn tenant_layer_overrides() {
+        let base = SettingsLayer {
+            remote: Some("a:".into()),
+            db_cleanup_keep: Some(3),
+            ..Default::default()
+        };
+        let over = SettingsLayer {
+            db_cleanup_keep: Some(5),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&base.merged(&over)).unwrap();
+        assert_eq!(s.db_cleanup_keep, 5);
+        assert_eq!(s.remote, "a:");
+    }
+}

@@ -1,0 +1,101 @@
+//! Exit codes and the error kinds that choose them.
+//!
+//! Callers inside the library return `anyhow::Error`; where the exit code
+//! matters, the root cause is a [`Failure`] whose kind picks the code. The
+//! codes are part of the documented interface (README, "Exit codes").
+
+use std::fmt;
+
+/// The documented exit codes of `rcbackup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Success = 0,
+    /// A backup, restore, verify, listing or cleanup failed (dump tool,
+    /// rclone, restore tool, or the remote).
+    Failed = 1,
+    /// The command line or the config file is wrong.
+    Usage = 2,
+    /// A restore was refused: by the user at the prompt, for lack of a
+    /// terminal without --noinput, or by a policy.
+    Refused = 3,
+    /// A backup's size or SHA-256 does not match its integrity record.
+    Integrity = 4,
+    /// Interrupted by Ctrl-C or SIGTERM.
+    Interrupted = 130,
+}
+
+/// The kind of failure, which decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Failed,
+    Usage,
+    Refused,
+    Integrity,
+    Interrupted,
+}
+
+impl FailureKind {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            FailureKind::Failed => ExitCode::Failed,
+            FailureKind::Usage => ExitCode::Usage,
+            FailureKind::Refused => ExitCode::Refused,
+            FailureKind::Integrity => ExitCode::Integrity,
+            FailureKind::Interrupted => ExitCode::Interrupted,
+        }
+    }
+}
+
+/// A typed failure carried inside an `anyhow::Error` chain.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Shorthands that build an `anyhow::Error` of a given kind.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Failure::new(FailureKind::Usage, message).into()
+}
+pub fn refused(message: impl Into<String>) -> anyhow::Error {
+    Failure::new(FailureKind::Refused, message).into()
+}
+pub fn integrity(message: impl Into<String>) -> anyhow::Error {
+    Failure::new(FailureKind::Integrity, message).into()
+}
+pub fn failed(message: impl Into<String>) -> anyhow::Error {
+    Failure::new(FailureKind::Failed, message).into()
+}
+pub fn interrupted() -> anyhow::Error {
+    Failure::new(
+        FailureKind::Interrupted,
+        "interrupted; nothing was published",
+    )
+    .into()
+}
+
+/// The exit code for an error: the kind of the first `Failure` in its chain,
+/// else `Failed`.
+pub fn code_for(err: &anyhow::Error) -> ExitCode {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Failure>())
+        .map(|f| f.kind.exit_code())
+        .unwrap_or(ExitCode::Failed)
+}

@@ -1,0 +1,66 @@
+//! rcbackup: stream database dumps into any storage rclone reaches, restore
+//! them by streaming back, and let WebAssembly policies make the decisions
+//! that differ between users.
+
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod database;
+pub mod engines;
+pub mod exit;
+pub mod naming;
+pub mod pipeline;
+pub mod policy;
+pub mod process;
+pub mod prompt;
+pub mod rclone;
+pub mod record;
+pub mod retention;
+
+use exit::ExitCode;
+
+/// Runs one command line and returns the exit code; errors are printed here,
+/// once, for people.
+pub fn run(cli: cli::Cli) -> ExitCode {
+    init_logging(cli.verbose, cli.quiet);
+    match commands::run(cli) {
+        Ok(()) => ExitCode::Success,
+        Err(e) => {
+            let code = exit::code_for(&e);
+            eprintln!("rcbackup: error: {}", render_error(&e));
+            code
+        }
+    }
+}
+
+/// The chain of an error, outermost first, without repeating a message that
+/// the next one already contains.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if parts.last().is_some_and(|p| p.contains(&s)) {
+            continue;
+        }
+        parts.push(s);
+    }
+    parts.join(": ")
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RCBACKUP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rcbackup={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,171 @@
+//! Backup file names: the `db_filename_template` and the `db_date_format`.
+//!
+//! A name is only a label: which database a backup belongs to and when it was
+//! made are read from its integrity record, never parsed back out of the name,
+//! so no template can make one database's backups look like another's. The
+//! date format is still checked to parse back when the config loads, so that a
+//! format which could not identify a time is caught at once.
+
+use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+
+/// Longest file name we produce; most remotes allow 255 bytes and crypt
+/// remotes lengthen names.
+pub const MAX_NAME_LEN: usize = 143;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilenameTemplate(String);
+
+impl FilenameTemplate {
+    pub const DEFAULT: &'static str = "{database}-{datetime}.{ext}";
+    const PLACEHOLDERS: [&'static str; 3] = ["database", "datetime", "ext"];
+
+    pub fn parse(t: &str) -> Result<Self, String> {
+        let mut rest = t;
+        let mut seen = Vec::new();
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| format!("`{t}` has a `{{` without a closing `}}`"))?;
+            let name = &rest[open + 1..open + close];
+            if !Self::PLACEHOLDERS.contains(&name) {
+                return Err(format!(
+                    "`{t}` uses the unknown placeholder {{{name}}}; the placeholders are {{database}}, {{datetime}} and {{ext}}"
+                ));
+            }
+            seen.push(name.to_string());
+            rest = &rest[open + close + 1..];
+        }
+        if rest.contains('}') {
+            return Err(format!("`{t}` has a `}}` without an opening `{{`"));
+        }
+        for needed in ["database", "datetime"] {
+            if !seen.iter().any(|s| s == needed) {
+                return Err(format!(
+                    "`{t}` must contain {{{needed}}}, e.g. \"{}\"",
+                    Self::DEFAULT
+                ));
+            }
+        }
+        check_file_name(&t.replace(['{', '}'], "")).map_err(|why| format!("`{t}` {why}"))?;
+        Ok(FilenameTemplate(t.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn render(&self, database: &str, datetime: &str, ext: &str) -> String {
+        self.0
+            .replace("{database}", database)
+            .replace("{datetime}", datetime)
+            .replace("{ext}", ext)
+    }
+}
+
+/// Checks that `name` is a single, harmless file name.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("gives an empty name".into());
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err("contains a path separator; a backup name must be a plain file name".into());
+    }
+    if name == "." || name == ".." || name.contains("..") {
+        return Err("contains `..`".into());
+    }
+    if name.starts_with('.') {
+        return Err("starts with `.`; hidden names are reserved for rcbackup's own files".into());
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err("contains a control character".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("is longer than {MAX_NAME_LEN} bytes"));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFormat(String);
+
+impl DateFormat {
+    pub const DEFAULT: &'static str = "%Y-%m-%d-%H%M%S";
+
+    /// Accepts a strftime format only if a time formatted with it parses back
+    /// to the same calendar fields it shows, and it needs at least a date.
+    pub fn parse(f: &str) -> Result<Self, String> {
+        if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
+            return Err(format!(
+                "`{f}` has a directive rcbackup does not know; use directives such as %Y %m %d %H %M %S"
+            ));
+        }
+        let probe = Utc.with_ymd_and_hms(2031, 12, 27, 13, 45, 59).unwrap();
+        let shown = probe.format(f).to_string();
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, &shown, StrftimeItems::new(f)).map_err(|e| {
+            format!(
+                "`{f}` cannot be parsed back ({e}); use an unambiguous format such as \"{}\"",
+                Self::DEFAULT
+            )
+        })?;
+        let date = parsed
+            .to_naive_date()
+            .map_err(|_| format!("`{f}` does not identify a date; include %Y, %m and %d"))?;
+        if (date.year(), date.month(), date.day()) != (2031, 12, 27) {
+            return Err(format!("`{f}` does not parse back to the date it shows"));
+        }
+        let hour = match (parsed.hour_div_12, parsed.hour_mod_12) {
+            (Some(d), Some(m)) => Some(d * 12 + m),
+            _ => None,
+        };
+        let time_ok = [(hour, 13), (parsed.minute, 45), (parsed.second, 59)]
+            .iter()
+            .all(|(got, want)| got.is_none_or(|g| g == *want));
+        if !time_ok {
+            return Err(format!("`{f}` does not parse back to the time it shows"));
+        }
+        check_file_name(&shown).map_err(|why| format!("`{f}` {why}"))?;
+        Ok(DateFormat(f.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn render(&self, at: DateTime<Utc>) -> String {
+        at.format(&self.0).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_template_renders() {
+        let t = FilenameTemplate::parse(FilenameTemplate::DEFAULT).unwrap();
+        assert_eq!(
+            t.render("app", "2024-01-02-030405", "dump"),
+            "app-2024-01-02-030405.dump"
+        );
+    }
+
+    #[test]
+    fn template_rejects_bad_input() {
+        assert!(FilenameTemplate::parse("{database}/{datetime}.{ext}").is_err());
+        assert!(FilenameTemplate::parse("{database}-{servername}-{datetime}").is_err());
+        assert!(FilenameTemplate::parse("{database}.{ext}").is_err());
+        assert!(FilenameTemplate::parse("{database-{datetime}").is_err());
+    }
+
+    #[test]
+    fn date_formats() {
+        assert!(DateFormat::parse("%Y-%m-%d-%H%M%S").is_ok());
+        assert!(DateFormat::parse("%Y%m%dT%H%M%SZ").is_ok());
+        assert!(DateFormat::parse("%Y-%m-%d").is_ok());
+        assert!(DateFormat::parse("%Q").is_err());
+        assert!(DateFormat::parse("%H%M%S").is_err());
+        assert!(DateFormat::parse("%Y/%m/%d").is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! The host's relay between two processes: a fixed buffer, a byte count and
+//! a SHA-256 over everything that passes, and an account of which end
+//! stopped first. Memory use does not depend on how much flows through.
+
+use std::io::{self, Read, Write};
+
+use sha2::{Digest as _, Sha256};
+
+/// Size of the relay buffer: the only memory that grows with throughput.
+const BUF: usize = 256 * 1024;
+
+/// Size and SHA-256 (lower-case hex) of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Why a relay stopped.
+#[derive(Debug)]
+pub enum End {
+    /// The source reached end-of-file and everything was written.
+    SourceDone,
+    /// Reading the source failed.
+    SourceFailed(io::Error),
+    /// Writing to the sink failed: it exited or closed its input.
+    SinkFailed(io::Error),
+    /// The source sent more than `limit` bytes.
+    TooLong,
+}
+
+/// Copies `src` to `dst` until EOF or an error, hashing as it goes. With a
+/// `limit`, stops as soon as more than `limit` bytes arrive. `dst` is flushed
+/// but not closed: the caller decides when its reader sees EOF.
+pub fn relay(src: &mut dyn Read, dst: &mut dyn Write, limit: Option<u64>) -> (End, Digest) {
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut buf = vec![0u8; BUF];
+    let end = loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break End::SourceDone,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break End::SourceFailed(e),
+        };
+        size += n as u64;
+        if limit.is_some_and(|l| size > l) {
+            break End::TooLong;
+        }
+        hasher.update(&buf[..n]);
+        if let Err(e) = dst.write_all(&buf[..n]) {
+            break End::SinkFailed(e);
+        }
+    };
+    let end = match (end, dst.flush()) {
+        (End::SourceDone, Err(e)) => End::SinkFailed(e),
+        (end, _) => end,
+    };
+    (
+        end,
+        Digest {
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_counts() {
+        let (end, d) = relay(&mut &b"abc"[..], &mut Vec::new(), None);
+        assert!(matches!(end, End::SourceDone));
+        assert_eq!(d.size, 3);
+        assert_eq!(
+            d.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn stops_past_limit() {
+        let (end, _) = relay(&mut &b"abcdef"[..], &mut Vec::new(), Some(3));
+        assert!(matches!(end, End::TooLong));
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs and starts everything the tests and the demo need, on a fresh
+# Debian machine, as root. Safe to run again.
+#   scripts/setup.sh          everything (rclone, sqlite3, PostgreSQL, MariaDB, wasm target)
+#   scripts/setup.sh --demo   only what the SQLite demo needs
+set -euo pipefail
+
+need_apt=()
+want() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
+want rclone rclone
+want sqlite3 sqlite3
+if [ "${1:-}" != "--demo" ]; then
+  want pg_ctlcluster postgresql
+  want mariadbd mariadb-server
+  want mariadb mariadb-client
+  dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || need_apt+=(postgresql-15-postgis-3)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+[ "${1:-}" = "--demo" ] && exit 0
+
+rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
+
+# PostgreSQL: password login on 127.0.0.1 for the test role.
+ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
+pg_lsclusters -h | grep -q "^$ver main .* online" || pg_ctlcluster "$ver" main start
+for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
+su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='rcbackup'\"" | grep -q 1 \
+  || su postgres -c "psql -qc \"CREATE ROLE rcbackup LOGIN SUPERUSER PASSWORD 'rcbackup-test-pw'\""
+
+# MariaDB: same role name and password, over TCP on 127.0.0.1.
+if ! mariadb-admin ping >/dev/null 2>&1; then
+  (service mariadb start || service mysql start) >/dev/null 2>&1 || true
+  if ! mariadb-admin ping >/dev/null 2>&1; then
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+    (mysqld_safe >/dev/null 2>&1 &)
+  fi
+  for _ in $(seq 60); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+mariadb -e "CREATE USER IF NOT EXISTS 'rcbackup'@'127.0.0.1' IDENTIFIED BY 'rcbackup-test-pw';
+            CREATE USER IF NOT EXISTS 'rcbackup'@'localhost' IDENTIFIED BY 'rcbackup-test-pw';
+            GRANT ALL PRIVILEGES ON *.* TO 'rcbackup'@'127.0.0.1' WITH GRANT OPTION;
+            GRANT ALL PRIVILEGES ON *.* TO 'rcbackup'@'localhost' WITH GRANT OPTION;
+            FLUSH PRIVILEGES;"
+echo "setup: rclone, sqlite3, PostgreSQL $ver and MariaDB are ready (role rcbackup on 127.0.0.1)"
