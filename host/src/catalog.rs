@@ -15,16 +15,24 @@
 //! whole backup or something no listing, retention or restore ever sees.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
+use crate::process::Proc;
 use crate::rclone::Rclone;
 use crate::record::BackupRecord;
 use crate::retention::sort_newest_first;
 
 const META: &str = ".rcbackup";
+
+/// A record writer started ahead of time; dropping it stores nothing.
+pub struct PendingRecord {
+    pub name: String,
+    writer: Proc,
+}
 
 pub struct Catalog<'a> {
     rclone: &'a Rclone,
@@ -152,10 +160,42 @@ impl<'a> Catalog<'a> {
             .expect("some suffix is free")
     }
 
+    /// Starts the writer of `name`'s record now, so that publishing later
+    /// costs no rclone start-up. Nothing is stored until [`Catalog::publish`]:
+    /// if the run dies first, rclone sees an empty input and stores an empty
+    /// file, which holds no record and is cleaned up like any leftover.
+    pub fn begin_record(&self, name: &str) -> Result<PendingRecord> {
+        let writer = self.rclone.spawn_rcat(&self.record_path(name))?;
+        Ok(PendingRecord {
+            name: name.to_string(),
+            writer,
+        })
+    }
+
     /// Makes an uploaded partial a backup: record first, then the data.
-    pub fn publish(&self, partial: &str, record: &BackupRecord) -> Result<()> {
+    pub fn publish(
+        &self,
+        partial: &str,
+        pending: PendingRecord,
+        record: &BackupRecord,
+    ) -> Result<()> {
+        assert_eq!(
+            pending.name, record.name,
+            "record written under its own name"
+        );
         let record_path = self.record_path(&record.name);
-        self.rclone.put(&record_path, record.to_line().as_bytes())?;
+        let mut writer = pending.writer;
+        let mut stdin = writer.take_stdin();
+        let wrote = stdin.write_all(record.to_line().as_bytes());
+        drop(stdin);
+        let end = writer.wait()?;
+        if wrote.is_err() || !end.success() {
+            let _ = self.rclone.deletefile(&record_path);
+            return Err(crate::rclone::remote_error(
+                &format!("writing {}", self.rclone.path(&record_path)),
+                &end,
+            ));
+        }
         if let Err(e) = self.rclone.moveto(partial, &self.data_path(&record.name)) {
             let _ = self.rclone.deletefile(&record_path);
             return Err(e);

@@ -24,7 +24,9 @@ use exit::ExitCode;
 /// once, for people.
 pub fn run(cli: cli::Cli) -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
-    match commands::run(cli) {
+    let result = commands::run(cli);
+    tracing::debug!(peak_rss_kib = peak_rss_kib(), "done");
+    match result {
         Ok(()) => ExitCode::Success,
         Err(e) => {
             let code = exit::code_for(&e);
@@ -48,6 +50,17 @@ fn render_error(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// This process's own peak resident set (children not included); the
+/// benchmark reads it from the debug log.
+fn peak_rss_kib() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init().ru_maxrss
+    }
+}
+
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "warn",
@@ -57,10 +70,17 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RCBACKUP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rcbackup={level},warn")));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .without_time()
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // -vv shows seconds since start, to see where a run spends its time.
+    let _ = if verbose >= 2 {
+        builder
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .try_init()
+    } else {
+        builder.without_time().try_init()
+    };
 }

@@ -59,7 +59,12 @@ impl Proc {
     /// (null when unset). argv is logged at debug level: it never holds a secret.
     pub fn spawn(tool: &str, cmd: &mut Command) -> Result<Proc> {
         cmd.stderr(Stdio::piped());
-        tracing::debug!(tool, argv = ?cmd, "spawning");
+        // argv only: Command's Debug would print the environment, which
+        // holds the database password.
+        let argv: Vec<_> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .collect();
+        tracing::debug!(tool, ?argv, "spawning");
         let mut child = cmd.spawn().map_err(|e| {
             let program = cmd.get_program().to_string_lossy().into_owned();
             if e.kind() == std::io::ErrorKind::NotFound {

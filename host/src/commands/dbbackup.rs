@@ -24,10 +24,11 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     let db = ctx.config.database(args.database.as_deref())?;
     let now = Utc::now();
     let catalog = ctx.catalog();
-    let listing = catalog.list()?;
-    let name = choose_name(ctx, db, &listing, now)?;
+    let name = choose_name(ctx, db, now)?;
 
     if args.dry_run {
+        let listing = catalog.list()?;
+        let name = Catalog::unique_name(&listing, &name);
         println!(
             "would back up database `{}` to {}",
             db.alias,
@@ -73,6 +74,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         record.sha256,
         started.elapsed().as_secs_f64()
     );
+    done.backup = Some(record.name.clone());
     done.size = Some(record.size);
     done.sha256 = Some(record.sha256.clone());
     ctx.policies.emit(&done)?;
@@ -86,13 +88,9 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     Ok(())
 }
 
-/// The template's name, or a naming policy's, checked and made unique.
-fn choose_name(
-    ctx: &Context,
-    db: &Database,
-    listing: &Listing,
-    now: DateTime<Utc>,
-) -> Result<String> {
+/// The template's name, or a naming policy's, checked. It is made unique
+/// against the listing when the backup is published.
+fn choose_name(ctx: &Context, db: &Database, now: DateTime<Utc>) -> Result<String> {
     let s = &ctx.config.settings;
     let ext = engines::extension(db.engine);
     let default_name = s
@@ -109,11 +107,7 @@ fn choose_name(
     let name = ctx.policies.name_backup(&naming)?;
     check_file_name(&name)
         .map_err(|why| exit::failed(format!("the backup name `{name}` {why}")))?;
-    let unique = Catalog::unique_name(listing, &name);
-    if unique != name {
-        tracing::info!("`{name}` is taken; using `{unique}`");
-    }
-    Ok(unique)
+    Ok(name)
 }
 
 fn planned_record(db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord {
@@ -131,7 +125,8 @@ fn planned_record(db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord
     }
 }
 
-/// Runs the dump into rclone rcat, and publishes only if both succeeded.
+/// Runs the dump into rclone rcat, and publishes only if both succeeded,
+/// under `name` or, if that is taken, a suffixed variant.
 fn stream_and_publish(
     ctx: &Context,
     catalog: &Catalog,
@@ -158,9 +153,23 @@ fn stream_and_publish(
         ctx.rclone.path(&partial)
     );
 
-    let digest = match relay_and_judge(dump, upload) {
-        Ok(d) => d,
-        Err(e) => {
+    // While the dump streams, a second thread finds the final name and
+    // starts its record writer, so that publishing costs little time.
+    let (streamed, pending) = std::thread::scope(|s| {
+        let pending = s.spawn(|| {
+            let listing = catalog.list()?;
+            let unique = Catalog::unique_name(&listing, name);
+            if unique != name {
+                tracing::info!("`{name}` is taken; the backup will be `{unique}`");
+            }
+            catalog.begin_record(&unique)
+        });
+        let streamed = relay_and_judge(dump, upload);
+        (streamed, pending.join().expect("naming thread"))
+    });
+    let (digest, pending) = match (streamed, pending) {
+        (Ok(d), Ok(p)) => (d, p),
+        (Err(e), _) | (Ok(_), Err(e)) => {
             // rcat may have stored what it got before the failure.
             remove_quietly(ctx, &partial);
             return Err(e);
@@ -169,7 +178,7 @@ fn stream_and_publish(
 
     let record = BackupRecord {
         format: crate::record::RECORD_FORMAT,
-        name: name.into(),
+        name: pending.name.clone(),
         database: db.alias.clone(),
         tenant: None,
         engine: db.engine,
@@ -179,7 +188,7 @@ fn stream_and_publish(
         finished: Utc::now(),
         tool: BackupRecord::tool_version(),
     };
-    if let Err(e) = catalog.publish(&partial, &record) {
+    if let Err(e) = catalog.publish(&partial, pending, &record) {
         remove_quietly(ctx, &partial);
         return Err(e.context(format!(
             "the backup of `{}` was uploaded but could not be published",

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
             size: b.size,
             created: b.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             sha256: &b.sha256,
-            path: catalog.data_path(&b.name),
+            path: ctx.rclone.path(&catalog.data_path(&b.name)),
         })
         .collect();
     if args.json {
