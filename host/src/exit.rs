@@ -99,3 +99,13 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         .map(|f| f.kind.exit_code())
         .unwrap_or(ExitCode::Failed)
 }
+
+/// Appends `note` to an error's message, keeping its kind (and exit code):
+/// "backup x failed its integrity check: ...; the database was left as it was".
+pub fn with_note(err: anyhow::Error, note: &str) -> anyhow::Error {
+    let kind = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<Failure>())
+        .map_or(FailureKind::Failed, |f| f.kind);
+    Failure::new(kind, format!("{err:#}; {note}")).into()
+}

@@ -29,12 +29,43 @@ pub enum End {
     TooLong,
 }
 
+/// A running byte count and SHA-256, carried across relays of one stream.
+#[derive(Default)]
+pub struct Tally {
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Tally {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn finish(self) -> Digest {
+        Digest {
+            size: self.size,
+            sha256: hex::encode(self.hasher.finalize()),
+        }
+    }
+}
+
 /// Copies `src` to `dst` until EOF or an error, hashing as it goes. With a
 /// `limit`, stops as soon as more than `limit` bytes arrive. `dst` is flushed
 /// but not closed: the caller decides when its reader sees EOF.
 pub fn relay(src: &mut dyn Read, dst: &mut dyn Write, limit: Option<u64>) -> (End, Digest) {
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
+    let mut tally = Tally::default();
+    let end = relay_counted(src, dst, limit, &mut tally);
+    (end, tally.finish())
+}
+
+/// [`relay`] into an existing tally, so a stream can be finished elsewhere
+/// (e.g. drained to check its hash after its consumer stopped).
+pub fn relay_counted(
+    src: &mut dyn Read,
+    dst: &mut dyn Write,
+    limit: Option<u64>,
+    tally: &mut Tally,
+) -> End {
     let mut buf = vec![0u8; BUF];
     let end = loop {
         let n = match src.read(&mut buf) {
@@ -43,26 +74,19 @@ pub fn relay(src: &mut dyn Read, dst: &mut dyn Write, limit: Option<u64>) -> (En
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => break End::SourceFailed(e),
         };
-        size += n as u64;
-        if limit.is_some_and(|l| size > l) {
+        tally.size += n as u64;
+        if limit.is_some_and(|l| tally.size > l) {
             break End::TooLong;
         }
-        hasher.update(&buf[..n]);
+        tally.hasher.update(&buf[..n]);
         if let Err(e) = dst.write_all(&buf[..n]) {
             break End::SinkFailed(e);
         }
     };
-    let end = match (end, dst.flush()) {
+    match (end, dst.flush()) {
         (End::SourceDone, Err(e)) => End::SinkFailed(e),
         (end, _) => end,
-    };
-    (
-        end,
-        Digest {
-            size,
-            sha256: hex::encode(hasher.finalize()),
-        },
-    )
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use anyhow::Result;
 
 use crate::database::{Database, EngineKind};
 use crate::exit;
-use crate::pipeline::{self, End};
+use crate::pipeline::{self, End, Tally};
 use crate::process::Proc;
 use crate::rclone::Rclone;
 use crate::record::BackupRecord;
@@ -82,19 +82,25 @@ pub enum Streamed {
 
 impl Source<'_> {
     /// Streams the backup into `sink`, checking size and SHA-256 against the
-    /// record. `Err` is a read failure or an integrity failure.
+    /// record. `Err` is a read failure or an integrity failure. When the
+    /// consumer stops early, the rest is still read and checked: a damaged
+    /// backup often makes the restore tool fail first, and the damage, not
+    /// the tool's complaint, is the cause to report.
     pub fn stream_into(&self, sink: &mut dyn Write) -> Result<Streamed> {
         let mut cat = self.rclone.spawn_cat(&self.path)?;
         let mut out = cat.take_stdout();
         crate::process::widen_pipe(&out);
-        let (end, digest) = pipeline::relay(&mut out, sink, Some(self.record.size));
+        let limit = Some(self.record.size);
+        let mut tally = Tally::default();
+        let mut stopped = None;
+        let mut end = pipeline::relay_counted(&mut out, sink, limit, &mut tally);
+        if let End::SinkFailed(e) = end {
+            stopped = Some(e);
+            end = pipeline::relay_counted(&mut out, &mut io::sink(), limit, &mut tally);
+        }
         drop(out);
         match end {
-            End::SinkFailed(e) => {
-                cat.kill();
-                let _ = cat.wait();
-                return Ok(Streamed::ConsumerStopped(e));
-            }
+            End::SinkFailed(e) => unreachable!("io::sink never fails: {e}"),
             End::TooLong => {
                 cat.kill();
                 let _ = cat.wait();
@@ -117,6 +123,7 @@ impl Source<'_> {
                 &ended,
             ));
         }
+        let digest = tally.finish();
         if digest.size != self.record.size {
             return Err(self.mismatch(&format!(
                 "{} bytes, but its record says {}",
@@ -129,7 +136,10 @@ impl Source<'_> {
                 digest.sha256, self.record.sha256
             )));
         }
-        Ok(Streamed::Verified)
+        Ok(match stopped {
+            Some(e) => Streamed::ConsumerStopped(e),
+            None => Streamed::Verified,
+        })
     }
 
     /// Reads the whole backup and checks it, touching nothing else.

@@ -48,7 +48,7 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     // First pass: the whole backup must be intact before anything changes.
     source
         .verify()
-        .map_err(|e| e.context("nothing was restored"))?;
+        .map_err(|e| exit::with_note(e, "nothing was restored"))?;
 
     let name = tool("mariadb", "mysql");
     let mut cmd = Command::new(name);
@@ -68,7 +68,10 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
         Err(e) => {
             // Changed between the check and the restore: stop the client.
             client.kill();
-            return Err(e.context("the backup changed while it was being restored; the database may be partly restored"));
+            return Err(exit::with_note(
+                e,
+                "the backup changed while it was being restored; the database may be partly restored",
+            ));
         }
     }
     drop(stdin);

@@ -108,7 +108,12 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
         err
     };
     match streamed {
-        Err(e) => return Err(fail_all(psql, e.context("the database was left as it was"))),
+        Err(e) => {
+            return Err(fail_all(
+                psql,
+                exit::with_note(e, "the database was left as it was"),
+            ))
+        }
         Ok(Streamed::ConsumerStopped(e)) => {
             return Err(fail_all(psql, consumer_error(pg_restore, e)))
         }

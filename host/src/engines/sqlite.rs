@@ -84,12 +84,13 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
         Ok(Streamed::Verified) => {}
         Ok(Streamed::ConsumerStopped(e)) => {
             drop(stdin);
-            return Err(consumer_error(shell, e)
-                .context(format!("{} was left as it was", target.display())));
+            let left = format!("{} was left as it was", target.display());
+            return Err(exit::with_note(consumer_error(shell, e), &left));
         }
         Err(e) => {
             shell.kill();
-            return Err(e.context(format!("{} was left as it was", target.display())));
+            let left = format!("{} was left as it was", target.display());
+            return Err(exit::with_note(e, &left));
         }
     }
     drop(stdin);
