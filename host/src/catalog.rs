@@ -144,10 +144,28 @@ impl<'a> Catalog<'a> {
         Ok(listing)
     }
 
-    /// A name not used by anything in `listing`: `name`, else `name` with
+    /// Every name in use by a data object or a record: one rclone call,
+    /// for choosing a new name without reading the records.
+    pub fn taken_names(&self) -> Result<BTreeSet<String>> {
+        let records = format!("{META}/records/");
+        let files = self
+            .rclone
+            .list_files_recursive(&self.dir, 3)?
+            .unwrap_or_default();
+        Ok(files
+            .into_iter()
+            .filter_map(|e| match e.path.strip_prefix(&records) {
+                Some(r) => r.strip_suffix(".json").map(str::to_string),
+                None if !e.path.contains('/') => Some(e.path),
+                None => None,
+            })
+            .collect())
+    }
+
+    /// A name not in `taken`: `name`, else `name` with
     /// `-2`, `-3`, ... before its extension.
-    pub fn unique_name(listing: &Listing, name: &str) -> String {
-        if !listing.taken.contains(name) {
+    pub fn unique_name(taken: &BTreeSet<String>, name: &str) -> String {
+        if !taken.contains(name) {
             return name.to_string();
         }
         let (stem, ext) = match name.rfind('.') {
@@ -156,7 +174,7 @@ impl<'a> Catalog<'a> {
         };
         (2..)
             .map(|n| format!("{stem}-{n}{ext}"))
-            .find(|candidate| !listing.taken.contains(candidate))
+            .find(|candidate| !taken.contains(candidate))
             .expect("some suffix is free")
     }
 
@@ -270,10 +288,10 @@ mod tests {
     #[test]
     fn unique_names_get_a_suffix() {
         let mut l = Listing::default();
-        assert_eq!(Catalog::unique_name(&l, "a-1.dump"), "a-1.dump");
+        assert_eq!(Catalog::unique_name(&l.taken, "a-1.dump"), "a-1.dump");
         l.taken.insert("a-1.dump".into());
         l.taken.insert("a-1-2.dump".into());
-        assert_eq!(Catalog::unique_name(&l, "a-1.dump"), "a-1-3.dump");
+        assert_eq!(Catalog::unique_name(&l.taken, "a-1.dump"), "a-1-3.dump");
     }
 
     #[test]

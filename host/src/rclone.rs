@@ -96,9 +96,24 @@ impl Rclone {
     /// Lists the files (not folders) of `rel`, non-recursively. A folder that
     /// does not exist is `None`: no backups yet, not an error.
     pub fn list_files(&self, rel: &str) -> Result<Option<Vec<Entry>>> {
+        self.lsjson(rel, &["--files-only"])
+    }
+
+    /// Lists the files of `rel` and its subfolders down to `depth` levels;
+    /// `Entry::path` is relative to `rel`.
+    pub fn list_files_recursive(&self, rel: &str, depth: u32) -> Result<Option<Vec<Entry>>> {
+        self.lsjson(
+            rel,
+            &["--files-only", "-R", "--max-depth", &depth.to_string()],
+        )
+    }
+
+    fn lsjson(&self, rel: &str, flags: &[&str]) -> Result<Option<Vec<Entry>>> {
         let path = self.path(rel);
-        let (end, out) =
-            self.output(&["lsjson", "--files-only", "--no-mimetype", path.as_str()])?;
+        let mut args = vec!["lsjson", "--no-mimetype"];
+        args.extend_from_slice(flags);
+        args.push(&path);
+        let (end, out) = self.output(&args)?;
         if is_not_found(&end) {
             return Ok(None);
         }

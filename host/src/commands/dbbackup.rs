@@ -28,7 +28,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
 
     if args.dry_run {
         let listing = catalog.list()?;
-        let name = Catalog::unique_name(&listing, &name);
+        let name = Catalog::unique_name(&listing.taken, &name);
         println!(
             "would back up database `{}` to {}",
             db.alias,
@@ -157,8 +157,7 @@ fn stream_and_publish(
     // starts its record writer, so that publishing costs little time.
     let (streamed, pending) = std::thread::scope(|s| {
         let pending = s.spawn(|| {
-            let listing = catalog.list()?;
-            let unique = Catalog::unique_name(&listing, name);
+            let unique = Catalog::unique_name(&catalog.taken_names()?, name);
             if unique != name {
                 tracing::info!("`{name}` is taken; the backup will be `{unique}`");
             }
