@@ -89,6 +89,43 @@ pub fn relay_counted(
     }
 }
 
+/// [`relay_counted`], except that the last chunk read is not written but
+/// left in `held`: the consumer cannot finish (and so cannot commit) until
+/// the caller has checked the whole stream and writes `held` itself.
+pub fn relay_holding_last(
+    src: &mut dyn Read,
+    dst: &mut dyn Write,
+    limit: Option<u64>,
+    tally: &mut Tally,
+    held: &mut Vec<u8>,
+) -> End {
+    let mut buf = vec![0u8; BUF];
+    held.clear();
+    held.reserve(BUF);
+    let end = loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break End::SourceDone,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break End::SourceFailed(e),
+        };
+        tally.size += n as u64;
+        if limit.is_some_and(|l| tally.size > l) {
+            break End::TooLong;
+        }
+        tally.hasher.update(&buf[..n]);
+        if let Err(e) = dst.write_all(held) {
+            break End::SinkFailed(e);
+        }
+        held.clear();
+        held.extend_from_slice(&buf[..n]);
+    };
+    match (end, dst.flush()) {
+        (End::SourceDone, Err(e)) => End::SinkFailed(e),
+        (end, _) => end,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +139,21 @@ mod tests {
             d.sha256,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn holds_back_the_last_chunk() {
+        let mut out = Vec::new();
+        let mut tally = Tally::default();
+        let mut held = Vec::new();
+        let end = relay_holding_last(&mut &b"abc"[..], &mut out, None, &mut tally, &mut held);
+        assert!(matches!(end, End::SourceDone));
+        assert!(
+            out.is_empty(),
+            "nothing reaches the consumer before the check"
+        );
+        assert_eq!(held, b"abc");
+        assert_eq!(tally.finish().size, 3);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Database engines: the command that dumps, and how a verified stream is
 //! restored. Each engine restores as safely as it allows (see README,
 //! "What a restore guarantees"):
-//! - PostgreSQL/PostGIS: one transaction, committed only after the whole
-//!   stream was read and matched its record;
+//! - PostgreSQL/PostGIS: one transaction, which pg_restore can only commit
+//!   after the whole stream was read and matched its record;
 //! - SQLite: into a new file beside the database, renamed over it only on
 //!   success;
 //! - MariaDB/MySQL: the backup is read and checked once before the restore
@@ -82,18 +82,22 @@ pub enum Streamed {
 
 impl Source<'_> {
     /// Streams the backup into `sink`, checking size and SHA-256 against the
-    /// record. `Err` is a read failure or an integrity failure. When the
-    /// consumer stops early, the rest is still read and checked: a damaged
-    /// backup often makes the restore tool fail first, and the damage, not
-    /// the tool's complaint, is the cause to report.
+    /// record. `Err` is a read failure or an integrity failure.
+    ///
+    /// The last chunk reaches `sink` only after the whole stream matched the
+    /// record, so no consumer can finish (and commit) a damaged backup. When
+    /// the consumer stops early, the rest is still read and checked: a
+    /// damaged backup often makes the restore tool fail first, and the
+    /// damage, not the tool's complaint, is the cause to report.
     pub fn stream_into(&self, sink: &mut dyn Write) -> Result<Streamed> {
         let mut cat = self.rclone.spawn_cat(&self.path)?;
         let mut out = cat.take_stdout();
         crate::process::widen_pipe(&out);
         let limit = Some(self.record.size);
         let mut tally = Tally::default();
+        let mut held = Vec::new();
         let mut stopped = None;
-        let mut end = pipeline::relay_counted(&mut out, sink, limit, &mut tally);
+        let mut end = pipeline::relay_holding_last(&mut out, sink, limit, &mut tally, &mut held);
         if let End::SinkFailed(e) = end {
             stopped = Some(e);
             end = pipeline::relay_counted(&mut out, &mut io::sink(), limit, &mut tally);
@@ -136,10 +140,13 @@ impl Source<'_> {
                 digest.sha256, self.record.sha256
             )));
         }
-        Ok(match stopped {
-            Some(e) => Streamed::ConsumerStopped(e),
-            None => Streamed::Verified,
-        })
+        if let Some(e) = stopped {
+            return Ok(Streamed::ConsumerStopped(e));
+        }
+        match sink.write_all(&held).and_then(|_| sink.flush()) {
+            Ok(()) => Ok(Streamed::Verified),
+            Err(e) => Ok(Streamed::ConsumerStopped(e)),
+        }
     }
 
     /// Reads the whole backup and checks it, touching nothing else.

@@ -1,10 +1,15 @@
-//! PostgreSQL and PostGIS: `pg_dump --format=custom` to back up; to restore,
-//! `pg_restore` turns the archive into SQL which the host relays into one
-//! `psql` session inside a transaction. The host sends COMMIT only after the
-//! backup was read to the end and matched its record, and pg_restore
-//! succeeded; anything else kills psql, and the server rolls back.
+//! PostgreSQL and PostGIS: `pg_dump --format=custom` to back up,
+//! `pg_restore --single-transaction` to restore.
+//!
+//! Why the restore cannot commit a damaged backup: pg_restore reads a
+//! streamed custom-format archive in order and commits only after its last
+//! data block, which ends at the archive's last byte; [`Source::stream_into`]
+//! hands over the final chunk only once the whole stream matched its record.
+//! On a mismatch pg_restore is killed before it could commit, and the server
+//! rolls the transaction back. A restore that selects only part of the
+//! archive (`restore_args` such as `-t`) may stop reading early, so it is
+//! checked in full first.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use anyhow::Result;
@@ -12,8 +17,7 @@ use anyhow::Result;
 use super::{consumer_error, password_env, Source, Streamed};
 use crate::database::{Database, EngineKind};
 use crate::exit;
-use crate::pipeline::{self, End};
-use crate::process::{widen_pipe, Proc};
+use crate::process::{quiet, widen_pipe, Proc};
 
 fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
     if let Some(h) = &db.host {
@@ -27,7 +31,6 @@ fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
     }
     cmd.arg("--no-password");
     password_env(cmd, "PGPASSWORD", db)?;
-    // No ~/.pgpass or service file surprises beyond what the user set.
     cmd.env("PGCONNECT_TIMEOUT", "15");
     Ok(())
 }
@@ -42,98 +45,64 @@ pub fn dump(db: &Database) -> Result<(String, Command)> {
 }
 
 pub fn restore(db: &Database, source: &Source) -> Result<()> {
-    let mut pg_restore = Command::new("pg_restore");
-    pg_restore.args([
+    const LEFT: &str = "the database was left as it was";
+    if !db.restore_args.is_empty() {
+        source.verify().map_err(|e| exit::with_note(e, LEFT))?;
+    }
+    if db.engine == EngineKind::Postgis {
+        ensure_postgis(db)?;
+    }
+    let mut cmd = Command::new("pg_restore");
+    cmd.args([
         "--no-owner",
         "--no-acl",
         "--clean",
         "--if-exists",
-        "--exit-on-error",
-        "--file=-",
+        "--single-transaction",
     ]);
-    pg_restore.args(&db.restore_args);
-    pg_restore.stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut pg_restore = Proc::spawn("pg_restore", &mut pg_restore)?;
-
-    let mut psql = Command::new("psql");
-    psql.args(["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]);
-    connection(&mut psql, db)?;
-    psql.arg("--dbname").arg(&db.name);
-    psql.stdin(Stdio::piped()).stdout(Stdio::null());
-    let mut psql = Proc::spawn("psql", &mut psql)?;
-
-    let mut sql_in = psql.take_stdin();
-    let mut sql_out = pg_restore.take_stdout();
-    let mut archive_in = pg_restore.take_stdin();
-    widen_pipe(&archive_in);
-    widen_pipe(&sql_in);
-    let postgis = db.engine == EngineKind::Postgis;
-
-    // pg_restore's SQL is relayed by a second thread; this one feeds it the
-    // archive. The relay hands psql's stdin back so that COMMIT is our call.
-    let (streamed, relayed) = std::thread::scope(|s| {
-        let relay = s.spawn(move || {
-            let mut preamble = String::from("BEGIN;\n");
-            if postgis {
-                preamble.push_str("CREATE EXTENSION IF NOT EXISTS postgis;\n");
-            }
-            if let Err(e) = sql_in.write_all(preamble.as_bytes()) {
-                return (End::SinkFailed(e), sql_in);
-            }
-            let (end, _) = pipeline::relay(&mut sql_out, &mut sql_in, None);
-            (end, sql_in)
-        });
-        let streamed = source.stream_into(&mut archive_in);
-        drop(archive_in);
-        if streamed
-            .as_ref()
-            .map_or(true, |s| !matches!(s, Streamed::Verified))
-        {
-            // Stop pg_restore so the relay sees EOF; nothing will commit.
-            pg_restore.kill();
-        }
-        (streamed, relay.join().expect("relay thread"))
-    });
-    let (relay_end, mut sql_in) = relayed;
-
-    // Which stage failed first: psql, then pg_restore, then the backup itself.
-    if let End::SinkFailed(e) = relay_end {
-        pg_restore.kill();
-        drop(sql_in);
-        return Err(consumer_error(psql, e));
-    }
-    let fail_all = |mut psql: Proc, err: anyhow::Error| {
-        psql.kill();
-        let _ = psql.wait();
-        err
-    };
+    connection(&mut cmd, db)?;
+    cmd.args(&db.restore_args);
+    cmd.arg("--dbname").arg(&db.name);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    let mut pg_restore = Proc::spawn("pg_restore", &mut cmd)?;
+    let mut stdin = pg_restore.take_stdin();
+    widen_pipe(&stdin);
+    let streamed = source.stream_into(&mut stdin);
+    drop(stdin);
     match streamed {
-        Err(e) => {
-            return Err(fail_all(
-                psql,
-                exit::with_note(e, "the database was left as it was"),
-            ))
-        }
-        Ok(Streamed::ConsumerStopped(e)) => {
-            return Err(fail_all(psql, consumer_error(pg_restore, e)))
-        }
         Ok(Streamed::Verified) => {}
+        Ok(Streamed::ConsumerStopped(e)) => {
+            return Err(exit::with_note(consumer_error(pg_restore, e), LEFT))
+        }
+        Err(e) => {
+            // Killed before it read the end: it never sent COMMIT.
+            pg_restore.kill();
+            let _ = pg_restore.wait();
+            return Err(exit::with_note(e, LEFT));
+        }
     }
-    let pg_restore_end = pg_restore.wait()?;
-    if !pg_restore_end.success() || !matches!(relay_end, End::SourceDone) {
-        let why = exit::failed(format!(
-            "restore failed: {}; the database was left as it was",
-            pg_restore_end.describe()
-        ));
-        return Err(fail_all(psql, why));
-    }
-    let committed = sql_in.write_all(b"COMMIT;\n").and_then(|_| sql_in.flush());
-    drop(sql_in);
-    let psql_end = psql.wait()?;
-    if committed.is_err() || !psql_end.success() {
+    let end = pg_restore.wait()?;
+    if !end.success() {
         return Err(exit::failed(format!(
-            "restore failed: {}; the transaction was rolled back",
-            psql_end.describe()
+            "restore failed: {}; the transaction was rolled back, {LEFT}",
+            end.describe()
+        )));
+    }
+    Ok(())
+}
+
+/// PostGIS must exist before a dump that uses it can be restored.
+fn ensure_postgis(db: &Database) -> Result<()> {
+    let mut cmd = Command::new("psql");
+    cmd.args(["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]);
+    connection(&mut cmd, db)?;
+    cmd.arg("--dbname").arg(&db.name);
+    cmd.arg("--command=CREATE EXTENSION IF NOT EXISTS postgis");
+    let end = Proc::spawn("psql", quiet(&mut cmd))?.wait()?;
+    if !end.success() {
+        return Err(exit::failed(format!(
+            "cannot create the postgis extension before restoring: {}. Install PostGIS on the server (e.g. postgresql-15-postgis-3)",
+            end.describe()
         )));
     }
     Ok(())
