@@ -13,6 +13,19 @@ use crate::policy::{Approval, Event, EventKind, RestoreRequest};
 use crate::prompt;
 
 pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
+    // Restoring into the wrong database is not undoable: with several
+    // configured, say which (django-rclone's rule), even if one is "default".
+    if args.database.is_none() && ctx.config.databases.len() > 1 {
+        return Err(exit::usage(format!(
+            "several databases are configured ({}); choose the one to restore with -d/--database",
+            ctx.config
+                .databases
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let db = ctx.config.database(args.database.as_deref())?;
     let catalog = ctx.catalog();
     let listing = catalog.list()?;
