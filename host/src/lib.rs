@@ -9,6 +9,7 @@ pub mod config;
 pub mod database;
 pub mod engines;
 pub mod exit;
+pub mod interrupt;
 pub mod naming;
 pub mod pipeline;
 pub mod policy;
@@ -24,10 +25,15 @@ use exit::ExitCode;
 /// once, for people.
 pub fn run(cli: cli::Cli) -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
+    interrupt::install();
     let result = commands::run(cli);
     tracing::debug!(peak_rss_kib = peak_rss_kib(), "done");
     match result {
         Ok(()) => ExitCode::Success,
+        Err(e) if interrupt::interrupted() => {
+            eprintln!("rcbackup: interrupted: {}", render_error(&e));
+            ExitCode::Interrupted
+        }
         Err(e) => {
             let code = exit::code_for(&e);
             eprintln!("rcbackup: error: {}", render_error(&e));

@@ -76,6 +76,7 @@ impl Proc {
                 exit::failed(format!("cannot run `{program}`: {e}"))
             }
         })?;
+        crate::interrupt::track(child.id());
         let stderr = child.stderr.take().map(|mut err| {
             std::thread::spawn(move || {
                 let mut tail: Vec<u8> = Vec::new();
@@ -124,6 +125,7 @@ impl Proc {
             .child
             .wait()
             .map_err(|e| exit::failed(format!("waiting for {}: {e}", self.tool)))?;
+        crate::interrupt::untrack(self.child.id());
         let stderr_tail = self
             .stderr
             .take()
@@ -148,6 +150,7 @@ impl Drop for Proc {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        crate::interrupt::untrack(self.child.id());
     }
 }
 

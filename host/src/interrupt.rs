@@ -1,0 +1,53 @@
+//! Ctrl-C, SIGTERM and SIGHUP: stop the children, let the command clean up
+//! what it started (e.g. delete its unfinished upload), and exit with 130.
+//! A second signal exits at once. Either way nothing half-made is ever
+//! published: that rests on the catalog's rules, not on this module.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static CHILDREN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// Starts the thread that handles the signals.
+pub fn install() {
+    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            tracing::warn!("interrupted (signal {signal}); stopping and cleaning up, signal again to quit at once");
+            let children = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
+            for pid in children {
+                // SAFETY: kill(2) on a pid of a child we spawned and have not reaped.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                }
+            }
+        }
+    });
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Called by `Proc` when a child starts and when it has been reaped.
+pub fn track(pid: u32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.insert(pid);
+    }
+}
+
+pub fn untrack(pid: u32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.remove(&pid);
+    }
+}
