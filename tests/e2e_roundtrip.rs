@@ -134,3 +134,29 @@ fn remote_root_and_trailing_slash() {
         assert_eq!(world.list(None).len(), 1);
     }
 }
+
+/// The postgis engine creates the extension before restoring, so a dump
+/// with geometry columns restores into a database that lacks PostGIS.
+#[test]
+fn postgis_round_trip_into_a_database_without_the_extension() {
+    let mut world = World::new(Remote::Local);
+    let source = PgDb::create("gis");
+    psql(
+        &source.0,
+        "CREATE EXTENSION postgis;
+         CREATE TABLE places (id INTEGER PRIMARY KEY, geom geometry(Point, 4326));
+         INSERT INTO places VALUES (1, ST_SetSRID(ST_MakePoint(2.35, 48.85), 4326)),
+                                   (2, ST_SetSRID(ST_MakePoint(-0.12, 51.5), 4326));",
+    );
+    let target = PgDb::create("gis_target");
+    world
+        .postgres("source", &source.0)
+        .postgres("target", &target.0);
+    world.databases = world.databases.replace("\"postgresql\"", "\"postgis\"");
+    world.ok(&["dbbackup", "-d", "source"]);
+    let name = world.names(Some("source")).remove(0);
+    world.ok(&["dbrestore", "-d", "target", "-i", &name, "--noinput"]);
+    let q = "SELECT id, ST_AsText(geom) FROM places ORDER BY id";
+    assert_eq!(psql(&target.0, q), psql(&source.0, q));
+    assert!(psql(&target.0, q).contains("POINT(2.35 48.85)"));
+}
