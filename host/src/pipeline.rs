@@ -66,27 +66,7 @@ pub fn relay_counted(
     limit: Option<u64>,
     tally: &mut Tally,
 ) -> End {
-    let mut buf = vec![0u8; BUF];
-    let end = loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break End::SourceDone,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => break End::SourceFailed(e),
-        };
-        tally.size += n as u64;
-        if limit.is_some_and(|l| tally.size > l) {
-            break End::TooLong;
-        }
-        tally.hasher.update(&buf[..n]);
-        if let Err(e) = dst.write_all(&buf[..n]) {
-            break End::SinkFailed(e);
-        }
-    };
-    match (end, dst.flush()) {
-        (End::SourceDone, Err(e)) => End::SinkFailed(e),
-        (end, _) => end,
-    }
+    pump(src, dst, limit, tally, None)
 }
 
 /// [`relay_counted`], except that the last chunk read is not written but
@@ -99,9 +79,21 @@ pub fn relay_holding_last(
     tally: &mut Tally,
     held: &mut Vec<u8>,
 ) -> End {
+    pump(src, dst, limit, tally, Some(held))
+}
+
+fn pump(
+    src: &mut dyn Read,
+    dst: &mut dyn Write,
+    limit: Option<u64>,
+    tally: &mut Tally,
+    mut held: Option<&mut Vec<u8>>,
+) -> End {
     let mut buf = vec![0u8; BUF];
-    held.clear();
-    held.reserve(BUF);
+    if let Some(h) = held.as_deref_mut() {
+        h.clear();
+        h.reserve(BUF);
+    }
     let end = loop {
         let n = match src.read(&mut buf) {
             Ok(0) => break End::SourceDone,
@@ -114,11 +106,19 @@ pub fn relay_holding_last(
             break End::TooLong;
         }
         tally.hasher.update(&buf[..n]);
-        if let Err(e) = dst.write_all(held) {
+        // Holding back: write the previous chunk, keep this one.
+        let written = match held.as_deref_mut() {
+            Some(h) => {
+                let r = dst.write_all(h);
+                h.clear();
+                h.extend_from_slice(&buf[..n]);
+                r
+            }
+            None => dst.write_all(&buf[..n]),
+        };
+        if let Err(e) = written {
             break End::SinkFailed(e);
         }
-        held.clear();
-        held.extend_from_slice(&buf[..n]);
     };
     match (end, dst.flush()) {
         (End::SourceDone, Err(e)) => End::SinkFailed(e),
