@@ -53,36 +53,37 @@ make_db rcbackup_bench "$SCALE"
 dropdb --if-exists rcbackup_bench_target; createdb rcbackup_bench_target
 echo "database size: $(psql -qtAc "select pg_size_pretty(pg_database_size('rcbackup_bench'))" -d postgres)"
 
-now() { date +%s.%N; }
+# timed SIDE KIND CMD...: appends "wall cpu" (cpu = user+sys of the command
+# and all its children: less disturbed by a busy machine than wall time).
+timed() {
+  local side=$1 kind=$2; shift 2
+  /usr/bin/time -f "%e %U %S" -o "$OUT/t" "$@"
+  awk '{printf "%s %.3f\n", $1, $2 + $3}' "$OUT/t" >> "$OUT/${side}_${kind}"
+}
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 rss_of() { grep -o 'peak_rss_kib=[0-9]*' "$1" | tail -1 | cut -d= -f2; }
 
-: > "$OUT/bare_backup"; : > "$OUT/rc_backup"; : > "$OUT/bare_restore"; : > "$OUT/rc_restore"; : > "$OUT/rss"
+: > "$OUT/rss"
 for round in $(seq "$ROUNDS"); do
   # Alternate which side goes first so caches favour neither.
   for side in bare rc; do
     [ $((round % 2)) -eq 0 ] && side=$([ $side = bare ] && echo rc || echo bare)
-    t0=$(now)
     if [ $side = bare ]; then
-      pg_dump --format=custom --no-password --dbname rcbackup_bench | rclone rcat "$OUT/remote/bare/bench.dump" 2>/dev/null
+      timed bare backup bash -c "pg_dump --format=custom --no-password --dbname rcbackup_bench | rclone rcat '$OUT/remote/bare/bench.dump' 2>/dev/null"
     else
-      "$BIN" -v dbbackup 2> "$OUT/rc_backup.log"
+      timed rc backup bash -c "'$BIN' -v dbbackup 2> '$OUT/rc_backup.log'"
       rss_of "$OUT/rc_backup.log" >> "$OUT/rss"
     fi
-    echo "$(now) - $t0" | bc >> "$OUT/${side}_backup"
   done
   name=$("$BIN" listbackups -d default --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["name"])')
   for side in bare rc; do
     [ $((round % 2)) -eq 0 ] && side=$([ $side = bare ] && echo rc || echo bare)
-    t0=$(now)
     if [ $side = bare ]; then
-      rclone cat "$OUT/remote/bare/bench.dump" 2>/dev/null \
-        | pg_restore --no-owner --no-acl --clean --if-exists --no-password --dbname rcbackup_bench_target
+      timed bare restore bash -c "rclone cat '$OUT/remote/bare/bench.dump' 2>/dev/null | pg_restore --no-owner --no-acl --clean --if-exists --no-password --dbname rcbackup_bench_target"
     else
-      "$BIN" -v dbrestore -d target -i "$name" --noinput 2> "$OUT/rc_restore.log"
+      timed rc restore bash -c "'$BIN' -v dbrestore -d target -i '$name' --noinput 2> '$OUT/rc_restore.log'"
       rss_of "$OUT/rc_restore.log" >> "$OUT/rss"
     fi
-    echo "$(now) - $t0" | bc >> "$OUT/${side}_restore"
   done
   echo "round $round done"
 done
@@ -91,12 +92,18 @@ small_rss=$(rss_of "$OUT/small.log")
 "$BIN" -v dbrestore -d small --noinput 2> "$OUT/small_restore.log"
 small_restore_rss=$(rss_of "$OUT/small_restore.log")
 
-bb=$(median < "$OUT/bare_backup"); rb=$(median < "$OUT/rc_backup")
-br=$(median < "$OUT/bare_restore"); rr=$(median < "$OUT/rc_restore")
+col() { cut -d' ' -f"$1" "$OUT/$2" | median; }
+row() { # kind: wall and cpu medians of both sides, and their ratios
+  local bw rw bc rc
+  bw=$(col 1 "bare_$1"); rw=$(col 1 "rc_$1"); bc=$(col 2 "bare_$1"); rc=$(col 2 "rc_$1")
+  printf '%-8s %10.3f %10.3f %7.3f   %10.3f %10.3f %7.3f   %s\n' "$1" "$bw" "$rw" "$(echo "$rw / $bw" | bc -l)" \
+    "$bc" "$rc" "$(echo "$rc / $bc" | bc -l)" "<=1.05"
+}
 peak=$(sort -n "$OUT/rss" | tail -1)
-printf '\n%-10s %22s %14s %8s %8s\n' "" "bare pipe (median s)" "rcbackup (s)" "ratio" "target"
-printf '%-10s %22.3f %14.3f %8.3f %8s\n' backup "$bb" "$rb" "$(echo "$rb / $bb" | bc -l)" "<=1.05"
-printf '%-10s %22.3f %14.3f %8.3f %8s\n' restore "$br" "$rr" "$(echo "$rr / $br" | bc -l)" "<=1.05"
+printf '\n%-8s %10s %10s %7s   %10s %10s %7s   %s\n' "" "bare wall" "rc wall" "ratio" "bare cpu" "rc cpu" "ratio" "target"
+row backup
+row restore
+printf '(medians of %s rounds, seconds; cpu = user+sys of the whole pipeline including children)\n' "$ROUNDS"
 printf '\nrcbackup peak RSS: %s KiB at scale %s (max of all rounds), %s / %s KiB (backup / restore) at scale 1; target < 32768 KiB\n' \
   "$peak" "$SCALE" "$small_rss" "$small_restore_rss"
-printf 'rounds: %s; raw seconds in %s/{bare,rc}_{backup,restore}\n' "$ROUNDS" "$OUT"
+printf 'raw "wall cpu" pairs in %s/{bare,rc}_{backup,restore}\n' "$OUT"

@@ -13,6 +13,9 @@ if [ "${1:-}" != "--demo" ]; then
   want pg_ctlcluster postgresql
   want mariadbd mariadb-server
   want mariadb mariadb-client
+  want pgbench postgresql-contrib      # bench/db.sh
+  want bc bc
+  [ -x /usr/bin/time ] || need_apt+=(time)
   dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || need_apt+=(postgresql-15-postgis-3)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
