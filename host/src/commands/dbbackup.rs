@@ -163,7 +163,7 @@ fn stream_and_publish(
             }
             catalog.begin_record(&unique)
         });
-        let streamed = relay_and_judge(dump, upload);
+        let streamed = relay_and_judge(dump, upload, &ctx.rclone.path(catalog.dir()));
         (streamed, pending.join().expect("naming thread"))
     });
     let (digest, pending) = match (streamed, pending) {
@@ -197,8 +197,9 @@ fn stream_and_publish(
     Ok(record)
 }
 
-/// Relays dump → rcat and names the first cause when either end fails.
-fn relay_and_judge(mut dump: Proc, mut upload: Proc) -> Result<Digest> {
+/// Relays dump → rcat and names the first cause when either end fails;
+/// `dest` (the backup folder on the remote) is named when the upload fails.
+fn relay_and_judge(mut dump: Proc, mut upload: Proc, dest: &str) -> Result<Digest> {
     let mut from = dump.take_stdout();
     let mut to = upload.take_stdin();
     widen_pipe(&from);
@@ -215,7 +216,7 @@ fn relay_and_judge(mut dump: Proc, mut upload: Proc) -> Result<Digest> {
     let upload_end = upload.wait()?;
     let upload_msg = || {
         exit::failed(format!(
-            "upload failed: {}. Nothing was published; check the remote and the rclone settings",
+            "upload failed: {}. Nothing was published; check the remote `{dest}` and the rclone settings",
             upload_end.describe()
         ))
     };
