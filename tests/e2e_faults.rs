@@ -2,20 +2,17 @@
 //! damaged backups, wrong passwords, and retention that must stay in its
 //! own series.
 
-mod support;
+mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::*;
+use common::*;
 
 fn sqlite_world(remote: Remote) -> (World, PathBuf) {
     let mut world = World::new(remote);
-    let file = world.path("app.sqlite3");
-    sqlite(&file, &seed_sql(2000));
-    world.sqlite("default", &file);
+    let file = world.seeded_sqlite("default", 2000);
     (world, file)
 }
 
@@ -27,51 +24,148 @@ fn partials(world: &World) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A dump tool that writes part of a real dump, then fails.
-fn fail_half_way(world: &mut World, tool: &str) {
-    world.wrap_tool(
-        tool,
-        r#"set -o pipefail; "$REAL" "$@" | head -c 20000; echo "simulated failure half-way" >&2; exit 1"#,
-    );
+/// The partial-upload folder of the local store behind the remote.
+fn partial_dir(world: &World) -> PathBuf {
+    world.store.join("db/.rcbackup/partial")
 }
 
+/// Bash that waits (at most 30 s) until an upload is under way, i.e. a
+/// partial object exists on the local store: rclone has passed its 100 KiB
+/// in-memory cutoff and is writing to the remote.
+fn wait_for_partial_sh(world: &World) -> String {
+    format!(
+        r#"for _ in $(seq 600); do [ -n "$(ls -A '{}' 2>/dev/null)" ] && break; sleep 0.05; done"#,
+        partial_dir(world).display()
+    )
+}
+
+/// A fake `sqlite3` that prints the real dump and a lot more SQL, waits
+/// until the upload is under way, then fails.
 #[test]
 fn dump_failing_half_way_publishes_nothing_sqlite() {
     let (mut world, _) = sqlite_world(Remote::Local);
-    fail_half_way(&mut world, "sqlite3");
+    let wait = wait_for_partial_sh(&world);
+    world.wrap_tool(
+        "sqlite3",
+        &format!(
+            r#""$REAL" "$@"; yes -- '-- more SQL' | head -c 400000; {wait}; sleep 0.2
+               echo "simulated failure half-way" >&2; exit 1"#
+        ),
+    );
     let r = world.run(&["dbbackup"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[
+            "dump failed: sqlite3 exited with code 1",
+            "simulated failure half-way",
+        ],
+    );
+    assert_lacks(&r.stderr, &["upload failed"]);
+    assert!(world.list(None).is_empty());
+    assert!(partials(&world).is_empty(), "the partial upload is removed");
     assert!(
-        r.stderr.contains("dump failed: sqlite3 exited with code 1"),
+        !world
+            .store
+            .join("db")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().is_file()),
+        "no data object: {:?}",
+        world.stored_files()
+    );
+}
+
+/// Runs `dbbackup` with `tool` wrapped so that it lets its first bytes
+/// through, then holds the rest back (the real tool blocks writing, its
+/// connection open, half-way through its output). Once the upload is under
+/// way, `break_connection` cuts the tool's server connection; then the rest
+/// flows and the tool fails for real. Checks that the run failed naming
+/// the dump, and left nothing.
+fn dump_broken_half_way(world: &mut World, tool: &str, break_connection: impl FnOnce()) -> Run {
+    let flag = world.path(&format!("{tool}.go"));
+    world.wrap_tool(
+        tool,
+        &format!(
+            r#"set -o pipefail
+               "$REAL" "$@" | {{ head -c 300000; for _ in $(seq 1200); do [ -e '{}' ] && break; sleep 0.05; done; cat; }}"#,
+            flag.display()
+        ),
+    );
+    let child = world.spawn(&["dbbackup"]);
+    wait_until(30, "the upload to start", || !partials(world).is_empty());
+    break_connection();
+    std::fs::write(&flag, "").unwrap();
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("dump failed: {tool}")),
         "{}",
         r.stderr
     );
-    assert!(
-        r.stderr.contains("simulated failure half-way"),
-        "stderr tail: {}",
-        r.stderr
-    );
+    assert!(!r.stderr.contains("upload failed"), "{}", r.stderr);
     assert!(world.list(None).is_empty());
-    assert!(partials(&world).is_empty(), "the partial upload is removed");
+    assert!(partials(world).is_empty(), "{:?}", world.stored_files());
+    r
 }
 
+/// A real pg_dump failing half-way: its server connection is terminated
+/// while it is in the middle of the data, after the upload began.
 #[test]
 fn dump_failing_half_way_publishes_nothing_postgresql() {
     let mut world = World::new(Remote::Local);
     let db = PgDb::create("half");
-    psql(&db.0, &seed_sql(20000));
+    psql(&db.0, &seed_sql(100));
+    pg_big_table(&db.0, 200_000);
     world.postgres("default", &db.0);
-    fail_half_way(&mut world, "pg_dump");
-    let r = world.run(&["dbbackup"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("dump failed: pg_dump"), "{}", r.stderr);
-    assert!(world.list(None).is_empty());
+    let r = dump_broken_half_way(&mut world, "pg_dump", || {
+        let killed = psql(
+            "postgres",
+            &format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND application_name = 'pg_dump'",
+                db.0
+            ),
+        );
+        assert_eq!(killed.trim(), "1", "pg_dump's connection was found");
+    });
+    assert!(
+        r.stderr.contains("Dumping the contents of table"),
+        "pg_dump's own complaint is shown: {}",
+        r.stderr
+    );
 }
 
+/// The same for a real mariadb-dump whose connection is killed half-way.
+#[test]
+fn dump_failing_half_way_publishes_nothing_mariadb() {
+    let mut world = World::new(Remote::Local);
+    let db = MyDb::create("half");
+    mariadb(Some(&db.0), &seed_sql(100));
+    mariadb_big_table(&db.0, 200_000);
+    world.mariadb("default", &db.0);
+    let r = dump_broken_half_way(&mut world, "mariadb-dump", || {
+        let ids = mariadb(
+            None,
+            &format!(
+                "SELECT id FROM information_schema.processlist WHERE db = '{}' AND id <> CONNECTION_ID()",
+                db.0
+            ),
+        );
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        assert_eq!(ids.len(), 1, "mariadb-dump's connection: {ids:?}");
+        mariadb(None, &format!("KILL {}", ids[0]));
+    });
+    assert!(r.stderr.contains("Lost connection"), "{}", r.stderr);
+}
+
+/// A webdav remote on a port nothing listens on: the error blames the
+/// upload and names the remote, never the dump; listing it is an error, not
+/// "no backups".
 #[test]
 fn unreachable_remote_is_blamed_not_the_dump() {
     let (mut world, _) = sqlite_world(Remote::Local);
-    // A webdav remote on a port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -91,14 +185,27 @@ fn unreachable_remote_is_blamed_not_the_dump() {
     world.remote = "gone:".into();
     let r = world.run(&["dbbackup"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(!r.stderr.contains("dump failed"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("upload failed") || r.stderr.contains("rclone"),
-        "names the remote side: {}",
-        r.stderr
+    assert_lacks(&r.stderr, &["dump failed"]);
+    // The upload (rclone's reason, and the remote) is blamed.
+    assert_mentions(
+        &r.stderr,
+        &["upload failed", "`gone:db`", "connection refused"],
     );
+
+    let r = world.run(&["listbackups", "--json"]);
+    assert_eq!(
+        r.code, 1,
+        "an unreachable remote is not an empty one: {}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("gone:"), "{}", r.stderr);
 }
 
+/// rcbackup SIGKILLed in the middle of an upload (no chance to clean up):
+/// rclone sees its input end and stores what it got as a complete-looking
+/// object. That leftover is never listed, restored or counted by retention,
+/// a young one survives --clean (it could be a running upload), and an
+/// abandoned one is removed by --clean.
 #[test]
 fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     let (mut world, file) = sqlite_world(Remote::Local);
@@ -106,35 +213,54 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     world.ok(&["dbbackup"]);
     let good = world.names(None);
     assert_eq!(good.len(), 1);
+    let store_before = world.stored_files();
 
-    // A slow dump: more than rclone's 100 KiB streaming cutoff, so the
-    // upload has begun, then a long pause.
+    // A slow dump: the real dump and more than rclone's 100 KiB cutoff, so
+    // the upload has begun, then a long pause.
     world.wrap_tool(
         "sqlite3",
-        r#""$REAL" "$@"; yes '/* padding */' | head -c 300000; sleep 30"#,
+        r#""$REAL" "$@"; yes -- '-- padding' | head -c 300000; exec sleep 60"#,
     );
     let mut child = world
         .command(&["dbbackup"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    while partials(&world).is_empty() {
-        assert!(Instant::now() < until, "no upload started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(30, "the upload to start", || !partials(&world).is_empty());
     std::thread::sleep(Duration::from_millis(300));
-    // SIGKILL rcbackup itself, then stop what it left running.
+    let family = descendants(child.id());
+    let uploader: Vec<u32> = family
+        .iter()
+        .copied()
+        .filter(|&p| cmdline(p).contains("rcat") && cmdline(p).contains("partial"))
+        .collect();
+    assert_eq!(
+        uploader.len(),
+        1,
+        "one rclone rcat into partial/: {family:?}"
+    );
+    // SIGKILL rcbackup itself: no handler runs.
     child.kill().unwrap();
     child.wait().unwrap();
-    unsafe {
-        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    // Its rclone children see their input end and finish on their own.
+    wait_until(30, "rclone rcat to finish", || {
+        !std::path::Path::new(&format!("/proc/{}", uploader[0])).exists()
+    });
+    // Stop the slow dump, which is still sleeping.
+    for p in descendants(std::process::id()) {
+        if family.contains(&p) {
+            sigkill(p);
+        }
     }
-    std::thread::sleep(Duration::from_millis(300));
     let leftovers = partials(&world);
     assert_eq!(leftovers.len(), 1, "{:?}", world.stored_files());
+    assert!(std::fs::metadata(&leftovers[0]).unwrap().len() > 100_000);
+    let left: Vec<PathBuf> = world
+        .stored_files()
+        .into_iter()
+        .filter(|p| !store_before.contains(p))
+        .collect();
 
     world.path_prefix.clear();
     assert_eq!(world.names(None), good, "the leftover is not listed");
@@ -142,29 +268,88 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     sqlite(&file, "DELETE FROM items");
     world.ok(&["dbrestore", "--noinput"]);
     assert_eq!(sqlite(&file, "SELECT count(*) FROM items").trim(), "2000");
-    // --clean keeps 1: the new backup; the leftover is young and stays.
+    // --clean keeps 1: the new backup; the young leftover stays.
     world.ok(&["dbbackup", "--clean"]);
-    assert_eq!(world.names(None).len(), 1);
-    assert_ne!(world.names(None), good);
+    let after = world.names(None);
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, good);
     assert_eq!(
         partials(&world),
         leftovers,
         "a young leftover may be a running upload"
     );
+    for p in &left {
+        assert!(p.exists(), "young leftover {} kept", p.display());
+    }
 
-    // Age the leftover past abandoned_after_hours (its run id holds its start
-    // time, and its mtime is the last write), then --clean removes it.
-    let old = leftovers[0].clone();
-    let name = old.file_name().unwrap().to_str().unwrap().to_string();
-    let (stem, run) = name.rsplit_once('.').unwrap();
-    let pid = run.split_once('-').unwrap().1;
-    let aged = old.with_file_name(format!("{stem}.1000000000-{pid}"));
-    std::fs::rename(&old, &aged).unwrap();
-    let t = std::fs::File::options().write(true).open(&aged).unwrap();
-    t.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
-        .unwrap();
-    drop(t);
+    // Age what the killed run left past abandoned_after_hours (24 by
+    // default). Cleanup trusts the later of the run id's start time and the
+    // last write, so an abandoned upload is one whose run id *and* mtime are
+    // old: rename it to an old run id, and set its mtime back.
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let mut aged = Vec::new();
+    for p in &left {
+        let mut target = p.clone();
+        if p.starts_with(partial_dir(&world)) {
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            let (stem, run) = name.rsplit_once('.').unwrap();
+            let pid = run.split_once('-').unwrap().1;
+            target = p.with_file_name(format!("{stem}.1000000000-{pid}"));
+            std::fs::rename(p, &target).unwrap();
+        }
+        let f = std::fs::File::options().write(true).open(&target).unwrap();
+        f.set_modified(long_ago).unwrap();
+        aged.push(target);
+    }
+    assert_eq!(world.names(None), after, "still not listed");
+
+    // --dry-run names them and deletes nothing.
+    let dry = world.ok(&["dbbackup", "--clean", "--dry-run"]);
+    for p in &aged {
+        let base = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            dry.stdout.contains(base),
+            "dry run names {base}: {}",
+            dry.stdout
+        );
+        assert!(p.exists());
+    }
+
     world.ok(&["dbbackup", "--clean"]);
+    for p in &aged {
+        assert!(!p.exists(), "abandoned {} removed", p.display());
+    }
+    assert!(partials(&world).is_empty(), "{:?}", world.stored_files());
+    assert_eq!(world.names(None).len(), 1);
+}
+
+/// SIGTERM in the middle of an upload: exit 130, the unfinished upload is
+/// removed, nothing is listed.
+#[test]
+fn sigterm_during_upload_exits_130_and_leaves_nothing() {
+    let (mut world, _) = sqlite_world(Remote::Local);
+    world.wrap_tool(
+        "sqlite3",
+        r#""$REAL" "$@"; yes -- '-- padding' | head -c 300000; exec sleep 60"#,
+    );
+    let child = world.spawn(&["dbbackup"]);
+    wait_until(30, "the upload to start", || !partials(&world).is_empty());
+    let family = descendants(child.id());
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let started = Instant::now();
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped promptly"
+    );
+    for p in family {
+        sigkill(p);
+    }
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    world.path_prefix.clear();
+    assert!(world.list(None).is_empty());
     assert!(partials(&world).is_empty(), "{:?}", world.stored_files());
 }
 
@@ -198,23 +383,50 @@ fn flipped_bytes_refused_sqlite() {
     assert_eq!(world.run(&["verify"]).code, 4);
 }
 
-#[test]
-fn flipped_bytes_refused_postgresql() {
-    let mut world = World::new(Remote::Local);
+/// Backs up a PostgreSQL database, flips a byte in the stored object (the
+/// biggest file in the store: the data, encrypted or not), changes the
+/// database, and tries to restore: the database must be as it was.
+fn flipped_bytes_postgresql(remote: Remote) -> (World, Run) {
+    let mut world = World::new(remote);
     let db = PgDb::create("flip");
     psql(&db.0, &seed_sql(5000));
     world.postgres("default", &db.0);
     world.ok(&["dbbackup"]);
-    flip_byte(&data_object(&world));
+    let object = world
+        .stored_files()
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    flip_byte(&object);
     psql(&db.0, "DELETE FROM items WHERE id > 5");
     let before = fingerprint(&psql(&db.0, CONTENT_QUERY));
     let r = world.run(&["dbrestore", "--noinput"]);
-    assert_eq!(r.code, 4, "{}", r.stderr);
     assert_eq!(
         fingerprint(&psql(&db.0, CONTENT_QUERY)),
         before,
-        "rolled back"
+        "rolled back: {}",
+        r.stderr
     );
+    assert_mentions(&r.stderr, &["left as it was"]);
+    (world, r)
+}
+
+#[test]
+fn flipped_bytes_refused_postgresql() {
+    let (world, r) = flipped_bytes_postgresql(Remote::Local);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["integrity"]);
+    assert_eq!(world.run(&["verify"]).code, 4);
+}
+
+/// On a crypt remote a flipped byte breaks the encrypted block's
+/// authentication, so rclone itself fails to read it: the restore fails
+/// and the transaction is rolled back all the same.
+#[test]
+fn flipped_bytes_on_crypt_remote_leave_postgresql_unchanged() {
+    let (world, r) = flipped_bytes_postgresql(Remote::Crypt);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert_ne!(world.run(&["verify"]).code, 0);
 }
 
 #[test]
@@ -233,12 +445,10 @@ fn flipped_bytes_refused_mariadb_before_anything_changes() {
     assert_eq!(fingerprint(&mariadb(Some(&db.0), CONTENT_QUERY)), before);
 }
 
-#[test]
-fn wrong_password_is_clear_and_publishes_nothing() {
-    let mut world = World::new(Remote::Local);
-    let db = PgDb::create("pw");
-    psql(&db.0, &seed_sql(10));
-    world.postgres("default", &db.0);
+/// `dbbackup` with a wrong password in the variable `password_env` names:
+/// a failed dump with the server's complaint (`says`), no password in the
+/// output, nothing stored on the remote.
+fn wrong_password(world: &mut World, tool: &str, says: &str) {
     world.env.retain(|(k, _)| k != PASSWORD_VAR);
     world
         .env
@@ -246,13 +456,18 @@ fn wrong_password_is_clear_and_publishes_nothing() {
     let r = world.run(&["dbbackup"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("password authentication failed"),
+        r.stderr.contains(&format!("dump failed: {tool}")),
         "{}",
         r.stderr
     );
+    assert!(r.stderr.contains(says), "{}", r.stderr);
     assert!(!r.stderr.contains("not-the-password"));
     assert!(world.list(None).is_empty());
-    assert!(partials(&world).is_empty());
+    assert!(
+        world.stored_files().is_empty(),
+        "nothing stored: {:?}",
+        world.stored_files()
+    );
 
     // No password variable at all: a usage error naming the variable.
     world.env.retain(|(k, _)| k != PASSWORD_VAR);
@@ -262,13 +477,29 @@ fn wrong_password_is_clear_and_publishes_nothing() {
 }
 
 #[test]
+fn wrong_password_postgresql_is_clear_and_publishes_nothing() {
+    let mut world = World::new(Remote::Local);
+    let db = PgDb::create("pw");
+    psql(&db.0, &seed_sql(10));
+    world.postgres("default", &db.0);
+    wrong_password(&mut world, "pg_dump", "password authentication failed");
+}
+
+#[test]
+fn wrong_password_mariadb_is_clear_and_publishes_nothing() {
+    let mut world = World::new(Remote::Local);
+    let db = MyDb::create("pw");
+    mariadb(Some(&db.0), &seed_sql(10));
+    world.mariadb("default", &db.0);
+    wrong_password(&mut world, "mariadb-dump", "Access denied");
+}
+
+#[test]
 fn prefix_sharing_aliases_keep_separate_retention() {
     let mut world = World::new(Remote::Local);
     world.setting("db_cleanup_keep = 2");
     for alias in ["app", "app2"] {
-        let file = world.path(&format!("{alias}.sqlite3"));
-        sqlite(&file, &seed_sql(10));
-        world.sqlite(alias, &file);
+        world.seeded_sqlite(alias, 10);
     }
     for _ in 0..3 {
         world.ok(&["dbbackup", "-d", "app2"]);
@@ -281,7 +512,20 @@ fn prefix_sharing_aliases_keep_separate_retention() {
     let app_before = world.names(Some("app"));
 
     let dry = world.ok(&["dbbackup", "-d", "app", "--clean", "--dry-run"]);
-    assert!(dry.stdout.contains("would delete"), "{}", dry.stdout);
+    // With the planned backup on top, keep 2 means the two oldest of app go.
+    let would: Vec<&str> = dry
+        .stdout
+        .lines()
+        .filter(|l| l.contains("would delete"))
+        .collect();
+    assert_eq!(would.len(), 2, "{}", dry.stdout);
+    assert!(would[0].contains(&app_before[1]) || would[1].contains(&app_before[1]));
+    assert!(would[0].contains(&app_before[2]) || would[1].contains(&app_before[2]));
+    assert!(
+        !dry.stdout.contains("app2-"),
+        "app2 is not in app's series: {}",
+        dry.stdout
+    );
     assert_eq!(
         world.names(Some("app")),
         app_before,
@@ -296,6 +540,11 @@ fn prefix_sharing_aliases_keep_separate_retention() {
         "newest old one kept, new one on top"
     );
     assert_eq!(world.names(Some("app2")), app2_before, "app2 untouched");
+
+    // And the other way round: cleaning app2 leaves app alone.
+    world.ok(&["dbbackup", "-d", "app2", "--clean"]);
+    assert_eq!(world.names(Some("app2")).len(), 2);
+    assert_eq!(world.names(Some("app")), app_after);
 }
 
 #[test]
@@ -317,6 +566,35 @@ fn same_second_backups_do_not_overwrite() {
     }
 }
 
+/// Two runs started together (cron firing twice, two operators) choose the
+/// same name in the same second; both must end up as distinct, complete
+/// backups, or one must fail: never two "backed up" with one backup left.
+#[test]
+fn concurrent_same_second_backups_do_not_overwrite() {
+    let (mut world, _) = sqlite_world(Remote::Local);
+    // Minute resolution, so that both runs surely share their {datetime}.
+    world.setting("db_date_format = \"%Y-%m-%d-%H%M\"");
+    // Dumps that take a second, so that the two runs surely overlap.
+    world.wrap_tool("sqlite3", r#"sleep 1; exec "$REAL" "$@""#);
+    let runs: Vec<_> = (0..2).map(|_| world.spawn(&["dbbackup"])).collect();
+    let ok = runs
+        .into_iter()
+        .map(|c| Run::from(c.wait_with_output().unwrap()))
+        .filter(|r| r.code == 0)
+        .count();
+    let names = world.names(None);
+    assert_eq!(
+        names.len(),
+        ok,
+        "{ok} runs reported success but {} backups exist: {names:?}",
+        names.len()
+    );
+    world.path_prefix.clear();
+    for n in &names {
+        world.ok(&["verify", "-i", n]);
+    }
+}
+
 #[test]
 fn restore_without_terminal_or_noinput_refuses() {
     let (world, file) = sqlite_world(Remote::Local);
@@ -324,31 +602,79 @@ fn restore_without_terminal_or_noinput_refuses() {
     sqlite(&file, "DELETE FROM items");
     let r = world.run(&["dbrestore"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("--noinput"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--noinput") && r.stderr.contains("terminal"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(sqlite(&file, "SELECT count(*) FROM items").trim(), "0");
+}
+
+/// Runs `listbackups` with `settings` added to a valid config; expects
+/// exit 2 and an error naming the config file and every string in `names`.
+fn config_error(settings: &str, names: &[&str]) {
+    let (mut world, _) = sqlite_world(Remote::Local);
+    world.setting(settings);
+    let r = world.run(&["listbackups"]);
+    assert_eq!(r.code, 2, "{settings}: {}", r.stderr);
+    let file = world.config_path().display().to_string();
+    assert!(r.stderr.contains(&file), "names {file}: {}", r.stderr);
+    for n in names {
+        assert!(r.stderr.contains(n), "names {n}: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
 
 #[test]
 fn config_errors_name_file_and_key() {
-    let (mut world, _) = sqlite_world(Remote::Local);
-    world.setting("db_cleanup_keep = 0");
-    let r = world.run(&["listbackups"]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("db_cleanup_keep") && r.stderr.contains("rcbackup.toml"),
-        "{}",
-        r.stderr
+    config_error("db_cleanup_keep = 0", &["db_cleanup_keep"]);
+    config_error("db_date_format = \"%Y-%m-%d-%Q\"", &["db_date_format"]);
+    // A format the tool could not parse back (no date) is refused at load.
+    config_error("db_date_format = \"%H%M%S\"", &["db_date_format"]);
+    config_error("remot = \"x:\"", &["remot"]);
+    config_error("db_cleanup_keep = \"ten\"", &["db_cleanup_keep"]);
+    config_error(
+        "[databases.other]\nengine = \"sqlite\"\nname = \"x.db\"\npasword_env = \"P\"",
+        &["databases.other", "pasword_env"],
     );
+    config_error(
+        "[databases.other]\nengine = \"oracle\"\nname = \"x\"",
+        &["databases.other", "engine"],
+    );
+}
 
-    let (mut world, _) = sqlite_world(Remote::Local);
-    world.setting("db_date_format = \"%Y-%m-%d-%Q\"");
-    let r = world.run(&["listbackups"]);
-    assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("db_date_format"), "{}", r.stderr);
+/// `rcbackup --config FILE ARGS`, nothing else from the environment.
+fn run_with_config(file: &std::path::Path, args: &[&str]) -> Run {
+    Run::from(
+        std::process::Command::new(bin())
+            .arg("--config")
+            .arg(file)
+            .args(args)
+            .env_remove("RCBACKUP_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
+}
 
-    let (mut world, _) = sqlite_world(Remote::Local);
-    world.setting("remot = \"x:\"");
-    let r = world.run(&["listbackups"]);
-    assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("remot"), "{}", r.stderr);
+#[test]
+fn missing_remote_and_missing_file_are_config_errors() {
+    let (world, db_file) = sqlite_world(Remote::Local);
+    let file = world.config_path();
+    std::fs::write(
+        &file,
+        format!(
+            "db_cleanup_keep = 3\n[databases.default]\nengine = \"sqlite\"\nname = \"{}\"\n",
+            db_file.display()
+        ),
+    )
+    .unwrap();
+    let r = run_with_config(&file, &["dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &[file.to_str().unwrap(), "`remote`", "required"]);
+
+    let missing = world.path("nowhere.toml");
+    let r = run_with_config(&missing, &["listbackups"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &[missing.to_str().unwrap()]);
 }

@@ -1,9 +1,9 @@
 //! Backup, list, verify and restore for every engine on every kind of
 //! remote, proving each time that the data came back.
 
-mod support;
+mod common;
 
-use support::*;
+use common::*;
 
 /// One database under test, whatever its engine.
 enum Db {
@@ -67,19 +67,30 @@ fn round_trip(engine: &str, remote: Remote) {
     let name = b["name"].as_str().unwrap();
     assert_eq!(b["database"], "default");
     assert!(name.starts_with("default-"), "{name}");
-    assert!(b["size"].as_u64().unwrap() > 1000);
+    let size = b["size"].as_u64().unwrap();
+    assert!(size > 1000, "{b}");
     let created = b["created"].as_str().unwrap();
     assert!(
         created.ends_with('Z') && created.len() == 20,
         "RFC 3339 UTC: {created}"
     );
-    assert_eq!(b["sha256"].as_str().unwrap().len(), 64);
+    let created_at = chrono::DateTime::parse_from_rfc3339(created).unwrap();
+    let age = chrono::Utc::now().signed_duration_since(created_at);
+    assert!(age.num_seconds().abs() < 120, "created {created} is now");
+    // The listed size and SHA-256 are those of the object rclone reads back
+    // (decrypted, on the crypt remote).
+    let stored = world.rclone(&["cat", &world.remote_path(&format!("db/{name}"))]);
+    assert_eq!(stored.len() as u64, size);
+    assert_eq!(b["sha256"].as_str().unwrap(), sha256_hex(&stored));
 
     let verified = world.ok(&["verify"]);
     assert!(verified.stdout.contains("OK"), "{}", verified.stdout);
 
-    // Damage the data, then restore.
-    db.sql("DELETE FROM items WHERE id > 10; UPDATE notes SET body = 'changed';");
+    // Change the data every way (delete, update, insert), then restore.
+    db.sql(
+        "DELETE FROM items WHERE id > 10; UPDATE notes SET body = 'changed'; \
+         INSERT INTO items VALUES (999999, 'added after the backup', 1);",
+    );
     assert_ne!(db.fingerprint(), before);
     world.ok(&["dbrestore", "--noinput"]);
     assert_eq!(db.fingerprint(), before, "the data came back exactly");
@@ -111,28 +122,82 @@ round_trips! {
     mariadb_crypt: "mariadb" on Crypt,
 }
 
-/// `remote = "bk:"` is the remote's root: files land at bk:db/..., which for
-/// this alias is <store>/db, never at the filesystem's /db.
-#[test]
-fn remote_root_and_trailing_slash() {
-    let mut world = World::new(Remote::Local);
-    let file = world.path("a.sqlite3");
-    sqlite(&file, &seed_sql(10));
-    world.sqlite("default", &file);
-    world.ok(&["dbbackup"]);
-    let stored = world.stored_files();
-    let data: Vec<_> = stored
-        .iter()
-        .filter(|p| p.parent() == Some(&world.store.join("db")))
+/// The one data object below `folder` (not counting .rcbackup/).
+fn data_objects(folder: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(data.len(), 1, "{stored:?}");
+    names.sort();
+    names
+}
 
-    // A local path with and without a trailing slash names the same folder.
-    let plain = world.store.display().to_string();
-    for remote in [plain.clone(), format!("{plain}/")] {
-        world.remote = remote;
-        assert_eq!(world.list(None).len(), 1);
-    }
+/// `remote = "loc:"` is the local remote's root, which rclone takes as the
+/// working folder: files land at ./db/..., never at the filesystem's /db
+/// (django-rclone's `loc:/db`).
+#[test]
+fn remote_root_is_the_remotes_root_not_the_filesystem_root() {
+    let mut world = World::new(Remote::Local);
+    world.seeded_sqlite("default", 10);
+    world.remote = "loc:".into();
+    world.ok(&["dbbackup"]);
+    let name = world.names(None).remove(0);
+    // The command runs in the world's folder.
+    assert_eq!(data_objects(&world.path("db")), vec![name.clone()]);
+    assert!(world
+        .path(&format!("db/.rcbackup/records/{name}.json"))
+        .is_file());
+    assert!(!std::path::Path::new("/db").join(&name).exists());
+    let listed = world.list(None);
+    assert_eq!(listed[0]["path"], format!("loc:db/{name}"));
+}
+
+/// The same on a network remote: `dav:` is the served folder itself, and
+/// `dav:sub` and `dav:sub/` give the very same paths.
+#[test]
+fn remote_root_and_trailing_slash_on_webdav() {
+    let mut world = World::new(Remote::Webdav);
+    world.seeded_sqlite("default", 10);
+    world.ok(&["dbbackup"]);
+    let root_name = world.names(None).remove(0);
+    assert_eq!(data_objects(&world.store.join("db")), vec![root_name]);
+
+    world.remote = "dav:sub/".into();
+    assert!(world.list(None).is_empty(), "dav:sub/db does not exist yet");
+    world.ok(&["dbbackup"]);
+    let with_slash = world.list(None);
+    assert_eq!(with_slash.len(), 1);
+    let name = with_slash[0]["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        data_objects(&world.store.join("sub/db")),
+        vec![name.clone()]
+    );
+    assert_eq!(with_slash[0]["path"], format!("dav:sub/db/{name}"));
+
+    world.remote = "dav:sub".into();
+    let without = world.list(None);
+    assert_eq!(without, with_slash, "the same backups, the same paths");
+    world.ok(&["verify", "-i", &name]);
+}
+
+/// A remote folder that does not exist yet (not even its parents) holds no
+/// backups: `[]` and exit 0, for the table too, and for verify/restore a
+/// clear "no backup yet".
+#[test]
+fn missing_remote_folder_means_no_backups() {
+    let mut world = World::new(Remote::Local);
+    world.seeded_sqlite("default", 10);
+    world.remote = format!("loc:{}/not/there/yet", world.store.display());
+    let r = world.ok(&["listbackups", "--json"]);
+    assert_eq!(r.stdout.trim(), "[]");
+    let r = world.ok(&["listbackups"]);
+    assert!(r.stdout.trim().is_empty() || !r.stdout.contains("default-"));
+    let r = world.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no complete backup"), "{}", r.stderr);
+    assert!(!world.store.join("not").exists(), "listing created nothing");
 }
 
 /// The postgis engine creates the extension before restoring, so a dump

@@ -34,7 +34,7 @@ pub fn unique_db_name(prefix: &str) -> String {
 
 /// Where backups go, and how rclone reaches it.
 pub enum Remote {
-    /// An `alias` remote named `bk` over a local folder: `remote = "bk:"`.
+    /// A `local` remote named `loc`: `remote = "loc:<store>"`.
     Local,
     /// `rclone serve webdav` of a local folder on 127.0.0.1.
     Webdav,
@@ -102,12 +102,8 @@ impl World {
         let mut webdav = None;
         let remote = match remote {
             Remote::Local => {
-                env.push(("RCLONE_CONFIG_BK_TYPE".into(), "alias".into()));
-                env.push((
-                    "RCLONE_CONFIG_BK_REMOTE".into(),
-                    store.display().to_string(),
-                ));
-                "bk:".to_string()
+                env.push(("RCLONE_CONFIG_LOC_TYPE".into(), "local".into()));
+                format!("loc:{}", store.display())
             }
             Remote::Webdav => {
                 let port = free_port();
@@ -169,6 +165,15 @@ impl World {
         self
     }
 
+    /// A new SQLite file `<alias>.sqlite3` seeded with `rows` items, set up
+    /// as database `alias`.
+    pub fn seeded_sqlite(&mut self, alias: &str, rows: u32) -> PathBuf {
+        let file = self.path(&format!("{alias}.sqlite3"));
+        sqlite(&file, &seed_sql(rows));
+        self.sqlite(alias, &file);
+        file
+    }
+
     pub fn sqlite(&mut self, alias: &str, file: &Path) -> &mut Self {
         self.databases.push_str(&format!(
             "[databases.{alias}]\nengine = \"sqlite\"\nname = \"{}\"\n",
@@ -208,6 +213,7 @@ impl World {
         self.write_config();
         let mut cmd = Command::new(bin());
         cmd.args(args)
+            .current_dir(self.dir.path())
             .env("RCBACKUP_CONFIG", self.config_path())
             .env_remove("RCBACKUP_LOG")
             .stdin(Stdio::null());
@@ -220,6 +226,15 @@ impl World {
             cmd.env("PATH", std::env::join_paths(paths).unwrap());
         }
         cmd
+    }
+
+    /// Starts `rcbackup ARGS` with stdout and stderr piped, not waiting.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -271,6 +286,32 @@ impl World {
         }
     }
 
+    /// `rclone ARGS` with this world's remotes, e.g. to read a stored
+    /// backup back through the remote (decrypting on a crypt remote).
+    pub fn rclone(&self, args: &[&str]) -> Vec<u8> {
+        let mut cmd = Command::new("rclone");
+        cmd.args(args).stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "rclone {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The full rclone path of `rel` below the configured remote.
+    pub fn remote_path(&self, rel: &str) -> String {
+        if self.remote.ends_with(':') || self.remote.ends_with('/') {
+            format!("{}{rel}", self.remote)
+        } else {
+            format!("{}/{rel}", self.remote)
+        }
+    }
+
     /// Files below the store (the local folder behind the remote).
     pub fn stored_files(&self) -> Vec<PathBuf> {
         fn walk(p: &Path, out: &mut Vec<PathBuf>) {
@@ -287,6 +328,61 @@ impl World {
         walk(&self.store, &mut out);
         out.sort();
         out
+    }
+}
+
+/// Every live descendant of `pid` (children, grandchildren, ...), read
+/// from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
+            continue;
+        };
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|x| x.parse().ok()) {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut out: Vec<u32> = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(q) = frontier.pop() {
+        for &(p, pp) in &parent_of {
+            if pp == q && !out.contains(&p) {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// argv of a live process, NULs as spaces ("" once it is gone).
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Sends SIGKILL to one process by id.
+pub fn sigkill(pid: u32) {
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Waits until `cond` holds, panicking with `what` after `secs` seconds.
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -470,4 +566,46 @@ pub const CONTENT_QUERY: &str =
 
 pub fn fingerprint(rows_text: &str) -> (usize, String) {
     (rows_text.lines().count(), sha256_hex(rows_text.as_bytes()))
+}
+
+/// Adds a table `big` of `rows` rows of 64 hex characters (hard to
+/// compress), so that a dump runs long enough, and is large enough, to
+/// outgrow rclone's 100 KiB streaming cutoff and the pipes' buffers.
+pub fn pg_big_table(db: &str, rows: u32) {
+    psql(
+        db,
+        &format!(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+             INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, {rows}) g;
+             CREATE TABLE big2 AS SELECT * FROM big;"
+        ),
+    );
+}
+
+/// The MariaDB twin of [`pg_big_table`] (the SEQUENCE engine's seq_1_to_N).
+pub fn mariadb_big_table(db: &str, rows: u32) {
+    mariadb(
+        Some(db),
+        &format!(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+             INSERT INTO big SELECT seq, concat(md5(seq), md5(seq * 7)) FROM seq_1_to_{rows};
+             CREATE TABLE big2 AS SELECT * FROM big;"
+        ),
+    );
+}
+
+/// Asserts that `text` (a command's stderr, say) contains every needle.
+#[track_caller]
+pub fn assert_mentions(text: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(text.contains(n), "expected {n:?} in:\n{text}");
+    }
+}
+
+/// Asserts that `text` contains none of the needles.
+#[track_caller]
+pub fn assert_lacks(text: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(!text.contains(n), "did not expect {n:?} in:\n{text}");
+    }
 }
