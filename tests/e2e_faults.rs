@@ -229,11 +229,11 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
         .unwrap();
     wait_until(30, "the upload to start", || !partials(&world).is_empty());
     std::thread::sleep(Duration::from_millis(300));
-    let family = descendants(child.id());
+    let family = snapshot(&descendants(child.id()));
     let uploader: Vec<u32> = family
         .iter()
-        .copied()
-        .filter(|&p| cmdline(p).contains("rcat") && cmdline(p).contains("partial"))
+        .filter(|(_, argv)| argv.contains("rcat") && argv.contains("partial"))
+        .map(|(p, _)| *p)
         .collect();
     assert_eq!(
         uploader.len(),
@@ -244,15 +244,9 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     child.kill().unwrap();
     child.wait().unwrap();
     // Its rclone children see their input end and finish on their own.
-    wait_until(30, "rclone rcat to finish", || {
-        !std::path::Path::new(&format!("/proc/{}", uploader[0])).exists()
-    });
+    wait_until(30, "rclone rcat to finish", || !alive(uploader[0]));
     // Stop the slow dump, which is still sleeping.
-    for p in descendants(std::process::id()) {
-        if family.contains(&p) {
-            sigkill(p);
-        }
-    }
+    kill_leftovers(&family);
     let leftovers = partials(&world);
     assert_eq!(leftovers.len(), 1, "{:?}", world.stored_files());
     assert!(std::fs::metadata(&leftovers[0]).unwrap().len() > 100_000);
@@ -334,7 +328,7 @@ fn sigterm_during_upload_exits_130_and_leaves_nothing() {
     );
     let child = world.spawn(&["dbbackup"]);
     wait_until(30, "the upload to start", || !partials(&world).is_empty());
-    let family = descendants(child.id());
+    let family = snapshot(&descendants(child.id()));
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
@@ -344,9 +338,7 @@ fn sigterm_during_upload_exits_130_and_leaves_nothing() {
         started.elapsed() < Duration::from_secs(20),
         "stopped promptly"
     );
-    for p in family {
-        sigkill(p);
-    }
+    kill_leftovers(&family);
     assert_eq!(r.code, 130, "{}", r.stderr);
     world.path_prefix.clear();
     assert!(world.list(None).is_empty());

@@ -370,6 +370,32 @@ pub fn cmdline(pid: u32) -> String {
         .unwrap_or_default()
 }
 
+/// Is `pid` running (not gone, not a zombie waiting to be reaped)?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, a)| a.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// A snapshot of processes (pid and argv), e.g. a command's descendants.
+pub fn snapshot(pids: &[u32]) -> Vec<(u32, String)> {
+    pids.iter().map(|&p| (p, cmdline(p))).collect()
+}
+
+/// SIGKILLs those of `procs` that still run the same argv (so that a pid
+/// reused since the snapshot is left alone).
+pub fn kill_leftovers(procs: &[(u32, String)]) {
+    for (pid, argv) in procs {
+        if !argv.is_empty() && cmdline(*pid) == *argv {
+            sigkill(*pid);
+        }
+    }
+}
+
 /// Sends SIGKILL to one process by id.
 pub fn sigkill(pid: u32) {
     unsafe {
