@@ -9,30 +9,25 @@
 //!
 //! A backup is listed only when its record and its data object both exist
 //! and agree on the size. Uploads go to `partial/` and are moved into place
-//! only after the dump and the upload both succeeded, with the record
-//! written just before the move; deletion removes the data object before the
-//! record. Every state an interrupted run can leave is therefore either a
-//! whole backup or something no listing, retention or restore ever sees.
+//! (never over an existing object) only after the dump and the upload both
+//! succeeded, and the record is written after that; deletion removes the
+//! data object before the record. Every state an interrupted run can leave
+//! is therefore either a whole backup or something no listing, retention or
+//! restore ever sees.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use crate::process::Proc;
 use crate::rclone::Rclone;
 use crate::record::BackupRecord;
 use crate::retention::sort_newest_first;
 
 const META: &str = ".rcbackup";
-
-/// A record writer started ahead of time; dropping it stores nothing.
-pub struct PendingRecord {
-    pub name: String,
-    writer: Proc,
-}
+/// How many `-N` names publishing tries before giving up.
+const MAX_CLAIMS: usize = 50;
 
 pub struct Catalog<'a> {
     rclone: &'a Rclone,
@@ -178,47 +173,41 @@ impl<'a> Catalog<'a> {
             .expect("some suffix is free")
     }
 
-    /// Starts the writer of `name`'s record now, so that publishing later
-    /// costs no rclone start-up. Nothing is stored until [`Catalog::publish`]:
-    /// if the run dies first, rclone sees an empty input and stores an empty
-    /// file, which holds no record and is cleaned up like any leftover.
-    pub fn begin_record(&self, name: &str) -> Result<PendingRecord> {
-        let writer = self.rclone.spawn_rcat(&self.record_path(name))?;
-        Ok(PendingRecord {
-            name: name.to_string(),
-            writer,
-        })
-    }
-
-    /// Makes an uploaded partial a backup: record first, then the data.
+    /// Makes an uploaded partial a backup under `wanted`, or under the first
+    /// free `-2`, `-3`, ... variant. The name is claimed by moving the data
+    /// without overwriting (rclone `--ignore-existing`), so two runs racing
+    /// for one name never clobber each other; then the record is written,
+    /// and only from then on is it a backup.
     pub fn publish(
         &self,
         partial: &str,
-        pending: PendingRecord,
-        record: &BackupRecord,
-    ) -> Result<()> {
-        assert_eq!(
-            pending.name, record.name,
-            "record written under its own name"
-        );
-        let record_path = self.record_path(&record.name);
-        let mut writer = pending.writer;
-        let mut stdin = writer.take_stdin();
-        let wrote = stdin.write_all(record.to_line().as_bytes());
-        drop(stdin);
-        let end = writer.wait()?;
-        if wrote.is_err() || !end.success() {
-            let _ = self.rclone.deletefile(&record_path);
-            return Err(crate::rclone::remote_error(
-                &format!("writing {}", self.rclone.path(&record_path)),
-                &end,
-            ));
+        wanted: &str,
+        taken: &BTreeSet<String>,
+        mut record: BackupRecord,
+    ) -> Result<BackupRecord> {
+        let mut taken = taken.clone();
+        for _ in 0..MAX_CLAIMS {
+            let name = Catalog::unique_name(&taken, wanted);
+            let data = self.data_path(&name);
+            if !self.rclone.move_no_clobber(partial, &data)? {
+                tracing::info!("`{name}` was taken meanwhile; trying the next name");
+                taken.insert(name);
+                continue;
+            }
+            record.name = name;
+            if let Err(e) = self
+                .rclone
+                .put(&self.record_path(&record.name), record.to_line().as_bytes())
+            {
+                // Without its record the data is no backup: don't leave it.
+                let _ = self.rclone.deletefile(&data);
+                return Err(e);
+            }
+            return Ok(record);
         }
-        if let Err(e) = self.rclone.moveto(partial, &self.data_path(&record.name)) {
-            let _ = self.rclone.deletefile(&record_path);
-            return Err(e);
-        }
-        Ok(())
+        Err(crate::exit::failed(format!(
+            "could not find a free name for `{wanted}` after {MAX_CLAIMS} tries; is another rcbackup racing on the same database?"
+        )))
     }
 
     /// Deletes a backup: data first, so an interruption leaves only a record

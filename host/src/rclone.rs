@@ -170,6 +170,41 @@ impl Rclone {
         Ok(())
     }
 
+    /// Moves `from` to `to` unless `to` exists. `Ok(false)`: `to` existed,
+    /// nothing moved. rclone's exit code is 0 either way, so the outcome is
+    /// read from its debug log, and if that says neither, from whether
+    /// `from` is still there.
+    pub fn move_no_clobber(&self, from: &str, to: &str) -> Result<bool> {
+        let (src, dst) = (self.path(from), self.path(to));
+        let (end, _) = self.output(&[
+            "moveto",
+            "--ignore-existing",
+            "--log-level",
+            "DEBUG",
+            src.as_str(),
+            dst.as_str(),
+        ])?;
+        if !end.success() {
+            return Err(remote_error(&format!("moving {src} to {dst}"), &end));
+        }
+        let log = &end.stderr_tail;
+        if log.contains("Destination exists, skipping")
+            || log.contains("destination file exists and --ignore-existing is set")
+        {
+            return Ok(false);
+        }
+        if log.contains("Moved (server-side)") || log.contains("Copied (") {
+            return Ok(true);
+        }
+        let (parent, file) = from.rsplit_once('/').unwrap_or(("", from));
+        let still_there = self
+            .list_files(parent)?
+            .unwrap_or_default()
+            .iter()
+            .any(|e| e.name == file);
+        Ok(!still_there)
+    }
+
     pub fn moveto(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.path(from), self.path(to));
         let (end, _) = self.output(&["moveto", src.as_str(), dst.as_str()])?;

@@ -153,31 +153,23 @@ fn stream_and_publish(
         ctx.rclone.path(&partial)
     );
 
-    // While the dump streams, a second thread finds the final name and
-    // starts its record writer, so that publishing costs little time.
-    let (streamed, pending) = std::thread::scope(|s| {
-        let pending = s.spawn(|| {
-            let unique = Catalog::unique_name(&catalog.taken_names()?, name);
-            if unique != name {
-                tracing::info!("`{name}` is taken; the backup will be `{unique}`");
-            }
-            catalog.begin_record(&unique)
-        });
+    // The names in use (one rclone call) are listed while the dump streams.
+    let (streamed, taken) = std::thread::scope(|s| {
+        let taken = s.spawn(|| catalog.taken_names());
         let streamed = relay_and_judge(dump, upload, &ctx.rclone.path(catalog.dir()));
-        (streamed, pending.join().expect("naming thread"))
+        (streamed, taken.join().expect("listing thread"))
     });
-    let (digest, pending) = match (streamed, pending) {
-        (Ok(d), Ok(p)) => (d, p),
+    let (digest, taken) = match (streamed, taken) {
+        (Ok(d), Ok(t)) => (d, t),
         (Err(e), _) | (Ok(_), Err(e)) => {
             // rcat may have stored what it got before the failure.
             remove_quietly(ctx, &partial);
             return Err(e);
         }
     };
-
     let record = BackupRecord {
         format: crate::record::RECORD_FORMAT,
-        name: pending.name.clone(),
+        name: name.to_string(),
         database: db.alias.clone(),
         tenant: None,
         engine: db.engine,
@@ -187,14 +179,16 @@ fn stream_and_publish(
         finished: Utc::now(),
         tool: BackupRecord::tool_version(),
     };
-    if let Err(e) = catalog.publish(&partial, pending, &record) {
-        remove_quietly(ctx, &partial);
-        return Err(e.context(format!(
-            "the backup of `{}` was uploaded but could not be published",
-            db.alias
-        )));
+    match catalog.publish(&partial, name, &taken, record) {
+        Ok(record) => Ok(record),
+        Err(e) => {
+            remove_quietly(ctx, &partial);
+            Err(e.context(format!(
+                "the backup of `{}` was uploaded but could not be published",
+                db.alias
+            )))
+        }
     }
-    Ok(record)
 }
 
 /// Relays dump → rcat and names the first cause when either end fails;
