@@ -587,6 +587,49 @@ fn concurrent_same_second_backups_do_not_overwrite() {
     }
 }
 
+/// `rcbackup ARGS` on a pseudo-terminal (util-linux `script`), typing
+/// `answer` to it.
+fn run_on_terminal(world: &World, args: &str, answer: &str) -> Run {
+    let cmd = world.command(&[]);
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c"])
+        .arg(format!("'{}' {args}", cmd.get_program().to_string_lossy()))
+        .arg("/dev/null")
+        .current_dir(world.dir.path());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    Run::from(run_with_input(script, answer))
+}
+
+/// On a terminal the restore asks django-rclone's question first; only
+/// "y" goes ahead, anything else (Enter included) changes nothing.
+#[test]
+fn restore_asks_on_a_terminal() {
+    let (world, file) = sqlite_world(Remote::Local);
+    world.ok(&["dbbackup"]);
+    let name = world.names(None).remove(0);
+    sqlite(&file, "DELETE FROM items");
+    for answer in ["n\n", "\n"] {
+        let r = run_on_terminal(&world, "dbrestore", answer);
+        assert_eq!(r.code, 3, "answer {answer:?}: {}", r.stdout);
+        assert_mentions(
+            &r.stdout,
+            &[&format!(
+                "Restore database 'default' from 'db/{name}'? [y/N]"
+            )],
+        );
+        assert_eq!(sqlite(&file, "SELECT count(*) FROM items").trim(), "0");
+    }
+    let r = run_on_terminal(&world, "dbrestore", "y\n");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(sqlite(&file, "SELECT count(*) FROM items").trim(), "2000");
+}
+
 #[test]
 fn restore_without_terminal_or_noinput_refuses() {
     let (world, file) = sqlite_world(Remote::Local);

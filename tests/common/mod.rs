@@ -447,13 +447,9 @@ pub fn flip_byte(file: &Path) {
     std::fs::write(file, b).unwrap();
 }
 
-// ---- databases -----------------------------------------------------------
-
-/// Runs a database client with `sql` on its stdin (a seed can be larger
-/// than an argument may be).
-fn run_client(mut cmd: Command, sql: &str) -> String {
+/// Runs `cmd` with `input` on its stdin, collecting its output.
+pub fn run_with_input(mut cmd: Command, input: &str) -> Output {
     use std::io::Write;
-    let what = format!("{:?} {}", cmd.get_program(), &sql[..sql.len().min(80)]);
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -464,9 +460,18 @@ fn run_client(mut cmd: Command, sql: &str) -> String {
         .stdin
         .take()
         .unwrap()
-        .write_all(sql.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// ---- databases -----------------------------------------------------------
+
+/// Runs a database client with `sql` on its stdin (a seed can be larger
+/// than an argument may be).
+fn run_client(cmd: Command, sql: &str) -> String {
+    let what = format!("{:?} {}", cmd.get_program(), &sql[..sql.len().min(80)]);
+    let out = run_with_input(cmd, sql);
     assert!(
         out.status.success(),
         "{what} failed: {}",
