@@ -33,6 +33,30 @@ pub struct BackupRecord {
 }
 
 impl BackupRecord {
+    /// The record of a backup of `database` started at `created`; the
+    /// upload finished now.
+    pub fn new(
+        name: &str,
+        database: &str,
+        engine: EngineKind,
+        size: u64,
+        sha256: String,
+        created: DateTime<Utc>,
+    ) -> BackupRecord {
+        BackupRecord {
+            format: RECORD_FORMAT,
+            name: name.to_string(),
+            database: database.to_string(),
+            tenant: None,
+            engine,
+            size,
+            sha256,
+            created,
+            finished: Utc::now(),
+            tool: BackupRecord::tool_version(),
+        }
+    }
+
     /// One JSON line: records are read back concatenated by one `rclone cat`.
     pub fn to_line(&self) -> String {
         let mut s = serde_json::to_string(self).expect("record serializes");

@@ -111,18 +111,7 @@ fn choose_name(ctx: &Context, db: &Database, now: DateTime<Utc>) -> Result<Strin
 }
 
 fn planned_record(db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord {
-    BackupRecord {
-        format: crate::record::RECORD_FORMAT,
-        name: name.into(),
-        database: db.alias.clone(),
-        tenant: None,
-        engine: db.engine,
-        size: 0,
-        sha256: String::new(),
-        created: now,
-        finished: now,
-        tool: BackupRecord::tool_version(),
-    }
+    BackupRecord::new(name, &db.alias, db.engine, 0, String::new(), now)
 }
 
 /// Runs the dump into rclone rcat, and publishes only if both succeeded,
@@ -167,18 +156,7 @@ fn stream_and_publish(
             return Err(e);
         }
     };
-    let record = BackupRecord {
-        format: crate::record::RECORD_FORMAT,
-        name: name.to_string(),
-        database: db.alias.clone(),
-        tenant: None,
-        engine: db.engine,
-        size: digest.size,
-        sha256: digest.sha256,
-        created: now,
-        finished: Utc::now(),
-        tool: BackupRecord::tool_version(),
-    };
+    let record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now);
     match catalog.publish(&partial, name, &taken, record) {
         Ok(record) => Ok(record),
         Err(e) => {
