@@ -205,7 +205,13 @@ impl World {
             "remote = \"{}\"\n{}\n{}",
             self.remote, self.settings, self.databases
         );
-        std::fs::write(self.config_path(), text).unwrap();
+        // Unchanged: leave it, a running rcbackup may be reading it.
+        // Changed: replace it whole (write + rename), never truncate it.
+        if std::fs::read_to_string(self.config_path()).ok().as_deref() != Some(text.as_str()) {
+            let tmp = self.path("rcbackup.toml.new");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, self.config_path()).unwrap();
+        }
     }
 
     /// The command for `rcbackup ARGS` in this world, not yet run.
