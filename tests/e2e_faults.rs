@@ -201,6 +201,50 @@ fn unreachable_remote_is_blamed_not_the_dump() {
     assert!(r.stderr.contains("gone:"), "{}", r.stderr);
 }
 
+/// The upload dies in the middle (rclone rcat killed, as by the OOM killer)
+/// while the dump is still producing: the upload is blamed, not the dump,
+/// the dump is stopped rather than waited for, and nothing is published.
+/// (A local remote: rclone streams to it. To webdav, rclone 1.60's rcat
+/// spools to a local file and uploads at the end, so a server that goes
+/// away is only noticed once the dump is done.)
+#[test]
+fn upload_failing_mid_stream_is_blamed_and_stops_the_dump() {
+    let (mut world, _) = sqlite_world(Remote::Local);
+    // The real dump, 300 KB more, then a dump that goes on slowly for a minute.
+    world.wrap_tool(
+        "sqlite3",
+        r#""$REAL" "$@"; yes -- '-- more SQL' | head -c 300000
+           for i in $(seq 600); do echo "-- still dumping $i"; sleep 0.1; done"#,
+    );
+    let child = world.spawn(&["dbbackup"]);
+    wait_until(30, "the upload to start", || !partials(&world).is_empty());
+    let family = snapshot(&descendants(child.id()));
+    let uploader: Vec<u32> = family
+        .iter()
+        .filter(|(_, argv)| argv.contains("rcat") && argv.contains("partial"))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(uploader.len(), 1, "{family:?}");
+    sigkill(uploader[0]);
+    let started = Instant::now();
+    let r = Run::from(child.wait_with_output().unwrap());
+    let took = started.elapsed();
+    kill_leftovers(&family);
+    assert!(
+        took < Duration::from_secs(30),
+        "the dump was stopped, not waited for: {took:?}"
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &["upload failed", "rclone was killed by signal 9"],
+    );
+    assert_lacks(&r.stderr, &["dump failed"]);
+    world.path_prefix.clear();
+    assert!(world.list(None).is_empty());
+    assert!(partials(&world).is_empty(), "{:?}", world.stored_files());
+}
+
 /// rcbackup SIGKILLed in the middle of an upload (no chance to clean up):
 /// rclone sees its input end and stores what it got as a complete-looking
 /// object. That leftover is never listed, restored or counted by retention,

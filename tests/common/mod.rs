@@ -53,15 +53,36 @@ pub struct World {
     pub settings: String,
     /// Folders put before PATH for the child (wrapper tools).
     pub path_prefix: Vec<PathBuf>,
-    webdav: Option<Server>,
+    /// The webdav server of `Remote::Webdav`: set it to `None` to stop it.
+    pub webdav: Option<Server>,
 }
 
-pub struct Server(Child);
+/// A server the test started, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// `rclone serve webdav` of `store` on 127.0.0.1:`port`, listening.
+    pub fn webdav(store: &Path, port: u16) -> Server {
+        let child = Command::new("rclone")
+            .args(["serve", "webdav", "--addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Server { child, port }
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -107,16 +128,7 @@ impl World {
             }
             Remote::Webdav => {
                 let port = free_port();
-                let child = Command::new("rclone")
-                    .args(["serve", "webdav", "--addr"])
-                    .arg(format!("127.0.0.1:{port}"))
-                    .arg(&store)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
-                webdav = Some(Server(child));
-                wait_for_port(port);
+                webdav = Some(Server::webdav(&store, port));
                 env.push(("RCLONE_CONFIG_DAV_TYPE".into(), "webdav".into()));
                 env.push((
                     "RCLONE_CONFIG_DAV_URL".into(),
