@@ -201,6 +201,17 @@ fn unreachable_remote_is_blamed_not_the_dump() {
     assert!(r.stderr.contains("gone:"), "{}", r.stderr);
 }
 
+/// The one `rclone rcat` into partial/ among `family`.
+fn uploader(family: &[(u32, String)]) -> u32 {
+    let found: Vec<u32> = family
+        .iter()
+        .filter(|(_, argv)| argv.contains("rcat") && argv.contains("partial"))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(found.len(), 1, "one rclone rcat into partial/: {family:?}");
+    found[0]
+}
+
 /// The upload dies in the middle (rclone rcat killed, as by the OOM killer)
 /// while the dump is still producing: the upload is blamed, not the dump,
 /// the dump is stopped rather than waited for, and nothing is published.
@@ -219,13 +230,7 @@ fn upload_failing_mid_stream_is_blamed_and_stops_the_dump() {
     let child = world.spawn(&["dbbackup"]);
     wait_until(30, "the upload to start", || !partials(&world).is_empty());
     let family = snapshot(&descendants(child.id()));
-    let uploader: Vec<u32> = family
-        .iter()
-        .filter(|(_, argv)| argv.contains("rcat") && argv.contains("partial"))
-        .map(|(p, _)| *p)
-        .collect();
-    assert_eq!(uploader.len(), 1, "{family:?}");
-    sigkill(uploader[0]);
+    sigkill(uploader(&family));
     let started = Instant::now();
     let r = Run::from(child.wait_with_output().unwrap());
     let took = started.elapsed();
@@ -274,21 +279,12 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     wait_until(30, "the upload to start", || !partials(&world).is_empty());
     std::thread::sleep(Duration::from_millis(300));
     let family = snapshot(&descendants(child.id()));
-    let uploader: Vec<u32> = family
-        .iter()
-        .filter(|(_, argv)| argv.contains("rcat") && argv.contains("partial"))
-        .map(|(p, _)| *p)
-        .collect();
-    assert_eq!(
-        uploader.len(),
-        1,
-        "one rclone rcat into partial/: {family:?}"
-    );
+    let uploader = uploader(&family);
     // SIGKILL rcbackup itself: no handler runs.
     child.kill().unwrap();
     child.wait().unwrap();
     // Its rclone children see their input end and finish on their own.
-    wait_until(30, "rclone rcat to finish", || !alive(uploader[0]));
+    wait_until(30, "rclone rcat to finish", || !alive(uploader));
     // Stop the slow dump, which is still sleeping.
     kill_leftovers(&family);
     let leftovers = partials(&world);
