@@ -461,6 +461,29 @@ fn flipped_bytes_on_crypt_remote_leave_postgresql_unchanged() {
     assert_ne!(world.run(&["verify"]).code, 0);
 }
 
+/// A PostgreSQL restore that fails half-way for its own reasons (here a
+/// view created after the backup depends on a table pg_restore must drop)
+/// is one transaction: rolled back, the database as it was.
+#[test]
+fn postgresql_restore_failing_half_way_is_rolled_back() {
+    let mut world = World::new(Remote::Local);
+    let db = PgDb::create("rollback");
+    psql(&db.0, &seed_sql(3000));
+    world.postgres("default", &db.0);
+    world.ok(&["dbbackup"]);
+    psql(
+        &db.0,
+        "DELETE FROM notes; DELETE FROM items WHERE id > 100; \
+         CREATE VIEW cheap_items AS SELECT * FROM items WHERE qty < 10;",
+    );
+    let before = fingerprint(&psql(&db.0, CONTENT_QUERY));
+    let r = world.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["restore failed: pg_restore", "rolled back"]);
+    assert_eq!(fingerprint(&psql(&db.0, CONTENT_QUERY)), before);
+    assert_eq!(psql(&db.0, "SELECT count(*) FROM notes").trim(), "0");
+}
+
 #[test]
 fn flipped_bytes_refused_mariadb_before_anything_changes() {
     let mut world = World::new(Remote::Local);
