@@ -37,6 +37,39 @@ pub enum Commands {
     Listbackups(ListArgs),
     /// Read a backup back and check its size and SHA-256.
     Verify(VerifyArgs),
+    /// Bring the remote copy of media_root up to date (rclone sync), keeping
+    /// what it replaces or deletes in a dated version folder.
+    Mediabackup(MediaBackupArgs),
+    /// Copy the media backup (or its state at a past time) back into media_root.
+    Mediarestore(MediaRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MediaBackupArgs {
+    /// Sync even when media_root is empty and would empty the remote copy.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Change nothing: list what would be copied, replaced and deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MediaRestoreArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub noinput: bool,
+    /// Make media_root an exact copy: also delete local files the backup
+    /// lacks (they are listed before anything happens).
+    #[arg(long)]
+    pub mirror: bool,
+    /// Restore the folder as the last media backup at or before TIME left it
+    /// (e.g. 2026-11-26T21:00:00Z, "2026-11-26 21:00" in UTC, or 2026-11-26).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Change nothing: list what the restore would bring back and delete.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -67,8 +100,12 @@ pub struct DbRestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[arg(short, long, value_name = "ALIAS")]
+    #[arg(short, long, value_name = "ALIAS", conflicts_with = "media")]
     pub database: Option<String>,
+    /// The media backup instead: the mirror's file count and size, and the
+    /// backups that `mediarestore --at` can go back to.
+    #[arg(long)]
+    pub media: bool,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,

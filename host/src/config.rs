@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::database::{Database, DatabaseSection};
 use crate::exit;
+use crate::media::VersionsKeep;
 use crate::naming::{DateFormat, FilenameTemplate};
 
 pub const CONFIG_ENV: &str = "RCBACKUP_CONFIG";
@@ -35,6 +36,9 @@ pub struct SettingsLayer {
     pub db_cleanup_keep: Option<i64>,
     pub media_root: Option<PathBuf>,
     pub media_backup_dir: Option<String>,
+    pub media_versions: Option<bool>,
+    pub media_versions_keep: Option<toml::Value>,
+    pub media_max_delete: Option<i64>,
     pub abandoned_after_hours: Option<i64>,
 }
 
@@ -55,6 +59,9 @@ impl SettingsLayer {
             db_cleanup_keep: pick(&self.db_cleanup_keep, &over.db_cleanup_keep),
             media_root: pick(&self.media_root, &over.media_root),
             media_backup_dir: pick(&self.media_backup_dir, &over.media_backup_dir),
+            media_versions: pick(&self.media_versions, &over.media_versions),
+            media_versions_keep: pick(&self.media_versions_keep, &over.media_versions_keep),
+            media_max_delete: pick(&self.media_max_delete, &over.media_max_delete),
             abandoned_after_hours: pick(&self.abandoned_after_hours, &over.abandoned_after_hours),
         }
     }
@@ -85,6 +92,13 @@ pub struct Settings {
     pub db_cleanup_keep: usize,
     pub media_root: Option<PathBuf>,
     pub media_backup_dir: String,
+    /// Keep what a media sync overwrites or deletes in dated version folders.
+    pub media_versions: bool,
+    /// How many media backups (or how long) stay restorable with `--at`;
+    /// `None` keeps every version folder.
+    pub media_versions_keep: Option<VersionsKeep>,
+    /// A media sync that would delete more files than this stops.
+    pub media_max_delete: Option<u64>,
     /// A leftover of an interrupted upload older than this is removed by
     /// cleanup; a younger one may still be an upload in progress.
     pub abandoned_after: Duration,
@@ -243,6 +257,22 @@ impl Settings {
             layer.media_backup_dir.as_deref(),
             "media",
         )?;
+        media_dirs_apart(&db_backup_dir, &media_backup_dir)?;
+        let media_versions_keep = layer
+            .media_versions_keep
+            .as_ref()
+            .map(VersionsKeep::from_toml)
+            .transpose()
+            .map_err(|e| ("media_versions_keep", e))?;
+        let media_max_delete = match layer.media_max_delete {
+            Some(n) if n < 0 => {
+                return Err((
+                    "media_max_delete",
+                    format!("is {n}; set 0 or more (0 lets a media backup delete nothing), or leave it out for no limit"),
+                ))
+            }
+            n => n.map(|n| n as u64),
+        };
         let template = FilenameTemplate::parse(
             layer
                 .db_filename_template
@@ -278,6 +308,9 @@ impl Settings {
             db_cleanup_keep: keep as usize,
             media_root: layer.media_root.clone(),
             media_backup_dir,
+            media_versions: layer.media_versions.unwrap_or(true),
+            media_versions_keep,
+            media_max_delete,
             abandoned_after: Duration::from_secs(hours as u64 * 3600),
         })
     }
@@ -297,6 +330,26 @@ fn dir_key(
         ));
     }
     Ok(v.to_string())
+}
+
+/// The media mirror, its version folders and the database backups must not
+/// contain one another: a media sync deletes whatever its folder holds that
+/// the media root lacks.
+fn media_dirs_apart(db_dir: &str, media_dir: &str) -> std::result::Result<(), KeyError> {
+    let versions = crate::media::versions_dir(media_dir);
+    let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    for (other, what) in [
+        (media_dir, "the media mirror"),
+        (versions.as_str(), "the media version folder"),
+    ] {
+        if inside(db_dir, other) || inside(other, db_dir) {
+            return Err((
+                "media_backup_dir",
+                format!("{what} `{other}` overlaps db_backup_dir `{db_dir}`; a media backup would delete or mix up the database backups. Choose folders side by side, e.g. media_backup_dir = \"media\" and db_backup_dir = \"db\""),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses a config from text in tests and examples.
@@ -366,6 +419,89 @@ mod tests {
         assert!(m.contains("databases.main"), "{m}");
         let m = err("remote = \"b:\"\n[databases.main]\nengine = \"sqlite\"\nname = \"x\"\npasword_env = \"P\"\n");
         assert!(m.contains("pasword_env"), "{m}");
+    }
+
+    #[test]
+    fn media_defaults() {
+        let c = Config::parse("remote = \"b:\"\n", Path::new("x.toml")).unwrap();
+        assert!(c.settings.media_versions);
+        assert_eq!(c.settings.media_versions_keep, None);
+        assert_eq!(c.settings.media_max_delete, None);
+    }
+
+    #[test]
+    fn media_versions_keep_forms() {
+        let keep = |v: &str| {
+            Config::parse(
+                &format!("remote = \"b:\"\nmedia_versions_keep = {v}\n"),
+                Path::new("x.toml"),
+            )
+            .unwrap()
+            .settings
+            .media_versions_keep
+        };
+        assert_eq!(keep("7"), Some(VersionsKeep::Count(7)));
+        assert_eq!(
+            keep("\"30d\""),
+            Some(VersionsKeep::Age(Duration::from_secs(30 * 86400)))
+        );
+        assert_eq!(
+            keep("\"2w\""),
+            Some(VersionsKeep::Age(Duration::from_secs(14 * 86400)))
+        );
+        assert_eq!(
+            keep("\"12h\""),
+            Some(VersionsKeep::Age(Duration::from_secs(12 * 3600)))
+        );
+        for bad in [
+            "0",
+            "-1",
+            "\"30\"",
+            "\"d\"",
+            "\"0d\"",
+            "\"30 days\"",
+            "1.5",
+            "true",
+        ] {
+            let m = err(&format!("remote = \"b:\"\nmedia_versions_keep = {bad}\n"));
+            assert!(m.contains("media_versions_keep"), "{bad}: {m}");
+        }
+    }
+
+    #[test]
+    fn media_max_delete_and_versions_checked() {
+        let m = err("remote = \"b:\"\nmedia_max_delete = -1\n");
+        assert!(m.contains("media_max_delete"), "{m}");
+        let m = err("remote = \"b:\"\nmedia_versions = \"yes\"\n");
+        assert!(m.contains("media_versions"), "{m}");
+        let c = Config::parse(
+            "remote = \"b:\"\nmedia_max_delete = 0\nmedia_versions = false\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.settings.media_max_delete, Some(0));
+        assert!(!c.settings.media_versions);
+    }
+
+    #[test]
+    fn media_dir_must_not_overlap() {
+        for text in [
+            "media_backup_dir = \"backups\"\ndb_backup_dir = \"backups/db\"",
+            "media_backup_dir = \"db\"",
+            "media_backup_dir = \"x/media\"\ndb_backup_dir = \"x\"",
+            "db_backup_dir = \"media-versions\"",
+        ] {
+            let m = err(&format!("remote = \"b:\"\n{text}\n"));
+            assert!(
+                m.contains("media_backup_dir") && m.contains("overlaps"),
+                "{m}"
+            );
+        }
+        Config::parse(
+            "remote = \"b:\"\nmedia_backup_dir = \"media\"\ndb_backup_dir = \"media-db\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod database;
 pub mod engines;
 pub mod exit;
 pub mod interrupt;
+pub mod media;
 pub mod naming;
 pub mod pipeline;
 pub mod policy;

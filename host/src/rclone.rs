@@ -108,6 +108,11 @@ impl Rclone {
         )
     }
 
+    /// Every file below `rel`, at any depth; `Entry::path` is relative to `rel`.
+    pub fn list_all(&self, rel: &str) -> Result<Option<Vec<Entry>>> {
+        self.lsjson(rel, &["--files-only", "-R"])
+    }
+
     fn lsjson(&self, rel: &str, flags: &[&str]) -> Result<Option<Vec<Entry>>> {
         let path = self.path(rel);
         let mut args = vec!["lsjson", "--no-mimetype"];
@@ -212,6 +217,75 @@ impl Rclone {
             return Err(remote_error(&format!("moving {src} to {dst}"), &end));
         }
         Ok(())
+    }
+
+    /// One small file's contents, or `None` when it does not exist.
+    pub fn cat(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.path(rel);
+        let (end, out) = self.output(&["cat", path.as_str()])?;
+        if is_not_found(&end) {
+            return Ok(None);
+        }
+        if !end.success() {
+            return Err(remote_error(&format!("reading {path}"), &end));
+        }
+        Ok(Some(out))
+    }
+
+    /// Deletes folder `rel` and everything in it; a folder already gone is
+    /// not an error.
+    pub fn purge(&self, rel: &str) -> Result<()> {
+        let path = self.path(rel);
+        let (end, _) = self.output(&["purge", path.as_str()])?;
+        if end.success() || is_not_found(&end) {
+            return Ok(());
+        }
+        Err(remote_error(&format!("deleting folder {path}"), &end))
+    }
+
+    /// Runs a transfer (`sync`, `copy`, ...) with rclone's JSON log sent to
+    /// `each_line`, one line per file acted on. `input`, if any, is fed to
+    /// rclone's stdin (for `--files-from-raw -`).
+    pub fn transfer(
+        &self,
+        args: &[String],
+        input: Option<Vec<u8>>,
+        each_line: &mut dyn FnMut(&str),
+    ) -> Result<Ended> {
+        use std::io::BufRead;
+        // The log goes to stdout so that Proc keeps collecting stderr for
+        // the error message; rclone writes nothing else there for these.
+        let mut cmd = self.command(args);
+        cmd.args([
+            "-v",
+            "--use-json-log",
+            "--stats",
+            "0",
+            "--log-file",
+            "/dev/stdout",
+        ]);
+        cmd.stdout(Stdio::piped());
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut p = Proc::spawn("rclone", &mut cmd)?;
+        let feeder = input.map(|bytes| {
+            let mut stdin = p.take_stdin();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&bytes);
+            })
+        });
+        let reader = std::io::BufReader::new(p.take_stdout());
+        for line in reader.lines() {
+            match line {
+                Ok(l) => each_line(&l),
+                Err(_) => break,
+            }
+        }
+        if let Some(f) = feeder {
+            let _ = f.join();
+        }
+        p.wait()
     }
 
     /// Deletes one file; a file already gone is not an error.

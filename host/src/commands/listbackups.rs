@@ -20,6 +20,9 @@ struct Row<'a> {
 }
 
 pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
+    if args.media {
+        return super::listmedia::run(ctx, args.json);
+    }
     if let Some(alias) = &args.database {
         ctx.config.database(Some(alias))?;
     }

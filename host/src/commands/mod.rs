@@ -3,6 +3,9 @@
 mod dbbackup;
 mod dbrestore;
 mod listbackups;
+mod listmedia;
+mod mediabackup;
+mod mediarestore;
 mod verify;
 
 use anyhow::Result;
@@ -45,6 +48,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Dbrestore(a) => dbrestore::run(&ctx, a),
         Commands::Listbackups(a) => listbackups::run(&ctx, a),
         Commands::Verify(a) => verify::run(&ctx, a),
+        Commands::Mediabackup(a) => mediabackup::run(&ctx, a),
+        Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
     }
 }
 

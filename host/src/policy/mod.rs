@@ -37,6 +37,25 @@ pub struct RestoreRequest {
     pub now: DateTime<Utc>,
 }
 
+/// What a media restore approval is given.
+#[derive(Debug, Clone)]
+pub struct MediaRestoreRequest {
+    pub tenant: Option<String>,
+    /// The local folder that will be written to.
+    pub target: String,
+    /// The remote folder restored from (the mirror).
+    pub source: String,
+    /// With `--at`: the stamp of the backup being restored.
+    pub backup_stamp: Option<String>,
+    /// Files the restore brings back.
+    pub files: u64,
+    /// Local files it deletes (`--mirror`).
+    pub deletes: u64,
+    pub requested_by: String,
+    pub noinput: bool,
+    pub now: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Approval {
     /// The built-in rule: ask at the prompt unless --noinput.
@@ -147,6 +166,10 @@ impl Policies {
     }
 
     pub fn approve_restore(&self, _req: &RestoreRequest) -> Result<Approval> {
+        Ok(Approval::AskUser)
+    }
+
+    pub fn approve_media_restore(&self, _req: &MediaRestoreRequest) -> Result<Approval> {
         Ok(Approval::AskUser)
     }
 

@@ -1,0 +1,82 @@
+//! `listbackups --media`: the mirror's size, and the backups that
+//! `mediarestore --at` can go back to with their version folders' sizes.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{human_size, Context};
+use crate::media::{History, Layout};
+
+#[derive(Serialize)]
+struct Report {
+    mirror: String,
+    files: u64,
+    size: u64,
+    /// Backups with a file list, oldest first.
+    backups: Vec<BackupRow>,
+}
+
+#[derive(Serialize)]
+struct BackupRow {
+    stamp: String,
+    /// Restorable with `mediarestore --at`.
+    restorable: bool,
+    /// What this backup replaced or deleted, kept in its version folder.
+    version_files: u64,
+    version_size: u64,
+}
+
+pub fn run(ctx: &Context, json: bool) -> Result<()> {
+    let layout = Layout::new(&ctx.config.settings.media_backup_dir);
+    let mirror = ctx.rclone.list_all(&layout.mirror)?.unwrap_or_default();
+    let history =
+        History::from_listing(&ctx.rclone.list_all(&layout.versions)?.unwrap_or_default());
+    let restorable = history.restorable();
+    let backups = history
+        .backups
+        .iter()
+        .map(|stamp| {
+            let folder = history.folders.get(stamp);
+            BackupRow {
+                stamp: stamp.clone(),
+                restorable: restorable.contains(stamp),
+                version_files: folder.map_or(0, |f| f.len() as u64),
+                version_size: folder.map_or(0, |f| f.values().map(|s| (*s).max(0) as u64).sum()),
+            }
+        })
+        .collect();
+    let report = Report {
+        mirror: ctx.rclone.path(&layout.mirror),
+        files: mirror.len() as u64,
+        size: mirror.iter().map(|e| e.size.max(0) as u64).sum(),
+        backups,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} files, {}",
+        report.mirror,
+        report.files,
+        human_size(report.size)
+    );
+    if report.backups.is_empty() {
+        println!("no media backups with versions yet");
+        return Ok(());
+    }
+    println!(
+        "{:<24}  {:>8}  {:>10}  RESTORABLE",
+        "BACKUP (UTC)", "VERSIONS", "SIZE"
+    );
+    for b in &report.backups {
+        println!(
+            "{:<24}  {:>8}  {:>10}  {}",
+            b.stamp,
+            b.version_files,
+            human_size(b.version_size),
+            if b.restorable { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}

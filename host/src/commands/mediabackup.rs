@@ -1,0 +1,268 @@
+//! `mediabackup`: refuse what could wipe the remote copy, then `rclone sync`
+//! media_root into the mirror, moving what it replaces or deletes into this
+//! run's version folder; then record the mirror's file list and prune.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use super::Context;
+use crate::cli::MediaBackupArgs;
+use crate::exit;
+use crate::media::changes::{Changes, Observer};
+use crate::media::history::{self, FileList, FileState, History};
+use crate::media::local::{self, RootState};
+use crate::media::{stamp, Layout};
+use crate::policy::{Event, EventKind};
+
+pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
+    let settings = &ctx.config.settings;
+    let root = local::configured_root(settings, &ctx.config.path)?;
+    let layout = Layout::new(&settings.media_backup_dir);
+    let mirror = ctx.rclone.path(&layout.mirror);
+    refuse_unsafe_source(ctx, &root, &layout, args.allow_empty)?;
+
+    let now = Utc::now();
+    let stamp = stamp::format(now);
+    let mut sync: Vec<String> = vec!["sync".into(), root.display().to_string(), mirror.clone()];
+    if settings.media_versions {
+        sync.push("--backup-dir".into());
+        sync.push(ctx.rclone.path(&layout.version_folder(&stamp)));
+    }
+    if let Some(n) = settings.media_max_delete {
+        sync.push("--max-delete".into());
+        sync.push(n.to_string());
+    }
+    if args.dry_run {
+        sync.push("--dry-run".into());
+        return dry_run(ctx, &layout, &sync);
+    }
+
+    let mut pre = Event::new(EventKind::PreMediaBackup, now);
+    pre.backup = Some(stamp.clone());
+    ctx.policies.emit(&pre).map_err(|e| {
+        exit::refused(format!(
+            "media backup vetoed by a hook: {e:#}; nothing was changed"
+        ))
+    })?;
+    let started = Instant::now();
+    let outcome = sync_and_record(ctx, &layout, &sync, &stamp, now);
+    let mut done = pre.clone();
+    done.now = Utc::now();
+    done.duration = Some(started.elapsed());
+    match outcome {
+        Ok(changes) => {
+            tracing::info!(
+                "media backup {stamp}: {} new, {} replaced, {} deleted in {:.1}s{}",
+                changes.copied.len(),
+                changes.replaced.len(),
+                changes.deleted.len(),
+                started.elapsed().as_secs_f64(),
+                if settings.media_versions
+                    && !(changes.replaced.is_empty() && changes.deleted.is_empty())
+                {
+                    format!(
+                        "; earlier copies kept in {}",
+                        ctx.rclone.path(&layout.version_folder(&stamp))
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            done.kind = EventKind::PostMediaBackup;
+            ctx.policies.emit(&done)?;
+            if let Some(keep) = settings.media_versions_keep {
+                if let Err(e) = prune(ctx, &layout, keep, now) {
+                    tracing::warn!(
+                        "the media backup succeeded, but pruning old versions failed: {e:#}"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            done.kind = EventKind::MediaBackupFailed;
+            done.error = Some(format!("{e:#}"));
+            if let Err(hook) = ctx.policies.emit(&done) {
+                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A missing, wrong or empty media_root must not reach `rclone sync`: it
+/// would delete the whole remote copy.
+fn refuse_unsafe_source(
+    ctx: &Context,
+    root: &std::path::Path,
+    layout: &Layout,
+    allow_empty: bool,
+) -> Result<()> {
+    let config = ctx.config.path.display();
+    match local::root_state(root)? {
+        RootState::HasFiles => Ok(()),
+        RootState::Missing => Err(exit::failed(format!(
+            "media_root {} does not exist; nothing was changed. Fix media_root in {config}, or mount or create the folder",
+            root.display()
+        ))),
+        RootState::NotAFolder => Err(exit::usage(format!(
+            "media_root {} is not a folder; nothing was changed. Point media_root in {config} at the media folder",
+            root.display()
+        ))),
+        RootState::Empty if allow_empty => Ok(()),
+        RootState::Empty => {
+            let held = ctx.rclone.list_all(&layout.mirror)?.map_or(0, |v| v.len());
+            if held == 0 {
+                return Ok(());
+            }
+            Err(exit::failed(format!(
+                "media_root {} is empty but the media backup {} holds {held} files; syncing would empty it, so nothing was changed. \
+                 If the folder is meant to be empty now, run `rcbackup mediabackup --allow-empty` (with versions on, the files are kept in a version folder)",
+                root.display(),
+                ctx.rclone.path(&layout.mirror)
+            )))
+        }
+    }
+}
+
+fn dry_run(ctx: &Context, layout: &Layout, sync: &[String]) -> Result<()> {
+    let existing: BTreeSet<String> = ctx
+        .rclone
+        .list_all(&layout.mirror)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    let changes = run_sync(ctx, sync, &existing)?;
+    let versions = ctx.config.settings.media_versions;
+    for p in &changes.copied {
+        println!("new      {p}");
+    }
+    for p in &changes.replaced {
+        println!("replace  {p}");
+    }
+    for p in &changes.deleted {
+        println!("delete   {p}");
+    }
+    eprintln!(
+        "dry run: {} new, {} replaced, {} deleted; nothing was changed{}",
+        changes.copied.len(),
+        changes.replaced.len(),
+        changes.deleted.len(),
+        if versions && !(changes.replaced.is_empty() && changes.deleted.is_empty()) {
+            format!(
+                " (a real run keeps the replaced and deleted files in {}/<stamp>)",
+                ctx.rclone.path(&layout.versions)
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// Runs the sync and reads what it did; a failed sync is an error that
+/// says whether the max-delete guard stopped it.
+fn run_sync(ctx: &Context, sync: &[String], existing: &BTreeSet<String>) -> Result<Changes> {
+    let mut observer = Observer::default();
+    let end = ctx.rclone.transfer(sync, None, &mut |l| observer.line(l))?;
+    let tripped =
+        observer.max_delete_tripped || end.stderr_tail.contains("--max-delete threshold reached");
+    if !end.success() {
+        let settings = &ctx.config.settings;
+        if tripped {
+            return Err(exit::failed(format!(
+                "media backup stopped by the media_max_delete guard: the sync would delete more than {} files from {}, so no file was deleted \
+                 (new and changed files were copied). If these deletions are intended, raise media_max_delete in {}; otherwise check media_root",
+                settings.media_max_delete.unwrap_or(0),
+                ctx.rclone.path(&settings.media_backup_dir),
+                ctx.config.path.display()
+            )));
+        }
+        let errors = if observer.errors.is_empty() {
+            end.describe()
+        } else {
+            observer.errors.join("; ")
+        };
+        return Err(exit::failed(format!(
+            "rclone sync of the media folder failed: {errors}. rclone deletes nothing from the backup after an error; fix the cause and run mediabackup again"
+        )));
+    }
+    Ok(observer.finish(existing))
+}
+
+/// The sync, then the mirror's file list, which is what makes this backup
+/// restorable with `--at`.
+fn sync_and_record(
+    ctx: &Context,
+    layout: &Layout,
+    sync: &[String],
+    stamp: &str,
+    now: DateTime<Utc>,
+) -> Result<Changes> {
+    if !ctx.config.settings.media_versions {
+        // Written first: even if this run dies half-way it has overwritten
+        // files without keeping them, and --at must know that.
+        ctx.rclone.put(
+            &format!("{}/{stamp}{}", layout.versions, history::UNVERSIONED_SUFFIX),
+            now.to_rfc3339().as_bytes(),
+        )?;
+    }
+    let changes = run_sync(ctx, sync, &BTreeSet::new())?;
+    let files = ctx
+        .rclone
+        .list_all(&layout.mirror)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| FileState {
+            path: e.path,
+            size: e.size,
+            mod_time: e.mod_time,
+        })
+        .collect();
+    let list = FileList {
+        stamp: stamp.to_string(),
+        files,
+    };
+    ctx.rclone
+        .put(&layout.file_list(stamp), &serde_json::to_vec(&list)?)?;
+    Ok(changes)
+}
+
+/// Removes the file lists and version folders that media_versions_keep no
+/// longer needs.
+fn prune(
+    ctx: &Context,
+    layout: &Layout,
+    keep: crate::media::VersionsKeep,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let entries = ctx.rclone.list_all(&layout.versions)?.unwrap_or_default();
+    let history = History::from_listing(&entries);
+    let stamps: Vec<(&str, DateTime<Utc>)> = history
+        .restorable()
+        .iter()
+        .filter_map(|s| stamp::parse(s).map(|t| (s.as_str(), t)))
+        .collect();
+    let Some(oldest) = keep.oldest_kept(&stamps, now) else {
+        return Ok(());
+    };
+    let (files, folders) = history::prune_plan(&history, oldest);
+    for f in &files {
+        ctx.rclone.deletefile(&format!("{}/{f}", layout.versions))?;
+    }
+    for f in &folders {
+        ctx.rclone.purge(&layout.version_folder(f))?;
+    }
+    if !(files.is_empty() && folders.is_empty()) {
+        tracing::info!(
+            "pruned media versions older than {oldest} (media_versions_keep): {} version folders, {} file lists",
+            folders.len(),
+            files.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! `mediarestore`: work out what the restore brings back (the mirror, or a
+//! past backup rebuilt from the mirror and the version folders) and what it
+//! would delete, show it, get approval, then copy and, with `--mirror`,
+//! delete. Local files are never deleted without `--mirror`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+
+use super::Context;
+use crate::cli::MediaRestoreArgs;
+use crate::exit;
+use crate::media::changes::{Changes, Observer};
+use crate::media::history::{self, FileList, History};
+use crate::media::{local, stamp, Layout};
+use crate::policy::{Approval, Event, EventKind, MediaRestoreRequest};
+use crate::prompt;
+
+/// One remote folder to copy from, and which of its files (`None`: all).
+struct Source {
+    dir: String,
+    files: Option<Vec<String>>,
+}
+
+/// What a restore will do.
+struct Plan {
+    sources: Vec<Source>,
+    /// The files the restored folder holds (those of the backup).
+    files: BTreeSet<String>,
+    /// With `--at`: the stamp of the backup restored.
+    backup_stamp: Option<String>,
+}
+
+pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
+    let settings = &ctx.config.settings;
+    let root = local::configured_root(settings, &ctx.config.path)?;
+    if root.exists() && !root.is_dir() {
+        return Err(exit::usage(format!(
+            "media_root {} is not a folder; point media_root in {} at the media folder",
+            root.display(),
+            ctx.config.path.display()
+        )));
+    }
+    let layout = Layout::new(&settings.media_backup_dir);
+    let mirror = ctx.rclone.path(&layout.mirror);
+    let plan = plan(ctx, &layout, args.at.as_deref())?;
+    let local_files = local::files(&root)?;
+    let extra: Vec<String> = local_files.difference(&plan.files).cloned().collect();
+    let deletes = if args.mirror {
+        extra.clone()
+    } else {
+        Vec::new()
+    };
+
+    // What the copy would change, as rclone sees it, before anything does.
+    let preview = copy(ctx, &plan, &root, true, &local_files)?;
+    let as_of = plan
+        .backup_stamp
+        .as_ref()
+        .map(|s| format!(" as of the backup of {s}"))
+        .unwrap_or_default();
+    eprintln!(
+        "Restore {} files into {} from {mirror}{as_of}: {} new, {} replaced (their local content is lost), {} unchanged.",
+        plan.files.len(),
+        root.display(),
+        preview.copied.len(),
+        preview.replaced.len(),
+        plan.files.len().saturating_sub(preview.copied.len() + preview.replaced.len()),
+    );
+    if args.mirror && !deletes.is_empty() {
+        eprintln!(
+            "--mirror deletes these {} local files, which the backup lacks:",
+            deletes.len()
+        );
+        for d in &deletes {
+            eprintln!("  {d}");
+        }
+    } else if !extra.is_empty() {
+        eprintln!(
+            "{} local files that the backup lacks are kept (--mirror would delete them).",
+            extra.len()
+        );
+    }
+    if args.dry_run {
+        for p in &preview.copied {
+            println!("new      {p}");
+        }
+        for p in &preview.replaced {
+            println!("replace  {p}");
+        }
+        for p in &deletes {
+            println!("delete   {p}");
+        }
+        eprintln!("dry run: nothing was changed");
+        return Ok(());
+    }
+
+    let now = Utc::now();
+    let request = MediaRestoreRequest {
+        tenant: None,
+        target: root.display().to_string(),
+        source: mirror.clone(),
+        backup_stamp: plan.backup_stamp.clone(),
+        files: plan.files.len() as u64,
+        deletes: deletes.len() as u64,
+        requested_by: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        noinput: args.noinput,
+        now,
+    };
+    let question = if deletes.is_empty() {
+        format!(
+            "Restore media into '{}' from '{mirror}'{as_of}?",
+            root.display()
+        )
+    } else {
+        format!(
+            "Restore media into '{}' from '{mirror}'{as_of} and delete {} local files?",
+            root.display(),
+            deletes.len()
+        )
+    };
+    match ctx.policies.approve_media_restore(&request) {
+        Ok(Approval::Allow) => {}
+        Ok(Approval::AskUser) if args.noinput => {}
+        Ok(Approval::AskUser) => prompt::confirm(&question)?,
+        Ok(Approval::Deny(why)) => {
+            return Err(exit::refused(format!(
+                "media restore denied: {why}; nothing was changed"
+            )))
+        }
+        Err(e) => {
+            return Err(exit::refused(format!(
+                "media restore denied: the approval policy failed: {e:#}; nothing was changed"
+            )))
+        }
+    }
+
+    let mut pre = Event::new(EventKind::PreMediaRestore, now);
+    pre.backup = Some(
+        plan.backup_stamp
+            .clone()
+            .unwrap_or_else(|| layout.mirror.clone()),
+    );
+    ctx.policies.emit(&pre).map_err(|e| {
+        exit::refused(format!(
+            "media restore vetoed by a hook: {e:#}; nothing was changed"
+        ))
+    })?;
+    let started = Instant::now();
+    let outcome = copy(ctx, &plan, &root, false, &local_files).and_then(|done| {
+        // Deletes only after every file came back: a failed copy deletes nothing.
+        local::delete_files(&root, &deletes)?;
+        Ok(done)
+    });
+    let mut done = pre.clone();
+    done.now = Utc::now();
+    done.duration = Some(started.elapsed());
+    match outcome {
+        Ok(changes) => {
+            tracing::info!(
+                "restored media into {}: {} new, {} replaced, {} deleted in {:.1}s",
+                root.display(),
+                changes.copied.len(),
+                changes.replaced.len(),
+                deletes.len(),
+                started.elapsed().as_secs_f64()
+            );
+            done.kind = EventKind::PostMediaRestore;
+            ctx.policies.emit(&done)
+        }
+        Err(e) => {
+            done.kind = EventKind::MediaRestoreFailed;
+            done.error = Some(format!("{e:#}"));
+            if let Err(hook) = ctx.policies.emit(&done) {
+                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The mirror as it is, or with `--at` the backup that held the state at
+/// that time, rebuilt from the mirror and the later version folders.
+fn plan(ctx: &Context, layout: &Layout, at: Option<&str>) -> Result<Plan> {
+    let mirror_path = ctx.rclone.path(&layout.mirror);
+    let mirror: BTreeMap<String, i64> = ctx
+        .rclone
+        .list_all(&layout.mirror)?
+        .ok_or_else(|| {
+            exit::failed(format!(
+                "there is no media backup at {mirror_path}; run `rcbackup mediabackup` first, or check `remote` and `media_backup_dir`"
+            ))
+        })?
+        .into_iter()
+        .map(|e| (e.path, e.size))
+        .collect();
+    let Some(at_text) = at else {
+        return Ok(Plan {
+            sources: vec![Source {
+                dir: layout.mirror.clone(),
+                files: None,
+            }],
+            files: mirror.into_keys().collect(),
+            backup_stamp: None,
+        });
+    };
+    let at = stamp::parse_user_time(at_text).ok_or_else(|| {
+        exit::usage(format!(
+            "--at `{at_text}` is not a time rcbackup can read; write e.g. 2026-11-26T21:00:00Z, \"2026-11-26 21:00\" (UTC) or 2026-11-26"
+        ))
+    })?;
+    let history =
+        History::from_listing(&ctx.rclone.list_all(&layout.versions)?.unwrap_or_default());
+    let chosen = history
+        .backup_at(at)
+        .map_err(|why| exit::failed(format!("cannot restore media as of {at_text}: {why}")))?
+        .to_string();
+    let list_path = layout.file_list(&chosen);
+    let bytes = ctx.rclone.cat(&list_path)?.ok_or_else(|| {
+        exit::failed(format!(
+            "the file list {} vanished while reading; is a mediabackup pruning at the same time? Try again",
+            ctx.rclone.path(&list_path)
+        ))
+    })?;
+    let list: FileList = serde_json::from_slice(&bytes)
+        .with_context(|| format!("reading the file list {}", ctx.rclone.path(&list_path)))?;
+    let rebuild = history::rebuild(&list, &history, &mirror).map_err(|why| {
+        exit::integrity(format!(
+            "cannot rebuild the media backup of {chosen}: {why}; the versions on the remote are incomplete (were files deleted by hand?)"
+        ))
+    })?;
+    let sources = rebuild
+        .sources
+        .into_iter()
+        .map(|(stamp, files)| Source {
+            dir: stamp.map_or_else(|| layout.mirror.clone(), |s| layout.version_folder(&s)),
+            files: Some(files),
+        })
+        .collect();
+    Ok(Plan {
+        sources,
+        files: rebuild.files,
+        backup_stamp: Some(chosen),
+    })
+}
+
+/// `rclone copy` from each source into `root` (never deletes), or with
+/// `dry_run` what it would do.
+fn copy(
+    ctx: &Context,
+    plan: &Plan,
+    root: &Path,
+    dry_run: bool,
+    local_files: &BTreeSet<String>,
+) -> Result<Changes> {
+    let mut all = Changes::default();
+    for source in &plan.sources {
+        let from = ctx.rclone.path(&source.dir);
+        let mut args: Vec<String> = vec!["copy".into(), from.clone(), root.display().to_string()];
+        let input = source.files.as_ref().map(|files| {
+            args.push("--files-from-raw".into());
+            args.push("-".into());
+            let mut text = files.join("\n");
+            text.push('\n');
+            text.into_bytes()
+        });
+        if dry_run {
+            args.push("--dry-run".into());
+        }
+        let mut observer = Observer::default();
+        let end = ctx
+            .rclone
+            .transfer(&args, input, &mut |l| observer.line(l))?;
+        if !end.success() {
+            let why = if observer.errors.is_empty() {
+                end.describe()
+            } else {
+                observer.errors.join("; ")
+            };
+            return Err(exit::failed(format!(
+                "copying {from} into {} failed: {why}. No local file was deleted; files copied before the failure stay. Fix the cause and run mediarestore again",
+                root.display()
+            )));
+        }
+        let c = observer.finish(local_files);
+        all.copied.extend(c.copied);
+        all.replaced.extend(c.replaced);
+    }
+    all.copied.sort();
+    all.replaced.sort();
+    Ok(all)
+}

@@ -1,0 +1,156 @@
+//! What an rclone sync or copy did, or would do with `--dry-run`, read from
+//! its JSON log (`-v --use-json-log`): files copied new, replaced, deleted
+//! (with versions: moved into the version folder), and the errors.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One file's fate in a transfer.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    copied: bool,
+    replaced: bool,
+    moved: bool,
+    deleted: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Observer {
+    files: BTreeMap<String, Seen>,
+    pub errors: Vec<String>,
+    pub max_delete_tripped: bool,
+}
+
+/// The outcome, each list sorted.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Changes {
+    pub copied: Vec<String>,
+    pub replaced: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.copied.is_empty() && self.replaced.is_empty() && self.deleted.is_empty()
+    }
+}
+
+impl Observer {
+    /// Reads one log line; lines that are not rclone JSON are ignored.
+    pub fn line(&mut self, line: &str) {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return;
+        };
+        let msg = v["msg"].as_str().unwrap_or_default();
+        if v["level"] == "error" {
+            if msg.contains("--max-delete threshold reached") {
+                self.max_delete_tripped = true;
+            }
+            if !msg.contains("Failed to seek log file") {
+                let object = v["object"]
+                    .as_str()
+                    .map(|o| format!("{o}: "))
+                    .unwrap_or_default();
+                self.errors.push(format!("{object}{}", msg.trim()));
+            }
+            return;
+        }
+        let Some(object) = v["object"].as_str() else {
+            return;
+        };
+        let seen = self.files.entry(object.to_string()).or_default();
+        match (v["skipped"].as_str(), msg) {
+            (Some("copy"), _) | (None, "Copied (new)") => seen.copied = true,
+            (None, "Copied (replaced existing)") => seen.replaced = true,
+            // With --backup-dir a replaced file is first moved aside, then
+            // copied; a deleted one is moved aside and then reported again.
+            (Some("move"), _) | (None, "Moved (server-side)") => seen.moved = true,
+            (Some("move into backup dir"), _)
+            | (Some("delete"), _)
+            | (None, "Moved into backup dir")
+            | (None, "Deleted") => seen.deleted = true,
+            _ => {}
+        }
+    }
+
+    /// `existing`: paths the destination held before, to tell a replaced
+    /// file from a new one when rclone's log does not (a dry run without
+    /// versions).
+    pub fn finish(self, existing: &BTreeSet<String>) -> Changes {
+        let mut c = Changes::default();
+        for (path, s) in self.files {
+            if s.deleted {
+                c.deleted.push(path);
+            } else if s.replaced || (s.copied && (s.moved || existing.contains(&path))) {
+                c.replaced.push(path);
+            } else if s.copied {
+                c.copied.push(path);
+            }
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(level: &str, msg: &str, object: &str, skipped: Option<&str>) -> String {
+        let mut v = serde_json::json!({"level": level, "msg": msg, "object": object});
+        if let Some(s) = skipped {
+            v["skipped"] = s.into();
+        }
+        v.to_string()
+    }
+
+    #[test]
+    fn real_run_with_versions() {
+        let mut o = Observer::default();
+        for l in [
+            line("info", "Moved (server-side)", "a", None),
+            line("info", "Copied (new)", "a", None),
+            line("info", "Copied (new)", "z", None),
+            line("info", "Moved (server-side)", "n", None),
+            line("info", "Moved into backup dir", "n", None),
+            "not json".to_string(),
+        ] {
+            o.line(&l);
+        }
+        let c = o.finish(&BTreeSet::new());
+        assert_eq!(c.copied, vec!["z"]);
+        assert_eq!(c.replaced, vec!["a"]);
+        assert_eq!(c.deleted, vec!["n"]);
+    }
+
+    #[test]
+    fn dry_run_without_versions_and_errors() {
+        let mut o = Observer::default();
+        o.line(&line(
+            "warning",
+            "Skipped copy as --dry-run is set (size 3)",
+            "a",
+            Some("copy"),
+        ));
+        o.line(&line(
+            "warning",
+            "Skipped copy as --dry-run is set (size 3)",
+            "b",
+            Some("copy"),
+        ));
+        o.line(&line(
+            "warning",
+            "Skipped delete as --dry-run is set (size 3)",
+            "c",
+            Some("delete"),
+        ));
+        o.line(&serde_json::json!({"level": "error", "msg": "Got fatal error on delete: --max-delete threshold reached"}).to_string());
+        assert!(o.max_delete_tripped);
+        let c = o.finish(&BTreeSet::from(["a".to_string(), "c".to_string()]));
+        assert_eq!(
+            (c.copied, c.replaced, c.deleted),
+            (vec!["b".into()], vec!["a".into()], vec!["c".into()])
+        );
+    }
+}
