@@ -98,11 +98,11 @@ impl History {
         match restorable.iter().rev().find(|b| **b <= at_stamp) {
             Some(b) => Ok(b),
             None => {
-                let why = match (self.backups.iter().rev().find(|b| **b <= at_stamp), restorable.first()) {
-                    (Some(b), _) if !restorable.contains(b) => format!(
-                        "the backup of {b} cannot be rebuilt because a later backup ran with media_versions = false"
+                let why = match self.unversioned.last() {
+                    Some(u) => format!(
+                        "the backup of {u} ran with media_versions = false, so no earlier state can be rebuilt"
                     ),
-                    _ => "no media backup had been made by then (or its versions were pruned by media_versions_keep)".to_string(),
+                    None => "no media backup had been made by then (or its versions were pruned by media_versions_keep)".to_string(),
                 };
                 let oldest = restorable
                     .first()
@@ -159,10 +159,12 @@ pub fn rebuild(
                         .unwrap_or_else(|| "the mirror".into())
                 ))
             }
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "`{}` of the backup of {} is neither in a later version folder nor in the mirror",
                 f.path, list.stamp
-            )),
+            ))
+            }
         }
     }
     Ok(plan)
@@ -176,10 +178,12 @@ pub fn prune_plan(history: &History, oldest_kept: &str) -> (Vec<String>, Vec<Str
     for b in history.backups.iter().filter(|b| b.as_str() < oldest_kept) {
         files.push(format!("{b}{FILE_LIST_SUFFIX}"));
     }
+    // A marker stamped like the oldest kept backup is that backup's own:
+    // kept, so that --at before it can say why it cannot go further back.
     for u in history
         .unversioned
         .iter()
-        .filter(|u| u.as_str() <= oldest_kept)
+        .filter(|u| u.as_str() < oldest_kept)
     {
         files.push(format!("{u}{UNVERSIONED_SUFFIX}"));
     }

@@ -1,0 +1,394 @@
+//! mediabackup, mediarestore and listbackups --media end to end: the built
+//! binary driving the real rclone against a local folder remote and
+//! `rclone serve webdav` on 127.0.0.1.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use support::{Remote, World};
+
+/// A world whose config points media_root at `<scratch>/media`.
+fn media_world(remote: Remote, extra: &[&str]) -> World {
+    let mut w = World::new(remote);
+    let root = w.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    w.setting(&format!("media_root = \"{}\"", root.display()));
+    for line in extra {
+        w.setting(line);
+    }
+    w
+}
+
+fn root(w: &World) -> PathBuf {
+    w.path("media")
+}
+
+fn write(w: &World, rel: &str, text: &str) {
+    let p = root(w).join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// Every file below `dir` with its contents, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn files(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn mirror(w: &World) -> BTreeMap<String, String> {
+    tree(&w.store.join("media"))
+}
+
+/// The version folders in the store, each with its files.
+fn version_folders(w: &World) -> BTreeMap<String, BTreeMap<String, String>> {
+    let dir = w.store.join("media-versions");
+    std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                tree(&e.path()),
+            )
+        })
+        .collect()
+}
+
+fn incremental(remote: Remote) {
+    let w = media_world(remote, &[]);
+    write(&w, "a.txt", "alpha");
+    write(&w, "sub/b.txt", "bravo");
+    write(&w, "c.txt", "charlie");
+    let first = w.ok(&["mediabackup"]);
+    assert!(
+        first.stderr.contains("3 new, 0 replaced, 0 deleted"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(mirror(&w), tree(&root(&w)));
+
+    write(&w, "a.txt", "alpha, second edition");
+    write(&w, "d.txt", "delta");
+    let preview = w.ok(&["mediabackup", "--dry-run"]);
+    assert_eq!(
+        preview.stdout, "new      d.txt\nreplace  a.txt\n",
+        "{}",
+        preview.stderr
+    );
+    assert_eq!(
+        mirror(&w)["a.txt"],
+        "alpha",
+        "the dry run changed the mirror"
+    );
+
+    let second = w.ok(&["mediabackup"]);
+    assert!(
+        second.stderr.contains("1 new, 1 replaced, 0 deleted"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(mirror(&w), tree(&root(&w)));
+    // Only the replaced file travelled into the version folder, with its old content.
+    let versions = version_folders(&w);
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(
+        versions.values().next().unwrap(),
+        &files(&[("a.txt", "alpha")])
+    );
+
+    let third = w.ok(&["mediabackup"]);
+    assert!(
+        third.stderr.contains("0 new, 0 replaced, 0 deleted"),
+        "{}",
+        third.stderr
+    );
+}
+
+#[test]
+fn incremental_backup_copies_only_what_changed_local() {
+    incremental(Remote::Local);
+}
+
+#[test]
+fn incremental_backup_copies_only_what_changed_webdav() {
+    incremental(Remote::Webdav);
+}
+
+#[test]
+fn empty_missing_or_unset_media_root_is_refused_and_remote_intact() {
+    let w = media_world(Remote::Local, &[]);
+    write(&w, "a.txt", "alpha");
+    write(&w, "sub/b.txt", "bravo");
+    w.ok(&["mediabackup"]);
+    let before = mirror(&w);
+
+    std::fs::remove_file(root(&w).join("a.txt")).unwrap();
+    std::fs::remove_file(root(&w).join("sub/b.txt")).unwrap();
+    let empty = w.run(&["mediabackup"]);
+    assert_eq!(empty.code, 1, "{}", empty.stderr);
+    assert!(
+        empty.stderr.contains("is empty") && empty.stderr.contains("--allow-empty"),
+        "{}",
+        empty.stderr
+    );
+    assert_eq!(mirror(&w), before);
+
+    std::fs::remove_dir_all(root(&w)).unwrap();
+    let missing = w.run(&["mediabackup"]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("does not exist"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(mirror(&w), before);
+
+    std::fs::write(root(&w), "a file, not a folder").unwrap();
+    let not_dir = w.run(&["mediabackup"]);
+    assert_eq!(not_dir.code, 2, "{}", not_dir.stderr);
+    assert_eq!(mirror(&w), before);
+    std::fs::remove_file(root(&w)).unwrap();
+
+    let mut unset = World::new(Remote::Local);
+    unset.setting("db_cleanup_keep = 3");
+    let r = unset.run(&["mediabackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("media_root is not set"), "{}", r.stderr);
+
+    // Insisting empties the mirror, but the files stay in a version folder.
+    std::fs::create_dir_all(root(&w)).unwrap();
+    w.ok(&["mediabackup", "--allow-empty"]);
+    assert!(mirror(&w).is_empty());
+    let versions = version_folders(&w);
+    assert_eq!(versions.values().next().unwrap(), &before);
+}
+
+fn point_in_time(remote: Remote) {
+    let w = media_world(remote, &[]);
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(20));
+    let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    write(&w, "doc.txt", "v1");
+    write(&w, "keep.txt", "stays");
+    let before_any = now();
+    pause();
+    w.ok(&["mediabackup"]);
+    pause();
+    let t1 = now();
+    pause();
+    write(&w, "doc.txt", "version two");
+    w.ok(&["mediabackup"]);
+    pause();
+    let t2 = now();
+    pause();
+    std::fs::remove_file(root(&w).join("doc.txt")).unwrap();
+    write(&w, "new.txt", "born after t2");
+    w.ok(&["mediabackup"]);
+    pause();
+    let t3 = now();
+
+    // Local edits after the last backup, which a --mirror restore discards.
+    write(&w, "scratch.txt", "not backed up");
+    let expect = [
+        (&t1, files(&[("doc.txt", "v1"), ("keep.txt", "stays")])),
+        (
+            &t2,
+            files(&[("doc.txt", "version two"), ("keep.txt", "stays")]),
+        ),
+        (
+            &t3,
+            files(&[("keep.txt", "stays"), ("new.txt", "born after t2")]),
+        ),
+        (&t1, files(&[("doc.txt", "v1"), ("keep.txt", "stays")])),
+    ];
+    for (at, want) in expect {
+        let r = w.ok(&["mediarestore", "--noinput", "--mirror", "--at", at]);
+        assert_eq!(tree(&root(&w)), want, "--at {at}: {}", r.stderr);
+    }
+    // Without --mirror, --at brings files back and deletes nothing.
+    write(&w, "scratch.txt", "kept");
+    w.ok(&["mediarestore", "--noinput", "--at", &t3]);
+    let got = tree(&root(&w));
+    assert_eq!(got["new.txt"], "born after t2");
+    assert_eq!(got["doc.txt"], "v1", "a file the backup lacks must stay");
+    assert_eq!(got["scratch.txt"], "kept");
+
+    let early = w.run(&["mediarestore", "--noinput", "--at", &before_any]);
+    assert_eq!(early.code, 1, "{}", early.stderr);
+    assert!(
+        early.stderr.contains("oldest restorable backup"),
+        "{}",
+        early.stderr
+    );
+
+    let listed = w.ok(&["listbackups", "--media", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(v["files"], 2);
+    let backups = v["backups"].as_array().unwrap();
+    assert_eq!(backups.len(), 3, "{v}");
+    assert!(backups.iter().all(|b| b["restorable"] == true));
+    // Backup 2 kept v1 of doc.txt, backup 3 kept "version two".
+    assert_eq!(backups[1]["version_size"], 2);
+    assert_eq!(backups[2]["version_size"], 11);
+}
+
+#[test]
+fn a_file_changed_then_deleted_is_recoverable_at_each_step_local() {
+    point_in_time(Remote::Local);
+}
+
+#[test]
+fn a_file_changed_then_deleted_is_recoverable_at_each_step_webdav() {
+    point_in_time(Remote::Webdav);
+}
+
+#[test]
+fn default_restore_keeps_local_files_and_mirror_asks_then_deletes() {
+    let w = media_world(Remote::Local, &[]);
+    write(&w, "a.txt", "alpha");
+    write(&w, "sub/b.txt", "bravo");
+    w.ok(&["mediabackup"]);
+    write(&w, "a.txt", "alpha, edited locally");
+    std::fs::remove_file(root(&w).join("sub/b.txt")).unwrap();
+    write(&w, "extra/only-local.txt", "local");
+
+    // No terminal and no --noinput: refused, nothing touched.
+    let asked = w.run(&["mediarestore"]);
+    assert_eq!(asked.code, 3, "{}", asked.stderr);
+    assert_eq!(tree(&root(&w))["a.txt"], "alpha, edited locally");
+
+    let r = w.ok(&["mediarestore", "--noinput"]);
+    assert!(
+        r.stderr
+            .contains("1 local files that the backup lacks are kept"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        tree(&root(&w)),
+        files(&[
+            ("a.txt", "alpha"),
+            ("sub/b.txt", "bravo"),
+            ("extra/only-local.txt", "local")
+        ])
+    );
+
+    let preview = w.ok(&["mediarestore", "--mirror", "--dry-run"]);
+    assert_eq!(preview.stdout, "delete   extra/only-local.txt\n");
+    assert!(
+        preview
+            .stderr
+            .contains("--mirror deletes these 1 local files"),
+        "{}",
+        preview.stderr
+    );
+    assert!(root(&w).join("extra/only-local.txt").exists());
+    let asked = w.run(&["mediarestore", "--mirror"]);
+    assert_eq!(asked.code, 3, "{}", asked.stderr);
+    assert!(
+        asked.stderr.contains("extra/only-local.txt"),
+        "the deletions are shown first: {}",
+        asked.stderr
+    );
+    assert!(root(&w).join("extra/only-local.txt").exists());
+
+    w.ok(&["mediarestore", "--mirror", "--noinput"]);
+    assert_eq!(
+        tree(&root(&w)),
+        files(&[("a.txt", "alpha"), ("sub/b.txt", "bravo")])
+    );
+    assert!(
+        !root(&w).join("extra").exists(),
+        "the emptied folder is removed too"
+    );
+}
+
+#[test]
+fn max_delete_guard_trips_and_deletes_nothing() {
+    let w = media_world(Remote::Local, &["media_max_delete = 1"]);
+    for n in ["1", "2", "3"] {
+        write(&w, &format!("f{n}.txt"), n);
+    }
+    w.ok(&["mediabackup"]);
+    std::fs::remove_file(root(&w).join("f1.txt")).unwrap();
+    std::fs::remove_file(root(&w).join("f2.txt")).unwrap();
+    let r = w.run(&["mediabackup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("media_max_delete guard"), "{}", r.stderr);
+    let left = mirror(&w);
+    assert!(
+        left.len() >= 2,
+        "the guard let more than one file go: {left:?}"
+    );
+    // One deletion is within the limit.
+    write(&w, "f2.txt", "2");
+    w.ok(&["mediabackup"]);
+    assert_eq!(mirror(&w), tree(&root(&w)));
+}
+
+#[test]
+fn versions_keep_prunes_old_backups_and_versions_off_breaks_the_chain() {
+    let mut w = media_world(Remote::Local, &["media_versions_keep = 2"]);
+    let mut stamps = Vec::new();
+    for n in 1..=3 {
+        write(&w, "doc.txt", &"x".repeat(n));
+        w.ok(&["mediabackup"]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stamps.push(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&w.ok(&["listbackups", "--media", "--json"]).stdout).unwrap();
+    assert_eq!(v["backups"].as_array().unwrap().len(), 2, "{v}");
+    let gone = w.run(&["mediarestore", "--noinput", "--at", &stamps[0]]);
+    assert_eq!(gone.code, 1, "{}", gone.stderr);
+    w.ok(&["mediarestore", "--noinput", "--at", &stamps[1]]);
+    assert_eq!(tree(&root(&w))["doc.txt"], "xx");
+
+    w.setting("media_versions = false");
+    write(&w, "doc.txt", "xxxx");
+    w.ok(&["mediabackup"]);
+    let broken = w.run(&["mediarestore", "--noinput", "--at", &stamps[2]]);
+    assert_eq!(broken.code, 1, "{}", broken.stderr);
+    assert!(
+        broken.stderr.contains("media_versions = false"),
+        "{}",
+        broken.stderr
+    );
+}
+
+#[test]
+fn bad_media_settings_name_the_key() {
+    for (line, key) in [
+        ("media_versions_keep = \"30 days\"", "media_versions_keep"),
+        ("media_versions_keep = 0", "media_versions_keep"),
+        ("media_max_delete = -5", "media_max_delete"),
+        ("media_backup_dir = \"db\"", "media_backup_dir"),
+    ] {
+        let w = media_world(Remote::Local, &[line]);
+        let r = w.run(&["mediabackup"]);
+        assert_eq!(r.code, 2, "{line}: {}", r.stderr);
+        assert!(r.stderr.contains(key), "{line}: {}", r.stderr);
+    }
+}
