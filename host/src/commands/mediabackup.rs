@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::Context;
+use super::{with_events, Context};
 use crate::cli::MediaBackupArgs;
 use crate::exit;
 use crate::media::changes::{Changes, Observer};
@@ -42,55 +42,36 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
 
     let mut pre = Event::new(EventKind::PreMediaBackup, now);
     pre.backup = Some(stamp.clone());
-    ctx.policies.emit(&pre).map_err(|e| {
-        exit::refused(format!(
-            "media backup vetoed by a hook: {e:#}; nothing was changed"
-        ))
-    })?;
+    let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
     let started = Instant::now();
-    let outcome = sync_and_record(ctx, &layout, &sync, &stamp, now);
-    let mut done = pre.clone();
-    done.now = Utc::now();
-    done.duration = Some(started.elapsed());
-    match outcome {
-        Ok(changes) => {
-            tracing::info!(
-                "media backup {stamp}: {} new, {} replaced, {} deleted in {:.1}s{}",
-                changes.copied.len(),
-                changes.replaced.len(),
-                changes.deleted.len(),
-                started.elapsed().as_secs_f64(),
-                if settings.media_versions
-                    && !(changes.replaced.is_empty() && changes.deleted.is_empty())
-                {
-                    format!(
-                        "; earlier copies kept in {}",
-                        ctx.rclone.path(&layout.version_folder(&stamp))
-                    )
-                } else {
-                    String::new()
-                }
-            );
-            done.kind = EventKind::PostMediaBackup;
-            ctx.policies.emit(&done)?;
-            if let Some(keep) = settings.media_versions_keep {
-                if let Err(e) = prune(ctx, &layout, keep, now) {
-                    tracing::warn!(
-                        "the media backup succeeded, but pruning old versions failed: {e:#}"
-                    );
-                }
-            }
-            Ok(())
-        }
-        Err(e) => {
-            done.kind = EventKind::MediaBackupFailed;
-            done.error = Some(format!("{e:#}"));
-            if let Err(hook) = ctx.policies.emit(&done) {
-                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
-            }
-            Err(e)
+    let changes = with_events(ctx, pre, "media backup", kinds, || {
+        sync_and_record(ctx, &layout, &sync, &stamp, now)
+    })?;
+    let kept = if settings.media_versions
+        && !(changes.replaced.is_empty() && changes.deleted.is_empty())
+    {
+        format!(
+            "; earlier copies kept in {}",
+            ctx.rclone.path(&layout.version_folder(&stamp))
+        )
+    } else {
+        String::new()
+    };
+    tracing::info!(
+        "media backup {stamp}: {} new, {} replaced, {} deleted in {:.1}s{kept}",
+        changes.copied.len(),
+        changes.replaced.len(),
+        changes.deleted.len(),
+        started.elapsed().as_secs_f64(),
+    );
+    if let Some(keep) = settings.media_versions_keep {
+        // The backup itself is done; a failed prune only leaves old
+        // versions in place, so it warns rather than fails the run.
+        if let Err(e) = prune(ctx, &layout, keep, now) {
+            tracing::warn!("the media backup succeeded, but pruning old versions failed: {e:#}");
         }
     }
+    Ok(())
 }
 
 /// A missing, wrong or empty media_root must not reach `rclone sync`: it

@@ -10,14 +10,13 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use chrono::Utc;
 
-use super::Context;
+use super::{apply_approval, with_events, Context};
 use crate::cli::MediaRestoreArgs;
 use crate::exit;
 use crate::media::changes::{Changes, Observer};
 use crate::media::history::{self, FileList, History};
 use crate::media::{local, stamp, Layout};
-use crate::policy::{Approval, Event, EventKind, MediaRestoreRequest};
-use crate::prompt;
+use crate::policy::{Event, EventKind, MediaRestoreRequest};
 
 /// One remote folder to copy from, and which of its files (`None`: all).
 struct Source {
@@ -122,21 +121,8 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
             deletes.len()
         )
     };
-    match ctx.policies.approve_media_restore(&request) {
-        Ok(Approval::Allow) => {}
-        Ok(Approval::AskUser) if args.noinput => {}
-        Ok(Approval::AskUser) => prompt::confirm(&question)?,
-        Ok(Approval::Deny(why)) => {
-            return Err(exit::refused(format!(
-                "media restore denied: {why}; nothing was changed"
-            )))
-        }
-        Err(e) => {
-            return Err(exit::refused(format!(
-                "media restore denied: the approval policy failed: {e:#}; nothing was changed"
-            )))
-        }
-    }
+    let approval = ctx.policies.approve_media_restore(&request);
+    apply_approval(approval, args.noinput, &question, "media restore")?;
 
     let mut pre = Event::new(EventKind::PreMediaRestore, now);
     pre.backup = Some(
@@ -144,42 +130,23 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| layout.mirror.clone()),
     );
-    ctx.policies.emit(&pre).map_err(|e| {
-        exit::refused(format!(
-            "media restore vetoed by a hook: {e:#}; nothing was changed"
-        ))
-    })?;
+    let kinds = (EventKind::PostMediaRestore, EventKind::MediaRestoreFailed);
     let started = Instant::now();
-    let outcome = copy(ctx, &plan, &root, false, &local_files).and_then(|done| {
+    let changes = with_events(ctx, pre, "media restore", kinds, || {
+        let changes = copy(ctx, &plan, &root, false, &local_files)?;
         // Deletes only after every file came back: a failed copy deletes nothing.
         local::delete_files(&root, &deletes)?;
-        Ok(done)
-    });
-    let mut done = pre.clone();
-    done.now = Utc::now();
-    done.duration = Some(started.elapsed());
-    match outcome {
-        Ok(changes) => {
-            tracing::info!(
-                "restored media into {}: {} new, {} replaced, {} deleted in {:.1}s",
-                root.display(),
-                changes.copied.len(),
-                changes.replaced.len(),
-                deletes.len(),
-                started.elapsed().as_secs_f64()
-            );
-            done.kind = EventKind::PostMediaRestore;
-            ctx.policies.emit(&done)
-        }
-        Err(e) => {
-            done.kind = EventKind::MediaRestoreFailed;
-            done.error = Some(format!("{e:#}"));
-            if let Err(hook) = ctx.policies.emit(&done) {
-                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
-            }
-            Err(e)
-        }
-    }
+        Ok(changes)
+    })?;
+    tracing::info!(
+        "restored media into {}: {} new, {} replaced, {} deleted in {:.1}s",
+        root.display(),
+        changes.copied.len(),
+        changes.replaced.len(),
+        deletes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The mirror as it is, or with `--at` the backup that held the state at

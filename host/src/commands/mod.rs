@@ -14,7 +14,8 @@ use crate::catalog::{Catalog, Listing};
 use crate::cli::{Cli, Commands};
 use crate::config::{self, Config};
 use crate::exit;
-use crate::policy::Policies;
+use crate::policy::{Approval, Event, EventKind, Policies};
+use crate::prompt;
 use crate::rclone::Rclone;
 use crate::record::BackupRecord;
 
@@ -91,5 +92,64 @@ pub fn human_size(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Runs `body` between lifecycle events: `pre` first (a hook's error is a
+/// veto: nothing runs), then `post` on success or `failed` with the error,
+/// each carrying the time taken. A hook failing on `failed` is only logged:
+/// the command's own error is the one to report.
+pub fn with_events<T>(
+    ctx: &Context,
+    pre: Event,
+    what: &str,
+    (post, failed): (EventKind, EventKind),
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    ctx.policies.emit(&pre).map_err(|e| {
+        exit::refused(format!(
+            "{what} vetoed by a hook: {e:#}; nothing was changed"
+        ))
+    })?;
+    let started = std::time::Instant::now();
+    let outcome = body();
+    let mut done = pre;
+    done.now = chrono::Utc::now();
+    done.duration = Some(started.elapsed());
+    match outcome {
+        Ok(v) => {
+            done.kind = post;
+            ctx.policies.emit(&done)?;
+            Ok(v)
+        }
+        Err(e) => {
+            done.kind = failed;
+            done.error = Some(format!("{e:#}"));
+            if let Err(hook) = ctx.policies.emit(&done) {
+                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Applies a restore approval: go on, ask at the terminal (unless
+/// `noinput`), or refuse with the policy's reason.
+pub fn apply_approval(
+    approval: Result<Approval>,
+    noinput: bool,
+    question: &str,
+    what: &str,
+) -> Result<()> {
+    match approval {
+        Ok(Approval::Allow) => Ok(()),
+        Ok(Approval::AskUser) if noinput => Ok(()),
+        Ok(Approval::AskUser) => prompt::confirm(question),
+        Ok(Approval::Deny(why)) => Err(exit::refused(format!(
+            "{what} denied: {why}; nothing was changed"
+        ))),
+        Err(e) => Err(exit::refused(format!(
+            "{what} denied: the approval policy failed: {e:#}; nothing was changed"
+        ))),
     }
 }
