@@ -155,11 +155,13 @@ fn run_sync(ctx: &Context, sync: &[String], existing: &BTreeSet<String>) -> Resu
     if !end.success() {
         let settings = &ctx.config.settings;
         if tripped {
+            let limit = settings.media_max_delete.unwrap_or(0);
             return Err(exit::failed(format!(
-                "media backup stopped by the media_max_delete guard: the sync would delete more than {} files from {}, so no file was deleted \
-                 (new and changed files were copied). If these deletions are intended, raise media_max_delete in {}; otherwise check media_root",
-                settings.media_max_delete.unwrap_or(0),
+                "media backup stopped by the media_max_delete guard: the sync would delete more than {limit} files from {}, so it removed at most {limit}{} \
+                 and stopped (new and changed files were copied; no file list was written, so this run does not count for --at). \
+                 If these deletions are intended, raise media_max_delete in {}; otherwise check media_root",
                 ctx.rclone.path(&settings.media_backup_dir),
+                if settings.media_versions { " (moved into the version folder, not lost)" } else { "" },
                 ctx.config.path.display()
             )));
         }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{apply_approval, with_events, Context};
 use crate::cli::MediaRestoreArgs;
@@ -45,7 +45,12 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     }
     let layout = Layout::new(&settings.media_backup_dir);
     let mirror = ctx.rclone.path(&layout.mirror);
-    let plan = plan(ctx, &layout, args.at.as_deref())?;
+    // The time is checked before the remote is asked anything.
+    let at = match args.at.as_deref() {
+        None => None,
+        Some(text) => Some((text, parse_at(text)?)),
+    };
+    let plan = plan(ctx, &layout, at)?;
     let local_files = local::files(&root)?;
     let extra: Vec<String> = local_files.difference(&plan.files).cloned().collect();
     let deletes = if args.mirror {
@@ -151,7 +156,7 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
 
 /// The mirror as it is, or with `--at` the backup that held the state at
 /// that time, rebuilt from the mirror and the later version folders.
-fn plan(ctx: &Context, layout: &Layout, at: Option<&str>) -> Result<Plan> {
+fn plan(ctx: &Context, layout: &Layout, at: Option<(&str, DateTime<Utc>)>) -> Result<Plan> {
     let mirror_path = ctx.rclone.path(&layout.mirror);
     let mirror: BTreeMap<String, i64> = ctx
         .rclone
@@ -164,7 +169,7 @@ fn plan(ctx: &Context, layout: &Layout, at: Option<&str>) -> Result<Plan> {
         .into_iter()
         .map(|e| (e.path, e.size))
         .collect();
-    let Some(at_text) = at else {
+    let Some((at_text, at)) = at else {
         return Ok(Plan {
             sources: vec![Source {
                 dir: layout.mirror.clone(),
@@ -174,11 +179,6 @@ fn plan(ctx: &Context, layout: &Layout, at: Option<&str>) -> Result<Plan> {
             backup_stamp: None,
         });
     };
-    let at = stamp::parse_user_time(at_text).ok_or_else(|| {
-        exit::usage(format!(
-            "--at `{at_text}` is not a time rcbackup can read; write e.g. 2026-11-26T21:00:00Z, \"2026-11-26 21:00\" (UTC) or 2026-11-26"
-        ))
-    })?;
     let history =
         History::from_listing(&ctx.rclone.list_all(&layout.versions)?.unwrap_or_default());
     let chosen = history
@@ -259,4 +259,12 @@ fn copy(
     all.copied.sort();
     all.replaced.sort();
     Ok(all)
+}
+
+fn parse_at(text: &str) -> Result<DateTime<Utc>> {
+    stamp::parse_user_time(text).ok_or_else(|| {
+        exit::usage(format!(
+            "--at `{text}` is not a time rcbackup can read; write e.g. 2026-11-26T21:00:00Z, \"2026-11-26 21:00\" (UTC) or 2026-11-26"
+        ))
+    })
 }
