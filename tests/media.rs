@@ -2,12 +2,12 @@
 //! binary driving the real rclone against a local folder remote and
 //! `rclone serve webdav` on 127.0.0.1.
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use support::{Remote, World};
+use common::{Remote, World};
 
 /// A world whose config points media_root at `<scratch>/media`.
 fn media_world(remote: Remote, extra: &[&str]) -> World {
