@@ -139,7 +139,15 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let started = Instant::now();
     let changes = with_events(ctx, pre, "media restore", kinds, || {
         let changes = copy(ctx, &plan, &root, false, &local_files)?;
-        // Deletes only after every file came back: a failed copy deletes nothing.
+        // Deletes only after every file came back: a failed or interrupted
+        // copy deletes nothing.
+        if crate::interrupt::interrupted() {
+            return Err(exit::Failure::new(
+                exit::FailureKind::Interrupted,
+                "interrupted after the files were copied; no local file was deleted",
+            )
+            .into());
+        }
         local::delete_files(&root, &deletes)?;
         Ok(changes)
     })?;

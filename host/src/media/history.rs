@@ -281,5 +281,11 @@ mod tests {
         let (files, folders) = prune_plan(&h, &t(2));
         assert_eq!(files, vec![format!("{}{FILE_LIST_SUFFIX}", t(1))]);
         assert_eq!(folders, vec![t(2)]);
+        // A backup made without versions: its own marker stays with it.
+        let mut h = history();
+        h.unversioned = vec![t(1), t(3)];
+        let (files, _) = prune_plan(&h, &t(3));
+        assert!(files.contains(&format!("{}{UNVERSIONED_SUFFIX}", t(1))));
+        assert!(!files.contains(&format!("{}{UNVERSIONED_SUFFIX}", t(3))));
     }
 }
