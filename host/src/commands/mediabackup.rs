@@ -119,15 +119,7 @@ fn dry_run(ctx: &Context, layout: &Layout, sync: &[String]) -> Result<()> {
         .collect();
     let changes = run_sync(ctx, sync, &existing)?;
     let versions = ctx.config.settings.media_versions;
-    for p in &changes.copied {
-        println!("new      {p}");
-    }
-    for p in &changes.replaced {
-        println!("replace  {p}");
-    }
-    for p in &changes.deleted {
-        println!("delete   {p}");
-    }
+    changes.print();
     eprintln!(
         "dry run: {} new, {} replaced, {} deleted; nothing was changed{}",
         changes.copied.len(),

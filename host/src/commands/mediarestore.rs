@@ -60,44 +60,22 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     };
 
     // What the copy would change, as rclone sees it, before anything does.
-    let preview = copy(ctx, &plan, &root, true, &local_files)?;
+    let mut preview = copy(ctx, &plan, &root, true, &local_files)?;
     let as_of = plan
         .backup_stamp
         .as_ref()
         .map(|s| format!(" as of the backup of {s}"))
         .unwrap_or_default();
-    eprintln!(
-        "Restore {} files into {} from {mirror}{as_of}: {} new, {} replaced (their local content is lost), {} unchanged.",
-        plan.files.len(),
-        root.display(),
-        preview.copied.len(),
-        preview.replaced.len(),
-        plan.files.len().saturating_sub(preview.copied.len() + preview.replaced.len()),
+    explain(
+        &plan,
+        &preview,
+        &extra,
+        args.mirror,
+        &format!("{} from {mirror}{as_of}", root.display()),
     );
-    if args.mirror && !deletes.is_empty() {
-        eprintln!(
-            "--mirror deletes these {} local files, which the backup lacks:",
-            deletes.len()
-        );
-        for d in &deletes {
-            eprintln!("  {d}");
-        }
-    } else if !extra.is_empty() {
-        eprintln!(
-            "{} local files that the backup lacks are kept (--mirror would delete them).",
-            extra.len()
-        );
-    }
     if args.dry_run {
-        for p in &preview.copied {
-            println!("new      {p}");
-        }
-        for p in &preview.replaced {
-            println!("replace  {p}");
-        }
-        for p in &deletes {
-            println!("delete   {p}");
-        }
+        preview.deleted = deletes;
+        preview.print();
         eprintln!("dry run: nothing was changed");
         return Ok(());
     }
@@ -160,6 +138,36 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Tells, before the question, what the restore changes: above all the
+/// local content it replaces and, with --mirror, every file it deletes.
+fn explain(plan: &Plan, preview: &Changes, extra: &[String], mirror: bool, what: &str) {
+    let changed = preview.copied.len() + preview.replaced.len();
+    eprintln!(
+        "Restore {} files into {what}: {} new, {} replaced (their local content is lost), {} unchanged.",
+        plan.files.len(),
+        preview.copied.len(),
+        preview.replaced.len(),
+        plan.files.len().saturating_sub(changed),
+    );
+    if extra.is_empty() {
+        return;
+    }
+    if mirror {
+        eprintln!(
+            "--mirror deletes these {} local files, which the backup lacks:",
+            extra.len()
+        );
+        for d in extra {
+            eprintln!("  {d}");
+        }
+    } else {
+        eprintln!(
+            "{} local files that the backup lacks are kept (--mirror would delete them).",
+            extra.len()
+        );
+    }
 }
 
 /// The mirror as it is, or with `--at` the backup that held the state at
@@ -235,6 +243,13 @@ fn copy(
     for source in &plan.sources {
         let from = ctx.rclone.path(&source.dir);
         let mut args: Vec<String> = vec!["copy".into(), from.clone(), root.display().to_string()];
+        // rclone reads the list one name a line: a name with a line break
+        // in it would be two wrong names, and the file silently missing.
+        if let Some(odd) = source.files.iter().flatten().find(|f| f.contains('\n')) {
+            return Err(exit::failed(format!(
+                "the backup holds a file whose name contains a line break ({odd:?}); --at cannot restore it. Restore without --at, or rename it"
+            )));
+        }
         let input = source.files.as_ref().map(|files| {
             args.push("--files-from-raw".into());
             args.push("-".into());

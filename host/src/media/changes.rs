@@ -32,8 +32,18 @@ pub struct Changes {
 }
 
 impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.copied.is_empty() && self.replaced.is_empty() && self.deleted.is_empty()
+    /// One line per file on stdout, for `--dry-run`: `new`, `replace` or
+    /// `delete`, then the path.
+    pub fn print(&self) {
+        for (word, paths) in [
+            ("new", &self.copied),
+            ("replace", &self.replaced),
+            ("delete", &self.deleted),
+        ] {
+            for p in paths {
+                println!("{word:<8} {p}");
+            }
+        }
     }
 }
 
