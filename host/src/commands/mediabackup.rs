@@ -157,11 +157,7 @@ fn run_sync(ctx: &Context, sync: &[String], existing: &BTreeSet<String>) -> Resu
                 ctx.config.path.display()
             )));
         }
-        let errors = if observer.errors.is_empty() {
-            end.describe()
-        } else {
-            observer.errors.join("; ")
-        };
+        let errors = observer.failure(&end);
         return Err(exit::failed(format!(
             "rclone sync of the media folder failed: {errors}. rclone deletes nothing from the backup after an error; fix the cause and run mediabackup again"
         )));

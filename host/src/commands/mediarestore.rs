@@ -265,11 +265,7 @@ fn copy(
             .rclone
             .transfer(&args, input, &mut |l| observer.line(l))?;
         if !end.success() {
-            let why = if observer.errors.is_empty() {
-                end.describe()
-            } else {
-                observer.errors.join("; ")
-            };
+            let why = observer.failure(&end);
             return Err(exit::failed(format!(
                 "copying {from} into {} failed: {why}. No local file was deleted; files copied before the failure stay. Fix the cause and run mediarestore again",
                 root.display()

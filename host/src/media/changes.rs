@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::process::Ended;
+
 /// One file's fate in a transfer.
 #[derive(Debug, Default, Clone, Copy)]
 struct Seen {
@@ -54,11 +56,20 @@ impl Observer {
             return;
         };
         let msg = v["msg"].as_str().unwrap_or_default();
+        // The final stats line carries the cause of a fatal error, which
+        // the error lines only call "Fatal error received".
+        if let Some(last) = v["stats"]["lastError"].as_str() {
+            let last = last.trim();
+            if !last.is_empty() && !self.errors.iter().any(|e| e.contains(last)) {
+                self.errors.push(last.to_string());
+            }
+            return;
+        }
         if v["level"] == "error" {
             if msg.contains("--max-delete threshold reached") {
                 self.max_delete_tripped = true;
             }
-            if !msg.contains("Failed to seek log file") {
+            if !msg.contains("Failed to seek log file") && !msg.contains("Fatal error received") {
                 let object = v["object"]
                     .as_str()
                     .map(|o| format!("{o}: "))
@@ -82,6 +93,25 @@ impl Observer {
             | (None, "Moved into backup dir")
             | (None, "Deleted") => seen.deleted = true,
             _ => {}
+        }
+    }
+
+    /// Why rclone failed: its logged errors, then what it printed on stderr
+    /// (a fatal error such as "overlapping remotes" appears only there).
+    pub fn failure(&self, end: &Ended) -> String {
+        let mut why: Vec<String> = self.errors.clone();
+        for line in end.stderr_tail.lines().map(str::trim) {
+            if !line.is_empty()
+                && !line.contains("Failed to seek log file")
+                && !why.iter().any(|w| w.contains(line))
+            {
+                why.push(line.to_string());
+            }
+        }
+        if why.is_empty() {
+            end.describe()
+        } else {
+            why.join("; ")
         }
     }
 
@@ -157,6 +187,10 @@ mod tests {
         ));
         o.line(&serde_json::json!({"level": "error", "msg": "Got fatal error on delete: --max-delete threshold reached"}).to_string());
         assert!(o.max_delete_tripped);
+        o.line(&serde_json::json!({"level": "error", "msg": "Fatal error received - not attempting retries"}).to_string());
+        o.line(&serde_json::json!({"level": "info", "msg": "stats", "stats": {"lastError": "can't sync or move files on overlapping remotes"}}).to_string());
+        assert_eq!(o.errors.len(), 2, "{:?}", o.errors);
+        assert!(o.errors[1].contains("overlapping"));
         let c = o.finish(&BTreeSet::from(["a".to_string(), "c".to_string()]));
         assert_eq!(
             (c.copied, c.replaced, c.deleted),
