@@ -334,9 +334,23 @@ fn max_delete_guard_trips_and_deletes_nothing() {
     w.ok(&["mediabackup"]);
     std::fs::remove_file(root(&w).join("f1.txt")).unwrap();
     std::fs::remove_file(root(&w).join("f2.txt")).unwrap();
+    let preview = w.run(&["mediabackup", "--dry-run"]);
+    assert_eq!(preview.code, 1, "{}", preview.stderr);
+    assert!(
+        preview
+            .stderr
+            .contains("a real run would be stopped by the media_max_delete guard"),
+        "{}",
+        preview.stderr
+    );
+    assert_eq!(mirror(&w).len(), 3, "the dry run deleted");
     let r = w.run(&["mediabackup"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("media_max_delete guard"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("stopped by the media_max_delete guard"),
+        "{}",
+        r.stderr
+    );
     // rclone removes up to the limit, then stops; what it removed is in the version folder.
     assert_eq!(mirror(&w).len(), 2, "{:?}", mirror(&w));
     let moved: usize = version_folders(&w).values().map(|f| f.len()).sum();

@@ -146,8 +146,16 @@ fn run_sync(ctx: &Context, sync: &[String], existing: &BTreeSet<String>) -> Resu
         observer.max_delete_tripped || end.stderr_tail.contains("--max-delete threshold reached");
     if !end.success() {
         let settings = &ctx.config.settings;
+        let limit = settings.media_max_delete.unwrap_or(0);
+        if tripped && sync.iter().any(|a| a == "--dry-run") {
+            return Err(exit::failed(format!(
+                "dry run: the sync would delete more than {limit} files from {}, so a real run would be stopped by the media_max_delete guard; nothing was changed. \
+                 If these deletions are intended, raise media_max_delete in {}; otherwise check media_root",
+                ctx.rclone.path(&settings.media_backup_dir),
+                ctx.config.path.display()
+            )));
+        }
         if tripped {
-            let limit = settings.media_max_delete.unwrap_or(0);
             return Err(exit::failed(format!(
                 "media backup stopped by the media_max_delete guard: the sync would delete more than {limit} files from {}, so it removed at most {limit}{} \
                  and stopped (new and changed files were copied; no file list was written, so this run does not count for --at). \
