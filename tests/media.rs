@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{Remote, World};
+use common::{Remote, Run, World};
 
 /// A world whose config points media_root at `<scratch>/media`.
 fn media_world(remote: Remote, extra: &[&str]) -> World {
@@ -428,4 +428,46 @@ fn restore_without_any_backup_says_so() {
     let at = w.run(&["mediarestore", "--noinput", "--at", "yesterday"]);
     assert_eq!(at.code, 2, "{}", at.stderr);
     assert!(at.stderr.contains("--at `yesterday`"), "{}", at.stderr);
+}
+
+/// `rcbackup ARGS` on a pseudo-terminal (util-linux `script`), typing
+/// `answer`. (The same as e2e_faults.rs's run_on_terminal; one of them
+/// belongs in tests/common.)
+fn on_terminal(w: &World, args: &str, answer: &str) -> Run {
+    let cmd = w.command(&[]);
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c"])
+        .arg(format!("'{}' {args}", cmd.get_program().to_string_lossy()))
+        .arg("/dev/null");
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    Run::from(common::run_with_input(script, answer))
+}
+
+/// On a terminal, --mirror lists what it deletes, then asks; only "y" goes on.
+#[test]
+fn mirror_restore_asks_on_a_terminal_after_listing_deletions() {
+    let w = media_world(Remote::Local, &[]);
+    write(&w, "a.txt", "alpha");
+    w.ok(&["mediabackup"]);
+    write(&w, "stray.txt", "local only");
+    for answer in ["n\n", "\n"] {
+        let r = on_terminal(&w, "mediarestore --mirror", answer);
+        assert_eq!(r.code, 3, "answer {answer:?}: {}", r.stdout);
+        let listed = r.stdout.find("stray.txt").expect("deletions listed");
+        let asked = r
+            .stdout
+            .find("and delete 1 local files? [y/N]")
+            .expect("asked");
+        assert!(listed < asked, "{}", r.stdout);
+        assert!(root(&w).join("stray.txt").exists());
+    }
+    let r = on_terminal(&w, "mediarestore --mirror", "y\n");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(tree(&root(&w)), files(&[("a.txt", "alpha")]));
 }
