@@ -106,7 +106,7 @@ pub struct ListArgs {
     /// backups that `mediarestore --at` can go back to.
     #[arg(long)]
     pub media: bool,
-    /// Print a JSON array instead of a table.
+    /// Print JSON instead of a table (an array; with --media, one object).
     #[arg(long)]
     pub json: bool,
 }

@@ -169,6 +169,8 @@ impl Policies {
         Ok(Approval::AskUser)
     }
 
+    /// Allow, deny or ask for a media restore; asked before any media file
+    /// is downloaded.
     pub fn approve_media_restore(&self, _req: &MediaRestoreRequest) -> Result<Approval> {
         Ok(Approval::AskUser)
     }
