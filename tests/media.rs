@@ -355,6 +355,15 @@ fn max_delete_guard_trips_and_deletes_nothing() {
     assert_eq!(mirror(&w).len(), 2, "{:?}", mirror(&w));
     let moved: usize = version_folders(&w).values().map(|f| f.len()).sum();
     assert_eq!(moved, 1);
+    let v: serde_json::Value =
+        serde_json::from_str(&w.ok(&["listbackups", "--media", "--json"]).stdout).unwrap();
+    let rows = v["backups"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    assert_eq!(rows[1]["version_files"], 1, "{v}");
+    assert_eq!(
+        rows[1]["complete"], false,
+        "the stopped run wrote no file list: {v}"
+    );
     // One deletion is within the limit.
     write(&w, "f2.txt", "2");
     w.ok(&["mediabackup"]);

@@ -1,5 +1,6 @@
-//! `listbackups --media`: the mirror's size, and the backups that
-//! `mediarestore --at` can go back to with their version folders' sizes.
+//! `listbackups --media`: the mirror's size, every media backup and
+//! version folder with its time and size, and which ones `mediarestore
+//! --at` can go back to.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -12,13 +13,16 @@ struct Report {
     mirror: String,
     files: u64,
     size: u64,
-    /// Backups with a file list, oldest first.
+    /// Every backup that wrote a file list or left a version folder, oldest first.
     backups: Vec<BackupRow>,
 }
 
 #[derive(Serialize)]
 struct BackupRow {
     stamp: String,
+    /// The backup finished and wrote its file list (a failed run may still
+    /// have left a version folder, which rebuilding earlier backups uses).
+    complete: bool,
     /// Restorable with `mediarestore --at`.
     restorable: bool,
     /// What this backup replaced or deleted, kept in its version folder.
@@ -32,13 +36,18 @@ pub fn run(ctx: &Context, json: bool) -> Result<()> {
     let history =
         History::from_listing(&ctx.rclone.list_all(&layout.versions)?.unwrap_or_default());
     let restorable = history.restorable();
-    let backups = history
+    let stamps: std::collections::BTreeSet<&String> = history
         .backups
         .iter()
+        .chain(history.folders.keys())
+        .collect();
+    let backups = stamps
+        .into_iter()
         .map(|stamp| {
             let folder = history.folders.get(stamp);
             BackupRow {
                 stamp: stamp.clone(),
+                complete: history.backups.contains(stamp),
                 restorable: restorable.contains(stamp),
                 version_files: folder.map_or(0, |f| f.len() as u64),
                 version_size: folder.map_or(0, |f| f.values().map(|s| (*s).max(0) as u64).sum()),
@@ -62,7 +71,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<()> {
         human_size(report.size)
     );
     if report.backups.is_empty() {
-        println!("no media backups with versions yet");
+        println!("no media backups with a file list or version folder yet");
         return Ok(());
     }
     println!(
@@ -75,7 +84,11 @@ pub fn run(ctx: &Context, json: bool) -> Result<()> {
             b.stamp,
             b.version_files,
             human_size(b.version_size),
-            if b.restorable { "yes" } else { "no" }
+            match (b.complete, b.restorable) {
+                (false, _) => "no (failed run)",
+                (true, true) => "yes",
+                (true, false) => "no (a later backup kept no versions)",
+            }
         );
     }
     Ok(())
