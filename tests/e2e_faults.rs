@@ -212,20 +212,16 @@ fn uploader(family: &[(u32, String)]) -> u32 {
     found[0]
 }
 
-/// The upload dies in the middle (rclone rcat killed, as by the OOM killer)
-/// while the dump is still producing: the upload is blamed, not the dump,
-/// the dump is stopped rather than waited for, and nothing is published.
-/// (A local remote: rclone streams to it. To webdav, rclone 1.60's rcat
-/// spools to a local file and uploads at the end, so a server that goes
-/// away is only noticed once the dump is done.)
-#[test]
-fn upload_failing_mid_stream_is_blamed_and_stops_the_dump() {
+/// Runs `dbbackup` with a dump that prints the real dump and 300 KB more,
+/// then goes on as `rest` (bash) says; kills rclone rcat (as the OOM killer
+/// would) once the upload is under way, and checks that the upload, not
+/// the dump, is blamed, promptly (the dump is stopped, not waited for), and
+/// that nothing is published.
+fn upload_dies_mid_stream(rest: &str) {
     let (mut world, _) = sqlite_world(Remote::Local);
-    // The real dump, 300 KB more, then a dump that goes on slowly for a minute.
     world.wrap_tool(
         "sqlite3",
-        r#""$REAL" "$@"; yes -- '-- more SQL' | head -c 300000
-           for i in $(seq 600); do echo "-- still dumping $i"; sleep 0.1; done"#,
+        &format!(r#""$REAL" "$@"; yes -- '-- more SQL' | head -c 300000; {rest}"#),
     );
     let child = world.spawn(&["dbbackup"]);
     wait_until(30, "the upload to start", || !partials(&world).is_empty());
@@ -248,6 +244,26 @@ fn upload_failing_mid_stream_is_blamed_and_stops_the_dump() {
     world.path_prefix.clear();
     assert!(world.list(None).is_empty());
     assert!(partials(&world).is_empty(), "{:?}", world.stored_files());
+}
+
+/// The upload dies while the dump is still producing (slowly, for a
+/// minute). A local remote: rclone streams to it. (To webdav, rclone 1.60's
+/// rcat spools to a local file and uploads at the end, so a server that goes
+/// away is only noticed once the dump is done.)
+#[test]
+fn upload_failing_mid_stream_is_blamed_and_stops_the_dump() {
+    upload_dies_mid_stream(
+        r#"for i in $(seq 600); do echo "-- still dumping $i"; sleep 0.1; done"#,
+    );
+}
+
+/// The same while the dump is silent (say pg_dump waiting for a lock for a
+/// minute): today rcbackup notices the dead upload only when the dump
+/// writes again or ends, so it waits out the silence.
+#[test]
+#[ignore = "rcbackup notices a dead upload only when the dump next writes; see the tests' report"]
+fn upload_failing_while_the_dump_is_silent_stops_the_dump() {
+    upload_dies_mid_stream("exec sleep 60");
 }
 
 /// rcbackup SIGKILLed in the middle of an upload (no chance to clean up):
