@@ -258,10 +258,9 @@ fn upload_failing_mid_stream_is_blamed_and_stops_the_dump() {
 }
 
 /// The same while the dump is silent (say pg_dump waiting for a lock for a
-/// minute): today rcbackup notices the dead upload only when the dump
-/// writes again or ends, so it waits out the silence.
+/// minute): rcbackup watches the upload process itself, so it stops the
+/// dump at once instead of waiting for the dump's next write.
 #[test]
-#[ignore = "rcbackup notices a dead upload only when the dump next writes; see the tests' report"]
 fn upload_failing_while_the_dump_is_silent_stops_the_dump() {
     upload_dies_mid_stream("exec sleep 60");
 }

@@ -2,6 +2,7 @@
 //! object, then publish, then (with --clean) apply retention.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -176,16 +177,40 @@ fn relay_and_judge(mut dump: Proc, mut upload: Proc, dest: &str) -> Result<Diges
     let mut to = upload.take_stdin();
     widen_pipe(&from);
     widen_pipe(&to);
-    let (end, digest) = pipeline::relay(&mut from, &mut to, None);
+    let dump_pid = dump.id();
+    let input_closed = AtomicBool::new(false);
+    let upload_died_first = AtomicBool::new(false);
+    let (closed, died) = (&input_closed, &upload_died_first);
+    let (end, digest, upload_end) = std::thread::scope(|s| {
+        // rcat only ends before its input closes if it failed. Stop the
+        // dump then, not at its next write, which may be minutes away
+        // (pg_dump waiting on a lock writes nothing).
+        let watcher = s.spawn(move || {
+            let ended = upload.wait();
+            if !closed.load(Ordering::SeqCst) {
+                died.store(true, Ordering::SeqCst);
+                // SAFETY: kill(2) on our child, not yet reaped (the dump is
+                // waited for only after this scope).
+                unsafe {
+                    libc::kill(dump_pid as libc::pid_t, libc::SIGTERM);
+                }
+            }
+            ended
+        });
+        let (end, digest) = pipeline::relay(&mut from, &mut to, None);
+        closed.store(true, Ordering::SeqCst);
+        drop(to);
+        (end, digest, watcher.join().expect("upload watcher"))
+    });
     drop(from);
-    drop(to);
-    if matches!(end, End::SinkFailed(_)) {
-        // The upload stopped first; the dump would block or fail on SIGPIPE.
+    let upload_first =
+        upload_died_first.load(Ordering::SeqCst) || matches!(end, End::SinkFailed(_));
+    if upload_first {
         dump.kill();
     }
     // Wait for both no matter what: each has its own stderr tail to tell.
     let dump_end = dump.wait()?;
-    let upload_end = upload.wait()?;
+    let upload_end = upload_end?;
     let upload_msg = || {
         exit::failed(format!(
             "upload failed: {}. Nothing was published; check the remote `{dest}` and the rclone settings",
@@ -199,7 +224,8 @@ fn relay_and_judge(mut dump: Proc, mut upload: Proc, dest: &str) -> Result<Diges
         ))
     };
     match end {
-        End::SinkFailed(_) => Err(upload_msg()),
+        _ if upload_first => Err(upload_msg()),
+        End::SinkFailed(_) => unreachable!("counted as upload_first"),
         End::SourceFailed(e) => Err(exit::failed(format!(
             "reading the dump failed: {e}. Nothing was published"
         ))),
