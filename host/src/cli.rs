@@ -42,6 +42,9 @@ pub enum Commands {
     Mediabackup(MediaBackupArgs),
     /// Copy the media backup (or its state at a past time) back into media_root.
     Mediarestore(MediaRestoreArgs),
+    /// Try out and precompile WebAssembly policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +73,34 @@ pub struct MediaRestoreArgs {
     /// Change nothing: list what the restore would bring back and delete.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run one role of a module on an input and print its decision.
+    Test(PolicyTestArgs),
+    /// Compile a module into the cache so that runs load it at once.
+    Compile(PolicyCompileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// The component (.wasm).
+    #[arg(value_name = "MODULE")]
+    pub module: PathBuf,
+    /// retention, naming, restore-approval or hooks (default: the input's "role",
+    /// else the only role the module exports).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// The input as JSON (see docs/policies.md, "policy test").
+    #[arg(long, value_name = "FILE.json")]
+    pub input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCompileArgs {
+    #[arg(value_name = "MODULE", required = true)]
+    pub modules: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ use crate::database::{Database, DatabaseSection};
 use crate::exit;
 use crate::media::VersionsKeep;
 use crate::naming::{DateFormat, FilenameTemplate};
+use crate::policy::config::{HookSection, PoliciesSection, PolicyConfig};
 
 pub const CONFIG_ENV: &str = "RCBACKUP_CONFIG";
 pub const DEFAULT_CONFIG: &str = "rcbackup.toml";
@@ -74,10 +75,14 @@ impl SettingsLayer {
 struct Sections {
     #[serde(default)]
     databases: BTreeMap<String, DatabaseSection>,
+    #[serde(default)]
+    policies: PoliciesSection,
+    #[serde(default)]
+    hooks: Vec<HookSection>,
 }
 
 /// Top-level keys that open a section rather than set a setting.
-const SECTION_KEYS: [&str; 1] = ["databases"];
+const SECTION_KEYS: [&str; 3] = ["databases", "policies", "hooks"];
 
 /// Settings with defaults applied and every value checked.
 #[derive(Debug, Clone)]
@@ -110,6 +115,8 @@ pub struct Config {
     pub path: PathBuf,
     pub settings: Settings,
     pub databases: BTreeMap<String, Database>,
+    /// `[policies]` and `[[hooks]]`: empty means the built-in behaviour.
+    pub policies: PolicyConfig,
 }
 
 /// Which file to read: `--config`, else `$RCBACKUP_CONFIG`, else `./rcbackup.toml`.
@@ -167,10 +174,14 @@ impl Config {
                 .map_err(|(k, why)| bad(&format!("databases.{alias}.{k}"), why))?;
             databases.insert(alias, db);
         }
+        let config_dir = path.parent().unwrap_or(Path::new("."));
+        let policies = PolicyConfig::resolve(&sections.policies, &sections.hooks, config_dir)
+            .map_err(|(k, why)| bad(&k, why))?;
         Ok(Config {
             path: path.to_path_buf(),
             settings,
             databases,
+            policies,
         })
     }
 

@@ -6,6 +6,7 @@ mod listbackups;
 mod listmedia;
 mod mediabackup;
 mod mediarestore;
+mod policy;
 mod verify;
 
 use anyhow::Result;
@@ -31,9 +32,9 @@ impl Context {
         let config = Config::load(&config::locate(cli.config.as_deref()))?;
         let rclone = Rclone::from_settings(&config.settings);
         Ok(Context {
-            config,
             rclone,
-            policies: Policies::builtin(),
+            policies: Policies::from_config(&config.policies)?,
+            config,
         })
     }
 
@@ -43,6 +44,10 @@ impl Context {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    // `policy test/compile` work on a module alone, without a config file.
+    if let Commands::Policy(a) = &cli.command {
+        return policy::run(a);
+    }
     let ctx = Context::load(&cli)?;
     match &cli.command {
         Commands::Dbbackup(a) => dbbackup::run(&ctx, a),
@@ -51,6 +56,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Verify(a) => verify::run(&ctx, a),
         Commands::Mediabackup(a) => mediabackup::run(&ctx, a),
         Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
+        Commands::Policy(_) => unreachable!("handled above"),
     }
 }
 

@@ -5,10 +5,20 @@
 //! the built-in behaviour (the filename template, keep the newest N, the
 //! y/N prompt, no hooks). The WebAssembly runtime plugs in behind it.
 
+pub mod bindings;
+pub mod config;
+pub mod limits;
+pub mod runtime;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{anyhow, Context as _, Result};
 use chrono::{DateTime, Utc};
+
+use self::bindings::{hooks, naming, restore_approval, types};
+use self::config::{HookSpec, ModuleSpec, OnError, PolicyConfig};
+use self::runtime::{GuestFailure, LoadedModule, Runtime};
 
 use crate::record::BackupRecord;
 use crate::retention::{self, Decision};
@@ -82,6 +92,43 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 12] = [
+        EventKind::PreDbBackup,
+        EventKind::PostDbBackup,
+        EventKind::DbBackupFailed,
+        EventKind::PreDbRestore,
+        EventKind::PostDbRestore,
+        EventKind::DbRestoreFailed,
+        EventKind::PreMediaBackup,
+        EventKind::PostMediaBackup,
+        EventKind::MediaBackupFailed,
+        EventKind::PreMediaRestore,
+        EventKind::PostMediaRestore,
+        EventKind::MediaRestoreFailed,
+    ];
+
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    fn to_guest(self) -> hooks::EventKind {
+        use hooks::EventKind as G;
+        match self {
+            EventKind::PreDbBackup => G::PreDbBackup,
+            EventKind::PostDbBackup => G::PostDbBackup,
+            EventKind::DbBackupFailed => G::DbBackupFailed,
+            EventKind::PreDbRestore => G::PreDbRestore,
+            EventKind::PostDbRestore => G::PostDbRestore,
+            EventKind::DbRestoreFailed => G::DbRestoreFailed,
+            EventKind::PreMediaBackup => G::PreMediaBackup,
+            EventKind::PostMediaBackup => G::PostMediaBackup,
+            EventKind::MediaBackupFailed => G::MediaBackupFailed,
+            EventKind::PreMediaRestore => G::PreMediaRestore,
+            EventKind::PostMediaRestore => G::PostMediaRestore,
+            EventKind::MediaRestoreFailed => G::MediaRestoreFailed,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::PreDbBackup => "pre-db-backup",
@@ -140,33 +187,185 @@ impl Event {
     }
 }
 
+/// A loaded module with the config and limits it runs under.
+#[derive(Clone)]
+pub struct GuestPolicy {
+    pub module: Arc<LoadedModule>,
+    pub config_json: String,
+    pub limits: limits::Limits,
+}
+
+impl GuestPolicy {
+    /// Loads the module and checks that it plays `role`.
+    pub fn load(spec: &ModuleSpec, role: runtime::Role) -> Result<GuestPolicy> {
+        let module = Runtime::global()?.load(&spec.path)?;
+        if !module.exports(role) {
+            return Err(crate::exit::usage(format!(
+                "policy module {} is configured as {} but does not export \
+                 the interface rcbackup:policy/{}",
+                spec.path.display(),
+                role.as_str(),
+                role.as_str()
+            )));
+        }
+        Ok(GuestPolicy {
+            module: Arc::new(module),
+            config_json: spec.config_json.clone(),
+            limits: spec.limits,
+        })
+    }
+}
+
+struct Hook {
+    policy: GuestPolicy,
+    events: Option<Vec<EventKind>>,
+    on_error: OnError,
+}
+
 /// The set of policies in force for one run.
-#[derive(Debug, Default)]
-pub struct Policies {}
+#[derive(Default)]
+pub struct Policies {
+    retention: Option<GuestPolicy>,
+    naming: Option<GuestPolicy>,
+    restore_approval: Option<GuestPolicy>,
+    hooks: Vec<Hook>,
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |p: &Option<GuestPolicy>| p.as_ref().map(|p| p.module.name.clone());
+        f.debug_struct("Policies")
+            .field("retention", &name(&self.retention))
+            .field("naming", &name(&self.naming))
+            .field("restore_approval", &name(&self.restore_approval))
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
+}
+
+pub fn to_guest_backup(b: &BackupRecord) -> types::Backup {
+    types::Backup {
+        name: b.name.clone(),
+        database: b.database.clone(),
+        tenant: b.tenant.clone(),
+        engine: b.engine.as_str().to_string(),
+        created: b.created.timestamp(),
+        size: b.size,
+        sha256: b.sha256.clone(),
+    }
+}
 
 impl Policies {
     /// Built-in behaviour only.
     pub fn builtin() -> Policies {
-        Policies {}
+        Policies::default()
+    }
+
+    /// Loads every configured module (compiling it, or reading the cache), so
+    /// that a broken module stops a run before anything is done.
+    pub fn from_config(config: &PolicyConfig) -> Result<Policies> {
+        if config.is_empty() {
+            return Ok(Policies::builtin());
+        }
+        let one = |spec: &Option<ModuleSpec>, role| {
+            spec.as_ref()
+                .map(|s| GuestPolicy::load(s, role))
+                .transpose()
+        };
+        let mut hooks = Vec::new();
+        for HookSpec {
+            module,
+            events,
+            on_error,
+        } in &config.hooks
+        {
+            hooks.push(Hook {
+                policy: GuestPolicy::load(module, runtime::Role::Hook)?,
+                events: events.clone(),
+                on_error: *on_error,
+            });
+        }
+        Ok(Policies {
+            retention: one(&config.retention, runtime::Role::Retention)?,
+            naming: one(&config.naming, runtime::Role::Naming)?,
+            restore_approval: one(&config.restore_approval, runtime::Role::RestoreApproval)?,
+            hooks,
+        })
     }
 
     /// The file name for a new backup. The caller checks the result.
     pub fn name_backup(&self, ctx: &NamingContext) -> Result<String> {
-        Ok(ctx.default_name.clone())
+        let Some(p) = &self.naming else {
+            return Ok(ctx.default_name.clone());
+        };
+        let guest_ctx = naming::NamingContext {
+            database: ctx.database.clone(),
+            engine: ctx.engine.clone(),
+            tenant: ctx.tenant.clone(),
+            now: ctx.now.timestamp(),
+            extension: ctx.extension.clone(),
+            default_name: ctx.default_name.clone(),
+        };
+        let name = p.module.naming(&p.config_json, &p.limits, &guest_ctx)?;
+        crate::naming::check_file_name(&name).map_err(|why| {
+            p.module.failed(
+                runtime::Role::Naming,
+                GuestFailure::BadOutput(format!("the name `{}` {why}", name.escape_debug())),
+            )
+        })?;
+        Ok(name)
+    }
+
+    /// Whether the backup name comes from a policy (which must not collide).
+    pub fn names_backups(&self) -> bool {
+        self.naming.is_some()
     }
 
     /// Keep or delete for each backup of one series; `keep` is db_cleanup_keep.
     pub fn retention(
         &self,
         series: &[BackupRecord],
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
         keep: usize,
     ) -> Result<Vec<Decision>> {
-        Ok(retention::keep_last(series, keep))
+        let Some(p) = &self.retention else {
+            return Ok(retention::keep_last(series, keep));
+        };
+        let input: Vec<types::Backup> = series.iter().map(to_guest_backup).collect();
+        let answer = p
+            .module
+            .retention(&p.config_json, &p.limits, &input, now.timestamp())?;
+        let decisions = from_guest_decisions(answer);
+        retention::check_decisions(series, &decisions, None).map_err(|why| {
+            p.module.failed(
+                runtime::Role::Retention,
+                GuestFailure::BadOutput(format!("{why}; the whole result is refused")),
+            )
+        })?;
+        Ok(decisions)
     }
 
-    pub fn approve_restore(&self, _req: &RestoreRequest) -> Result<Approval> {
-        Ok(Approval::AskUser)
+    pub fn approve_restore(&self, req: &RestoreRequest) -> Result<Approval> {
+        let Some(p) = &self.restore_approval else {
+            return Ok(Approval::AskUser);
+        };
+        let guest_req = restore_approval::RestoreRequest {
+            database: req.database.clone(),
+            tenant: req.tenant.clone(),
+            backup: to_guest_backup(&req.backup),
+            requested_by: req.requested_by.clone(),
+            noinput: req.noinput,
+            now: req.now.timestamp(),
+        };
+        Ok(
+            match p.module.approve(&p.config_json, &p.limits, &guest_req)? {
+                restore_approval::Approval::Allow => Approval::Allow,
+                restore_approval::Approval::AskUser => Approval::AskUser,
+                restore_approval::Approval::Deny(why) => {
+                    Approval::Deny(format!("{why} (policy {})", p.module.name))
+                }
+            },
+        )
     }
 
     /// Allow, deny or ask for a media restore; asked before any media file
@@ -180,6 +379,68 @@ impl Policies {
     /// `on_error = "fail"`.
     pub fn emit(&self, event: &Event) -> Result<()> {
         tracing::debug!(event = event.kind.as_str(), database = ?event.database, backup = ?event.backup, "event");
+        let subscribed = self.hooks.iter().filter(|h| {
+            h.events
+                .as_ref()
+                .is_none_or(|kinds| kinds.contains(&event.kind))
+        });
+        let guest_event = guest_event(event);
+        for hook in subscribed {
+            let p = &hook.policy;
+            let outcome = p.module.on_event(&p.config_json, &p.limits, &guest_event);
+            let failure = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(reason)) if event.kind.is_pre() => {
+                    return Err(anyhow!(
+                        "hook {} vetoed {}: {reason}",
+                        p.module.name,
+                        event.kind.as_str()
+                    ));
+                }
+                Ok(Err(reason)) => anyhow!(
+                    "hook {} failed on {}: {reason}",
+                    p.module.name,
+                    event.kind.as_str()
+                ),
+                Err(e) => anyhow::Error::new(e).context(format!("hook on {}", event.kind.as_str())),
+            };
+            match hook.on_error {
+                OnError::Fail => return Err(failure),
+                OnError::Warn => tracing::warn!("{failure:#} (on_error = \"warn\": going on)"),
+            }
+        }
         Ok(())
     }
+}
+
+pub fn from_guest_decisions(answer: Vec<bindings::retention::Decision>) -> Vec<Decision> {
+    answer
+        .into_iter()
+        .map(|d| Decision {
+            name: d.name,
+            keep: d.keep,
+            reason: d.reason,
+        })
+        .collect()
+}
+
+pub fn guest_event(event: &Event) -> hooks::Event {
+    hooks::Event {
+        kind: event.kind.to_guest(),
+        database: event.database.clone(),
+        tenant: event.tenant.clone(),
+        backup: event.backup.clone(),
+        size: event.size,
+        sha256: event.sha256.clone(),
+        duration_ms: event.duration.map(|d| d.as_millis() as u64),
+        error: event.error.clone(),
+        now: event.now.timestamp(),
+    }
+}
+
+/// Loads one module for `rcbackup policy test/compile`.
+pub fn load_module(path: &std::path::Path) -> Result<LoadedModule> {
+    Runtime::global()?
+        .load(path)
+        .with_context(|| format!("loading {}", path.display()))
 }

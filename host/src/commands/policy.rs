@@ -1,0 +1,323 @@
+//! `rcbackup policy test` and `rcbackup policy compile`: work on one module,
+//! without a config file, so policy authors can try a module before using it.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::cli::{PolicyCommand, PolicyTestArgs};
+use crate::database::EngineKind;
+use crate::exit;
+use crate::policy::bindings::{hooks, naming, restore_approval};
+use crate::policy::limits::LimitsSection;
+use crate::policy::runtime::{LoadedModule, Role, Runtime};
+use crate::policy::{from_guest_decisions, load_module, to_guest_backup, EventKind};
+use crate::record::BackupRecord;
+use crate::retention;
+
+pub fn run(cmd: &PolicyCommand) -> Result<()> {
+    match cmd {
+        PolicyCommand::Test(a) => test(a),
+        PolicyCommand::Compile(a) => {
+            for path in &a.modules {
+                compile(path)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn compile(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let started = std::time::Instant::now();
+    let runtime = Runtime::global()?;
+    match runtime
+        .precompile(&bytes)
+        .with_context(|| format!("compiling {}", path.display()))?
+    {
+        Some(cached) => println!(
+            "compiled {} in {} ms into {}",
+            path.display(),
+            started.elapsed().as_millis(),
+            cached.display()
+        ),
+        None => println!(
+            "compiled {} in {} ms; no cache folder (set RCBACKUP_CACHE_DIR or HOME), so runs compile it again",
+            path.display(),
+            started.elapsed().as_millis()
+        ),
+    }
+    let module = runtime.load(path)?;
+    let roles: Vec<&str> = ROLES
+        .iter()
+        .filter(|r| module.exports(**r))
+        .map(|r| r.as_str())
+        .collect();
+    println!("roles: {}", roles.join(", "));
+    Ok(())
+}
+
+const ROLES: [Role; 4] = [
+    Role::Retention,
+    Role::Naming,
+    Role::RestoreApproval,
+    Role::Hook,
+];
+
+/// The input file of `policy test`: the fields of the chosen role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestInput {
+    role: Option<String>,
+    /// The time of the operation (default: now).
+    now: Option<DateTime<Utc>>,
+    #[serde(default)]
+    config: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    limits: LimitsSection,
+    /// retention: the series.
+    backups: Option<Vec<TestBackup>>,
+    /// naming: the new backup.
+    naming: Option<TestNaming>,
+    /// restore-approval: the request.
+    restore: Option<TestRestore>,
+    /// hooks: the event.
+    event: Option<TestEvent>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestBackup {
+    name: String,
+    #[serde(default = "default_database")]
+    database: String,
+    tenant: Option<String>,
+    #[serde(default = "default_engine_kind")]
+    engine: EngineKind,
+    created: DateTime<Utc>,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    sha256: String,
+}
+
+fn default_database() -> String {
+    "default".into()
+}
+fn default_engine_kind() -> EngineKind {
+    EngineKind::Sqlite
+}
+fn default_engine() -> String {
+    "sqlite".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestNaming {
+    #[serde(default = "default_database")]
+    database: String,
+    #[serde(default = "default_engine")]
+    engine: String,
+    tenant: Option<String>,
+    #[serde(default = "default_extension")]
+    extension: String,
+}
+
+fn default_extension() -> String {
+    "sqlite3".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestRestore {
+    #[serde(default = "default_database")]
+    database: String,
+    tenant: Option<String>,
+    backup: TestBackup,
+    #[serde(default = "default_requester")]
+    requested_by: String,
+    #[serde(default)]
+    noinput: bool,
+}
+
+fn default_requester() -> String {
+    "policy-test".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestEvent {
+    kind: String,
+    database: Option<String>,
+    tenant: Option<String>,
+    backup: Option<String>,
+    size: Option<u64>,
+    sha256: Option<String>,
+    duration_ms: Option<u64>,
+    error: Option<String>,
+}
+
+impl TestBackup {
+    fn record(&self) -> Result<BackupRecord> {
+        let engine = self.engine;
+        Ok(BackupRecord {
+            format: crate::record::RECORD_FORMAT,
+            name: self.name.clone(),
+            database: self.database.clone(),
+            tenant: self.tenant.clone(),
+            engine,
+            size: self.size,
+            sha256: self.sha256.clone(),
+            created: self.created,
+            finished: self.created,
+            tool: BackupRecord::tool_version(),
+        })
+    }
+}
+
+fn parse_role(name: &str) -> Result<Role> {
+    ROLES
+        .into_iter()
+        .find(|r| r.as_str() == name || (name == "hook" && *r == Role::Hook))
+        .ok_or_else(|| {
+            exit::usage(format!(
+                "`{name}` is not a role; use retention, naming, restore-approval or hooks"
+            ))
+        })
+}
+
+fn test(args: &PolicyTestArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.input)
+        .map_err(|e| exit::usage(format!("cannot read {}: {e}", args.input.display())))?;
+    let input: TestInput = serde_json::from_str(&text)
+        .map_err(|e| exit::usage(format!("input {}: {e}", args.input.display())))?;
+    let module = load_module(&args.module)?;
+    let role = match args.role.as_deref().or(input.role.as_deref()) {
+        Some(r) => parse_role(r)?,
+        None => infer_role(&input, &module)?,
+    };
+    let limits = input
+        .limits
+        .resolve()
+        .map_err(|why| exit::usage(format!("input: {why}")))?;
+    let config_json = serde_json::to_string(&input.config)?;
+    let now = input.now.unwrap_or_else(Utc::now);
+    let missing = |key: &str| {
+        exit::usage(format!(
+            "input {} has no `{key}`, which the {} role needs",
+            args.input.display(),
+            role.as_str()
+        ))
+    };
+    match role {
+        Role::Retention => {
+            let backups = input.backups.as_ref().ok_or_else(|| missing("backups"))?;
+            let series: Vec<BackupRecord> = backups
+                .iter()
+                .map(TestBackup::record)
+                .collect::<Result<_>>()?;
+            let guest: Vec<_> = series.iter().map(to_guest_backup).collect();
+            let answer = module.retention(&config_json, &limits, &guest, now.timestamp())?;
+            let decisions = from_guest_decisions(answer);
+            for d in &decisions {
+                let verb = if d.keep { "keep" } else { "delete" };
+                println!("{verb:>6}  {}  ({})", d.name, d.reason);
+            }
+            retention::check_decisions(&series, &decisions, None).map_err(|why| {
+                exit::failed(format!(
+                    "rcbackup would refuse this result as a whole and delete nothing: {why}"
+                ))
+            })?;
+        }
+        Role::Naming => {
+            let n = input.naming.as_ref().ok_or_else(|| missing("naming"))?;
+            let ctx = naming::NamingContext {
+                database: n.database.clone(),
+                engine: n.engine.clone(),
+                tenant: n.tenant.clone(),
+                now: now.timestamp(),
+                extension: n.extension.clone(),
+                default_name: format!(
+                    "{}-{}.{}",
+                    n.database,
+                    now.format(crate::naming::DateFormat::DEFAULT),
+                    n.extension
+                ),
+            };
+            let name = module.naming(&config_json, &limits, &ctx)?;
+            println!("name: {name}");
+            crate::naming::check_file_name(&name).map_err(|why| {
+                exit::failed(format!(
+                    "rcbackup would refuse the name `{}`: it {why}",
+                    name.escape_debug()
+                ))
+            })?;
+        }
+        Role::RestoreApproval => {
+            let r = input.restore.as_ref().ok_or_else(|| missing("restore"))?;
+            let req = restore_approval::RestoreRequest {
+                database: r.database.clone(),
+                tenant: r.tenant.clone(),
+                backup: to_guest_backup(&r.backup.record()?),
+                requested_by: r.requested_by.clone(),
+                noinput: r.noinput,
+                now: now.timestamp(),
+            };
+            match module.approve(&config_json, &limits, &req)? {
+                restore_approval::Approval::Allow => println!("allow"),
+                restore_approval::Approval::AskUser => println!("ask-user"),
+                restore_approval::Approval::Deny(why) => println!("deny: {why}"),
+            }
+        }
+        Role::Hook => {
+            let e = input.event.as_ref().ok_or_else(|| missing("event"))?;
+            let kind = EventKind::parse(&e.kind)
+                .ok_or_else(|| exit::usage(format!("input: `{}` is not an event", e.kind)))?;
+            let mut event = crate::policy::Event::new(kind, now);
+            event.database = e.database.clone();
+            event.tenant = e.tenant.clone();
+            event.backup = e.backup.clone();
+            event.size = e.size;
+            event.sha256 = e.sha256.clone();
+            event.duration = e.duration_ms.map(std::time::Duration::from_millis);
+            event.error = e.error.clone();
+            let answer = module.on_event(&config_json, &limits, &guest_event(&event))?;
+            match answer {
+                Ok(()) => println!("ok"),
+                Err(why) if kind.is_pre() => println!("veto: {why}"),
+                Err(why) => println!("failed: {why}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn guest_event(e: &crate::policy::Event) -> hooks::Event {
+    crate::policy::guest_event(e)
+}
+
+fn infer_role(input: &TestInput, module: &LoadedModule) -> Result<Role> {
+    let by_input = [
+        (input.backups.is_some(), Role::Retention),
+        (input.naming.is_some(), Role::Naming),
+        (input.restore.is_some(), Role::RestoreApproval),
+        (input.event.is_some(), Role::Hook),
+    ];
+    let given: Vec<Role> = by_input
+        .iter()
+        .filter(|(g, _)| *g)
+        .map(|(_, r)| *r)
+        .collect();
+    if let [one] = given[..] {
+        return Ok(one);
+    }
+    let exported: Vec<Role> = ROLES.into_iter().filter(|r| module.exports(*r)).collect();
+    if let [one] = exported[..] {
+        return Ok(one);
+    }
+    Err(exit::usage(
+        "cannot tell which role to test; pass --role retention|naming|restore-approval|hooks",
+    ))
+}

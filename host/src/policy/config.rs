@@ -1,0 +1,167 @@
+//! The `[policies]` and `[[hooks]]` sections of the config file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::limits::{Limits, LimitsSection};
+use super::EventKind;
+
+/// `[policies]`: at most one module per decision.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesSection {
+    pub retention: Option<PolicySection>,
+    pub naming: Option<PolicySection>,
+    pub restore_approval: Option<PolicySection>,
+}
+
+/// `{ module = "path.wasm", config = { ... }, limits = { ... } }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    pub module: PathBuf,
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// What a failing hook does to the run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Fail the run (a pre event: stop the operation).
+    #[default]
+    Fail,
+    /// Log a warning and go on.
+    Warn,
+}
+
+/// `[[hooks]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSection {
+    pub module: PathBuf,
+    /// Event names such as "pre-db-backup", or "all" (the default).
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub on_error: OnError,
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// One configured module, checked: path resolved, limits and config ready.
+#[derive(Debug, Clone)]
+pub struct ModuleSpec {
+    pub path: PathBuf,
+    pub config_json: String,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct HookSpec {
+    pub module: ModuleSpec,
+    /// None means every event.
+    pub events: Option<Vec<EventKind>>,
+    pub on_error: OnError,
+}
+
+/// The policy part of the config, checked at load.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyConfig {
+    pub retention: Option<ModuleSpec>,
+    pub naming: Option<ModuleSpec>,
+    pub restore_approval: Option<ModuleSpec>,
+    pub hooks: Vec<HookSpec>,
+}
+
+impl PolicyConfig {
+    pub fn is_empty(&self) -> bool {
+        self.retention.is_none()
+            && self.naming.is_none()
+            && self.restore_approval.is_none()
+            && self.hooks.is_empty()
+    }
+
+    /// Checks the sections; errors are (key, why). Relative module paths are
+    /// relative to the config file's folder.
+    pub fn resolve(
+        policies: &PoliciesSection,
+        hooks: &[HookSection],
+        config_dir: &Path,
+    ) -> Result<PolicyConfig, (String, String)> {
+        let one = |key: &str,
+                   s: &Option<PolicySection>|
+         -> Result<Option<ModuleSpec>, (String, String)> {
+            s.as_ref()
+                .map(|s| module_spec(&s.module, &s.config, &s.limits, config_dir))
+                .transpose()
+                .map_err(|why| (format!("policies.{key}"), why))
+        };
+        let mut out = PolicyConfig {
+            retention: one("retention", &policies.retention)?,
+            naming: one("naming", &policies.naming)?,
+            restore_approval: one("restore_approval", &policies.restore_approval)?,
+            hooks: Vec::new(),
+        };
+        for (i, h) in hooks.iter().enumerate() {
+            let key = format!("hooks[{i}]");
+            let module = module_spec(&h.module, &h.config, &h.limits, config_dir)
+                .map_err(|why| (key.clone(), why))?;
+            let events = if h.events.is_empty() || h.events.iter().any(|e| e == "all") {
+                None
+            } else {
+                let mut kinds = Vec::new();
+                for name in &h.events {
+                    let kind = EventKind::parse(name).ok_or_else(|| {
+                        (
+                            format!("{key}.events"),
+                            format!(
+                                "`{name}` is not an event; use \"all\" or some of: {}",
+                                EventKind::ALL.map(|k| k.as_str()).join(", ")
+                            ),
+                        )
+                    })?;
+                    kinds.push(kind);
+                }
+                Some(kinds)
+            };
+            out.hooks.push(HookSpec {
+                module,
+                events,
+                on_error: h.on_error,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn module_spec(
+    module: &Path,
+    config: &toml::Table,
+    limits: &LimitsSection,
+    config_dir: &Path,
+) -> Result<ModuleSpec, String> {
+    let path = if module.is_relative() {
+        config_dir.join(module)
+    } else {
+        module.to_path_buf()
+    };
+    if !path.is_file() {
+        return Err(format!(
+            "module `{}` is not a file (relative paths are relative to the config file)",
+            path.display()
+        ));
+    }
+    let config_json =
+        serde_json::to_string(config).map_err(|e| format!("config cannot be handed over: {e}"))?;
+    Ok(ModuleSpec {
+        path,
+        config_json,
+        limits: limits.resolve()?,
+    })
+}

@@ -1,0 +1,526 @@
+//! The WebAssembly sandbox: one Engine per process, modules compiled once and
+//! cached on disk, a fresh Store and instance for every call, and the limits
+//! (fuel, memory, epoch deadline, log and output size) that contain a guest.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{self, hooks, host, naming, restore_approval, retention};
+use super::limits::Limits;
+
+/// How often the ticker advances the epoch: the resolution of deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Where compiled policies are cached: `$RCBACKUP_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/rcbackup/policies`, else `~/.cache/rcbackup/policies`.
+pub const CACHE_ENV: &str = "RCBACKUP_CACHE_DIR";
+
+/// Why a guest call failed; each names the cause the way people read it.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestFailure {
+    #[error(
+        "it ran out of fuel ({0} units): it may loop forever; raise limits.fuel if it needs more"
+    )]
+    OutOfFuel(u64),
+    #[error("it ran past its deadline of {0} ms; raise limits.deadline_ms if it needs more")]
+    Deadline(u128),
+    #[error(
+        "it tried to use more than {0} MiB of memory; raise limits.memory_mib if it needs more"
+    )]
+    Memory(u64),
+    #[error("it logged more than {0} KiB; raise limits.log_kib or log less")]
+    LogFlood(u64),
+    #[error("its answer is larger than {0} KiB; raise limits.output_kib if that is expected")]
+    OutputTooLarge(u64),
+    #[error("it trapped: {0}")]
+    Trap(String),
+    #[error("it returned an error: {0}")]
+    Returned(String),
+    #[error("bad output: {0}")]
+    BadOutput(String),
+    #[error("it does not export the {0} role (interface rcbackup:policy/{0})")]
+    MissingRole(&'static str),
+}
+
+/// A failure of one module in one role; the message names both.
+#[derive(Debug, thiserror::Error)]
+#[error("{role} policy {module}: {failure}")]
+pub struct PolicyError {
+    pub module: String,
+    pub role: &'static str,
+    #[source]
+    pub failure: GuestFailure,
+}
+
+/// Raised by the limiter so the failure is typed, not a generic grow failure.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit")]
+struct MemoryLimitHit;
+
+/// Raised by `log` when the guest has logged its budget.
+#[derive(Debug, thiserror::Error)]
+#[error("log limit")]
+struct LogLimitHit;
+
+/// What one call's Store holds.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    module: String,
+    config_json: String,
+    log_left: u64,
+    /// Clones of the guest's stdout and stderr, read back after the call.
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl host::Host for GuestState {
+    fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
+        let cost = message.len() as u64 + 1;
+        if cost > self.log_left {
+            return Err(wasmtime::Error::new(LogLimitHit));
+        }
+        self.log_left -= cost;
+        let m = &self.module;
+        match level {
+            host::Level::Trace => tracing::trace!("[{m}] {message}"),
+            host::Level::Debug => tracing::debug!("[{m}] {message}"),
+            host::Level::Info => tracing::info!("[{m}] {message}"),
+            host::Level::Warn => tracing::warn!("[{m}] {message}"),
+            host::Level::Error => tracing::error!("[{m}] {message}"),
+        }
+        Ok(())
+    }
+
+    fn config(&mut self) -> wasmtime::Result<String> {
+        Ok(self.config_json.clone())
+    }
+}
+
+impl bindings::types::Host for GuestState {}
+
+/// Caps the guest's linear memory; over the cap, the call fails as "memory".
+struct MemoryCap {
+    max_bytes: u64,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.max_bytes {
+            return Err(wasmtime::Error::new(MemoryLimitHit));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The process-wide engine and linker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Runtime {
+    /// The one runtime of this process, created (with its epoch ticker) on
+    /// first use so that runs without policies never pay for it.
+    pub fn global() -> Result<&'static Runtime> {
+        static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+        RUNTIME
+            .get_or_init(|| Runtime::new().map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly runtime: {e}"))
+    }
+
+    fn new() -> Result<Runtime> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        bindings::Policy::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        let ticker = engine.clone();
+        std::thread::Builder::new()
+            .name("rcbackup-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(EPOCH_TICK);
+                ticker.increment_epoch();
+            })
+            .context("starting the epoch ticker")?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir: cache_dir(),
+        })
+    }
+
+    /// Compiles (or loads from the cache) the module at `path`.
+    pub fn load(&self, path: &Path) -> Result<LoadedModule> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read policy module {}", path.display()))?;
+        let name = module_name(path);
+        let component = self.compile_cached(&bytes).with_context(|| {
+            format!("policy module {} is not a valid component", path.display())
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "policy module {} imports something rcbackup does not grant \
+                     (only rcbackup:policy/host and WASI without files, network or environment)",
+                    path.display()
+                )
+            })?;
+        Ok(LoadedModule {
+            name,
+            retention: retention::GuestIndices::new(&pre).ok(),
+            naming: naming::GuestIndices::new(&pre).ok(),
+            restore_approval: restore_approval::GuestIndices::new(&pre).ok(),
+            hooks: hooks::GuestIndices::new(&pre).ok(),
+            pre,
+        })
+    }
+
+    /// Compiles `bytes` and writes the result to the cache; returns where.
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Option<PathBuf>> {
+        let Some(path) = self.cache_path(bytes) else {
+            return Ok(None);
+        };
+        let compiled = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(anyhow::Error::from)?;
+        write_atomically(&path, &compiled)?;
+        Ok(Some(path))
+    }
+
+    fn compile_cached(&self, bytes: &[u8]) -> Result<Component> {
+        if let Some(path) = self.cache_path(bytes) {
+            if path.exists() {
+                // SAFETY: the file is one rcbackup wrote into its own cache,
+                // keyed by the module's hash and this engine's settings; a
+                // file that does not match is rejected by wasmtime's checks.
+                match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                    Ok(c) => return Ok(c),
+                    Err(e) => tracing::debug!("ignoring cache entry {}: {e}", path.display()),
+                }
+            }
+            match self.precompile(bytes) {
+                Ok(_) => {
+                    // SAFETY: as above, just written by us.
+                    if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, &path) } {
+                        return Ok(c);
+                    }
+                }
+                Err(e) => tracing::debug!("cannot cache a compiled policy: {e:#}"),
+            }
+        }
+        Component::new(&self.engine, bytes).map_err(anyhow::Error::from)
+    }
+
+    /// The cache file of a module: its content hash and the engine's
+    /// compatibility hash (wasmtime version and settings).
+    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let content = hex::encode(Sha256::digest(bytes));
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        env!("CARGO_PKG_VERSION").hash(&mut h);
+        Some(dir.join(format!("{content}-{:016x}.cwasm", h.finish())))
+    }
+
+    /// A fresh Store for one call, with the limits in force.
+    fn store(&self, module: &str, config_json: &str, limits: &Limits) -> Store<GuestState> {
+        let log_cap = limits.log_bytes.max(1) as usize;
+        let stdout = MemoryOutputPipe::new(log_cap);
+        let stderr = MemoryOutputPipe::new(log_cap);
+        // No preopened folders, no sockets, no environment, no arguments:
+        // the builder grants nothing unless asked.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let state = GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max_bytes: limits.memory_bytes,
+            },
+            module: module.to_string(),
+            config_json: config_json.to_string(),
+            log_left: limits.log_bytes,
+            stdout,
+            stderr,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.set_fuel(limits.fuel).expect("fuel is enabled");
+        let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
+        store.set_epoch_deadline(ticks.max(1) + 1);
+        store
+    }
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("rcbackup").join("policies"))
+}
+
+fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("cache file has a folder");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The module's file name, as errors and logs call it.
+pub fn module_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// A compiled module, ready to be instantiated for any role it exports.
+pub struct LoadedModule {
+    pub name: String,
+    pre: InstancePre<GuestState>,
+    retention: Option<retention::GuestIndices>,
+    naming: Option<naming::GuestIndices>,
+    restore_approval: Option<restore_approval::GuestIndices>,
+    hooks: Option<hooks::GuestIndices>,
+}
+
+/// The roles, as the config and `policy test --role` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Retention,
+    Naming,
+    RestoreApproval,
+    Hook,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Retention => "retention",
+            Role::Naming => "naming",
+            Role::RestoreApproval => "restore-approval",
+            Role::Hook => "hooks",
+        }
+    }
+}
+
+impl LoadedModule {
+    pub fn exports(&self, role: Role) -> bool {
+        match role {
+            Role::Retention => self.retention.is_some(),
+            Role::Naming => self.naming.is_some(),
+            Role::RestoreApproval => self.restore_approval.is_some(),
+            Role::Hook => self.hooks.is_some(),
+        }
+    }
+
+    /// Runs `f` against a fresh instance; classifies whatever goes wrong.
+    fn call<R>(
+        &self,
+        role: Role,
+        config_json: &str,
+        limits: &Limits,
+        f: impl FnOnce(&mut Store<GuestState>, &wasmtime::component::Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, PolicyError> {
+        let fail = |failure| PolicyError {
+            module: self.name.clone(),
+            role: role.as_str(),
+            failure,
+        };
+        if !self.exports(role) {
+            return Err(fail(GuestFailure::MissingRole(role.as_str())));
+        }
+        let runtime = Runtime::global().map_err(|e| fail(GuestFailure::Trap(format!("{e:#}"))))?;
+        let mut store = runtime.store(&self.name, config_json, limits);
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&mut store, &instance));
+        drain_stdio(&self.name, &store);
+        outcome.map_err(|e| fail(classify(&e, limits)))
+    }
+
+    pub fn retention(
+        &self,
+        config_json: &str,
+        limits: &Limits,
+        series: &[bindings::types::Backup],
+        now: i64,
+    ) -> Result<Vec<retention::Decision>, PolicyError> {
+        let idx = self.retention.as_ref();
+        let answer = self.call(Role::Retention, config_json, limits, |store, inst| {
+            let guest = idx.expect("checked").load(&mut *store, inst)?;
+            guest.call_decide(&mut *store, series, now)
+        })?;
+        let decisions =
+            answer.map_err(|e| self.failed(Role::Retention, GuestFailure::Returned(e)))?;
+        let weight: u64 = decisions
+            .iter()
+            .map(|d| (d.name.len() + d.reason.len() + 1) as u64)
+            .sum();
+        self.bound(Role::Retention, weight, limits)?;
+        Ok(decisions)
+    }
+
+    pub fn naming(
+        &self,
+        config_json: &str,
+        limits: &Limits,
+        ctx: &naming::NamingContext,
+    ) -> Result<String, PolicyError> {
+        let idx = self.naming.as_ref();
+        let answer = self.call(Role::Naming, config_json, limits, |store, inst| {
+            let guest = idx.expect("checked").load(&mut *store, inst)?;
+            guest.call_name(&mut *store, ctx)
+        })?;
+        let name = answer.map_err(|e| self.failed(Role::Naming, GuestFailure::Returned(e)))?;
+        self.bound(Role::Naming, name.len() as u64, limits)?;
+        Ok(name)
+    }
+
+    pub fn approve(
+        &self,
+        config_json: &str,
+        limits: &Limits,
+        req: &restore_approval::RestoreRequest,
+    ) -> Result<restore_approval::Approval, PolicyError> {
+        let idx = self.restore_approval.as_ref();
+        let answer = self.call(Role::RestoreApproval, config_json, limits, |store, inst| {
+            let guest = idx.expect("checked").load(&mut *store, inst)?;
+            guest.call_approve(&mut *store, req)
+        })?;
+        if let restore_approval::Approval::Deny(why) = &answer {
+            self.bound(Role::RestoreApproval, why.len() as u64, limits)?;
+        }
+        Ok(answer)
+    }
+
+    /// `Ok(Err(reason))` is the hook's own answer (a veto on a pre event).
+    pub fn on_event(
+        &self,
+        config_json: &str,
+        limits: &Limits,
+        event: &hooks::Event,
+    ) -> Result<Result<(), String>, PolicyError> {
+        let idx = self.hooks.as_ref();
+        let answer = self.call(Role::Hook, config_json, limits, |store, inst| {
+            let guest = idx.expect("checked").load(&mut *store, inst)?;
+            guest.call_on_event(&mut *store, event)
+        })?;
+        if let Err(why) = &answer {
+            self.bound(Role::Hook, why.len() as u64, limits)?;
+        }
+        Ok(answer)
+    }
+
+    pub fn failed(&self, role: Role, failure: GuestFailure) -> PolicyError {
+        PolicyError {
+            module: self.name.clone(),
+            role: role.as_str(),
+            failure,
+        }
+    }
+
+    fn bound(&self, role: Role, weight: u64, limits: &Limits) -> Result<(), PolicyError> {
+        if weight > limits.output_bytes {
+            return Err(self.failed(
+                role,
+                GuestFailure::OutputTooLarge(limits.output_bytes >> 10),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Logs what the guest printed; stdout and stderr never reach the terminal.
+fn drain_stdio(module: &str, store: &Store<GuestState>) {
+    let state = store.data();
+    for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
+        let bytes = pipe.contents();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            tracing::info!("[{module} {stream}] {line}");
+        }
+    }
+}
+
+/// Turns a wasmtime error into the cause people need.
+fn classify(e: &wasmtime::Error, limits: &Limits) -> GuestFailure {
+    for cause in e.chain() {
+        if cause.downcast_ref::<MemoryLimitHit>().is_some() {
+            return GuestFailure::Memory(limits.memory_bytes >> 20);
+        }
+        if cause.downcast_ref::<LogLimitHit>().is_some() {
+            return GuestFailure::LogFlood(limits.log_bytes >> 10);
+        }
+    }
+    if e.is::<MemoryLimitHit>() {
+        return GuestFailure::Memory(limits.memory_bytes >> 20);
+    }
+    if e.is::<LogLimitHit>() {
+        return GuestFailure::LogFlood(limits.log_bytes >> 10);
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => GuestFailure::OutOfFuel(limits.fuel),
+        Some(Trap::Interrupt) => GuestFailure::Deadline(limits.deadline.as_millis()),
+        Some(trap) => GuestFailure::Trap(format!("{trap}")),
+        None => {
+            let text = format!("{e:#}");
+            if text.contains("MemoryOutputPipe") {
+                GuestFailure::LogFlood(limits.log_bytes >> 10)
+            } else {
+                GuestFailure::Trap(text)
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Retention: keep the newest `keep` backups of the series, delete the rest.
+//! The same rule, order and reasons as rcbackup's built-in default.
+//!
+//! config: `{ keep = 10 }`
+
+use rcbackup_guest::{export_policy, Backup, Decision, Policy, Timestamp};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default = "default_keep")]
+    keep: u32,
+}
+
+fn default_keep() -> u32 {
+    10
+}
+
+/// Newest first by creation time, then by name, like the host.
+pub fn newest_first(series: &mut [Backup]) {
+    series.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.name.cmp(&a.name)));
+}
+
+pub fn keep_last(mut series: Vec<Backup>, keep: usize) -> Vec<Decision> {
+    newest_first(&mut series);
+    series
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| Decision {
+            name: b.name,
+            keep: i < keep,
+            reason: if i < keep {
+                format!("one of the newest {keep} (#{})", i + 1)
+            } else {
+                format!("older than the newest {keep} (#{})", i + 1)
+            },
+        })
+        .collect()
+}
+
+struct KeepLast;
+
+impl Policy for KeepLast {
+    fn retention(series: Vec<Backup>, _now: Timestamp) -> Result<Vec<Decision>, String> {
+        let config: Config = rcbackup_guest::config()?;
+        if config.keep == 0 {
+            return Err("keep = 0 would delete every backup; set 1 or more".into());
+        }
+        Ok(keep_last(series, config.keep as usize))
+    }
+}
+
+export_policy!(KeepLast);

@@ -1,0 +1,107 @@
+//! Restore approval: deny restores into databases the config marks as
+//! protected, unless the maintenance window is open; let others through to
+//! the usual prompt (or --noinput).
+//!
+//! config: `{ protected = ["default"], window = { weekday = "sun", start = "02:00", end = "04:00" } }`
+//! The window is in UTC; `weekday` is optional (every day without it);
+//! `end` before `start` spans midnight.
+
+use rcbackup_guest::{export_policy, Approval, Policy, RestoreRequest};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    protected: Vec<String>,
+    window: Option<Window>,
+    /// Allow unprotected restores without asking.
+    #[serde(default)]
+    allow_others: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Window {
+    weekday: Option<String>,
+    start: String,
+    end: String,
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn minutes(hhmm: &str) -> Result<i64, String> {
+    let (h, m) = hhmm
+        .split_once(':')
+        .ok_or_else(|| format!("`{hhmm}` is not HH:MM"))?;
+    let h: i64 = h.parse().map_err(|_| format!("`{hhmm}` is not HH:MM"))?;
+    let m: i64 = m.parse().map_err(|_| format!("`{hhmm}` is not HH:MM"))?;
+    if !(0..24).contains(&h) || !(0..60).contains(&m) {
+        return Err(format!("`{hhmm}` is not a time of day"));
+    }
+    Ok(h * 60 + m)
+}
+
+impl Window {
+    fn is_open(&self, now: i64) -> Result<bool, String> {
+        let days = now.div_euclid(86_400);
+        // 1970-01-01 was a Thursday (index 3).
+        let weekday = WEEKDAYS[(days + 3).rem_euclid(7) as usize];
+        let minute = now.rem_euclid(86_400) / 60;
+        let (start, end) = (minutes(&self.start)?, minutes(&self.end)?);
+        let day_ok = match &self.weekday {
+            None => true,
+            Some(w) => {
+                let w = w.to_ascii_lowercase();
+                if !WEEKDAYS.contains(&&w[..w.len().min(3)]) {
+                    return Err(format!("weekday `{w}` is not one of {WEEKDAYS:?}"));
+                }
+                w.starts_with(weekday)
+            }
+        };
+        let time_ok = if start <= end {
+            (start..end).contains(&minute)
+        } else {
+            minute >= start || minute < end
+        };
+        Ok(day_ok && time_ok)
+    }
+}
+
+struct ProtectedRestore;
+
+impl Policy for ProtectedRestore {
+    fn approve_restore(req: RestoreRequest) -> Approval {
+        let config: Config = match rcbackup_guest::config() {
+            Ok(c) => c,
+            Err(e) => return Approval::Deny(e),
+        };
+        if !config.protected.iter().any(|p| *p == req.database) {
+            return if config.allow_others {
+                Approval::Allow
+            } else {
+                Approval::AskUser
+            };
+        }
+        match config.window.as_ref().map(|w| w.is_open(req.now)) {
+            Some(Ok(true)) => {
+                rcbackup_guest::log::info(&format!(
+                    "`{}` is protected; allowed inside the maintenance window",
+                    req.database
+                ));
+                Approval::Allow
+            }
+            Some(Err(e)) => Approval::Deny(format!("bad maintenance window: {e}")),
+            Some(Ok(false)) => Approval::Deny(format!(
+                "`{}` is protected and the maintenance window is closed",
+                req.database
+            )),
+            None => Approval::Deny(format!(
+                "`{}` is protected and no maintenance window is configured",
+                req.database
+            )),
+        }
+    }
+}
+
+export_policy!(ProtectedRestore);

@@ -1,0 +1,76 @@
+//! Naming: a template with the tenant in it, for platforms that keep many
+//! tenants' backups side by side.
+//!
+//! config: `{ template = "{tenant}-{database}-{datetime}.{ext}", no_tenant = "shared" }`
+//! Placeholders: {tenant}, {database}, {engine}, {datetime} (UTC,
+//! YYYYmmddTHHMMSSZ), {ext}.
+
+use rcbackup_guest::time::civil;
+use rcbackup_guest::{export_policy, NamingContext, Policy};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default = "default_template")]
+    template: String,
+    #[serde(default = "default_no_tenant")]
+    no_tenant: String,
+}
+
+fn default_template() -> String {
+    "{tenant}-{database}-{datetime}.{ext}".into()
+}
+
+fn default_no_tenant() -> String {
+    "shared".into()
+}
+
+fn datetime(t: i64) -> String {
+    let (y, m, d) = civil(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// Only letters, digits, `-` and `_` of a tenant or database name go into
+/// the file name, so no tenant can smuggle a path in.
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+struct TenantNaming;
+
+impl Policy for TenantNaming {
+    fn naming(ctx: NamingContext) -> Result<String, String> {
+        let config: Config = rcbackup_guest::config()?;
+        if !config.template.contains("{datetime}") {
+            return Err(format!(
+                "template `{}` must contain {{datetime}} so names do not collide",
+                config.template
+            ));
+        }
+        let tenant = ctx.tenant.as_deref().unwrap_or(&config.no_tenant);
+        Ok(config
+            .template
+            .replace("{tenant}", &slug(tenant))
+            .replace("{database}", &slug(&ctx.database))
+            .replace("{engine}", &slug(&ctx.engine))
+            .replace("{datetime}", &datetime(ctx.now))
+            .replace("{ext}", &slug(&ctx.extension)))
+    }
+}
+
+export_policy!(TenantNaming);
