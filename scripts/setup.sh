@@ -27,6 +27,15 @@ fi
 
 rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
 
+# componentize-py builds the Python example policy (tests/policy_roles.rs).
+if ! command -v componentize-py >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  python3 -m pip install --quiet componentize-py==0.25.1 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages componentize-py==0.25.1
+fi
+
 # PostgreSQL: password login on 127.0.0.1 for the test role.
 ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
 pg_lsclusters -h | grep -q "^$ver main .* online" || pg_ctlcluster "$ver" main start

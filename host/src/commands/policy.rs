@@ -13,7 +13,7 @@ use crate::exit;
 use crate::policy::bindings::{hooks, naming, restore_approval};
 use crate::policy::limits::LimitsSection;
 use crate::policy::runtime::{LoadedModule, Role, Runtime};
-use crate::policy::{from_guest_decisions, load_module, to_guest_backup, EventKind};
+use crate::policy::{from_guest_decisions, guest_series, load_module, to_guest_backup, EventKind};
 use crate::record::BackupRecord;
 use crate::retention;
 
@@ -218,7 +218,7 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
                 .iter()
                 .map(TestBackup::record)
                 .collect::<Result<_>>()?;
-            let guest: Vec<_> = series.iter().map(to_guest_backup).collect();
+            let guest = guest_series(&series);
             let answer = module.retention(&config_json, &limits, &guest, now.timestamp())?;
             let decisions = from_guest_decisions(answer);
             for d in &decisions {

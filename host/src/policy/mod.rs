@@ -216,6 +216,18 @@ impl GuestPolicy {
     }
 }
 
+impl GuestPolicy {
+    /// A module with a config and the default limits, outside any config
+    /// file (benchmarks, tests, `policy test`).
+    pub fn open(path: &std::path::Path, config_json: &str) -> Result<GuestPolicy> {
+        Ok(GuestPolicy {
+            module: Arc::new(load_module(path)?),
+            config_json: config_json.to_string(),
+            limits: limits::Limits::default(),
+        })
+    }
+}
+
 struct Hook {
     policy: GuestPolicy,
     events: Option<Vec<EventKind>>,
@@ -243,6 +255,14 @@ impl std::fmt::Debug for Policies {
     }
 }
 
+/// A series as guests get it: newest first at full precision, since the
+/// guest's timestamps show whole seconds only.
+pub fn guest_series(series: &[BackupRecord]) -> Vec<types::Backup> {
+    let mut sorted = series.to_vec();
+    retention::sort_newest_first(&mut sorted);
+    sorted.iter().map(to_guest_backup).collect()
+}
+
 pub fn to_guest_backup(b: &BackupRecord) -> types::Backup {
     types::Backup {
         name: b.name.clone(),
@@ -259,6 +279,14 @@ impl Policies {
     /// Built-in behaviour only.
     pub fn builtin() -> Policies {
         Policies::default()
+    }
+
+    /// Built-in behaviour except for retention.
+    pub fn with_retention(policy: GuestPolicy) -> Policies {
+        Policies {
+            retention: Some(policy),
+            ..Policies::default()
+        }
     }
 
     /// Loads every configured module (compiling it, or reading the cache), so
@@ -331,7 +359,7 @@ impl Policies {
         let Some(p) = &self.retention else {
             return Ok(retention::keep_last(series, keep));
         };
-        let input: Vec<types::Backup> = series.iter().map(to_guest_backup).collect();
+        let input = guest_series(series);
         let answer = p
             .module
             .retention(&p.config_json, &p.limits, &input, now.timestamp())?;

@@ -387,8 +387,8 @@ impl LoadedModule {
             .pre
             .instantiate(&mut store)
             .and_then(|instance| f(&mut store, &instance));
-        drain_stdio(&self.name, &store);
-        outcome.map_err(|e| fail(classify(&e, limits)))
+        let stdio = drain_stdio(&self.name, &store, limits);
+        outcome.map_err(|e| fail(classify(&e, limits, &stdio)))
     }
 
     pub fn retention(
@@ -483,19 +483,41 @@ impl LoadedModule {
     }
 }
 
+/// What the guest printed, for classifying a failure.
+struct Stdio {
+    /// A stream reached its bound (the guest's writes then fail).
+    full: bool,
+    /// The last line of stderr: a Rust panic message, a Python traceback's end.
+    last_err_line: Option<String>,
+}
+
 /// Logs what the guest printed; stdout and stderr never reach the terminal.
-fn drain_stdio(module: &str, store: &Store<GuestState>) {
+fn drain_stdio(module: &str, store: &Store<GuestState>, limits: &Limits) -> Stdio {
     let state = store.data();
+    let mut out = Stdio {
+        full: false,
+        last_err_line: None,
+    };
     for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
         let bytes = pipe.contents();
-        for line in String::from_utf8_lossy(&bytes).lines() {
+        out.full |= bytes.len() as u64 >= limits.log_bytes;
+        let text = String::from_utf8_lossy(&bytes);
+        for line in text.lines() {
             tracing::info!("[{module} {stream}] {line}");
         }
+        if stream == "stderr" {
+            out.last_err_line = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))
+                .map(|l| l.chars().take(300).collect());
+        }
     }
+    out
 }
 
 /// Turns a wasmtime error into the cause people need.
-fn classify(e: &wasmtime::Error, limits: &Limits) -> GuestFailure {
+fn classify(e: &wasmtime::Error, limits: &Limits, stdio: &Stdio) -> GuestFailure {
     for cause in e.chain() {
         if cause.downcast_ref::<MemoryLimitHit>().is_some() {
             return GuestFailure::Memory(limits.memory_bytes >> 20);
@@ -510,10 +532,16 @@ fn classify(e: &wasmtime::Error, limits: &Limits) -> GuestFailure {
     if e.is::<LogLimitHit>() {
         return GuestFailure::LogFlood(limits.log_bytes >> 10);
     }
+    if stdio.full {
+        return GuestFailure::LogFlood(limits.log_bytes >> 10);
+    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => GuestFailure::OutOfFuel(limits.fuel),
         Some(Trap::Interrupt) => GuestFailure::Deadline(limits.deadline.as_millis()),
-        Some(trap) => GuestFailure::Trap(format!("{trap}")),
+        Some(trap) => GuestFailure::Trap(match &stdio.last_err_line {
+            Some(line) => format!("{trap} (its stderr ends: {line})"),
+            None => format!("{trap}"),
+        }),
         None => {
             let text = format!("{e:#}");
             if text.contains("MemoryOutputPipe") {

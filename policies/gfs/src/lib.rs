@@ -37,7 +37,8 @@ fn bucket(period: usize, t: Timestamp) -> i64 {
 const PERIODS: [&str; 5] = ["hourly", "daily", "weekly", "monthly", "yearly"];
 
 pub fn gfs(mut series: Vec<Backup>, config: &Config) -> Vec<Decision> {
-    series.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.name.cmp(&a.name)));
+    // Stable: same-second backups keep the host's newest-first order.
+    series.sort_by_key(|b| std::cmp::Reverse(b.created));
     let mut left = [
         config.hourly,
         config.daily,

@@ -17,9 +17,11 @@ fn default_keep() -> u32 {
     10
 }
 
-/// Newest first by creation time, then by name, like the host.
+/// Newest first by creation time. The sort is stable and the host hands the
+/// series over newest first at full precision, so backups made in the same
+/// second keep the host's order and this agrees with the built-in rule.
 pub fn newest_first(series: &mut [Backup]) {
-    series.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.name.cmp(&a.name)));
+    series.sort_by_key(|b| std::cmp::Reverse(b.created));
 }
 
 pub fn keep_last(mut series: Vec<Backup>, keep: usize) -> Vec<Decision> {

@@ -76,7 +76,7 @@ impl Policy for ProtectedRestore {
             Ok(c) => c,
             Err(e) => return Approval::Deny(e),
         };
-        if !config.protected.iter().any(|p| *p == req.database) {
+        if !config.protected.contains(&req.database) {
             return if config.allow_others {
                 Approval::Allow
             } else {

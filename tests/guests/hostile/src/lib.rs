@@ -1,0 +1,86 @@
+//! One guest, many misbehaviours: the config's `mode` picks which. Every
+//! role misbehaves the same way, so one module serves every test.
+
+use rcbackup_guest::{export_policy, Approval, Backup, Decision, Event, NamingContext, Policy};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Config {
+    mode: String,
+}
+
+/// Does the mode's harm; returns only for modes that shape the answer.
+fn misbehave() -> String {
+    let mode = rcbackup_guest::config::<Config>()
+        .map(|c| c.mode)
+        .unwrap_or_default();
+    match mode.as_str() {
+        "spin" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "memory" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "log" => loop {
+            rcbackup_guest::log::info("flooding the log with this line, again and again");
+        },
+        "stdout" => loop {
+            println!("flooding stdout with this line, again and again");
+        },
+        "trap" => panic!("the guest panics on purpose"),
+        "read-env" => {
+            let vars: Vec<(String, String)> = std::env::vars().collect();
+            let files = std::fs::read_dir("/").map(|d| d.count()).unwrap_or(0);
+            format!("env{}-files{}", vars.len(), files)
+        }
+        other => other.to_string(),
+    }
+}
+
+struct Hostile;
+
+impl Policy for Hostile {
+    fn retention(series: Vec<Backup>, _now: i64) -> Result<Vec<Decision>, String> {
+        let mode = misbehave();
+        let decide = |name: String, keep: bool| Decision {
+            name,
+            keep,
+            reason: format!("hostile mode {mode}"),
+        };
+        Ok(match mode.as_str() {
+            "unknown" => vec![decide("not-a-backup.sqlite3".into(), false)],
+            "delete-all" => series.into_iter().map(|b| decide(b.name, false)).collect(),
+            "missing" => series.into_iter().skip(1).map(|b| decide(b.name, true)).collect(),
+            "huge-reason" => series
+                .into_iter()
+                .map(|b| Decision {
+                    name: b.name,
+                    keep: true,
+                    reason: "x".repeat(8 << 20),
+                })
+                .collect(),
+            _ => return Err(format!("unknown mode {mode}")),
+        })
+    }
+
+    fn naming(_ctx: NamingContext) -> Result<String, String> {
+        Ok(misbehave())
+    }
+
+    fn approve_restore(_req: rcbackup_guest::RestoreRequest) -> Approval {
+        Approval::Deny(misbehave())
+    }
+
+    fn on_event(_event: Event) -> Result<(), String> {
+        Err(misbehave())
+    }
+}
+
+export_policy!(Hostile);
