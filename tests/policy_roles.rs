@@ -2,13 +2,13 @@
 //! policies, the Rust hook example and the Python example, against SQLite
 //! and a local-folder rclone remote.
 
+mod common;
 mod policy_support;
-mod support;
 
 use std::path::Path;
 
+use common::{sqlite, World};
 use policy_support::{python_guest, rust_guest, world};
-use support::{sqlite, World};
 
 fn add(w: &mut World, toml: &str) {
     w.databases.push_str(toml);

@@ -2,13 +2,13 @@
 //! module and the cause, the host survives, and no backup is deleted. Also:
 //! the ready-made keep-last agrees with the built-in rule on random inputs.
 
+mod common;
 mod policy_support;
-mod support;
 
 use std::time::{Duration, Instant};
 
+use common::World;
 use policy_support::{rust_guest, world};
-use support::World;
 
 /// A world with two backups and the hostile guest as `role` in `mode`.
 fn hostile(section: &str, mode: &str, limits: &str) -> World {
