@@ -162,6 +162,30 @@ fn restore_approval_allows_inside_the_window() {
     assert_eq!(sqlite(&file, "SELECT count(*) FROM t;").trim(), "1");
 }
 
+#[test]
+fn media_restore_approval_goes_through_the_policy() {
+    let mut w = world();
+    let root = w.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "a").unwrap();
+    w.setting(&format!("media_root = \"{}\"", root.display()));
+    w.ok(&["mediabackup"]);
+    add(
+        &mut w,
+        &format!(
+            "[policies.restore_approval]\nmodule = \"{}\"\nconfig = {{ protect_media = true }}\n",
+            module(&rust_guest("protected_restore"))
+        ),
+    );
+    let r = w.run(&["mediarestore", "--noinput"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the media folder is protected"),
+        "{}",
+        r.stderr
+    );
+}
+
 fn chrono_minute() -> u64 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -21,7 +21,9 @@ pub mod bindings {
 
 pub use bindings::exports::rcbackup::policy::hooks::{Event, EventKind};
 pub use bindings::exports::rcbackup::policy::naming::NamingContext;
-pub use bindings::exports::rcbackup::policy::restore_approval::{Approval, RestoreRequest};
+pub use bindings::exports::rcbackup::policy::restore_approval::{
+    Approval, MediaRestoreRequest, RestoreRequest,
+};
 pub use bindings::exports::rcbackup::policy::retention::Decision;
 pub use bindings::rcbackup::policy::types::{Backup, Timestamp};
 
@@ -40,6 +42,11 @@ pub trait Policy {
     }
 
     fn approve_restore(request: RestoreRequest) -> Approval {
+        let _ = request;
+        Approval::AskUser
+    }
+
+    fn approve_media_restore(request: MediaRestoreRequest) -> Approval {
         let _ = request;
         Approval::AskUser
     }
@@ -153,6 +160,9 @@ macro_rules! export_policy {
             impl __roles::restore_approval::Guest for $ty {
                 fn approve(request: $crate::RestoreRequest) -> $crate::Approval {
                     <$ty as $crate::Policy>::approve_restore(request)
+                }
+                fn approve_media(request: $crate::MediaRestoreRequest) -> $crate::Approval {
+                    <$ty as $crate::Policy>::approve_media_restore(request)
                 }
             }
             impl __roles::hooks::Guest for $ty {

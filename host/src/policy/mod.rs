@@ -385,21 +385,31 @@ impl Policies {
             noinput: req.noinput,
             now: req.now.timestamp(),
         };
-        Ok(
-            match p.module.approve(&p.config_json, &p.limits, &guest_req)? {
-                restore_approval::Approval::Allow => Approval::Allow,
-                restore_approval::Approval::AskUser => Approval::AskUser,
-                restore_approval::Approval::Deny(why) => {
-                    Approval::Deny(format!("{why} (policy {})", p.module.name))
-                }
-            },
-        )
+        let answer = p.module.approve(&p.config_json, &p.limits, &guest_req)?;
+        Ok(from_guest_approval(answer, &p.module.name))
     }
 
     /// Allow, deny or ask for a media restore; asked before any media file
     /// is downloaded.
-    pub fn approve_media_restore(&self, _req: &MediaRestoreRequest) -> Result<Approval> {
-        Ok(Approval::AskUser)
+    pub fn approve_media_restore(&self, req: &MediaRestoreRequest) -> Result<Approval> {
+        let Some(p) = &self.restore_approval else {
+            return Ok(Approval::AskUser);
+        };
+        let guest_req = restore_approval::MediaRestoreRequest {
+            tenant: req.tenant.clone(),
+            target: req.target.clone(),
+            source: req.source.clone(),
+            backup_stamp: req.backup_stamp.clone(),
+            files: req.files,
+            deletes: req.deletes,
+            requested_by: req.requested_by.clone(),
+            noinput: req.noinput,
+            now: req.now.timestamp(),
+        };
+        let answer = p
+            .module
+            .approve_media(&p.config_json, &p.limits, &guest_req)?;
+        Ok(from_guest_approval(answer, &p.module.name))
     }
 
     /// Sends an event to the hooks. For a "pre" event, an `Err` is a veto
@@ -438,6 +448,14 @@ impl Policies {
             }
         }
         Ok(())
+    }
+}
+
+fn from_guest_approval(answer: restore_approval::Approval, module: &str) -> Approval {
+    match answer {
+        restore_approval::Approval::Allow => Approval::Allow,
+        restore_approval::Approval::AskUser => Approval::AskUser,
+        restore_approval::Approval::Deny(why) => Approval::Deny(format!("{why} (policy {module})")),
     }
 }
 

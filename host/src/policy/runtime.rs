@@ -446,6 +446,23 @@ impl LoadedModule {
         Ok(answer)
     }
 
+    pub fn approve_media(
+        &self,
+        config_json: &str,
+        limits: &Limits,
+        req: &restore_approval::MediaRestoreRequest,
+    ) -> Result<restore_approval::Approval, PolicyError> {
+        let idx = self.restore_approval.as_ref();
+        let answer = self.call(Role::RestoreApproval, config_json, limits, |store, inst| {
+            let guest = idx.expect("checked").load(&mut *store, inst)?;
+            guest.call_approve_media(&mut *store, req)
+        })?;
+        if let restore_approval::Approval::Deny(why) = &answer {
+            self.bound(Role::RestoreApproval, why.len() as u64, limits)?;
+        }
+        Ok(answer)
+    }
+
     /// `Ok(Err(reason))` is the hook's own answer (a veto on a pre event).
     pub fn on_event(
         &self,

@@ -2,11 +2,11 @@
 //! protected, unless the maintenance window is open; let others through to
 //! the usual prompt (or --noinput).
 //!
-//! config: `{ protected = ["default"], window = { weekday = "sun", start = "02:00", end = "04:00" } }`
+//! config: `{ protected = ["default"], protect_media = false, window = { weekday = "sun", start = "02:00", end = "04:00" } }`
 //! The window is in UTC; `weekday` is optional (every day without it);
 //! `end` before `start` spans midnight.
 
-use rcbackup_guest::{export_policy, Approval, Policy, RestoreRequest};
+use rcbackup_guest::{export_policy, Approval, MediaRestoreRequest, Policy, RestoreRequest};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -18,6 +18,9 @@ struct Config {
     /// Allow unprotected restores without asking.
     #[serde(default)]
     allow_others: bool,
+    /// Treat `mediarestore` like a protected database.
+    #[serde(default)]
+    protect_media: bool,
 }
 
 #[derive(Deserialize)]
@@ -68,38 +71,49 @@ impl Window {
     }
 }
 
+/// The answer for a restore of `what`, protected or not, at `now`.
+fn decide(config: &Config, protected: bool, what: &str, now: i64) -> Approval {
+    if !protected {
+        return if config.allow_others {
+            Approval::Allow
+        } else {
+            Approval::AskUser
+        };
+    }
+    match config.window.as_ref().map(|w| w.is_open(now)) {
+        Some(Ok(true)) => {
+            rcbackup_guest::log::info(&format!(
+                "{what} is protected; allowed inside the maintenance window"
+            ));
+            Approval::Allow
+        }
+        Some(Err(e)) => Approval::Deny(format!("bad maintenance window: {e}")),
+        Some(Ok(false)) => Approval::Deny(format!(
+            "{what} is protected and the maintenance window is closed"
+        )),
+        None => Approval::Deny(format!(
+            "{what} is protected and no maintenance window is configured"
+        )),
+    }
+}
+
 struct ProtectedRestore;
 
 impl Policy for ProtectedRestore {
     fn approve_restore(req: RestoreRequest) -> Approval {
-        let config: Config = match rcbackup_guest::config() {
-            Ok(c) => c,
-            Err(e) => return Approval::Deny(e),
-        };
-        if !config.protected.contains(&req.database) {
-            return if config.allow_others {
-                Approval::Allow
-            } else {
-                Approval::AskUser
-            };
-        }
-        match config.window.as_ref().map(|w| w.is_open(req.now)) {
-            Some(Ok(true)) => {
-                rcbackup_guest::log::info(&format!(
-                    "`{}` is protected; allowed inside the maintenance window",
-                    req.database
-                ));
-                Approval::Allow
+        match rcbackup_guest::config::<Config>() {
+            Ok(c) => {
+                let protected = c.protected.contains(&req.database);
+                decide(&c, protected, &format!("`{}`", req.database), req.now)
             }
-            Some(Err(e)) => Approval::Deny(format!("bad maintenance window: {e}")),
-            Some(Ok(false)) => Approval::Deny(format!(
-                "`{}` is protected and the maintenance window is closed",
-                req.database
-            )),
-            None => Approval::Deny(format!(
-                "`{}` is protected and no maintenance window is configured",
-                req.database
-            )),
+            Err(e) => Approval::Deny(e),
+        }
+    }
+
+    fn approve_media_restore(req: MediaRestoreRequest) -> Approval {
+        match rcbackup_guest::config::<Config>() {
+            Ok(c) => decide(&c, c.protect_media, "the media folder", req.now),
+            Err(e) => Approval::Deny(e),
         }
     }
 }
