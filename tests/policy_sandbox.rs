@@ -138,6 +138,20 @@ fn naming_with_a_path_stops_the_backup_before_the_dump() {
 }
 
 #[test]
+fn naming_an_existing_backup_stops_the_backup() {
+    let w = hostile("[policies.naming]", "fixed.sqlite3", "");
+    w.ok(&["dbbackup"]);
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`fixed.sqlite3` already exists"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.names(None).len(), 3);
+}
+
+#[test]
 fn failing_approval_is_a_denial_and_a_vetoing_pre_hook_stops() {
     let w = hostile("[policies.restore_approval]", "spin", "fuel = 10_000_000");
     let r = w.run(&["dbrestore", "--noinput"]);

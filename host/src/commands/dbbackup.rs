@@ -108,6 +108,16 @@ fn choose_name(ctx: &Context, db: &Database, now: DateTime<Utc>) -> Result<Strin
     let name = ctx.policies.name_backup(&naming)?;
     check_file_name(&name)
         .map_err(|why| exit::failed(format!("the backup name `{name}` {why}")))?;
+    // A policy's name is taken as given: an existing one is an error before
+    // the dump, not silently suffixed as the built-in template's would be.
+    if let Some(module) = ctx.policies.naming_module() {
+        if ctx.catalog().taken_names()?.contains(&name) {
+            return Err(exit::failed(format!(
+                "naming policy {module}: the name `{name}` already exists in the backup folder; \
+                 the policy must give a new name for every backup (include the time)"
+            )));
+        }
+    }
     Ok(name)
 }
 

@@ -344,9 +344,9 @@ impl Policies {
         Ok(name)
     }
 
-    /// Whether the backup name comes from a policy (which must not collide).
-    pub fn names_backups(&self) -> bool {
-        self.naming.is_some()
+    /// The naming policy's module, if backup names come from one.
+    pub fn naming_module(&self) -> Option<&str> {
+        self.naming.as_ref().map(|p| p.module.name.as_str())
     }
 
     /// Keep or delete for each backup of one series; `keep` is db_cleanup_keep.
