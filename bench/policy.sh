@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-11}
 OUT=$PWD/bench/out/policy
 rm -rf "$OUT" && mkdir -p "$OUT/remote"
-cargo build --release -q -p rcbackup --example policy_bench
+cargo build --release -q -p rcbackup --bins --example policy_bench
 (cd policies && cargo build -q --target wasm32-wasip2 --release)
 WASM=$PWD/policies/target/wasm32-wasip2/release/keep_last.wasm
 BIN=$PWD/target/release/rcbackup
