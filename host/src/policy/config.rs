@@ -165,3 +165,71 @@ fn module_spec(
         limits: limits.resolve()?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::exit::{code_for, ExitCode};
+
+    const BASE: &str =
+        "remote = \"b:\"\n[databases.default]\nengine = \"sqlite\"\nname = \"x.db\"\n";
+
+    fn err(extra: &str, dir: &std::path::Path) -> String {
+        let path = dir.join("rcbackup.toml");
+        let e = Config::parse(&format!("{BASE}{extra}"), &path).unwrap_err();
+        assert_eq!(code_for(&e), ExitCode::Usage);
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn policy_sections_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"").unwrap();
+        let m = err(
+            "[policies.retention]\nmodule = \"missing.wasm\"\n",
+            dir.path(),
+        );
+        assert!(
+            m.contains("policies.retention") && m.contains("missing.wasm"),
+            "{m}"
+        );
+        let m = err("[policies.retention]\nmodul = \"p.wasm\"\n", dir.path());
+        assert!(m.contains("modul"), "{m}");
+        let m = err("[policies.cleanup]\nmodule = \"p.wasm\"\n", dir.path());
+        assert!(m.contains("cleanup"), "{m}");
+        let m = err(
+            "[[hooks]]\nmodule = \"p.wasm\"\nevents = [\"pre-backup\"]\n",
+            dir.path(),
+        );
+        assert!(
+            m.contains("hooks[0].events") && m.contains("pre-db-backup"),
+            "{m}"
+        );
+        let m = err(
+            "[[hooks]]\nmodule = \"p.wasm\"\non_error = \"ignore\"\n",
+            dir.path(),
+        );
+        assert!(m.contains("on_error"), "{m}");
+        let m = err(
+            "[policies.naming]\nmodule = \"p.wasm\"\nlimits = { fuel = 0 }\n",
+            dir.path(),
+        );
+        assert!(m.contains("limits.fuel"), "{m}");
+    }
+
+    #[test]
+    fn relative_modules_resolve_next_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"").unwrap();
+        let c = Config::parse(
+            &format!("{BASE}[policies.retention]\nmodule = \"p.wasm\"\nconfig = {{ keep = 3 }}\nlimits = {{ memory_mib = 16 }}\n[[hooks]]\nmodule = \"p.wasm\"\n"),
+            &dir.path().join("rcbackup.toml"),
+        )
+        .unwrap();
+        let r = c.policies.retention.unwrap();
+        assert_eq!(r.path, dir.path().join("p.wasm"));
+        assert_eq!(r.config_json, "{\"keep\":3}");
+        assert_eq!(r.limits.memory_bytes, 16 << 20);
+        assert_eq!(c.policies.hooks[0].events, None);
+    }
+}
