@@ -5,12 +5,11 @@ use std::time::Instant;
 use anyhow::Result;
 use chrono::Utc;
 
-use super::{choose_backup, Context};
+use super::{apply_approval, choose_backup, with_events, Context};
 use crate::cli::DbRestoreArgs;
 use crate::engines::{self, Source};
 use crate::exit;
-use crate::policy::{Approval, Event, EventKind, RestoreRequest};
-use crate::prompt;
+use crate::policy::{Event, EventKind, RestoreRequest};
 
 pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
     // Restoring into the wrong database is not undoable: with several
@@ -55,61 +54,34 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
         db.alias,
         catalog.data_path(&backup.name)
     );
-    match ctx.policies.approve_restore(&request) {
-        Ok(Approval::Allow) => {}
-        Ok(Approval::AskUser) if args.noinput => {}
-        Ok(Approval::AskUser) => prompt::confirm(&question)?,
-        Ok(Approval::Deny(why)) => {
-            return Err(exit::refused(format!(
-                "restore of `{}` denied: {why}",
-                db.alias
-            )))
-        }
-        Err(e) => {
-            return Err(exit::refused(format!(
-                "restore of `{}` denied: the approval policy failed: {e:#}",
-                db.alias
-            )))
-        }
-    }
+    let what = format!("restore of `{}`", db.alias);
+    apply_approval(
+        ctx.policies.approve_restore(&request),
+        args.noinput,
+        &question,
+        &what,
+    )?;
 
     let mut pre = Event::new(EventKind::PreDbRestore, now);
     pre.database = Some(db.alias.clone());
     pre.backup = Some(backup.name.clone());
     pre.size = Some(backup.size);
     pre.sha256 = Some(backup.sha256.clone());
-    ctx.policies
-        .emit(&pre)
-        .map_err(|e| exit::refused(format!("restore of `{}` vetoed by a hook: {e:#}", db.alias)))?;
-
-    let started = Instant::now();
-    let source = Source {
-        rclone: &ctx.rclone,
-        path: catalog.data_path(&backup.name),
-        record: backup,
-    };
-    let outcome = engines::restore(db, &source);
-    let mut done = pre.clone();
-    done.now = Utc::now();
-    done.duration = Some(started.elapsed());
-    match outcome {
-        Ok(()) => {
-            done.kind = EventKind::PostDbRestore;
-            tracing::info!(
-                "restored `{}` from {} in {:.1}s",
-                db.alias,
-                backup.name,
-                started.elapsed().as_secs_f64()
-            );
-            ctx.policies.emit(&done)
-        }
-        Err(e) => {
-            done.kind = EventKind::DbRestoreFailed;
-            done.error = Some(format!("{e:#}"));
-            if let Err(hook) = ctx.policies.emit(&done) {
-                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
-            }
-            Err(e)
-        }
-    }
+    let events = (EventKind::PostDbRestore, EventKind::DbRestoreFailed);
+    with_events(ctx, pre, &what, events, || {
+        let started = Instant::now();
+        let source = Source {
+            rclone: &ctx.rclone,
+            path: catalog.data_path(&backup.name),
+            record: backup,
+        };
+        engines::restore(db, &source)?;
+        tracing::info!(
+            "restored `{}` from {} in {:.1}s",
+            db.alias,
+            backup.name,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })
 }
