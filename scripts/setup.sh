@@ -34,6 +34,9 @@ if ! command -v componentize-py >/dev/null 2>&1; then
   fi
   python3 -m pip install --quiet componentize-py==0.25.1 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages componentize-py==0.25.1
+  # pyenv's Python puts new commands on PATH only through its shims.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+  command -v componentize-py >/dev/null || { echo "setup: componentize-py not on PATH after pip install" >&2; exit 1; }
 fi
 
 # PostgreSQL: password login on 127.0.0.1 for the test role.
