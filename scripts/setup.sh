@@ -28,7 +28,7 @@ fi
 rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
 
 # componentize-py builds the Python example policy (tests/policy_roles.rs).
-if ! command -v componentize-py >/dev/null 2>&1; then
+if ! componentize-py --version >/dev/null 2>&1; then
   if ! python3 -m pip --version >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
   fi
@@ -36,7 +36,7 @@ if ! command -v componentize-py >/dev/null 2>&1; then
     || python3 -m pip install --quiet --break-system-packages componentize-py==0.25.1
   # pyenv's Python puts new commands on PATH only through its shims.
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
-  command -v componentize-py >/dev/null || { echo "setup: componentize-py not on PATH after pip install" >&2; exit 1; }
+  componentize-py --version >/dev/null 2>&1 || { echo "setup: componentize-py does not run after pip install" >&2; exit 1; }
 fi
 
 # PostgreSQL: password login on 127.0.0.1 for the test role.
