@@ -61,13 +61,13 @@ timed() {
   awk '{printf "%s %.3f\n", $1, $2 + $3}' "$OUT/t" >> "$OUT/${side}_${kind}"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# Alternate which side goes first so caches favour neither.
+order() { [ $(($1 % 2)) -eq 1 ] && echo "bare rc" || echo "rc bare"; }
 rss_of() { grep -o 'peak_rss_kib=[0-9]*' "$1" | tail -1 | cut -d= -f2; }
 
 : > "$OUT/rss"
 for round in $(seq "$ROUNDS"); do
-  # Alternate which side goes first so caches favour neither.
-  for side in bare rc; do
-    [ $((round % 2)) -eq 0 ] && side=$([ $side = bare ] && echo rc || echo bare)
+  for side in $(order "$round"); do
     if [ $side = bare ]; then
       timed bare backup bash -c "pg_dump --format=custom --no-password --dbname rcbackup_bench | rclone rcat '$OUT/remote/bare/bench.dump' 2>/dev/null"
     else
@@ -76,8 +76,7 @@ for round in $(seq "$ROUNDS"); do
     fi
   done
   name=$("$BIN" listbackups -d default --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["name"])')
-  for side in bare rc; do
-    [ $((round % 2)) -eq 0 ] && side=$([ $side = bare ] && echo rc || echo bare)
+  for side in $(order "$round"); do
     if [ $side = bare ]; then
       timed bare restore bash -c "rclone cat '$OUT/remote/bare/bench.dump' 2>/dev/null | pg_restore --no-owner --no-acl --clean --if-exists --no-password --dbname rcbackup_bench_target"
     else

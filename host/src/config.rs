@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
 use crate::database::{Database, DatabaseSection};
@@ -361,11 +361,6 @@ fn media_dirs_apart(db_dir: &str, media_dir: &str) -> std::result::Result<(), Ke
         }
     }
     Ok(())
-}
-
-/// Parses a config from text in tests and examples.
-pub fn from_str(text: &str) -> Result<Config> {
-    Config::parse(text, Path::new("<inline>")).context("parsing inline config")
 }
 
 #[cfg(test)]

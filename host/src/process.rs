@@ -168,14 +168,6 @@ pub fn quiet(cmd: &mut Command) -> &mut Command {
     cmd.stdin(Stdio::null()).stdout(Stdio::null())
 }
 
-pub fn piped_out(cmd: &mut Command) -> &mut Command {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped())
-}
-
-pub fn stdout_into(cmd: &mut Command, out: ChildStdout) -> &mut Command {
-    cmd.stdout(Stdio::from(out))
-}
-
 fn install_hint(tool: &str) -> &'static str {
     match tool {
         "rclone" => "Install rclone (apt-get install rclone) or set rclone_binary in the config.",

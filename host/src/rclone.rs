@@ -210,15 +210,6 @@ impl Rclone {
         Ok(!still_there)
     }
 
-    pub fn moveto(&self, from: &str, to: &str) -> Result<()> {
-        let (src, dst) = (self.path(from), self.path(to));
-        let (end, _) = self.output(&["moveto", src.as_str(), dst.as_str()])?;
-        if !end.success() {
-            return Err(remote_error(&format!("moving {src} to {dst}"), &end));
-        }
-        Ok(())
-    }
-
     /// One small file's contents, or `None` when it does not exist.
     pub fn cat(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         let path = self.path(rel);
