@@ -84,11 +84,10 @@ pub fn failed(message: impl Into<String>) -> anyhow::Error {
     Failure::new(FailureKind::Failed, message).into()
 }
 pub fn interrupted() -> anyhow::Error {
-    Failure::new(
-        FailureKind::Interrupted,
-        "interrupted; nothing was published",
-    )
-    .into()
+    interrupted_at("interrupted; nothing was published")
+}
+pub fn interrupted_at(message: impl Into<String>) -> anyhow::Error {
+    Failure::new(FailureKind::Interrupted, message).into()
 }
 
 /// The exit code for an error: the kind of the first `Failure` in its chain,

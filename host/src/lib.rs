@@ -9,9 +9,11 @@ pub mod config;
 pub mod database;
 pub mod engines;
 pub mod exit;
+pub mod failpoint;
 pub mod interrupt;
 pub mod media;
 pub mod naming;
+pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod process;
@@ -32,12 +34,12 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::Success,
         Err(e) if interrupt::interrupted() => {
-            eprintln!("rcbackup: interrupted: {}", render_error(&e));
+            output::note(format_args!("rcbackup: interrupted: {}", render_error(&e)));
             ExitCode::Interrupted
         }
         Err(e) => {
             let code = exit::code_for(&e);
-            eprintln!("rcbackup: error: {}", render_error(&e));
+            output::note(format_args!("rcbackup: error: {}", render_error(&e)));
             code
         }
     }
@@ -80,6 +82,9 @@ fn init_logging(verbose: u8, quiet: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Its default reports a failed log write with eprintln!, which
+        // panics when stderr is a closed pipe (`rcbackup -v ... 2>&1 | head`).
+        .log_internal_errors(false)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // -vv shows seconds since start, to see where a run spends its time.

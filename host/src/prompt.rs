@@ -1,13 +1,15 @@
 //! The y/N confirmation before a restore.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Read};
+use std::os::fd::AsRawFd;
 
 use anyhow::Result;
 
 use crate::exit;
 
 /// Asks `question [y/N]` on the terminal. Without a terminal on stdin it
-/// refuses at once rather than hang or guess.
+/// refuses at once rather than hang or guess. Ctrl-C or SIGTERM while it
+/// waits cancels (exit 130); nothing typed afterwards is read.
 pub fn confirm(question: &str) -> Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
@@ -15,12 +17,55 @@ pub fn confirm(question: &str) -> Result<()> {
             "{question} needs an answer, but stdin is not a terminal; pass --noinput to go ahead without asking"
         )));
     }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer)?;
+    {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{question} [y/N] ");
+        let _ = err.flush();
+    }
+    let answer = read_answer(&stdin)?;
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
         _ => Err(exit::refused("restore cancelled; nothing was changed")),
     }
+}
+
+/// Reads one line, looking every 100 ms whether a signal asked to stop, so
+/// that an interrupt at the prompt is never followed by a restore.
+fn read_answer(stdin: &std::io::Stdin) -> Result<String> {
+    let fd = stdin.as_raw_fd();
+    let mut line = Vec::new();
+    loop {
+        if crate::interrupt::interrupted() {
+            return Err(exit::interrupted_at(
+                "the restore was cancelled at the prompt; nothing was changed",
+            ));
+        }
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, 100) };
+        if ready <= 0 {
+            continue;
+        }
+        let mut byte = [0u8; 1];
+        // One byte at a time: a buffered read would swallow what follows
+        // the line, and the terminal is line-buffered anyway.
+        match stdin.lock().read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(exit::failed(format!("reading the answer: {e}"))),
+        }
+    }
+    if crate::interrupt::interrupted() {
+        return Err(exit::interrupted_at(
+            "the restore was cancelled at the prompt; nothing was changed",
+        ));
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }

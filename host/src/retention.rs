@@ -37,12 +37,8 @@ pub fn keep_last(series: &[BackupRecord], keep: usize) -> Vec<Decision> {
 }
 
 /// Refuses a decision set as a whole when it names a backup outside the
-/// series, misses one, or would delete the newest or a protected backup.
-pub fn check_decisions(
-    series: &[BackupRecord],
-    decisions: &[Decision],
-    protected: Option<&str>,
-) -> Result<(), String> {
+/// series, misses one, decides one twice, or would delete the newest.
+pub fn check_decisions(series: &[BackupRecord], decisions: &[Decision]) -> Result<(), String> {
     let names: BTreeSet<&str> = series.iter().map(|b| b.name.as_str()).collect();
     let mut seen = BTreeSet::new();
     for d in decisions {
@@ -73,12 +69,24 @@ pub fn check_decisions(
             ));
         }
     }
-    if let Some(p) = protected {
-        if decisions.iter().any(|d| d.name == p && !d.keep) {
-            return Err(format!("it would delete `{p}`, the backup just made"));
-        }
-    }
     Ok(())
+}
+
+/// Keeps the backup this run just made whatever the decision says. It is
+/// not always the newest: a concurrent run may have published a newer one
+/// meanwhile, and keep-last would then drop ours. Deleting less is safe;
+/// failing the run that made a good backup is not.
+pub fn spare_just_made(decisions: &mut [Decision], just_made: &str) {
+    for d in decisions
+        .iter_mut()
+        .filter(|d| d.name == just_made && !d.keep)
+    {
+        d.keep = true;
+        d.reason = format!(
+            "made by this run, kept although the rule said: {}",
+            d.reason
+        );
+    }
 }
 
 #[cfg(test)]
@@ -112,7 +120,7 @@ mod tests {
             .map(|d| d.name.as_str())
             .collect();
         assert_eq!(deleted, ["a"]);
-        check_decisions(&s, &d, Some("c")).unwrap();
+        check_decisions(&s, &d).unwrap();
     }
 
     #[test]
@@ -130,12 +138,12 @@ mod tests {
                 reason: String::new(),
             },
         ];
-        assert!(check_decisions(&s, &all_gone, None).is_err());
+        assert!(check_decisions(&s, &all_gone).is_err());
         let stranger = vec![Decision {
             name: "zzz".into(),
             keep: false,
             reason: String::new(),
         }];
-        assert!(check_decisions(&s, &stranger, None).is_err());
+        assert!(check_decisions(&s, &stranger).is_err());
     }
 }

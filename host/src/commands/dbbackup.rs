@@ -30,7 +30,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     if args.dry_run {
         let listing = catalog.list()?;
         let name = Catalog::unique_name(&listing.taken, &name);
-        println!(
+        crate::outln!(
             "would back up database `{}` to {}",
             db.alias,
             ctx.rclone.path(&catalog.data_path(&name))
@@ -266,12 +266,13 @@ fn clean(
     dry_run: bool,
 ) -> Result<()> {
     let keep = ctx.config.settings.db_cleanup_keep;
-    let decisions = ctx.policies.retention(series, now, keep)?;
-    retention::check_decisions(series, &decisions, Some(just_made)).map_err(|why| {
+    let mut decisions = ctx.policies.retention(series, now, keep)?;
+    retention::check_decisions(series, &decisions).map_err(|why| {
         exit::failed(format!(
             "cleanup refused the retention decision, so nothing was deleted: {why}"
         ))
     })?;
+    retention::spare_just_made(&mut decisions, just_made);
     for d in &decisions {
         let verb = match (d.keep, dry_run) {
             (true, _) => "keep",
@@ -279,7 +280,7 @@ fn clean(
             (false, false) => "delete",
         };
         if dry_run {
-            println!("{verb:>12}  {}  ({})", d.name, d.reason);
+            crate::outln!("{verb:>12}  {}  ({})", d.name, d.reason);
         } else {
             tracing::debug!("{verb} {} ({})", d.name, d.reason);
         }
@@ -293,9 +294,10 @@ fn clean(
     let abandoned = ctx.config.settings.abandoned_after;
     for leftover in catalog.leftovers(listing, now, abandoned)? {
         if dry_run {
-            println!(
+            crate::outln!(
                 "would delete  {}  (left by an interrupted run, last touched {})",
-                leftover.path, leftover.last_seen
+                leftover.path,
+                leftover.last_seen
             );
         } else {
             catalog.remove(&leftover)?;

@@ -44,11 +44,11 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
-        eprintln!("no backups in {}", ctx.rclone.path(catalog.dir()));
+        crate::errln!("no backups in {}", ctx.rclone.path(catalog.dir()));
         return Ok(());
     }
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
@@ -58,12 +58,14 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
         .max()
         .unwrap_or(8)
         .max(8);
-    println!(
+    crate::outln!(
         "{:<width$}  {:<dbw$}  {:>10}  CREATED (UTC)",
-        "NAME", "DATABASE", "SIZE"
+        "NAME",
+        "DATABASE",
+        "SIZE"
     );
     for r in &rows {
-        println!(
+        crate::outln!(
             "{:<width$}  {:<dbw$}  {:>10}  {}",
             r.name,
             r.database,

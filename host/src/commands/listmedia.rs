@@ -61,25 +61,27 @@ pub fn run(ctx: &Context, json: bool) -> Result<()> {
         backups,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{}: {} files, {}",
         report.mirror,
         report.files,
         human_size(report.size)
     );
     if report.backups.is_empty() {
-        println!("no media backups with a file list or version folder yet");
+        crate::outln!("no media backups with a file list or version folder yet");
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{:<24}  {:>8}  {:>10}  RESTORABLE",
-        "BACKUP (UTC)", "VERSIONS", "SIZE"
+        "BACKUP (UTC)",
+        "VERSIONS",
+        "SIZE"
     );
     for b in &report.backups {
-        println!(
+        crate::outln!(
             "{:<24}  {:>8}  {:>10}  {}",
             b.stamp,
             b.version_files,

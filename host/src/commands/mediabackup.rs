@@ -119,8 +119,8 @@ fn dry_run(ctx: &Context, layout: &Layout, sync: &[String]) -> Result<()> {
         .collect();
     let changes = run_sync(ctx, sync, &existing)?;
     let versions = ctx.config.settings.media_versions;
-    changes.print();
-    eprintln!(
+    changes.print()?;
+    crate::errln!(
         "dry run: {} new, {} replaced, {} deleted; nothing was changed{}",
         changes.copied.len(),
         changes.replaced.len(),

@@ -75,8 +75,8 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     );
     if args.dry_run {
         preview.deleted = deletes;
-        preview.print();
-        eprintln!("dry run: nothing was changed");
+        preview.print()?;
+        crate::errln!("dry run: nothing was changed");
         return Ok(());
     }
 
@@ -144,7 +144,7 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
 /// local content it replaces and, with --mirror, every file it deletes.
 fn explain(plan: &Plan, preview: &Changes, extra: &[String], mirror: bool, what: &str) {
     let changed = preview.copied.len() + preview.replaced.len();
-    eprintln!(
+    crate::errln!(
         "Restore {} files into {what}: {} new, {} replaced (their local content is lost), {} unchanged.",
         plan.files.len(),
         preview.copied.len(),
@@ -155,15 +155,15 @@ fn explain(plan: &Plan, preview: &Changes, extra: &[String], mirror: bool, what:
         return;
     }
     if mirror {
-        eprintln!(
+        crate::errln!(
             "--mirror deletes these {} local files, which the backup lacks:",
             extra.len()
         );
         for d in extra {
-            eprintln!("  {d}");
+            crate::errln!("  {d}");
         }
     } else {
-        eprintln!(
+        crate::errln!(
             "{} local files that the backup lacks are kept (--mirror would delete them).",
             extra.len()
         );

@@ -37,13 +37,13 @@ fn compile(path: &Path) -> Result<()> {
         .precompile(&bytes)
         .with_context(|| format!("compiling {}", path.display()))?
     {
-        Some(cached) => println!(
+        Some(cached) => crate::outln!(
             "compiled {} in {} ms into {}",
             path.display(),
             started.elapsed().as_millis(),
             cached.display()
         ),
-        None => println!(
+        None => crate::outln!(
             "compiled {} in {} ms; no cache folder (set RCBACKUP_CACHE_DIR or HOME), so runs compile it again",
             path.display(),
             started.elapsed().as_millis()
@@ -55,7 +55,7 @@ fn compile(path: &Path) -> Result<()> {
         .filter(|r| module.exports(**r))
         .map(|r| r.as_str())
         .collect();
-    println!("roles: {}", roles.join(", "));
+    crate::outln!("roles: {}", roles.join(", "));
     Ok(())
 }
 
@@ -223,9 +223,9 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
             let decisions = from_guest_decisions(answer);
             for d in &decisions {
                 let verb = if d.keep { "keep" } else { "delete" };
-                println!("{verb:>6}  {}  ({})", d.name, d.reason);
+                crate::outln!("{verb:>6}  {}  ({})", d.name, d.reason);
             }
-            retention::check_decisions(&series, &decisions, None).map_err(|why| {
+            retention::check_decisions(&series, &decisions).map_err(|why| {
                 exit::failed(format!(
                     "rcbackup would refuse this result as a whole and delete nothing: {why}"
                 ))
@@ -247,7 +247,7 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
                 ),
             };
             let name = module.naming(&config_json, &limits, &ctx)?;
-            println!("name: {name}");
+            crate::outln!("name: {name}");
             crate::naming::check_file_name(&name).map_err(|why| {
                 exit::failed(format!(
                     "rcbackup would refuse the name `{}`: it {why}",
@@ -266,9 +266,9 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
                 now: now.timestamp(),
             };
             match module.approve(&config_json, &limits, &req)? {
-                restore_approval::Approval::Allow => println!("allow"),
-                restore_approval::Approval::AskUser => println!("ask-user"),
-                restore_approval::Approval::Deny(why) => println!("deny: {why}"),
+                restore_approval::Approval::Allow => crate::outln!("allow"),
+                restore_approval::Approval::AskUser => crate::outln!("ask-user"),
+                restore_approval::Approval::Deny(why) => crate::outln!("deny: {why}"),
             }
         }
         Role::Hook => {
@@ -285,9 +285,9 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
             event.error = e.error.clone();
             let answer = module.on_event(&config_json, &limits, &guest_event(&event))?;
             match answer {
-                Ok(()) => println!("ok"),
-                Err(why) if kind.is_pre() => println!("veto: {why}"),
-                Err(why) => println!("failed: {why}"),
+                Ok(()) => crate::outln!("ok"),
+                Err(why) if kind.is_pre() => crate::outln!("veto: {why}"),
+                Err(why) => crate::outln!("failed: {why}"),
             }
         }
     }

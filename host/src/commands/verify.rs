@@ -20,7 +20,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         record: backup,
     };
     source.verify()?;
-    println!(
+    crate::outln!(
         "{}: OK ({}, sha256 {})",
         backup.name,
         human_size(backup.size),

@@ -36,16 +36,17 @@ pub struct Changes {
 impl Changes {
     /// One line per file on stdout, for `--dry-run`: `new`, `replace` or
     /// `delete`, then the path.
-    pub fn print(&self) {
+    pub fn print(&self) -> anyhow::Result<()> {
         for (word, paths) in [
             ("new", &self.copied),
             ("replace", &self.replaced),
             ("delete", &self.deleted),
         ] {
             for p in paths {
-                println!("{word:<8} {p}");
+                crate::outln!("{word:<8} {p}");
             }
         }
+        Ok(())
     }
 }
 

@@ -364,7 +364,7 @@ impl Policies {
             .module
             .retention(&p.config_json, &p.limits, &input, now.timestamp())?;
         let decisions = from_guest_decisions(answer);
-        retention::check_decisions(series, &decisions, None).map_err(|why| {
+        retention::check_decisions(series, &decisions).map_err(|why| {
             p.module.failed(
                 runtime::Role::Retention,
                 GuestFailure::BadOutput(format!("{why}; the whole result is refused")),

@@ -1,0 +1,52 @@
+//! Named steps at which a test build can hold a run, so that the fault tests
+//! can deliver a real fault (a signal, a stopped server, a damaged object)
+//! at exactly that moment.
+//!
+//! Only debug builds (the ones `cargo test` runs) read the variables; a
+//! release build compiles [`reached`] to nothing.
+//!
+//! - `RCBACKUP_TEST_PAUSE=step[,step...]`: the steps to hold at;
+//! - `RCBACKUP_TEST_PAUSE_DIR=DIR`: on reaching a listed step the run creates
+//!   `DIR/<step>.<pid>.reached`, then waits until `DIR/<step>.go` or
+//!   `DIR/<step>.<pid>.go` exists (or a signal interrupts it, or 120 s pass).
+//!
+//! Steps of `dbbackup`: `dump-started`, `uploaded`, `claim`, `claimed`,
+//! `moved`, `recorded`, `cleaning`, `deleting`. Steps of `dbrestore`:
+//! `restore-started`, `restore-streamed`, `restore-swap`.
+
+/// Holds the run here if a test asked for `step`.
+#[inline]
+pub fn reached(step: &str) {
+    #[cfg(debug_assertions)]
+    hold(step);
+    #[cfg(not(debug_assertions))]
+    let _ = step;
+}
+
+#[cfg(debug_assertions)]
+fn hold(step: &str) {
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+    let Ok(steps) = std::env::var("RCBACKUP_TEST_PAUSE") else {
+        return;
+    };
+    if !steps.split(',').any(|s| s.trim() == step) {
+        return;
+    }
+    let Some(dir) = std::env::var_os("RCBACKUP_TEST_PAUSE_DIR").map(PathBuf::from) else {
+        return;
+    };
+    let pid = std::process::id();
+    let _ = std::fs::write(dir.join(format!("{step}.{pid}.reached")), b"");
+    let go = [
+        dir.join(format!("{step}.go")),
+        dir.join(format!("{step}.{pid}.go")),
+    ];
+    let until = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < until && !crate::interrupt::interrupted() {
+        if go.iter().any(|p| p.exists()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
