@@ -5,15 +5,25 @@
 //!     <name>                          data objects (the dumps)
 //!     .rcbackup/records/<name>.json   integrity records, one JSON line each
 //!     .rcbackup/partial/<name>.<run>  uploads in progress or abandoned
+//!     .rcbackup/claims/<name>.<run>   a run's claim on a name while it publishes
 //! ```
 //!
-//! A backup is listed only when its record and its data object both exist
-//! and agree on the size. Uploads go to `partial/` and are moved into place
-//! (never over an existing object) only after the dump and the upload both
-//! succeeded, and the record is written after that; deletion removes the
-//! data object before the record. Every state an interrupted run can leave
-//! is therefore either a whole backup or something no listing, retention or
-//! restore ever sees.
+//! Publishing ([`Catalog::publish`]): the upload goes to `partial/`; the run
+//! then writes a claim on the name it wants, lists the claims, and keeps the
+//! name only if no other claim, data object or record holds it (otherwise it
+//! withdraws and tries the next `-N` name); then it moves the upload into
+//! place, writes the record, and drops its claim. A claim is visible before
+//! its owner looks for rivals, so of two runs after one name at most one
+//! sees no rival; rclone's `moveto --ignore-existing` is only a second guard
+//! (it checks, then renames: not atomic).
+//!
+//! A backup is a record and a data object that agree on the size. A record
+//! that does not read, names another backup, or disagrees with its data
+//! object makes that one backup *damaged* (listed as such, never restored
+//! or counted by retention); it never affects another. Everything else an
+//! interrupted run can leave is a *leftover* with a kind, listed and removed
+//! by `--clean` once untouched for `abandoned_after_hours`. Data objects with
+//! neither record nor claim were not made by rcbackup and are never touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -21,12 +31,15 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use crate::rclone::Rclone;
-use crate::record::BackupRecord;
+use crate::exit;
+use crate::failpoint;
+use crate::interrupt;
+use crate::rclone::{Entry, Rclone};
+use crate::record::{BackupRecord, RECORD_FORMAT};
 use crate::retention::sort_newest_first;
 
 const META: &str = ".rcbackup";
-/// How many `-N` names publishing tries before giving up.
+/// How many names publishing tries before giving up.
 const MAX_CLAIMS: usize = 50;
 
 pub struct Catalog<'a> {
@@ -39,10 +52,69 @@ pub struct Catalog<'a> {
 pub struct Listing {
     /// Complete backups, newest first.
     pub backups: Vec<BackupRecord>,
-    /// Every name in use by a data object or a record, complete or not.
+    /// Backups whose record or data object is wrong, newest first.
+    pub damaged: Vec<Damaged>,
+    /// What interrupted runs left, oldest first.
+    pub leftovers: Vec<Leftover>,
+    /// Data objects with neither record nor claim: not rcbackup's.
+    pub foreign: Vec<String>,
+    /// Every name in use by a data object, a record or a claim.
     pub taken: BTreeSet<String>,
-    /// Names of the data objects in the folder.
-    pub data: BTreeSet<String>,
+}
+
+/// A backup that must not be used: what is wrong, and what is known of it.
+#[derive(Debug, Clone)]
+pub struct Damaged {
+    pub name: String,
+    /// The record, when it could be read.
+    pub record: Option<BackupRecord>,
+    pub problem: String,
+    /// Its created time from the record, else the data object's time.
+    pub when: DateTime<Utc>,
+}
+
+impl Damaged {
+    /// The database it belongs to, when its record says.
+    pub fn database(&self) -> Option<&str> {
+        self.record.as_ref().map(|r| r.database.as_str())
+    }
+}
+
+/// What kind of thing an interrupted run left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftoverKind {
+    /// An upload that never finished (killed, or failed and not removed).
+    PartialUpload,
+    /// A data object moved into place whose record was never written.
+    UnrecordedData,
+    /// A record whose data object is gone (an interrupted delete, or the
+    /// data was removed by hand).
+    RecordWithoutData,
+    /// A claim on a name that its run no longer needs.
+    StaleClaim,
+}
+
+impl LeftoverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftoverKind::PartialUpload => "partial-upload",
+            LeftoverKind::UnrecordedData => "unrecorded-data",
+            LeftoverKind::RecordWithoutData => "record-without-data",
+            LeftoverKind::StaleClaim => "stale-claim",
+        }
+    }
+}
+
+/// Something an interrupted run left behind.
+#[derive(Debug, Clone)]
+pub struct Leftover {
+    pub kind: LeftoverKind,
+    /// The backup name it concerns.
+    pub name: String,
+    /// Every object that makes it up, relative to the remote.
+    pub paths: Vec<String>,
+    /// The newest time any of its objects was touched.
+    pub last_seen: DateTime<Utc>,
 }
 
 impl Listing {
@@ -58,14 +130,77 @@ impl Listing {
     pub fn find(&self, name: &str) -> Option<&BackupRecord> {
         self.backups.iter().find(|b| b.name == name)
     }
+
+    pub fn find_damaged(&self, name: &str) -> Option<&Damaged> {
+        self.damaged.iter().find(|d| d.name == name)
+    }
+
+    /// Damaged backups that may belong to `database`: those whose record
+    /// says so, and those whose record is unreadable (they could be anyone's).
+    pub fn damaged_of<'l>(&'l self, database: &'l str) -> impl Iterator<Item = &'l Damaged> {
+        self.damaged
+            .iter()
+            .filter(move |d| d.database().is_none_or(|db| db == database))
+    }
+
+    /// Leftovers not touched since `cutoff`.
+    pub fn abandoned(&self, cutoff: DateTime<Utc>) -> impl Iterator<Item = &Leftover> {
+        self.leftovers.iter().filter(move |l| l.last_seen < cutoff)
+    }
 }
 
-/// Something an interrupted run left behind.
-#[derive(Debug, Clone)]
-pub struct Leftover {
-    /// Path relative to the remote.
-    pub path: String,
-    pub last_seen: DateTime<Utc>,
+/// The objects of a backup folder, sorted by where they live.
+#[derive(Default)]
+struct Objects {
+    data: BTreeMap<String, Entry>,
+    /// Record files by backup name (file name without `.json`).
+    records: BTreeMap<String, Entry>,
+    partials: Vec<Entry>,
+    /// Claims by backup name: (run id, entry).
+    claims: BTreeMap<String, Vec<(String, Entry)>>,
+}
+
+impl Objects {
+    fn sort(entries: Vec<Entry>) -> Objects {
+        let mut o = Objects::default();
+        let records = format!("{META}/records/");
+        let partial = format!("{META}/partial/");
+        let claims = format!("{META}/claims/");
+        for e in entries {
+            if let Some(f) = e.path.strip_prefix(&records) {
+                // Only `<name>.json` is a record; an editor's `x.json.bak`
+                // or anything else in the folder is not.
+                if let Some(name) = f.strip_suffix(".json") {
+                    if !name.is_empty() && !f.contains('/') {
+                        o.records.insert(name.to_string(), e);
+                    }
+                }
+            } else if let Some(f) = e.path.strip_prefix(&partial) {
+                if !f.contains('/') {
+                    o.partials.push(e);
+                }
+            } else if let Some(f) = e.path.strip_prefix(&claims) {
+                if let Some((name, run)) = f.rsplit_once('.') {
+                    if !f.contains('/') && !name.is_empty() {
+                        let run = run.to_string();
+                        o.claims.entry(name.to_string()).or_default().push((run, e));
+                    }
+                }
+            } else if !e.path.contains('/') {
+                o.data.insert(e.path.clone(), e);
+            }
+        }
+        o
+    }
+
+    fn taken(&self) -> BTreeSet<String> {
+        self.data
+            .keys()
+            .chain(self.records.keys())
+            .chain(self.claims.keys())
+            .cloned()
+            .collect()
+    }
 }
 
 impl<'a> Catalog<'a> {
@@ -92,69 +227,80 @@ impl<'a> Catalog<'a> {
         format!("{}/{META}/partial/{name}.{run_id}", self.dir)
     }
 
-    pub fn list(&self) -> Result<Listing> {
-        // Two independent rclone calls: run them side by side.
-        let (files, records) = std::thread::scope(|s| {
-            let records = s.spawn(|| {
-                self.rclone
-                    .cat_folder(&format!("{}/{META}/records", self.dir))
-            });
-            let files = self.rclone.list_files(&self.dir);
-            (files, records.join().expect("listing thread"))
-        });
-        let files = files?.unwrap_or_default();
-        let records = records?.unwrap_or_default();
-        let sizes: BTreeMap<String, i64> = files.into_iter().map(|e| (e.name, e.size)).collect();
-        let mut listing = Listing {
-            taken: sizes.keys().cloned().collect(),
-            data: sizes.keys().cloned().collect(),
-            ..Default::default()
-        };
-        for line in String::from_utf8_lossy(&records).lines() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let rec: BackupRecord = match serde_json::from_str(line) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(
-                        "skipping an unreadable integrity record in {}/{META}/records ({e})",
-                        self.dir
-                    );
-                    continue;
-                }
-            };
-            listing.taken.insert(rec.name.clone());
-            match sizes.get(&rec.name) {
-                Some(&size) if size == rec.size as i64 => listing.backups.push(rec),
-                Some(&size) => tracing::warn!(
-                    "backup {} is {size} bytes on the remote but its record says {}; not listed. Run `rcbackup verify -i {}`",
-                    rec.name, rec.size, rec.name
-                ),
-                // A record without data: a publish or a delete was interrupted.
-                None => {}
-            }
-        }
-        sort_newest_first(&mut listing.backups);
-        Ok(listing)
+    fn claim_path(&self, name: &str, run_id: &str) -> String {
+        format!("{}/{META}/claims/{name}.{run_id}", self.dir)
     }
 
-    /// Every name in use by a data object or a record: one rclone call,
-    /// for choosing a new name without reading the records.
-    pub fn taken_names(&self) -> Result<BTreeSet<String>> {
-        let records = format!("{META}/records/");
-        let files = self
+    fn records_dir(&self) -> String {
+        format!("{}/{META}/records", self.dir)
+    }
+
+    /// Every file of the backup folder and its `.rcbackup` folders: one call.
+    fn objects(&self) -> Result<Objects> {
+        let entries = self
             .rclone
             .list_files_recursive(&self.dir, 3)?
             .unwrap_or_default();
-        Ok(files
-            .into_iter()
-            .filter_map(|e| match e.path.strip_prefix(&records) {
-                Some(r) => r.strip_suffix(".json").map(str::to_string),
-                None if !e.path.contains('/') => Some(e.path),
-                None => None,
-            })
-            .collect())
+        Ok(Objects::sort(entries))
+    }
+
+    pub fn list(&self) -> Result<Listing> {
+        // Two independent rclone calls: run them side by side. The records
+        // are read in one go, and each is then judged on its own.
+        let (objects, joined) = std::thread::scope(|s| {
+            let joined = s.spawn(|| self.rclone.cat_folder(&self.records_dir(), "*.json"));
+            let objects = self.objects();
+            (objects, joined.join().expect("listing thread"))
+        });
+        let objects = objects?;
+        let joined = joined?.unwrap_or_default();
+        let records = self.read_records(&objects, &joined)?;
+        Ok(judge(&self.dir, objects, records))
+    }
+
+    /// Each record file's parsed contents (or why it does not parse).
+    ///
+    /// `joined` is every record file concatenated in an order rclone does
+    /// not promise. A line is taken as a file's contents only when it parses,
+    /// names that file, and is exactly that file's size; every file not
+    /// accounted for so is read again on its own. So a damaged, truncated or
+    /// duplicated record costs one more read, and affects only itself.
+    fn read_records(
+        &self,
+        objects: &Objects,
+        joined: &[u8],
+    ) -> Result<BTreeMap<String, Result<BackupRecord, String>>> {
+        let mut out: BTreeMap<String, Result<BackupRecord, String>> = BTreeMap::new();
+        for line in joined.split_inclusive(|&b| b == b'\n') {
+            let Ok(rec) = serde_json::from_slice::<BackupRecord>(line) else {
+                continue;
+            };
+            let fits = objects
+                .records
+                .get(&rec.name)
+                .is_some_and(|e| e.size == line.len() as i64);
+            if fits && !out.contains_key(&rec.name) {
+                out.insert(rec.name.clone(), Ok(rec));
+            }
+        }
+        for name in objects.records.keys() {
+            if out.contains_key(name) {
+                continue;
+            }
+            let judged = match self.rclone.cat(&self.record_path(name))? {
+                // Gone since the listing: a concurrent delete.
+                None => continue,
+                Some(bytes) => parse_record(name, &bytes),
+            };
+            out.insert(name.clone(), judged);
+        }
+        Ok(out)
+    }
+
+    /// Every name in use by a data object, a record or a claim: one rclone
+    /// call, for choosing a new name without reading the records.
+    pub fn taken_names(&self) -> Result<BTreeSet<String>> {
+        Ok(self.objects()?.taken())
     }
 
     /// A name not in `taken`: `name`, else `name` with
@@ -173,101 +319,312 @@ impl<'a> Catalog<'a> {
             .expect("some suffix is free")
     }
 
-    /// Makes an uploaded partial a backup under `wanted`, or under the first
-    /// free `-2`, `-3`, ... variant. The name is claimed by moving the data
-    /// without overwriting (rclone `--ignore-existing`), so two runs racing
-    /// for one name never clobber each other; then the record is written,
-    /// and only from then on is it a backup.
+    /// Makes the uploaded `partial` a backup under `wanted`, or under the
+    /// first free `-2`, `-3`, ... variant (see the module's comment for the
+    /// protocol). On any failure or interrupt it undoes what it did, so
+    /// nothing is published; what an undo cannot remove is a leftover that
+    /// `--clean` knows.
     pub fn publish(
         &self,
         partial: &str,
         wanted: &str,
+        run_id: &str,
         taken: &BTreeSet<String>,
         mut record: BackupRecord,
     ) -> Result<BackupRecord> {
         let mut taken = taken.clone();
-        for _ in 0..MAX_CLAIMS {
+        for attempt in 0..MAX_CLAIMS {
             let name = Catalog::unique_name(&taken, wanted);
-            let data = self.data_path(&name);
-            if !self.rclone.move_no_clobber(partial, &data)? {
-                tracing::info!("`{name}` was taken meanwhile; trying the next name");
+            failpoint::reached("claim");
+            stop_if_interrupted()?;
+            record.name = name.clone();
+            let claim = self.claim_path(&name, run_id);
+            self.rclone.put(&claim, record.to_line().as_bytes())?;
+            let rivals = match self.objects() {
+                Ok(o) => {
+                    let others = o
+                        .claims
+                        .get(&name)
+                        .is_some_and(|c| c.iter().any(|(run, _)| run != run_id));
+                    others || o.data.contains_key(&name) || o.records.contains_key(&name)
+                }
+                Err(e) => {
+                    self.undo(&[&claim]);
+                    return Err(e);
+                }
+            };
+            if rivals {
+                self.undo(&[&claim]);
+                tracing::info!("`{name}` is being claimed by another run; trying the next name");
                 taken.insert(name);
+                // Two runs in step would withdraw in step for ever: let
+                // chance decide who goes first next time.
+                std::thread::sleep(jitter(attempt));
                 continue;
             }
-            record.name = name;
-            if let Err(e) = self
-                .rclone
-                .put(&self.record_path(&record.name), record.to_line().as_bytes())
-            {
-                // Without its record the data is no backup: don't leave it.
-                let _ = self.rclone.deletefile(&data);
+            failpoint::reached("claimed");
+            if let Err(e) = stop_if_interrupted() {
+                self.undo(&[&claim]);
                 return Err(e);
+            }
+            let data = self.data_path(&name);
+            match self.rclone.move_no_clobber(partial, &data) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Someone who does not claim (a person, another tool)
+                    // put an object there meanwhile.
+                    self.undo(&[&claim]);
+                    taken.insert(name);
+                    continue;
+                }
+                Err(e) => {
+                    // The move may have happened: the claim marks the data
+                    // as ours, for the undo or for a later --clean.
+                    self.undo(&[&data, &claim]);
+                    return Err(e);
+                }
+            }
+            failpoint::reached("moved");
+            if let Err(e) = stop_if_interrupted() {
+                self.undo(&[&data, &claim]);
+                return Err(e);
+            }
+            let record_path = self.record_path(&name);
+            if let Err(e) = self.rclone.put(&record_path, record.to_line().as_bytes()) {
+                // Without its record the data is no backup: don't leave it.
+                self.undo(&[&data, &record_path, &claim]);
+                return Err(e);
+            }
+            failpoint::reached("recorded");
+            if let Err(e) = self.rclone.deletefile(&claim) {
+                tracing::warn!(
+                    "backup {name} is complete, but its claim {} could not be removed ({e:#}); a later --clean will",
+                    self.rclone.path(&claim)
+                );
             }
             return Ok(record);
         }
-        Err(crate::exit::failed(format!(
-            "could not find a free name for `{wanted}` after {MAX_CLAIMS} tries; is another rcbackup racing on the same database?"
+        Err(exit::failed(format!(
+            "could not claim a free name for `{wanted}` after {MAX_CLAIMS} tries; is another rcbackup racing on the same database?"
         )))
     }
 
+    /// Removes what a failed publish made, in order; what cannot be removed
+    /// stays a leftover that `--clean` recognises.
+    fn undo(&self, paths: &[&str]) {
+        for p in paths {
+            if let Err(e) = self.rclone.deletefile(p) {
+                tracing::warn!(
+                    "could not remove {} ({e:#}); a later --clean will",
+                    self.rclone.path(p)
+                );
+                return;
+            }
+        }
+    }
+
     /// Deletes a backup: data first, so an interruption leaves only a record
-    /// without data, which is never listed.
+    /// without data, which is never listed and is a leftover.
     pub fn delete(&self, name: &str) -> Result<()> {
         self.rclone.deletefile(&self.data_path(name))?;
+        failpoint::reached("deleting");
         self.rclone.deletefile(&self.record_path(name))
     }
 
-    /// Partial uploads and data-less records not touched for `max_age`.
-    pub fn leftovers(
-        &self,
-        listing: &Listing,
-        now: DateTime<Utc>,
-        max_age: Duration,
-    ) -> Result<Vec<Leftover>> {
-        let cutoff = now - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
-        let mut out = Vec::new();
-        let partial_dir = format!("{}/{META}/partial", self.dir);
-        for e in self.rclone.list_files(&partial_dir)?.unwrap_or_default() {
-            let last_seen = partial_started(&e.name).map_or(e.mod_time, |t| t.max(e.mod_time));
-            if last_seen < cutoff {
-                out.push(Leftover {
-                    path: format!("{partial_dir}/{}", e.name),
-                    last_seen,
-                });
-            }
+    /// Removes every object of a leftover: data before record before claim,
+    /// so an interruption leaves a leftover of the same or a later kind.
+    pub fn remove(&self, leftover: &Leftover) -> Result<()> {
+        for p in &leftover.paths {
+            self.rclone.deletefile(p)?;
         }
-        let records_dir = format!("{}/{META}/records", self.dir);
-        for e in self.rclone.list_files(&records_dir)?.unwrap_or_default() {
-            let Some(name) = e.name.strip_suffix(".json") else {
-                continue;
-            };
-            // A record whose data exists (even with a wrong size) stays for
-            // `verify` to explain; one without data is a dead publish or delete.
-            if !listing.data.contains(name) && e.mod_time < cutoff {
-                out.push(Leftover {
-                    path: format!("{records_dir}/{}", e.name),
-                    last_seen: e.mod_time,
-                });
-            }
-        }
-        Ok(out)
+        Ok(())
     }
 
-    pub fn remove(&self, leftover: &Leftover) -> Result<()> {
-        self.rclone.deletefile(&leftover.path)
+    /// The full rclone path of a catalog path, for messages.
+    pub fn show(&self, rel: &str) -> String {
+        self.rclone.path(rel)
     }
 }
 
+/// The time before which a leftover counts as abandoned.
+pub fn abandoned_before(now: DateTime<Utc>, max_age: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(max_age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn stop_if_interrupted() -> Result<()> {
+    if interrupt::interrupted() {
+        return Err(exit::interrupted());
+    }
+    Ok(())
+}
+
+/// Up to 100 ms, different for every process and attempt.
+fn jitter(attempt: usize) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_usize(attempt);
+    h.write_u32(std::process::id());
+    Duration::from_millis(h.finish() % 100)
+}
+
+/// A record file's contents judged on their own.
+fn parse_record(file_name: &str, bytes: &[u8]) -> Result<BackupRecord, String> {
+    let rec: BackupRecord = serde_json::from_slice(bytes).map_err(|e| {
+        if bytes.is_empty() {
+            "its integrity record is empty".to_string()
+        } else {
+            format!("its integrity record does not read ({e})")
+        }
+    })?;
+    if rec.name != file_name {
+        return Err(format!(
+            "its integrity record names another backup (`{}`)",
+            crate::naming::printable(&rec.name)
+        ));
+    }
+    Ok(rec)
+}
+
+/// Sorts what is in the folder into backups, damaged backups, leftovers and
+/// foreign files.
+fn judge(
+    dir: &str,
+    mut objects: Objects,
+    records: BTreeMap<String, Result<BackupRecord, String>>,
+) -> Listing {
+    // lsjson gave paths relative to the backup folder; leftovers carry
+    // paths relative to the remote, ready to delete.
+    for e in objects
+        .data
+        .values_mut()
+        .chain(objects.records.values_mut())
+        .chain(objects.partials.iter_mut())
+        .chain(objects.claims.values_mut().flatten().map(|(_, e)| e))
+    {
+        e.path = format!("{dir}/{}", e.path);
+    }
+    let mut listing = Listing {
+        taken: objects.taken(),
+        ..Default::default()
+    };
+    for (name, judged) in &records {
+        let file = &objects.records[name];
+        let data = objects.data.get(name);
+        let claims = objects.claims.get(name);
+        match (judged, data) {
+            (Ok(rec), Some(d)) if rec.format > RECORD_FORMAT => listing.damaged.push(Damaged {
+                name: name.clone(),
+                record: Some(rec.clone()),
+                problem: format!(
+                    "its record has format {}, newer than this rcbackup reads ({RECORD_FORMAT}); upgrade rcbackup",
+                    rec.format
+                ),
+                when: d.mod_time,
+            }),
+            (Ok(rec), Some(d)) if d.size == rec.size as i64 => listing.backups.push(rec.clone()),
+            (Ok(rec), Some(d)) => listing.damaged.push(Damaged {
+                name: name.clone(),
+                record: Some(rec.clone()),
+                problem: format!(
+                    "the data object is {} bytes but its record says {}",
+                    d.size, rec.size
+                ),
+                when: rec.created,
+            }),
+            // Written by a run that was killed while writing it: the data
+            // was never reported as a backup.
+            (Err(_), Some(d)) if claims.is_some() => {
+                let mut paths = vec![d.path.clone(), file.path.clone()];
+                let mut last_seen = d.mod_time.max(file.mod_time);
+                for (_, c) in claims.into_iter().flatten() {
+                    paths.push(c.path.clone());
+                    last_seen = last_seen.max(c.mod_time);
+                }
+                listing.leftovers.push(Leftover {
+                    kind: LeftoverKind::UnrecordedData,
+                    name: name.clone(),
+                    paths,
+                    last_seen,
+                });
+            }
+            (Err(problem), Some(d)) => listing.damaged.push(Damaged {
+                name: name.clone(),
+                record: None,
+                problem: problem.clone(),
+                when: d.mod_time,
+            }),
+            (_, None) => listing.leftovers.push(Leftover {
+                kind: LeftoverKind::RecordWithoutData,
+                name: name.clone(),
+                paths: vec![file.path.clone()],
+                last_seen: file.mod_time,
+            }),
+        }
+    }
+    for (name, claims) in &objects.claims {
+        if records.get(name).is_some_and(|r| r.is_err()) && objects.data.contains_key(name) {
+            continue; // counted with its unreadable record above
+        }
+        let mut paths = Vec::new();
+        let mut last_seen = DateTime::<Utc>::MIN_UTC;
+        let kind = match objects.data.get(name) {
+            Some(d) if !records.contains_key(name) => {
+                paths.push(d.path.clone());
+                last_seen = d.mod_time;
+                LeftoverKind::UnrecordedData
+            }
+            _ => LeftoverKind::StaleClaim,
+        };
+        for (run, c) in claims {
+            paths.push(c.path.clone());
+            last_seen = last_seen.max(c.mod_time).max(run_started(run));
+        }
+        listing.leftovers.push(Leftover {
+            kind,
+            name: name.clone(),
+            paths,
+            last_seen,
+        });
+    }
+    for e in &objects.partials {
+        let (name, run) = e.name.rsplit_once('.').unwrap_or((&e.name, ""));
+        listing.leftovers.push(Leftover {
+            kind: LeftoverKind::PartialUpload,
+            name: name.to_string(),
+            paths: vec![e.path.clone()],
+            // A run id's time is when the upload began; the object's time
+            // may be later (still being written) — the later one counts.
+            last_seen: e.mod_time.max(run_started(run)),
+        });
+    }
+    listing.foreign = objects
+        .data
+        .keys()
+        .filter(|n| !records.contains_key(*n) && !objects.claims.contains_key(*n))
+        .cloned()
+        .collect();
+    sort_newest_first(&mut listing.backups);
+    listing.damaged.sort_by(|a, b| b.when.cmp(&a.when));
+    listing.leftovers.sort_by_key(|l| l.last_seen);
+    listing
+}
+
 /// A run id, `<unix seconds>-<pid>`: unique per host and second, and it
-/// tells cleanup when the upload began.
+/// tells cleanup when the run began.
 pub fn run_id(now: DateTime<Utc>) -> String {
     format!("{}-{}", now.timestamp(), std::process::id())
 }
 
-fn partial_started(file_name: &str) -> Option<DateTime<Utc>> {
-    let run = file_name.rsplit('.').next()?;
-    let secs: i64 = run.split('-').next()?.parse().ok()?;
-    DateTime::from_timestamp(secs, 0)
+/// When the run with this id began; the distant past if the id does not say.
+fn run_started(run: &str) -> DateTime<Utc> {
+    run.split('-')
+        .next()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]
@@ -276,16 +633,16 @@ mod tests {
 
     #[test]
     fn unique_names_get_a_suffix() {
-        let mut l = Listing::default();
-        assert_eq!(Catalog::unique_name(&l.taken, "a-1.dump"), "a-1.dump");
-        l.taken.insert("a-1.dump".into());
-        l.taken.insert("a-1-2.dump".into());
-        assert_eq!(Catalog::unique_name(&l.taken, "a-1.dump"), "a-1-3.dump");
+        let mut taken = BTreeSet::new();
+        assert_eq!(Catalog::unique_name(&taken, "a-1.dump"), "a-1.dump");
+        taken.insert("a-1.dump".to_string());
+        taken.insert("a-1-2.dump".to_string());
+        assert_eq!(Catalog::unique_name(&taken, "a-1.dump"), "a-1-3.dump");
     }
 
     #[test]
-    fn partial_start_is_read_from_run_id() {
-        let t = partial_started("db-2024.dump.1700000000-42").unwrap();
-        assert_eq!(t.timestamp(), 1_700_000_000);
+    fn run_start_is_read_from_run_id() {
+        assert_eq!(run_started("1700000000-42").timestamp(), 1_700_000_000);
+        assert_eq!(run_started("garbage"), DateTime::<Utc>::MIN_UTC);
     }
 }

@@ -63,6 +63,20 @@ impl FilenameTemplate {
     }
 }
 
+/// `name` with control characters escaped (`\n`, `\u{1b}`), for messages:
+/// a stored name can never start a new line of output or steer a terminal.
+pub fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Checks that `name` is a single, harmless file name.
 pub fn check_file_name(name: &str) -> Result<(), String> {
     if name.is_empty() {

@@ -133,11 +133,19 @@ impl Rclone {
         Ok(Some(entries))
     }
 
-    /// The concatenated contents of every file in folder `rel`, or `None`
-    /// when the folder does not exist.
-    pub fn cat_folder(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+    /// The concatenated contents of the files in folder `rel` whose names
+    /// match the glob `include`, in no promised order; `None` when the
+    /// folder does not exist.
+    pub fn cat_folder(&self, rel: &str, include: &str) -> Result<Option<Vec<u8>>> {
         let path = self.path(rel);
-        let (end, out) = self.output(&["cat", "--max-depth", "1", path.as_str()])?;
+        let (end, out) = self.output(&[
+            "cat",
+            "--max-depth",
+            "1",
+            "--include",
+            include,
+            path.as_str(),
+        ])?;
         if is_not_found(&end) {
             return Ok(None);
         }

@@ -278,9 +278,11 @@ impl World {
             .unwrap_or_else(|e| panic!("listbackups --json gave {e}: {}", r.stdout))
     }
 
+    /// The names of the complete (status `ok`) backups, newest first.
     pub fn names(&self, alias: Option<&str>) -> Vec<String> {
         self.list(alias)
             .iter()
+            .filter(|b| b["status"] == "ok")
             .map(|b| b["name"].as_str().unwrap().to_string())
             .collect()
     }

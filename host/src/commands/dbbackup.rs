@@ -9,12 +9,13 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 
 use super::{human_size, Context};
-use crate::catalog::{run_id, Catalog, Listing};
+use crate::catalog::{abandoned_before, run_id, Catalog, Listing};
 use crate::cli::DbBackupArgs;
 use crate::database::Database;
 use crate::engines;
 use crate::exit;
-use crate::naming::check_file_name;
+use crate::failpoint;
+use crate::naming::{check_file_name, printable};
 use crate::pipeline::{self, Digest, End};
 use crate::policy::{Event, EventKind, NamingContext};
 use crate::process::{widen_pipe, Proc};
@@ -38,7 +39,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         if args.clean {
             let mut series = listing.series(&db.alias);
             series.insert(0, planned_record(db, &name, now));
-            clean(ctx, &catalog, &listing, &series, &name, now, true)?;
+            clean(ctx, db, &catalog, &listing, &series, &name, now, true)?;
         }
         return Ok(());
     }
@@ -84,7 +85,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         // List again: the new backup must be in the series retention sees.
         let listing = catalog.list()?;
         let series = listing.series(&db.alias);
-        clean(ctx, &catalog, &listing, &series, &record.name, now, false)?;
+        clean(ctx, db, &catalog, &listing, &series, &record.name, now, false)?;
     }
     Ok(())
 }
@@ -134,7 +135,8 @@ fn stream_and_publish(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<BackupRecord> {
-    let partial = catalog.partial_path(name, &run_id(now));
+    let run = run_id(now);
+    let partial = catalog.partial_path(name, &run);
     let (tool, mut cmd) = engines::dump_command(db)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     let mut upload = ctx.rclone.spawn_rcat(&partial)?;
@@ -143,6 +145,7 @@ fn stream_and_publish(
         Err(e) => {
             upload.kill();
             let _ = upload.wait();
+            remove_quietly(ctx, &partial);
             return Err(e);
         }
     };
@@ -152,6 +155,7 @@ fn stream_and_publish(
         "streaming to {}",
         ctx.rclone.path(&partial)
     );
+    failpoint::reached("dump-started");
 
     // The names in use (one rclone call) are listed while the dump streams.
     let (streamed, taken) = std::thread::scope(|s| {
@@ -167,13 +171,21 @@ fn stream_and_publish(
             return Err(e);
         }
     };
+    failpoint::reached("uploaded");
+    if crate::interrupt::interrupted() {
+        remove_quietly(ctx, &partial);
+        return Err(exit::interrupted());
+    }
     let record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now);
-    match catalog.publish(&partial, name, &taken, record) {
+    match catalog.publish(&partial, name, &run, &taken, record) {
         Ok(record) => Ok(record),
         Err(e) => {
             remove_quietly(ctx, &partial);
+            if crate::interrupt::interrupted() {
+                return Err(e);
+            }
             Err(e.context(format!(
-                "the backup of `{}` was uploaded but could not be published",
+                "the backup of `{}` was uploaded but could not be published; nothing was published",
                 db.alias
             )))
         }
@@ -256,8 +268,10 @@ fn remove_quietly(ctx: &Context, path: &str) {
 }
 
 /// Retention for one series, then the leftovers of interrupted runs.
+#[allow(clippy::too_many_arguments)]
 fn clean(
     ctx: &Context,
+    db: &Database,
     catalog: &Catalog,
     listing: &Listing,
     series: &[BackupRecord],
@@ -265,6 +279,15 @@ fn clean(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<()> {
+    failpoint::reached("cleaning");
+    for d in listing.damaged_of(&db.alias) {
+        tracing::warn!(
+            "backup {} is damaged ({}); retention neither counts nor deletes it. Check it with `rcbackup verify -i {}` and remove it by hand",
+            printable(&d.name),
+            d.problem,
+            printable(&d.name)
+        );
+    }
     let keep = ctx.config.settings.db_cleanup_keep;
     let mut decisions = ctx.policies.retention(series, now, keep)?;
     retention::check_decisions(series, &decisions).map_err(|why| {
@@ -273,6 +296,7 @@ fn clean(
         ))
     })?;
     retention::spare_just_made(&mut decisions, just_made);
+    let mut report = Vec::new();
     for d in &decisions {
         let verb = match (d.keep, dry_run) {
             (true, _) => "keep",
@@ -280,7 +304,7 @@ fn clean(
             (false, false) => "delete",
         };
         if dry_run {
-            crate::outln!("{verb:>12}  {}  ({})", d.name, d.reason);
+            report.push(format!("{verb:>12}  {}  ({})", d.name, d.reason));
         } else {
             tracing::debug!("{verb} {} ({})", d.name, d.reason);
         }
@@ -291,18 +315,39 @@ fn clean(
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }
     }
-    let abandoned = ctx.config.settings.abandoned_after;
-    for leftover in catalog.leftovers(listing, now, abandoned)? {
+    let cutoff = abandoned_before(now, ctx.config.settings.abandoned_after);
+    for leftover in listing.abandoned(cutoff) {
+        let paths: Vec<String> = leftover.paths.iter().map(|p| catalog.show(p)).collect();
+        let what = format!(
+            "{} ({}, left by an interrupted run, last touched {})",
+            printable(&paths.join(" ")),
+            leftover.kind.as_str(),
+            leftover.last_seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
         if dry_run {
-            crate::outln!(
-                "would delete  {}  (left by an interrupted run, last touched {})",
-                leftover.path,
-                leftover.last_seen
-            );
+            report.push(format!("would delete  {what}"));
         } else {
-            catalog.remove(&leftover)?;
-            tracing::info!("removed {} (left by an interrupted run)", leftover.path);
+            catalog.remove(leftover)?;
+            tracing::info!("removed {what}");
         }
+    }
+    for local in engines::restore_leftovers(db) {
+        if local.running && local.last_seen >= cutoff {
+            continue;
+        }
+        let what = format!(
+            "{} (a restore's staging file left by a killed run)",
+            local.path.display()
+        );
+        if dry_run {
+            report.push(format!("would delete  {what}"));
+        } else {
+            engines::remove_local_leftover(&local)?;
+            tracing::info!("removed {what}");
+        }
+    }
+    for line in report {
+        crate::outln!("{line}");
     }
     Ok(())
 }

@@ -1,22 +1,133 @@
-//! `listbackups`: complete backups, newest first, as a table or JSON.
+//! `listbackups`: every backup, newest first, with its status — and what
+//! interrupted runs left — as a table or JSON.
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::{human_size, Context};
+use crate::catalog::Listing;
 use crate::cli::ListArgs;
+use crate::naming::printable;
 
-#[derive(Serialize)]
-struct Row<'a> {
-    name: &'a str,
-    database: &'a str,
+/// One entry of `listbackups --json`. `status` says which fields are there:
+/// `ok` and `damaged` describe backups (a damaged one has `problem`, and
+/// lacks what its unreadable record would have said); `leftover` is what an
+/// interrupted run left (`kind`, `last_seen`); `foreign` is a file in the
+/// backup folder that rcbackup did not make and never touches.
+#[derive(Serialize, Default)]
+struct Row {
+    status: &'static str,
+    name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tenant: Option<&'a str>,
-    engine: &'a str,
-    size: u64,
-    created: String,
-    sha256: &'a str,
+    database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
     path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen: Option<String>,
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
+    let catalog = ctx.catalog();
+    let mut rows: Vec<(chrono::DateTime<chrono::Utc>, Row)> = Vec::new();
+    let backup_row = |status, b: &crate::record::BackupRecord| Row {
+        status,
+        name: b.name.clone(),
+        database: Some(b.database.clone()),
+        tenant: b.tenant.clone(),
+        engine: Some(b.engine.as_str()),
+        size: Some(b.size),
+        created: Some(rfc3339(b.created)),
+        sha256: Some(b.sha256.clone()),
+        path: ctx.rclone.path(&catalog.data_path(&b.name)),
+        ..Default::default()
+    };
+    for b in &listing.backups {
+        if database.is_none_or(|d| b.database == d) {
+            rows.push((b.created, backup_row("ok", b)));
+        }
+    }
+    let damaged: Vec<_> = match database {
+        Some(d) => listing.damaged_of(d).collect(),
+        None => listing.damaged.iter().collect(),
+    };
+    for d in damaged {
+        let row = match &d.record {
+            Some(r) => backup_row("damaged", r),
+            None => Row {
+                status: "damaged",
+                name: d.name.clone(),
+                path: ctx.rclone.path(&catalog.data_path(&d.name)),
+                ..Default::default()
+            },
+        };
+        rows.push((
+            d.when,
+            Row {
+                problem: Some(d.problem.clone()),
+                ..row
+            },
+        ));
+    }
+    // Newest first, stable for equal times.
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
+    for l in &listing.leftovers {
+        rows.push(Row {
+            status: "leftover",
+            name: l.name.clone(),
+            path: l
+                .paths
+                .iter()
+                .map(|p| ctx.rclone.path(p))
+                .collect::<Vec<_>>()
+                .join(" "),
+            kind: Some(l.kind.as_str()),
+            last_seen: Some(rfc3339(l.last_seen)),
+            ..Default::default()
+        });
+    }
+    for db in ctx.config.databases.values() {
+        if database.is_some_and(|d| d != db.alias) {
+            continue;
+        }
+        for l in crate::engines::restore_leftovers(db) {
+            rows.push(Row {
+                status: "leftover",
+                name: db.alias.clone(),
+                database: Some(db.alias.clone()),
+                path: l.path.display().to_string(),
+                kind: Some("restore-staging"),
+                last_seen: Some(rfc3339(l.last_seen)),
+                ..Default::default()
+            });
+        }
+    }
+    for name in &listing.foreign {
+        rows.push(Row {
+            status: "foreign",
+            name: name.clone(),
+            path: ctx.rclone.path(&catalog.data_path(name)),
+            ..Default::default()
+        });
+    }
+    rows
 }
 
 pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
@@ -28,50 +139,70 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
     }
     let catalog = ctx.catalog();
     let listing = catalog.list()?;
-    let rows: Vec<Row> = listing
-        .backups
-        .iter()
-        .filter(|b| args.database.as_deref().is_none_or(|d| b.database == d))
-        .map(|b| Row {
-            name: &b.name,
-            database: &b.database,
-            tenant: b.tenant.as_deref(),
-            engine: b.engine.as_str(),
-            size: b.size,
-            created: b.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            sha256: &b.sha256,
-            path: ctx.rclone.path(&catalog.data_path(&b.name)),
-        })
-        .collect();
+    let rows = rows(ctx, &listing, args.database.as_deref());
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    if rows.is_empty() {
-        crate::errln!("no backups in {}", ctx.rclone.path(catalog.dir()));
-        return Ok(());
-    }
-    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    let dbw = rows
+    print_table(ctx, &rows)
+}
+
+fn print_table(ctx: &Context, rows: &[Row]) -> Result<()> {
+    let (backups, others): (Vec<&Row>, Vec<&Row>) = rows
         .iter()
-        .map(|r| r.database.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    crate::outln!(
-        "{:<width$}  {:<dbw$}  {:>10}  CREATED (UTC)",
-        "NAME",
-        "DATABASE",
-        "SIZE"
-    );
-    for r in &rows {
+        .partition(|r| r.status == "ok" || r.status == "damaged");
+    if backups.is_empty() {
+        crate::errln!("no backups in {}", ctx.rclone.path(ctx.catalog().dir()));
+    } else {
+        let names: Vec<String> = backups.iter().map(|r| printable(&r.name)).collect();
+        let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+        let db = |r: &Row| r.database.clone().unwrap_or_else(|| "?".into());
+        let dbw = backups.iter().map(|r| db(r).len()).max().unwrap_or(8).max(8);
         crate::outln!(
-            "{:<width$}  {:<dbw$}  {:>10}  {}",
-            r.name,
-            r.database,
-            human_size(r.size),
-            r.created
+            "{:<width$}  {:<dbw$}  {:>10}  {:<20}  STATUS",
+            "NAME",
+            "DATABASE",
+            "SIZE",
+            "CREATED (UTC)"
         );
+        for (r, name) in backups.iter().zip(&names) {
+            let status = match &r.problem {
+                Some(p) => format!("DAMAGED: {p}"),
+                None => "ok".to_string(),
+            };
+            crate::outln!(
+                "{:<width$}  {:<dbw$}  {:>10}  {:<20}  {status}",
+                name,
+                db(r),
+                r.size.map(human_size).unwrap_or_else(|| "?".into()),
+                r.created.as_deref().unwrap_or("?"),
+            );
+        }
+    }
+    let leftovers: Vec<&&Row> = others.iter().filter(|r| r.status == "leftover").collect();
+    if !leftovers.is_empty() {
+        crate::outln!(
+            "\nleft by interrupted runs (`dbbackup --clean` removes each once untouched for {} h):",
+            ctx.config.settings.abandoned_after.as_secs() / 3600
+        );
+        for r in leftovers {
+            crate::outln!(
+                "  {:<20}  {}  last touched {}",
+                r.kind.unwrap_or_default(),
+                printable(&r.path),
+                r.last_seen.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    let foreign: Vec<&&Row> = others.iter().filter(|r| r.status == "foreign").collect();
+    if !foreign.is_empty() {
+        crate::outln!(
+            "\n{} file(s) without an integrity record (not made by rcbackup; never listed as backups or deleted):",
+            foreign.len()
+        );
+        for r in foreign {
+            crate::outln!("  {}", printable(&r.name));
+        }
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::cli::{Cli, Commands};
 use crate::config::{self, Config};
 use crate::exit;
 use crate::policy::{Approval, Event, EventKind, Policies};
+use crate::naming::printable;
 use crate::prompt;
 use crate::rclone::Rclone;
 use crate::record::BackupRecord;
@@ -62,26 +63,56 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// The backup `-i NAME` names (also accepted as `db/NAME`, the way
 /// django-rclone prints paths), or the newest of `database`.
+///
+/// Never falls back to an older backup without saying so: a damaged backup
+/// named with `-i`, or a damaged backup newer than the newest intact one,
+/// is an integrity error (exit 4) that names the intact one to choose.
 pub fn choose_backup<'l>(
     listing: &'l Listing,
     backup_dir: &str,
     database: &str,
     input: Option<&str>,
 ) -> Result<&'l BackupRecord> {
-    match input {
-        Some(name) => {
-            let name = name.strip_prefix(&format!("{backup_dir}/")).unwrap_or(name);
-            listing.find(name).ok_or_else(|| {
-                exit::failed(format!(
-                    "no complete backup named `{name}` in {backup_dir}/; see `rcbackup listbackups` for the names"
-                ))
-            })
+    if let Some(name) = input {
+        let name = name.strip_prefix(&format!("{backup_dir}/")).unwrap_or(name);
+        if let Some(b) = listing.find(name) {
+            return Ok(b);
         }
-        None => listing.backups.iter().find(|b| b.database == database).ok_or_else(|| {
-            exit::failed(format!(
-                "database `{database}` has no complete backup in {backup_dir}/ yet; run `rcbackup dbbackup -d {database}` first"
-            ))
-        }),
+        if let Some(d) = listing.find_damaged(name) {
+            return Err(exit::integrity(format!(
+                "backup `{}` is damaged: {}. Choose an intact backup (`rcbackup listbackups` marks each)",
+                printable(name),
+                d.problem
+            )));
+        }
+        return Err(exit::failed(format!(
+            "no complete backup named `{}` in {backup_dir}/; see `rcbackup listbackups` for the names",
+            printable(name)
+        )));
+    }
+    let newest = listing.backups.iter().find(|b| b.database == database);
+    let newer_damaged = listing
+        .damaged_of(database)
+        .find(|d| newest.is_none_or(|b| d.when > b.created));
+    match (newest, newer_damaged) {
+        (Some(b), None) => Ok(b),
+        (Some(b), Some(d)) => Err(exit::integrity(format!(
+            "the newest backup of `{database}`, `{}`, is damaged: {}. The newest intact one is `{}` (made {}); \
+             to use it, pass `-i {}`",
+            printable(&d.name),
+            d.problem,
+            b.name,
+            b.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            b.name
+        ))),
+        (None, Some(d)) => Err(exit::integrity(format!(
+            "database `{database}` has no intact backup in {backup_dir}/: `{}` is damaged: {}",
+            printable(&d.name),
+            d.problem
+        ))),
+        (None, None) => Err(exit::failed(format!(
+            "database `{database}` has no complete backup in {backup_dir}/ yet; run `rcbackup dbbackup -d {database}` first"
+        ))),
     }
 }
 
