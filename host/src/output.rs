@@ -6,6 +6,7 @@
 
 use std::fmt::Display;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
@@ -16,8 +17,21 @@ pub fn line(text: impl Display) -> Result<()> {
     write(format_args!("{text}\n"))
 }
 
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Called by `main` when descriptor 1 was closed at start (Rust then puts
+/// /dev/null there): results would vanish, so writing them is an error.
+pub fn mark_stdout_closed() {
+    STDOUT_CLOSED.store(true, Ordering::SeqCst);
+}
+
 /// Writes formatted text to stdout, and flushes.
 pub fn write(args: std::fmt::Arguments) -> Result<()> {
+    if STDOUT_CLOSED.load(Ordering::SeqCst) {
+        return Err(exit::failed(
+            "cannot write the result: standard output is closed",
+        ));
+    }
     let mut out = std::io::stdout().lock();
     out.write_fmt(args)
         .and_then(|_| out.flush())

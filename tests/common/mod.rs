@@ -660,3 +660,74 @@ pub fn assert_lacks(text: &str, needles: &[&str]) {
         assert!(!text.contains(n), "did not expect {n:?} in:\n{text}");
     }
 }
+
+/// A run held at failpoints (host/src/failpoint.rs): the test decides when
+/// it goes on, or delivers a fault while it waits.
+pub struct Held {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Starts `rcbackup ARGS` to hold at each of `steps` (comma-separated).
+    pub fn spawn_held(&self, args: &[&str], steps: &str) -> Held {
+        let dir = tempfile::tempdir().unwrap();
+        let child = self
+            .command(args)
+            .env("RCBACKUP_TEST_PAUSE", steps)
+            .env("RCBACKUP_TEST_PAUSE_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Held { child, dir }
+    }
+}
+
+impl Held {
+    /// Waits until the run holds at `step`.
+    pub fn wait_at(&mut self, step: &str) {
+        let marker = self.dir.path().join(format!("{step}.{}.reached", self.child.id()));
+        let until = Instant::now() + Duration::from_secs(60);
+        while !marker.exists() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("rcbackup ended ({status}) before reaching `{step}`: {err}");
+            }
+            assert!(Instant::now() < until, "rcbackup never reached `{step}`");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Lets the run go on past `step`.
+    pub fn release(&self, step: &str) {
+        std::fs::write(
+            self.dir.path().join(format!("{step}.{}.go", self.child.id())),
+            b"",
+        )
+        .unwrap();
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Waits for the run to end.
+    pub fn finish(self) -> Run {
+        Run::from(self.child.wait_with_output().unwrap())
+    }
+}
+
+/// Sets a file's modification time to 2001 (older than any
+/// `abandoned_after_hours`).
+pub fn age(file: &Path) {
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let f = std::fs::File::options().write(true).open(file).unwrap();
+    f.set_modified(long_ago).unwrap();
+}

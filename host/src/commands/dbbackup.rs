@@ -280,6 +280,15 @@ fn clean(
     dry_run: bool,
 ) -> Result<()> {
     failpoint::reached("cleaning");
+    let stop = || {
+        if crate::interrupt::interrupted() {
+            return Err(exit::interrupted_at(format!(
+                "interrupted before cleanup finished; backup {just_made} was published"
+            )));
+        }
+        Ok(())
+    };
+    stop()?;
     for d in listing.damaged_of(&db.alias) {
         tracing::warn!(
             "backup {} is damaged ({}); retention neither counts nor deletes it. Check it with `rcbackup verify -i {}` and remove it by hand",
@@ -311,6 +320,7 @@ fn clean(
     }
     for d in decisions.iter().filter(|d| !d.keep) {
         if !dry_run {
+            stop()?;
             catalog.delete(&d.name)?;
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }

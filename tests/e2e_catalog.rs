@@ -1,0 +1,458 @@
+//! The catalog under damage and concurrency: damaged or stray records,
+//! backups that disagree with their records, runs killed or interrupted at
+//! each step of publishing, runs racing for one name, concurrent cleanups,
+//! closed outputs, and an interrupt at the restore prompt.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+fn sqlite_world() -> (World, PathBuf) {
+    let mut world = World::new(Remote::Local);
+    let file = world.seeded_sqlite("default", 2000);
+    (world, file)
+}
+
+fn count(file: &std::path::Path) -> String {
+    sqlite(file, "SELECT count(*) FROM items").trim().to_string()
+}
+
+/// Three backups of 2000, 2001 and 2002 rows; their names, oldest first.
+fn three_backups(world: &World, file: &std::path::Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for extra in 0..3 {
+        if extra > 0 {
+            sqlite(file, &format!("INSERT INTO items VALUES ({}, 'x', 1)", 3000 + extra));
+        }
+        world.ok(&["dbbackup"]);
+        names.push(world.names(None).remove(0));
+    }
+    names
+}
+
+fn record_file(world: &World, name: &str) -> PathBuf {
+    world.store.join(format!("db/.rcbackup/records/{name}.json"))
+}
+
+fn entries(world: &World, status: &str) -> Vec<serde_json::Value> {
+    world
+        .list(None)
+        .into_iter()
+        .filter(|e| e["status"] == status)
+        .collect()
+}
+
+/// A truncated record used to hide the next, intact backup (the records
+/// were read as one stream split into lines), and restore then took an
+/// older one with exit 0. Now it affects only its own backup.
+#[test]
+fn a_damaged_record_hides_no_other_backup() {
+    let (world, file) = sqlite_world();
+    let names = three_backups(&world, &file);
+    let middle = record_file(&world, &names[1]);
+    let text = std::fs::read(&middle).unwrap();
+    std::fs::write(&middle, &text[..text.len() / 2]).unwrap();
+
+    assert_eq!(world.names(None), [names[2].clone(), names[0].clone()]);
+    let damaged = entries(&world, "damaged");
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    assert_eq!(damaged[0]["name"], names[1].as_str());
+    let table = world.ok(&["listbackups"]).stdout;
+    assert!(table.contains("DAMAGED"), "{table}");
+
+    sqlite(&file, "DELETE FROM items");
+    world.ok(&["dbrestore", "--noinput"]);
+    assert_eq!(count(&file), "2002", "the newest backup was restored");
+
+    // The newest record damaged: no silent fall-back to an older backup.
+    let newest = record_file(&world, &names[2]);
+    std::fs::write(&newest, b"{\"format\":1,\"na").unwrap();
+    sqlite(&file, "DELETE FROM items");
+    let r = world.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_mentions(&r.stderr, &[&names[2], &names[0], "-i"]);
+    assert_eq!(count(&file), "0", "nothing was restored");
+    let v = world.run(&["verify"]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    let v = world.run(&["verify", "-i", &names[2]]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    world.ok(&["dbrestore", "--noinput", "-i", &names[0]]);
+    assert_eq!(count(&file), "2000");
+}
+
+/// An editor's backup of a record, or a copy under another record name,
+/// listed a backup twice and made every --clean fail.
+#[test]
+fn stray_files_in_the_records_folder_are_not_records() {
+    let (world, file) = sqlite_world();
+    let names = three_backups(&world, &file);
+    let rec = record_file(&world, &names[0]);
+    std::fs::copy(&rec, rec.with_extension("json.bak")).unwrap();
+    std::fs::copy(&rec, rec.with_file_name("copy-of-a-record.json")).unwrap();
+    std::fs::copy(&rec, rec.with_file_name(format!("{}.json", names[1]))).unwrap();
+
+    let listed = world.names(None);
+    assert_eq!(listed, [names[2].clone(), names[0].clone()], "each once");
+    // names[1]'s record file now holds names[0]'s record: damaged, named.
+    let damaged = entries(&world, "damaged");
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    assert_eq!(damaged[0]["name"], names[1].as_str());
+    assert!(damaged[0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("names another backup"));
+    world.ok(&["dbbackup", "--clean"]);
+    assert_eq!(world.names(None).len(), 3);
+}
+
+/// A data object that no longer matches its record's size used to be
+/// skipped with a warning: restore took the previous backup with exit 0
+/// and `verify -i` said there was no such backup (exit 1).
+#[test]
+fn a_backup_that_disagrees_with_its_record_is_shown_damaged_and_refused() {
+    let (mut world, file) = sqlite_world();
+    let names = three_backups(&world, &file);
+    let data = world.store.join(format!("db/{}", names[2]));
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes.extend_from_slice(b"-- appended\n");
+    std::fs::write(&data, bytes).unwrap();
+
+    let damaged = entries(&world, "damaged");
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0]["name"], names[2].as_str());
+    assert_eq!(damaged[0]["database"], "default");
+    let v = world.run(&["verify", "-i", &names[2]]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    assert_mentions(&v.stderr, &["damaged", "bytes"]);
+
+    sqlite(&file, "DELETE FROM items");
+    let r = world.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_mentions(&r.stderr, &[&names[2], &format!("-i {}", names[1])]);
+    assert_eq!(count(&file), "0");
+    let r = world.run(&["dbrestore", "--noinput", "-i", &names[2]]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    world.ok(&["dbrestore", "--noinput", "-i", &names[1]]);
+    assert_eq!(count(&file), "2001");
+    // Retention neither counts nor deletes it.
+    world.setting("db_cleanup_keep = 1");
+    let r = world.ok(&["dbbackup", "--clean"]);
+    assert!(r.stderr.contains("damaged"), "{}", r.stderr);
+    assert!(data.exists());
+}
+
+/// Every file below the store, as paths relative to it.
+fn store_files(world: &World) -> BTreeSet<String> {
+    world
+        .stored_files()
+        .into_iter()
+        .map(|p| p.strip_prefix(&world.store).unwrap().display().to_string())
+        .collect()
+}
+
+/// Renames a claim or partial to an old run id and ages every file given.
+fn make_abandoned(world: &World, files: &BTreeSet<String>) {
+    for rel in files {
+        let mut p = world.store.join(rel);
+        let parent = p.parent().unwrap().file_name().unwrap().to_owned();
+        if parent == "claims" || parent == "partial" {
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            let (stem, run) = name.rsplit_once('.').unwrap();
+            let pid = run.split_once('-').unwrap().1;
+            let old = p.with_file_name(format!("{stem}.1000000000-{pid}"));
+            std::fs::rename(&p, &old).unwrap();
+            p = old;
+        }
+        age(&p);
+    }
+}
+
+/// A run SIGKILLed at each step of publishing leaves nothing that is
+/// listed as a backup; what it leaves is listed as a leftover of the right
+/// kind, kept while young, and removed by --clean once abandoned.
+#[test]
+fn a_run_killed_at_each_publish_step_leaves_only_leftovers_clean_removes() {
+    for (step, kinds) in [
+        ("uploaded", &["partial-upload"][..]),
+        ("claimed", &["partial-upload", "stale-claim"][..]),
+        ("moved", &["unrecorded-data"][..]),
+        ("recorded", &["stale-claim"][..]),
+    ] {
+        let (world, _) = sqlite_world();
+        world.ok(&["dbbackup"]);
+        let before_names = world.names(None);
+        let before = store_files(&world);
+        let mut held = world.spawn_held(&["dbbackup"], step);
+        held.wait_at(step);
+        held.signal(libc::SIGKILL);
+        held.finish();
+        let names = world.names(None);
+        if step == "recorded" {
+            assert_eq!(names.len(), 2, "{step}: the record makes it a backup");
+        } else {
+            assert_eq!(names, before_names, "{step}: nothing new is listed");
+        }
+        let left: Vec<_> = entries(&world, "leftover");
+        let mut found: Vec<_> = left.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+        found.sort();
+        assert_eq!(found, kinds, "{step}: {left:?}");
+        let table = world.ok(&["listbackups"]).stdout;
+        for kind in kinds {
+            assert!(table.contains(kind), "{step}: {table}");
+        }
+
+        // Young: it may be a run still going; --clean leaves it.
+        let new: BTreeSet<String> = store_files(&world).difference(&before).cloned().collect();
+        world.ok(&["dbbackup", "--clean"]);
+        let now = store_files(&world);
+        for f in &new {
+            assert!(now.contains(f), "{step}: young {f} kept");
+        }
+        let leftovers_now: BTreeSet<String> = new
+            .iter()
+            .filter(|f| f.contains(".rcbackup/claims") || f.contains(".rcbackup/partial") || {
+                // the unrecorded data object itself
+                step == "moved" && !f.contains(".rcbackup")
+            })
+            .cloned()
+            .collect();
+        make_abandoned(&world, &leftovers_now);
+        let dry = world.ok(&["dbbackup", "--clean", "--dry-run"]);
+        assert!(dry.stdout.contains("would delete"), "{step}: {}", dry.stdout);
+        world.ok(&["dbbackup", "--clean"]);
+        assert!(
+            entries(&world, "leftover").is_empty(),
+            "{step}: abandoned leftovers removed: {:?}",
+            store_files(&world)
+        );
+        let files = store_files(&world);
+        assert!(
+            !files.iter().any(|f| f.contains("claims/") || f.contains("partial/")),
+            "{step}: {files:?}"
+        );
+        // Every backup listed verifies; every data object has its record.
+        for n in world.names(None) {
+            world.ok(&["verify", "-i", &n]);
+        }
+        let data: Vec<_> = files.iter().filter(|f| !f.contains(".rcbackup")).collect();
+        assert_eq!(data.len(), world.names(None).len(), "{step}: {files:?}");
+    }
+}
+
+/// SIGTERM at each step before the record is written: exit 130, nothing
+/// published, nothing left behind.
+#[test]
+fn sigterm_at_each_publish_step_publishes_nothing_and_leaves_nothing() {
+    for step in ["dump-started", "uploaded", "claim", "claimed", "moved"] {
+        let (world, _) = sqlite_world();
+        world.ok(&["dbbackup"]);
+        let before = store_files(&world);
+        let mut held = world.spawn_held(&["dbbackup"], step);
+        held.wait_at(step);
+        held.signal(libc::SIGTERM);
+        let r = held.finish();
+        assert_eq!(r.code, 130, "{step}: {}", r.stderr);
+        assert_eq!(store_files(&world), before, "{step}: nothing left");
+        assert_eq!(world.names(None).len(), 1);
+    }
+    // After the record: the backup is complete and reported as made.
+    let (world, _) = sqlite_world();
+    let mut held = world.spawn_held(&["dbbackup"], "recorded");
+    held.wait_at("recorded");
+    held.signal(libc::SIGTERM);
+    let r = held.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let names = world.names(None);
+    assert_eq!(names.len(), 1);
+    world.ok(&["verify", "-i", &names[0]]);
+}
+
+/// Two runs that want the same name, their claim steps lined up in time,
+/// over many trials: both succeed under different names, and every backup
+/// is listed and matches its record. (`moveto --ignore-existing` alone
+/// collided in about 6% of such pairs.)
+#[test]
+fn runs_claiming_one_name_at_the_same_moment_never_share_it() {
+    const TRIALS: usize = 20;
+    let (mut world, _) = sqlite_world();
+    // Every run of the day wants the same name.
+    world.setting("db_date_format = \"%Y-%m-%d\"");
+    world.ok(&["listbackups"]);
+    for trial in 0..TRIALS {
+        let mut a = world.spawn_held(&["dbbackup"], "claim");
+        let mut b = world.spawn_held(&["dbbackup"], "claim");
+        a.wait_at("claim");
+        b.wait_at("claim");
+        // One write releases both at once.
+        std::fs::write(a.dir.path().join("claim.go"), b"").unwrap();
+        std::fs::write(b.dir.path().join("claim.go"), b"").unwrap();
+        let (ra, rb) = (a.finish(), b.finish());
+        assert_eq!(ra.code, 0, "trial {trial}: {}", ra.stderr);
+        assert_eq!(rb.code, 0, "trial {trial}: {}", rb.stderr);
+    }
+    let names = world.names(None);
+    assert_eq!(names.len(), 2 * TRIALS, "{names:?}");
+    let distinct: BTreeSet<_> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len());
+    assert!(entries(&world, "damaged").is_empty());
+    assert!(entries(&world, "leftover").is_empty());
+    for n in &names {
+        world.ok(&["verify", "-i", n]);
+    }
+}
+
+/// A run whose own backup is no longer among the newest `keep` when its
+/// cleanup starts (a concurrent run published since) used to fail with
+/// "would delete the backup just made". It keeps its backup and succeeds.
+#[test]
+fn concurrent_cleanups_do_not_fail_each_other() {
+    let (mut world, _) = sqlite_world();
+    world.setting("db_cleanup_keep = 1");
+    world.ok(&["dbbackup"]);
+    let mut a = world.spawn_held(&["dbbackup", "--clean"], "cleaning");
+    a.wait_at("cleaning");
+    let mine: Vec<String> = world.names(None);
+    world.ok(&["dbbackup"]); // newer than a's
+    a.release("cleaning");
+    let r = a.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after = world.names(None);
+    assert!(after.contains(&mine[0]), "a's own backup kept: {after:?}");
+
+    // And a crowd of them, keep = 2.
+    world.settings = world.settings.replace("db_cleanup_keep = 1", "db_cleanup_keep = 2");
+    for round in 0..3 {
+        let children: Vec<_> = (0..4).map(|_| world.spawn(&["dbbackup", "--clean"])).collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    assert!(world.names(None).len() >= 2);
+    assert!(entries(&world, "damaged").is_empty());
+}
+
+/// Writing to a closed pipe, a closed descriptor or a full disk is an
+/// error with exit 1, never a panic (101), and never stops a backup half-way.
+#[test]
+fn a_closed_or_failing_output_is_an_error_not_a_panic() {
+    let (world, _) = sqlite_world();
+    world.ok(&["dbbackup"]);
+
+    let mut child = world
+        .command(&["listbackups"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // `| head -0`
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("standard output") && !err.contains("panicked"), "{err}");
+
+    for args in [&["listbackups", "--json"][..], &["verify"][..], &["listbackups"][..]] {
+        let full = std::fs::File::options().write(true).open("/dev/full").unwrap();
+        let out = world.command(args).stdout(full).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} > /dev/full: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+
+    // `listbackups --json >&-`: nothing written must not be success.
+    let env = world.command(&[]);
+    let mut closed = std::process::Command::new("bash");
+    closed.arg("-c").arg(format!("exec '{}' listbackups --json >&-", bin()));
+    for (k, v) in env.get_envs() {
+        if let Some(v) = v {
+            closed.env(k, v);
+        }
+    }
+    closed.current_dir(world.dir.path());
+    let out = closed.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // `rcbackup -v dbbackup 2>&1 | head -0`: the backup still completes.
+    let mut child = world
+        .command(&["-v", "dbbackup"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let names = world.names(None);
+    assert_eq!(names.len(), 2);
+    assert!(entries(&world, "leftover").is_empty());
+    for n in names {
+        world.ok(&["verify", "-i", &n]);
+    }
+}
+
+/// Ctrl-C at the [y/N] prompt used to print that it was stopping and then
+/// keep waiting; a `y` typed afterwards restored. It cancels, exit 130.
+#[test]
+fn an_interrupt_at_the_restore_prompt_cancels() {
+    use std::io::{Read, Write};
+    let (world, file) = sqlite_world();
+    world.ok(&["dbbackup"]);
+    sqlite(&file, "DELETE FROM items");
+    let cmd = world.command(&[]);
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c"])
+        .arg(format!("'{}' dbrestore", bin()))
+        .arg("/dev/null")
+        .current_dir(world.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let rcbackup = {
+        let mut found = None;
+        wait_until(30, "rcbackup to ask", || {
+            found = descendants(child.id())
+                .into_iter()
+                .find(|p| cmdline(*p).contains("dbrestore") && !cmdline(*p).contains("script"));
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    // Give it time to print the question and wait for an answer.
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe {
+        libc::kill(rcbackup as libc::pid_t, libc::SIGINT);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(b"y\n");
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let shown = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{shown}");
+    assert!(shown.contains("[y/N]"), "{shown}");
+    assert_eq!(count(&file), "0", "nothing restored");
+}
