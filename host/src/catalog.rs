@@ -607,7 +607,7 @@ fn judge(
         .cloned()
         .collect();
     sort_newest_first(&mut listing.backups);
-    listing.damaged.sort_by(|a, b| b.when.cmp(&a.when));
+    listing.damaged.sort_by_key(|d| std::cmp::Reverse(d.when));
     listing.leftovers.sort_by_key(|l| l.last_seen);
     listing
 }

@@ -86,7 +86,7 @@ fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
         ));
     }
     // Newest first, stable for equal times.
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
     for l in &listing.leftovers {
         rows.push(Row {
@@ -157,7 +157,12 @@ fn print_table(ctx: &Context, rows: &[Row]) -> Result<()> {
         let names: Vec<String> = backups.iter().map(|r| printable(&r.name)).collect();
         let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
         let db = |r: &Row| r.database.clone().unwrap_or_else(|| "?".into());
-        let dbw = backups.iter().map(|r| db(r).len()).max().unwrap_or(8).max(8);
+        let dbw = backups
+            .iter()
+            .map(|r| db(r).len())
+            .max()
+            .unwrap_or(8)
+            .max(8);
         crate::outln!(
             "{:<width$}  {:<dbw$}  {:>10}  {:<20}  STATUS",
             "NAME",
