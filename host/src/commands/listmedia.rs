@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{human_size, Context};
-use crate::media::{History, Layout};
+use crate::media::{listing, History, Layout};
 
 #[derive(Serialize)]
 struct Report {
@@ -32,9 +32,12 @@ struct BackupRow {
 
 pub fn run(ctx: &Context, json: bool) -> Result<()> {
     let layout = Layout::new(&ctx.config.settings.media_backup_dir);
-    let mirror = ctx.rclone.list_all(&layout.mirror)?.unwrap_or_default();
-    let history =
-        History::from_listing(&ctx.rclone.list_all(&layout.versions)?.unwrap_or_default());
+    // Exact names: two files whose names differ only in bytes that are not
+    // UTF-8 are two files (rclone's JSON listing would show them alike).
+    let mirror = listing::list_all(&ctx.rclone, &layout.mirror)?.unwrap_or_default();
+    let history = History::from_listing(
+        &listing::list_all(&ctx.rclone, &layout.versions)?.unwrap_or_default(),
+    );
     let restorable = history.restorable();
     let stamps: std::collections::BTreeSet<&String> = history
         .backups

@@ -2,7 +2,7 @@
 //! media_root into the mirror, moving what it replaces or deletes into this
 //! run's version folder; then record the mirror's file list and prune.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -13,8 +13,8 @@ use crate::cli::MediaBackupArgs;
 use crate::exit;
 use crate::media::changes::{Changes, Observer};
 use crate::media::history::{self, FileList, FileState, History};
-use crate::media::local::{self, RootState};
-use crate::media::{stamp, Layout};
+use crate::media::local::{self, LocalFile, RootState};
+use crate::media::{listing, names, stamp, Layout};
 use crate::policy::{Event, EventKind};
 
 pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
@@ -23,10 +23,26 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     let layout = Layout::new(&settings.media_backup_dir);
     let mirror = ctx.rclone.path(&layout.mirror);
     refuse_unsafe_source(ctx, &root, &layout, args.allow_empty)?;
+    let root_arg = names::local_root_arg(&root).ok_or_else(|| {
+        exit::usage(format!(
+            "media_root {} cannot be handed to rclone (its path is not UTF-8 or holds a lone `\u{201b}`); nothing was changed. Move the media folder to a plainer path and point media_root in {} at it",
+            names::shown_path(&root),
+            ctx.config.path.display()
+        ))
+    })?;
+    let local_files = local::files(&root)?;
+    refuse_unreadable_names(&local_files)?;
 
     let now = Utc::now();
     let stamp = stamp::format(now);
-    let mut sync: Vec<String> = vec!["sync".into(), root.display().to_string(), mirror.clone()];
+    let mut sync: Vec<String> = vec![
+        "sync".into(),
+        root_arg,
+        mirror.clone(),
+        // Two names that differ only in their Unicode normalisation form are
+        // two files; rclone would otherwise skip one of them, silently.
+        "--no-unicode-normalization".into(),
+    ];
     if settings.media_versions {
         sync.push("--backup-dir".into());
         sync.push(ctx.rclone.path(&layout.version_folder(&stamp)));
@@ -37,7 +53,7 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     }
     if args.dry_run {
         sync.push("--dry-run".into());
-        return dry_run(ctx, &layout, &sync);
+        return dry_run(ctx, &layout, &sync, &local_files);
     }
 
     let mut pre = Event::new(EventKind::PreMediaBackup, now);
@@ -45,7 +61,7 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
     let started = Instant::now();
     let changes = with_events(ctx, pre, "media backup", kinds, || {
-        sync_and_record(ctx, &layout, &sync, &stamp, now)
+        sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))
     })?;
     let kept = if settings.media_versions
         && !(changes.replaced.is_empty() && changes.deleted.is_empty())
@@ -95,7 +111,7 @@ fn refuse_unsafe_source(
         ))),
         RootState::Empty if allow_empty => Ok(()),
         RootState::Empty => {
-            let held = ctx.rclone.list_all(&layout.mirror)?.map_or(0, |v| v.len());
+            let held = listing::list_all(&ctx.rclone, &layout.mirror)?.map_or(0, |v| v.len());
             if held == 0 {
                 return Ok(());
             }
@@ -109,15 +125,44 @@ fn refuse_unsafe_source(
     }
 }
 
-fn dry_run(ctx: &Context, layout: &Layout, sync: &[String]) -> Result<()> {
-    let existing: BTreeSet<String> = ctx
-        .rclone
-        .list_all(&layout.mirror)?
+/// rclone 1.60 cannot read a file whose name it cannot represent (a lone
+/// `‛`): the sync would copy everything else and then fail. Refused before
+/// anything is copied, naming the files.
+fn refuse_unreadable_names(local_files: &BTreeMap<String, LocalFile>) -> Result<()> {
+    let (shown, count) = local::unreadable(local_files, 20);
+    if count == 0 {
+        return Ok(());
+    }
+    let more = if count > shown.len() {
+        format!(" (and {} more)", count - shown.len())
+    } else {
+        String::new()
+    };
+    Err(exit::failed(format!(
+        "rclone cannot read {count} file(s) in media_root because of their names: {}{more}; nothing was changed. \
+         rclone 1.60 reads a `\u{201b}` (U+201B) that is not doubled or followed by `\u{2400}`, `\u{ff0f}` or a control-character symbol as two, \
+         so it cannot open such a file; rename these files (for example replace `\u{201b}` by `'`) and run mediabackup again",
+        shown.join(", ")
+    )))
+}
+
+fn dry_run(
+    ctx: &Context,
+    layout: &Layout,
+    sync: &[String],
+    local_files: &BTreeMap<String, LocalFile>,
+) -> Result<()> {
+    let existing: BTreeSet<String> = listing::list_all(&ctx.rclone, &layout.mirror)?
         .unwrap_or_default()
         .into_iter()
         .map(|e| e.path)
         .collect();
-    let changes = run_sync(ctx, sync, &existing)?;
+    let changes = run_sync(
+        ctx,
+        sync,
+        &existing,
+        local_files.keys().chain(existing.iter()),
+    )?;
     let versions = ctx.config.settings.media_versions;
     changes.print()?;
     crate::errln!(
@@ -139,7 +184,12 @@ fn dry_run(ctx: &Context, layout: &Layout, sync: &[String]) -> Result<()> {
 
 /// Runs the sync and reads what it did; a failed sync is an error that
 /// says whether the max-delete guard stopped it.
-fn run_sync(ctx: &Context, sync: &[String], existing: &BTreeSet<String>) -> Result<Changes> {
+fn run_sync<'a>(
+    ctx: &Context,
+    sync: &[String],
+    existing: &BTreeSet<String>,
+    known: impl IntoIterator<Item = &'a String>,
+) -> Result<Changes> {
     let mut observer = Observer::default();
     let end = ctx.rclone.transfer(sync, None, &mut |l| observer.line(l))?;
     let tripped =
@@ -170,7 +220,7 @@ fn run_sync(ctx: &Context, sync: &[String], existing: &BTreeSet<String>) -> Resu
             "rclone sync of the media folder failed: {errors}. rclone deletes nothing from the backup after an error; fix the cause and run mediabackup again"
         )));
     }
-    Ok(observer.finish(existing))
+    Ok(observer.finish(existing, known))
 }
 
 /// The sync, then the mirror's file list, which is what makes this backup
@@ -181,6 +231,7 @@ fn sync_and_record(
     sync: &[String],
     stamp: &str,
     now: DateTime<Utc>,
+    (root, before): (&std::path::Path, &BTreeMap<String, LocalFile>),
 ) -> Result<Changes> {
     if !ctx.config.settings.media_versions {
         // Written first: even if this run dies half-way it has overwritten
@@ -190,11 +241,10 @@ fn sync_and_record(
             now.to_rfc3339().as_bytes(),
         )?;
     }
-    let changes = run_sync(ctx, sync, &BTreeSet::new())?;
-    let files = ctx
-        .rclone
-        .list_all(&layout.mirror)?
-        .unwrap_or_default()
+    let changes = run_sync(ctx, sync, &BTreeSet::new(), before.keys())?;
+    let listed = listing::list_all(&ctx.rclone, &layout.mirror)?.unwrap_or_default();
+    warn_skipped_files(ctx, layout, root, before, &listed)?;
+    let files = listed
         .into_iter()
         .map(|e| FileState {
             path: e.path,
@@ -211,6 +261,50 @@ fn sync_and_record(
     Ok(changes)
 }
 
+/// Checks the data, not only rclone's exit code: every file that was in
+/// media_root before the sync and still is should be in the mirror under
+/// the name rclone gives it. One that is not was left out (a name the
+/// remote folds into another, or a filter in rclone_flags); that is said,
+/// naming the files, rather than passed over in silence. A warning, not a
+/// failure, since excluding files through rclone_flags is legitimate.
+fn warn_skipped_files(
+    ctx: &Context,
+    layout: &Layout,
+    root: &std::path::Path,
+    before: &BTreeMap<String, LocalFile>,
+    listed: &[crate::rclone::Entry],
+) -> Result<()> {
+    let stored: BTreeSet<&str> = listed.iter().map(|e| e.path.as_str()).collect();
+    let missing: Vec<&String> = before
+        .keys()
+        .filter(|name| !stored.contains(name.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // A file the application deleted during the sync is not missing.
+    let now = local::files(root)?;
+    let missing: Vec<String> = missing
+        .into_iter()
+        .filter(|name| now.contains_key(*name))
+        .map(|name| names::shown(name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let count = missing.len();
+    let first: Vec<String> = missing.into_iter().take(20).collect();
+    tracing::warn!(
+        "{count} file(s) of media_root are not in {} after the sync, so this backup lacks them: {}{}. \
+         If rclone_flags exclude them on purpose, nothing is wrong; otherwise the remote folds names together (case, Unicode normalisation) \
+         or refuses them: rename the files or use a remote that keeps every name",
+        ctx.rclone.path(&layout.mirror),
+        first.join(", "),
+        if count > first.len() { ", ..." } else { "" }
+    );
+    Ok(())
+}
+
 /// Removes the file lists and version folders that media_versions_keep no
 /// longer needs.
 fn prune(
@@ -219,7 +313,7 @@ fn prune(
     keep: crate::media::VersionsKeep,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let entries = ctx.rclone.list_all(&layout.versions)?.unwrap_or_default();
+    let entries = listing::list_all(&ctx.rclone, &layout.versions)?.unwrap_or_default();
     let history = History::from_listing(&entries);
     let stamps: Vec<(&str, DateTime<Utc>)> = history
         .restorable()

@@ -4,7 +4,7 @@
 //! delete. Local files are never deleted without `--mirror`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
@@ -15,10 +15,12 @@ use crate::cli::MediaRestoreArgs;
 use crate::exit;
 use crate::media::changes::{Changes, Observer};
 use crate::media::history::{self, FileList, History};
-use crate::media::{local, stamp, Layout};
+use crate::media::local::LocalFile;
+use crate::media::{listing, local, names, stamp, Layout};
 use crate::policy::{Event, EventKind, MediaRestoreRequest};
 
-/// One remote folder to copy from, and which of its files (`None`: all).
+/// One remote folder to copy from, and which of its files (`None`: all),
+/// named in the text form of [`names`].
 struct Source {
     dir: String,
     files: Option<Vec<String>>,
@@ -27,7 +29,8 @@ struct Source {
 /// What a restore will do.
 struct Plan {
     sources: Vec<Source>,
-    /// The files the restored folder holds (those of the backup).
+    /// The files the restored folder holds (those of the backup), by the
+    /// names rclone gives them.
     files: BTreeSet<String>,
     /// With `--at`: the stamp of the backup restored.
     backup_stamp: Option<String>,
@@ -39,10 +42,17 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     if root.exists() && !root.is_dir() {
         return Err(exit::usage(format!(
             "media_root {} is not a folder; point media_root in {} at the media folder",
-            root.display(),
+            names::shown_path(&root),
             ctx.config.path.display()
         )));
     }
+    let root_arg = names::local_root_arg(&root).ok_or_else(|| {
+        exit::usage(format!(
+            "media_root {} cannot be handed to rclone (its path is not UTF-8 or holds a lone `\u{201b}`); nothing was changed. Move the media folder to a plainer path and point media_root in {} at it",
+            names::shown_path(&root),
+            ctx.config.path.display()
+        ))
+    })?;
     let layout = Layout::new(&settings.media_backup_dir);
     let mirror = ctx.rclone.path(&layout.mirror);
     // The time is checked before the remote is asked anything.
@@ -51,16 +61,34 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
         Some(text) => Some((text, parse_at(text)?)),
     };
     let plan = plan(ctx, &layout, at)?;
+    // Local and backed-up files compare by the names rclone gives them:
+    // the raw local bytes (a line break, an invalid UTF-8 byte) are not
+    // what rclone lists, and comparing those would take every such file
+    // for one the backup lacks.
     let local_files = local::files(&root)?;
-    let extra: Vec<String> = local_files.difference(&plan.files).cloned().collect();
-    let deletes = if args.mirror {
-        extra.clone()
+    let extra: Vec<(&String, &LocalFile)> = local_files
+        .iter()
+        .filter(|(name, _)| !plan.files.contains(*name))
+        .collect();
+    let deletes: Vec<PathBuf> = if args.mirror {
+        extra.iter().map(|(_, f)| f.rel.clone()).collect()
     } else {
         Vec::new()
     };
+    // A local name rclone cannot read is shown as it is on disk.
+    let extra: Vec<String> = extra
+        .into_iter()
+        .map(|(name, f)| {
+            if f.representable {
+                name.clone()
+            } else {
+                f.rel.to_string_lossy().into_owned()
+            }
+        })
+        .collect();
 
     // What the copy would change, as rclone sees it, before anything does.
-    let mut preview = copy(ctx, &plan, &root, true, &local_files)?;
+    let mut preview = copy(ctx, &plan, &root_arg, true, &local_files)?;
     let as_of = plan
         .backup_stamp
         .as_ref()
@@ -71,10 +99,10 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
         &preview,
         &extra,
         args.mirror,
-        &format!("{} from {mirror}{as_of}", root.display()),
+        &format!("{} from {mirror}{as_of}", names::shown_path(&root)),
     );
     if args.dry_run {
-        preview.deleted = deletes;
+        preview.deleted = if args.mirror { extra } else { Vec::new() };
         preview.print()?;
         crate::errln!("dry run: nothing was changed");
         return Ok(());
@@ -83,7 +111,7 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let now = Utc::now();
     let request = MediaRestoreRequest {
         tenant: None,
-        target: root.display().to_string(),
+        target: names::shown_path(&root),
         source: mirror.clone(),
         backup_stamp: plan.backup_stamp.clone(),
         files: plan.files.len() as u64,
@@ -95,12 +123,12 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let question = if deletes.is_empty() {
         format!(
             "Restore media into '{}' from '{mirror}'{as_of}?",
-            root.display()
+            names::shown_path(&root)
         )
     } else {
         format!(
             "Restore media into '{}' from '{mirror}'{as_of} and delete {} local files?",
-            root.display(),
+            names::shown_path(&root),
             deletes.len()
         )
     };
@@ -116,7 +144,7 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let kinds = (EventKind::PostMediaRestore, EventKind::MediaRestoreFailed);
     let started = Instant::now();
     let changes = with_events(ctx, pre, "media restore", kinds, || {
-        let changes = copy(ctx, &plan, &root, false, &local_files)?;
+        let changes = copy(ctx, &plan, &root_arg, false, &local_files)?;
         // Deletes only after every file came back: a failed or interrupted
         // copy deletes nothing.
         if crate::interrupt::interrupted() {
@@ -131,7 +159,7 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     })?;
     tracing::info!(
         "restored media into {}: {} new, {} replaced, {} deleted in {:.1}s",
-        root.display(),
+        names::shown_path(&root),
         changes.copied.len(),
         changes.replaced.len(),
         deletes.len(),
@@ -160,7 +188,7 @@ fn explain(plan: &Plan, preview: &Changes, extra: &[String], mirror: bool, what:
             extra.len()
         );
         for d in extra {
-            crate::errln!("  {d}");
+            crate::errln!("  {}", names::shown(d));
         }
     } else {
         crate::errln!(
@@ -174,9 +202,7 @@ fn explain(plan: &Plan, preview: &Changes, extra: &[String], mirror: bool, what:
 /// that time, rebuilt from the mirror and the later version folders.
 fn plan(ctx: &Context, layout: &Layout, at: Option<(&str, DateTime<Utc>)>) -> Result<Plan> {
     let mirror_path = ctx.rclone.path(&layout.mirror);
-    let mirror: BTreeMap<String, i64> = ctx
-        .rclone
-        .list_all(&layout.mirror)?
+    let mirror: BTreeMap<String, i64> = listing::list_all(&ctx.rclone, &layout.mirror)?
         .ok_or_else(|| {
             exit::failed(format!(
                 "there is no media backup at {mirror_path}; run `rcbackup mediabackup` first, or check `remote` and `media_backup_dir`"
@@ -195,8 +221,9 @@ fn plan(ctx: &Context, layout: &Layout, at: Option<(&str, DateTime<Utc>)>) -> Re
             backup_stamp: None,
         });
     };
-    let history =
-        History::from_listing(&ctx.rclone.list_all(&layout.versions)?.unwrap_or_default());
+    let history = History::from_listing(
+        &listing::list_all(&ctx.rclone, &layout.versions)?.unwrap_or_default(),
+    );
     let chosen = history
         .backup_at(at)
         .map_err(|why| exit::failed(format!("cannot restore media as of {at_text}: {why}")))?
@@ -230,32 +257,49 @@ fn plan(ctx: &Context, layout: &Layout, at: Option<(&str, DateTime<Utc>)>) -> Re
     })
 }
 
-/// `rclone copy` from each source into `root` (never deletes), or with
-/// `dry_run` what it would do.
+/// `rclone copy` from each source into the local folder `root_arg` (never
+/// deletes), or with `dry_run` what it would do.
 fn copy(
     ctx: &Context,
     plan: &Plan,
-    root: &Path,
+    root_arg: &str,
     dry_run: bool,
-    local_files: &BTreeSet<String>,
+    local_files: &BTreeMap<String, LocalFile>,
 ) -> Result<Changes> {
+    let existing: BTreeSet<String> = local_files.keys().cloned().collect();
     let mut all = Changes::default();
     for source in &plan.sources {
         let from = ctx.rclone.path(&source.dir);
-        let mut args: Vec<String> = vec!["copy".into(), from.clone(), root.display().to_string()];
-        // rclone reads the list one name a line: a name with a line break
-        // in it would be two wrong names, and the file silently missing.
-        if let Some(odd) = source.files.iter().flatten().find(|f| f.contains('\n')) {
+        let mut args: Vec<String> = vec![
+            "copy".into(),
+            from.clone(),
+            root_arg.to_string(),
+            // Each distinct name is a distinct file, as the backup stored it.
+            "--no-unicode-normalization".into(),
+        ];
+        // rclone reads the list one name a line, in its own encoding: the
+        // text form holds no line break (a `\n` in a name is `␊` there),
+        // and its `‛XX` are turned back into the bytes they stand for.
+        if let Some(odd) = source
+            .files
+            .iter()
+            .flatten()
+            .find(|f| f.contains(['\n', '\r']))
+        {
             return Err(exit::failed(format!(
-                "the backup holds a file whose name contains a line break ({odd:?}); --at cannot restore it. Restore without --at, or rename it"
+                "the backup's file list names {}, which is not a name rclone lists; was the file list edited by hand?",
+                names::shown(odd)
             )));
         }
         let input = source.files.as_ref().map(|files| {
             args.push("--files-from-raw".into());
             args.push("-".into());
-            let mut text = files.join("\n");
-            text.push('\n');
-            text.into_bytes()
+            let mut bytes = Vec::new();
+            for f in files {
+                bytes.extend_from_slice(&names::to_standard(f));
+                bytes.push(b'\n');
+            }
+            bytes
         });
         if dry_run {
             args.push("--dry-run".into());
@@ -268,10 +312,10 @@ fn copy(
             let why = observer.failure(&end);
             return Err(exit::failed(format!(
                 "copying {from} into {} failed: {why}. No local file was deleted; files copied before the failure stay. Fix the cause and run mediarestore again",
-                root.display()
+                names::shown(root_arg)
             )));
         }
-        let c = observer.finish(local_files);
+        let c = observer.finish(&existing, plan.files.iter().chain(existing.iter()));
         all.copied.extend(c.copied);
         all.replaced.extend(c.replaced);
     }

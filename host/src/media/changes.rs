@@ -35,7 +35,9 @@ pub struct Changes {
 
 impl Changes {
     /// One line per file on stdout, for `--dry-run`: `new`, `replace` or
-    /// `delete`, then the path.
+    /// `delete`, then the path as rclone names it (control characters are
+    /// symbols such as `␊` there; what a terminal would still act on is
+    /// escaped, see [`super::names::shown`]).
     pub fn print(&self) -> anyhow::Result<()> {
         for (word, paths) in [
             ("new", &self.copied),
@@ -43,7 +45,7 @@ impl Changes {
             ("delete", &self.deleted),
         ] {
             for p in paths {
-                crate::outln!("{word:<8} {p}");
+                crate::outln!("{word:<8} {}", super::names::shown(p));
             }
         }
         Ok(())
@@ -110,18 +112,45 @@ impl Observer {
             }
         }
         if why.is_empty() {
-            end.describe()
+            super::names::shown(&end.describe())
         } else {
-            why.join("; ")
+            super::names::shown(&why.join("; "))
         }
     }
 
     /// `existing`: paths the destination held before, to tell a replaced
     /// file from a new one when rclone's log does not (a dry run without
-    /// versions).
-    pub fn finish(self, existing: &BTreeSet<String>) -> Changes {
+    /// versions). `known`: the exact names of the files involved (source
+    /// and destination), to give back to each name in rclone's JSON log the
+    /// invalid UTF-8 bytes that JSON replaced with U+FFFD.
+    pub fn finish<'a>(
+        self,
+        existing: &BTreeSet<String>,
+        known: impl IntoIterator<Item = &'a String>,
+    ) -> Changes {
+        let mut exact: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+        for name in known {
+            if name.contains('\u{201b}') {
+                exact
+                    .entry(super::names::json_form(name))
+                    .or_default()
+                    .push(name);
+            }
+        }
+        let mut merged: BTreeMap<String, Seen> = BTreeMap::new();
+        for (logged, s) in self.files {
+            let path = match exact.get(&logged).map(Vec::as_slice) {
+                Some([one]) => (*one).clone(),
+                _ => logged,
+            };
+            let m = merged.entry(path).or_default();
+            m.copied |= s.copied;
+            m.replaced |= s.replaced;
+            m.moved |= s.moved;
+            m.deleted |= s.deleted;
+        }
         let mut c = Changes::default();
-        for (path, s) in self.files {
+        for (path, s) in merged {
             if s.deleted {
                 c.deleted.push(path);
             } else if s.replaced || (s.copied && (s.moved || existing.contains(&path))) {
@@ -159,10 +188,29 @@ mod tests {
         ] {
             o.line(&l);
         }
-        let c = o.finish(&BTreeSet::new());
+        let c = o.finish(&BTreeSet::new(), []);
         assert_eq!(c.copied, vec!["z"]);
         assert_eq!(c.replaced, vec!["a"]);
         assert_eq!(c.deleted, vec!["n"]);
+    }
+
+    #[test]
+    fn names_json_mangled_get_their_bytes_back() {
+        let mut o = Observer::default();
+        o.line(&line("info", "Copied (new)", "bad\u{fffd}.txt", None));
+        o.line(&line("info", "Copied (new)", "two\u{fffd}", None));
+        o.line(&line("info", "Copied (new)", "new\u{240a}line", None));
+        let known = [
+            "bad\u{201b}FF.txt".to_string(),
+            "two\u{201b}FE".to_string(),
+            "two\u{201b}FF".to_string(),
+        ];
+        let c = o.finish(&BTreeSet::new(), &known);
+        // Two names JSON cannot tell apart stay as rclone logged them.
+        assert_eq!(
+            c.copied,
+            vec!["bad\u{201b}FF.txt", "new\u{240a}line", "two\u{fffd}"]
+        );
     }
 
     #[test]
@@ -192,7 +240,7 @@ mod tests {
         o.line(&serde_json::json!({"level": "info", "msg": "stats", "stats": {"lastError": "can't sync or move files on overlapping remotes"}}).to_string());
         assert_eq!(o.errors.len(), 2, "{:?}", o.errors);
         assert!(o.errors[1].contains("overlapping"));
-        let c = o.finish(&BTreeSet::from(["a".to_string(), "c".to_string()]));
+        let c = o.finish(&BTreeSet::from(["a".to_string(), "c".to_string()]), []);
         assert_eq!(
             (c.copied, c.replaced, c.deleted),
             (vec!["b".into()], vec!["a".into()], vec!["c".into()])

@@ -2,11 +2,13 @@
 //! (a missing or empty folder must never wipe the remote copy), the file
 //! list a restore compares against, and the deletions of `--mirror`.
 
-use std::collections::BTreeSet;
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use super::names;
 use crate::config::Settings;
 use crate::exit;
 
@@ -51,7 +53,7 @@ pub fn root_state(root: &Path) -> Result<RootState> {
         Ok(_) => {}
     }
     let mut found = false;
-    walk(root, &mut |_| {
+    walk(root, &mut |_: &Path| {
         found = true;
         false
     })?;
@@ -62,41 +64,80 @@ pub fn root_state(root: &Path) -> Result<RootState> {
     })
 }
 
-/// The regular files below `root`, as `/`-separated paths relative to it.
-pub fn files(root: &Path) -> Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
+/// A regular file below `media_root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    /// Its path relative to `media_root`, exactly as on disk.
+    pub rel: PathBuf,
+    /// rclone can read it under its name (see [`names::representable`]).
+    pub representable: bool,
+}
+
+/// The regular files below `root`, by the name rclone gives each (the text
+/// form of [`names`]), so that they compare with a remote listing.
+pub fn files(root: &Path) -> Result<BTreeMap<String, LocalFile>> {
+    let mut out: BTreeMap<String, LocalFile> = BTreeMap::new();
     if !root.exists() {
         return Ok(out);
     }
     walk(root, &mut |rel| {
-        out.insert(rel);
+        let representable = rel
+            .components()
+            .all(|c| names::representable(c.as_os_str()));
+        let file = LocalFile {
+            rel: rel.to_path_buf(),
+            representable,
+        };
+        // Two local names can share one rclone name only if one of them
+        // is a name rclone cannot read; the readable one is rclone's.
+        match out.entry(names::local_path_text(rel)) {
+            Entry::Vacant(v) => {
+                v.insert(file);
+            }
+            Entry::Occupied(mut o) if representable => {
+                o.insert(file);
+            }
+            Entry::Occupied(_) => {}
+        }
         true
     })?;
     Ok(out)
 }
 
-/// Calls `each` with every regular file's relative path until it returns false.
-fn walk(root: &Path, each: &mut dyn FnMut(String) -> bool) -> Result<bool> {
+/// The files below `root` whose names rclone cannot read, as relative
+/// paths for an error message (at most `limit` of them, and how many).
+pub fn unreadable(files: &BTreeMap<String, LocalFile>, limit: usize) -> (Vec<String>, usize) {
+    let bad: Vec<&LocalFile> = files.values().filter(|f| !f.representable).collect();
+    let shown = bad
+        .iter()
+        .take(limit)
+        .map(|f| names::shown_path(&f.rel))
+        .collect();
+    (shown, bad.len())
+}
+
+/// Calls `each` with every regular file's path relative to `root` until it
+/// returns false.
+fn walk(root: &Path, each: &mut dyn FnMut(&Path) -> bool) -> Result<bool> {
     let mut stack: Vec<PathBuf> = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = std::fs::read_dir(&dir)
-            .map_err(|e| exit::failed(format!("cannot list {}: {e}", dir.display())))?;
+            .map_err(|e| exit::failed(format!("cannot list {}: {e}", names::shown_path(&dir))))?;
         for entry in entries {
-            let entry =
-                entry.map_err(|e| exit::failed(format!("cannot list {}: {e}", dir.display())))?;
+            let entry = entry.map_err(|e| {
+                exit::failed(format!("cannot list {}: {e}", names::shown_path(&dir)))
+            })?;
             let kind = entry.file_type().map_err(|e| {
-                exit::failed(format!("cannot read {}: {e}", entry.path().display()))
+                exit::failed(format!(
+                    "cannot read {}: {e}",
+                    names::shown_path(&entry.path())
+                ))
             })?;
             if kind.is_dir() {
                 stack.push(entry.path());
             } else if kind.is_file() {
-                let rel = entry.path();
-                let rel = rel.strip_prefix(root).unwrap_or(&rel);
-                let rel = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
+                let path = entry.path();
+                let rel = path.strip_prefix(root).unwrap_or(&path);
                 if !each(rel) {
                     return Ok(false);
                 }
@@ -106,15 +147,15 @@ fn walk(root: &Path, each: &mut dyn FnMut(String) -> bool) -> Result<bool> {
     Ok(true)
 }
 
-/// Deletes the files `rels` below `root`, then the folders that this left
-/// empty (up to, not including, `root`).
-pub fn delete_files(root: &Path, rels: &[String]) -> Result<()> {
+/// Deletes the files `rels` (relative to `root`, as on disk), then the
+/// folders that this left empty (up to, not including, `root`).
+pub fn delete_files(root: &Path, rels: &[PathBuf]) -> Result<()> {
     for rel in rels {
         let path = root.join(rel);
         std::fs::remove_file(&path).map_err(|e| {
             exit::failed(format!(
                 "deleting {} (not in the backup, --mirror): {e}; the files before it in the list were deleted, the rest are still there",
-                path.display()
+                names::shown_path(&path)
             ))
         })?;
         let mut dir = path.parent();
@@ -145,9 +186,18 @@ mod tests {
         std::fs::write(root.join("a/b/f"), b"x").unwrap();
         std::fs::write(root.join("g"), b"x").unwrap();
         assert_eq!(root_state(&root).unwrap(), RootState::HasFiles);
-        let all: Vec<String> = files(&root).unwrap().into_iter().collect();
-        assert_eq!(all, vec!["a/b/f".to_string(), "g".to_string()]);
-        delete_files(&root, &["a/b/f".to_string()]).unwrap();
+        std::fs::write(root.join("new\nline"), b"x").unwrap();
+        std::fs::write(root.join("it\u{201b}s"), b"x").unwrap();
+        let all = files(&root).unwrap();
+        let keys: Vec<&str> = all.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            vec!["a/b/f", "g", "it\u{201b}\u{201b}s", "new\u{240a}line"]
+        );
+        assert_eq!(all["new\u{240a}line"].rel, PathBuf::from("new\nline"));
+        assert!(!all["it\u{201b}\u{201b}s"].representable);
+        assert_eq!(unreadable(&all, 5), (vec!["it\u{201b}s".to_string()], 1));
+        delete_files(&root, &[PathBuf::from("a/b/f")]).unwrap();
         assert!(!root.join("a").exists() && root.join("g").exists());
     }
 }

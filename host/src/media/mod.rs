@@ -12,7 +12,9 @@
 pub mod changes;
 pub mod history;
 pub mod keep;
+pub mod listing;
 pub mod local;
+pub mod names;
 pub mod stamp;
 
 pub use history::History;
