@@ -169,7 +169,8 @@ fn stream_and_publish(
     // The names in use (one rclone call) are listed while the dump streams.
     let (streamed, taken) = std::thread::scope(|s| {
         let taken = s.spawn(|| catalog.taken_names());
-        let streamed = relay_and_judge(dump, upload, &ctx.rclone.path(catalog.dir()));
+        let check = engines::dump_check(db);
+        let streamed = relay_and_judge(dump, upload, &ctx.rclone.path(catalog.dir()), check);
         (streamed, taken.join().expect("listing thread"))
     });
     let (digest, taken) = match (streamed, taken) {
@@ -203,11 +204,23 @@ fn stream_and_publish(
 
 /// Relays dump → rcat and names the first cause when either end fails;
 /// `dest` (the backup folder on the remote) is named when the upload fails.
-fn relay_and_judge(mut dump: Proc, mut upload: Proc, dest: &str) -> Result<Digest> {
-    let mut from = dump.take_stdout();
+/// Every chunk also goes through `check`, the engine's dump framing: a dump
+/// that exited 0 but fails it (empty, no header or trailer, an error line)
+/// is a failed dump, and nothing is published.
+fn relay_and_judge(
+    mut dump: Proc,
+    mut upload: Proc,
+    dest: &str,
+    mut check: engines::DumpCheck,
+) -> Result<Digest> {
+    let from = dump.take_stdout();
     let mut to = upload.take_stdin();
     widen_pipe(&from);
     widen_pipe(&to);
+    let mut from = engines::CheckedRead {
+        inner: from,
+        check: &mut check,
+    };
     let dump_pid = dump.id();
     let input_closed = AtomicBool::new(false);
     let upload_died_first = AtomicBool::new(false);
@@ -263,7 +276,21 @@ fn relay_and_judge(mut dump: Proc, mut upload: Proc, dest: &str) -> Result<Diges
         End::TooLong => unreachable!("no limit on backups"),
         End::SourceDone if !dump_end.success() => Err(dump_msg()),
         End::SourceDone if !upload_end.success() => Err(upload_msg()),
-        End::SourceDone => Ok(digest),
+        End::SourceDone => match check.finish() {
+            Ok(()) => Ok(digest),
+            Err(why) => {
+                let stderr = dump_end.stderr_tail.trim();
+                let said = if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(" It said: {stderr}.")
+                };
+                Err(exit::failed(format!(
+                    "dump failed: {} exited 0, but {why}.{said} Nothing was published; check that the database is readable and that `dump_args` keep the dump tool's usual output",
+                    dump_end.tool
+                )))
+            }
+        },
     }
 }
 

@@ -3,24 +3,32 @@
 //! "What a restore guarantees"):
 //! - PostgreSQL/PostGIS: one transaction, which pg_restore can only commit
 //!   after the whole stream was read and matched its record;
-//! - SQLite: into a new file beside the database, renamed over it only on
-//!   success;
+//! - SQLite: into a new file beside the database, renamed over it only
+//!   when the replay was clean and the new file passed its integrity check;
 //! - MariaDB/MySQL: the backup is read and checked once before the restore
 //!   starts (their DDL commits implicitly, so there is no undo).
+//!
+//! Every dump is checked as it streams ([`dump_check`]): a dump tool that
+//! exits 0 with an empty or unframed output is a failed backup.
 
+mod framing;
 mod mysql;
 mod postgres;
 mod sqlite;
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::Result;
+use chrono::Utc;
+
+pub use framing::{CheckedRead, DumpCheck, Framing};
 
 use crate::database::{Database, EngineKind};
 use crate::exit;
 use crate::pipeline::{self, End, Tally};
-use crate::process::Proc;
+use crate::process::{Ended, Proc};
 use crate::rclone::Rclone;
 use crate::record::BackupRecord;
 
@@ -45,6 +53,8 @@ pub fn compatible(made_by: EngineKind, into: EngineKind) -> bool {
 }
 
 /// The dump command: its stdout is the backup. The tool name is for errors.
+/// `dump_args` that would remove the framing [`dump_check`] relies on are
+/// refused here (exit 2).
 pub fn dump_command(db: &Database) -> Result<(String, Command)> {
     match db.engine {
         EngineKind::Postgresql | EngineKind::Postgis => postgres::dump(db),
@@ -53,9 +63,26 @@ pub fn dump_command(db: &Database) -> Result<(String, Command)> {
     }
 }
 
+/// The check a dump of `db` must pass, fed every chunk as it streams and
+/// judged before anything is published.
+pub fn dump_check(db: &Database) -> DumpCheck {
+    DumpCheck::new(match db.engine {
+        EngineKind::Postgresql | EngineKind::Postgis => Framing::PgCustom,
+        EngineKind::Mysql | EngineKind::Mariadb => Framing::MysqlDump,
+        EngineKind::Sqlite => Framing::SqliteDump,
+    })
+}
+
 /// Restores `source` into `db`. On any failure the error names the first
-/// cause; an integrity failure has exit code 4.
+/// cause; an integrity failure has exit code 4, an interruption 130.
 pub fn restore(db: &Database, source: &Source) -> Result<()> {
+    crate::failpoint::reached("restore-started");
+    if crate::interrupt::interrupted() {
+        return Err(exit::interrupted_at(format!(
+            "interrupted before the restore of `{}` started; nothing was changed",
+            db.alias
+        )));
+    }
     match db.engine {
         EngineKind::Postgresql | EngineKind::Postgis => postgres::restore(db, source),
         EngineKind::Mysql | EngineKind::Mariadb => mysql::restore(db, source),
@@ -106,7 +133,15 @@ impl Source<'_> {
     /// the consumer stops early, the rest is still read and checked: a
     /// damaged backup often makes the restore tool fail first, and the
     /// damage, not the tool's complaint, is the cause to report.
+    ///
+    /// Once the whole stream matched, the run holds at the failpoint
+    /// `restore-streamed`; if it was interrupted by then, the consumer is
+    /// not told to finish and the error is an interruption (exit 130).
     pub fn stream_into(&self, sink: &mut dyn Write) -> Result<Streamed> {
+        self.stream(sink, true)
+    }
+
+    fn stream(&self, sink: &mut dyn Write, last_pass: bool) -> Result<Streamed> {
         let mut cat = self.rclone.spawn_cat(&self.path)?;
         let mut out = cat.take_stdout();
         crate::process::widen_pipe(&out);
@@ -160,6 +195,12 @@ impl Source<'_> {
         if let Some(e) = stopped {
             return Ok(Streamed::ConsumerStopped(e));
         }
+        if last_pass {
+            crate::failpoint::reached("restore-streamed");
+        }
+        if crate::interrupt::interrupted() {
+            return Err(exit::interrupted_at("interrupted"));
+        }
         match sink.write_all(&held).and_then(|_| sink.flush()) {
             Ok(()) => Ok(Streamed::Verified),
             Err(e) => Ok(Streamed::ConsumerStopped(e)),
@@ -168,7 +209,7 @@ impl Source<'_> {
 
     /// Reads the whole backup and checks it, touching nothing else.
     pub fn verify(&self) -> Result<()> {
-        match self.stream_into(&mut io::sink())? {
+        match self.stream(&mut io::sink(), false)? {
             Streamed::Verified => Ok(()),
             Streamed::ConsumerStopped(e) => Err(exit::failed(format!("verifying: {e}"))),
         }
@@ -190,15 +231,86 @@ pub(crate) fn password_env(cmd: &mut Command, var: &str, db: &Database) -> Resul
     Ok(())
 }
 
+/// How a restore tool ended, with its stderr tail redacted: what the tools
+/// echo of their input (row data) never reaches an error message.
+pub(crate) fn describe_restore_tool(end: &Ended) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (end.status.code(), end.status.signal()) {
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(s)) => format!("was killed by signal {s}"),
+        _ => "ended abnormally".to_string(),
+    };
+    let tail = framing::redact(end.stderr_tail.trim());
+    if tail.trim().is_empty() {
+        format!("{} {how}", end.tool)
+    } else {
+        format!("{} {how}: {}", end.tool, tail.trim())
+    }
+}
+
+/// The error of a restore that failed with `err`, noting the state the
+/// database is in; if the run was interrupted (Ctrl-C, SIGTERM), that is the
+/// cause to name (exit 130), whatever the tools said when they were stopped.
+pub(crate) fn restore_failed(db: &Database, err: anyhow::Error, state: &str) -> anyhow::Error {
+    if crate::interrupt::interrupted() {
+        exit::interrupted_at(format!(
+            "the restore of `{}` was interrupted; {state}",
+            db.alias
+        ))
+    } else {
+        exit::with_note(err, state)
+    }
+}
+
 /// After a restore stopped, the error for the first cause: the consumer's
 /// own failure if it ended badly, else how the stream ended.
 pub(crate) fn consumer_error(tool: Proc, stopped: io::Error) -> anyhow::Error {
     match tool.wait() {
-        Ok(end) if !end.success() => exit::failed(format!("restore failed: {}", end.describe())),
+        Ok(end) if !end.success() => {
+            exit::failed(format!("restore failed: {}", describe_restore_tool(&end)))
+        }
         Ok(end) => exit::failed(format!(
             "restore failed: {} stopped reading the backup early ({stopped})",
             end.tool
         )),
         Err(e) => e,
+    }
+}
+
+/// A file a restore left on this machine (SQLite's staging file and its
+/// journal), for `listbackups` to show and `--clean` to remove.
+#[derive(Debug, Clone)]
+pub struct LocalLeftover {
+    pub path: PathBuf,
+    /// When it was last modified.
+    pub last_seen: chrono::DateTime<Utc>,
+    /// The restore that made it is still running: leave it alone.
+    pub running: bool,
+}
+
+/// What restores of `db` left beside it (SQLite only; empty for the other
+/// engines, whose restores leave nothing on this machine).
+pub fn restore_leftovers(db: &Database) -> Vec<LocalLeftover> {
+    match db.engine {
+        EngineKind::Sqlite => sqlite::leftovers(db),
+        _ => Vec::new(),
+    }
+}
+
+/// Removes one leftover; refuses one whose restore is still running.
+pub fn remove_local_leftover(l: &LocalLeftover) -> Result<()> {
+    if l.running {
+        return Err(exit::failed(format!(
+            "{} belongs to a restore that is still running; it was left in place",
+            l.path.display()
+        )));
+    }
+    match std::fs::remove_file(&l.path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(exit::failed(format!(
+            "cannot remove {}, left by an interrupted restore: {e}; remove it by hand",
+            l.path.display()
+        ))),
     }
 }

@@ -1,0 +1,399 @@
+//! What a dump must look like to count as complete, and what a restore
+//! tool's error may show.
+//!
+//! A dump tool can exit 0 and still have written no backup: `sqlite3 .dump`
+//! of an unreadable file writes its error into the output, a wrapper or a
+//! broken tool may write nothing. [`DumpCheck`] is fed every chunk of the
+//! stream as it passes (it keeps the first bytes and a bounded tail, and
+//! scans SQLite's output for error lines with memchr's memmem) and judges
+//! the stream when it ends, before anything is published or swapped in.
+//!
+//! Restore tools echo their input in their errors (MariaDB's `near '...'`,
+//! PostgreSQL's `DETAIL:`/`CONTEXT:` lines and `Command was:`, sqlite3's
+//! copy of the failing statement): [`redact`] removes that, so an error
+//! message never prints the backup's rows.
+
+use std::io::{self, Read, Write};
+
+use memchr::memmem;
+
+/// The framing a complete dump of each engine has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `pg_dump --format=custom`: starts with `PGDMP`.
+    PgCustom,
+    /// mariadb-dump/mysqldump: ends with `-- Dump completed`.
+    MysqlDump,
+    /// `sqlite3 .dump`: no `/****` error line, ends with `COMMIT;`.
+    SqliteDump,
+}
+
+/// How many bytes of the end of the stream are kept for the check.
+const TAIL: usize = 4096;
+/// How many bytes of the start.
+const HEAD: usize = 16;
+/// The longest error line quoted back.
+const ERROR_LINE: usize = 160;
+/// The start of the error lines the sqlite3 shell writes into a dump
+/// (`/**** ERROR: ...`, `/****** CORRUPTION ERROR *******/`). Literal
+/// newlines in values are dumped as `char(10)`, so this never starts a line
+/// of data.
+const SQLITE_ERROR: &[u8] = b"\n/****";
+
+/// A running check of one dump stream.
+pub struct DumpCheck {
+    framing: Framing,
+    size: u64,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    /// The last bytes of the previous chunk (or a virtual line start), to
+    /// find an error line that straddles two chunks.
+    carry: Vec<u8>,
+    error: Option<String>,
+    /// The error line found continues in the next chunk.
+    error_open: bool,
+}
+
+impl DumpCheck {
+    pub fn new(framing: Framing) -> DumpCheck {
+        DumpCheck {
+            framing,
+            size: 0,
+            head: Vec::with_capacity(HEAD),
+            tail: Vec::with_capacity(2 * TAIL),
+            carry: b"\n".to_vec(),
+            error: None,
+            error_open: false,
+        }
+    }
+
+    /// Takes the next bytes of the stream.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.size += chunk.len() as u64;
+        if self.head.len() < HEAD {
+            let n = (HEAD - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..n]);
+        }
+        if self.framing == Framing::SqliteDump {
+            if self.error_open {
+                self.continue_error_line(chunk);
+            } else if self.error.is_none() {
+                self.scan_sqlite(chunk);
+            }
+        }
+        if chunk.len() >= TAIL {
+            self.tail.clear();
+            self.tail.extend_from_slice(&chunk[chunk.len() - TAIL..]);
+        } else {
+            self.tail.extend_from_slice(chunk);
+            if self.tail.len() > 2 * TAIL {
+                let cut = self.tail.len() - TAIL;
+                self.tail.drain(..cut);
+            }
+        }
+    }
+
+    fn scan_sqlite(&mut self, chunk: &[u8]) {
+        // Across the boundary: the carry and the start of this chunk.
+        let mut edge = std::mem::take(&mut self.carry);
+        let carried = edge.len();
+        edge.extend_from_slice(&chunk[..chunk.len().min(ERROR_LINE)]);
+        let found = match memmem::find(&edge, SQLITE_ERROR) {
+            Some(at) => Some(at + 1 - carried.min(at + 1)),
+            None => memmem::find(chunk, SQLITE_ERROR).map(|at| at + 1),
+        };
+        if let Some(start) = found {
+            // The line from where it starts: its part in the carry first.
+            let mut line = match memmem::find(&edge, SQLITE_ERROR) {
+                Some(at) if at + 1 < carried => edge[at + 1..carried].to_vec(),
+                _ => Vec::new(),
+            };
+            let rest = &chunk[start..];
+            let end = memchr::memchr(b'\n', rest);
+            line.extend_from_slice(&rest[..end.unwrap_or(rest.len())]);
+            line.truncate(ERROR_LINE);
+            self.error_open = end.is_none() && line.len() < ERROR_LINE;
+            self.error = Some(String::from_utf8_lossy(&line).into_owned());
+            return;
+        }
+        let keep = SQLITE_ERROR.len() - 1;
+        self.carry = chunk[chunk.len().saturating_sub(keep)..].to_vec();
+    }
+
+    /// The verdict once the stream ended: `Err` says what is wrong with it.
+    pub fn finish(&self) -> Result<(), String> {
+        if self.size == 0 {
+            return Err("its output is empty".into());
+        }
+        let last = last_line(&self.tail);
+        match self.framing {
+            Framing::PgCustom if !self.head.starts_with(b"PGDMP") => Err(
+                "its output does not start with the custom format's PGDMP header".into(),
+            ),
+            Framing::PgCustom => Ok(()),
+            Framing::MysqlDump if !last.starts_with("-- Dump completed") => Err(
+                "its output does not end with the `-- Dump completed` trailer (the dump stopped before the end)"
+                    .into(),
+            ),
+            Framing::MysqlDump => Ok(()),
+            Framing::SqliteDump => {
+                if let Some(e) = &self.error {
+                    Err(format!("its output reports an error: `{}`", e.trim()))
+                } else if last.starts_with("ROLLBACK; -- due to errors") {
+                    Err("its output ends in `ROLLBACK; -- due to errors`".into())
+                } else if last != "COMMIT;" {
+                    Err("its output does not end with the dump's closing `COMMIT;` (the dump stopped before the end)".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+impl DumpCheck {
+    /// Adds the rest of an error line that started in an earlier chunk.
+    fn continue_error_line(&mut self, chunk: &[u8]) {
+        let line = self.error.get_or_insert_with(String::new);
+        let end = memchr::memchr(b'\n', chunk);
+        let room = ERROR_LINE.saturating_sub(line.len());
+        let part = &chunk[..end.unwrap_or(chunk.len()).min(room)];
+        line.push_str(&String::from_utf8_lossy(part));
+        self.error_open = end.is_none() && line.len() < ERROR_LINE;
+    }
+}
+
+/// The last non-blank line of `tail`.
+fn last_line(tail: &[u8]) -> String {
+    let text = String::from_utf8_lossy(tail);
+    text.trim_end()
+        .rsplit('\n')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// A reader that feeds what it reads to a [`DumpCheck`].
+pub struct CheckedRead<'a, R> {
+    pub inner: R,
+    pub check: &'a mut DumpCheck,
+}
+
+impl<R: Read> Read for CheckedRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.check.feed(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A writer that feeds what its inner writer took to a [`DumpCheck`].
+pub struct CheckedWrite<'a, W> {
+    pub inner: W,
+    pub check: &'a mut DumpCheck,
+}
+
+impl<W: Write> Write for CheckedWrite<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.check.feed(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What a restore tool wrote to stderr, without what it echoed of its
+/// input: the lines that quote it (`DETAIL:`, `CONTEXT:`, `Command was:`,
+/// psql's `LINE n:`, sqlite3's indented copy of the statement) are left out,
+/// and quoted values (`near '...'`, `'...'`, `: "..."`) are replaced by `…`.
+pub fn redact(text: &str) -> String {
+    const ECHOES: [&str; 5] = ["DETAIL:", "CONTEXT:", "Command was:", "LINE ", "QUERY:"];
+    let mut out: Vec<String> = Vec::new();
+    let mut skipping = false;
+    // The mariadb client prints a failing statement between two lines of
+    // dashes.
+    let mut in_dashes = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.len() >= 5 && t.bytes().all(|b| b == b'-') {
+            if !in_dashes {
+                out.push("[the tool's copy of the backup's contents is left out]".into());
+            }
+            in_dashes = !in_dashes;
+            continue;
+        }
+        if in_dashes {
+            continue;
+        }
+        if ECHOES.iter().any(|e| t.starts_with(e)) {
+            if !skipping {
+                out.push("[the tool's copy of the backup's contents is left out]".into());
+            }
+            skipping = true;
+            continue;
+        }
+        let indented = line.starts_with(' ') || line.starts_with('\t');
+        if skipping && (indented || !starts_a_message(t)) {
+            continue;
+        }
+        skipping = false;
+        if indented {
+            // sqlite3 echoes the failing statement, and a caret, indented.
+            continue;
+        }
+        out.push(redact_quotes(line));
+    }
+    out.join("\n")
+}
+
+/// Does this line start a new message of a restore tool (rather than
+/// continue the echo of a statement)?
+fn starts_a_message(t: &str) -> bool {
+    const STARTS: [&str; 13] = [
+        "pg_restore:",
+        "psql:",
+        "ERROR",
+        "FATAL",
+        "WARNING",
+        "HINT:",
+        "Error",
+        "Parse error",
+        "Runtime error",
+        "sqlite3:",
+        "mariadb:",
+        "mysql:",
+        "[",
+    ];
+    STARTS.iter().any(|s| t.starts_with(s))
+}
+
+fn redact_quotes(line: &str) -> String {
+    // MariaDB: "... near 'whatever the statement held' at line 3": the
+    // quoted text can hold quotes itself, so cut to the last quote.
+    let mut line = line.to_string();
+    if let Some(at) = line.find("near '") {
+        let from = at + "near '".len();
+        if let Some(to) = line.rfind('\'').filter(|&to| to >= from) {
+            line.replace_range(from..to, "…");
+        } else {
+            line.replace_range(from.., "…'");
+        }
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.char_indices();
+    while let Some((i, c)) = chars.next() {
+        // Double quotes name identifiers (`table "items"`), except after a
+        // colon or `near `, where they quote a value.
+        let value_dq = c == '"' && (line[..i].ends_with(": ") || line[..i].ends_with("near "));
+        out.push(c);
+        if c == '\'' || value_dq {
+            out.push('…');
+            // Skip to the closing quote (or the end of the line).
+            if chars.by_ref().any(|(_, d)| d == c) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(framing: Framing, chunks: &[&[u8]]) -> Result<(), String> {
+        let mut c = DumpCheck::new(framing);
+        for ch in chunks {
+            c.feed(ch);
+        }
+        c.finish()
+    }
+
+    #[test]
+    fn sqlite_framing() {
+        let good = b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE t(x);\nCOMMIT;\n";
+        assert!(check(Framing::SqliteDump, &[good]).is_ok());
+        assert!(check(Framing::SqliteDump, &[&good[..20], &good[20..]]).is_ok());
+        let e = check(Framing::SqliteDump, &[b""]).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let bad = b"BEGIN TRANSACTION;\n/**** ERROR: (26) file is not a database *****/\nROLLBACK; -- due to errors\n";
+        // Split inside the marker: still found.
+        for split in 0..bad.len() {
+            let e = check(Framing::SqliteDump, &[&bad[..split], &bad[split..]]).unwrap_err();
+            assert!(
+                e.contains("ERROR: (26) file is not a database"),
+                "{split}: {e}"
+            );
+        }
+        let e = check(
+            Framing::SqliteDump,
+            &[b"/****** CORRUPTION ERROR *******/\nCOMMIT;\n"],
+        )
+        .unwrap_err();
+        assert!(e.contains("CORRUPTION ERROR"), "{e}");
+        let e = check(
+            Framing::SqliteDump,
+            &[b"BEGIN TRANSACTION;\nCREATE TABLE t(x);\n"],
+        )
+        .unwrap_err();
+        assert!(e.contains("COMMIT;"), "{e}");
+        // An error marker inside a value is dumped with char(10), not a newline.
+        let value = b"BEGIN TRANSACTION;\nINSERT INTO u VALUES(replace('a\\n/**** ERROR: x','\\n',char(10)));\nCOMMIT;\n";
+        assert!(check(Framing::SqliteDump, &[value]).is_ok());
+    }
+
+    #[test]
+    fn other_framings() {
+        assert!(check(Framing::PgCustom, &[b"PGDMP\x01\x0e"]).is_ok());
+        assert!(check(Framing::PgCustom, &[b"PG", b"DMP"]).is_ok());
+        assert!(check(Framing::PgCustom, &[b"-- plain"])
+            .unwrap_err()
+            .contains("PGDMP"));
+        let my = b"-- MariaDB dump\nINSERT INTO t VALUES (1);\n-- Dump completed on 2026-01-01 10:00:00\n";
+        assert!(check(Framing::MysqlDump, &[my]).is_ok());
+        let cut = &my[..my.len() - 42];
+        assert!(check(Framing::MysqlDump, &[cut])
+            .unwrap_err()
+            .contains("-- Dump completed"));
+    }
+
+    #[test]
+    fn redacts_what_the_tools_echo() {
+        let my = "ERROR 1064 (42000) at line 51: You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near ''SECRET-1', 1)' at line 1";
+        let r = redact(my);
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(
+            r.contains("at line 51") && r.contains("near '…' at line 1"),
+            "{r}"
+        );
+        let dup =
+            redact("ERROR 1062 (23000) at line 9: Duplicate entry 'SECRET-2' for key 'PRIMARY'");
+        assert!(!dup.contains("SECRET"), "{dup}");
+        let pg = "pg_restore: error: COPY failed for table \"items\": ERROR:  invalid input syntax for type integer: \"SECRET-3\"\nCONTEXT:  COPY items, line 1, column qty: \"SECRET-3\"\npg_restore: warning: errors ignored on restore: 1";
+        let r = redact(pg);
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(
+            r.contains("table \"items\"") && r.contains("errors ignored"),
+            "{r}"
+        );
+        let pg2 = "pg_restore: error: could not execute query: ERROR:  duplicate key value\nDETAIL:  Key (id)=(SECRET-4) already exists.\nCommand was: INSERT INTO t\nVALUES ('SECRET-4');\npg_restore: error: bad";
+        let r = redact(pg2);
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(r.contains("pg_restore: error: bad"), "{r}");
+        let my2 = "--------------\nINSERT INTO items VALUES (9 'SECRET-6', 1)\n--------------\n\nERROR 1064 (42000) at line 343: near ''SECRET-6', 1)' at line 1";
+        let r = redact(my2);
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(r.contains("ERROR 1064 (42000) at line 343"), "{r}");
+        let sq = "Parse error near line 7: no such table: nowhere\n  INSERT INTO nowhere VALUES('SECRET-5');\n              ^--- error here";
+        let r = redact(sq);
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(r.contains("no such table: nowhere"), "{r}");
+    }
+}
