@@ -380,7 +380,7 @@ fn clean(
         }
     }
     for local in engines::restore_leftovers(db) {
-        if local.running && local.last_seen >= cutoff {
+        if local.running {
             continue;
         }
         let what = format!(

@@ -90,23 +90,6 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     }
 }
 
-/// A file a killed restore left beside a local database (placeholder until
-/// the engines branch lands).
-pub struct LocalLeftover {
-    pub path: std::path::PathBuf,
-    pub last_seen: chrono::DateTime<chrono::Utc>,
-    pub running: bool,
-}
-
-pub fn restore_leftovers(_db: &Database) -> Vec<LocalLeftover> {
-    Vec::new()
-}
-
-pub fn remove_local_leftover(l: &LocalLeftover) -> Result<()> {
-    std::fs::remove_file(&l.path)
-        .map_err(|e| exit::failed(format!("removing {}: {e}", l.path.display())))
-}
-
 /// A stored backup to be read back, with the record it must match.
 pub struct Source<'a> {
     pub rclone: &'a Rclone,
