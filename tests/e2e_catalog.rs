@@ -33,6 +33,9 @@ fn three_backups(world: &World, file: &std::path::Path) -> Vec<String> {
                 file,
                 &format!("INSERT INTO items VALUES ({}, 'x', 1)", 3000 + extra),
             );
+            // A new second: names sort as the backups were made, so a
+            // damaged record is read just before the next one.
+            std::thread::sleep(Duration::from_millis(1100));
         }
         world.ok(&["dbbackup"]);
         names.push(world.names(None).remove(0));
