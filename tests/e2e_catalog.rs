@@ -495,3 +495,35 @@ fn an_interrupt_at_the_restore_prompt_cancels() {
     assert!(shown.contains("[y/N]"), "{shown}");
     assert_eq!(count(&file), "0", "nothing restored");
 }
+
+/// rclone failing after it moved the upload into place (or while writing
+/// the record) used to leave a full-size data object without a record that
+/// no --clean removed. The run undoes its work: exit 1, nothing left.
+#[test]
+fn an_rclone_error_after_the_move_leaves_nothing() {
+    for (what, body) in [
+        (
+            "moveto moved, then failed",
+            r#""$REAL" "$@"; st=$?; for a in "$@"; do [ "$a" = moveto ] && exit 1; done; exit $st"#,
+        ),
+        (
+            "record write failed",
+            r#"if [ "$1" = rcat ]; then case "$2" in *.rcbackup/records/*) cat >/dev/null; echo "simulated failure" >&2; exit 1;; esac; fi; exec "$REAL" "$@""#,
+        ),
+    ] {
+        let (mut world, _) = sqlite_world();
+        world.ok(&["dbbackup"]);
+        let before = store_files(&world);
+        world.wrap_tool("rclone", body);
+        let r = world.run(&["dbbackup"]);
+        assert_eq!(r.code, 1, "{what}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("nothing was published"),
+            "{what}: {}",
+            r.stderr
+        );
+        world.path_prefix.clear();
+        assert_eq!(store_files(&world), before, "{what}: nothing left");
+        assert_eq!(world.names(None).len(), 1, "{what}");
+    }
+}
