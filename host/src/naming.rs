@@ -222,6 +222,12 @@ mod tests {
         assert!(FilenameTemplate::parse("{database}-{datetime}}").is_err());
         assert!(FilenameTemplate::parse("{datetime}.{ext}").is_err());
         assert_eq!(
+            FilenameTemplate::parse("{database}.{datetime}.{ext}")
+                .unwrap()
+                .as_str(),
+            "{database}.{datetime}.{ext}"
+        );
+        assert_eq!(
             FilenameTemplate::parse("{datetime}_{database}")
                 .unwrap()
                 .render("db", "T", "x"),
