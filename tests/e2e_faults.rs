@@ -212,10 +212,18 @@ fn uploader(family: &[(u32, String)]) -> u32 {
     found[0]
 }
 
+/// The parent of a live process, from /proc (None once it is gone).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after) = stat.rsplit_once(')')?;
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs `dbbackup` with a dump that prints the real dump and 300 KB more,
-/// then goes on as `rest` (bash) says; kills rclone rcat (as the OOM killer
-/// would) once the upload is under way, and checks that the upload, not
-/// the dump, is blamed, promptly (the dump is stopped, not waited for), and
+/// then goes on as `rest` (bash) says, for a minute; kills rclone rcat (as
+/// the OOM killer would) once the upload is under way, and checks that the
+/// upload, not the dump, is blamed, that the dump process is gone by the
+/// time rcbackup exits (stopped, not waited for, not left running), and
 /// that nothing is published.
 fn upload_dies_mid_stream(rest: &str) {
     let (mut world, _) = sqlite_world(Remote::Local);
@@ -226,14 +234,40 @@ fn upload_dies_mid_stream(rest: &str) {
     let child = world.spawn(&["dbbackup"]);
     wait_until(30, "the upload to start", || !partials(&world).is_empty());
     let family = snapshot(&descendants(child.id()));
-    sigkill(uploader(&family));
+    let uploader = uploader(&family);
+    // The dump: rcbackup's child that is not rclone (the wrapper, whatever
+    // it has exec'd by now; a listing may run beside the upload).
+    let dumps: Vec<u32> = family
+        .iter()
+        .filter(|(p, argv)| !argv.starts_with("rclone ") && parent_of(*p) == Some(child.id()))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(dumps.len(), 1, "one dump process: {family:?}");
+    let dump = dumps[0];
+    assert!(alive(dump), "the dump runs while the upload does");
+    sigkill(uploader);
     let started = Instant::now();
+    // The dump itself must end (stopped by rcbackup: it would run for a
+    // minute otherwise), whether or not rcbackup has exited yet.
+    while alive(dump) && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let dump_stopped = !alive(dump);
+    let dump_took = started.elapsed();
+    kill_leftovers(&family);
     let r = Run::from(child.wait_with_output().unwrap());
     let took = started.elapsed();
-    kill_leftovers(&family);
+    assert!(
+        dump_stopped,
+        "the dump (pid {dump}) still ran {dump_took:?} after the upload died"
+    );
+    assert!(
+        !alive(dump),
+        "the dump (pid {dump}) still runs after rcbackup exited"
+    );
     assert!(
         took < Duration::from_secs(30),
-        "the dump was stopped, not waited for: {took:?}"
+        "rcbackup ended promptly: {took:?}"
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_mentions(
@@ -589,8 +623,9 @@ fn prefix_sharing_aliases_keep_separate_retention() {
         .filter(|l| l.contains("would delete"))
         .collect();
     assert_eq!(would.len(), 2, "{}", dry.stdout);
-    assert!(would[0].contains(&app_before[1]) || would[1].contains(&app_before[1]));
-    assert!(would[0].contains(&app_before[2]) || would[1].contains(&app_before[2]));
+    // Newest first, like every listing: #3 then #4 of the planned series.
+    assert!(would[0].contains(&app_before[1]), "{}", dry.stdout);
+    assert!(would[1].contains(&app_before[2]), "{}", dry.stdout);
     assert!(
         !dry.stdout.contains("app2-"),
         "app2 is not in app's series: {}",

@@ -326,7 +326,7 @@ fn default_restore_keeps_local_files_and_mirror_asks_then_deletes() {
 }
 
 #[test]
-fn max_delete_guard_trips_and_deletes_nothing() {
+fn max_delete_guard_stops_the_sync_and_versions_what_it_deleted() {
     let w = media_world(Remote::Local, &["media_max_delete = 1"]);
     for n in ["1", "2", "3"] {
         write(&w, &format!("f{n}.txt"), n);
@@ -355,6 +355,19 @@ fn max_delete_guard_trips_and_deletes_nothing() {
     assert_eq!(mirror(&w).len(), 2, "{:?}", mirror(&w));
     let moved: usize = version_folders(&w).values().map(|f| f.len()).sum();
     assert_eq!(moved, 1);
+    // The one file the sync deleted is the one kept, with its content.
+    let kept: BTreeMap<String, String> = version_folders(&w).into_values().flatten().collect();
+    let gone: Vec<String> = ["f1.txt", "f2.txt", "f3.txt"]
+        .iter()
+        .filter(|f| !mirror(&w).contains_key(**f))
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(gone.len(), 1, "{:?}", mirror(&w));
+    assert_eq!(
+        kept.get(&gone[0]).map(String::as_str),
+        Some(&gone[0][1..2]),
+        "{kept:?}"
+    );
     let v: serde_json::Value =
         serde_json::from_str(&w.ok(&["listbackups", "--media", "--json"]).stdout).unwrap();
     let rows = v["backups"].as_array().unwrap();

@@ -111,10 +111,13 @@ fn tenant_naming_names_the_backup() {
     w.ok(&["dbbackup"]);
     let names = w.names(None);
     assert_eq!(names.len(), 1);
-    assert!(names[0].starts_with("acme-default-"), "{names:?}");
-    assert!(
-        names[0].ends_with('Z') || names[0].contains("Z."),
-        "{names:?}"
+    // acme-default-YYYYmmddTHHMMSSZ.sqlite3, the time of the backup's record.
+    let created = w.list(None)[0]["created"].as_str().unwrap().to_string();
+    let at = chrono::DateTime::parse_from_rfc3339(&created).unwrap();
+    assert_eq!(
+        names[0],
+        format!("acme-default-{}.sqlite3", at.format("%Y%m%dT%H%M%SZ")),
+        "created {created}"
     );
 }
 
@@ -145,21 +148,22 @@ fn restore_approval_allows_inside_the_window() {
     let file = w.path("app.sqlite3");
     w.ok(&["dbbackup"]);
     sqlite(&file, "INSERT INTO t VALUES (2);");
-    // A window spanning every minute of the day.
+    // A two-hour window around now (UTC), across midnight when now is near
+    // it: open whatever the time of day the test runs.
+    let now = chrono_minute();
+    let hhmm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
+    let (start, end) = (hhmm((now + 1440 - 60) % 1440), hhmm((now + 60) % 1440));
     add(
         &mut w,
         &format!(
-            "[policies.restore_approval]\nmodule = \"{}\"\nconfig = {{ protected = [\"default\"], window = {{ start = \"00:00\", end = \"23:59\" }}, allow_others = true }}\n",
+            "[policies.restore_approval]\nmodule = \"{}\"\nconfig = {{ protected = [\"default\"], window = {{ start = \"{start}\", end = \"{end}\" }} }}\n",
             module(&rust_guest("protected_restore"))
         ),
     );
-    let now = chrono_minute();
-    if now >= 23 * 60 + 59 {
-        return; // the last minute of the day is outside this window
-    }
     // No --noinput and no terminal: only an `allow` lets this through.
-    w.ok(&["dbrestore"]);
+    let r = w.ok(&["dbrestore"]);
     assert_eq!(sqlite(&file, "SELECT count(*) FROM t;").trim(), "1");
+    assert!(!r.stderr.contains("denied"), "{}", r.stderr);
 }
 
 #[test]
@@ -268,15 +272,29 @@ fn python_retention_policy_runs_through_the_cli() {
         ),
     );
     backups(&w, 2);
+    let before = w.list(None);
+    assert_eq!(before.len(), 2);
     let r = w.ok(&["dbbackup", "--clean", "-v"]);
     assert!(
         r.stderr.contains("python retention: 3 backups"),
         "{}",
         r.stderr
     );
+    // keep = 1: the new backup stays, and of the two older ones only those
+    // made on the first day of a month (UTC), the policy's monthly archive.
+    // Which ones those are is read from their records: exact on any date.
+    let monthly: Vec<&str> = before
+        .iter()
+        .filter(|b| &b["created"].as_str().unwrap()[8..10] == "01")
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
     let names = w.names(None);
-    // Unless a backup fell on the first of a month, only the newest stays.
-    assert!(names.len() == 1 || names.len() == 3, "{names:?}");
+    assert_eq!(names.len(), 1 + monthly.len(), "{names:?}");
+    assert!(
+        before.iter().all(|b| b["name"] != names[0].as_str()),
+        "the newest is the new one: {names:?}"
+    );
+    assert_eq!(names[1..], monthly[..], "{names:?}");
 }
 
 #[test]

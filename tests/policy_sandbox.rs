@@ -7,7 +7,11 @@ mod policy_support;
 
 use std::time::{Duration, Instant};
 
-use common::World;
+use common::{assert_mentions, World};
+
+/// Rounds of the hostile guest's `busy` mode: about 150 ms of work on the
+/// 2-core test machine, well between 50 ms and 8 x 50 ms.
+const BUSY_ROUNDS: u64 = 20_000_000;
 use policy_support::{rust_guest, world};
 
 /// A world with two backups and the hostile guest as `role` in `mode`.
@@ -79,6 +83,68 @@ fn memory_bomb_hits_the_memory_limit() {
     clean_fails("memory", "memory_mib = 32", "more than 32 MiB of memory");
 }
 
+/// Runs the hostile guest's naming role through `policy test` with
+/// `config` and `limits` (JSON object bodies).
+fn naming_under(w: &World, config: &str, limits: &str) -> common::Run {
+    let input = w.path("naming-input.json");
+    std::fs::write(
+        &input,
+        format!("{{\"config\":{{{config}}},\"limits\":{{{limits}}},\"naming\":{{}}}}"),
+    )
+    .unwrap();
+    let hostile = rust_guest("hostile");
+    w.run(&[
+        "policy",
+        "test",
+        &hostile.display().to_string(),
+        "--role",
+        "naming",
+        "--input",
+        &input.display().to_string(),
+    ])
+}
+
+/// A guest that needs 40 MiB runs under a 64 MiB limit and is stopped under
+/// a 32 MiB one: the limit is the one configured, not a multiple of it.
+#[test]
+fn memory_limit_is_enforced_at_the_configured_size() {
+    let w = world();
+    let config = r#""mode":"alloc","mib":40"#;
+    let r = naming_under(&w, config, r#""memory_mib":64"#);
+    assert_eq!(r.code, 0, "40 MiB fits under 64 MiB: {}", r.stderr);
+    assert!(r.stdout.contains("name: alloc"), "{}", r.stdout);
+    let r = naming_under(&w, config, r#""memory_mib":32"#);
+    assert_eq!(r.code, 1, "40 MiB does not fit under 32 MiB: {}", r.stderr);
+    assert_mentions(&r.stderr, &["hostile.wasm", "more than 32 MiB of memory"]);
+    // Just over the guest's own footprint is enough; 8 MiB less is not.
+    let r = naming_under(&w, r#""mode":"alloc","mib":20"#, r#""memory_mib":24"#);
+    assert_eq!(r.code, 0, "20 MiB fits under 24 MiB: {}", r.stderr);
+    let r = naming_under(&w, r#""mode":"alloc","mib":20"#, r#""memory_mib":16"#);
+    assert_eq!(r.code, 1, "20 MiB does not fit under 16 MiB: {}", r.stderr);
+}
+
+/// A guest that works for about 150 ms (with fuel to spare) finishes under
+/// a long deadline and is stopped under a 50 ms one: the deadline is the one
+/// configured, not a multiple of it (8 x 50 ms would let it finish).
+#[test]
+fn deadline_is_enforced_at_the_configured_time() {
+    let w = world();
+    let config = format!(r#""mode":"busy","rounds":{BUSY_ROUNDS}"#);
+    let fuel = r#""fuel":1000000000000"#;
+    let started = Instant::now();
+    let r = naming_under(&w, &config, &format!(r#"{fuel},"deadline_ms":20000"#));
+    let took = started.elapsed();
+    assert_eq!(r.code, 0, "finishes under 20 s: {}", r.stderr);
+    assert!(r.stdout.contains("name: busy"), "{}", r.stdout);
+    let r = naming_under(&w, &config, &format!(r#"{fuel},"deadline_ms":50"#));
+    assert_eq!(
+        r.code, 1,
+        "stopped at 50 ms (it took {took:?} in all): {}",
+        r.stderr
+    );
+    assert_mentions(&r.stderr, &["hostile.wasm", "deadline of 50 ms"]);
+}
+
 #[test]
 fn log_flood_is_stopped() {
     clean_fails("log", "log_kib = 8", "logged more than 8 KiB");
@@ -94,6 +160,9 @@ fn trap_is_reported_with_its_message() {
 fn retention_naming_unknown_or_all_backups_is_refused_whole() {
     clean_fails("unknown", "", "not-a-backup.sqlite3");
     clean_fails("delete-all", "", "the newest backup");
+    // Keeping all the others does not make deleting the newest acceptable.
+    clean_fails("delete-newest", "", "the newest backup");
+    clean_fails("twice", "", "twice");
     clean_fails("missing", "", "decided on 2 of the 3");
     clean_fails("huge-reason", "", "answer is larger than");
 }

@@ -182,4 +182,82 @@ mod tests {
         assert!(DateFormat::parse("%H%M%S").is_err());
         assert!(DateFormat::parse("%Y/%m/%d").is_err());
     }
+
+    #[test]
+    fn file_names_refused_one_check_at_a_time() {
+        // Each name breaks exactly one rule, so removing any one check lets
+        // its name through.
+        let refused = [
+            ("", "empty"),
+            ("a/b", "path separator"),
+            ("a\\b", "path separator"),
+            ("a..b", "`..`"),
+            ("..", "`..`"),
+            (".hidden", "starts with `.`"),
+            (".x.dump", "starts with `.`"),
+            ("a\u{0}b", "control character"),
+            ("a\nb", "control character"),
+            ("a\u{7f}b", "control character"),
+            ("tab\there", "control character"),
+        ];
+        for (name, why) in refused {
+            let got = check_file_name(name).unwrap_err();
+            assert!(got.contains(why), "{name:?}: {got}");
+        }
+        for ok in ["a.dump", "a-b_c.sql", "x", "dots.in.the.name", "ümlaut é"] {
+            check_file_name(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn file_names_are_at_most_143_bytes() {
+        check_file_name(&"a".repeat(MAX_NAME_LEN)).unwrap();
+        let why = check_file_name(&"a".repeat(MAX_NAME_LEN + 1)).unwrap_err();
+        assert!(why.contains("longer than 143 bytes"), "{why}");
+        // Bytes, not characters: 72 two-byte characters are 144 bytes.
+        assert!(check_file_name(&"é".repeat(72)).is_err());
+        check_file_name(&format!("{}a", "é".repeat(71))).unwrap();
+        assert_eq!(MAX_NAME_LEN, 143);
+    }
+
+    #[test]
+    fn template_applies_the_file_name_checks() {
+        for (t, why) in [
+            ("{database}\\{datetime}", "path separator"),
+            (".{database}-{datetime}", "starts with `.`"),
+            ("{database}\t{datetime}", "control character"),
+            ("{database}..{datetime}", "`..`"),
+        ] {
+            let got = FilenameTemplate::parse(t).unwrap_err();
+            assert!(got.contains(why), "{t:?}: {got}");
+        }
+        let long = format!("{{database}}-{{datetime}}{}", "x".repeat(130));
+        assert!(FilenameTemplate::parse(&long).is_err());
+        assert!(FilenameTemplate::parse("{database}-{datetime}}").is_err());
+        assert!(FilenameTemplate::parse("{datetime}.{ext}").is_err());
+        assert_eq!(
+            FilenameTemplate::parse("{database}.{datetime}.{ext}")
+                .unwrap()
+                .as_str(),
+            "{database}.{datetime}.{ext}"
+        );
+        assert_eq!(
+            FilenameTemplate::parse("{datetime}_{database}")
+                .unwrap()
+                .render("db", "T", "x"),
+            "T_db"
+        );
+    }
+
+    #[test]
+    fn date_format_must_parse_back_to_its_time() {
+        // Fewer fields than the default is fine, as long as a date is there.
+        assert!(DateFormat::parse("%Y-%m-%d-%H%M").is_ok());
+        assert!(DateFormat::parse("%m-%d").is_err());
+        assert!(DateFormat::parse("%Y-%m-%d-%I%M%p").is_ok());
+        let f = DateFormat::parse(DateFormat::DEFAULT).unwrap();
+        let at = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(f.render(at), "2024-01-02-030405");
+        assert_eq!(f.as_str(), DateFormat::DEFAULT);
+    }
 }

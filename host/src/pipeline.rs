@@ -161,4 +161,184 @@ mod tests {
         let (end, _) = relay(&mut &b"abcdef"[..], &mut Vec::new(), Some(3));
         assert!(matches!(end, End::TooLong));
     }
+
+    /// Hands out `data` in pieces of at most `step` bytes, with an
+    /// `Interrupted` error before the first piece, then fails with `fail`
+    /// (if any) instead of reaching EOF.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+        interrupted: bool,
+        fail: Option<io::ErrorKind>,
+    }
+
+    impl Trickle {
+        fn new(data: Vec<u8>, step: usize) -> Trickle {
+            Trickle {
+                data,
+                at: 0,
+                step,
+                interrupted: false,
+                fail: None,
+            }
+        }
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.interrupted {
+                self.interrupted = true;
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.at == self.data.len() {
+                if let Some(kind) = self.fail {
+                    return Err(kind.into());
+                }
+            }
+            let n = self.step.min(buf.len()).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    fn sha(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    #[test]
+    fn relays_many_chunks_whole_after_an_interrupted_read() {
+        let data = sample(3 * BUF + 12_345);
+        let mut out = Vec::new();
+        let (end, d) = relay(&mut Trickle::new(data.clone(), 100_000), &mut out, None);
+        assert!(matches!(end, End::SourceDone), "{end:?}");
+        assert_eq!(out, data);
+        assert_eq!(d.size, data.len() as u64);
+        assert_eq!(d.sha256, sha(&data));
+    }
+
+    #[test]
+    fn limit_is_inclusive() {
+        let data = sample(1000);
+        let (end, d) = relay(&mut &data[..], &mut Vec::new(), Some(1000));
+        assert!(matches!(end, End::SourceDone), "{end:?}");
+        assert_eq!(d.size, 1000);
+        let (end, _) = relay(&mut &data[..], &mut Vec::new(), Some(999));
+        assert!(matches!(end, End::TooLong), "{end:?}");
+    }
+
+    #[test]
+    fn nothing_past_the_limit_is_written() {
+        let data = sample(2 * BUF);
+        let mut out = Vec::new();
+        let (end, _) = relay(&mut Trickle::new(data, BUF), &mut out, Some(BUF as u64 + 1));
+        assert!(matches!(end, End::TooLong), "{end:?}");
+        assert_eq!(
+            out.len(),
+            BUF,
+            "the chunk that crossed the limit is not written"
+        );
+    }
+
+    #[test]
+    fn holding_back_writes_all_but_the_last_chunk() {
+        let data = sample(2 * BUF + 500);
+        let mut out = Vec::new();
+        let mut tally = Tally::default();
+        let mut held = vec![9u8; 3];
+        let end = relay_holding_last(
+            &mut Trickle::new(data.clone(), BUF),
+            &mut out,
+            None,
+            &mut tally,
+            &mut held,
+        );
+        assert!(matches!(end, End::SourceDone), "{end:?}");
+        assert_eq!(out, data[..2 * BUF]);
+        assert_eq!(held, data[2 * BUF..]);
+        let d = tally.finish();
+        assert_eq!((d.size, d.sha256), (data.len() as u64, sha(&data)));
+    }
+
+    #[test]
+    fn a_tally_carries_across_relays() {
+        let mut tally = Tally::default();
+        let mut out = Vec::new();
+        relay_counted(&mut &b"hello "[..], &mut out, None, &mut tally);
+        assert_eq!(tally.size(), 6);
+        relay_counted(&mut &b"world"[..], &mut out, Some(11), &mut tally);
+        assert_eq!(out, b"hello world");
+        let d = tally.finish();
+        assert_eq!(d.size, 11);
+        assert_eq!(d.sha256, sha(b"hello world"));
+    }
+
+    #[test]
+    fn a_failing_source_is_reported() {
+        let mut src = Trickle::new(sample(10), 4);
+        src.fail = Some(io::ErrorKind::BrokenPipe);
+        let mut out = Vec::new();
+        let (end, d) = relay(&mut src, &mut out, None);
+        assert!(
+            matches!(&end, End::SourceFailed(e) if e.kind() == io::ErrorKind::BrokenPipe),
+            "{end:?}"
+        );
+        assert_eq!(d.size, 10);
+        assert_eq!(out.len(), 10);
+    }
+
+    /// Takes `room` bytes, then fails writes; `flush_fails` fails flush.
+    struct Sink {
+        room: usize,
+        got: Vec<u8>,
+        flush_fails: bool,
+    }
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.got.len() >= self.room {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room - self.got.len());
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            if self.flush_fails {
+                Err(io::ErrorKind::BrokenPipe.into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_is_reported() {
+        let data = sample(3 * BUF);
+        let mut sink = Sink {
+            room: BUF + 10,
+            got: Vec::new(),
+            flush_fails: false,
+        };
+        let (end, _) = relay(&mut Trickle::new(data, BUF), &mut sink, None);
+        assert!(matches!(end, End::SinkFailed(_)), "{end:?}");
+        // A sink that took everything but cannot flush it failed too.
+        let mut sink = Sink {
+            room: usize::MAX,
+            got: Vec::new(),
+            flush_fails: true,
+        };
+        let (end, _) = relay(&mut &b"abc"[..], &mut sink, None);
+        assert!(matches!(end, End::SinkFailed(_)), "{end:?}");
+        // While a source failure stays the cause even if flushing fails.
+        let mut src = Trickle::new(sample(5), 5);
+        src.fail = Some(io::ErrorKind::Other);
+        let (end, _) = relay(&mut src, &mut sink, None);
+        assert!(matches!(end, End::SourceFailed(_)), "{end:?}");
+    }
 }

@@ -146,4 +146,98 @@ mod tests {
         }];
         assert!(check_decisions(&s, &stranger).is_err());
     }
+
+    fn d(name: &str, keep: bool) -> Decision {
+        Decision {
+            name: name.into(),
+            keep,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn deleting_only_the_newest_is_refused() {
+        // Not every backup goes, only the newest: still refused.
+        let s = vec![rec("a", 1), rec("c", 3), rec("b", 2)];
+        let why = check_decisions(&s, &[d("a", true), d("b", true), d("c", false)]).unwrap_err();
+        assert!(why.contains("`c`, the newest"), "{why}");
+        // The same set with the newest kept is accepted.
+        check_decisions(&s, &[d("a", false), d("b", false), d("c", true)]).unwrap();
+    }
+
+    #[test]
+    fn the_newest_is_found_by_time_then_name() {
+        // Same second: the greater name is the newer (the order listings use).
+        let s = vec![rec("x-2", 5), rec("x", 5), rec("old", 1)];
+        assert!(check_decisions(&s, &[d("x-2", false), d("x", true), d("old", true)]).is_err());
+        check_decisions(&s, &[d("x-2", true), d("x", false), d("old", false)]).unwrap();
+    }
+
+    #[test]
+    fn deciding_one_backup_twice_is_refused() {
+        let s = vec![rec("a", 1), rec("b", 2)];
+        // Every backup decided, plus `a` a second time: the count matches
+        // the series only if duplicates were not noticed.
+        let why = check_decisions(&s, &[d("b", true), d("a", true), d("a", false)]).unwrap_err();
+        assert!(why.contains("decides on `a` twice"), "{why}");
+        let why = check_decisions(&s, &[d("a", true), d("a", true)]).unwrap_err();
+        assert!(why.contains("twice"), "{why}");
+    }
+
+    #[test]
+    fn missing_and_stranger_decisions_are_refused() {
+        let s = vec![rec("a", 1), rec("b", 2), rec("c", 3)];
+        let why = check_decisions(&s, &[d("c", true), d("b", true)]).unwrap_err();
+        assert!(why.contains("decided on 2 of the 3"), "{why}");
+        let why = check_decisions(&s, &[d("c", true), d("b", true), d("zzz", true)]).unwrap_err();
+        assert!(why.contains("`zzz`"), "{why}");
+        // An empty series takes an empty answer.
+        check_decisions(&[], &[]).unwrap();
+    }
+
+    #[test]
+    fn keep_last_keeps_exactly_n_newest_with_reasons() {
+        let s = vec![rec("a", 1), rec("d", 4), rec("c", 3), rec("b", 2)];
+        let got: Vec<(String, bool, String)> = keep_last(&s, 2)
+            .into_iter()
+            .map(|d| (d.name, d.keep, d.reason))
+            .collect();
+        let want = [
+            ("d", true, "one of the newest 2 (#1)"),
+            ("c", true, "one of the newest 2 (#2)"),
+            ("b", false, "older than the newest 2 (#3)"),
+            ("a", false, "older than the newest 2 (#4)"),
+        ];
+        let want: Vec<(String, bool, String)> = want
+            .iter()
+            .map(|(n, k, r)| (n.to_string(), *k, r.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        // Keeping more than there are deletes nothing.
+        assert!(keep_last(&s, 9).iter().all(|d| d.keep));
+    }
+
+    #[test]
+    fn sort_breaks_time_ties_by_name() {
+        let mut s = vec![rec("a", 2), rec("b", 2), rec("c", 1), rec("z", 0)];
+        sort_newest_first(&mut s);
+        let names: Vec<&str> = s.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["b", "a", "c", "z"]);
+    }
+
+    #[test]
+    fn the_backup_just_made_is_spared_and_says_why() {
+        let mut ds = vec![d("a", false), d("b", false), d("c", true)];
+        ds[0].reason = "older than the newest 1 (#3)".into();
+        spare_just_made(&mut ds, "a");
+        assert!(ds[0].keep);
+        assert_eq!(
+            ds[0].reason,
+            "made by this run, kept although the rule said: older than the newest 1 (#3)"
+        );
+        // Others are left as decided.
+        assert!(!ds[1].keep);
+        assert!(ds[2].keep);
+        assert_eq!(ds[2].reason, "");
+    }
 }

@@ -7,13 +7,22 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 struct Config {
     mode: String,
+    /// `alloc`: how many MiB to allocate (and fill) before answering.
+    #[serde(default)]
+    mib: usize,
+    /// `busy`: how many rounds of work to do before answering.
+    #[serde(default)]
+    rounds: u64,
 }
 
 /// Does the mode's harm; returns only for modes that shape the answer.
 fn misbehave() -> String {
-    let mode = rcbackup_guest::config::<Config>()
-        .map(|c| c.mode)
-        .unwrap_or_default();
+    let config = rcbackup_guest::config::<Config>().unwrap_or(Config {
+        mode: String::new(),
+        mib: 0,
+        rounds: 0,
+    });
+    let mode = config.mode;
     match mode.as_str() {
         "spin" => {
             let mut n: u64 = 0;
@@ -35,6 +44,21 @@ fn misbehave() -> String {
             println!("flooding stdout with this line, again and again");
         },
         "trap" => panic!("the guest panics on purpose"),
+        // A well-behaved guest that needs a known amount of memory, or of
+        // time: it answers `alloc` or `busy` when the limits let it finish.
+        "alloc" => {
+            let block = vec![1u8; config.mib << 20];
+            std::hint::black_box(&block);
+            mode
+        }
+        "busy" => {
+            let mut n: u64 = 0;
+            for i in 0..config.rounds {
+                n = std::hint::black_box(n.wrapping_add(i));
+            }
+            std::hint::black_box(n);
+            mode
+        }
         "read-env" => {
             let vars: Vec<(String, String)> = std::env::vars().collect();
             let files = std::fs::read_dir("/").map(|d| d.count()).unwrap_or(0);
@@ -57,6 +81,29 @@ impl Policy for Hostile {
         Ok(match mode.as_str() {
             "unknown" => vec![decide("not-a-backup.sqlite3".into(), false)],
             "delete-all" => series.into_iter().map(|b| decide(b.name, false)).collect(),
+            // Deletes only the newest, keeps the rest.
+            "delete-newest" => {
+                let newest = series.iter().map(|b| b.created).max().unwrap_or_default();
+                series
+                    .into_iter()
+                    .map(|b| {
+                        let keep = b.created != newest;
+                        decide(b.name, keep)
+                    })
+                    .collect()
+            }
+            // Keeps every backup, then decides on the oldest a second time.
+            "twice" => {
+                let oldest = series
+                    .iter()
+                    .min_by_key(|b| b.created)
+                    .map(|b| b.name.clone())
+                    .unwrap_or_default();
+                let mut all: Vec<Decision> =
+                    series.into_iter().map(|b| decide(b.name, true)).collect();
+                all.push(decide(oldest, false));
+                all
+            }
             "missing" => series.into_iter().skip(1).map(|b| decide(b.name, true)).collect(),
             "huge-reason" => series
                 .into_iter()
