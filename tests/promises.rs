@@ -103,7 +103,7 @@ fn restore_and_verify_pick_the_newest_backup() {
 }
 
 #[test]
-fn listing_hides_a_backup_of_the_wrong_size_or_without_data() {
+fn listing_never_passes_a_backup_of_the_wrong_size_or_without_data_as_good() {
     let (w, file) = world();
     let names = backups_with_growing_content(&w, &file, 3);
 
@@ -119,10 +119,17 @@ fn listing_hides_a_backup_of_the_wrong_size_or_without_data() {
         [names[1].clone(), names[0].clone()],
         "wrong size not listed"
     );
+    // Damaged is not hidden: restore and verify refuse it, naming the
+    // newest intact backup, and take that one only when told to.
     sqlite(&file, "DELETE FROM t;");
-    w.ok(&["dbrestore", "--noinput"]);
-    assert_eq!(rows(&file), "1,2", "restore skipped the damaged newest");
-    let r = w.ok(&["verify"]);
+    let r = w.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_mentions(&r.stderr, &[&names[2], &format!("-i {}", names[1])]);
+    assert_eq!(rows(&file), "", "nothing restored");
+    w.ok(&["dbrestore", "--noinput", "-i", &names[1]]);
+    assert_eq!(rows(&file), "1,2");
+    assert_eq!(w.run(&["verify"]).code, 4);
+    let r = w.ok(&["verify", "-i", &names[1]]);
     assert!(
         r.stdout.starts_with(&format!("{}: OK", names[1])),
         "{}",
@@ -141,7 +148,7 @@ fn listing_hides_a_backup_of_the_wrong_size_or_without_data() {
         "a record without data not listed"
     );
     sqlite(&file, "DELETE FROM t;");
-    w.ok(&["dbrestore", "--noinput"]);
+    w.ok(&["dbrestore", "--noinput", "-i", &names[0]]);
     assert_eq!(rows(&file), "1");
     let r = w.run(&["dbrestore", "--noinput", "-i", &names[1]]);
     assert_eq!(r.code, 1, "{}", r.stderr);
