@@ -1,0 +1,3 @@
+//! The fault matrix of `dbrestore` (to be filled in).
+
+mod common;
