@@ -687,7 +687,10 @@ impl World {
 impl Held {
     /// Waits until the run holds at `step`.
     pub fn wait_at(&mut self, step: &str) {
-        let marker = self.dir.path().join(format!("{step}.{}.reached", self.child.id()));
+        let marker = self
+            .dir
+            .path()
+            .join(format!("{step}.{}.reached", self.child.id()));
         let until = Instant::now() + Duration::from_secs(60);
         while !marker.exists() {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -706,7 +709,9 @@ impl Held {
     /// Lets the run go on past `step`.
     pub fn release(&self, step: &str) {
         std::fs::write(
-            self.dir.path().join(format!("{step}.{}.go", self.child.id())),
+            self.dir
+                .path()
+                .join(format!("{step}.{}.go", self.child.id())),
             b"",
         )
         .unwrap();
@@ -994,7 +999,10 @@ pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
             );
         }
     }
-    assert!(new_ok.len() <= 1, "one run made several backups: {new_ok:?}");
+    assert!(
+        new_ok.len() <= 1,
+        "one run made several backups: {new_ok:?}"
+    );
     if expected.new_reported && !expected.touched_new {
         assert_eq!(
             new_ok.len(),
@@ -1010,8 +1018,10 @@ pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
             .or_else(|| expected.new_content.clone())
             .unwrap_or_else(|| panic!("no content known for {name}"))
     };
-    let touched =
-        |name: &str| expected.touched.contains(name) || (expected.touched_new && !expected.before.contains_key(name));
+    let touched = |name: &str| {
+        expected.touched.contains(name)
+            || (expected.touched_new && !expected.before.contains_key(name))
+    };
 
     // Every ok backup: verifies and restores exactly, or (damaged by the
     // test) is refused by both, leaving the database as it was.
@@ -1021,7 +1031,11 @@ pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
         let before = db.fingerprint();
         let r = world.run(&["dbrestore", "--noinput", "-i", name]);
         if v.code == 0 {
-            assert_eq!(r.code, 0, "{name} verified but does not restore: {}", r.stderr);
+            assert_eq!(
+                r.code, 0,
+                "{name} verified but does not restore: {}",
+                r.stderr
+            );
             assert_eq!(
                 db.fingerprint(),
                 content_of(name),
@@ -1035,7 +1049,11 @@ pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
                 v.stderr
             );
             assert_eq!(r.code, 4, "restore of damaged {name}: {}", r.stderr);
-            assert_eq!(db.fingerprint(), before, "a refused restore of {name} changed the database");
+            assert_eq!(
+                db.fingerprint(),
+                before,
+                "a refused restore of {name} changed the database"
+            );
         }
     }
     // Every other name: refused, nothing changed.
@@ -1063,7 +1081,11 @@ pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
             r.code,
             r.stderr
         );
-        assert_eq!(db.fingerprint(), before, "a refused restore of {name} changed the database");
+        assert_eq!(
+            db.fingerprint(),
+            before,
+            "a refused restore of {name} changed the database"
+        );
     }
     // The newest: the newest ok backup, or a refusal that changes nothing.
     let before = db.fingerprint();
@@ -1076,10 +1098,23 @@ pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
         .map(|e| e["name"].as_str().unwrap().to_string());
     if r.code == 0 {
         let newest = newest_ok.expect("restored with no ok backup");
-        assert_eq!(db.fingerprint(), content_of(&newest), "dbrestore restored something other than {newest}");
+        assert_eq!(
+            db.fingerprint(),
+            content_of(&newest),
+            "dbrestore restored something other than {newest}"
+        );
     } else {
-        assert!(r.code == 1 || r.code == 4, "dbrestore gave {}: {}", r.code, r.stderr);
-        assert_eq!(db.fingerprint(), before, "a refused dbrestore changed the database");
+        assert!(
+            r.code == 1 || r.code == 4,
+            "dbrestore gave {}: {}",
+            r.code,
+            r.stderr
+        );
+        assert_eq!(
+            db.fingerprint(),
+            before,
+            "a refused dbrestore changed the database"
+        );
         let any_damaged = list.iter().any(|e| e["status"] == "damaged");
         assert!(
             any_damaged || newest_ok.as_deref().is_none_or(touched),
@@ -1105,7 +1140,10 @@ pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
     assert_eq!(c.code, 0, "dbbackup --clean after the fault: {}", c.stderr);
     let after = world.list(None);
     let leftovers: Vec<_> = after.iter().filter(|e| e["status"] == "leftover").collect();
-    assert!(leftovers.is_empty(), "--clean left leftovers: {leftovers:#?}");
+    assert!(
+        leftovers.is_empty(),
+        "--clean left leftovers: {leftovers:#?}"
+    );
     let ok_after = after.iter().filter(|e| e["status"] == "ok").count();
     assert_eq!(ok_after, ok.len() + 1, "--clean lost a backup: {after:#?}");
     let mut allowed = expected.test_files.clone();
@@ -1114,7 +1152,11 @@ pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
         match e["status"].as_str().unwrap() {
             "ok" | "damaged" => {}
             "foreign" => assert!(
-                touched(name) || expected.test_files.iter().any(|f| f.ends_with(&format!("/{name}"))),
+                touched(name)
+                    || expected
+                        .test_files
+                        .iter()
+                        .any(|f| f.ends_with(&format!("/{name}"))),
                 "{name} is foreign, but the test put no such file: {after:#?}"
             ),
             s => panic!("unexpected status {s} of {name}"),
@@ -1190,9 +1232,11 @@ pub fn damage_file(file: &Path, damage: Damage, copy_name: &str) -> Option<PathB
 pub fn live_child(run_pid: u32, tool: &str, with: &[&str]) -> Option<u32> {
     descendants(run_pid).into_iter().find(|&p| {
         let argv = cmdline(p);
-        let prog = argv.split(' ').next().unwrap_or("");
+        // The program, or a script run by an interpreter (Debian's pg_dump
+        // is a perl wrapper: `/usr/bin/perl /usr/bin/pg_dump ...`).
+        let is_tool = |w: &str| w == tool || w.ends_with(&format!("/{tool}"));
         alive(p)
-            && (prog == tool || prog.ends_with(&format!("/{tool}")))
+            && argv.split(' ').take(2).any(is_tool)
             && with.iter().all(|w| argv.split(' ').any(|a| a == *w))
     })
 }
