@@ -19,9 +19,7 @@ fn sqlite_world() -> (World, PathBuf) {
 }
 
 fn count(file: &std::path::Path) -> String {
-    sqlite(file, "SELECT count(*) FROM items")
-        .trim()
-        .to_string()
+    sqlite(file, "SELECT count(*) FROM items").trim().to_string()
 }
 
 /// Three backups of 2000, 2001 and 2002 rows; their names, oldest first.
@@ -29,10 +27,7 @@ fn three_backups(world: &World, file: &std::path::Path) -> Vec<String> {
     let mut names = Vec::new();
     for extra in 0..3 {
         if extra > 0 {
-            sqlite(
-                file,
-                &format!("INSERT INTO items VALUES ({}, 'x', 1)", 3000 + extra),
-            );
+            sqlite(file, &format!("INSERT INTO items VALUES ({}, 'x', 1)", 3000 + extra));
         }
         world.ok(&["dbbackup"]);
         names.push(world.names(None).remove(0));
@@ -41,9 +36,7 @@ fn three_backups(world: &World, file: &std::path::Path) -> Vec<String> {
 }
 
 fn record_file(world: &World, name: &str) -> PathBuf {
-    world
-        .store
-        .join(format!("db/.rcbackup/records/{name}.json"))
+    world.store.join(format!("db/.rcbackup/records/{name}.json"))
 }
 
 fn entries(world: &World, status: &str) -> Vec<serde_json::Value> {
@@ -222,21 +215,15 @@ fn a_run_killed_at_each_publish_step_leaves_only_leftovers_clean_removes() {
         }
         let leftovers_now: BTreeSet<String> = new
             .iter()
-            .filter(|f| {
-                f.contains(".rcbackup/claims") || f.contains(".rcbackup/partial") || {
-                    // the unrecorded data object itself
-                    step == "moved" && !f.contains(".rcbackup")
-                }
+            .filter(|f| f.contains(".rcbackup/claims") || f.contains(".rcbackup/partial") || {
+                // the unrecorded data object itself
+                step == "moved" && !f.contains(".rcbackup")
             })
             .cloned()
             .collect();
         make_abandoned(&world, &leftovers_now);
         let dry = world.ok(&["dbbackup", "--clean", "--dry-run"]);
-        assert!(
-            dry.stdout.contains("would delete"),
-            "{step}: {}",
-            dry.stdout
-        );
+        assert!(dry.stdout.contains("would delete"), "{step}: {}", dry.stdout);
         world.ok(&["dbbackup", "--clean"]);
         assert!(
             entries(&world, "leftover").is_empty(),
@@ -245,9 +232,7 @@ fn a_run_killed_at_each_publish_step_leaves_only_leftovers_clean_removes() {
         );
         let files = store_files(&world);
         assert!(
-            !files
-                .iter()
-                .any(|f| f.contains("claims/") || f.contains("partial/")),
+            !files.iter().any(|f| f.contains("claims/") || f.contains("partial/")),
             "{step}: {files:?}"
         );
         // Every backup listed verifies; every data object has its record.
@@ -340,13 +325,9 @@ fn concurrent_cleanups_do_not_fail_each_other() {
     assert!(after.contains(&mine[0]), "a's own backup kept: {after:?}");
 
     // And a crowd of them, keep = 2.
-    world.settings = world
-        .settings
-        .replace("db_cleanup_keep = 1", "db_cleanup_keep = 2");
+    world.settings = world.settings.replace("db_cleanup_keep = 1", "db_cleanup_keep = 2");
     for round in 0..3 {
-        let children: Vec<_> = (0..4)
-            .map(|_| world.spawn(&["dbbackup", "--clean"]))
-            .collect();
+        let children: Vec<_> = (0..4).map(|_| world.spawn(&["dbbackup", "--clean"])).collect();
         for c in children {
             let out = c.wait_with_output().unwrap();
             assert!(
@@ -377,20 +358,10 @@ fn a_closed_or_failing_output_is_an_error_not_a_panic() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("standard output") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert!(err.contains("standard output") && !err.contains("panicked"), "{err}");
 
-    for args in [
-        &["listbackups", "--json"][..],
-        &["verify"][..],
-        &["listbackups"][..],
-    ] {
-        let full = std::fs::File::options()
-            .write(true)
-            .open("/dev/full")
-            .unwrap();
+    for args in [&["listbackups", "--json"][..], &["verify"][..], &["listbackups"][..]] {
+        let full = std::fs::File::options().write(true).open("/dev/full").unwrap();
         let out = world.command(args).stdout(full).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?} > /dev/full: {err}");
@@ -400,9 +371,7 @@ fn a_closed_or_failing_output_is_an_error_not_a_panic() {
     // `listbackups --json >&-`: nothing written must not be success.
     let env = world.command(&[]);
     let mut closed = std::process::Command::new("bash");
-    closed
-        .arg("-c")
-        .arg(format!("exec '{}' listbackups --json >&-", bin()));
+    closed.arg("-c").arg(format!("exec '{}' listbackups --json >&-", bin()));
     for (k, v) in env.get_envs() {
         if let Some(v) = v {
             closed.env(k, v);
@@ -410,12 +379,7 @@ fn a_closed_or_failing_output_is_an_error_not_a_panic() {
     }
     closed.current_dir(world.dir.path());
     let out = closed.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
 
     // `rcbackup -v dbbackup 2>&1 | head -0`: the backup still completes.
     let mut child = world

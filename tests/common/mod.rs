@@ -687,10 +687,7 @@ impl World {
 impl Held {
     /// Waits until the run holds at `step`.
     pub fn wait_at(&mut self, step: &str) {
-        let marker = self
-            .dir
-            .path()
-            .join(format!("{step}.{}.reached", self.child.id()));
+        let marker = self.dir.path().join(format!("{step}.{}.reached", self.child.id()));
         let until = Instant::now() + Duration::from_secs(60);
         while !marker.exists() {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -709,9 +706,7 @@ impl Held {
     /// Lets the run go on past `step`.
     pub fn release(&self, step: &str) {
         std::fs::write(
-            self.dir
-                .path()
-                .join(format!("{step}.{}.go", self.child.id())),
+            self.dir.path().join(format!("{step}.{}.go", self.child.id())),
             b"",
         )
         .unwrap();

@@ -85,16 +85,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         // List again: the new backup must be in the series retention sees.
         let listing = catalog.list()?;
         let series = listing.series(&db.alias);
-        clean(
-            ctx,
-            db,
-            &catalog,
-            &listing,
-            &series,
-            &record.name,
-            now,
-            false,
-        )?;
+        clean(ctx, db, &catalog, &listing, &series, &record.name, now, false)?;
     }
     Ok(())
 }
@@ -341,9 +332,7 @@ fn clean(
             "{} ({}, left by an interrupted run, last touched {})",
             printable(&paths.join(" ")),
             leftover.kind.as_str(),
-            leftover
-                .last_seen
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            leftover.last_seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         if dry_run {
             report.push(format!("would delete  {what}"));

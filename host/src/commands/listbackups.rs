@@ -157,12 +157,7 @@ fn print_table(ctx: &Context, rows: &[Row]) -> Result<()> {
         let names: Vec<String> = backups.iter().map(|r| printable(&r.name)).collect();
         let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
         let db = |r: &Row| r.database.clone().unwrap_or_else(|| "?".into());
-        let dbw = backups
-            .iter()
-            .map(|r| db(r).len())
-            .max()
-            .unwrap_or(8)
-            .max(8);
+        let dbw = backups.iter().map(|r| db(r).len()).max().unwrap_or(8).max(8);
         crate::outln!(
             "{:<width$}  {:<dbw$}  {:>10}  {:<20}  STATUS",
             "NAME",
