@@ -736,3 +736,507 @@ pub fn age(file: &Path) {
     let f = std::fs::File::options().write(true).open(file).unwrap();
     f.set_modified(long_ago).unwrap();
 }
+
+// ---- the fault matrix ----------------------------------------------------
+// Shared by tests/fault_matrix_backup.rs and tests/fault_matrix_restore.rs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Every file below the store, as paths relative to it.
+pub fn store_files(world: &World) -> BTreeSet<String> {
+    world
+        .stored_files()
+        .into_iter()
+        .map(|p| p.strip_prefix(&world.store).unwrap().display().to_string())
+        .collect()
+}
+
+/// Makes everything on the store look abandoned: claims and partial uploads
+/// get a run id of 2001 (their names carry the run's start time), and every
+/// file's modification time is set to 2001 (see `age`).
+pub fn abandon_everything(world: &World) {
+    for rel in store_files(world) {
+        let mut p = world.store.join(&rel);
+        let parent = p.parent().unwrap().file_name().unwrap().to_owned();
+        if parent == "claims" || parent == "partial" {
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            if let Some((stem, run)) = name.rsplit_once('.') {
+                if let Some((_, pid)) = run.split_once('-') {
+                    let old = p.with_file_name(format!("{stem}.1000000000-{pid}"));
+                    std::fs::rename(&p, &old).unwrap();
+                    p = old;
+                }
+            }
+        }
+        age(&p);
+    }
+}
+
+/// A small tmpfs mounted over a folder (the tests run as root), unmounted
+/// when dropped: a remote that can fill up.
+pub struct SmallDisk {
+    pub dir: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(dir: &Path, size: &str) -> SmallDisk {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount tmpfs on {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Fills the disk to the last byte with one file, which it returns.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let file = self.dir.join("filler.bin");
+        let mut f = std::fs::File::create(&file).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        // Fill the last partial chunk too.
+        while let Ok(n) = f.write(&chunk[..1]) {
+            if n == 0 {
+                break;
+            }
+        }
+        file
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).output();
+    }
+}
+
+impl World {
+    /// Starts `rclone serve webdav` again on the port of `Remote::Webdav`
+    /// (after a test stopped it by dropping `webdav`).
+    pub fn restart_webdav(&mut self) {
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "RCLONE_CONFIG_DAV_URL")
+            .map(|(_, v)| v.clone())
+            .expect("a webdav world");
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        self.webdav = None;
+        self.webdav = Some(Server::webdav(&self.store, port));
+    }
+}
+
+/// The engines the matrix walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+    Mariadb,
+}
+
+impl Engine {
+    /// The dump tool as it appears in argv.
+    pub fn dump_tool(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite3",
+            Engine::Postgres => "pg_dump",
+            Engine::Mariadb => "mariadb-dump",
+        }
+    }
+
+    /// The restore tool as it appears in argv.
+    pub fn restore_tool(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite3",
+            Engine::Postgres => "pg_restore",
+            Engine::Mariadb => "mariadb",
+        }
+    }
+}
+
+enum DbHandle {
+    Sqlite(PathBuf),
+    Pg(PgDb),
+    My(MyDb),
+}
+
+/// A scratch database of one engine, configured as alias `default`, with
+/// the seed rows of [`seed_sql`] and a `big` table that makes a dump large
+/// enough to be mid-stream while a run is held.
+pub struct TestDb {
+    pub engine: Engine,
+    handle: DbHandle,
+}
+
+impl TestDb {
+    pub fn create(world: &mut World, engine: Engine, rows: u32, big_rows: u32) -> TestDb {
+        let handle = match engine {
+            Engine::Sqlite => {
+                let file = world.path("default.sqlite3");
+                sqlite(
+                    &file,
+                    &format!(
+                        "{}\nCREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n\
+                         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {big_rows})\n\
+                         INSERT INTO big SELECT x, hex(randomblob(32)) FROM c;\n",
+                        seed_sql(rows)
+                    ),
+                );
+                world.sqlite("default", &file);
+                DbHandle::Sqlite(file)
+            }
+            Engine::Postgres => {
+                let db = PgDb::create("matrix");
+                psql(&db.0, &seed_sql(rows));
+                if big_rows > 0 {
+                    pg_big_table(&db.0, big_rows);
+                }
+                world.postgres("default", &db.0);
+                DbHandle::Pg(db)
+            }
+            Engine::Mariadb => {
+                let db = MyDb::create("matrix");
+                mariadb(Some(&db.0), &seed_sql(rows));
+                if big_rows > 0 {
+                    mariadb_big_table(&db.0, big_rows);
+                }
+                world.mariadb("default", &db.0);
+                DbHandle::My(db)
+            }
+        };
+        TestDb { engine, handle }
+    }
+
+    /// Runs SQL with the engine's client and returns what it printed.
+    pub fn exec(&self, sql: &str) -> String {
+        match &self.handle {
+            DbHandle::Sqlite(f) => sqlite(f, sql),
+            DbHandle::Pg(d) => psql(&d.0, sql),
+            DbHandle::My(d) => mariadb(Some(&d.0), sql),
+        }
+    }
+
+    /// Row count and SHA-256 of the seeded tables' contents.
+    pub fn fingerprint(&self) -> (usize, String) {
+        fingerprint(&self.exec(CONTENT_QUERY))
+    }
+}
+
+/// What a fault case knows when it ends, for [`check_invariants`].
+#[derive(Default, Debug)]
+pub struct Expected {
+    /// Backups that existed before the fault, by name, with the content
+    /// each was made from.
+    pub before: BTreeMap<String, (usize, String)>,
+    /// The content any backup made during the case was made from.
+    pub new_content: Option<(usize, String)>,
+    /// Backups the case's run may have deleted (retention).
+    pub may_go: BTreeSet<String>,
+    /// A backup made during the case was reported made (exit 0), or was
+    /// listed while the run was held after publishing.
+    pub new_reported: bool,
+    /// Backups whose object or record the test damaged or deleted.
+    pub touched: BTreeSet<String>,
+    /// The test damaged the object or record of the backup being made.
+    pub touched_new: bool,
+    /// Files (relative to the store) the test put there itself.
+    pub test_files: BTreeSet<String>,
+}
+
+/// The promises of the README after any fault, checked on `world` whose
+/// backups are of `db`:
+/// - `listbackups --json` works; every backup that existed before (and
+///   was neither deleted by retention nor damaged by the test) is `ok`, and
+///   so is a new backup that was reported made;
+/// - every `ok` backup either verifies and restores to exactly the content
+///   it was made from, or (only if the test damaged it) fails `verify` with
+///   exit 4 and its restore is refused leaving the database unchanged;
+/// - every name that is not `ok` fails `verify` and `dbrestore -i`, leaving
+///   the database unchanged; `dbrestore` of the newest either restores the
+///   newest `ok` backup or fails leaving the database unchanged;
+/// - once everything is aged, `dbbackup --clean` succeeds and leaves no
+///   leftover, and no file on the store that is not a listed backup, its
+///   record, or a file the test put there.
+#[track_caller]
+pub fn check_invariants(world: &mut World, db: &TestDb, expected: &Expected) {
+    let list = world.list(None);
+    let status_of = |name: &str| -> Vec<String> {
+        list.iter()
+            .filter(|e| e["name"] == name)
+            .map(|e| e["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ok: Vec<String> = list
+        .iter()
+        .filter(|e| e["status"] == "ok")
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    let new_ok: Vec<&String> = ok
+        .iter()
+        .filter(|n| !expected.before.contains_key(*n))
+        .collect();
+    for name in expected.before.keys() {
+        if !expected.may_go.contains(name) && !expected.touched.contains(name) {
+            assert!(
+                ok.contains(name),
+                "backup {name} was lost: it is {:?} in {list:#?}",
+                status_of(name)
+            );
+        }
+    }
+    assert!(
+        new_ok.len() <= 1,
+        "one run made several backups: {new_ok:?}"
+    );
+    if expected.new_reported && !expected.touched_new {
+        assert_eq!(
+            new_ok.len(),
+            1,
+            "a backup reported made is not listed: {list:#?}"
+        );
+    }
+    let content_of = |name: &str| -> (usize, String) {
+        expected
+            .before
+            .get(name)
+            .cloned()
+            .or_else(|| expected.new_content.clone())
+            .unwrap_or_else(|| panic!("no content known for {name}"))
+    };
+    let touched = |name: &str| {
+        expected.touched.contains(name)
+            || (expected.touched_new && !expected.before.contains_key(name))
+    };
+
+    // Every ok backup: verifies and restores exactly, or (damaged by the
+    // test) is refused by both, leaving the database as it was.
+    for name in &ok {
+        let v = world.run(&["verify", "-i", name]);
+        assert_lacks(&v.stderr, &["panicked"]);
+        let before = db.fingerprint();
+        let r = world.run(&["dbrestore", "--noinput", "-i", name]);
+        if v.code == 0 {
+            assert_eq!(
+                r.code, 0,
+                "{name} verified but does not restore: {}",
+                r.stderr
+            );
+            assert_eq!(
+                db.fingerprint(),
+                content_of(name),
+                "{name} verified and restored, but not to the content it was made from"
+            );
+        } else {
+            assert_eq!(v.code, 4, "verify -i {name}: {}", v.stderr);
+            assert!(
+                touched(name),
+                "{name} is listed ok, the test did not damage it, yet verify fails: {}",
+                v.stderr
+            );
+            assert_eq!(r.code, 4, "restore of damaged {name}: {}", r.stderr);
+            assert_eq!(
+                db.fingerprint(),
+                before,
+                "a refused restore of {name} changed the database"
+            );
+        }
+    }
+    // Every other name: refused, nothing changed.
+    let others: BTreeSet<String> = list
+        .iter()
+        .filter(|e| e["status"] != "ok")
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .filter(|n| !ok.contains(n))
+        .collect();
+    for name in &others {
+        let v = world.run(&["verify", "-i", name]);
+        assert!(
+            v.code == 1 || v.code == 4,
+            "verify -i {name} ({:?}) gave {}: {}",
+            status_of(name),
+            v.code,
+            v.stderr
+        );
+        let before = db.fingerprint();
+        let r = world.run(&["dbrestore", "--noinput", "-i", name]);
+        assert!(
+            r.code == 1 || r.code == 4,
+            "dbrestore -i {name} ({:?}) gave {}: {}",
+            status_of(name),
+            r.code,
+            r.stderr
+        );
+        assert_eq!(
+            db.fingerprint(),
+            before,
+            "a refused restore of {name} changed the database"
+        );
+    }
+    // The newest: the newest ok backup, or a refusal that changes nothing.
+    let before = db.fingerprint();
+    let r = world.run(&["dbrestore", "--noinput"]);
+    assert_lacks(&r.stderr, &["panicked"]);
+    let newest_ok = list
+        .iter()
+        .filter(|e| e["status"] == "ok")
+        .max_by_key(|e| e["created"].as_str().unwrap().to_string())
+        .map(|e| e["name"].as_str().unwrap().to_string());
+    if r.code == 0 {
+        let newest = newest_ok.expect("restored with no ok backup");
+        assert_eq!(
+            db.fingerprint(),
+            content_of(&newest),
+            "dbrestore restored something other than {newest}"
+        );
+    } else {
+        assert!(
+            r.code == 1 || r.code == 4,
+            "dbrestore gave {}: {}",
+            r.code,
+            r.stderr
+        );
+        assert_eq!(
+            db.fingerprint(),
+            before,
+            "a refused dbrestore changed the database"
+        );
+        let any_damaged = list.iter().any(|e| e["status"] == "damaged");
+        assert!(
+            any_damaged || newest_ok.as_deref().is_none_or(touched),
+            "dbrestore refused with intact backups: {}\n{list:#?}",
+            r.stderr
+        );
+    }
+
+    // Cleanup of everything abandoned leaves only backups and the test's files.
+    abandon_everything(world);
+    if world.webdav.is_some() {
+        // The server caches listings: let it see the aged files.
+        world.restart_webdav();
+    }
+    world.settings = world
+        .settings
+        .lines()
+        .filter(|l| !l.starts_with("db_cleanup_keep"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    world.setting("db_cleanup_keep = 50");
+    let c = world.run(&["dbbackup", "--clean"]);
+    assert_eq!(c.code, 0, "dbbackup --clean after the fault: {}", c.stderr);
+    let after = world.list(None);
+    let leftovers: Vec<_> = after.iter().filter(|e| e["status"] == "leftover").collect();
+    assert!(
+        leftovers.is_empty(),
+        "--clean left leftovers: {leftovers:#?}"
+    );
+    let ok_after = after.iter().filter(|e| e["status"] == "ok").count();
+    assert_eq!(ok_after, ok.len() + 1, "--clean lost a backup: {after:#?}");
+    let mut allowed = expected.test_files.clone();
+    for e in &after {
+        let name = e["name"].as_str().unwrap();
+        match e["status"].as_str().unwrap() {
+            "ok" | "damaged" => {}
+            "foreign" => assert!(
+                touched(name)
+                    || expected
+                        .test_files
+                        .iter()
+                        .any(|f| f.ends_with(&format!("/{name}"))),
+                "{name} is foreign, but the test put no such file: {after:#?}"
+            ),
+            s => panic!("unexpected status {s} of {name}"),
+        }
+        allowed.insert(format!("db/{name}"));
+        allowed.insert(format!("db/.rcbackup/records/{name}.json"));
+    }
+    let stray: Vec<String> = store_files(world)
+        .into_iter()
+        .filter(|f| !allowed.contains(f))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "files on the store that are no listed backup, record or test file: {stray:?}\n{after:#?}"
+    );
+}
+
+/// How the test damages a stored file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// One byte in the middle changed, size kept.
+    Flip,
+    /// Cut to half its size.
+    Truncate,
+    Delete,
+    /// A copy under another name beside it.
+    Duplicate,
+}
+
+/// One fault the matrix delivers while a run is held at a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    SigkillRcbackup,
+    SigtermRcbackup,
+    /// SIGKILL to the run's child whose argv starts with this tool.
+    KillChild(&'static str),
+    /// The local remote's disk (a tmpfs) filled to the last byte.
+    RemoteFull,
+    /// The `rclone serve webdav` behind the remote stopped.
+    RemoteGone,
+    /// The data object (or the upload in progress) damaged.
+    Object(Damage),
+    /// The integrity record damaged.
+    Record(Damage),
+}
+
+/// Applies `damage` to `file`; returns the copy's path for `Duplicate`.
+pub fn damage_file(file: &Path, damage: Damage, copy_name: &str) -> Option<PathBuf> {
+    assert!(file.is_file(), "nothing to damage at {}", file.display());
+    match damage {
+        Damage::Flip => flip_byte(file),
+        Damage::Truncate => {
+            let len = std::fs::metadata(file).unwrap().len();
+            std::fs::File::options()
+                .write(true)
+                .open(file)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        }
+        Damage::Delete => std::fs::remove_file(file).unwrap(),
+        Damage::Duplicate => {
+            let copy = file.with_file_name(copy_name);
+            std::fs::copy(file, &copy).unwrap();
+            return Some(copy);
+        }
+    }
+    None
+}
+
+/// The run's live child whose argv has `tool` as its program and contains
+/// every word of `with`.
+pub fn live_child(run_pid: u32, tool: &str, with: &[&str]) -> Option<u32> {
+    descendants(run_pid).into_iter().find(|&p| {
+        let argv = cmdline(p);
+        // The program, or a script run by an interpreter (Debian's pg_dump
+        // is a perl wrapper: `/usr/bin/perl /usr/bin/pg_dump ...`).
+        let is_tool = |w: &str| w == tool || w.ends_with(&format!("/{tool}"));
+        alive(p)
+            && argv.split(' ').take(2).any(is_tool)
+            && with.iter().all(|w| argv.split(' ').any(|a| a == *w))
+    })
+}

@@ -361,6 +361,7 @@ fn clean(
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }
     }
+    stop()?;
     let cutoff = abandoned_before(now, ctx.config.settings.abandoned_after);
     for leftover in listing.abandoned(cutoff) {
         let paths: Vec<String> = leftover.paths.iter().map(|p| catalog.show(p)).collect();

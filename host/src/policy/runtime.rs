@@ -293,8 +293,18 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         store.set_fuel(limits.fuel).expect("fuel is enabled");
-        let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        store.set_epoch_deadline(ticks.max(1) + 1);
+        // The deadline is wall-clock time, checked at every tick: counting
+        // ticks alone would stretch it on a loaded machine, where the
+        // ticker's sleeps overrun and ticks are lost.
+        let ends = std::time::Instant::now() + limits.deadline;
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= ends {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Continue(1)
+            })
+        });
+        store.set_epoch_deadline(1);
         store
     }
 }
