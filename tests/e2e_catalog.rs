@@ -288,6 +288,12 @@ fn sigterm_at_each_publish_step_publishes_nothing_and_leaves_nothing() {
     let names = world.names(None);
     assert_eq!(names.len(), 1);
     world.ok(&["verify", "-i", &names[0]]);
+    // Its claim went with it: nothing is left for --clean.
+    assert!(
+        entries(&world, "leftover").is_empty(),
+        "{:?}",
+        world.list(None)
+    );
 }
 
 /// Two runs that want the same name, their claim steps lined up in time,
@@ -526,4 +532,55 @@ fn an_rclone_error_after_the_move_leaves_nothing() {
         assert_eq!(store_files(&world), before, "{what}: nothing left");
         assert_eq!(world.names(None).len(), 1, "{what}");
     }
+}
+
+/// A backup whose data object vanished from the remote (its record stays)
+/// was skipped: restore took the older one with exit 0, and verify passed.
+#[test]
+fn a_newest_backup_whose_data_is_gone_is_not_skipped() {
+    let (world, file) = sqlite_world();
+    let names = three_backups(&world, &file);
+    std::fs::remove_file(world.store.join(format!("db/{}", names[2]))).unwrap();
+    sqlite(&file, "DELETE FROM items");
+    let r = world.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[&names[2], "missing", &format!("-i {}", names[1])],
+    );
+    assert_eq!(count(&file), "0");
+    assert_eq!(world.run(&["verify"]).code, 4);
+    let damaged = entries(&world, "damaged");
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    world.ok(&["dbrestore", "--noinput", "-i", &names[1]]);
+    assert_eq!(count(&file), "2001");
+}
+
+/// A run's backup is not deleted by another run's retention while the run
+/// that made it is still going (it holds its claim until it ends); it used
+/// to be, and the run then reported a backup that was gone.
+#[test]
+fn a_backup_is_not_deleted_by_another_run_while_its_run_is_going() {
+    let (mut world, _) = sqlite_world();
+    world.setting("db_cleanup_keep = 1");
+    world.ok(&["dbbackup"]);
+    let mut a = world.spawn_held(&["dbbackup"], "recorded");
+    a.wait_at("recorded");
+    let a_backup = world.names(None).remove(0);
+    std::thread::sleep(Duration::from_millis(1100));
+    let b = world.ok(&["dbbackup", "--clean"]);
+    assert!(
+        world.names(None).contains(&a_backup),
+        "a's backup kept while a runs: {}",
+        b.stderr
+    );
+    a.release("recorded");
+    let r = a.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(world.names(None).contains(&a_backup));
+    // Once a has ended, retention treats it like any other backup.
+    std::thread::sleep(Duration::from_millis(1100));
+    world.ok(&["dbbackup", "--clean"]);
+    assert_eq!(world.names(None).len(), 1);
+    assert!(entries(&world, "leftover").is_empty());
 }

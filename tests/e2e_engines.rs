@@ -585,3 +585,71 @@ fn postgis_damaged_backup_changes_nothing() {
         "nothing changed in the target"
     );
 }
+
+/// A dump tool that exits 0 having written a stub or a cut-off dump (found
+/// by an outside review: a 5-byte `PGDMP`, the first 20 kB of a real dump,
+/// a lone `-- Dump completed` trailer, junk that ends in `COMMIT;`) was
+/// published as a backup, and `--clean` then evicted the good ones.
+#[test]
+fn stub_or_cut_off_dumps_that_exit_0_publish_nothing() {
+    let db = PgDb::create("eng");
+    psql(&db.0, &seed_sql(50));
+    pg_big_table(&db.0, 3000);
+    let mut world = World::new(Remote::Local);
+    world.postgres("default", &db.0);
+    world.setting("db_cleanup_keep = 1");
+    world.ok(&["dbbackup"]);
+    let good = world.names(None);
+    for (body, why) in [
+        (r#""$REAL" "$@" | head -c 20000; exit 0"#, "does not end"),
+        ("printf PGDMP", "header"),
+        (r#""$REAL" "$@" | head -c 11; exit 0"#, "does not end"),
+    ] {
+        world.wrap_tool("pg_dump", body);
+        let r = world.run(&["dbbackup", "--clean"]);
+        assert_eq!(r.code, 1, "{body}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["dump failed", why, "Nothing was published"]);
+    }
+    world.path_prefix.clear();
+    assert_eq!(world.names(None), good);
+
+    let my = MyDb::create("eng");
+    mariadb(Some(&my.0), &seed_sql(50));
+    let mut world = World::new(Remote::Local);
+    world.mariadb("default", &my.0);
+    world.wrap_tool(
+        "mariadb-dump",
+        "echo '-- Dump completed on 2026-01-01  0:00:00'",
+    );
+    let r = world.run(&["dbbackup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["dump failed", "header"]);
+    world.path_prefix.clear();
+    assert!(world.names(None).is_empty());
+
+    let (mut world, _) = sqlite_world(20);
+    world.wrap_tool(
+        "sqlite3",
+        "head -c 5000 /dev/urandom | base64; echo 'COMMIT;'",
+    );
+    let r = world.run(&["dbbackup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["dump failed", "does not start"]);
+    world.path_prefix.clear();
+    assert!(world.names(None).is_empty());
+}
+
+/// A SQLite database whose file name is long (245 bytes) backed up but
+/// could never be restored: the staging file's name passed 255 bytes.
+#[test]
+fn sqlite_database_with_a_long_file_name_restores() {
+    let mut world = World::new(Remote::Local);
+    let file = world.path(&format!("{}.db", "a".repeat(242)));
+    sqlite(&file, &seed_sql(30));
+    world.sqlite("default", &file);
+    world.ok(&["dbbackup"]);
+    sqlite(&file, "DELETE FROM items");
+    world.ok(&["dbrestore", "--noinput"]);
+    assert_eq!(sqlite(&file, "SELECT count(*) FROM items").trim(), "30");
+    assert!(staging_files(&file).is_empty());
+}

@@ -60,6 +60,9 @@ pub struct Listing {
     pub foreign: Vec<String>,
     /// Every name in use by a data object, a record or a claim.
     pub taken: BTreeSet<String>,
+    /// Names with a claim, and when the newest of its claims was touched.
+    /// A complete backup keeps its run's claim until that run ends.
+    pub claimed: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// A backup that must not be used: what is wrong, and what is known of it.
@@ -141,6 +144,12 @@ impl Listing {
         self.damaged
             .iter()
             .filter(move |d| d.database().is_none_or(|db| db == database))
+    }
+
+    /// Whether a run that is (or may still be) going holds `name`: its
+    /// claim was touched after `cutoff`.
+    pub fn in_flight(&self, name: &str, cutoff: DateTime<Utc>) -> bool {
+        self.claimed.get(name).is_some_and(|t| *t >= cutoff)
     }
 
     /// Leftovers not touched since `cutoff`.
@@ -339,27 +348,35 @@ impl<'a> Catalog<'a> {
             stop_if_interrupted()?;
             record.name = name.clone();
             let claim = self.claim_path(&name, run_id);
-            self.rclone.put(&claim, record.to_line().as_bytes())?;
+            if let Err(e) = self.rclone.put(&claim, record.to_line().as_bytes()) {
+                // A failed write may still have left part of the claim.
+                self.undo(&[&claim]);
+                return Err(e);
+            }
             let rivals = match self.objects() {
-                Ok(o) => {
-                    let others = o
-                        .claims
-                        .get(&name)
-                        .is_some_and(|c| c.iter().any(|(run, _)| run != run_id));
-                    others || o.data.contains_key(&name) || o.records.contains_key(&name)
-                }
+                Ok(o) => Rivals::of(&o, &name, run_id),
                 Err(e) => {
                     self.undo(&[&claim]);
                     return Err(e);
                 }
             };
-            if rivals {
+            if rivals != Rivals::None {
                 self.undo(&[&claim]);
-                tracing::info!("`{name}` is being claimed by another run; trying the next name");
-                taken.insert(name);
                 // Two runs in step would withdraw in step for ever: let
                 // chance decide who goes first next time.
                 std::thread::sleep(jitter(attempt));
+                // Only claims in the way: their runs may have withdrawn too,
+                // so the name may still be free.
+                let free = rivals == Rivals::ClaimsOnly
+                    && self
+                        .objects()
+                        .is_ok_and(|o| Rivals::of(&o, &name, run_id) == Rivals::None);
+                if !free {
+                    tracing::info!(
+                        "`{name}` is taken or being claimed by another run; trying the next name"
+                    );
+                    taken.insert(name);
+                }
                 continue;
             }
             failpoint::reached("claimed");
@@ -396,17 +413,29 @@ impl<'a> Catalog<'a> {
                 return Err(e);
             }
             failpoint::reached("recorded");
-            if let Err(e) = self.rclone.deletefile(&claim) {
-                tracing::warn!(
-                    "backup {name} is complete, but its claim {} could not be removed ({e:#}); a later --clean will",
-                    self.rclone.path(&claim)
-                );
-            }
+            // The claim stays until the run ends ([`Catalog::release`]):
+            // while it is there, no other run's retention deletes this backup.
             return Ok(record);
         }
         Err(exit::failed(format!(
             "could not claim a free name for `{wanted}` after {MAX_CLAIMS} tries; is another rcbackup racing on the same database?"
         )))
+    }
+
+    /// Drops the claim a run kept on the backup it published, once the run
+    /// is done with it. Tried twice: an interrupt may have stopped the first
+    /// rclone. What stays is a stale claim that `--clean` removes.
+    pub fn release(&self, name: &str, run_id: &str) {
+        let claim = self.claim_path(name, run_id);
+        let Err(first) = self.rclone.deletefile(&claim) else {
+            return;
+        };
+        if let Err(e) = self.rclone.deletefile(&claim) {
+            tracing::warn!(
+                "backup {name} is complete, but its claim {} could not be removed ({first:#}; {e:#}); a later --clean will",
+                self.rclone.path(&claim)
+            );
+        }
     }
 
     /// Removes what a failed publish made, in order; what cannot be removed
@@ -446,6 +475,32 @@ impl<'a> Catalog<'a> {
     }
 }
 
+/// What stands in the way of a run claiming a name.
+#[derive(Debug, PartialEq, Eq)]
+enum Rivals {
+    None,
+    /// Only other runs' claims.
+    ClaimsOnly,
+    /// A data object or a record: the name is taken for good.
+    Taken,
+}
+
+impl Rivals {
+    fn of(o: &Objects, name: &str, run_id: &str) -> Rivals {
+        if o.data.contains_key(name) || o.records.contains_key(name) {
+            Rivals::Taken
+        } else if o
+            .claims
+            .get(name)
+            .is_some_and(|c| c.iter().any(|(run, _)| run != run_id))
+        {
+            Rivals::ClaimsOnly
+        } else {
+            Rivals::None
+        }
+    }
+}
+
 /// The time before which a leftover counts as abandoned.
 pub fn abandoned_before(now: DateTime<Utc>, max_age: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(max_age)
@@ -461,13 +516,13 @@ fn stop_if_interrupted() -> Result<()> {
     Ok(())
 }
 
-/// Up to 100 ms, different for every process and attempt.
+/// Up to 200 ms, different for every process and attempt.
 fn jitter(attempt: usize) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_usize(attempt);
     h.write_u32(std::process::id());
-    Duration::from_millis(h.finish() % 100)
+    Duration::from_millis(h.finish() % 200)
 }
 
 /// A record file's contents judged on their own.
@@ -556,12 +611,24 @@ fn judge(
                 problem: problem.clone(),
                 when: d.mod_time,
             }),
-            (_, None) => listing.leftovers.push(Leftover {
-                kind: LeftoverKind::RecordWithoutData,
-                name: name.clone(),
-                paths: vec![file.path.clone()],
-                last_seen: file.mod_time,
-            }),
+            (judged, None) => {
+                // A backup whose data is gone is not silently skipped:
+                // restore and verify must not fall back past it unasked.
+                if let Ok(rec) = judged {
+                    listing.damaged.push(Damaged {
+                        name: name.clone(),
+                        record: Some(rec.clone()),
+                        problem: "its data object is missing (deleted from the remote, or a delete was interrupted)".into(),
+                        when: rec.created,
+                    });
+                }
+                listing.leftovers.push(Leftover {
+                    kind: LeftoverKind::RecordWithoutData,
+                    name: name.clone(),
+                    paths: vec![file.path.clone()],
+                    last_seen: file.mod_time,
+                });
+            }
         }
     }
     for (name, claims) in &objects.claims {
@@ -578,10 +645,13 @@ fn judge(
             }
             _ => LeftoverKind::StaleClaim,
         };
+        let mut claim_seen = DateTime::<Utc>::MIN_UTC;
         for (run, c) in claims {
             paths.push(c.path.clone());
-            last_seen = last_seen.max(c.mod_time).max(run_started(run));
+            claim_seen = claim_seen.max(c.mod_time).max(run_started(run));
         }
+        last_seen = last_seen.max(claim_seen);
+        listing.claimed.insert(name.clone(), claim_seen);
         listing.leftovers.push(Leftover {
             kind,
             name: name.clone(),

@@ -56,7 +56,8 @@ fn read_answer(stdin: &std::io::Stdin) -> Result<String> {
         // the line, and the terminal is line-buffered anyway.
         match stdin.lock().read(&mut byte) {
             Ok(0) => break,
-            Ok(_) if byte[0] == b'\n' => break,
+            // A terminal in raw mode sends Enter as \r.
+            Ok(_) if byte[0] == b'\n' || byte[0] == b'\r' => break,
             Ok(_) => line.push(byte[0]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(exit::failed(format!("reading the answer: {e}"))),

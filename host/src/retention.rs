@@ -77,15 +77,18 @@ pub fn check_decisions(series: &[BackupRecord], decisions: &[Decision]) -> Resul
 /// meanwhile, and keep-last would then drop ours. Deleting less is safe;
 /// failing the run that made a good backup is not.
 pub fn spare_just_made(decisions: &mut [Decision], just_made: &str) {
+    spare(decisions, |name| name == just_made, "made by this run");
+}
+
+/// Keeps every backup `protected` names, saying `why` beside the reason the
+/// rule gave for deleting it.
+pub fn spare(decisions: &mut [Decision], protected: impl Fn(&str) -> bool, why: &str) {
     for d in decisions
         .iter_mut()
-        .filter(|d| d.name == just_made && !d.keep)
+        .filter(|d| !d.keep && protected(&d.name))
     {
         d.keep = true;
-        d.reason = format!(
-            "made by this run, kept although the rule said: {}",
-            d.reason
-        );
+        d.reason = format!("{why}, kept although the rule said: {}", d.reason);
     }
 }
 

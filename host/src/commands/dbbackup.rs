@@ -52,7 +52,8 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         .map_err(|e| exit::refused(format!("backup of `{}` vetoed by a hook: {e:#}", db.alias)))?;
 
     let started = Instant::now();
-    let outcome = stream_and_publish(ctx, &catalog, db, &name, now);
+    let run = run_id(now);
+    let outcome = stream_and_publish(ctx, &catalog, db, &name, &run, now);
     let mut done = Event::new(EventKind::PostDbBackup, Utc::now());
     done.database = Some(db.alias.clone());
     done.backup = Some(name.clone());
@@ -79,24 +80,30 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     done.backup = Some(record.name.clone());
     done.size = Some(record.size);
     done.sha256 = Some(record.sha256.clone());
-    ctx.policies.emit(&done)?;
-
-    if args.clean {
-        // List again: the new backup must be in the series retention sees.
-        let listing = catalog.list()?;
-        let series = listing.series(&db.alias);
-        clean(
-            ctx,
-            db,
-            &catalog,
-            &listing,
-            &series,
-            &record.name,
-            now,
-            false,
-        )?;
-    }
-    Ok(())
+    // The run's claim on its backup is held until here, whatever happens:
+    // until then no other run's retention deletes the backup it reports.
+    let finish = || -> Result<()> {
+        ctx.policies.emit(&done)?;
+        if args.clean {
+            // List again: the new backup must be in the series retention sees.
+            let listing = catalog.list()?;
+            let series = listing.series(&db.alias);
+            clean(
+                ctx,
+                db,
+                &catalog,
+                &listing,
+                &series,
+                &record.name,
+                now,
+                false,
+            )?;
+        }
+        Ok(())
+    };
+    let finished = finish();
+    catalog.release(&record.name, &run);
+    finished
 }
 
 /// The template's name, or a naming policy's, checked. It is made unique
@@ -142,10 +149,10 @@ fn stream_and_publish(
     catalog: &Catalog,
     db: &Database,
     name: &str,
+    run: &str,
     now: DateTime<Utc>,
 ) -> Result<BackupRecord> {
-    let run = run_id(now);
-    let partial = catalog.partial_path(name, &run);
+    let partial = catalog.partial_path(name, run);
     let (tool, mut cmd) = engines::dump_command(db)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     let mut upload = ctx.rclone.spawn_rcat(&partial)?;
@@ -187,7 +194,7 @@ fn stream_and_publish(
         return Err(exit::interrupted());
     }
     let record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now);
-    match catalog.publish(&partial, name, &run, &taken, record) {
+    match catalog.publish(&partial, name, run, &taken, record) {
         Ok(record) => Ok(record),
         Err(e) => {
             remove_quietly(ctx, &partial);
@@ -341,6 +348,12 @@ fn clean(
         ))
     })?;
     retention::spare_just_made(&mut decisions, just_made);
+    let cutoff = abandoned_before(now, ctx.config.settings.abandoned_after);
+    retention::spare(
+        &mut decisions,
+        |name| listing.in_flight(name, cutoff),
+        "its run is still going",
+    );
     let mut report = Vec::new();
     for d in &decisions {
         let verb = match (d.keep, dry_run) {
@@ -362,7 +375,6 @@ fn clean(
         }
     }
     stop()?;
-    let cutoff = abandoned_before(now, ctx.config.settings.abandoned_after);
     for leftover in listing.abandoned(cutoff) {
         let paths: Vec<String> = leftover.paths.iter().map(|p| catalog.show(p)).collect();
         let what = format!(

@@ -20,18 +20,29 @@ use memchr::memmem;
 /// The framing a complete dump of each engine has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    /// `pg_dump --format=custom`: starts with `PGDMP`.
+    /// `pg_dump --format=custom`: a `PGDMP` header naming the custom
+    /// format, and the end of an archive: a stream written to a pipe ends
+    /// with a zero integer (the last data block's end marker, or the last
+    /// TOC entry's empty offset), i.e. 1 + int-size zero bytes.
     PgCustom,
-    /// mariadb-dump/mysqldump: ends with `-- Dump completed`.
+    /// mariadb-dump/mysqldump: a `-- MariaDB dump`/`-- MySQL dump` header in
+    /// its first lines and a `-- Dump completed` trailer.
     MysqlDump,
-    /// `sqlite3 .dump`: no `/****` error line, ends with `COMMIT;`.
+    /// `sqlite3 .dump`: starts with `PRAGMA foreign_keys=OFF;` and
+    /// `BEGIN TRANSACTION;`, has no `/****` error line, ends with `COMMIT;`.
     SqliteDump,
 }
 
 /// How many bytes of the end of the stream are kept for the check.
 const TAIL: usize = 4096;
-/// How many bytes of the start.
-const HEAD: usize = 16;
+/// How many bytes of the start: mariadb-dump may put a sandbox-mode
+/// comment line before its header.
+const HEAD: usize = 256;
+/// The custom format's header: magic, version (3 bytes), int size, offset
+/// size, format (1 = custom).
+const PG_HEADER: usize = 11;
+const PG_CUSTOM: u8 = 1;
+const SQLITE_HEAD: &[u8] = b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n";
 /// The longest error line quoted back.
 const ERROR_LINE: usize = 160;
 /// The start of the error lines the sqlite3 shell writes into a dump
@@ -133,7 +144,11 @@ impl DumpCheck {
             Framing::PgCustom if !self.head.starts_with(b"PGDMP") => Err(
                 "its output does not start with the custom format's PGDMP header".into(),
             ),
-            Framing::PgCustom => Ok(()),
+            Framing::PgCustom => self.pg_archive_end(),
+            Framing::MysqlDump if !mysql_header(&self.head) => Err(
+                "its output does not start with mariadb-dump's `-- MariaDB dump` (or `-- MySQL dump`) header"
+                    .into(),
+            ),
             Framing::MysqlDump if !last.starts_with("-- Dump completed") => Err(
                 "its output does not end with the `-- Dump completed` trailer (the dump stopped before the end)"
                     .into(),
@@ -144,6 +159,8 @@ impl DumpCheck {
                     Err(format!("its output reports an error: `{}`", e.trim()))
                 } else if last.starts_with("ROLLBACK; -- due to errors") {
                     Err("its output ends in `ROLLBACK; -- due to errors`".into())
+                } else if !self.head.starts_with(SQLITE_HEAD) {
+                    Err("its output does not start as a sqlite3 `.dump` does (`PRAGMA foreign_keys=OFF;` `BEGIN TRANSACTION;`)".into())
                 } else if last != "COMMIT;" {
                     Err("its output does not end with the dump's closing `COMMIT;` (the dump stopped before the end)".into())
                 } else {
@@ -155,6 +172,32 @@ impl DumpCheck {
 }
 
 impl DumpCheck {
+    /// A complete custom-format archive written to a pipe: a whole header
+    /// for the custom format, ending in a zero integer.
+    fn pg_archive_end(&self) -> Result<(), String> {
+        let h = &self.head;
+        if h.len() < PG_HEADER || self.size < (PG_HEADER as u64) {
+            return Err("its output ends inside the custom format's header".into());
+        }
+        let int_size = h[8] as usize;
+        if !(1..=8).contains(&int_size) || !(1..=8).contains(&h[9]) || h[10] != PG_CUSTOM {
+            return Err(
+                "its header is not a custom-format archive's (format byte or integer sizes are wrong)"
+                    .into(),
+            );
+        }
+        let end = 1 + int_size;
+        let ends_in_zero =
+            self.tail.len() >= end && self.tail[self.tail.len() - end..].iter().all(|&b| b == 0);
+        if self.size < (PG_HEADER + end) as u64 || !ends_in_zero {
+            return Err(
+                "its output does not end as a complete custom-format archive does (the dump stopped before the end)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// Adds the rest of an error line that started in an earlier chunk.
     fn continue_error_line(&mut self, chunk: &[u8]) {
         let line = self.error.get_or_insert_with(String::new);
@@ -167,6 +210,14 @@ impl DumpCheck {
 }
 
 /// The last non-blank line of `tail`.
+/// mariadb-dump's header line within the first lines (a sandbox-mode
+/// comment may come first).
+fn mysql_header(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n')
+        .take(3)
+        .any(|l| l.starts_with(b"-- MariaDB dump") || l.starts_with(b"-- MySQL dump"))
+}
+
 fn last_line(tail: &[u8]) -> String {
     let text = String::from_utf8_lossy(tail);
     text.trim_end()
@@ -340,24 +391,42 @@ mod tests {
         assert!(e.contains("CORRUPTION ERROR"), "{e}");
         let e = check(
             Framing::SqliteDump,
-            &[b"BEGIN TRANSACTION;\nCREATE TABLE t(x);\n"],
+            &[b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE t(x);\n"],
         )
         .unwrap_err();
         assert!(e.contains("COMMIT;"), "{e}");
+        // Anything that merely ends in COMMIT; is not a dump.
+        let e = check(Framing::SqliteDump, &[b"junk\nCOMMIT;\n"]).unwrap_err();
+        assert!(e.contains("does not start"), "{e}");
         // An error marker inside a value is dumped with char(10), not a newline.
-        let value = b"BEGIN TRANSACTION;\nINSERT INTO u VALUES(replace('a\\n/**** ERROR: x','\\n',char(10)));\nCOMMIT;\n";
+        let value = b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nINSERT INTO u VALUES(replace('a\\n/**** ERROR: x','\\n',char(10)));\nCOMMIT;\n";
         assert!(check(Framing::SqliteDump, &[value]).is_ok());
     }
 
     #[test]
     fn other_framings() {
-        assert!(check(Framing::PgCustom, &[b"PGDMP\x01\x0e"]).is_ok());
-        assert!(check(Framing::PgCustom, &[b"PG", b"DMP"]).is_ok());
+        // Header: magic, version 1.14.0, int size 4, offset size 8, custom.
+        let head: &[u8] = b"PGDMP\x01\x0e\x00\x04\x08\x01";
+        let whole = [head, b"toc and data \x78\x9c", &[0u8; 5]].concat();
+        assert!(check(Framing::PgCustom, &[&whole]).is_ok());
+        assert!(check(Framing::PgCustom, &[&whole[..3], &whole[3..]]).is_ok());
+        // Cut anywhere before its end marker: refused.
+        for cut in [5, 11, 20, whole.len() - 1] {
+            let e = check(Framing::PgCustom, &[&whole[..cut]]).unwrap_err();
+            assert!(e.contains("header") || e.contains("end"), "{cut}: {e}");
+        }
+        let plain = [b"PGDMP\x01\x0e\x00\x04\x08\x00".as_slice(), &[0u8; 5]].concat();
+        assert!(check(Framing::PgCustom, &[&plain])
+            .unwrap_err()
+            .contains("format"));
         assert!(check(Framing::PgCustom, &[b"-- plain"])
             .unwrap_err()
             .contains("PGDMP"));
-        let my = b"-- MariaDB dump\nINSERT INTO t VALUES (1);\n-- Dump completed on 2026-01-01 10:00:00\n";
+        let my = b"/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19\nINSERT INTO t VALUES (1);\n-- Dump completed on 2026-01-01 10:00:00\n";
         assert!(check(Framing::MysqlDump, &[my]).is_ok());
+        // A trailer alone is not a dump.
+        let e = check(Framing::MysqlDump, &[b"-- Dump completed on 2026-01-01\n"]).unwrap_err();
+        assert!(e.contains("header"), "{e}");
         let cut = &my[..my.len() - 42];
         assert!(check(Framing::MysqlDump, &[cut])
             .unwrap_err()

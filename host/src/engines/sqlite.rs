@@ -99,13 +99,27 @@ fn folder_of(p: &Path) -> PathBuf {
     }
 }
 
-/// `.<file>.rcbackup-restore-`: the start of a staging file's name.
+/// `.<file>.rcbackup-restore-`: the start of a staging file's name. A long
+/// file name is shortened (its start, and a digest of the whole name) so
+/// that the staging file and its journal stay within the 255-byte limit
+/// of file names.
 fn staging_prefix(target: &Path) -> String {
+    use sha2::Digest as _;
+    /// Room left for `.`, `.rcbackup-restore-`, a pid and `-journal`.
+    const ROOM: usize = 200;
     let file_name = target
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    format!(".{file_name}.rcbackup-restore-")
+    if file_name.len() <= ROOM {
+        return format!(".{file_name}.rcbackup-restore-");
+    }
+    let mut cut = 120;
+    while !file_name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let digest = hex::encode(&sha2::Sha256::digest(file_name.as_bytes())[..8]);
+    format!(".{}~{digest}.rcbackup-restore-", &file_name[..cut])
 }
 
 /// The pid in a staging file's (or its journal's) name, if `name` is one
@@ -354,5 +368,13 @@ mod tests {
         assert_eq!(staging_pid(".db.sqlite3.rcbackup-restore-42x", &p), None);
         assert_eq!(staging_pid(".db.sqlite3.rcbackup-restore-", &p), None);
         assert_eq!(staging_pid(".other.rcbackup-restore-42", &p), None);
+        // A 245-byte name still leaves a staging name under 255 bytes.
+        let long = format!("/srv/{}.db", "a".repeat(242));
+        let p = staging_prefix(Path::new(&long));
+        assert!(p.len() + "4294967295-journal".len() <= 255, "{}", p.len());
+        assert_ne!(
+            p,
+            staging_prefix(Path::new(&format!("/srv/{}.db", "a".repeat(243))))
+        );
     }
 }
