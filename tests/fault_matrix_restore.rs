@@ -165,6 +165,7 @@ fn allowed_codes(step: &str, fault: Fault) -> &'static [i32] {
         (_, KillChild(_)) => &[1],
         ("restore-started", RemoteGone) => &[1],
         ("restore-started", Object(Flip | Truncate)) => &[4],
+        // Gone: rclone's not-found (1), or 4 if a future check names it.
         ("restore-started", Object(Delete)) => &[1, 4],
         ("restore-started", Record(_)) => &[0],
         ("restore-streamed", RemoteGone) => &[0],
@@ -351,20 +352,28 @@ fn run_case(engine: Engine, step: &'static str, fault: Fault) {
         }
     }
 
-    // A staging file is what a killed SQLite restore leaves: only then,
-    // and listed as a leftover (check_invariants' `--clean` removes it).
+    // A staging file is what a SQLite restore killed after it made one
+    // leaves: only then, listed as a leftover, and named by the cleanup
+    // (check_invariants then runs it).
     let staging = staging_files(&world);
-    if engine == Engine::Sqlite && fault == SigkillRcbackup {
-        if !staging.is_empty() {
-            let listed = world.list(None).into_iter().any(|e| {
+    if engine == Engine::Sqlite && fault == SigkillRcbackup && step != "restore-started" {
+        assert!(
+            !staging.is_empty(),
+            "no staging file after SIGKILL at {step}"
+        );
+        let list = world.list(None);
+        for s in &staging {
+            let path = s.display().to_string();
+            let listed = list.iter().any(|e| {
                 e["status"] == "leftover"
                     && e["kind"] == "restore-staging"
-                    && staging
-                        .iter()
-                        .any(|s| e["path"] == s.display().to_string().as_str())
+                    && e["path"] == path.as_str()
             });
-            assert!(listed, "staging files {staging:?} are not listed as leftovers");
+            assert!(listed, "staging file {path} is not listed: {list:#?}");
         }
+        let plan = world.ok(&["dbbackup", "--clean", "--dry-run"]);
+        let first = staging[0].display().to_string();
+        assert_mentions(&plan.stdout, &[&format!("would delete  {first}")]);
     } else {
         assert!(staging.is_empty(), "the restore left {staging:?}");
     }
