@@ -23,6 +23,8 @@
 //!
 //! Combinations skipped, and why:
 //! - `RemoteFull`: a restore writes nothing to the remote;
+//! - `SigkillRcbackup` at `restore-started`: nothing has started, so
+//!   nothing can be left; SIGTERM there checks the run says so;
 //! - `KillChild` at `restore-started` (no child yet), `rclone` at
 //!   `restore-streamed` (cat has ended: its exit was checked), anything at
 //!   `restore-swap` (no child alive);
@@ -30,20 +32,30 @@
 //!   `restore-streamed`, so it is that case again;
 //! - `Record` damage only at `restore-started`: the record is read before
 //!   the restore starts and the run uses that copy at every step, so later
-//!   steps are the same case;
+//!   steps are the same case; `Truncate` is skipped (to the catalog it is a
+//!   damaged record like `Flip`; tests/fault_matrix_backup.rs walks both);
 //! - `Object` damage at `restore-started` (before the read) and
-//!   `restore-streaming` (during it; `Duplicate` skipped there, a copy
-//!   beside the object changes nothing being read); none after the stream
-//!   matched its record (it was read whole: the `Duplicate`/`Record` cases
-//!   at `restore-started` already cover a damage that shows only later).
+//!   `restore-streaming` (during it, where `Flip` changes a byte near the
+//!   end, not yet read); none after the stream matched its record (it was
+//!   read whole: the `Record` cases at `restore-started` already cover a
+//!   damage that shows only later); `Duplicate` is skipped (a copy beside
+//!   the object changes nothing a restore reads; the backup matrix checks
+//!   the copy is listed `foreign`).
+//!
+//! Mid-stream, rclone runs with `--buffer-size 0` (else it reads up to
+//! 16 MiB ahead and a damage or a stopped server after the hold reaches
+//! nothing). A stopped webdav server may still have delivered the rest
+//! (what it had sent is in the sockets' buffers): then the restore is
+//! whole, and exit 0 with the backup's content is the right outcome.
 //!
 //! PostgreSQL and MariaDB run a subset (`ENGINE_SUBSET`): what differs by
-//! engine is the restore tool and how it commits, so the damage before the
-//! read, the tool and rclone killed, the object truncated, the remote gone
-//! and SIGTERM mid-stream, and SIGKILL, SIGTERM and the tool killed before
-//! commit. The steps before the engine's own code (approval, the
-//! interruption check at `restore-started`) are the same for every engine
-//! and walked with SQLite.
+//! engine is the restore tool and how it commits, so: the object damaged
+//! before the read (PostgreSQL: pg_restore stopped before commit; MariaDB:
+//! refused by the check), the tool killed and the object truncated
+//! mid-stream, and SIGKILL, SIGTERM and the tool killed before commit.
+//! The rest (the interruption check at `restore-started`, rclone killed or
+//! the server gone while streaming) is `Source::stream`, the same code for
+//! every engine, and walked with SQLite.
 //!
 //! MariaDB killed with SIGKILL after its check: its client gets the end of
 //! its input and runs what it read, so the database may be partly restored
@@ -169,8 +181,9 @@ fn allowed_codes(step: &str, fault: Fault) -> &'static [i32] {
         ("restore-started", Object(Delete)) => &[1, 4],
         ("restore-started", Record(_)) => &[0],
         ("restore-streamed", RemoteGone) => &[0],
-        // Mid-stream the damage or the stop may fall after what rclone had
-        // already read into the pipe (then the restore is whole: 0).
+        // Mid-stream the fault may miss what is left to read (the data a
+        // stopped server had sent; a deleted file read through its open
+        // descriptor): then the restore is whole, 0.
         ("restore-streaming", RemoteGone | Object(_)) => &[0, 1, 4],
         _ => unreachable!("{step} {fault:?}"),
     }
