@@ -12,7 +12,11 @@
 //!
 //! Steps of `dbbackup`: `dump-started`, `uploaded`, `claim`, `claimed`,
 //! `moved`, `recorded`, `cleaning`, `deleting`. Steps of `dbrestore`:
-//! `restore-started`, `restore-streamed`, `restore-swap`.
+//! `restore-started` (before any child starts), `restore-streaming` (the
+//! restore tool got the first chunk, rclone cat still runs; MariaDB: of the
+//! restoring pass, after the check), `restore-streamed` (the whole stream
+//! matched its record, its last chunk not yet handed over), `restore-swap`
+//! (SQLite: the staging file passed its checks, not yet renamed).
 
 /// Holds the run here if a test asked for `step`.
 #[inline]

@@ -125,6 +125,11 @@ impl Source<'_> {
     }
 
     fn stream(&self, sink: &mut dyn Write, last_pass: bool) -> Result<Streamed> {
+        let mut watched = HoldMidStream {
+            inner: sink,
+            pending: last_pass,
+        };
+        let sink: &mut dyn Write = &mut watched;
         let mut cat = self.rclone.spawn_cat(&self.path)?;
         let mut out = cat.take_stdout();
         crate::process::widen_pipe(&out);
@@ -203,6 +208,29 @@ impl Source<'_> {
             "backup {} failed its integrity check: read {what}. The stored object is damaged or was changed; restore another backup (rcbackup listbackups)",
             self.record.name
         ))
+    }
+}
+
+/// Holds at the failpoint `restore-streaming` once, after the first chunk
+/// reached the restore tool: the stream is then mid-way (rclone cat still
+/// runs unless the whole backup fit in its pipe).
+struct HoldMidStream<'a> {
+    inner: &'a mut dyn Write,
+    pending: bool,
+}
+
+impl Write for HoldMidStream<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if self.pending && n > 0 {
+            self.pending = false;
+            crate::failpoint::reached("restore-streaming");
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
