@@ -178,7 +178,7 @@ fn allowed_codes(step: &str, fault: Fault) -> &'static [i32] {
         ("restore-started", RemoteGone) => &[1],
         ("restore-started", Object(Flip | Truncate)) => &[4],
         // Gone: rclone's not-found (1), or 4 if a future check names it.
-        ("restore-started", Object(Delete)) => &[1, 4],
+        ("restore-started", Object(Delete)) => &[4],
         ("restore-started", Record(_)) => &[0],
         ("restore-streamed", RemoteGone) => &[0],
         // Mid-stream the fault may miss what is left to read (the data a

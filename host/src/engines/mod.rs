@@ -161,6 +161,12 @@ impl Source<'_> {
             End::SourceDone => {}
         }
         let ended = cat.wait()?;
+        if crate::rclone::is_not_found(&ended) {
+            return Err(exit::integrity(format!(
+                "backup {}'s data object is missing: it was listed, then gone when read (deleted on the remote?). Restore another backup (rcbackup listbackups)",
+                self.record.name
+            )));
+        }
         if !ended.success() {
             return Err(crate::rclone::remote_error(
                 &format!("reading backup {}", self.record.name),
