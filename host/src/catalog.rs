@@ -715,4 +715,315 @@ mod tests {
         assert_eq!(run_started("1700000000-42").timestamp(), 1_700_000_000);
         assert_eq!(run_started("garbage"), DateTime::<Utc>::MIN_UTC);
     }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    fn entry(path: &str, size: i64, secs: i64) -> Entry {
+        Entry {
+            path: path.to_string(),
+            name: path.rsplit('/').next().unwrap().to_string(),
+            size,
+            mod_time: at(secs),
+            is_dir: false,
+        }
+    }
+
+    fn record(name: &str, database: &str, size: u64, secs: i64) -> BackupRecord {
+        BackupRecord {
+            format: RECORD_FORMAT,
+            name: name.to_string(),
+            database: database.to_string(),
+            tenant: None,
+            engine: crate::database::EngineKind::Sqlite,
+            size,
+            sha256: "00".repeat(32),
+            created: at(secs),
+            finished: at(secs),
+            tool: "rcbackup test".to_string(),
+        }
+    }
+
+    fn keys<V>(m: &BTreeMap<String, V>) -> Vec<&str> {
+        m.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn objects_are_sorted_by_where_they_live() {
+        let o = Objects::sort(
+            [
+                "a.dump",
+                "sub/nested.dump",
+                ".rcbackup/records/a.dump.json",
+                ".rcbackup/records/a.dump.json.bak",
+                ".rcbackup/records/.json",
+                ".rcbackup/records/sub/x.json",
+                ".rcbackup/partial/b.dump.100-1",
+                ".rcbackup/partial/sub/c.dump.100-1",
+                ".rcbackup/claims/c.dump.100-2",
+                ".rcbackup/claims/c.dump.100-3",
+                ".rcbackup/claims/.100-4",
+                ".rcbackup/claims/noextension",
+                ".rcbackup/claims/sub/d.dump.100-5",
+                ".rcbackup/stray",
+            ]
+            .iter()
+            .map(|p| entry(p, 1, 0))
+            .collect(),
+        );
+        assert_eq!(keys(&o.data), ["a.dump"]);
+        assert_eq!(keys(&o.records), ["a.dump"]);
+        let partials: Vec<&str> = o.partials.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(partials, [".rcbackup/partial/b.dump.100-1"]);
+        assert_eq!(keys(&o.claims), ["c.dump"]);
+        let runs: Vec<&str> = o.claims["c.dump"].iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(runs, ["100-2", "100-3"]);
+        let taken: Vec<String> = o.taken().into_iter().collect();
+        assert_eq!(taken, ["a.dump", "c.dump"]);
+    }
+
+    /// The folder of `judge`'s test: one of each thing a folder can hold.
+    fn judged() -> Listing {
+        let o = Objects::sort(vec![
+            // good: a backup.
+            entry("good.dump", 10, 100),
+            entry(".rcbackup/records/good.dump.json", 300, 100),
+            // newer: a record of a later format.
+            entry("newer.dump", 10, 110),
+            entry(".rcbackup/records/newer.dump.json", 300, 110),
+            // short: the data disagrees with the record's size.
+            entry("short.dump", 9, 120),
+            entry(".rcbackup/records/short.dump.json", 300, 120),
+            // broken: an unreadable record, no claim.
+            entry("broken.dump", 10, 130),
+            entry(".rcbackup/records/broken.dump.json", 3, 131),
+            // killed: an unreadable record with its run's claim.
+            entry("killed.dump", 10, 140),
+            entry(".rcbackup/records/killed.dump.json", 3, 141),
+            entry(".rcbackup/claims/killed.dump.140-7", 0, 142),
+            // orphan: a record without data.
+            entry(".rcbackup/records/orphan.dump.json", 300, 150),
+            // moved: data and a claim, no record yet.
+            entry("moved.dump", 10, 160),
+            entry(".rcbackup/claims/moved.dump.160-8", 0, 161),
+            // stale: a claim left on a healthy backup.
+            entry("stale.dump", 10, 170),
+            entry(".rcbackup/records/stale.dump.json", 300, 170),
+            entry(".rcbackup/claims/stale.dump.900-9", 0, 171),
+            // partial: an upload in progress, its run began at 950.
+            entry(".rcbackup/partial/part.dump.950-10", 5, 180),
+            // foreign: somebody else's file.
+            entry("theirs.txt", 1, 190),
+        ]);
+        let mut newer = record("newer.dump", "db", 10, 110);
+        newer.format = RECORD_FORMAT + 1;
+        let records = BTreeMap::from([
+            (
+                "good.dump".to_string(),
+                Ok(record("good.dump", "db", 10, 100)),
+            ),
+            ("newer.dump".to_string(), Ok(newer)),
+            (
+                "short.dump".to_string(),
+                Ok(record("short.dump", "other", 10, 120)),
+            ),
+            ("broken.dump".to_string(), Err("unreadable".to_string())),
+            ("killed.dump".to_string(), Err("unreadable".to_string())),
+            (
+                "orphan.dump".to_string(),
+                Ok(record("orphan.dump", "db", 10, 150)),
+            ),
+            (
+                "stale.dump".to_string(),
+                Ok(record("stale.dump", "db", 10, 170)),
+            ),
+        ]);
+        judge("dir", o, records)
+    }
+
+    #[test]
+    fn judge_sorts_a_folder_into_backups_damaged_leftovers_and_foreign() {
+        let l = judged();
+        let names: Vec<&str> = l.backups.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["stale.dump", "good.dump"], "newest first");
+        let damaged: Vec<(&str, &str)> = l
+            .damaged
+            .iter()
+            .map(|d| (d.name.as_str(), d.problem.as_str()))
+            .collect();
+        assert_eq!(damaged.len(), 3, "{damaged:?}");
+        assert_eq!(damaged[0].0, "broken.dump");
+        assert_eq!(damaged[0].1, "unreadable");
+        assert_eq!(l.damaged[0].when, at(130), "the data object's time");
+        assert!(l.damaged[0].record.is_none());
+        assert_eq!(damaged[1].0, "short.dump");
+        assert!(
+            damaged[1].1.contains("9 bytes but its record says 10"),
+            "{}",
+            damaged[1].1
+        );
+        assert_eq!(damaged[2].0, "newer.dump");
+        assert!(
+            damaged[2].1.contains("upgrade rcbackup"),
+            "{}",
+            damaged[2].1
+        );
+        let leftovers: Vec<(LeftoverKind, &str, Vec<&str>, DateTime<Utc>)> = l
+            .leftovers
+            .iter()
+            .map(|x| {
+                let paths = x.paths.iter().map(String::as_str).collect();
+                (x.kind, x.name.as_str(), paths, x.last_seen)
+            })
+            .collect();
+        assert_eq!(
+            leftovers,
+            [
+                (
+                    LeftoverKind::UnrecordedData,
+                    "killed.dump",
+                    vec![
+                        "dir/killed.dump",
+                        "dir/.rcbackup/records/killed.dump.json",
+                        "dir/.rcbackup/claims/killed.dump.140-7"
+                    ],
+                    at(142)
+                ),
+                (
+                    LeftoverKind::RecordWithoutData,
+                    "orphan.dump",
+                    vec!["dir/.rcbackup/records/orphan.dump.json"],
+                    at(150)
+                ),
+                (
+                    LeftoverKind::UnrecordedData,
+                    "moved.dump",
+                    vec!["dir/moved.dump", "dir/.rcbackup/claims/moved.dump.160-8"],
+                    at(161)
+                ),
+                (
+                    LeftoverKind::StaleClaim,
+                    "stale.dump",
+                    vec!["dir/.rcbackup/claims/stale.dump.900-9"],
+                    at(900)
+                ),
+                (
+                    LeftoverKind::PartialUpload,
+                    "part.dump",
+                    vec!["dir/.rcbackup/partial/part.dump.950-10"],
+                    at(950)
+                ),
+            ]
+        );
+        assert_eq!(l.foreign, ["theirs.txt"]);
+        let taken: Vec<&str> = l.taken.iter().map(String::as_str).collect();
+        assert_eq!(
+            taken,
+            [
+                "broken.dump",
+                "good.dump",
+                "killed.dump",
+                "moved.dump",
+                "newer.dump",
+                "orphan.dump",
+                "short.dump",
+                "stale.dump",
+                "theirs.txt"
+            ]
+        );
+    }
+
+    #[test]
+    fn damaged_of_a_database_includes_the_unreadable() {
+        let l = judged();
+        let of = |db: &str| -> Vec<String> { l.damaged_of(db).map(|d| d.name.clone()).collect() };
+        assert_eq!(of("db"), ["broken.dump", "newer.dump"]);
+        assert_eq!(of("other"), ["broken.dump", "short.dump"]);
+    }
+
+    #[test]
+    fn abandoned_means_untouched_strictly_before_the_cutoff() {
+        let l = judged();
+        let names: Vec<&str> = l.abandoned(at(161)).map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["killed.dump", "orphan.dump"]);
+        assert_eq!(l.abandoned(at(0)).count(), 0);
+    }
+
+    #[test]
+    fn abandoned_before_is_now_minus_the_age() {
+        let now = at(1_700_000_000);
+        assert_eq!(
+            abandoned_before(now, Duration::from_secs(3600)),
+            at(1_700_000_000 - 3600)
+        );
+        assert_eq!(
+            abandoned_before(now, Duration::from_secs(u64::MAX)),
+            DateTime::<Utc>::MIN_UTC
+        );
+    }
+
+    #[test]
+    fn a_record_is_judged_on_its_own() {
+        let good = record("a.dump", "db", 10, 100);
+        let line = serde_json::to_vec(&good).unwrap();
+        assert_eq!(parse_record("a.dump", &line), Ok(good));
+        let e = parse_record("b.dump", &line).unwrap_err();
+        assert!(e.contains("names another backup (`a.dump`)"), "{e}");
+        let e = parse_record("a.dump", b"").unwrap_err();
+        assert!(e.contains("is empty"), "{e}");
+        let e = parse_record("a.dump", b"{\"format\":").unwrap_err();
+        assert!(e.contains("does not read"), "{e}");
+    }
+
+    #[test]
+    fn unique_names_keep_the_extension_or_have_none() {
+        let taken: BTreeSet<String> = ["a.dump", ".hidden", "plain", "a-2.dump"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(Catalog::unique_name(&taken, "a.dump"), "a-3.dump");
+        assert_eq!(Catalog::unique_name(&taken, ".hidden"), ".hidden-2");
+        assert_eq!(Catalog::unique_name(&taken, "plain"), "plain-2");
+        assert_eq!(Catalog::unique_name(&taken, "b.dump"), "b.dump");
+    }
+
+    /// Records come from the joined read when a line fits its file, and
+    /// from the file itself otherwise: a file deleted since the joined read
+    /// is only missed when it is read again.
+    #[test]
+    fn read_records_takes_fitting_lines_and_reads_the_rest_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let rclone = Rclone {
+            binary: "rclone".to_string(),
+            config: None,
+            flags: vec!["--config".to_string(), "/dev/null".to_string()],
+            remote: dir.path().display().to_string(),
+        };
+        let records = dir.path().join("db/.rcbackup/records");
+        std::fs::create_dir_all(&records).unwrap();
+        let line = |r: &BackupRecord| {
+            let mut v = serde_json::to_vec(r).unwrap();
+            v.push(b'\n');
+            v
+        };
+        let a = record("a.dump", "db", 10, 100);
+        let mut a_twin = a.clone();
+        a_twin.sha256 = "11".repeat(32);
+        let b = record("b.dump", "db", 10, 100);
+        // a: its line fits; the file is gone (never read again).
+        // b: its line does not fit the file, which holds garbage.
+        std::fs::write(records.join("b.dump.json"), b"garbage").unwrap();
+        let objects = Objects::sort(vec![
+            entry(".rcbackup/records/a.dump.json", line(&a).len() as i64, 0),
+            entry(".rcbackup/records/b.dump.json", 7, 0),
+        ]);
+        let joined = [line(&a), line(&a_twin), line(&b)].concat();
+        let catalog = Catalog::new(&rclone, "db");
+        let out = catalog.read_records(&objects, &joined).unwrap();
+        assert_eq!(keys(&out), ["a.dump", "b.dump"]);
+        assert_eq!(out["a.dump"], Ok(a), "the first fitting line");
+        let e = out["b.dump"].as_ref().unwrap_err();
+        assert!(e.contains("does not read"), "{e}");
+    }
 }

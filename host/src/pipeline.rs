@@ -341,4 +341,36 @@ mod tests {
         let (end, _) = relay(&mut src, &mut sink, None);
         assert!(matches!(end, End::SourceFailed(_)), "{end:?}");
     }
+
+    /// Remembers the size of every buffer it is asked to fill.
+    struct Offered {
+        data: Vec<u8>,
+        sizes: Vec<usize>,
+    }
+
+    impl Read for Offered {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.sizes.push(buf.len());
+            let n = buf.len().min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// The source is read 256 KiB at a time: few enough system calls for a
+    /// dump of many GiB, and the only buffer the relay holds.
+    #[test]
+    fn reads_in_fixed_256_kib_chunks() {
+        let data = sample(600 * 1024);
+        let mut src = Offered {
+            data: data.clone(),
+            sizes: Vec::new(),
+        };
+        let mut out = Vec::new();
+        let (end, _) = relay(&mut src, &mut out, None);
+        assert!(matches!(end, End::SourceDone), "{end:?}");
+        assert_eq!(out, data);
+        assert_eq!(src.sizes, [256 * 1024; 4]);
+    }
 }

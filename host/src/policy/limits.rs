@@ -65,3 +65,67 @@ impl LimitsSection {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_limits_are_taken_in_their_units() {
+        let s = LimitsSection {
+            fuel: Some(7),
+            memory_mib: Some(3),
+            deadline_ms: Some(250),
+            output_kib: Some(5),
+            log_kib: Some(6),
+        };
+        assert_eq!(
+            s.resolve(),
+            Ok(Limits {
+                fuel: 7,
+                memory_bytes: 3 << 20,
+                deadline: Duration::from_millis(250),
+                output_bytes: 5 << 10,
+                log_bytes: 6 << 10,
+            })
+        );
+        assert_eq!(LimitsSection::default().resolve(), Ok(Limits::default()));
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused_by_name() {
+        for (key, s) in [
+            (
+                "fuel",
+                LimitsSection {
+                    fuel: Some(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "memory_mib",
+                LimitsSection {
+                    memory_mib: Some(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "deadline_ms",
+                LimitsSection {
+                    deadline_ms: Some(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "output_kib",
+                LimitsSection {
+                    output_kib: Some(0),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let e = s.resolve().unwrap_err();
+            assert!(e.contains(&format!("limits.{key} is 0")), "{e}");
+        }
+    }
+}
