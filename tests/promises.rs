@@ -151,8 +151,8 @@ fn listing_never_passes_a_backup_of_the_wrong_size_or_without_data_as_good() {
     w.ok(&["dbrestore", "--noinput", "-i", &names[0]]);
     assert_eq!(rows(&file), "1");
     let r = w.run(&["dbrestore", "--noinput", "-i", &names[1]]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert_mentions(&r.stderr, &["no complete backup named"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_mentions(&r.stderr, &[&names[1], "data object is missing"]);
 }
 
 #[test]
