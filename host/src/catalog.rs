@@ -852,11 +852,15 @@ mod tests {
             .iter()
             .map(|d| (d.name.as_str(), d.problem.as_str()))
             .collect();
-        assert_eq!(damaged.len(), 3, "{damaged:?}");
+        // Newest first; a record whose data is gone is damaged too.
+        assert_eq!(damaged.len(), 4, "{damaged:?}");
+        assert_eq!(damaged[0].0, "orphan.dump");
+        assert!(damaged[0].1.contains("missing"), "{}", damaged[0].1);
+        let damaged = &damaged[1..];
         assert_eq!(damaged[0].0, "broken.dump");
         assert_eq!(damaged[0].1, "unreadable");
-        assert_eq!(l.damaged[0].when, at(130), "the data object's time");
-        assert!(l.damaged[0].record.is_none());
+        assert_eq!(l.damaged[1].when, at(130), "the data object's time");
+        assert!(l.damaged[1].record.is_none());
         assert_eq!(damaged[1].0, "short.dump");
         assert!(
             damaged[1].1.contains("9 bytes but its record says 10"),
@@ -938,7 +942,7 @@ mod tests {
     fn damaged_of_a_database_includes_the_unreadable() {
         let l = judged();
         let of = |db: &str| -> Vec<String> { l.damaged_of(db).map(|d| d.name.clone()).collect() };
-        assert_eq!(of("db"), ["broken.dump", "newer.dump"]);
+        assert_eq!(of("db"), ["orphan.dump", "broken.dump", "newer.dump"]);
         assert_eq!(of("other"), ["broken.dump", "short.dump"]);
     }
 
