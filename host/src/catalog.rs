@@ -39,6 +39,8 @@ use crate::record::{BackupRecord, RECORD_FORMAT};
 use crate::retention::sort_newest_first;
 
 const META: &str = ".rcbackup";
+/// How many record files are read at once when they must be read one by one.
+const RECORD_READERS: usize = 8;
 /// How many names publishing tries before giving up.
 const MAX_CLAIMS: usize = 50;
 
@@ -281,27 +283,53 @@ impl<'a> Catalog<'a> {
     ) -> Result<BTreeMap<String, Result<BackupRecord, String>>> {
         let mut out: BTreeMap<String, Result<BackupRecord, String>> = BTreeMap::new();
         for line in joined.split_inclusive(|&b| b == b'\n') {
-            let Ok(rec) = serde_json::from_slice::<BackupRecord>(line) else {
-                continue;
-            };
-            let fits = objects
-                .records
-                .get(&rec.name)
-                .is_some_and(|e| e.size == line.len() as i64);
-            if fits && !out.contains_key(&rec.name) {
-                out.insert(rec.name.clone(), Ok(rec));
+            // A line may hold several records whose files lack a final
+            // newline (written by hand or another tool): take each value
+            // with its exact extent, up to the first that does not parse.
+            let mut values = serde_json::Deserializer::from_slice(line).into_iter::<BackupRecord>();
+            let mut start = 0;
+            while let Some(Ok(rec)) = values.next() {
+                let mut end = values.byte_offset();
+                // The newline that ends the line belongs to the last record.
+                if line[end..].iter().all(u8::is_ascii_whitespace) {
+                    end = line.len();
+                }
+                let fits = objects
+                    .records
+                    .get(&rec.name)
+                    .is_some_and(|e| e.size == (end - start) as i64);
+                if fits && !out.contains_key(&rec.name) {
+                    out.insert(rec.name.clone(), Ok(rec));
+                }
+                start = end;
             }
         }
-        for name in objects.records.keys() {
-            if out.contains_key(name) {
-                continue;
+        let rest: Vec<&String> = objects
+            .records
+            .keys()
+            .filter(|n| !out.contains_key(*n))
+            .collect();
+        // Each on its own, a few at a time: only damage gets here.
+        for batch in rest.chunks(RECORD_READERS) {
+            let read = std::thread::scope(|s| {
+                let readers: Vec<_> = batch
+                    .iter()
+                    .map(|name| s.spawn(move || (name, self.rclone.cat(&self.record_path(name)))))
+                    .collect();
+                readers
+                    .into_iter()
+                    .map(|r| r.join().expect("record reader"))
+                    .collect::<Vec<_>>()
+            });
+            for (name, bytes) in read {
+                match bytes? {
+                    // Gone since the listing: a concurrent delete.
+                    None => {}
+                    Some(bytes) => {
+                        out.insert((*name).clone(), parse_record(name, &bytes));
+                    }
+                }
             }
-            let judged = match self.rclone.cat(&self.record_path(name))? {
-                // Gone since the listing: a concurrent delete.
-                None => continue,
-                Some(bytes) => parse_record(name, &bytes),
-            };
-            out.insert(name.clone(), judged);
         }
         Ok(out)
     }
@@ -432,7 +460,7 @@ impl<'a> Catalog<'a> {
         };
         if let Err(e) = self.rclone.deletefile(&claim) {
             tracing::warn!(
-                "backup {name} is complete, but its claim {} could not be removed ({first:#}; {e:#}); a later --clean will",
+                "backup {name} is complete, but its claim {} could not be removed ({first:#}; {e:#}); a later --clean removes it",
                 self.rclone.path(&claim)
             );
         }
@@ -444,7 +472,7 @@ impl<'a> Catalog<'a> {
         for p in paths {
             if let Err(e) = self.rclone.deletefile(p) {
                 tracing::warn!(
-                    "could not remove {} ({e:#}); a later --clean will",
+                    "could not remove {} ({e:#}); a later --clean removes it",
                     self.rclone.path(p)
                 );
                 return;

@@ -101,7 +101,20 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         }
         Ok(())
     };
-    let finished = finish();
+    let finished = finish().map_err(|e| {
+        if crate::interrupt::interrupted() {
+            // Whatever the interrupt stopped (a hook, the listing, a delete),
+            // the backup itself stands: say so, not the stopped step's error.
+            exit::interrupted_at(format!(
+                "interrupted after the backup was published: {} ({}, sha256 {}) is complete; cleanup did not finish",
+                record.name,
+                human_size(record.size),
+                record.sha256
+            ))
+        } else {
+            e
+        }
+    });
     catalog.release(&record.name, &run);
     finished
 }
@@ -304,7 +317,7 @@ fn relay_and_judge(
 fn remove_quietly(ctx: &Context, path: &str) {
     if let Err(e) = ctx.rclone.deletefile(path) {
         tracing::warn!(
-            "could not remove the unfinished upload {}: {e:#}; a later --clean will",
+            "could not remove the unfinished upload {}: {e:#}; a later --clean removes it",
             ctx.rclone.path(path)
         );
     }
