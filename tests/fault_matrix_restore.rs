@@ -367,13 +367,11 @@ fn run_case(engine: Engine, step: &'static str, fault: Fault) {
 
     // A staging file is what a SQLite restore killed after it made one
     // leaves: only then, listed as a leftover, and named by the cleanup
-    // (check_invariants then runs it).
+    // (check_invariants then runs it). sqlite3 creates the file at its
+    // first write, so a shell killed with its parent before reading
+    // anything leaves none: that is not required.
     let staging = staging_files(&world);
     if engine == Engine::Sqlite && fault == SigkillRcbackup && step != "restore-started" {
-        assert!(
-            !staging.is_empty(),
-            "no staging file after SIGKILL at {step}"
-        );
         let list = world.list(None);
         for s in &staging {
             let path = s.display().to_string();
@@ -385,8 +383,9 @@ fn run_case(engine: Engine, step: &'static str, fault: Fault) {
             assert!(listed, "staging file {path} is not listed: {list:#?}");
         }
         let plan = world.ok(&["dbbackup", "--clean", "--dry-run"]);
-        let first = staging[0].display().to_string();
-        assert_mentions(&plan.stdout, &[&format!("would delete  {first}")]);
+        for s in &staging {
+            assert_mentions(&plan.stdout, &[&format!("would delete  {}", s.display())]);
+        }
     } else {
         assert!(staging.is_empty(), "the restore left {staging:?}");
     }
