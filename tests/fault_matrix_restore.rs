@@ -65,7 +65,7 @@
 
 mod common;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::catch_unwind;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -398,36 +398,6 @@ fn run_case(engine: Engine, step: &'static str, fault: Fault) {
     assert!(staging.is_empty(), "left after --clean: {staging:?}");
 }
 
-/// Runs cases, each on its own, and fails naming every case that failed.
-fn run_cases(cases: Vec<(Engine, &'static str, Fault)>) {
-    let mut failed = Vec::new();
-    let total = cases.len();
-    for (engine, step, fault) in cases {
-        let label = format!("{engine:?} at `{step}`: {fault:?}");
-        if let Ok(only) = std::env::var("MATRIX_ONLY") {
-            if !label.contains(&only) {
-                continue;
-            }
-        }
-        let started = std::time::Instant::now();
-        if let Err(e) = catch_unwind(AssertUnwindSafe(|| run_case(engine, step, fault))) {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failed.push(format!("{label}\n    {msg}"));
-        }
-        eprintln!("case {label}: {:.1}s", started.elapsed().as_secs_f64());
-    }
-    assert!(
-        failed.is_empty(),
-        "{} of {total} cases failed:\n{}",
-        failed.len(),
-        failed.join("\n")
-    );
-}
-
 fn sqlite_steps(steps: &[&'static str]) {
     let mut cases = Vec::new();
     for &step in steps {
@@ -435,7 +405,7 @@ fn sqlite_steps(steps: &[&'static str]) {
             cases.push((Engine::Sqlite, step, fault));
         }
     }
-    run_cases(cases);
+    run_cases(cases, run_case);
 }
 
 #[test]
@@ -458,7 +428,7 @@ fn engine_subset(engine: Engine) {
         .iter()
         .map(|&(step, fault)| (engine, step, fault))
         .collect();
-    run_cases(cases);
+    run_cases(cases, run_case);
 }
 
 #[test]

@@ -1241,3 +1241,38 @@ pub fn live_child(run_pid: u32, tool: &str, with: &[&str]) -> Option<u32> {
             && with.iter().all(|w| argv.split(' ').any(|a| a == *w))
     })
 }
+
+/// Runs fault-matrix cases, each on its own (`MATRIX_ONLY=text` keeps those
+/// whose label contains it), and fails naming every case that failed.
+pub fn run_cases(
+    cases: Vec<(Engine, &'static str, Fault)>,
+    run_case: fn(Engine, &'static str, Fault),
+) {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let mut failed = Vec::new();
+    let total = cases.len();
+    for (engine, step, fault) in cases {
+        let label = format!("{engine:?} at `{step}`: {fault:?}");
+        if let Ok(only) = std::env::var("MATRIX_ONLY") {
+            if !label.contains(&only) {
+                continue;
+            }
+        }
+        let started = Instant::now();
+        if let Err(e) = catch_unwind(AssertUnwindSafe(|| run_case(engine, step, fault))) {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push(format!("{label}\n    {msg}"));
+        }
+        eprintln!("case {label}: {:.1}s", started.elapsed().as_secs_f64());
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {total} cases failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}

@@ -23,13 +23,7 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     let layout = Layout::new(&settings.media_backup_dir);
     let mirror = ctx.rclone.path(&layout.mirror);
     refuse_unsafe_source(ctx, &root, &layout, args.allow_empty)?;
-    let root_arg = names::local_root_arg(&root).ok_or_else(|| {
-        exit::usage(format!(
-            "media_root {} cannot be handed to rclone (its path is not UTF-8 or holds a lone `\u{201b}`); nothing was changed. Move the media folder to a plainer path and point media_root in {} at it",
-            names::shown_path(&root),
-            ctx.config.path.display()
-        ))
-    })?;
+    let root_arg = local::root_arg(&root, &ctx.config.path)?;
     let local_files = local::files(&root)?;
     refuse_unreadable_names(&local_files)?;
 

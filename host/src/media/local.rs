@@ -29,6 +29,18 @@ pub fn configured_root(settings: &Settings, config: &Path) -> Result<PathBuf> {
     })
 }
 
+/// `root` as the argument rclone needs (see [`names::local_root_arg`]), or
+/// a usage error when rclone cannot name it.
+pub fn root_arg(root: &Path, config: &Path) -> Result<String> {
+    names::local_root_arg(root).ok_or_else(|| {
+        exit::usage(format!(
+            "media_root {} cannot be handed to rclone (its path is not UTF-8 or holds a lone `\u{201b}`); nothing was changed. Move the media folder to a plainer path and point media_root in {} at it",
+            names::shown_path(root),
+            config.display()
+        ))
+    })
+}
+
 /// What `media_root` is on disk.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RootState {
