@@ -433,30 +433,7 @@ fn pg_database_name_is_never_a_connection_string() {
     psql(&other.0, &seed_sql(20));
     let weird = format!("dbname={}", other.0);
     psql("postgres", &format!("CREATE DATABASE \"{weird}\""));
-    struct Drop1(String);
-    impl Drop for Drop1 {
-        fn drop(&mut self) {
-            let _ = Command::new("psql")
-                .args([
-                    "-X",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    DB_USER,
-                    "-d",
-                    "postgres",
-                    "-c",
-                ])
-                .arg(format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    self.0
-                ))
-                .env("PGPASSWORD", DB_PASSWORD)
-                .output();
-        }
-    }
-    let _guard = Drop1(weird.clone());
+    let _guard = PgDb(weird.clone());
     let conn = format!("dbname='{weird}'");
     psql(
         &conn,

@@ -39,7 +39,6 @@
 
 mod common;
 
-
 use common::*;
 
 use Damage::*;
@@ -193,28 +192,11 @@ fn run_case(engine: Engine, step: &'static str, fault: Fault) {
     };
 
     let mut filler = None;
-    let mut released = true;
+    let hit = hit_process(&held, fault, engine.dump_tool(), "rcat", &family);
+    let released = !matches!(hit, Some(ProcessHit::RunSignalled));
     match fault {
-        SigkillRcbackup => {
-            held.signal(libc::SIGKILL);
-            released = false;
-        }
-        SigtermRcbackup => {
-            held.signal(libc::SIGTERM);
-            released = false;
-        }
-        KillChild(tool) => {
-            let tool = if tool.is_empty() {
-                engine.dump_tool()
-            } else {
-                tool
-            };
-            let with: &[&str] = if tool == "rclone" { &["rcat"] } else { &[] };
-            let child = live_child(pid, tool, with).unwrap_or_else(|| {
-                panic!("no live {tool} {with:?} under the held run: {family:?}")
-            });
-            sigkill(child);
-        }
+        _ if hit.is_some() => {}
+        SigkillRcbackup | SigtermRcbackup | KillChild(_) => unreachable!("hit above"),
         RemoteFull => filler = Some(disk.as_ref().unwrap().fill()),
         RemoteGone => world.webdav = None,
         Object(d) | Record(d) => {

@@ -237,30 +237,16 @@ fn run_case(engine: Engine, step: &'static str, fault: Fault) {
 
     let object = format!("db/{b0}");
     let record = format!("db/.rcbackup/records/{b0}.json");
-    let mut released = true;
+    let hit = hit_process(&held, fault, engine.restore_tool(), "cat", &family);
+    let released = !matches!(hit, Some(ProcessHit::RunSignalled));
     match fault {
-        SigkillRcbackup => {
-            held.signal(libc::SIGKILL);
-            released = false;
+        _ if hit.is_some() => {
+            if let Some(ProcessHit::ChildKilled(child)) = hit {
+                // Dead before the run goes on, so the run meets the fault.
+                wait_until(10, "the killed child to end", || !alive(child));
+            }
         }
-        SigtermRcbackup => {
-            held.signal(libc::SIGTERM);
-            released = false;
-        }
-        KillChild(tool) => {
-            let tool = if tool.is_empty() {
-                engine.restore_tool()
-            } else {
-                tool
-            };
-            let with: &[&str] = if tool == "rclone" { &["cat"] } else { &[] };
-            let child = live_child(pid, tool, with).unwrap_or_else(|| {
-                panic!("no live {tool} {with:?} under the held run: {family:?}")
-            });
-            sigkill(child);
-            // Dead before the run goes on, so the run meets the fault.
-            wait_until(10, "the killed child to end", || !alive(child));
-        }
+        SigkillRcbackup | SigtermRcbackup | KillChild(_) => unreachable!("hit above"),
         RemoteFull => unreachable!("a restore writes nothing to the remote"),
         RemoteGone => world.webdav = None,
         Object(d) | Record(d) => {

@@ -562,7 +562,11 @@ impl Drop for PgDb {
                 "postgres",
                 "-c",
             ])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
+            // Quoted: a test may name a database `dbname=...`.
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.0.replace('"', "\"\"")
+            ))
             .env("PGPASSWORD", DB_PASSWORD)
             .output();
     }
@@ -1275,4 +1279,42 @@ pub fn run_cases(
         failed.len(),
         failed.join("\n")
     );
+}
+
+/// Delivers the faults aimed at processes: SIGKILL or SIGTERM to the held
+/// run (which then must not be released), or SIGKILL to one of its children
+/// (`KillChild("")` means `default_tool`; rclone is the one running
+/// `rclone_verb`). Returns `None` for every other fault.
+pub fn hit_process(
+    held: &Held,
+    fault: Fault,
+    default_tool: &str,
+    rclone_verb: &str,
+    family: &[(u32, String)],
+) -> Option<ProcessHit> {
+    match fault {
+        Fault::SigkillRcbackup => held.signal(libc::SIGKILL),
+        Fault::SigtermRcbackup => held.signal(libc::SIGTERM),
+        Fault::KillChild(tool) => {
+            let tool = if tool.is_empty() { default_tool } else { tool };
+            let with: &[&str] = if tool == "rclone" {
+                &[rclone_verb]
+            } else {
+                &[]
+            };
+            let child = live_child(held.child.id(), tool, with).unwrap_or_else(|| {
+                panic!("no live {tool} {with:?} under the held run: {family:?}")
+            });
+            sigkill(child);
+            return Some(ProcessHit::ChildKilled(child));
+        }
+        _ => return None,
+    }
+    Some(ProcessHit::RunSignalled)
+}
+
+/// What [`hit_process`] did.
+pub enum ProcessHit {
+    RunSignalled,
+    ChildKilled(u32),
 }
