@@ -453,41 +453,46 @@ fn an_interrupt_at_the_restore_prompt_cancels() {
     let (world, file) = sqlite_world();
     world.ok(&["dbbackup"]);
     sqlite(&file, "DELETE FROM items");
-    let cmd = world.command(&[]);
-    let mut script = std::process::Command::new("script");
+    let mut script = world.on_terminal_command("dbrestore");
     script
-        .args(["-q", "-e", "-c"])
-        .arg(format!("'{}' dbrestore", bin()))
-        .arg("/dev/null")
-        .current_dir(world.dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => script.env(k, v),
-            None => script.env_remove(k),
-        };
-    }
     let mut child = script.spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = stdout.read_to_end(&mut all);
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&seen.lock().unwrap()).into_owned()
+        })
+    };
+    // The rcbackup process itself, known by its executable: `script` runs
+    // it through a shell whose command line also says "dbrestore", and a
+    // shell that does not exec its last command would take the signal in
+    // its place (it did on CI, and the `y` typed afterwards restored).
+    let binary = std::fs::canonicalize(bin()).unwrap();
     let rcbackup = {
         let mut found = None;
-        wait_until(30, "rcbackup to ask", || {
-            found = descendants(child.id())
-                .into_iter()
-                .find(|p| cmdline(*p).contains("dbrestore") && !cmdline(*p).contains("script"));
+        wait_until(30, "rcbackup to start", || {
+            found = descendants(child.id()).into_iter().find(|p| {
+                std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe == binary)
+            });
             found.is_some()
         });
         found.unwrap()
     };
-    // Give it time to print the question and wait for an answer.
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until(60, "the question", || {
+        String::from_utf8_lossy(&seen.lock().unwrap()).contains("[y/N]")
+    });
+    // It is now waiting for an answer.
     unsafe {
         libc::kill(rcbackup as libc::pid_t, libc::SIGINT);
     }

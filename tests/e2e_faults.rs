@@ -702,25 +702,6 @@ fn concurrent_same_second_backups_do_not_overwrite() {
     }
 }
 
-/// `rcbackup ARGS` on a pseudo-terminal (util-linux `script`), typing
-/// `answer` to it.
-fn run_on_terminal(world: &World, args: &str, answer: &str) -> Run {
-    let cmd = world.command(&[]);
-    let mut script = std::process::Command::new("script");
-    script
-        .args(["-q", "-e", "-c"])
-        .arg(format!("'{}' {args}", cmd.get_program().to_string_lossy()))
-        .arg("/dev/null")
-        .current_dir(world.dir.path());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => script.env(k, v),
-            None => script.env_remove(k),
-        };
-    }
-    Run::from(run_with_input(script, answer))
-}
-
 /// On a terminal the restore asks django-rclone's question first; only
 /// "y" goes ahead, anything else (Enter included) changes nothing.
 #[test]
@@ -730,7 +711,7 @@ fn restore_asks_on_a_terminal() {
     let name = world.names(None).remove(0);
     sqlite(&file, "DELETE FROM items");
     for answer in ["n\n", "\n"] {
-        let r = run_on_terminal(&world, "dbrestore", answer);
+        let r = world.run_on_terminal("dbrestore", answer);
         assert_eq!(r.code, 3, "answer {answer:?}: {}", r.stdout);
         assert_mentions(
             &r.stdout,
@@ -740,7 +721,7 @@ fn restore_asks_on_a_terminal() {
         );
         assert_eq!(sqlite(&file, "SELECT count(*) FROM items").trim(), "0");
     }
-    let r = run_on_terminal(&world, "dbrestore", "y\n");
+    let r = world.run_on_terminal("dbrestore", "y\n");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(sqlite(&file, "SELECT count(*) FROM items").trim(), "2000");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{Remote, Run, World};
+use common::{Remote, World};
 
 /// A world whose config points media_root at `<scratch>/media`.
 fn media_world(remote: Remote, extra: &[&str]) -> World {
@@ -452,25 +452,6 @@ fn restore_without_any_backup_says_so() {
     assert!(at.stderr.contains("--at `yesterday`"), "{}", at.stderr);
 }
 
-/// `rcbackup ARGS` on a pseudo-terminal (util-linux `script`), typing
-/// `answer`. (The same as e2e_faults.rs's run_on_terminal; one of them
-/// belongs in tests/common.)
-fn on_terminal(w: &World, args: &str, answer: &str) -> Run {
-    let cmd = w.command(&[]);
-    let mut script = std::process::Command::new("script");
-    script
-        .args(["-q", "-e", "-c"])
-        .arg(format!("'{}' {args}", cmd.get_program().to_string_lossy()))
-        .arg("/dev/null");
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => script.env(k, v),
-            None => script.env_remove(k),
-        };
-    }
-    Run::from(common::run_with_input(script, answer))
-}
-
 /// On a terminal, --mirror lists what it deletes, then asks; only "y" goes on.
 #[test]
 fn mirror_restore_asks_on_a_terminal_after_listing_deletions() {
@@ -479,7 +460,7 @@ fn mirror_restore_asks_on_a_terminal_after_listing_deletions() {
     w.ok(&["mediabackup"]);
     write(&w, "stray.txt", "local only");
     for answer in ["n\n", "\n"] {
-        let r = on_terminal(&w, "mediarestore --mirror", answer);
+        let r = w.run_on_terminal("mediarestore --mirror", answer);
         assert_eq!(r.code, 3, "answer {answer:?}: {}", r.stdout);
         let listed = r.stdout.find("stray.txt").expect("deletions listed");
         let asked = r
@@ -489,7 +470,7 @@ fn mirror_restore_asks_on_a_terminal_after_listing_deletions() {
         assert!(listed < asked, "{}", r.stdout);
         assert!(root(&w).join("stray.txt").exists());
     }
-    let r = on_terminal(&w, "mediarestore --mirror", "y\n");
+    let r = w.run_on_terminal("mediarestore --mirror", "y\n");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(tree(&root(&w)), files(&[("a.txt", "alpha")]));
 }

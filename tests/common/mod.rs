@@ -246,6 +246,30 @@ impl World {
         cmd
     }
 
+    /// `rcbackup ARGS` on a pseudo-terminal (util-linux `script`), with the
+    /// world's environment; stdout carries what the terminal showed.
+    pub fn on_terminal_command(&self, args: &str) -> Command {
+        let cmd = self.command(&[]);
+        let mut script = Command::new("script");
+        script
+            .args(["-q", "-e", "-c"])
+            .arg(format!("'{}' {args}", cmd.get_program().to_string_lossy()))
+            .arg("/dev/null")
+            .current_dir(self.dir.path());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        script
+    }
+
+    /// `rcbackup ARGS` on a pseudo-terminal, typing `answer` to it.
+    pub fn run_on_terminal(&self, args: &str, answer: &str) -> Run {
+        Run::from(run_with_input(self.on_terminal_command(args), answer))
+    }
+
     /// Starts `rcbackup ARGS` with stdout and stderr piped, not waiting.
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
