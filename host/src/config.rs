@@ -68,7 +68,10 @@ impl SettingsLayer {
     }
 }
 
-/// The whole file as written.
+/// The largest `abandoned_after_hours`: 100 years. More would overflow the
+/// time arithmetic of cleanup (and no upload runs that long).
+pub const MAX_ABANDONED_AFTER_HOURS: i64 = 876_000;
+
 /// The sections of the file beside the top-level settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,10 +259,13 @@ impl Settings {
             ));
         }
         let hours = layer.abandoned_after_hours.unwrap_or(24);
-        if hours < 1 {
+        if !(1..=MAX_ABANDONED_AFTER_HOURS).contains(&hours) {
             return Err((
                 "abandoned_after_hours",
-                format!("is {hours}; set 1 or more so that uploads in progress are never removed"),
+                format!(
+                    "is {hours}; set 1 or more so that uploads in progress are never removed, \
+                     and at most {MAX_ABANDONED_AFTER_HOURS} (100 years), e.g. abandoned_after_hours = 24"
+                ),
             ));
         }
         let db_backup_dir = dir_key("db_backup_dir", layer.db_backup_dir.as_deref(), "db")?;
@@ -316,13 +322,19 @@ impl Settings {
             db_backup_dir,
             db_filename_template: template,
             db_date_format: date_format,
-            db_cleanup_keep: keep as usize,
+            db_cleanup_keep: usize::try_from(keep).map_err(|_| {
+                (
+                    "db_cleanup_keep",
+                    format!("is {keep}, more than this machine can count; set a smaller number such as 10"),
+                )
+            })?,
             media_root: layer.media_root.clone(),
             media_backup_dir,
             media_versions: layer.media_versions.unwrap_or(true),
             media_versions_keep,
             media_max_delete,
-            abandoned_after: Duration::from_secs(hours as u64 * 3600),
+            // In range (checked above): at most 876000 * 3600 seconds.
+            abandoned_after: Duration::from_secs(hours.unsigned_abs() * 3600),
         })
     }
 }
@@ -508,6 +520,56 @@ mod tests {
             Path::new("x.toml"),
         )
         .unwrap();
+    }
+
+    /// Issue 8, item 4: values whose arithmetic would overflow (a panic,
+    /// or a wrap-around that makes a two-hour-old upload look abandoned)
+    /// are config errors at load, naming the key and the allowed range.
+    #[test]
+    fn out_of_range_values_are_refused_at_load_with_their_range() {
+        for (text, key) in [
+            (
+                "abandoned_after_hours = 10000000000",
+                "abandoned_after_hours",
+            ),
+            (
+                "abandoned_after_hours = 5124095576030432",
+                "abandoned_after_hours",
+            ),
+            (
+                "abandoned_after_hours = 9223372036854775807",
+                "abandoned_after_hours",
+            ),
+            ("abandoned_after_hours = 876001", "abandoned_after_hours"),
+            ("media_versions_keep = \"99999999w\"", "media_versions_keep"),
+            (
+                "media_versions_keep = \"5124095576030432h\"",
+                "media_versions_keep",
+            ),
+            ("media_versions_keep = \"36501d\"", "media_versions_keep"),
+            (
+                "media_versions_keep = \"99999999999999999999999d\"",
+                "media_versions_keep",
+            ),
+        ] {
+            let m = err(&format!("remote = \"b:\"\n{text}\n"));
+            assert!(m.contains(&format!("`{key}`")), "{text}: {m}");
+            assert!(m.contains("at most"), "{text}: no range in {m}");
+        }
+        // The largest allowed values load, and their durations are exact.
+        let c = Config::parse(
+            "remote = \"b:\"\nabandoned_after_hours = 876000\nmedia_versions_keep = \"36500d\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.settings.abandoned_after,
+            Duration::from_secs(876_000 * 3600)
+        );
+        assert_eq!(
+            c.settings.media_versions_keep,
+            Some(VersionsKeep::Age(Duration::from_secs(36_500 * 86_400)))
+        );
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub enum VersionsKeep {
     Age(Duration),
 }
 
+/// The longest age `media_versions_keep` takes: 100 years (36500d,
+/// 876000h, 5214w). Longer ages would overflow the time arithmetic; leave
+/// the key out to keep every version.
+pub const MAX_AGE: Duration = Duration::from_secs(36_500 * 86_400);
+
 impl VersionsKeep {
     pub fn from_toml(v: &toml::Value) -> Result<VersionsKeep, String> {
         const HOW: &str =
@@ -22,23 +27,42 @@ impl VersionsKeep {
             toml::Value::Integer(n) => Err(format!(
                 "is {n}; {HOW} (1 or more; leave the key out to keep every version)"
             )),
-            toml::Value::String(s) => {
-                Self::parse_age(s).ok_or_else(|| format!("`{s}` is not understood; {HOW}"))
-            }
+            toml::Value::String(s) => Self::parse_age(s)
+                .ok_or_else(|| format!("`{s}` is not understood; {HOW}"))?
+                .ok_or_else(|| {
+                    format!(
+                        "`{s}` is longer than rcbackup can count back; an age is at most 36500d (876000h, 5214w: 100 years). Leave the key out to keep every version"
+                    )
+                }),
             other => Err(format!("is a {}; {HOW}", other.type_str())),
         }
     }
 
-    fn parse_age(s: &str) -> Option<VersionsKeep> {
+    /// `None`: not an age; `Some(None)`: an age beyond [`MAX_AGE`].
+    fn parse_age(s: &str) -> Option<Option<VersionsKeep>> {
         let unit = s.chars().last()?;
-        let secs = match unit {
+        let secs: u64 = match unit {
             'h' => 3600,
             'd' => 86_400,
             'w' => 7 * 86_400,
             _ => return None,
         };
-        let n: u64 = s[..s.len() - 1].parse().ok()?;
-        (n >= 1).then(|| VersionsKeep::Age(Duration::from_secs(n * secs)))
+        let digits = &s[..s.len() - 1];
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // All digits: a parse failure is a number too large for u64.
+        let Ok(n) = digits.parse::<u64>() else {
+            return Some(None);
+        };
+        if n == 0 {
+            return None;
+        }
+        let age = n
+            .checked_mul(secs)
+            .map(Duration::from_secs)
+            .filter(|age| *age <= MAX_AGE);
+        Some(age.map(VersionsKeep::Age))
     }
 
     /// Of the backups stamped `stamps` (oldest first), the oldest that must
@@ -53,7 +77,11 @@ impl VersionsKeep {
         let i = match *self {
             VersionsKeep::Count(n) => stamps.len().saturating_sub(n as usize),
             VersionsKeep::Age(age) => {
-                let cutoff = now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+                // Checked: an age past the start of time keeps everything.
+                let cutoff = chrono::Duration::from_std(age)
+                    .ok()
+                    .and_then(|age| now.checked_sub_signed(age))
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
                 let inside = stamps
                     .iter()
                     .position(|(_, t)| *t >= cutoff)
@@ -91,6 +119,21 @@ mod tests {
             Some("s1")
         );
         assert_eq!(VersionsKeep::Count(1).oldest_kept(&[], now), None);
+    }
+
+    #[test]
+    fn an_age_beyond_the_start_of_time_keeps_everything() {
+        // Issue 8, item 4: `now - age` panicked ("DateTime - TimeDelta
+        // overflowed") after the backup when the age was huge.
+        let now = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+        for secs in [u64::MAX, i64::MAX as u64 / 1000, 99_999_999 * 7 * 86_400] {
+            let keep = VersionsKeep::Age(Duration::from_secs(secs));
+            assert_eq!(keep.oldest_kept(&stamps(), now), Some("s1"), "{secs}");
+        }
+        assert_eq!(
+            VersionsKeep::Count(u64::MAX).oldest_kept(&stamps(), now),
+            Some("s1")
+        );
     }
 
     #[test]
