@@ -7,7 +7,7 @@
 //! format which could not identify a time is caught at once.
 
 use chrono::format::{Item, Parsed, StrftimeItems};
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Timelike, Utc};
 
 /// Longest file name we produce; most remotes allow 255 bytes and crypt
 /// remotes lengthen names.
@@ -106,15 +106,57 @@ pub struct DateFormat(String);
 impl DateFormat {
     pub const DEFAULT: &'static str = "%Y-%m-%d-%H%M%S";
 
-    /// Accepts a strftime format only if a time formatted with it parses back
-    /// to the same calendar fields it shows, and it needs at least a date.
+    /// Accepts a strftime format only if times formatted with it parse back
+    /// to the calendar fields they show (so that no two times it shows can
+    /// get the same name by accident: no `%I` without `%p`, no minutes
+    /// without the hour, no unpadded fields running together), it needs at
+    /// least a date, and what it writes is plain in an object name: ASCII
+    /// letters, digits, `-`, `_` and `.`.
     pub fn parse(f: &str) -> Result<Self, String> {
         if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
             return Err(format!(
                 "`{f}` has a directive rcbackup does not know; use directives such as %Y %m %d %H %M %S"
             ));
         }
-        let probe = Utc.with_ymd_and_hms(2031, 12, 27, 13, 45, 59).unwrap();
+        // Times chosen so that one-digit and two-digit fields, morning and
+        // afternoon, and the pairs 10:24/22:24 and Jan 11/Nov 1 all occur.
+        let probes = [
+            Utc.with_ymd_and_hms(2031, 12, 27, 13, 45, 59).unwrap(),
+            Utc.with_ymd_and_hms(2031, 1, 2, 3, 4, 5).unwrap(),
+            Utc.with_ymd_and_hms(2031, 1, 11, 22, 24, 0).unwrap(),
+            Utc.with_ymd_and_hms(2031, 11, 1, 10, 24, 0).unwrap(),
+        ];
+        for probe in probes {
+            Self::parses_back(f, probe)?;
+        }
+        for probe in probes {
+            let shown = probe.format(f).to_string();
+            if let Some(c) = shown
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            {
+                let what = match c {
+                    ' ' => "a space".to_string(),
+                    c if c.is_whitespace() || c.is_control() => {
+                        format!("the character {}", c.escape_default())
+                    }
+                    c => format!("`{c}`"),
+                };
+                return Err(format!(
+                    "`{f}` puts {what} into backup names (`{}`); a date in an object name may hold only ASCII letters, digits, `-`, `_` and `.` \
+                     (`:` is refused by Windows and SMB remotes and reads as a remote's name to rclone; spaces, `+`, `%`, `#`, `?` and `*` need quoting in shells and URLs). \
+                     Use e.g. \"{}\"",
+                    printable(&shown),
+                    Self::DEFAULT
+                ));
+            }
+            check_file_name(&shown).map_err(|why| format!("`{f}` {why}"))?;
+        }
+        Ok(DateFormat(f.to_string()))
+    }
+
+    /// `probe` shown with `f` reads back to the fields it shows.
+    fn parses_back(f: &str, probe: DateTime<Utc>) -> Result<(), String> {
         let shown = probe.format(f).to_string();
         let mut parsed = Parsed::new();
         chrono::format::parse(&mut parsed, &shown, StrftimeItems::new(f)).map_err(|e| {
@@ -126,21 +168,43 @@ impl DateFormat {
         let date = parsed
             .to_naive_date()
             .map_err(|_| format!("`{f}` does not identify a date; include %Y, %m and %d"))?;
-        if (date.year(), date.month(), date.day()) != (2031, 12, 27) {
-            return Err(format!("`{f}` does not parse back to the date it shows"));
+        if date != probe.date_naive() {
+            return Err(format!(
+                "`{f}` does not parse back to the date it shows: {} is shown as `{}`, which reads back as {date}, so two dates would get the same name. \
+                 Use zero-padded fields such as %m and %d, or separators, e.g. \"{}\"",
+                probe.date_naive(),
+                printable(&shown),
+                Self::DEFAULT
+            ));
         }
         let hour = match (parsed.hour_div_12, parsed.hour_mod_12) {
             (Some(d), Some(m)) => Some(d * 12 + m),
+            (None, Some(_)) => {
+                return Err(format!(
+                    "`{f}` shows a 12-hour clock (%I or %l) without %p: 22:24 and 10:24 would get the same name. Add %p, or use %H"
+                ))
+            }
             _ => None,
         };
-        let time_ok = [(hour, 13), (parsed.minute, 45), (parsed.second, 59)]
+        if parsed.minute.is_some() && hour.is_none() {
+            return Err(format!(
+                "`{f}` shows minutes without the hour: 10:24 and 11:24 would get the same name. Add %H before %M"
+            ));
+        }
+        if parsed.second.is_some() && parsed.minute.is_none() {
+            return Err(format!(
+                "`{f}` shows seconds without the minute: times a minute apart would get the same name. Add %M before %S"
+            ));
+        }
+        let want = [probe.hour(), probe.minute(), probe.second()];
+        let time_ok = [hour, parsed.minute, parsed.second]
             .iter()
-            .all(|(got, want)| got.is_none_or(|g| g == *want));
+            .zip(want)
+            .all(|(got, want)| got.is_none_or(|g| g == want));
         if !time_ok {
             return Err(format!("`{f}` does not parse back to the time it shows"));
         }
-        check_file_name(&shown).map_err(|why| format!("`{f}` {why}"))?;
-        Ok(DateFormat(f.to_string()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -247,6 +311,50 @@ mod tests {
                 .render("db", "T", "x"),
             "T_db"
         );
+    }
+
+    /// Issue 8, item 10: formats whose names cannot be told apart, or
+    /// that put characters awkward in object names, are refused at load.
+    #[test]
+    fn date_formats_whose_names_collide_or_are_awkward_are_refused() {
+        for (f, why) in [
+            // 22:24 and 10:24 would both be named ...-1024.
+            ("%Y-%m-%d-%I%M", "%p"),
+            // Space-padded and unreadable after %l.
+            ("%Y-%m-%d-%l%M", "parsed back"),
+            // Minutes without the hour: 10:24 and 11:24 share a name.
+            ("%Y-%m-%d-%M", "hour"),
+            ("%Y-%m-%d-%H%S", "minute"),
+            // Unpadded fields run together: 2024-1-11 and 2024-11-1.
+            ("%Y%-m%-d", "parse"),
+            ("%Y%m%d-%-H%-M", "parse"),
+            ("%Y-%m-%d %H%M", "space"),
+            ("%Y-%m-%d-%H:%M", "`:`"),
+            ("%Y-%m-%dT%T", "`:`"),
+            ("%c", "space"),
+            ("%Y-%m-%e", "space"),
+            ("%Y-%m-%d+%H", "`+`"),
+            ("%Y-%m-%d%z", "`+`"),
+            ("%Y-%m-%d_%%", "`%`"),
+            ("%Y-%m-%d*", "`*`"),
+            ("%Y-%m-%d?%H", "`?`"),
+            ("%Y-%m-%d#%H", "`#`"),
+        ] {
+            let got = DateFormat::parse(f).unwrap_err();
+            assert!(got.contains(why), "{f:?}: {got}");
+            assert!(got.contains(f), "{f:?} not named: {got}");
+        }
+        for ok in [
+            "%Y-%m-%d-%I%M%p",
+            "%Y-%m-%d-%I%M%P",
+            "%Y%m%dT%H%M%SZ",
+            "%Y-%m-%d",
+            "%Y-%m-%d_%H.%M.%S",
+            "%Y-%b-%d-%H%M",
+            DateFormat::DEFAULT,
+        ] {
+            DateFormat::parse(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
     }
 
     #[test]
