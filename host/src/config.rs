@@ -170,15 +170,20 @@ impl Config {
         };
         let layer: SettingsLayer = typed(table, path)?;
         let sections: Sections = typed(sections, path)?;
-        let settings = Settings::resolve(&layer).map_err(|(k, why)| bad(k, why))?;
+        // Every relative path in the file is relative to the file's folder.
+        let config_dir = config_dir(path);
+        let settings = Settings::resolve(&layer, &config_dir).map_err(|(k, why)| bad(k, why))?;
         let mut databases = BTreeMap::new();
         for (alias, section) in sections.databases {
-            let db = Database::from_section(&alias, section)
+            let mut db = Database::from_section(&alias, section)
                 .map_err(|(k, why)| bad(&format!("databases.{alias}.{k}"), why))?;
+            if db.engine == crate::database::EngineKind::Sqlite {
+                db.name = below(&config_dir, &db.name)
+                    .map_err(|why| bad(&format!("databases.{alias}.name"), why))?;
+            }
             databases.insert(alias, db);
         }
-        let config_dir = path.parent().unwrap_or(Path::new("."));
-        let policies = PolicyConfig::resolve(&sections.policies, &sections.hooks, config_dir)
+        let policies = PolicyConfig::resolve(&sections.policies, &sections.hooks, &config_dir)
             .map_err(|(k, why)| bad(&k, why))?;
         Ok(Config {
             path: path.to_path_buf(),
@@ -226,6 +231,36 @@ impl Config {
 
 type KeyError = (&'static str, String);
 
+/// The folder of the config file, absolute: the base of every relative path
+/// in it, whatever the working directory.
+fn config_dir(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// `value` as a path: absolute as written, relative below `base`.
+fn below_path(base: &Path, value: &Path) -> PathBuf {
+    if value.is_absolute() {
+        value.to_path_buf()
+    } else {
+        base.join(value)
+    }
+}
+
+/// [`below_path`] for a path held as text (a SQLite `name`, `rclone_binary`).
+fn below(base: &Path, value: &str) -> std::result::Result<String, String> {
+    let p = below_path(base, Path::new(value));
+    p.to_str().map(str::to_string).ok_or_else(|| {
+        format!(
+            "`{value}` is relative to the config file's folder {}, whose path is not UTF-8; write it as an absolute path",
+            base.display()
+        )
+    })
+}
+
 /// Deserializes a table, naming the key at fault on error.
 fn typed<T: serde::de::DeserializeOwned>(table: toml::Table, path: &Path) -> Result<T> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
@@ -240,7 +275,9 @@ fn typed<T: serde::de::DeserializeOwned>(table: toml::Table, path: &Path) -> Res
 }
 
 impl Settings {
-    pub fn resolve(layer: &SettingsLayer) -> std::result::Result<Settings, KeyError> {
+    /// Applies the defaults and checks every value; relative paths are made
+    /// absolute below `base`, the config file's folder.
+    pub fn resolve(layer: &SettingsLayer, base: &Path) -> std::result::Result<Settings, KeyError> {
         let remote = layer
             .remote
             .clone()
@@ -314,10 +351,35 @@ impl Settings {
                 "is empty; leave it out to use `rclone` from PATH".into(),
             ));
         }
+        // A bare program name is looked up on PATH; a path is a path.
+        let rclone_binary = if rclone_binary.contains('/') {
+            below(base, &rclone_binary).map_err(|e| ("rclone_binary", e))?
+        } else {
+            rclone_binary
+        };
+        let rclone_config = match &layer.rclone_config {
+            None => None,
+            Some(c) => {
+                let file = below_path(base, c);
+                if !file.is_file() {
+                    return Err((
+                        "rclone_config",
+                        format!(
+                            "names {}, which {}; rclone would silently use its default config instead. \
+                             Fix the path (relative paths are relative to the config file's folder), or leave the key out to use rclone's default",
+                            file.display(),
+                            if file.exists() { "is not a file" } else { "does not exist" }
+                        ),
+                    ));
+                }
+                Some(file)
+            }
+        };
+        let media_root = layer.media_root.as_deref().map(|m| below_path(base, m));
         Ok(Settings {
             remote,
             rclone_binary,
-            rclone_config: layer.rclone_config.clone(),
+            rclone_config,
             rclone_flags: layer.rclone_flags.clone().unwrap_or_default(),
             db_backup_dir,
             db_filename_template: template,
@@ -328,7 +390,7 @@ impl Settings {
                     format!("is {keep}, more than this machine can count; set a smaller number such as 10"),
                 )
             })?,
-            media_root: layer.media_root.clone(),
+            media_root,
             media_backup_dir,
             media_versions: layer.media_versions.unwrap_or(true),
             media_versions_keep,
@@ -572,6 +634,60 @@ mod tests {
         );
     }
 
+    /// Issue 8, item 7: one rule for every relative path, whatever the
+    /// working directory: relative to the config file's folder.
+    #[test]
+    fn relative_paths_resolve_against_the_config_file_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("rclone.conf"), "").unwrap();
+        let c = Config::parse(
+            "remote = \"b:\"\nmedia_root = \"media\"\nrclone_config = \"rclone.conf\"\nrclone_binary = \"bin/rclone\"\n\
+             [databases.a]\nengine = \"sqlite\"\nname = \"app.db\"\n\
+             [databases.b]\nurl = \"sqlite:///rel/b.db\"\n\
+             [databases.c]\nengine = \"sqlite\"\nname = \"/abs/c.db\"\n\
+             [databases.d]\nengine = \"postgresql\"\nname = \"app\"\n",
+            &etc.join("rcbackup.toml"),
+        )
+        .unwrap();
+        let s = &c.settings;
+        assert_eq!(s.media_root, Some(etc.join("media")));
+        assert_eq!(s.rclone_config, Some(etc.join("rclone.conf")));
+        assert_eq!(s.rclone_binary, etc.join("bin/rclone").to_str().unwrap());
+        let name = |a: &str| c.databases[a].name.clone();
+        assert_eq!(name("a"), etc.join("app.db").to_str().unwrap());
+        assert_eq!(name("b"), etc.join("rel/b.db").to_str().unwrap());
+        assert_eq!(name("c"), "/abs/c.db");
+        // A database name is no path, and a bare program name is looked
+        // up on PATH.
+        assert_eq!(name("d"), "app");
+        let c = Config::parse("remote = \"b:\"\nmedia_root = \"/srv/m\"\n", &etc.join("x.toml")).unwrap();
+        assert_eq!(c.settings.rclone_binary, "rclone");
+        assert_eq!(c.settings.media_root, Some(PathBuf::from("/srv/m")));
+    }
+
+    /// Issue 8, item 6: an rclone_config that is not there was ignored and
+    /// rclone fell back to its default config.
+    #[test]
+    fn rclone_config_must_be_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (value, shown) in [
+            ("/nonexistent/rclone.conf".to_string(), "/nonexistent/rclone.conf".to_string()),
+            ("missing.conf".to_string(), dir.path().join("missing.conf").display().to_string()),
+            (dir.path().display().to_string(), dir.path().display().to_string()),
+        ] {
+            let e = Config::parse(
+                &format!("remote = \"b:\"\nrclone_config = \"{value}\"\n"),
+                &dir.path().join("rcbackup.toml"),
+            )
+            .unwrap_err();
+            assert_eq!(code_for(&e), ExitCode::Usage);
+            let m = format!("{e:#}");
+            assert!(m.contains("`rclone_config`") && m.contains(&shown), "{m}");
+        }
+    }
+
     #[test]
     fn tenant_layer_overrides() {
         let base = SettingsLayer {
@@ -583,7 +699,7 @@ mod tests {
             db_cleanup_keep: Some(5),
             ..Default::default()
         };
-        let s = Settings::resolve(&base.merged(&over)).unwrap();
+        let s = Settings::resolve(&base.merged(&over), Path::new("/etc")).unwrap();
         assert_eq!(s.db_cleanup_keep, 5);
         assert_eq!(s.remote, "a:");
     }
