@@ -8,18 +8,19 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "rcbackup",
     version,
-    about = "Stream database dumps into any storage rclone reaches, and back."
+    about = "Stream database dumps into any storage rclone reaches, and back.",
+    after_help = "Environment:\n  RCBACKUP_CONFIG  the config file when --config is not given\n  RCBACKUP_LOG     a tracing filter for the log (e.g. rcbackup=debug), used only when neither -v nor -q is given"
 )]
 pub struct Cli {
     /// Config file (default: $RCBACKUP_CONFIG, else ./rcbackup.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// More log output (-v debug, -vv trace).
+    /// More log output (-v debug, -vv trace). Wins over RCBACKUP_LOG.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Only warnings and errors.
+    /// Only warnings and errors. Wins over RCBACKUP_LOG.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -108,6 +109,10 @@ pub struct DbBackupArgs {
     /// Database alias from the config.
     #[arg(short, long, value_name = "ALIAS")]
     pub database: Option<String>,
+    /// Accepted and ignored, as django-dbbackup's scripts pass it: dbbackup
+    /// never asks anything.
+    #[arg(long)]
+    pub noinput: bool,
     /// After a successful backup, delete this database's backups beyond db_cleanup_keep.
     #[arg(long)]
     pub clean: bool,

@@ -376,11 +376,13 @@ impl Settings {
             }
         };
         let media_root = layer.media_root.as_deref().map(|m| below_path(base, m));
+        let rclone_flags = layer.rclone_flags.clone().unwrap_or_default();
+        crate::rclone::check_flags(&rclone_flags).map_err(|e| ("rclone_flags", e))?;
         Ok(Settings {
             remote,
             rclone_binary,
             rclone_config,
-            rclone_flags: layer.rclone_flags.clone().unwrap_or_default(),
+            rclone_flags,
             db_backup_dir,
             db_filename_template: template,
             db_date_format: date_format,
@@ -662,7 +664,11 @@ mod tests {
         // A database name is no path, and a bare program name is looked
         // up on PATH.
         assert_eq!(name("d"), "app");
-        let c = Config::parse("remote = \"b:\"\nmedia_root = \"/srv/m\"\n", &etc.join("x.toml")).unwrap();
+        let c = Config::parse(
+            "remote = \"b:\"\nmedia_root = \"/srv/m\"\n",
+            &etc.join("x.toml"),
+        )
+        .unwrap();
         assert_eq!(c.settings.rclone_binary, "rclone");
         assert_eq!(c.settings.media_root, Some(PathBuf::from("/srv/m")));
     }
@@ -673,9 +679,18 @@ mod tests {
     fn rclone_config_must_be_a_file() {
         let dir = tempfile::tempdir().unwrap();
         for (value, shown) in [
-            ("/nonexistent/rclone.conf".to_string(), "/nonexistent/rclone.conf".to_string()),
-            ("missing.conf".to_string(), dir.path().join("missing.conf").display().to_string()),
-            (dir.path().display().to_string(), dir.path().display().to_string()),
+            (
+                "/nonexistent/rclone.conf".to_string(),
+                "/nonexistent/rclone.conf".to_string(),
+            ),
+            (
+                "missing.conf".to_string(),
+                dir.path().join("missing.conf").display().to_string(),
+            ),
+            (
+                dir.path().display().to_string(),
+                dir.path().display().to_string(),
+            ),
         ] {
             let e = Config::parse(
                 &format!("remote = \"b:\"\nrclone_config = \"{value}\"\n"),

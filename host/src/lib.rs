@@ -77,8 +77,14 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RCBACKUP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rcbackup={level},warn")));
+    // -q and -v win; RCBACKUP_LOG is the finer control when neither is given.
+    let from_env = if quiet || verbose > 0 {
+        None
+    } else {
+        tracing_subscriber::EnvFilter::try_from_env("RCBACKUP_LOG").ok()
+    };
+    let filter = from_env
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(format!("rcbackup={level},warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

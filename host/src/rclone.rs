@@ -17,6 +17,82 @@ use crate::process::{Ended, Proc};
 const EXIT_DIR_NOT_FOUND: i32 = 3;
 const EXIT_FILE_NOT_FOUND: i32 = 4;
 
+/// Flags rcbackup sets itself, or whose effect breaks what it relies on,
+/// with the reason given when `rclone_flags` holds one of them.
+const OWNED_FLAGS: &[(&[&str], &str)] = &[
+    (
+        &[
+            "-v", "--verbose", "-q", "--quiet", "--log-level", "--log-file", "--use-json-log",
+            "--log-format", "--syslog", "--syslog-facility", "--log-systemd", "--stats-log-level",
+        ],
+        "rcbackup sets rclone's log level and log destination itself (a media transfer reports its files in rclone's JSON log, and rclone's stderr becomes rcbackup's error message); a second setting breaks those or makes rclone refuse to start (\"Can't set -v and --log-level\"). For more or less output use rcbackup's own -v / -q or RCBACKUP_LOG",
+    ),
+    (&["--config"], "use the `rclone_config` key instead"),
+    (
+        &["-n", "--dry-run", "-i", "--interactive"],
+        "it would make every upload, move and delete a no-op or a question, so backups would look made and be missing. Use rcbackup's own --dry-run",
+    ),
+    (
+        &["-P", "--progress"],
+        "it writes to standard output, which carries rclone's listings and the backup's data on restore",
+    ),
+    (&["--max-delete"], "use the `media_max_delete` key instead"),
+    (
+        &["--backup-dir", "--suffix", "--suffix-keep-extension", "--compare-dest", "--copy-dest"],
+        "rcbackup keeps what a media backup replaces in its own version folders; use `media_versions`",
+    ),
+    (
+        &[
+            "--include", "--exclude", "--filter", "--include-from", "--exclude-from",
+            "--filter-from", "--files-from", "--files-from-raw", "--min-size", "--max-size",
+            "--min-age", "--max-age", "--exclude-if-present", "--max-depth", "--delete-excluded",
+        ],
+        "rclone applies a filter to every call, also to the listings of backups and integrity records, so backups would be hidden from listbackups, retention and restore",
+    ),
+    (
+        &["--error-on-no-transfer"],
+        "it makes rclone exit 9 when nothing changed, which rcbackup would take for a failed media backup",
+    ),
+];
+
+/// Checks `rclone_flags`: every flag rcbackup owns is refused with the
+/// reason, and so is a flag written with its value in one item.
+pub fn check_flags(flags: &[String]) -> Result<(), String> {
+    if let Some(first) = flags.first() {
+        if !first.starts_with('-') {
+            return Err(format!(
+                "starts with `{first}`, which is not a flag; write flags and their values as separate items, e.g. rclone_flags = [\"--retries\", \"1\"]"
+            ));
+        }
+    }
+    for flag in flags {
+        let Some(body) = flag.strip_prefix('-') else {
+            continue; // the value of the flag before it
+        };
+        let name = flag.split('=').next().unwrap_or(flag);
+        if name.contains(char::is_whitespace) {
+            return Err(format!(
+                "`{flag}` holds a space; write a flag and its value as two items, e.g. [\"--retries\", \"1\"], or as `--retries=1`"
+            ));
+        }
+        let names: Vec<String> = if body.starts_with('-') {
+            vec![name.to_string()]
+        } else {
+            // `-vP`: a cluster of one-letter flags.
+            name[1..].chars().map(|c| format!("-{c}")).collect()
+        };
+        for n in &names {
+            if let Some((_, why)) = OWNED_FLAGS
+                .iter()
+                .find(|(owned, _)| owned.contains(&n.as_str()))
+            {
+                return Err(format!("`{flag}` cannot be used: {why}. Remove it"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct Rclone {
     pub binary: String,
@@ -123,7 +199,7 @@ impl Rclone {
             return Ok(None);
         }
         if !end.success() {
-            return Err(remote_error(&format!("listing {path}"), &end));
+            return Err(self.failure(&format!("listing {path}"), &end));
         }
         let entries: Vec<Entry> = serde_json::from_slice(&out).map_err(|e| {
             exit::failed(format!(
@@ -150,7 +226,7 @@ impl Rclone {
             return Ok(None);
         }
         if !end.success() {
-            return Err(remote_error(&format!("reading {path}"), &end));
+            return Err(self.failure(&format!("reading {path}"), &end));
         }
         Ok(Some(out))
     }
@@ -178,44 +254,32 @@ impl Rclone {
         drop(stdin);
         let end = p.wait()?;
         if !end.success() || wrote.is_err() {
-            return Err(remote_error(&format!("writing {path}"), &end));
+            return Err(self.failure(&format!("writing {path}"), &end));
         }
         Ok(())
     }
 
     /// Moves `from` to `to` unless `to` exists. `Ok(false)`: `to` existed,
     /// nothing moved. rclone's exit code is 0 either way, so the outcome is
-    /// read from its debug log, and if that says neither, from whether
-    /// `from` is still there.
+    /// read from whether `from` is still there (a listing, never rclone's
+    /// log text, whose wording and level rcbackup does not control).
     pub fn move_no_clobber(&self, from: &str, to: &str) -> Result<bool> {
         let (src, dst) = (self.path(from), self.path(to));
-        let (end, _) = self.output(&[
-            "moveto",
-            "--ignore-existing",
-            "--log-level",
-            "DEBUG",
-            src.as_str(),
-            dst.as_str(),
-        ])?;
+        let (end, _) = self.output(&["moveto", "--ignore-existing", src.as_str(), dst.as_str()])?;
         if !end.success() {
-            return Err(remote_error(&format!("moving {src} to {dst}"), &end));
+            return Err(self.failure(&format!("moving {src} to {dst}"), &end));
         }
-        let log = &end.stderr_tail;
-        if log.contains("Destination exists, skipping")
-            || log.contains("destination file exists and --ignore-existing is set")
-        {
-            return Ok(false);
-        }
-        if log.contains("Moved (server-side)") || log.contains("Copied (") {
-            return Ok(true);
-        }
-        let (parent, file) = from.rsplit_once('/').unwrap_or(("", from));
-        let still_there = self
+        Ok(!self.exists(from)?)
+    }
+
+    /// Whether the file `rel` is there.
+    fn exists(&self, rel: &str) -> Result<bool> {
+        let (parent, file) = rel.rsplit_once('/').unwrap_or(("", rel));
+        Ok(self
             .list_files(parent)?
             .unwrap_or_default()
             .iter()
-            .any(|e| e.name == file);
-        Ok(!still_there)
+            .any(|e| e.name == file))
     }
 
     /// One small file's contents, or `None` when it does not exist.
@@ -226,7 +290,7 @@ impl Rclone {
             return Ok(None);
         }
         if !end.success() {
-            return Err(remote_error(&format!("reading {path}"), &end));
+            return Err(self.failure(&format!("reading {path}"), &end));
         }
         Ok(Some(out))
     }
@@ -239,7 +303,7 @@ impl Rclone {
         if end.success() || is_not_found(&end) {
             return Ok(());
         }
-        Err(remote_error(&format!("deleting folder {path}"), &end))
+        Err(self.failure(&format!("deleting folder {path}"), &end))
     }
 
     /// Runs a transfer (`sync`, `copy`, ...) with rclone's JSON log sent to
@@ -291,11 +355,80 @@ impl Rclone {
     pub fn deletefile(&self, rel: &str) -> Result<()> {
         let path = self.path(rel);
         let (end, _) = self.output(&["deletefile", path.as_str()])?;
-        if end.success() || is_not_found(&end) || end.stderr_tail.contains("not found") {
+        if end.success() || is_not_found(&end) {
             return Ok(());
         }
-        Err(remote_error(&format!("deleting {path}"), &end))
+        // Some backends report a missing file with a plain failure: ask
+        // the listing rather than reading rclone's words.
+        if matches!(self.exists(rel), Ok(false)) {
+            return Ok(());
+        }
+        Err(self.failure(&format!("deleting {path}"), &end))
     }
+}
+
+impl Rclone {
+    /// An rclone failure, as [`remote_error`] words it, unless the cause is
+    /// a remote that rclone's config does not define: that one is named
+    /// first, with the fix.
+    pub fn failure(&self, what: &str, end: &Ended) -> anyhow::Error {
+        self.missing_remote()
+            .unwrap_or_else(|| remote_error(what, end))
+    }
+
+    /// `Some(error)` when `remote` names a remote that rclone's config
+    /// lacks (asked with `rclone listremotes`, which also lists remotes
+    /// defined by RCLONE_CONFIG_* variables). Called only after a failure,
+    /// so a run that works pays nothing for it.
+    pub fn missing_remote(&self) -> Option<anyhow::Error> {
+        let name = remote_name(&self.remote)?;
+        let (end, out) = self.output(&["listremotes"]).ok()?;
+        if !end.success() {
+            return None;
+        }
+        let listed = String::from_utf8_lossy(&out);
+        if listed
+            .lines()
+            .any(|l| l.trim().strip_suffix(':') == Some(name))
+        {
+            return None;
+        }
+        let file = match &self.config {
+            Some(c) => format!("rclone's config file {} (`rclone_config`)", c.display()),
+            None => "rclone's default config file (`rclone config file` shows which; set `rclone_config` to use another)".to_string(),
+        };
+        let known: Vec<&str> = listed
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let known = if known.is_empty() {
+            "it defines no remotes".to_string()
+        } else {
+            format!("it defines {}", known.join(" "))
+        };
+        Some(exit::usage(format!(
+            "the remote `{name}` (from `remote = \"{}\"`) is not defined in {file}; {known}. \
+             Define it with `rclone config{}` (or RCLONE_CONFIG_{}_TYPE and the like in the environment), or fix `remote` in rcbackup's config",
+            self.remote,
+            self.config
+                .as_ref()
+                .map(|c| format!(" --config {}", c.display()))
+                .unwrap_or_default(),
+            name.to_uppercase().replace(['-', '.', ' '], "_")
+        )))
+    }
+}
+
+/// The configured remote's name in `name:path` (also `name,opt=v:path`);
+/// `None` for a local path or an on-the-fly `:backend:` remote.
+fn remote_name(remote: &str) -> Option<&str> {
+    let (head, _) = remote.split_once(':')?;
+    if head.contains(['/', '\\']) {
+        return None;
+    }
+    let name = head.split(',').next()?;
+    (!name.is_empty()).then_some(name)
 }
 
 pub fn is_not_found(end: &Ended) -> bool {
@@ -315,7 +448,57 @@ pub fn remote_error(what: &str, end: &Ended) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::join;
+    use super::{check_flags, join, remote_name};
+
+    #[test]
+    fn remote_names() {
+        assert_eq!(remote_name("backups:"), Some("backups"));
+        assert_eq!(remote_name("s3:bucket/app"), Some("s3"));
+        assert_eq!(remote_name("s3,region=eu:bucket"), Some("s3"));
+        assert_eq!(remote_name(":local:/srv"), None);
+        assert_eq!(remote_name("/srv/backups"), None);
+        assert_eq!(remote_name("./rel/a:b"), None);
+    }
+
+    /// Issue 8, item 5: the flags rcbackup owns are refused, in every
+    /// spelling, and ones that only tune rclone are taken.
+    #[test]
+    fn owned_flags_are_refused_with_the_reason() {
+        let v = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (flags, why) in [
+            (v(&["-v"]), "log level"),
+            (v(&["-vv"]), "log level"),
+            (v(&["--checksum", "-qP"]), "log level"),
+            (v(&["--verbose=2"]), "log level"),
+            (v(&["--log-level", "INFO"]), "log level"),
+            (v(&["--log-level=DEBUG"]), "log level"),
+            (v(&["--log-file", "/tmp/x"]), "log level"),
+            (v(&["--use-json-log"]), "log level"),
+            (v(&["--config", "x"]), "rclone_config"),
+            (v(&["--dry-run"]), "no-op"),
+            (v(&["-n"]), "no-op"),
+            (v(&["-P"]), "standard output"),
+            (v(&["--max-delete", "3"]), "media_max_delete"),
+            (v(&["--backup-dir=x:y"]), "media_versions"),
+            (v(&["--exclude", "*.tmp"]), "hidden"),
+            (v(&["--max-age", "1d"]), "hidden"),
+            (v(&["--error-on-no-transfer"]), "exit 9"),
+            (v(&["--retries 1"]), "two items"),
+            (v(&["retries", "1"]), "not a flag"),
+        ] {
+            let got = check_flags(&flags).unwrap_err();
+            assert!(got.contains(why), "{flags:?}: {got}");
+        }
+        for ok in [
+            v(&[]),
+            v(&["--retries", "1"]),
+            v(&["--low-level-retries=2", "--checksum", "-c"]),
+            v(&["--transfers", "4", "--bwlimit", "10M", "--fast-list"]),
+            v(&["--s3-upload-cutoff", "0"]),
+        ] {
+            check_flags(&ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+    }
 
     #[test]
     fn remote_root_is_not_filesystem_root() {

@@ -196,6 +196,10 @@ fn stream_and_publish(
     let (digest, taken) = match (streamed, taken) {
         (Ok(d), Ok(t)) => (d, t),
         (Err(e), _) | (Ok(_), Err(e)) => {
+            // A remote rclone does not know stored nothing: say so first.
+            if let Some(missing) = ctx.rclone.missing_remote() {
+                return Err(missing);
+            }
             // rcat may have stored what it got before the failure.
             remove_quietly(ctx, &partial);
             return Err(e);

@@ -16,7 +16,7 @@ use chrono::{NaiveDateTime, TimeZone, Utc};
 use super::names;
 use crate::exit;
 use crate::process::Proc;
-use crate::rclone::{is_not_found, remote_error, Entry, Rclone};
+use crate::rclone::{is_not_found, Entry, Rclone};
 
 /// Every file below `rel`, at any depth, `Entry::path` relative to `rel` in
 /// rcbackup's text form. A folder that does not exist is `None`.
@@ -44,7 +44,7 @@ pub fn list_all(rclone: &Rclone, rel: &str) -> Result<Option<Vec<Entry>>> {
         return Ok(None);
     }
     if !end.success() {
-        return Err(remote_error(&format!("listing {path}"), &end));
+        return Err(rclone.failure(&format!("listing {path}"), &end));
     }
     let mut entries = Vec::new();
     for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
