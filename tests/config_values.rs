@@ -166,11 +166,17 @@ fn log_flags_win_over_rcbackup_log() {
     assert_mentions(&help, &["RCBACKUP_LOG"]);
 }
 
-/// Item 23: django-dbbackup's `dbbackup --noinput` is taken (a no-op), so
-/// that scripts written for it keep working.
+/// Item 23: django-dbbackup's `dbbackup --noinput` (and `mediabackup
+/// --noinput`) are taken (a no-op), so that scripts written for it keep
+/// working; before, clap refused them with exit 2.
 #[test]
 fn dbbackup_takes_noinput() {
-    let w = relative_world();
+    let mut w = relative_world();
     w.ok(&["dbbackup", "--noinput"]);
     assert_eq!(w.names(None).len(), 1);
+    let root = w.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "a").unwrap();
+    w.setting("media_root = \"media\"");
+    w.ok(&["mediabackup", "--noinput"]);
 }

@@ -50,6 +50,10 @@ pub enum Commands {
 
 #[derive(Debug, Args)]
 pub struct MediaBackupArgs {
+    /// Accepted and ignored, as django-dbbackup's scripts pass it:
+    /// mediabackup never asks anything.
+    #[arg(long)]
+    pub noinput: bool,
     /// Sync even when media_root is empty and would empty the remote copy.
     #[arg(long)]
     pub allow_empty: bool,
