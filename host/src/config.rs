@@ -718,4 +718,133 @@ mod tests {
         assert_eq!(s.db_cleanup_keep, 5);
         assert_eq!(s.remote, "a:");
     }
+
+    /// Property tests of the values `Settings::resolve` checks: whatever is
+    /// written, loading never panics, a rejected value names its key, and an
+    /// accepted one gives the value written (issue 8).
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn load(line: &str) -> std::result::Result<Config, String> {
+            Config::parse(
+                &format!("remote = \"b:\"\n{line}\n"),
+                Path::new("/etc/rcbackup/rcbackup.toml"),
+            )
+            .map_err(|e| {
+                assert_eq!(code_for(&e), ExitCode::Usage, "{e:#}");
+                format!("{e:#}")
+            })
+        }
+
+        /// A TOML string literal holding `v`.
+        fn quoted(v: &str) -> String {
+            toml::Value::String(v.to_string()).to_string()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn numbers_load_exactly_or_are_refused_by_key(
+                key in prop::sample::select(vec![
+                    "abandoned_after_hours",
+                    "db_cleanup_keep",
+                    "media_max_delete",
+                    "media_versions_keep",
+                ]),
+                n in prop_oneof![any::<i64>(), -2i64..1_000_000],
+            ) {
+                match load(&format!("{key} = {n}")) {
+                    Ok(c) => {
+                        let s = c.settings;
+                        let got = match key {
+                            "abandoned_after_hours" => i128::from(s.abandoned_after.as_secs() / 3600),
+                            "db_cleanup_keep" => s.db_cleanup_keep as i128,
+                            "media_max_delete" => i128::from(s.media_max_delete.unwrap()),
+                            _ => match s.media_versions_keep {
+                                Some(VersionsKeep::Count(c)) => i128::from(c),
+                                other => panic!("{other:?}"),
+                            },
+                        };
+                        prop_assert_eq!(got, i128::from(n));
+                    }
+                    Err(m) => prop_assert!(m.contains(&format!("key `{key}`")), "{}", m),
+                }
+            }
+
+            #[test]
+            fn ages_load_exactly_or_are_refused_by_key(
+                n in prop_oneof![any::<u64>(), 0u64..100_000],
+                unit in "[hdwmsy]?",
+                pad in "[ +-]?",
+            ) {
+                let text = format!("{pad}{n}{unit}");
+                match load(&format!("media_versions_keep = {}", quoted(&text))) {
+                    Ok(c) => {
+                        let secs = match unit.as_str() { "h" => 3600, "d" => 86_400, _ => 7 * 86_400 };
+                        prop_assert!(pad.is_empty());
+                        prop_assert_eq!(
+                            c.settings.media_versions_keep,
+                            Some(VersionsKeep::Age(Duration::from_secs(n * secs)))
+                        );
+                        prop_assert!(n * secs <= crate::media::keep::MAX_AGE.as_secs());
+                    }
+                    Err(m) => prop_assert!(m.contains("key `media_versions_keep`"), "{}", m),
+                }
+            }
+
+            #[test]
+            fn any_string_value_loads_or_is_refused_by_key(
+                key in prop::sample::select(vec![
+                    "media_versions_keep",
+                    "db_date_format",
+                    "db_filename_template",
+                    "rclone_binary",
+                    "rclone_config",
+                    "db_backup_dir",
+                    "media_backup_dir",
+                    "remote",
+                ]),
+                v in prop_oneof![".{0,24}", "[%a-zA-Z0-9:/ ._-]{0,16}"],
+            ) {
+                let line = if key == "remote" {
+                    format!("remote = {}", quoted(&v))
+                } else {
+                    format!("{key} = {}", quoted(&v))
+                };
+                let text = if key == "remote" { format!("{line}\n") } else { format!("remote = \"b:\"\n{line}\n") };
+                match Config::parse(&text, Path::new("/etc/rcbackup/rcbackup.toml")) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        prop_assert_eq!(code_for(&e), ExitCode::Usage);
+                        let m = format!("{e:#}");
+                        prop_assert!(m.contains(&format!("key `{key}`")), "{}", m);
+                    }
+                }
+            }
+
+            #[test]
+            fn any_rclone_flags_load_or_are_refused_by_key(
+                flags in prop::collection::vec(
+                    prop_oneof![
+                        "-{1,2}[a-zA-Z-]{0,12}(=[a-zA-Z0-9]{0,4})?",
+                        "[a-zA-Z0-9 ]{0,8}",
+                        Just("-v".to_string()),
+                        Just("--log-level".to_string()),
+                    ],
+                    0..5,
+                ),
+            ) {
+                let list = flags.iter().map(|f| quoted(f)).collect::<Vec<_>>().join(", ");
+                match load(&format!("rclone_flags = [{list}]")) {
+                    Ok(c) => {
+                        prop_assert_eq!(&c.settings.rclone_flags, &flags);
+                        prop_assert!(!flags.iter().any(|f| f == "-v" || f == "--log-level"));
+                    }
+                    Err(m) => prop_assert!(m.contains("key `rclone_flags`"), "{}", m),
+                }
+            }
+        }
+    }
 }

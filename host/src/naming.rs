@@ -368,4 +368,40 @@ mod tests {
         assert_eq!(f.render(at), "2024-01-02-030405");
         assert_eq!(f.as_str(), DateFormat::DEFAULT);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Whatever the format, parsing never panics; an accepted one
+            /// names every time (1970..2100) plainly, and the name reads
+            /// back to the fields it shows, so two times it shows apart
+            /// never share a name.
+            #[test]
+            fn accepted_date_formats_name_every_time_plainly_and_read_back(
+                f in "(%[YmdHMSIplkjbBaAyeFTzZsuwUVG%]|%-[mdHMIS]|[-_.: +TZ/]){0,8}",
+                secs in 0i64..4_102_444_800,
+            ) {
+                if let Ok(format) = DateFormat::parse(&f) {
+                    let at = DateTime::from_timestamp(secs, 0).unwrap();
+                    let name = format.render(at);
+                    prop_assert!(
+                        name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+                        "{f:?} named {at} `{name}`"
+                    );
+                    prop_assert!(DateFormat::parses_back(&f, at).is_ok(), "{f:?} at {at}");
+                }
+            }
+
+            #[test]
+            fn any_text_as_a_date_format_never_panics(f in ".{0,16}") {
+                if let Err(why) = DateFormat::parse(&f) {
+                    prop_assert!(!why.is_empty());
+                }
+            }
+        }
+    }
 }
