@@ -808,11 +808,7 @@ mod tests {
                 ]),
                 v in prop_oneof![".{0,24}", "[%a-zA-Z0-9:/ ._-]{0,16}"],
             ) {
-                let line = if key == "remote" {
-                    format!("remote = {}", quoted(&v))
-                } else {
-                    format!("{key} = {}", quoted(&v))
-                };
+                let line = format!("{key} = {}", quoted(&v));
                 let text = if key == "remote" { format!("{line}\n") } else { format!("remote = \"b:\"\n{line}\n") };
                 match Config::parse(&text, Path::new("/etc/rcbackup/rcbackup.toml")) {
                     Ok(_) => {}
