@@ -91,7 +91,19 @@ impl FilenameTemplate {
                 ));
             }
         }
-        check_file_name(&t.replace(['{', '}'], "")).map_err(|why| format!("`{shown}` {why}"))?;
+        // The rules hold for the template's text (with each placeholder's
+        // name standing for its value); the length is checked on what the
+        // template alone adds, as the values' lengths are not known yet.
+        check_name_rules(&t.replace(['{', '}'], "")).map_err(|why| format!("`{shown}` {why}"))?;
+        let fixed = Self::PLACEHOLDERS
+            .iter()
+            .fold(t.to_string(), |t, p| t.replace(&format!("{{{p}}}"), ""));
+        if fixed.len() > MAX_NAME_LEN {
+            return Err(format!(
+                "`{shown}` has {} bytes of text besides its placeholders; a backup name may be at most {MAX_NAME_LEN} bytes (see \"Backup names\" in the README)",
+                fixed.len()
+            ));
+        }
         Ok(FilenameTemplate(t.to_string()))
     }
 
@@ -218,6 +230,20 @@ fn refused_char(c: char) -> Option<String> {
 /// every object rcbackup writes for a backup of this name fits a crypt
 /// remote. The rules are in the module's comment.
 pub fn check_file_name(name: &str) -> Result<(), String> {
+    check_name_rules(name)?;
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "is {} bytes long; a backup name may be at most {MAX_NAME_LEN} bytes, so that the \
+             objects rcbackup writes for it (`<name>.json`, `<name>.<run id>`) fit the \
+             {MAX_OBJECT_NAME_LEN} bytes a crypt remote allows",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_file_name`] but for the length.
+fn check_name_rules(name: &str) -> Result<(), String> {
     const FIX: &str = "use letters, digits, `-`, `_` and `.`";
     if name.is_empty() {
         return Err("gives an empty name".into());
@@ -249,14 +275,6 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
     }
     if name.ends_with('.') {
         return Err("ends with `.`, which Windows and several stores drop; remove it".into());
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "is {} bytes long; a backup name may be at most {MAX_NAME_LEN} bytes, so that the \
-             objects rcbackup writes for it (`<name>.json`, `<name>.<run id>`) fit the \
-             {MAX_OBJECT_NAME_LEN} bytes a crypt remote allows",
-            name.len()
-        ));
     }
     Ok(())
 }
@@ -501,8 +519,16 @@ mod tests {
             let got = FilenameTemplate::parse(t).unwrap_err();
             assert!(got.contains(why), "{t:?}: {got}");
         }
-        let long = format!("{{database}}-{{datetime}}{}", "x".repeat(130));
-        assert!(FilenameTemplate::parse(&long).is_err());
+        let long = format!("{{database}}-{{datetime}}{}", "x".repeat(120));
+        let why = FilenameTemplate::parse(&long).unwrap_err();
+        assert!(
+            why.contains("121 bytes of text besides its placeholders"),
+            "{why}"
+        );
+        // Placeholders' names do not count: their values are checked at
+        // each backup, before the dump.
+        let fits = format!("{{database}}{}{{datetime}}.{{ext}}", "x".repeat(119));
+        FilenameTemplate::parse(&fits).unwrap();
         assert!(FilenameTemplate::parse("{database}-{datetime}}").is_err());
         assert!(FilenameTemplate::parse("{datetime}.{ext}").is_err());
         assert_eq!(
@@ -536,7 +562,7 @@ mod tests {
 /// (a config's template, a naming policy's answer) never panics them, and
 /// whatever they accept is safe to print and fits every object.
 #[cfg(test)]
-mod props {
+pub(crate) mod props {
     use super::*;
     use proptest::prelude::*;
 
