@@ -193,10 +193,11 @@ fn refused_char(c: char) -> Option<String> {
     } else {
         format!("`{c}`")
     };
+    const FIX: &str = "use letters, digits, `-`, `_` and `.`";
     let why = match c {
         '/' | '\\' => {
             return Some(
-                "contains a path separator; a backup name must be a plain file name".into(),
+                "contains a path separator; a backup name must be a plain file name (the folder is db_backup_dir)".into(),
             )
         }
         _ if c.is_control() => format!("contains a control character ({})", code()),
@@ -223,7 +224,7 @@ fn refused_char(c: char) -> Option<String> {
         ),
         _ => return None,
     };
-    Some(why)
+    Some(format!("{why}; {FIX}"))
 }
 
 /// Checks that `name` is a single, harmless file name, short enough that
@@ -249,7 +250,7 @@ fn check_name_rules(name: &str) -> Result<(), String> {
         return Err("gives an empty name".into());
     }
     if let Some(why) = name.chars().find_map(refused_char) {
-        return Err(format!("{why}; {FIX}"));
+        return Err(why);
     }
     if name == "." || name == ".." || name.contains("..") {
         return Err("contains `..`".into());
