@@ -58,8 +58,8 @@ impl BackupRecord {
     }
 
     /// Reads one record file's contents. A record that does not read says
-    /// why, naming the field at fault (`field \`size\`: invalid type ...`,
-    /// `missing field \`sha256\``); its text is safe to print.
+    /// why, naming the field at fault: "field `size`: invalid type ...",
+    /// "missing field `sha256`".
     pub fn parse(bytes: &[u8]) -> Result<BackupRecord, String> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let rec: BackupRecord = serde_path_to_error::deserialize(&mut de).map_err(|e| {
