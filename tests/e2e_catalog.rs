@@ -647,3 +647,117 @@ fn an_interrupt_during_cleanup_names_the_published_backup() {
         world.list(None)
     );
 }
+
+/// A backup name `len` bytes long made by the template, on `world`'s
+/// `default` SQLite database (`%Y-%m-%d` dates, extension `sqlite3`).
+fn template_of_length(len: usize) -> String {
+    // "default-" + "YYYY-MM-DD" + "-" + pad + ".sqlite3"
+    let fixed = "default-".len() + 10 + 1 + ".sqlite3".len();
+    format!(
+        "{{database}}-{{datetime}}-{}.{{ext}}",
+        "x".repeat(len - fixed)
+    )
+}
+
+/// Issue 8, item 17: a crypt remote (standard filename encryption) refuses
+/// an object name longer than 143 bytes. Backup names of 130 and 143 bytes
+/// passed the name guard and failed after the dump had started, because the
+/// upload in `partial/`, the claim and the record have longer names than the
+/// backup. Now the limit on a backup name leaves room for every object it
+/// needs: the longest allowed name backs up, gets its `-2` twin and reads
+/// back through crypt, and a longer one is refused before anything is
+/// dumped (exit 2: it is the config's template that is too long).
+#[test]
+fn every_object_of_a_backup_fits_a_crypt_remote() {
+    let mut world = World::new(Remote::Crypt);
+    world.seeded_sqlite("default", 50);
+    let dumped = world.path("dumped");
+    world.wrap_tool(
+        "sqlite3",
+        &format!("touch '{}'; exec \"$REAL\" \"$@\"", dumped.display()),
+    );
+    let limit = 120;
+    for len in [143, 130, limit + 1] {
+        world.settings = format!(
+            "db_filename_template = \"{}\"\ndb_date_format = \"%Y-%m-%d\"\n",
+            template_of_length(len)
+        );
+        let r = world.run(&["dbbackup"]);
+        assert_eq!(r.code, 2, "a {len}-byte name:\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("is {len} bytes long"))
+                && r.stderr.contains(&format!("at most {limit} bytes"))
+                && r.stderr.contains("db_filename_template"),
+            "a {len}-byte name: {}",
+            r.stderr
+        );
+        assert!(!dumped.exists(), "a {len}-byte name: the dump was started");
+        assert_eq!(world.stored_files(), Vec::<PathBuf>::new(), "{len} bytes");
+    }
+
+    world.settings = format!(
+        "db_filename_template = \"{}\"\ndb_date_format = \"%Y-%m-%d\"\n",
+        template_of_length(limit)
+    );
+    world.ok(&["dbbackup"]);
+    // The same day: the same name, so the second run takes its `-2` twin,
+    // which must fit as well.
+    world.ok(&["dbbackup"]);
+    let list = world.list(None);
+    let names: Vec<&str> = list.iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert!(
+        list.iter().all(|b| b["status"] == "ok"),
+        "only backups, no leftover: {list:?}"
+    );
+    assert_eq!(names.len(), 2, "{names:?}");
+    for name in &names {
+        assert!(name.len() <= limit, "{name} is {} bytes", name.len());
+        assert!(name.ends_with(".sqlite3"), "{name}");
+        world.ok(&["verify", "-i", name]);
+    }
+    assert!(names.iter().any(|n| n.len() == limit), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("-2.sqlite3")), "{names:?}");
+}
+
+/// Issue 8, item 18, for names from the template: a right-to-left
+/// override (`{database}-{datetime}` U+202E `gpj.exe` shows as
+/// `...exe.jpg`), a wildcard and a leading space are refused when the
+/// config loads (exit 2, before any dump), and the message shows the
+/// override escaped, not applied.
+#[test]
+fn template_names_with_hidden_or_special_characters_are_refused() {
+    let mut world = World::new(Remote::Local);
+    world.seeded_sqlite("default", 5);
+    let dumped = world.path("dumped");
+    world.wrap_tool(
+        "sqlite3",
+        &format!("touch '{}'; exec \"$REAL\" \"$@\"", dumped.display()),
+    );
+    for (template, shown, cause) in [
+        (
+            "{database}-{datetime}\\u202Egpj.{ext}",
+            "{database}-{datetime}\\u{202e}gpj.{ext}",
+            "U+202E, a bidirectional control",
+        ),
+        ("{database}-*-{datetime}.{ext}", "-*-", "contains `*`"),
+        (
+            " {database}-{datetime}.{ext}",
+            " {database}",
+            "starts or ends with a space",
+        ),
+    ] {
+        world.settings = format!("db_filename_template = \"{template}\"\n");
+        let r = world.run(&["dbbackup"]);
+        assert_eq!(r.code, 2, "{template}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("db_filename_template")
+                && r.stderr.contains(shown)
+                && r.stderr.contains(cause),
+            "{template}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains('\u{202E}'), "{}", r.stderr);
+        assert!(!dumped.exists(), "{template}: the dump ran");
+        assert_eq!(world.stored_files(), Vec::<PathBuf>::new());
+    }
+}

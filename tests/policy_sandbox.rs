@@ -194,6 +194,10 @@ fn naming_with_a_path_stops_the_backup_before_the_dump() {
         ("../escape", "path separator"),
         ("..", "`..`"),
         ("trap", "trapped"),
+        // Issue 8, item 18: shown as `xexe.jpg`; only spaces; a wildcard.
+        ("x\u{202E}gpj.exe", "U+202E, a bidirectional control"),
+        ("   ", "starts or ends with a space"),
+        ("*", "contains `*`"),
     ] {
         let mut w = hostile("[policies.naming]", mode, "");
         // A dump that leaves a mark proves whether it ran.

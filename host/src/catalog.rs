@@ -34,6 +34,7 @@ use chrono::{DateTime, Utc};
 use crate::exit;
 use crate::failpoint;
 use crate::interrupt;
+use crate::naming::MAX_NAME_LEN;
 use crate::rclone::{Entry, Rclone};
 use crate::record::{BackupRecord, RECORD_FORMAT};
 use crate::retention::sort_newest_first;
@@ -341,7 +342,9 @@ impl<'a> Catalog<'a> {
     }
 
     /// A name not in `taken`: `name`, else `name` with
-    /// `-2`, `-3`, ... before its extension.
+    /// `-2`, `-3`, ... before its extension. The stem is shortened when the
+    /// suffix would make the name longer than [`MAX_NAME_LEN`], so every
+    /// object of the backup still fits (see [`crate::naming`]).
     pub fn unique_name(taken: &BTreeSet<String>, name: &str) -> String {
         if !taken.contains(name) {
             return name.to_string();
@@ -351,9 +354,31 @@ impl<'a> Catalog<'a> {
             _ => (name, ""),
         };
         (2..)
-            .map(|n| format!("{stem}-{n}{ext}"))
+            .map(|n| {
+                let suffix = format!("-{n}{ext}");
+                match MAX_NAME_LEN.checked_sub(suffix.len()) {
+                    Some(room) if room > 0 => format!("{}{suffix}", cut(stem, room)),
+                    // An "extension" that long is part of the stem.
+                    _ => {
+                        let suffix = format!("-{n}");
+                        format!("{}{suffix}", cut(name, MAX_NAME_LEN - suffix.len()))
+                    }
+                }
+            })
             .find(|candidate| !taken.contains(candidate))
             .expect("some suffix is free")
+    }
+
+    /// Every object a backup named `name` made by run `run_id` writes: its
+    /// data, its upload in progress, its claim and its record. Their names
+    /// are checked before the dump starts.
+    pub fn object_paths(&self, name: &str, run_id: &str) -> [String; 4] {
+        [
+            self.data_path(name),
+            self.partial_path(name, run_id),
+            self.claim_path(name, run_id),
+            self.record_path(name),
+        ]
     }
 
     /// Makes the uploaded `partial` a backup under `wanted`, or under the
@@ -555,11 +580,14 @@ fn jitter(attempt: usize) -> Duration {
 
 /// A record file's contents judged on their own.
 fn parse_record(file_name: &str, bytes: &[u8]) -> Result<BackupRecord, String> {
-    let rec: BackupRecord = serde_json::from_slice(bytes).map_err(|e| {
+    let rec = BackupRecord::parse(bytes).map_err(|e| {
         if bytes.is_empty() {
             "its integrity record is empty".to_string()
         } else {
-            format!("its integrity record does not read ({e})")
+            format!(
+                "its integrity record does not read ({})",
+                crate::naming::printable(&e)
+            )
         }
     })?;
     if rec.name != file_name {
@@ -711,9 +739,19 @@ fn judge(
 }
 
 /// A run id, `<unix seconds>-<pid>`: unique per host and second, and it
-/// tells cleanup when the run began.
+/// tells cleanup when the run began. At most [`MAX_RUN_ID_LEN`] bytes, and
+/// without a `.`, so that `<name>.<run id>` parses back.
 pub fn run_id(now: DateTime<Utc>) -> String {
     format!("{}-{}", now.timestamp(), std::process::id())
+}
+
+/// The longest start of `s` of at most `max` bytes, cut between characters.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// When the run with this id began; the distant past if the id does not say.
@@ -728,6 +766,7 @@ fn run_started(run: &str) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::naming::MAX_RUN_ID_LEN;
 
     #[test]
     fn unique_names_get_a_suffix() {
@@ -736,6 +775,47 @@ mod tests {
         taken.insert("a-1.dump".to_string());
         taken.insert("a-1-2.dump".to_string());
         assert_eq!(Catalog::unique_name(&taken, "a-1.dump"), "a-1-3.dump");
+    }
+
+    /// Issue 8, item 17: the `-N` twin of a name at the limit must fit
+    /// every object as the name does.
+    #[test]
+    fn unique_names_stay_within_the_name_limit() {
+        let long = format!("{}.sqlite3", "a".repeat(MAX_NAME_LEN - 8));
+        assert_eq!(long.len(), MAX_NAME_LEN);
+        let mut taken = BTreeSet::from([long.clone()]);
+        let twin = Catalog::unique_name(&taken, &long);
+        assert_eq!(twin.len(), MAX_NAME_LEN, "{twin}");
+        assert!(twin.ends_with("a-2.sqlite3"), "{twin}");
+        taken.insert(twin);
+        assert!(Catalog::unique_name(&taken, &long).ends_with("a-3.sqlite3"));
+        // Characters are not cut in half.
+        let wide = format!("{}.x", "é".repeat((MAX_NAME_LEN - 2) / 2));
+        let twin = Catalog::unique_name(&BTreeSet::from([wide.clone()]), &wide);
+        assert!(
+            twin.len() <= MAX_NAME_LEN && twin.ends_with("é-2.x"),
+            "{twin}"
+        );
+        // An extension too long to keep whole is part of the stem.
+        let odd = format!("a.{}", "b".repeat(MAX_NAME_LEN - 2));
+        let twin = Catalog::unique_name(&BTreeSet::from([odd.clone()]), &odd);
+        assert_eq!(twin.len(), MAX_NAME_LEN, "{twin}");
+        assert!(twin.starts_with("a.b") && twin.ends_with("b-2"), "{twin}");
+    }
+
+    #[test]
+    fn run_ids_fit_their_room_in_object_names() {
+        let id = run_id(Utc::now());
+        assert!(id.len() <= MAX_RUN_ID_LEN && !id.contains('.'), "{id}");
+        // The widest: eleven characters of seconds, a ten-digit pid.
+        assert_eq!(
+            format!("{}-{}", -9_999_999_999i64, u32::MAX).len(),
+            MAX_RUN_ID_LEN
+        );
+        assert_eq!(
+            format!("{}-{}", 99_999_999_999i64, u32::MAX).len(),
+            MAX_RUN_ID_LEN
+        );
     }
 
     #[test]
@@ -1057,5 +1137,212 @@ mod tests {
         assert_eq!(out["a.dump"], Ok(a), "the first fitting line");
         let e = out["b.dump"].as_ref().unwrap_err();
         assert!(e.contains("does not read"), "{e}");
+    }
+}
+
+/// Property tests of the catalog's reading of rclone listings: the names it
+/// derives parse back, and no listing, however odd, makes it panic or lose
+/// track of a data object.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::naming::{check_file_name, check_object_path, MAX_RUN_ID_LEN};
+    use proptest::prelude::*;
+
+    fn entry(path: &str, size: i64, secs: i64) -> Entry {
+        Entry {
+            path: path.to_string(),
+            name: path.rsplit('/').next().unwrap().to_string(),
+            size,
+            mod_time: DateTime::from_timestamp(secs, 0).unwrap(),
+            is_dir: false,
+        }
+    }
+
+    fn rclone() -> Rclone {
+        Rclone {
+            binary: "rclone".to_string(),
+            config: None,
+            flags: Vec::new(),
+            remote: "r:".to_string(),
+        }
+    }
+
+    fn secs() -> impl Strategy<Value = i64> {
+        -9_999_999_999i64..=99_999_999_999
+    }
+
+    /// Paths of the shapes a backup folder holds, and any at all.
+    fn paths() -> impl Strategy<Value = String> {
+        let prefix = prop_oneof![
+            Just(""),
+            Just(".rcbackup/records/"),
+            Just(".rcbackup/partial/"),
+            Just(".rcbackup/claims/"),
+            Just(".rcbackup/"),
+            Just("sub/"),
+        ];
+        let rest = prop_oneof![
+            "[ab]{0,2}(\\.json|\\.dump|\\.[0-9]{1,3}-[0-9]{1,3}|\\.|-)?",
+            "[ab./-]{0,6}",
+            any::<String>(),
+        ];
+        (prefix, rest).prop_map(|(p, r)| format!("{p}{r}"))
+    }
+
+    /// `rclone lsjson` output, right and wrong: entries with odd paths,
+    /// sizes and times, missing or mistyped fields.
+    fn lsjson() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::{json, Value};
+        let time = prop_oneof![
+            secs().prop_map(|s| Value::from(DateTime::from_timestamp(s, 0).unwrap().to_rfc3339())),
+            Just(Value::from("2024-01-02T03:04:05.123456789+02:00")),
+            any::<String>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+        ];
+        let size = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            Just(Value::from(-1)),
+            any::<f64>().prop_map(Value::from),
+            Just(Value::from(u64::MAX)),
+            Just(Value::Null),
+        ];
+        let one = (paths(), size, time, any::<bool>(), any::<bool>()).prop_map(
+            |(path, size, time, is_dir, drop_name)| {
+                let mut e = json!({
+                    "Path": path,
+                    "Name": path.rsplit('/').next().unwrap_or(""),
+                    "Size": size,
+                    "ModTime": time,
+                    "IsDir": is_dir,
+                });
+                if drop_name {
+                    e.as_object_mut().unwrap().remove("Name");
+                }
+                e
+            },
+        );
+        proptest::collection::vec(one, 0..20).prop_map(Value::from)
+    }
+
+    proptest! {
+        /// Whatever name the guard accepts and whatever the run id, the
+        /// catalog reads the name back from its upload in progress, its
+        /// claim and its record, and every object's name fits a crypt
+        /// remote.
+        #[test]
+        fn derived_names_parse_back(
+            name in crate::naming::props::names(),
+            secs in secs(),
+            pid in any::<u32>(),
+        ) {
+            prop_assume!(check_file_name(&name).is_ok());
+            let run = format!("{secs}-{pid}");
+            prop_assert!(run.len() <= MAX_RUN_ID_LEN);
+            let rclone = rclone();
+            let catalog = Catalog::new(&rclone, "db");
+            let paths = catalog.object_paths(&name, &run);
+            for p in &paths {
+                prop_assert!(check_object_path(p).is_ok(), "{}", p);
+            }
+            // lsjson gives paths relative to the backup folder.
+            let entries = paths
+                .iter()
+                .map(|p| entry(p.strip_prefix("db/").unwrap(), 1, 0))
+                .collect();
+            let o = Objects::sort(entries);
+            prop_assert_eq!(o.data.keys().collect::<Vec<_>>(), [&name]);
+            prop_assert_eq!(o.records.keys().collect::<Vec<_>>(), [&name]);
+            prop_assert_eq!(o.claims.keys().collect::<Vec<_>>(), [&name]);
+            prop_assert_eq!(&o.claims[&name][0].0, &run);
+            prop_assert_eq!(o.partials.len(), 1);
+            let listing = judge("db", o, BTreeMap::from([(name.clone(), Err("x".into()))]));
+            let partial = listing
+                .leftovers
+                .iter()
+                .find(|l| l.kind == LeftoverKind::PartialUpload)
+                .unwrap();
+            prop_assert_eq!(&partial.name, &name);
+            if secs >= 0 {
+                prop_assert_eq!(partial.last_seen.timestamp(), secs);
+            }
+        }
+
+        /// The `-N` twin of an accepted name is accepted too.
+        #[test]
+        fn a_unique_name_passes_the_guard(
+            name in crate::naming::props::names(),
+            more in proptest::collection::vec(2u32..6, 0..4),
+        ) {
+            prop_assume!(check_file_name(&name).is_ok());
+            let mut taken = BTreeSet::from([name.clone()]);
+            for _ in more {
+                let next = Catalog::unique_name(&taken, &name);
+                prop_assert!(check_file_name(&next).is_ok(), "{:?}: {:?}", next, check_file_name(&next));
+                prop_assert!(!taken.contains(&next));
+                taken.insert(next);
+            }
+        }
+
+        /// No listing makes the catalog panic, and every data object ends
+        /// up somewhere: a backup, damaged, part of a leftover, or foreign.
+        #[test]
+        fn any_listing_is_judged_without_losing_a_data_object(
+            files in proptest::collection::vec((paths(), any::<i64>(), secs()), 0..30),
+            readable in proptest::collection::vec((any::<bool>(), 0u64..3, 0u32..3), 0..30),
+        ) {
+            let o = Objects::sort(files.iter().map(|(p, size, t)| entry(p, *size, *t)).collect());
+            let data: Vec<String> = o.data.keys().cloned().collect();
+            let records: BTreeMap<String, Result<BackupRecord, String>> = o
+                .records
+                .keys()
+                .zip(readable.iter().cycle())
+                .map(|(name, (ok, size, format))| {
+                    let judged = if *ok {
+                        Ok(BackupRecord {
+                            format: *format,
+                            name: name.clone(),
+                            database: "db".into(),
+                            tenant: None,
+                            engine: crate::database::EngineKind::Sqlite,
+                            size: *size,
+                            sha256: String::new(),
+                            created: DateTime::<Utc>::MIN_UTC,
+                            finished: DateTime::<Utc>::MIN_UTC,
+                            tool: String::new(),
+                        })
+                    } else {
+                        Err("unreadable".to_string())
+                    };
+                    (name.clone(), judged)
+                })
+                .collect();
+            let listing = judge("db", o, records);
+            for name in &data {
+                let path = format!("db/{name}");
+                let placed = listing.backups.iter().any(|b| &b.name == name)
+                    || listing.damaged.iter().any(|d| &d.name == name)
+                    || listing.leftovers.iter().any(|l| l.paths.contains(&path))
+                    || listing.foreign.contains(name);
+                prop_assert!(placed, "{:?} is nowhere", name);
+                prop_assert!(listing.taken.contains(name));
+            }
+            for b in &listing.backups {
+                prop_assert!(data.contains(&b.name));
+            }
+        }
+
+        /// Whatever rclone prints, reading it as a listing never panics.
+        #[test]
+        fn any_lsjson_output_never_panics(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                lsjson().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+            ]
+        ) {
+            if let Ok(entries) = serde_json::from_slice::<Vec<Entry>>(&bytes) {
+                let _ = judge("db", Objects::sort(entries), BTreeMap::new());
+            }
+        }
     }
 }

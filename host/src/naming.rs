@@ -5,13 +5,54 @@
 //! so no template can make one database's backups look like another's. The
 //! date format is still checked to parse back when the config loads, so that a
 //! format which could not identify a time is caught at once.
+//!
+//! Every new backup name, from the template or from a naming policy, passes
+//! [`check_file_name`] before anything is dumped. It refuses:
+//! - names longer than [`MAX_NAME_LEN`] (120) bytes: a backup named N also
+//!   writes `N.json` (its record) and `N.<run id>` (its upload in progress
+//!   and its claim), and every object's name must fit the
+//!   [`MAX_OBJECT_NAME_LEN`] (143) bytes a crypt remote allows;
+//! - path separators (`/`, `\`) and `..`;
+//! - control characters, Unicode format characters (bidirectional controls
+//!   such as U+202E, which make `x\u{202E}gpj.exe` show as `xexe.jpg`;
+//!   zero-width characters; the byte order mark), other invisible characters
+//!   (fillers, joiners, variation selectors) and every space but U+0020;
+//! - the characters in [`REFUSED_CHARS`]: those Windows forbids in file
+//!   names (`: * ? " < > |`; OneDrive, SharePoint, SMB and Windows remotes
+//!   store them as other characters), the wildcards of shells and of
+//!   rclone's filters (`* ? [ ] { }`), what makes a shell run, redirect or
+//!   expand something (`$`, a backquote, `' ; & ( ) !`), and `#`, `%` (special in
+//!   the URLs of WebDAV and HTTP stores);
+//! - a leading `.` (hidden; reserved for rcbackup's own files), `-` (read as
+//!   an option), `~` (a home folder to a shell) or space, and a trailing
+//!   space or `.` (dropped by Windows and several stores); so a name of only
+//!   spaces or dots is refused.
+//!
+//! Letters and digits of any script, `-`, `_`, `.`, `+`, `=`, `,`, `@`, `^`,
+//! `~` and inner spaces are accepted.
 
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 
-/// Longest file name we produce; most remotes allow 255 bytes and crypt
-/// remotes lengthen names.
-pub const MAX_NAME_LEN: usize = 143;
+/// The longest name (last path segment) of any object rcbackup writes. A
+/// crypt remote with standard filename encryption stores a name as base32 of
+/// the name padded to 16-byte blocks; with the 255 bytes most file systems
+/// and stores allow, 143 bytes is the most that fits.
+pub const MAX_OBJECT_NAME_LEN: usize = 143;
+
+/// The longest run id, `<unix seconds>-<process id>` (see
+/// `catalog::run_id`): 11 characters of seconds (a sign and ten digits, or
+/// eleven digits until the year 5138) and 10 digits of a process id.
+pub const MAX_RUN_ID_LEN: usize = 22;
+
+/// The longest backup name: with `.<run id>` appended (the upload in
+/// `partial/`, the claim in `claims/`), the longest name derived from it,
+/// it still fits [`MAX_OBJECT_NAME_LEN`].
+pub const MAX_NAME_LEN: usize = MAX_OBJECT_NAME_LEN - 1 - MAX_RUN_ID_LEN;
+
+/// ASCII characters refused anywhere in a backup name (see the module's
+/// comment for why each).
+pub const REFUSED_CHARS: &str = "\\/:*?\"<>|[]{}$`';&()!#%";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilenameTemplate(String);
@@ -21,33 +62,48 @@ impl FilenameTemplate {
     const PLACEHOLDERS: [&'static str; 3] = ["database", "datetime", "ext"];
 
     pub fn parse(t: &str) -> Result<Self, String> {
+        // Shown with control and invisible characters escaped.
+        let shown = printable(t);
         let mut rest = t;
         let mut seen = Vec::new();
         while let Some(open) = rest.find('{') {
             let close = rest[open..]
                 .find('}')
-                .ok_or_else(|| format!("`{t}` has a `{{` without a closing `}}`"))?;
+                .ok_or_else(|| format!("`{shown}` has a `{{` without a closing `}}`"))?;
             let name = &rest[open + 1..open + close];
             if !Self::PLACEHOLDERS.contains(&name) {
                 return Err(format!(
-                    "`{t}` uses the unknown placeholder {{{name}}}; the placeholders are {{database}}, {{datetime}} and {{ext}}"
+                    "`{shown}` uses the unknown placeholder {{{}}}; the placeholders are {{database}}, {{datetime}} and {{ext}}",
+                    printable(name)
                 ));
             }
             seen.push(name.to_string());
             rest = &rest[open + close + 1..];
         }
         if rest.contains('}') {
-            return Err(format!("`{t}` has a `}}` without an opening `{{`"));
+            return Err(format!("`{shown}` has a `}}` without an opening `{{`"));
         }
         for needed in ["database", "datetime"] {
             if !seen.iter().any(|s| s == needed) {
                 return Err(format!(
-                    "`{t}` must contain {{{needed}}}, e.g. \"{}\"",
+                    "`{shown}` must contain {{{needed}}}, e.g. \"{}\"",
                     Self::DEFAULT
                 ));
             }
         }
-        check_file_name(&t.replace(['{', '}'], "")).map_err(|why| format!("`{t}` {why}"))?;
+        // The rules hold for the template's text (with each placeholder's
+        // name standing for its value); the length is checked on what the
+        // template alone adds, as the values' lengths are not known yet.
+        check_name_rules(&t.replace(['{', '}'], "")).map_err(|why| format!("`{shown}` {why}"))?;
+        let fixed = Self::PLACEHOLDERS
+            .iter()
+            .fold(t.to_string(), |t, p| t.replace(&format!("{{{p}}}"), ""));
+        if fixed.len() > MAX_NAME_LEN {
+            return Err(format!(
+                "`{shown}` has {} bytes of text besides its placeholders; a backup name may be at most {MAX_NAME_LEN} bytes (see \"Backup names\" in the README)",
+                fixed.len()
+            ));
+        }
         Ok(FilenameTemplate(t.to_string()))
     }
 
@@ -63,12 +119,14 @@ impl FilenameTemplate {
     }
 }
 
-/// `name` with control characters escaped (`\n`, `\u{1b}`), for messages:
-/// a stored name can never start a new line of output or steer a terminal.
+/// `name` with control, format and invisible characters and unusual
+/// spaces escaped (`\n`, `\u{1b}`, `\u{202e}`), for messages: a stored name
+/// can never start a new line of output, steer a terminal, or show as
+/// another name.
 pub fn printable(name: &str) -> String {
     name.chars()
         .map(|c| {
-            if c.is_control() {
+            if c.is_control() || is_invisible(c) || (c.is_whitespace() && c != ' ') {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
@@ -77,13 +135,122 @@ pub fn printable(name: &str) -> String {
         .collect()
 }
 
-/// Checks that `name` is a single, harmless file name.
+/// Bidirectional controls: they reorder how the text around them is shown.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Unicode format characters (general category Cf, Unicode 15) and other
+/// characters that show as nothing: fillers, joiners, variation selectors.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        // Cf
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+            // Invisible letters and marks: the combining grapheme joiner,
+            // Hangul and Khmer fillers, Mongolian and other variation
+            // selectors.
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180D}'
+            | '\u{180F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFA0}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
+}
+
+/// Why a character may not be in a backup name, if it may not.
+fn refused_char(c: char) -> Option<String> {
+    let code = || format!("U+{:04X}", c as u32);
+    // In backquotes, as the messages show code; a backquote in double ones.
+    let q = if c == '`' {
+        "`` ` ``".to_string()
+    } else {
+        format!("`{c}`")
+    };
+    const FIX: &str = "use letters, digits, `-`, `_` and `.`";
+    let why = match c {
+        '/' | '\\' => {
+            return Some(
+                "contains a path separator; a backup name must be a plain file name (the folder is db_backup_dir)".into(),
+            )
+        }
+        _ if c.is_control() => format!("contains a control character ({})", code()),
+        _ if is_bidi_control(c) => format!(
+            "contains {}, a bidirectional control, which changes how the name is shown (`x` U+202E `gpj.exe` shows as `xexe.jpg`)",
+            code()
+        ),
+        _ if is_invisible(c) => format!("contains {}, an invisible character", code()),
+        _ if c.is_whitespace() && c != ' ' => format!(
+            "contains {}, a space other than the plain space (U+0020)",
+            code()
+        ),
+        ':' | '*' | '?' | '"' | '<' | '>' | '|' => format!(
+            "contains {q}, which Windows file names may not hold (OneDrive, SMB and Windows remotes store it as another character) and shells treat specially"
+        ),
+        '[' | ']' | '{' | '}' => {
+            format!("contains {q}, a wildcard in shell and rclone filter patterns")
+        }
+        '$' | '`' | '\'' | ';' | '&' | '(' | ')' | '!' => {
+            format!("contains {q}, which makes a shell run or expand something")
+        }
+        '#' | '%' => format!(
+            "contains {q}, which is special in the URLs of WebDAV and HTTP remotes"
+        ),
+        _ => return None,
+    };
+    Some(format!("{why}; {FIX}"))
+}
+
+/// Checks that `name` is a single, harmless file name, short enough that
+/// every object rcbackup writes for a backup of this name fits a crypt
+/// remote. The rules are in the module's comment.
 pub fn check_file_name(name: &str) -> Result<(), String> {
+    check_name_rules(name)?;
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "is {} bytes long; a backup name may be at most {MAX_NAME_LEN} bytes, so that the \
+             objects rcbackup writes for it (`<name>.json`, `<name>.<run id>`) fit the \
+             {MAX_OBJECT_NAME_LEN} bytes a crypt remote allows",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_file_name`] but for the length.
+fn check_name_rules(name: &str) -> Result<(), String> {
+    const FIX: &str = "use letters, digits, `-`, `_` and `.`";
     if name.is_empty() {
         return Err("gives an empty name".into());
     }
-    if name.contains('/') || name.contains('\\') {
-        return Err("contains a path separator; a backup name must be a plain file name".into());
+    if let Some(why) = name.chars().find_map(refused_char) {
+        return Err(why);
     }
     if name == "." || name == ".." || name.contains("..") {
         return Err("contains `..`".into());
@@ -91,13 +258,41 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
     if name.starts_with('.') {
         return Err("starts with `.`; hidden names are reserved for rcbackup's own files".into());
     }
-    if name.chars().any(|c| c.is_control()) {
-        return Err("contains a control character".into());
+    if name.starts_with('-') {
+        return Err(format!(
+            "starts with `-`, which commands read as an option; {FIX}"
+        ));
     }
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!("is longer than {MAX_NAME_LEN} bytes"));
+    if name.starts_with('~') {
+        return Err(format!(
+            "starts with `~`, which a shell reads as a home folder; {FIX}"
+        ));
+    }
+    if name.starts_with(' ') || name.ends_with(' ') {
+        return Err(
+            "starts or ends with a space, which is easily lost and that several stores drop; remove it"
+                .into(),
+        );
+    }
+    if name.ends_with('.') {
+        return Err("ends with `.`, which Windows and several stores drop; remove it".into());
     }
     Ok(())
+}
+
+/// Checks the path of an object rcbackup is about to write for a backup:
+/// no segment (a folder's or the object's name) longer than
+/// [`MAX_OBJECT_NAME_LEN`] bytes.
+pub fn check_object_path(path: &str) -> Result<(), String> {
+    match path.split('/').find(|s| s.len() > MAX_OBJECT_NAME_LEN) {
+        None => Ok(()),
+        Some(seg) => Err(format!(
+            "the path `{}` has a name of {} bytes (`{}`); a crypt remote allows at most {MAX_OBJECT_NAME_LEN}",
+            printable(path),
+            seg.len(),
+            printable(seg)
+        )),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,25 +458,119 @@ mod tests {
             ("a\nb", "control character"),
             ("a\u{7f}b", "control character"),
             ("tab\there", "control character"),
+            ("a\u{85}b", "control character"),
+            // Issue 8, item 18: shown as `xexe.jpg`.
+            ("x\u{202E}gpj.exe", "U+202E, a bidirectional control"),
+            ("x\u{2066}y", "U+2066, a bidirectional control"),
+            ("x\u{200F}y", "U+200F, a bidirectional control"),
+            ("x\u{061C}y", "U+061C, a bidirectional control"),
+            ("x\u{200B}y", "U+200B, an invisible character"),
+            ("x\u{FEFF}y", "U+FEFF, an invisible character"),
+            ("x\u{00AD}y", "U+00AD, an invisible character"),
+            ("x\u{3164}y", "U+3164, an invisible character"),
+            ("x\u{E0041}y", "U+E0041, an invisible character"),
+            ("x\u{00A0}y", "U+00A0, a space other than the plain space"),
+            ("x\u{2028}y", "U+2028, a space other than the plain space"),
+            ("x\u{3000}y", "U+3000, a space other than the plain space"),
+            ("*", "contains `*`"),
+            ("a*.dump", "contains `*`"),
+            ("a?.dump", "contains `?`"),
+            ("a:b.dump", "contains `:`"),
+            ("a\"b", "contains `\"`"),
+            ("a<b", "contains `<`"),
+            ("a>b", "contains `>`"),
+            ("a|b", "contains `|`"),
+            ("a[1]", "contains `[`"),
+            ("a{b}", "contains `{`"),
+            ("a$HOME", "contains `$`"),
+            ("a`id`", "contains `` ` ``"),
+            ("a'b", "contains `'`"),
+            ("a;b", "contains `;`"),
+            ("a&b", "contains `&`"),
+            ("a(1)", "contains `(`"),
+            ("a!b", "contains `!`"),
+            ("a#b", "contains `#`"),
+            ("a%20b", "contains `%`"),
+            ("-rf.dump", "starts with `-`"),
+            ("~x.dump", "starts with `~`"),
+            (" ", "starts or ends with a space"),
+            ("   ", "starts or ends with a space"),
+            (" a.dump", "starts or ends with a space"),
+            ("a.dump ", "starts or ends with a space"),
+            ("a.", "ends with `.`"),
+            ("...", "`..`"),
+            (".", "`..`"),
         ];
         for (name, why) in refused {
             let got = check_file_name(name).unwrap_err();
             assert!(got.contains(why), "{name:?}: {got}");
+            // The message shows no invisible character: it is safe to print.
+            assert_eq!(printable(&got), got, "{name:?}");
         }
-        for ok in ["a.dump", "a-b_c.sql", "x", "dots.in.the.name", "ümlaut é"] {
+        for ok in [
+            "a.dump",
+            "a-b_c.sql",
+            "x",
+            "dots.in.the.name",
+            "ümlaut é",
+            "a b c.dump",
+            "app+1=2,x@y^z~.sql",
+            "データ-2024.dump",
+            "_x",
+            "1.dump",
+        ] {
             check_file_name(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
         }
     }
 
+    /// The documented set is exactly what is refused: every character of
+    /// REFUSED_CHARS is, and no other printable ASCII character is (inside
+    /// a name).
     #[test]
-    fn file_names_are_at_most_143_bytes() {
+    fn refused_chars_are_the_documented_set() {
+        for b in 0x20u8..0x7f {
+            let c = b as char;
+            let name = format!("a{c}b");
+            let refused = check_file_name(&name).is_err();
+            let documented = REFUSED_CHARS.contains(c);
+            assert_eq!(refused, documented, "{c:?}");
+        }
+        assert!(check_file_name("a.b").is_ok());
+    }
+
+    #[test]
+    fn file_names_leave_room_for_every_object() {
+        assert_eq!(MAX_OBJECT_NAME_LEN, 143);
+        assert_eq!(MAX_NAME_LEN, 120);
         check_file_name(&"a".repeat(MAX_NAME_LEN)).unwrap();
-        let why = check_file_name(&"a".repeat(MAX_NAME_LEN + 1)).unwrap_err();
-        assert!(why.contains("longer than 143 bytes"), "{why}");
-        // Bytes, not characters: 72 two-byte characters are 144 bytes.
-        assert!(check_file_name(&"é".repeat(72)).is_err());
-        check_file_name(&format!("{}a", "é".repeat(71))).unwrap();
-        assert_eq!(MAX_NAME_LEN, 143);
+        for len in [MAX_NAME_LEN + 1, 130, 143] {
+            let why = check_file_name(&"a".repeat(len)).unwrap_err();
+            assert!(
+                why.contains(&format!("is {len} bytes long"))
+                    && why.contains("at most 120 bytes")
+                    && why.contains("143 bytes a crypt remote allows"),
+                "{why}"
+            );
+        }
+        // Bytes, not characters: 61 two-byte characters are 122 bytes.
+        assert!(check_file_name(&"é".repeat(61)).is_err());
+        check_file_name(&"é".repeat(60)).unwrap();
+    }
+
+    #[test]
+    fn object_paths_are_checked_segment_by_segment() {
+        check_object_path(&format!("db/.rcbackup/x/{}", "a".repeat(143))).unwrap();
+        let e = check_object_path(&format!("{}/x", "d".repeat(144))).unwrap_err();
+        assert!(e.contains("a name of 144 bytes"), "{e}");
+        assert!(e.contains("at most 143"), "{e}");
+    }
+
+    #[test]
+    fn printable_escapes_what_hides_or_moves_text() {
+        assert_eq!(printable("x\u{202E}gpj.exe"), "x\\u{202e}gpj.exe");
+        assert_eq!(printable("a\nb"), "a\\nb");
+        assert_eq!(printable("a\u{a0}b"), "a\\u{a0}b");
+        assert_eq!(printable("a b é"), "a b é");
     }
 
     #[test]
@@ -295,8 +584,16 @@ mod tests {
             let got = FilenameTemplate::parse(t).unwrap_err();
             assert!(got.contains(why), "{t:?}: {got}");
         }
-        let long = format!("{{database}}-{{datetime}}{}", "x".repeat(130));
-        assert!(FilenameTemplate::parse(&long).is_err());
+        let long = format!("{{database}}-{{datetime}}{}", "x".repeat(120));
+        let why = FilenameTemplate::parse(&long).unwrap_err();
+        assert!(
+            why.contains("121 bytes of text besides its placeholders"),
+            "{why}"
+        );
+        // Placeholders' names do not count: their values are checked at
+        // each backup, before the dump.
+        let fits = format!("{{database}}{}{{datetime}}.{{ext}}", "x".repeat(119));
+        FilenameTemplate::parse(&fits).unwrap();
         assert!(FilenameTemplate::parse("{database}-{datetime}}").is_err());
         assert!(FilenameTemplate::parse("{datetime}.{ext}").is_err());
         assert_eq!(
@@ -401,6 +698,68 @@ mod tests {
                 if let Err(why) = DateFormat::parse(&f) {
                     prop_assert!(!why.is_empty());
                 }
+            }
+        }
+    }
+}
+
+/// Property tests of the name guard and the template parser: outside input
+/// (a config's template, a naming policy's answer) never panics them, and
+/// whatever they accept is safe to print and fits every object.
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Names likely to be accepted, names of any printable characters, and
+    /// any string at all.
+    pub(crate) fn names() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9é_][a-zA-Z0-9 ._~+=,@^é-]{0,125}",
+            "\\PC{0,150}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_name_is_printable_and_fits_every_object(name in names()) {
+            if check_file_name(&name).is_ok() {
+                prop_assert_eq!(printable(&name), name.clone());
+                prop_assert!(name.len() <= MAX_NAME_LEN);
+                prop_assert!(!name.contains(|c| REFUSED_CHARS.contains(c)));
+                let run = "9".repeat(MAX_RUN_ID_LEN);
+                for object in [format!("{name}.json"), format!("{name}.{run}")] {
+                    prop_assert!(check_object_path(&object).is_ok(), "{}", object);
+                }
+            }
+        }
+
+        #[test]
+        fn a_refused_name_gets_a_printable_reason(name in names()) {
+            if let Err(why) = check_file_name(&name) {
+                prop_assert!(!why.is_empty());
+                prop_assert_eq!(printable(&why), why);
+            }
+        }
+
+        #[test]
+        fn a_template_never_panics_and_renders_safe_names(
+            t in prop_oneof![
+                "[a-z{}._ -]{0,40}",
+                "[a-z._-]{0,10}\\{database\\}[a-z._ -]{0,10}\\{datetime\\}[a-z._-]{0,10}(\\{ext\\})?",
+                "\\PC{0,60}",
+            ]
+        ) {
+            match FilenameTemplate::parse(&t) {
+                Ok(tpl) => {
+                    prop_assert_eq!(tpl.as_str(), t.as_str());
+                    let name = tpl.render("db", "2024-01-02-030405", "dump");
+                    if name.len() <= MAX_NAME_LEN {
+                        prop_assert!(check_file_name(&name).is_ok(), "{:?}: {:?}", t, check_file_name(&name));
+                    }
+                }
+                Err(why) => prop_assert!(why.contains(&format!("`{}`", printable(&t))), "{}", why),
             }
         }
     }

@@ -57,6 +57,24 @@ impl BackupRecord {
         }
     }
 
+    /// Reads one record file's contents. A record that does not read says
+    /// why, naming the field at fault: "field `size`: invalid type ...",
+    /// "missing field `sha256`".
+    pub fn parse(bytes: &[u8]) -> Result<BackupRecord, String> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let rec: BackupRecord = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                inner.to_string()
+            } else {
+                format!("field `{path}`: {inner}")
+            }
+        })?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(rec)
+    }
+
     /// One JSON line: records are read back concatenated by one `rclone cat`.
     pub fn to_line(&self) -> String {
         let mut s = serde_json::to_string(self).expect("record serializes");
@@ -66,5 +84,148 @@ impl BackupRecord {
 
     pub fn tool_version() -> String {
         format!("rcbackup {}", env!("CARGO_PKG_VERSION"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn engine() -> impl Strategy<Value = EngineKind> {
+        prop_oneof![
+            Just(EngineKind::Postgresql),
+            Just(EngineKind::Postgis),
+            Just(EngineKind::Mysql),
+            Just(EngineKind::Mariadb),
+            Just(EngineKind::Sqlite),
+        ]
+    }
+
+    fn time() -> impl Strategy<Value = DateTime<Utc>> {
+        // Years 1970 to 2200, to the nanosecond.
+        (0i64..7_258_118_400, 0u32..1_000_000_000)
+            .prop_map(|(s, n)| Utc.timestamp_opt(s, n).unwrap())
+    }
+
+    fn record() -> impl Strategy<Value = BackupRecord> {
+        (
+            (any::<u32>(), any::<String>(), any::<String>()),
+            proptest::option::of(any::<String>()),
+            engine(),
+            any::<u64>(),
+            "[0-9a-f]{64}",
+            (time(), time(), any::<String>()),
+        )
+            .prop_map(
+                |(
+                    (format, name, database),
+                    tenant,
+                    engine,
+                    size,
+                    sha256,
+                    (created, finished, tool),
+                )| {
+                    BackupRecord {
+                        format,
+                        name,
+                        database,
+                        tenant,
+                        engine,
+                        size,
+                        sha256,
+                        created,
+                        finished,
+                        tool,
+                    }
+                },
+            )
+    }
+
+    /// JSON values of every shape, with the record's own keys likely.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::from),
+            "postgresql|sqlite|2024-01-02T03:04:05Z".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 10, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    "format|name|database|tenant|engine|size|sha256|created|finished|tool|x",
+                    inner,
+                    0..10
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_record_round_trips(rec in record()) {
+            let line = rec.to_line();
+            prop_assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
+            prop_assert_eq!(BackupRecord::parse(line.as_bytes()), Ok(rec));
+        }
+
+        #[test]
+        fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = BackupRecord::parse(&bytes);
+        }
+
+        /// A record with one field of the wrong type, or one field missing,
+        /// is rejected naming that field.
+        #[test]
+        fn a_rejected_record_names_the_field(
+            rec in record(),
+            field in 0usize..10,
+            bad in json(),
+        ) {
+            let serde_json::Value::Object(mut map) = serde_json::to_value(&rec).unwrap() else {
+                unreachable!()
+            };
+            let key = map.keys().nth(field % map.len()).unwrap().clone();
+            let mut missing = map.clone();
+            missing.remove(&key);
+            let got = BackupRecord::parse(&serde_json::to_vec(&missing).unwrap());
+            if key != "tenant" {
+                let why = got.unwrap_err();
+                prop_assert!(why.contains(&format!("`{key}`")), "{}", why);
+            }
+            map.insert(key.clone(), bad);
+            let bytes = serde_json::to_vec(&map).unwrap();
+            if let Err(why) = BackupRecord::parse(&bytes) {
+                prop_assert!(why.contains(&format!("`{key}`")), "{}", why);
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(v in json()) {
+            let _ = BackupRecord::parse(&serde_json::to_vec(&v).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_rejected_record_names_the_field_for_people() {
+        let e = BackupRecord::parse(
+            br#"{"format":1,"name":"a","database":"d","engine":"sqlite","size":"10"}"#,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("field `size`: invalid type"), "{e}");
+        let e = BackupRecord::parse(br#"{"format":1}"#).unwrap_err();
+        assert!(e.contains("missing field `name`"), "{e}");
+        let good = BackupRecord::new("a", "d", EngineKind::Sqlite, 1, "00".into(), Utc::now());
+        assert_eq!(
+            BackupRecord::parse(good.to_line().as_bytes()),
+            Ok(good.clone())
+        );
+        let e = BackupRecord::parse(format!("{} x", good.to_line()).as_bytes()).unwrap_err();
+        assert!(e.contains("trailing"), "{e}");
     }
 }

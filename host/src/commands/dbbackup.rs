@@ -15,7 +15,7 @@ use crate::database::Database;
 use crate::engines;
 use crate::exit;
 use crate::failpoint;
-use crate::naming::{check_file_name, printable};
+use crate::naming::{check_file_name, check_object_path, printable, MAX_OBJECT_NAME_LEN};
 use crate::pipeline::{self, Digest, End};
 use crate::policy::{Event, EventKind, NamingContext};
 use crate::process::{widen_pipe, Proc};
@@ -26,7 +26,9 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     let db = ctx.config.database(args.database.as_deref())?;
     let now = Utc::now();
     let catalog = ctx.catalog();
+    let run = run_id(now);
     let name = choose_name(ctx, db, now)?;
+    check_objects(&catalog, &name, &run)?;
 
     if args.dry_run {
         let listing = catalog.list()?;
@@ -52,7 +54,6 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         .map_err(|e| exit::refused(format!("backup of `{}` vetoed by a hook: {e:#}", db.alias)))?;
 
     let started = Instant::now();
-    let run = run_id(now);
     let outcome = stream_and_publish(ctx, &catalog, db, &name, &run, now);
     let mut done = Event::new(EventKind::PostDbBackup, Utc::now());
     done.database = Some(db.alias.clone());
@@ -135,9 +136,18 @@ fn choose_name(ctx: &Context, db: &Database, now: DateTime<Utc>) -> Result<Strin
         extension: ext.into(),
         default_name,
     };
+    // A naming policy's name is checked by the policy runtime, which blames
+    // the module; the template's is the config's.
     let name = ctx.policies.name_backup(&naming)?;
-    check_file_name(&name)
-        .map_err(|why| exit::failed(format!("the backup name `{name}` {why}")))?;
+    check_file_name(&name).map_err(|why| {
+        exit::usage(format!(
+            "the backup name `{}` that db_filename_template `{}` and db_date_format `{}` give for database `{}` {why}. Change db_filename_template (or db_date_format, or the database's alias)",
+            printable(&name),
+            printable(s.db_filename_template.as_str()),
+            printable(s.db_date_format.as_str()),
+            printable(&db.alias),
+        ))
+    })?;
     // A policy's name is taken as given: an existing one is an error before
     // the dump, not silently suffixed as the built-in template's would be.
     if let Some(module) = ctx.policies.naming_module() {
@@ -149,6 +159,21 @@ fn choose_name(ctx: &Context, db: &Database, now: DateTime<Utc>) -> Result<Strin
         }
     }
     Ok(name)
+}
+
+/// Every object a backup of `name` by run `run` writes must have a name a
+/// crypt remote takes: checked before the dump, not found out after it. The
+/// name itself fits (the guard leaves room for the run id); a folder of
+/// `db_backup_dir` may not.
+fn check_objects(catalog: &Catalog, name: &str, run: &str) -> Result<()> {
+    for path in catalog.object_paths(name, run) {
+        check_object_path(&path).map_err(|why| {
+            exit::usage(format!(
+                "{why}. Shorten db_backup_dir (or the backup name) so that every folder and file name is at most {MAX_OBJECT_NAME_LEN} bytes"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 fn planned_record(db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord {
