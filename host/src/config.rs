@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Deserialize;
 
-use crate::database::{Database, DatabaseSection};
+use crate::database::{Database, DatabaseEntry, DatabaseSection};
 use crate::exit;
 use crate::media::VersionsKeep;
 use crate::naming::{DateFormat, FilenameTemplate};
@@ -114,7 +114,9 @@ pub struct Settings {
 pub struct Config {
     pub path: PathBuf,
     pub settings: Settings,
-    pub databases: BTreeMap<String, Database>,
+    /// Checked when the file loads; a database's environment (`url_env`)
+    /// is read only by [`Config::database`], when a command uses it.
+    pub databases: BTreeMap<String, DatabaseEntry>,
     /// `[policies]` and `[[hooks]]`: empty means the built-in behaviour.
     pub policies: PolicyConfig,
 }
@@ -143,16 +145,10 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let syntax = |e: toml::de::Error| {
-            exit::usage(format!(
-                "config file {}: {}",
-                path.display(),
-                e.to_string().trim_end()
-            ))
-        };
         // Settings and sections are read separately (serde's flatten would
         // lose the key names in error messages).
-        let mut table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let mut sections = toml::Table::new();
         for key in SECTION_KEYS {
             if let Some(v) = table.remove(key) {
@@ -170,8 +166,8 @@ impl Config {
         let settings = Settings::resolve(&layer).map_err(|(k, why)| bad(k, why))?;
         let mut databases = BTreeMap::new();
         for (alias, section) in sections.databases {
-            let db = Database::from_section(&alias, section)
-                .map_err(|(k, why)| bad(&format!("databases.{alias}.{k}"), why))?;
+            let db = DatabaseEntry::from_section(&alias, section)
+                .map_err(|(k, why)| bad(&db_key(&alias, k), why))?;
             databases.insert(alias, db);
         }
         let config_dir = path.parent().unwrap_or(Path::new("."));
@@ -185,8 +181,27 @@ impl Config {
         })
     }
 
-    /// The database for `-d ALIAS`, or the only/"default" one without it.
+    /// The database for `-d ALIAS`, or the only/"default" one without it,
+    /// reading its environment (`url_env`) now: a database a command does
+    /// not use never stops it.
     pub fn database(&self, alias: Option<&str>) -> Result<&Database> {
+        let entry = self.entry(alias)?;
+        entry.get().map_err(|(k, why)| {
+            exit::usage(format!(
+                "config file {}: key `{}`: {why}",
+                self.path.display(),
+                db_key(entry.alias(), k)
+            ))
+        })
+    }
+
+    /// The alias `-d ALIAS` (or its absence) chooses, without reading the
+    /// database's environment: for commands that touch no database.
+    pub fn alias(&self, alias: Option<&str>) -> Result<&str> {
+        self.entry(alias).map(DatabaseEntry::alias)
+    }
+
+    fn entry(&self, alias: Option<&str>) -> Result<&DatabaseEntry> {
         if let Some(a) = alias {
             return self.databases.get(a).ok_or_else(|| {
                 exit::usage(format!(
@@ -223,17 +238,374 @@ impl Config {
 
 type KeyError = (&'static str, String);
 
-/// Deserializes a table, naming the key at fault on error.
+/// `databases.<alias>.<key>`, or the section itself.
+fn db_key(alias: &str, key: &str) -> String {
+    if key.is_empty() {
+        format!("databases.{alias}")
+    } else {
+        format!("databases.{alias}.{key}")
+    }
+}
+
+/// Deserializes a table, naming the key at fault on error, with what was
+/// found, what is expected and an example ([`explain`]).
 fn typed<T: serde::de::DeserializeOwned>(table: toml::Table, path: &Path) -> Result<T> {
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let at = e.path().to_string();
-        let why = e.into_inner().message().trim_end().to_string();
-        if at == "." {
-            exit::usage(format!("config file {}: {why}", path.display()))
-        } else {
-            exit::usage(format!("config file {}: key `{at}`: {why}", path.display()))
-        }
+    let doc = toml::Value::Table(table);
+    serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
+        let at: Vec<String> = e
+            .path()
+            .iter()
+            .map(|seg| match seg {
+                serde_path_to_error::Segment::Seq { index } => index.to_string(),
+                serde_path_to_error::Segment::Map { key } => key.clone(),
+                serde_path_to_error::Segment::Enum { variant } => variant.clone(),
+                serde_path_to_error::Segment::Unknown => "?".into(),
+            })
+            .collect();
+        let message = e.into_inner().message().trim_end().to_string();
+        exit::usage(format!(
+            "config file {}: {}",
+            path.display(),
+            explain(&doc, &at, &message)
+        ))
     })
+}
+
+/// A TOML syntax error: the message with the line, column and key, never
+/// the line itself (it may hold a password, e.g. in a `url`).
+fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> anyhow::Error {
+    let what = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let Some(span) = e.span() else {
+        return exit::usage(format!(
+            "config file {}: not valid TOML: {what}",
+            path.display()
+        ));
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let at = match key_on_line(text, line) {
+        Some(key) => format!(" (key `{key}`)"),
+        None => String::new(),
+    };
+    exit::usage(format!(
+        "config file {}, line {line}, column {column}{at}: not valid TOML: {what}. \
+         Strings go in double quotes, one `key = value` per line, e.g. url = \"postgres://app@db.example:5432/app\" \
+         (the line is not shown: it may hold a password)",
+        path.display()
+    ))
+}
+
+/// The key a line sets, with the `[section]` above it: `databases.default.url`.
+/// Only plain names are returned, never a value.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let plain = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty()
+            && s.split('.').all(|p| {
+                let p = p.trim();
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            }))
+        .then(|| s.split('.').map(str::trim).collect::<Vec<_>>().join("."))
+    };
+    let lines: Vec<&str> = text.split('\n').collect();
+    let this = lines.get(line.checked_sub(1)?)?.trim();
+    if this.starts_with('[') {
+        return None;
+    }
+    let key = plain(this.split_once('=')?.0)?;
+    let section = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l
+            .strip_prefix("[[")
+            .and_then(|r| r.split_once("]]"))
+            .map(|(a, _)| a);
+        let inner = inner.or_else(|| {
+            l.strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .map(|(a, _)| a)
+        });
+        inner.map(plain)
+    });
+    Some(match section {
+        Some(Some(s)) => format!("{s}.{key}"),
+        Some(None) => return None,
+        None => key,
+    })
+}
+
+/// What a key expects, with an example of a right value.
+fn key_doc(at: &[String]) -> Option<(&'static str, String)> {
+    let eg = |v: &str| format!("{} = {v}", at.last().map_or("", String::as_str));
+    Some(
+        match at.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["remote"] => (
+                "a string naming an rclone remote",
+                eg("\"s3:my-bucket/app\""),
+            ),
+            ["rclone_binary"] => ("a string: the rclone executable", eg("\"rclone\"")),
+            ["rclone_config"] => (
+                "a string: the path of rclone's config file",
+                eg("\"/etc/rclone.conf\""),
+            ),
+            ["rclone_flags"] | ["rclone_flags", _] => (
+                "an array of strings",
+                "rclone_flags = [\"--transfers\", \"4\"]".into(),
+            ),
+            ["db_backup_dir"] => ("a string: a folder below the remote", eg("\"db\"")),
+            ["media_backup_dir"] => ("a string: a folder below the remote", eg("\"media\"")),
+            ["db_filename_template"] => ("a string", eg("\"{database}-{datetime}.{ext}\"")),
+            ["db_date_format"] => ("a string: a strftime format", eg("\"%Y-%m-%d-%H%M%S\"")),
+            ["db_cleanup_keep"] => ("an integer (1 or more)", eg("10")),
+            ["media_root"] => (
+                "a string: the media folder's path",
+                eg("\"/srv/app/media\""),
+            ),
+            ["media_versions"] => ("true or false", eg("true")),
+            ["media_versions_keep"] => ("a count or an age", eg("\"30d\"")),
+            ["media_max_delete"] => ("an integer (0 or more)", eg("500")),
+            ["abandoned_after_hours"] => ("an integer (1 or more)", eg("24")),
+            ["databases"] => (
+                "a table of databases, one section each",
+                "[databases.default] with engine = \"postgresql\" and name = \"app\"".into(),
+            ),
+            ["databases", _] => (
+                "a section",
+                "[databases.default] with engine = \"postgresql\" and name = \"app\"".into(),
+            ),
+            ["databases", _, "engine"] => (
+                "one of postgresql, postgis, mysql, mariadb, sqlite",
+                eg("\"postgresql\""),
+            ),
+            ["databases", _, "name"] => (
+                "a string: the database name, or the SQLite file's path",
+                eg("\"app\""),
+            ),
+            ["databases", _, "host"] => (
+                "a string: a host name, address or socket folder",
+                eg("\"db.example\""),
+            ),
+            ["databases", _, "port"] => ("an integer from 1 to 65535", eg("5432")),
+            ["databases", _, "user"] => ("a string", eg("\"app\"")),
+            ["databases", _, "password_env"] => (
+                "a string: the NAME of an environment variable holding the password",
+                eg("\"APP_DB_PASSWORD\""),
+            ),
+            ["databases", _, "url"] => (
+                "a string: a DATABASE_URL",
+                eg("\"postgres://app@db.example:5432/app\""),
+            ),
+            ["databases", _, "url_env"] => (
+                "a string: the NAME of an environment variable holding a DATABASE_URL",
+                eg("\"DATABASE_URL\""),
+            ),
+            ["databases", _, k @ ("dump_args" | "restore_args")]
+            | ["databases", _, k @ ("dump_args" | "restore_args"), _] => (
+                "an array of strings",
+                format!("{k} = [\"--exclude-table=django_session\"]"),
+            ),
+            _ => return None,
+        },
+    )
+}
+
+/// The value at `at` in the file, if there is one.
+fn value_at<'a>(doc: &'a toml::Value, at: &[String]) -> Option<&'a toml::Value> {
+    at.iter().try_fold(doc, |v, seg| match v {
+        toml::Value::Table(t) => t.get(seg),
+        toml::Value::Array(a) => a.get(seg.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+/// What was found, in words. A value is shown only where it cannot be a
+/// secret: top-level settings that are not strings (a `remote` may be an
+/// rclone connection string with credentials), and a database's `engine`
+/// and `port`. Elsewhere only its kind is named.
+fn describe_found(v: &toml::Value, at: &[String]) -> String {
+    let show = match at.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [_] => !v.is_str(),
+        ["databases", _, "engine"] => true,
+        ["databases", _, "port"] => !v.is_str(),
+        _ => false,
+    };
+    match v {
+        toml::Value::String(s) => {
+            let holds = if s.trim().parse::<i64>().is_ok() {
+                " holding a number (write it without quotes)"
+            } else if matches!(s.trim(), "true" | "false") {
+                " holding true or false (write it without quotes)"
+            } else {
+                ""
+            };
+            if show {
+                format!("the string \"{}\"", s.escape_debug())
+            } else {
+                format!("a string{holds}")
+            }
+        }
+        toml::Value::Integer(i) if show => format!("the integer {i}"),
+        toml::Value::Integer(_) => "an integer".into(),
+        toml::Value::Float(f) if show => format!("the number {f}"),
+        toml::Value::Float(_) => "a number with a fraction".into(),
+        toml::Value::Boolean(b) if show => format!("`{b}`"),
+        toml::Value::Boolean(_) => "true or false".into(),
+        toml::Value::Datetime(_) => "a date or time".into(),
+        toml::Value::Array(_) => "an array".into(),
+        toml::Value::Table(_) => "a table".into(),
+    }
+}
+
+/// serde's "expected" in words, for keys [`key_doc`] does not know (the
+/// policy sections), with an example of the right kind.
+fn expected_in_words(expected: &str, key: &str) -> (String, String) {
+    let e = expected.trim();
+    let int = |what: &str| (what.to_string(), format!("{key} = 10"));
+    match e {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => int("an integer"),
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => int("an integer, 0 or more"),
+        "f32" | "f64" => ("a number".into(), format!("{key} = 1.5")),
+        "a boolean" => ("true or false".into(), format!("{key} = true")),
+        "a string" | "a borrowed string" | "a character" => {
+            ("a string".into(), format!("{key} = \"...\""))
+        }
+        "a sequence" => ("an array".into(), format!("{key} = [\"...\"]")),
+        _ if e == "a map" || e.starts_with("struct ") || e.starts_with("a table") => {
+            ("a table".into(), format!("[{key}]"))
+        }
+        _ if e.starts_with("one of ") || e.starts_with('`') => (
+            e.replace('`', ""),
+            format!("{key} = \"{}\"", e.split('`').nth(1).unwrap_or("...")),
+        ),
+        _ => (scrub(e), format!("see README, \"Config\", for `{key}`")),
+    }
+}
+
+/// A message with any quoted value taken out: serde's messages quote the
+/// value they found (`invalid type: string "..."`).
+fn scrub(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(i) = rest.find('"') {
+        out.push_str(&rest[..i]);
+        match rest[i + 1..].find('"') {
+            Some(j) => {
+                out.push_str("\"...\"");
+                rest = &rest[i + 1 + j + 1..];
+            }
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first `backquoted` word of `s`.
+fn quoted_name(s: &str) -> Option<&str> {
+    let (_, rest) = s.split_once('`')?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+/// The closest of `known` to `typo`, if it is close.
+fn did_you_mean<'a>(typo: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let here = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb))
+                    .min(row[j] + 1)
+                    .min(here + 1);
+                prev = here;
+            }
+        }
+        row[b.len()]
+    }
+    known
+        .iter()
+        .map(|k| (distance(typo, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// A serde error at `at` in words: the key, what was found, what is
+/// expected and an example, without Rust type names or the value of a key
+/// that may hold a secret.
+fn explain(doc: &toml::Value, at: &[String], message: &str) -> String {
+    let join = |extra: Option<&str>| {
+        let mut all: Vec<&str> = at.iter().map(String::as_str).collect();
+        all.extend(extra);
+        all.join(".")
+    };
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let field = quoted_name(rest).unwrap_or("?");
+        let known: Vec<&str> = rest
+            .split_once("expected")
+            .map(|(_, k)| k.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        let hint = match did_you_mean(field, &known) {
+            Some(k) => format!("did you mean `{k}`? "),
+            None => String::new(),
+        };
+        let keys = if known.is_empty() {
+            "this section takes no keys".to_string()
+        } else {
+            format!("the keys here are: {}", known.join(", "))
+        };
+        return format!(
+            "key `{}` is not a known key: {hint}{keys} (see README, \"Config\")",
+            join(Some(field))
+        );
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        let field = quoted_name(rest).unwrap_or("?");
+        let mut path = at.to_vec();
+        path.push(field.to_string());
+        let (expected, example) = key_doc(&path)
+            .map(|(e, x)| (e.to_string(), x))
+            .unwrap_or_else(|| ("a value".into(), "see README, \"Config\"".into()));
+        return format!(
+            "key `{}` is required and missing: expected {expected}, e.g. {example}",
+            join(Some(field))
+        );
+    }
+    let key = join(None);
+    let found = match value_at(doc, at) {
+        Some(v) => describe_found(v, at),
+        None => message
+            .split_once(": ")
+            .and_then(|(_, f)| f.split(", expected").next())
+            .map(scrub)
+            .unwrap_or_else(|| "a value of the wrong kind".into()),
+    };
+    let serde_expected = message
+        .split_once("expected ")
+        .map_or("", |(_, e)| e)
+        .to_string();
+    let last = at.last().map_or("", String::as_str);
+    let (expected, example) = match key_doc(at) {
+        Some((e, x)) => (e.to_string(), x),
+        None => expected_in_words(&serde_expected, last),
+    };
+    if key.is_empty() {
+        return format!("found {found}, expected {expected} (see README, \"Config\")");
+    }
+    format!("key `{key}`: found {found}, expected {expected}; e.g. {example}")
 }
 
 impl Settings {
