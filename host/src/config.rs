@@ -357,7 +357,11 @@ fn key_doc(at: &[String]) -> Option<(&'static str, String)> {
                 "a string: the path of rclone's config file",
                 eg("\"/etc/rclone.conf\""),
             ),
-            ["rclone_flags"] | ["rclone_flags", _] => (
+            ["rclone_flags", _] => (
+                "a string: every item of rclone_flags is one",
+                "rclone_flags = [\"--transfers\", \"4\"]".into(),
+            ),
+            ["rclone_flags"] => (
                 "an array of strings",
                 "rclone_flags = [\"--transfers\", \"4\"]".into(),
             ),
@@ -408,8 +412,11 @@ fn key_doc(at: &[String]) -> Option<(&'static str, String)> {
                 "a string: the NAME of an environment variable holding a DATABASE_URL",
                 eg("\"DATABASE_URL\""),
             ),
-            ["databases", _, k @ ("dump_args" | "restore_args")]
-            | ["databases", _, k @ ("dump_args" | "restore_args"), _] => (
+            ["databases", _, k @ ("dump_args" | "restore_args"), _] => (
+                "a string: every item of the list is one",
+                format!("{k} = [\"--exclude-table=django_session\"]"),
+            ),
+            ["databases", _, k @ ("dump_args" | "restore_args")] => (
                 "an array of strings",
                 format!("{k} = [\"--exclude-table=django_session\"]"),
             ),
@@ -433,9 +440,10 @@ fn value_at<'a>(doc: &'a toml::Value, at: &[String]) -> Option<&'a toml::Value> 
 /// and `port`. Elsewhere only its kind is named.
 fn describe_found(v: &toml::Value, at: &[String]) -> String {
     let show = match at.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [_] => !v.is_str(),
         ["databases", _, "engine"] => true,
         ["databases", _, "port"] => !v.is_str(),
+        ["databases" | "policies" | "hooks", ..] => false,
+        [_, ..] => !v.is_str(),
         _ => false,
     };
     match v {
@@ -554,6 +562,13 @@ fn explain(doc: &toml::Value, at: &[String], message: &str) -> String {
     };
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let field = quoted_name(rest).unwrap_or("?");
+        // serde_path_to_error's path may already end with the field.
+        let at = at.strip_suffix(&[field.to_string()]).unwrap_or(at);
+        let join = |extra: Option<&str>| {
+            let mut all: Vec<&str> = at.iter().map(String::as_str).collect();
+            all.extend(extra);
+            all.join(".")
+        };
         let known: Vec<&str> = rest
             .split_once("expected")
             .map(|(_, k)| k.split('`').skip(1).step_by(2).collect())
@@ -606,6 +621,208 @@ fn explain(doc: &toml::Value, at: &[String], message: &str) -> String {
         return format!("found {found}, expected {expected} (see README, \"Config\")");
     }
     format!("key `{key}`: found {found}, expected {expected}; e.g. {example}")
+}
+
+/// How config errors read: no secret, and the key, what was found, what
+/// is expected and an example.
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        let e = Config::parse(text, Path::new("x.toml")).unwrap_err();
+        assert_eq!(
+            crate::exit::code_for(&e),
+            crate::exit::ExitCode::Usage,
+            "{e:#}"
+        );
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn type_errors_name_key_found_expected_example() {
+        for (text, parts) in [
+            (
+                "db_cleanup_keep = \"10\"",
+                &["`db_cleanup_keep`", "found a string holding a number", "expected an integer", "db_cleanup_keep = 10"][..],
+            ),
+            ("media_versions = \"yes\"", &["`media_versions`", "found a string", "true or false", "media_versions = true"]),
+            ("rclone_flags = \"-v\"", &["`rclone_flags`", "found a string", "an array of strings", "rclone_flags = ["]),
+            ("rclone_flags = [1]", &["`rclone_flags.0`", "the integer 1", "expected a string"]),
+            ("remote = 5", &["`remote`", "the integer 5", "remote = \"s3:"]),
+            ("remot = \"b:\"", &["`remot`", "did you mean `remote`?"]),
+            ("[databases.main]\nengine = \"oracle\"\nname = \"x\"", &["`databases.main.engine`", "\"oracle\"", "one of postgresql", "engine = \"postgresql\""]),
+            ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nport = 70000", &["`databases.main.port`", "the integer 70000", "from 1 to 65535", "port = 5432"]),
+            ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\npasword_env = \"P\"", &["`databases.main.pasword_env`", "did you mean `password_env`?"]),
+            ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\ndump_args = \"--no-owner\"", &["`databases.main.dump_args`", "an array of strings", "dump_args = ["]),
+            ("databases = 1", &["`databases`", "a table", "[databases.default]"]),
+        ] {
+            let text = if text.starts_with("remote") { text.to_string() } else { format!("remote = \"b:\"\n{text}\n") };
+            let m = err(&text);
+            for p in parts {
+                assert!(m.contains(p), "{p:?} not in: {m}");
+            }
+            for rust in ["i64", "u16", "a sequence", "invalid type", "struct "] {
+                assert!(!m.contains(rust), "{rust:?} in: {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let pw = "Zq9HiddenPassw0rd";
+        for text in [
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h/app\nname = \"x\""),
+            format!("[databases.d]\nurl = postgres://u:{pw}@h/app"),
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h/app\" trailing"),
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h/app?bogus=1\""),
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h:99999/app\""),
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h/app\"\nurl = \"x\""),
+            format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"{pw} !\""),
+            format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = 12345678{pw}"),
+            format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\nport = \"{pw}\""),
+            format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\nuser = [\"{pw}\"]"),
+            format!("remote = \":s3,secret_access_key={pw}:b\"\nremote = 1"),
+            format!("remote = [\":s3,secret_access_key={pw}:b\"]"),
+            format!("[policies.retention]\nmodule = \"x.wasm\"\nconfig = {{ token = \"{pw}\" }}\nlimits = \"{pw}\""),
+        ] {
+            let text = if text.starts_with("remote") { text } else { format!("remote = \"b:\"\n{text}\n") };
+            let m = err(&text);
+            assert!(!m.contains(pw), "{text}\n-> {m}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_key() {
+        let m =
+            err("remote = \"b:\"\n\n[databases.default]\nurl = \"postgres://u:Zq9secret@h/app\n");
+        assert!(m.contains("line 4"), "{m}");
+        assert!(m.contains("`databases.default.url`"), "{m}");
+        assert!(!m.contains("Zq9secret"), "{m}");
+        let m = err("remote = \"b:\"\n[databases.default\n");
+        assert!(m.contains("line 2"), "{m}");
+    }
+}
+
+/// Property tests of the config parser: no panic; no secret planted in a
+/// `url` or `password_env` appears in an error, however the file around
+/// it is broken; a value of the wrong kind is refused naming its key.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn secret() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9!#$%&*+,./:;<>?@^_~ -]{10,24}".prop_map(|s| format!("Zq{s}"))
+    }
+
+    /// Inserts `what` at the `at`-th character boundary, or deletes the
+    /// character there when `what` is empty.
+    fn mutate(text: &str, at: usize, what: &str) -> String {
+        let bounds: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([text.len()])
+            .collect();
+        let i = bounds[at % bounds.len()];
+        let mut out = text[..i].to_string();
+        if what.is_empty() {
+            let next = text[i..].chars().next().map_or(0, char::len_utf8);
+            out.push_str(&text[i + next..]);
+        } else {
+            out.push_str(what);
+            out.push_str(&text[i..]);
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn never_panics(text in any::<String>()) {
+            let _ = Config::parse(&text, Path::new("x.toml"));
+        }
+
+        #[test]
+        fn never_panics_on_near_configs(
+            edits in proptest::collection::vec((0usize..400, prop_oneof![Just(""), Just("\""), Just("["), Just("]"), Just("="), Just("\n"), Just("{"), Just("'"), Just("1"), Just(".")]), 0..4),
+        ) {
+            let mut text = "remote = \"b:\"\ndb_cleanup_keep = 3\nrclone_flags = [\"--fast-list\"]\n[databases.default]\nengine = \"postgresql\"\nname = \"app\"\nport = 5432\n[policies.retention]\nmodule = \"k.wasm\"\nconfig = { keep = 3 }\n".to_string();
+            for (at, what) in &edits {
+                text = mutate(&text, *at, what);
+            }
+            let _ = Config::parse(&text, Path::new("x.toml"));
+        }
+
+        #[test]
+        fn no_secret_in_any_error(
+            pw in secret(),
+            in_url in any::<bool>(),
+            edits in proptest::collection::vec((0usize..300, prop_oneof![Just(""), Just("\""), Just("\n"), Just("="), Just("["), Just("]"), Just("'"), Just("\\"), Just(" "), Just("#"), Just("{")]), 0..3),
+        ) {
+            let line = if in_url {
+                let enc = percent_encoding::utf8_percent_encode(&pw, percent_encoding::NON_ALPHANUMERIC).to_string();
+                // Sometimes written raw: a user pastes what they have.
+                let shown = if pw.len() % 2 == 0 { enc } else { pw.clone() };
+                format!("url = \"postgres://app:{shown}@db.example:5432/app?sslmode=require\"")
+            } else {
+                format!("engine = \"postgresql\"\nname = \"app\"\npassword_env = \"{pw}\"")
+            };
+            let mut text = format!("remote = \"b:\"\n[databases.default]\n{line}\n");
+            for (at, what) in &edits {
+                text = mutate(&text, *at, what);
+            }
+            if let Err(e) = Config::parse(&text, Path::new("x.toml")) {
+                let m = format!("{e:#}");
+                prop_assert!(!m.contains(&pw), "{}\n-> {}", text, m);
+            }
+            // And at use: an unset password_env names no value either.
+            if let Ok(c) = Config::parse(&text, Path::new("x.toml")) {
+                if let Ok(db) = c.database(None) {
+                    if let Err(e) = db.password() {
+                        let m = format!("{e:#}");
+                        prop_assert!(!m.contains(&pw), "{}\n-> {}", text, m);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn wrong_kinds_name_the_key(
+            key in prop_oneof![
+                Just("db_cleanup_keep"), Just("media_max_delete"), Just("abandoned_after_hours"),
+                Just("media_versions"), Just("remote"), Just("rclone_flags"), Just("db_backup_dir"),
+                Just("databases.d.port"), Just("databases.d.name"), Just("databases.d.password_env"),
+                Just("databases.d.dump_args"),
+            ],
+            value in prop_oneof![Just("\"x y\""), Just("1.5"), Just("true"), Just("[1, 2]"), Just("{ a = 1 }"), Just("1979-05-27")],
+        ) {
+            let (section, leaf) = match key.rsplit_once('.') {
+                Some((s, l)) => (format!("[{s}]\nengine = \"postgresql\"\n"), l),
+                None => (String::new(), key),
+            };
+            let text = format!("remote = \"b:\"\n{section}{leaf} = {value}\n");
+            let text = if key == "remote" { format!("{leaf} = {value}\n") } else { text };
+            let text = if section.is_empty() || leaf == "name" { text } else { text.replace("engine = \"postgresql\"\n", "engine = \"postgresql\"\nname = \"app\"\n") };
+            if let Err(e) = Config::parse(&text, Path::new("x.toml")) {
+                let m = format!("{e:#}");
+                prop_assert!(m.contains(&format!("`{key}")), "{}\n-> {}", text, m);
+                prop_assert!(m.contains("expected") || m.contains("e.g."), "{}\n-> {}", text, m);
+            } else {
+                // Only a string is a right kind for string keys (the toml
+                // crate hands a bare date to a string key as its text).
+                let string_key = ["remote", "db_backup_dir", "databases.d.name", "databases.d.password_env"].contains(&key);
+                prop_assert!(
+                    value.starts_with('"') && string_key
+                        || value == "1979-05-27" && string_key
+                        || key == "media_versions" && value == "true",
+                    "{} accepted",
+                    text
+                );
+            }
+        }
+    }
 }
 
 impl Settings {

@@ -239,7 +239,7 @@ fn check_var_name(
     } else {
         Err((
             key,
-            format!("is not the name of an environment variable (letters, digits and `_`, not starting with a digit); it must name the variable that holds {holds}, not hold it itself (the value is not shown, as it may be a secret). E.g. {key} = \"{example}\""),
+            format!("is not the name of an environment variable (letters, digits and `_`, not starting with a digit); it must name the variable that holds {holds}, not hold it itself (the value is not shown, as it may be a secret); e.g. {key} = \"{example}\""),
         ))
     }
 }
@@ -1025,7 +1025,10 @@ mod proptests {
             pw in proptest::option::of(password()),
             host in host(),
             port in proptest::option::of(1u16..),
-            name in "[a-zA-Z0-9 _./@?#%-]{1,24}",
+            // `.` and `..` segments are resolved by URL parsing (also as
+            // %2E): a name made of them cannot be written in a URL.
+            name in "[a-zA-Z0-9 _./@?#%-]{1,24}"
+                .prop_filter("dot segment", |n| !n.split('/').any(|s| s == "." || s == "..")),
         ) {
             // A port needs a host to follow.
             let port = if host.is_some() { port } else { None };
