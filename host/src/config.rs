@@ -287,17 +287,26 @@ fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> anyhow::Error {
             path.display()
         ));
     };
-    let start = span.start.min(text.len());
-    let before = text.get(..start).unwrap_or(text);
+    let mut start = span.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &text[..start];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     let at = match key_on_line(text, line) {
         Some(key) => format!(" (key `{key}`)"),
         None => String::new(),
     };
+    let fix = if what.contains("duplicate") {
+        "A key may be set once in each section, and each [section] opened once: remove the other one"
+    } else if what.contains("string") || what.contains("quote") {
+        "Strings go in double quotes and end on the same line, e.g. url = \"postgres://app@db.example:5432/app\""
+    } else {
+        "Write one `key = value` per line, strings in double quotes, sections as [databases.NAME], e.g. db_cleanup_keep = 10"
+    };
     exit::usage(format!(
-        "config file {}, line {line}, column {column}{at}: not valid TOML: {what}. \
-         Strings go in double quotes, one `key = value` per line, e.g. url = \"postgres://app@db.example:5432/app\" \
+        "config file {}, line {line}, column {column}{at}: not valid TOML: {what}. {fix} \
          (the line is not shown: it may hold a password)",
         path.display()
     ))
@@ -569,18 +578,38 @@ fn explain(doc: &toml::Value, at: &[String], message: &str) -> String {
             all.extend(extra);
             all.join(".")
         };
-        let known: Vec<&str> = rest
+        let mut known: Vec<&str> = rest
             .split_once("expected")
             .map(|(_, k)| k.split('`').skip(1).step_by(2).collect())
             .unwrap_or_default();
-        let hint = match did_you_mean(field, &known) {
-            Some(k) => format!("did you mean `{k}`? "),
-            None => String::new(),
+        if at.is_empty() && known.contains(&"remote") {
+            // The sections were read apart from the settings.
+            known.extend(SECTION_KEYS);
+        }
+        const DB_KEYS: [&str; 8] = [
+            "engine",
+            "name",
+            "host",
+            "port",
+            "user",
+            "password_env",
+            "url",
+            "url_env",
+        ];
+        let hint = if field == "password" || field.ends_with("_password") {
+            "a password never goes in the config file: put it in an environment variable and name that variable with password_env = \"APP_DB_PASSWORD\" in [databases.NAME] (the value is not shown). ".to_string()
+        } else if at.is_empty() && DB_KEYS.contains(&field) {
+            format!("`{field}` belongs in a database's section ([databases.default], then {field} = ...). ")
+        } else {
+            match did_you_mean(field, &known) {
+                Some(k) => format!("did you mean `{k}`? "),
+                None => String::new(),
+            }
         };
         let keys = if known.is_empty() {
-            "this section takes no keys".to_string()
+            "This section takes no keys".to_string()
         } else {
-            format!("the keys here are: {}", known.join(", "))
+            format!("The keys here are: {}", known.join(", "))
         };
         return format!(
             "key `{}` is not a known key: {hint}{keys} (see README, \"Config\")",
@@ -656,6 +685,9 @@ mod error_tests {
             ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\npasword_env = \"P\"", &["`databases.main.pasword_env`", "did you mean `password_env`?"]),
             ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\ndump_args = \"--no-owner\"", &["`databases.main.dump_args`", "an array of strings", "dump_args = ["]),
             ("databases = 1", &["`databases`", "a table", "[databases.default]"]),
+            ("[database.main]\nengine = \"sqlite\"", &["`database`", "did you mean `databases`?"]),
+            ("engine = \"sqlite\"", &["`engine`", "[databases.default]"]),
+            ("[databases.main]\nengine = \"mysql\"\nname = \"x\"\npassword = \"Zq9pw\"", &["`databases.main.password`", "password_env"]),
         ] {
             let text = if text.starts_with("remote") { text.to_string() } else { format!("remote = \"b:\"\n{text}\n") };
             let m = err(&text);
@@ -814,8 +846,7 @@ mod proptests {
                 // crate hands a bare date to a string key as its text).
                 let string_key = ["remote", "db_backup_dir", "databases.d.name", "databases.d.password_env"].contains(&key);
                 prop_assert!(
-                    value.starts_with('"') && string_key
-                        || value == "1979-05-27" && string_key
+                    (value.starts_with('"') || value == "1979-05-27") && string_key
                         || key == "media_versions" && value == "true",
                     "{} accepted",
                     text

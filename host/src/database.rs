@@ -206,7 +206,7 @@ impl DatabaseEntry {
             Ok(u) => u,
             Err(std::env::VarError::NotPresent) => return Err((
                 "url_env",
-                format!("names an environment variable that is not set. Export it with this database's URL before running rcbackup (e.g. postgres://user:password@host:5432/name), or choose another database with -d"),
+                "names an environment variable that is not set. Export it with this database's URL before running rcbackup (e.g. postgres://user:password@host:5432/name), or choose another database with -d".into(),
             )),
             Err(std::env::VarError::NotUnicode(_)) => {
                 return Err((
@@ -432,13 +432,6 @@ fn parse_url(u: &str) -> std::result::Result<UrlParts, String> {
             "unknown scheme{shown}; use postgres://, postgis://, mysql://, mariadb:// or sqlite:///, e.g. postgres://user:password@host:5432/name"
         )
     })?;
-    let name = decode(parsed.path().strip_prefix('/').unwrap_or(parsed.path()));
-    if name.is_empty() {
-        return Err("the URL names no database: add /NAME, e.g. postgres://user@host:5432/NAME, or sqlite:////absolute/path.db".into());
-    }
-    if name.contains('\0') {
-        return Err("the database name in the URL holds a NUL byte (%00); remove it".into());
-    }
     let host = parsed
         .host_str()
         .filter(|h| !h.is_empty() && *h != NO_HOST)
@@ -446,6 +439,13 @@ fn parse_url(u: &str) -> std::result::Result<UrlParts, String> {
         .map(|h| decode(h.trim_start_matches('[').trim_end_matches(']')));
     if engine == EngineKind::Sqlite && (host.is_some() || parsed.port().is_some()) {
         return Err("a sqlite URL names a file, not a server: write sqlite:////absolute/path.db (four slashes) or sqlite:///relative.db".into());
+    }
+    let name = decode(parsed.path().strip_prefix('/').unwrap_or(parsed.path()));
+    if name.is_empty() {
+        return Err("the URL names no database: add /NAME, e.g. postgres://user@host:5432/NAME, or sqlite:////absolute/path.db".into());
+    }
+    if name.contains('\0') {
+        return Err("the database name in the URL holds a NUL byte (%00); remove it".into());
     }
     let user = Some(parsed.username())
         .filter(|s| !s.is_empty())
@@ -1042,7 +1042,7 @@ mod proptests {
                 query: Vec::new(),
             };
             let url = compose(&parts, pw.as_deref());
-            let back = parse_url(&url).map_err(|e| TestCaseError::fail(e))?;
+            let back = parse_url(&url).map_err(TestCaseError::fail)?;
             prop_assert_eq!(&back, &parts, "{}", url);
             prop_assert_eq!(url_password(&url), pw);
         }
@@ -1050,7 +1050,7 @@ mod proptests {
         #[test]
         fn sqlite_paths_round_trip(path in "/?[a-zA-Z0-9 _%#?-][a-zA-Z0-9 _.%#?-]{0,20}(/[a-zA-Z0-9 _-][a-zA-Z0-9 _.-]{0,10}){0,3}") {
             let url = format!("sqlite:///{}", path.split('/').map(enc).collect::<Vec<_>>().join("/"));
-            let back = parse_url(&url).map_err(|e| TestCaseError::fail(e))?;
+            let back = parse_url(&url).map_err(TestCaseError::fail)?;
             prop_assert_eq!(back.name, path);
         }
 
