@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Deserialize;
 
-use crate::database::{Database, DatabaseSection};
+use crate::database::{Database, DatabaseEntry, DatabaseSection};
 use crate::exit;
 use crate::media::VersionsKeep;
 use crate::naming::{DateFormat, FilenameTemplate};
@@ -117,7 +117,9 @@ pub struct Settings {
 pub struct Config {
     pub path: PathBuf,
     pub settings: Settings,
-    pub databases: BTreeMap<String, Database>,
+    /// Checked when the file loads; a database's environment (`url_env`)
+    /// is read only by [`Config::database`], when a command uses it.
+    pub databases: BTreeMap<String, DatabaseEntry>,
     /// `[policies]` and `[[hooks]]`: empty means the built-in behaviour.
     pub policies: PolicyConfig,
 }
@@ -146,16 +148,10 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let syntax = |e: toml::de::Error| {
-            exit::usage(format!(
-                "config file {}: {}",
-                path.display(),
-                e.to_string().trim_end()
-            ))
-        };
         // Settings and sections are read separately (serde's flatten would
         // lose the key names in error messages).
-        let mut table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let mut sections = toml::Table::new();
         for key in SECTION_KEYS {
             if let Some(v) = table.remove(key) {
@@ -175,12 +171,9 @@ impl Config {
         let settings = Settings::resolve(&layer, &config_dir).map_err(|(k, why)| bad(k, why))?;
         let mut databases = BTreeMap::new();
         for (alias, section) in sections.databases {
-            let mut db = Database::from_section(&alias, section)
-                .map_err(|(k, why)| bad(&format!("databases.{alias}.{k}"), why))?;
-            if db.engine == crate::database::EngineKind::Sqlite {
-                db.name = below(&config_dir, &db.name)
-                    .map_err(|why| bad(&format!("databases.{alias}.name"), why))?;
-            }
+            let db = DatabaseEntry::from_section(&alias, section)
+                .and_then(|db| db.relative_to(&config_dir))
+                .map_err(|(k, why)| bad(&db_key(&alias, k), why))?;
             databases.insert(alias, db);
         }
         let policies = PolicyConfig::resolve(&sections.policies, &sections.hooks, &config_dir)
@@ -193,8 +186,27 @@ impl Config {
         })
     }
 
-    /// The database for `-d ALIAS`, or the only/"default" one without it.
+    /// The database for `-d ALIAS`, or the only/"default" one without it,
+    /// reading its environment (`url_env`) now: a database a command does
+    /// not use never stops it.
     pub fn database(&self, alias: Option<&str>) -> Result<&Database> {
+        let entry = self.entry(alias)?;
+        entry.get().map_err(|(k, why)| {
+            exit::usage(format!(
+                "config file {}: key `{}`: {why}",
+                self.path.display(),
+                db_key(entry.alias(), k)
+            ))
+        })
+    }
+
+    /// The alias `-d ALIAS` (or its absence) chooses, without reading the
+    /// database's environment: for commands that touch no database.
+    pub fn alias(&self, alias: Option<&str>) -> Result<&str> {
+        self.entry(alias).map(DatabaseEntry::alias)
+    }
+
+    fn entry(&self, alias: Option<&str>) -> Result<&DatabaseEntry> {
         if let Some(a) = alias {
             return self.databases.get(a).ok_or_else(|| {
                 exit::usage(format!(
@@ -251,7 +263,7 @@ fn below_path(base: &Path, value: &Path) -> PathBuf {
 }
 
 /// [`below_path`] for a path held as text (a SQLite `name`, `rclone_binary`).
-fn below(base: &Path, value: &str) -> std::result::Result<String, String> {
+pub(crate) fn below(base: &Path, value: &str) -> std::result::Result<String, String> {
     let p = below_path(base, Path::new(value));
     p.to_str().map(str::to_string).ok_or_else(|| {
         format!(
@@ -261,17 +273,622 @@ fn below(base: &Path, value: &str) -> std::result::Result<String, String> {
     })
 }
 
-/// Deserializes a table, naming the key at fault on error.
+/// `databases.<alias>.<key>`, or the section itself.
+fn db_key(alias: &str, key: &str) -> String {
+    if key.is_empty() {
+        format!("databases.{alias}")
+    } else {
+        format!("databases.{alias}.{key}")
+    }
+}
+
+/// Deserializes a table, naming the key at fault on error, with what was
+/// found, what is expected and an example ([`explain`]).
 fn typed<T: serde::de::DeserializeOwned>(table: toml::Table, path: &Path) -> Result<T> {
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let at = e.path().to_string();
-        let why = e.into_inner().message().trim_end().to_string();
-        if at == "." {
-            exit::usage(format!("config file {}: {why}", path.display()))
-        } else {
-            exit::usage(format!("config file {}: key `{at}`: {why}", path.display()))
-        }
+    let doc = toml::Value::Table(table);
+    serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
+        let at: Vec<String> = e
+            .path()
+            .iter()
+            .map(|seg| match seg {
+                serde_path_to_error::Segment::Seq { index } => index.to_string(),
+                serde_path_to_error::Segment::Map { key } => key.clone(),
+                serde_path_to_error::Segment::Enum { variant } => variant.clone(),
+                serde_path_to_error::Segment::Unknown => "?".into(),
+            })
+            .collect();
+        let message = e.into_inner().message().trim_end().to_string();
+        exit::usage(format!(
+            "config file {}: {}",
+            path.display(),
+            explain(&doc, &at, &message)
+        ))
     })
+}
+
+/// A TOML syntax error: the message with the line, column and key, never
+/// the line itself (it may hold a password, e.g. in a `url`).
+fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> anyhow::Error {
+    let what = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let Some(span) = e.span() else {
+        return exit::usage(format!(
+            "config file {}: not valid TOML: {what}",
+            path.display()
+        ));
+    };
+    let mut start = span.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let at = match key_on_line(text, line) {
+        Some(key) => format!(" (key `{key}`)"),
+        None => String::new(),
+    };
+    let fix = if what.contains("duplicate") {
+        "A key may be set once in each section, and each [section] opened once: remove the other one"
+    } else if what.contains("string") || what.contains("quote") {
+        "Strings go in double quotes and end on the same line, e.g. url = \"postgres://app@db.example:5432/app\""
+    } else {
+        "Write one `key = value` per line, strings in double quotes, sections as [databases.NAME], e.g. db_cleanup_keep = 10"
+    };
+    exit::usage(format!(
+        "config file {}, line {line}, column {column}{at}: not valid TOML: {what}. {fix} \
+         (the line is not shown: it may hold a password)",
+        path.display()
+    ))
+}
+
+/// The key a line sets, with the `[section]` above it: `databases.default.url`.
+/// Only plain names are returned, never a value.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let plain = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty()
+            && s.split('.').all(|p| {
+                let p = p.trim();
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            }))
+        .then(|| s.split('.').map(str::trim).collect::<Vec<_>>().join("."))
+    };
+    let lines: Vec<&str> = text.split('\n').collect();
+    let this = lines.get(line.checked_sub(1)?)?.trim();
+    if this.starts_with('[') {
+        return None;
+    }
+    let key = plain(this.split_once('=')?.0)?;
+    let section = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l
+            .strip_prefix("[[")
+            .and_then(|r| r.split_once("]]"))
+            .map(|(a, _)| a);
+        let inner = inner.or_else(|| {
+            l.strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .map(|(a, _)| a)
+        });
+        inner.map(plain)
+    });
+    Some(match section {
+        Some(Some(s)) => format!("{s}.{key}"),
+        Some(None) => return None,
+        None => key,
+    })
+}
+
+/// What a key expects, with an example of a right value.
+fn key_doc(at: &[String]) -> Option<(&'static str, String)> {
+    let eg = |v: &str| format!("{} = {v}", at.last().map_or("", String::as_str));
+    Some(
+        match at.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["remote"] => (
+                "a string naming an rclone remote",
+                eg("\"s3:my-bucket/app\""),
+            ),
+            ["rclone_binary"] => ("a string: the rclone executable", eg("\"rclone\"")),
+            ["rclone_config"] => (
+                "a string: the path of rclone's config file",
+                eg("\"/etc/rclone.conf\""),
+            ),
+            ["rclone_flags", _] => (
+                "a string: every item of rclone_flags is one",
+                "rclone_flags = [\"--transfers\", \"4\"]".into(),
+            ),
+            ["rclone_flags"] => (
+                "an array of strings",
+                "rclone_flags = [\"--transfers\", \"4\"]".into(),
+            ),
+            ["db_backup_dir"] => ("a string: a folder below the remote", eg("\"db\"")),
+            ["media_backup_dir"] => ("a string: a folder below the remote", eg("\"media\"")),
+            ["db_filename_template"] => ("a string", eg("\"{database}-{datetime}.{ext}\"")),
+            ["db_date_format"] => ("a string: a strftime format", eg("\"%Y-%m-%d-%H%M%S\"")),
+            ["db_cleanup_keep"] => ("an integer (1 or more)", eg("10")),
+            ["media_root"] => (
+                "a string: the media folder's path",
+                eg("\"/srv/app/media\""),
+            ),
+            ["media_versions"] => ("true or false", eg("true")),
+            ["media_versions_keep"] => ("a count or an age", eg("\"30d\"")),
+            ["media_max_delete"] => ("an integer (0 or more)", eg("500")),
+            ["abandoned_after_hours"] => ("an integer (1 or more)", eg("24")),
+            ["databases"] => (
+                "a table of databases, one section each",
+                "[databases.default] with engine = \"postgresql\" and name = \"app\"".into(),
+            ),
+            ["databases", _] => (
+                "a section",
+                "[databases.default] with engine = \"postgresql\" and name = \"app\"".into(),
+            ),
+            ["databases", _, "engine"] => (
+                "one of postgresql, postgis, mysql, mariadb, sqlite",
+                eg("\"postgresql\""),
+            ),
+            ["databases", _, "name"] => (
+                "a string: the database name, or the SQLite file's path",
+                eg("\"app\""),
+            ),
+            ["databases", _, "host"] => (
+                "a string: a host name, address or socket folder",
+                eg("\"db.example\""),
+            ),
+            ["databases", _, "port"] => ("an integer from 1 to 65535", eg("5432")),
+            ["databases", _, "user"] => ("a string", eg("\"app\"")),
+            ["databases", _, "password_env"] => (
+                "a string: the NAME of an environment variable holding the password",
+                eg("\"APP_DB_PASSWORD\""),
+            ),
+            ["databases", _, "url"] => (
+                "a string: a DATABASE_URL",
+                eg("\"postgres://app@db.example:5432/app\""),
+            ),
+            ["databases", _, "url_env"] => (
+                "a string: the NAME of an environment variable holding a DATABASE_URL",
+                eg("\"DATABASE_URL\""),
+            ),
+            ["databases", _, k @ ("dump_args" | "restore_args"), _] => (
+                "a string: every item of the list is one",
+                format!("{k} = [\"--exclude-table=django_session\"]"),
+            ),
+            ["databases", _, k @ ("dump_args" | "restore_args")] => (
+                "an array of strings",
+                format!("{k} = [\"--exclude-table=django_session\"]"),
+            ),
+            _ => return None,
+        },
+    )
+}
+
+/// The value at `at` in the file, if there is one.
+fn value_at<'a>(doc: &'a toml::Value, at: &[String]) -> Option<&'a toml::Value> {
+    at.iter().try_fold(doc, |v, seg| match v {
+        toml::Value::Table(t) => t.get(seg),
+        toml::Value::Array(a) => a.get(seg.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+/// What was found, in words. A value is shown only where it cannot be a
+/// secret: top-level settings that are not strings (a `remote` may be an
+/// rclone connection string with credentials), and a database's `engine`
+/// and `port`. Elsewhere only its kind is named.
+fn describe_found(v: &toml::Value, at: &[String]) -> String {
+    let show = match at.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["databases", _, "engine"] => true,
+        ["databases", _, "port"] => !v.is_str(),
+        ["databases" | "policies" | "hooks", ..] => false,
+        [_, ..] => !v.is_str(),
+        _ => false,
+    };
+    match v {
+        toml::Value::String(s) => {
+            let holds = if s.trim().parse::<i64>().is_ok() {
+                " holding a number (write it without quotes)"
+            } else if matches!(s.trim(), "true" | "false") {
+                " holding true or false (write it without quotes)"
+            } else {
+                ""
+            };
+            if show {
+                format!("the string \"{}\"", s.escape_debug())
+            } else {
+                format!("a string{holds}")
+            }
+        }
+        toml::Value::Integer(i) if show => format!("the integer {i}"),
+        toml::Value::Integer(_) => "an integer".into(),
+        toml::Value::Float(f) if show => format!("the number {f}"),
+        toml::Value::Float(_) => "a number with a fraction".into(),
+        toml::Value::Boolean(b) if show => format!("`{b}`"),
+        toml::Value::Boolean(_) => "true or false".into(),
+        toml::Value::Datetime(_) => "a date or time".into(),
+        toml::Value::Array(_) => "an array".into(),
+        toml::Value::Table(_) => "a table".into(),
+    }
+}
+
+/// serde's "expected" in words, for keys [`key_doc`] does not know (the
+/// policy sections), with an example of the right kind.
+fn expected_in_words(expected: &str, key: &str) -> (String, String) {
+    let e = expected.trim();
+    let int = |what: &str| (what.to_string(), format!("{key} = 10"));
+    match e {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => int("an integer"),
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => int("an integer, 0 or more"),
+        "f32" | "f64" => ("a number".into(), format!("{key} = 1.5")),
+        "a boolean" => ("true or false".into(), format!("{key} = true")),
+        "a string" | "a borrowed string" | "a character" => {
+            ("a string".into(), format!("{key} = \"...\""))
+        }
+        "a sequence" => ("an array".into(), format!("{key} = [\"...\"]")),
+        _ if e == "a map" || e.starts_with("struct ") || e.starts_with("a table") => {
+            ("a table".into(), format!("[{key}]"))
+        }
+        _ if e.starts_with("one of ") || e.starts_with('`') => (
+            e.replace('`', ""),
+            format!("{key} = \"{}\"", e.split('`').nth(1).unwrap_or("...")),
+        ),
+        _ => (scrub(e), format!("see README, \"Config\", for `{key}`")),
+    }
+}
+
+/// A message with any quoted value taken out: serde's messages quote the
+/// value they found (`invalid type: string "..."`).
+fn scrub(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(i) = rest.find('"') {
+        out.push_str(&rest[..i]);
+        match rest[i + 1..].find('"') {
+            Some(j) => {
+                out.push_str("\"...\"");
+                rest = &rest[i + 1 + j + 1..];
+            }
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first `backquoted` word of `s`.
+fn quoted_name(s: &str) -> Option<&str> {
+    let (_, rest) = s.split_once('`')?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+/// The closest of `known` to `typo`, if it is close.
+fn did_you_mean<'a>(typo: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let here = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb))
+                    .min(row[j] + 1)
+                    .min(here + 1);
+                prev = here;
+            }
+        }
+        row[b.len()]
+    }
+    known
+        .iter()
+        .map(|k| (distance(typo, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// A serde error at `at` in words: the key, what was found, what is
+/// expected and an example, without Rust type names or the value of a key
+/// that may hold a secret.
+fn explain(doc: &toml::Value, at: &[String], message: &str) -> String {
+    let join = |extra: Option<&str>| {
+        let mut all: Vec<&str> = at.iter().map(String::as_str).collect();
+        all.extend(extra);
+        all.join(".")
+    };
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let field = quoted_name(rest).unwrap_or("?");
+        // serde_path_to_error's path may already end with the field.
+        let at = at.strip_suffix(&[field.to_string()]).unwrap_or(at);
+        let join = |extra: Option<&str>| {
+            let mut all: Vec<&str> = at.iter().map(String::as_str).collect();
+            all.extend(extra);
+            all.join(".")
+        };
+        let mut known: Vec<&str> = rest
+            .split_once("expected")
+            .map(|(_, k)| k.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        if at.is_empty() && known.contains(&"remote") {
+            // The sections were read apart from the settings.
+            known.extend(SECTION_KEYS);
+        }
+        const DB_KEYS: [&str; 8] = [
+            "engine",
+            "name",
+            "host",
+            "port",
+            "user",
+            "password_env",
+            "url",
+            "url_env",
+        ];
+        let hint = if field == "password" || field.ends_with("_password") {
+            "a password never goes in the config file: put it in an environment variable and name that variable with password_env = \"APP_DB_PASSWORD\" in [databases.NAME] (the value is not shown). ".to_string()
+        } else if at.is_empty() && DB_KEYS.contains(&field) {
+            format!("`{field}` belongs in a database's section ([databases.default], then {field} = ...). ")
+        } else {
+            match did_you_mean(field, &known) {
+                Some(k) => format!("did you mean `{k}`? "),
+                None => String::new(),
+            }
+        };
+        let keys = if known.is_empty() {
+            "This section takes no keys".to_string()
+        } else {
+            format!("The keys here are: {}", known.join(", "))
+        };
+        return format!(
+            "key `{}` is not a known key: {hint}{keys} (see README, \"Config\")",
+            join(Some(field))
+        );
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        let field = quoted_name(rest).unwrap_or("?");
+        let mut path = at.to_vec();
+        path.push(field.to_string());
+        let (expected, example) = key_doc(&path)
+            .map(|(e, x)| (e.to_string(), x))
+            .unwrap_or_else(|| ("a value".into(), "see README, \"Config\"".into()));
+        return format!(
+            "key `{}` is required and missing: expected {expected}, e.g. {example}",
+            join(Some(field))
+        );
+    }
+    let key = join(None);
+    let found = match value_at(doc, at) {
+        Some(v) => describe_found(v, at),
+        None => message
+            .split_once(": ")
+            .and_then(|(_, f)| f.split(", expected").next())
+            .map(scrub)
+            .unwrap_or_else(|| "a value of the wrong kind".into()),
+    };
+    let serde_expected = message
+        .split_once("expected ")
+        .map_or("", |(_, e)| e)
+        .to_string();
+    let last = at.last().map_or("", String::as_str);
+    let (expected, example) = match key_doc(at) {
+        Some((e, x)) => (e.to_string(), x),
+        None => expected_in_words(&serde_expected, last),
+    };
+    if key.is_empty() {
+        return format!("found {found}, expected {expected} (see README, \"Config\")");
+    }
+    format!("key `{key}`: found {found}, expected {expected}; e.g. {example}")
+}
+
+/// How config errors read: no secret, and the key, what was found, what
+/// is expected and an example.
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        let e = Config::parse(text, Path::new("x.toml")).unwrap_err();
+        assert_eq!(
+            crate::exit::code_for(&e),
+            crate::exit::ExitCode::Usage,
+            "{e:#}"
+        );
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn type_errors_name_key_found_expected_example() {
+        for (text, parts) in [
+            (
+                "db_cleanup_keep = \"10\"",
+                &["`db_cleanup_keep`", "found a string holding a number", "expected an integer", "db_cleanup_keep = 10"][..],
+            ),
+            ("media_versions = \"yes\"", &["`media_versions`", "found a string", "true or false", "media_versions = true"]),
+            ("rclone_flags = \"-v\"", &["`rclone_flags`", "found a string", "an array of strings", "rclone_flags = ["]),
+            ("rclone_flags = [1]", &["`rclone_flags.0`", "the integer 1", "expected a string"]),
+            ("remote = 5", &["`remote`", "the integer 5", "remote = \"s3:"]),
+            ("remot = \"b:\"", &["`remot`", "did you mean `remote`?"]),
+            ("[databases.main]\nengine = \"oracle\"\nname = \"x\"", &["`databases.main.engine`", "\"oracle\"", "one of postgresql", "engine = \"postgresql\""]),
+            ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nport = 70000", &["`databases.main.port`", "the integer 70000", "from 1 to 65535", "port = 5432"]),
+            ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\npasword_env = \"P\"", &["`databases.main.pasword_env`", "did you mean `password_env`?"]),
+            ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\ndump_args = \"--no-owner\"", &["`databases.main.dump_args`", "an array of strings", "dump_args = ["]),
+            ("databases = 1", &["`databases`", "a table", "[databases.default]"]),
+            ("[database.main]\nengine = \"sqlite\"", &["`database`", "did you mean `databases`?"]),
+            ("engine = \"sqlite\"", &["`engine`", "[databases.default]"]),
+            ("[databases.main]\nengine = \"mysql\"\nname = \"x\"\npassword = \"Zq9pw\"", &["`databases.main.password`", "password_env"]),
+        ] {
+            let text = if text.starts_with("remote") { text.to_string() } else { format!("remote = \"b:\"\n{text}\n") };
+            let m = err(&text);
+            for p in parts {
+                assert!(m.contains(p), "{p:?} not in: {m}");
+            }
+            for rust in ["i64", "u16", "a sequence", "invalid type", "struct "] {
+                assert!(!m.contains(rust), "{rust:?} in: {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let pw = "Zq9HiddenPassw0rd";
+        for text in [
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h/app\nname = \"x\""),
+            format!("[databases.d]\nurl = postgres://u:{pw}@h/app"),
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h/app\" trailing"),
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h/app?bogus=1\""),
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h:99999/app\""),
+            format!("[databases.d]\nurl = \"postgres://u:{pw}@h/app\"\nurl = \"x\""),
+            format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"{pw} !\""),
+            format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = 12345678{pw}"),
+            format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\nport = \"{pw}\""),
+            format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\nuser = [\"{pw}\"]"),
+            format!("remote = \":s3,secret_access_key={pw}:b\"\nremote = 1"),
+            format!("remote = [\":s3,secret_access_key={pw}:b\"]"),
+            format!("[policies.retention]\nmodule = \"x.wasm\"\nconfig = {{ token = \"{pw}\" }}\nlimits = \"{pw}\""),
+        ] {
+            let text = if text.starts_with("remote") { text } else { format!("remote = \"b:\"\n{text}\n") };
+            let m = err(&text);
+            assert!(!m.contains(pw), "{text}\n-> {m}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_key() {
+        let m =
+            err("remote = \"b:\"\n\n[databases.default]\nurl = \"postgres://u:Zq9secret@h/app\n");
+        assert!(m.contains("line 4"), "{m}");
+        assert!(m.contains("`databases.default.url`"), "{m}");
+        assert!(!m.contains("Zq9secret"), "{m}");
+        let m = err("remote = \"b:\"\n[databases.default\n");
+        assert!(m.contains("line 2"), "{m}");
+    }
+}
+
+/// Property tests of the config parser: no panic; no secret planted in a
+/// `url` or `password_env` appears in an error, however the file around
+/// it is broken; a value of the wrong kind is refused naming its key.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn secret() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9!#$%&*+,./:;<>?@^_~ -]{10,24}".prop_map(|s| format!("Zq{s}"))
+    }
+
+    /// Inserts `what` at the `at`-th character boundary, or deletes the
+    /// character there when `what` is empty.
+    fn mutate(text: &str, at: usize, what: &str) -> String {
+        let bounds: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([text.len()])
+            .collect();
+        let i = bounds[at % bounds.len()];
+        let mut out = text[..i].to_string();
+        if what.is_empty() {
+            let next = text[i..].chars().next().map_or(0, char::len_utf8);
+            out.push_str(&text[i + next..]);
+        } else {
+            out.push_str(what);
+            out.push_str(&text[i..]);
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn never_panics(text in any::<String>()) {
+            let _ = Config::parse(&text, Path::new("x.toml"));
+        }
+
+        #[test]
+        fn never_panics_on_near_configs(
+            edits in proptest::collection::vec((0usize..400, prop_oneof![Just(""), Just("\""), Just("["), Just("]"), Just("="), Just("\n"), Just("{"), Just("'"), Just("1"), Just(".")]), 0..4),
+        ) {
+            let mut text = "remote = \"b:\"\ndb_cleanup_keep = 3\nrclone_flags = [\"--fast-list\"]\n[databases.default]\nengine = \"postgresql\"\nname = \"app\"\nport = 5432\n[policies.retention]\nmodule = \"k.wasm\"\nconfig = { keep = 3 }\n".to_string();
+            for (at, what) in &edits {
+                text = mutate(&text, *at, what);
+            }
+            let _ = Config::parse(&text, Path::new("x.toml"));
+        }
+
+        #[test]
+        fn no_secret_in_any_error(
+            pw in secret(),
+            in_url in any::<bool>(),
+            edits in proptest::collection::vec((0usize..300, prop_oneof![Just(""), Just("\""), Just("\n"), Just("="), Just("["), Just("]"), Just("'"), Just("\\"), Just(" "), Just("#"), Just("{")]), 0..3),
+        ) {
+            let line = if in_url {
+                let enc = percent_encoding::utf8_percent_encode(&pw, percent_encoding::NON_ALPHANUMERIC).to_string();
+                // Sometimes written raw: a user pastes what they have.
+                let shown = if pw.len() % 2 == 0 { enc } else { pw.clone() };
+                format!("url = \"postgres://app:{shown}@db.example:5432/app?sslmode=require\"")
+            } else {
+                format!("engine = \"postgresql\"\nname = \"app\"\npassword_env = \"{pw}\"")
+            };
+            let mut text = format!("remote = \"b:\"\n[databases.default]\n{line}\n");
+            for (at, what) in &edits {
+                text = mutate(&text, *at, what);
+            }
+            if let Err(e) = Config::parse(&text, Path::new("x.toml")) {
+                let m = format!("{e:#}");
+                prop_assert!(!m.contains(&pw), "{}\n-> {}", text, m);
+            }
+            // And at use: an unset password_env names no value either.
+            if let Ok(c) = Config::parse(&text, Path::new("x.toml")) {
+                if let Ok(db) = c.database(None) {
+                    if let Err(e) = db.password() {
+                        let m = format!("{e:#}");
+                        prop_assert!(!m.contains(&pw), "{}\n-> {}", text, m);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn wrong_kinds_name_the_key(
+            key in prop_oneof![
+                Just("db_cleanup_keep"), Just("media_max_delete"), Just("abandoned_after_hours"),
+                Just("media_versions"), Just("remote"), Just("rclone_flags"), Just("db_backup_dir"),
+                Just("databases.d.port"), Just("databases.d.name"), Just("databases.d.password_env"),
+                Just("databases.d.dump_args"),
+            ],
+            value in prop_oneof![Just("\"x y\""), Just("1.5"), Just("true"), Just("[1, 2]"), Just("{ a = 1 }"), Just("1979-05-27")],
+        ) {
+            let (section, leaf) = match key.rsplit_once('.') {
+                Some((s, l)) => (format!("[{s}]\nengine = \"postgresql\"\n"), l),
+                None => (String::new(), key),
+            };
+            let text = format!("remote = \"b:\"\n{section}{leaf} = {value}\n");
+            let text = if key == "remote" { format!("{leaf} = {value}\n") } else { text };
+            let text = if section.is_empty() || leaf == "name" { text } else { text.replace("engine = \"postgresql\"\n", "engine = \"postgresql\"\nname = \"app\"\n") };
+            if let Err(e) = Config::parse(&text, Path::new("x.toml")) {
+                let m = format!("{e:#}");
+                prop_assert!(m.contains(&format!("`{key}")), "{}\n-> {}", text, m);
+                prop_assert!(m.contains("expected") || m.contains("e.g."), "{}\n-> {}", text, m);
+            } else {
+                // Only a string is a right kind for string keys (the toml
+                // crate hands a bare date to a string key as its text).
+                let string_key = ["remote", "db_backup_dir", "databases.d.name", "databases.d.password_env"].contains(&key);
+                prop_assert!(
+                    (value.starts_with('"') || value == "1979-05-27") && string_key
+                        || key == "media_versions" && value == "true",
+                    "{} accepted",
+                    text
+                );
+            }
+        }
+    }
 }
 
 impl Settings {
@@ -649,7 +1266,8 @@ mod tests {
              [databases.a]\nengine = \"sqlite\"\nname = \"app.db\"\n\
              [databases.b]\nurl = \"sqlite:///rel/b.db\"\n\
              [databases.c]\nengine = \"sqlite\"\nname = \"/abs/c.db\"\n\
-             [databases.d]\nengine = \"postgresql\"\nname = \"app\"\n",
+             [databases.d]\nengine = \"postgresql\"\nname = \"app\"\n\
+             [databases.e]\nurl_env = \"RCBACKUP_TEST_RELATIVE_SQLITE_URL\"\n",
             &etc.join("rcbackup.toml"),
         )
         .unwrap();
@@ -657,13 +1275,16 @@ mod tests {
         assert_eq!(s.media_root, Some(etc.join("media")));
         assert_eq!(s.rclone_config, Some(etc.join("rclone.conf")));
         assert_eq!(s.rclone_binary, etc.join("bin/rclone").to_str().unwrap());
-        let name = |a: &str| c.databases[a].name.clone();
+        let name = |a: &str| c.databases[a].get().unwrap().name.clone();
         assert_eq!(name("a"), etc.join("app.db").to_str().unwrap());
         assert_eq!(name("b"), etc.join("rel/b.db").to_str().unwrap());
         assert_eq!(name("c"), "/abs/c.db");
         // A database name is no path, and a bare program name is looked
         // up on PATH.
         assert_eq!(name("d"), "app");
+        // A URL read from the environment later follows the same rule.
+        std::env::set_var("RCBACKUP_TEST_RELATIVE_SQLITE_URL", "sqlite:///env/e.db");
+        assert_eq!(name("e"), etc.join("env/e.db").to_str().unwrap());
         let c = Config::parse(
             "remote = \"b:\"\nmedia_root = \"/srv/m\"\n",
             &etc.join("x.toml"),

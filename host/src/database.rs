@@ -4,6 +4,8 @@
 //! their environment, never through argv.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Result;
 use serde::Deserialize;
@@ -67,9 +69,11 @@ pub struct DatabaseSection {
     pub restore_args: Vec<String>,
 }
 
-/// Where the password comes from. Never holds the password itself, so a
-/// `Database` can be printed or logged safely.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the password comes from. Never holds the password itself, and
+/// its Debug shows no variable name either (a common mistake is to write
+/// the password itself where the name belongs), so a `Database` can be
+/// printed or logged safely.
+#[derive(Clone, PartialEq, Eq)]
 pub enum PasswordSource {
     None,
     /// The name of an environment variable holding the password.
@@ -78,6 +82,17 @@ pub enum PasswordSource {
     UrlEnv(String),
     /// The password part of the `url` key. The URL is kept out of Debug.
     Url(Redacted),
+}
+
+impl fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PasswordSource::None => "None",
+            PasswordSource::Env(_) => "Env(***)",
+            PasswordSource::UrlEnv(_) => "UrlEnv(***)",
+            PasswordSource::Url(_) => "Url(***)",
+        })
+    }
 }
 
 /// A string that prints as `***`.
@@ -90,6 +105,18 @@ impl fmt::Debug for Redacted {
     }
 }
 
+/// Connection options from a URL's query string, as the engine's tools
+/// take them: libpq's environment variables (`PGSSLMODE`, ...) for
+/// PostgreSQL, options of the MariaDB client for MariaDB/MySQL. Only
+/// non-secret parameters are accepted, so both may be logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnOptions {
+    /// Variables set in the tools' environment.
+    pub env: Vec<(&'static str, String)>,
+    /// Options added to the tools' command line.
+    pub args: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Database {
     pub alias: String,
@@ -100,17 +127,34 @@ pub struct Database {
     pub port: Option<u16>,
     pub user: Option<String>,
     pub password: PasswordSource,
+    /// What the URL's query string asked of the connection (TLS, timeouts).
+    pub options: ConnOptions,
     pub dump_args: Vec<String>,
     pub restore_args: Vec<String>,
 }
 
 type KeyError = (&'static str, String);
 
-impl Database {
+/// A `[databases.<alias>]` section, checked when the config loads. A
+/// database given by `url_env` reads its variable only when a command uses
+/// it ([`DatabaseEntry::get`]), so an unset variable breaks only that
+/// database, not the others in the file.
+#[derive(Debug, Clone)]
+pub struct DatabaseEntry {
+    alias: String,
+    /// The `url_env` section still to be read, if any.
+    pending: Option<DatabaseSection>,
+    resolved: OnceLock<Database>,
+    /// The config file's folder, the base of a relative SQLite path.
+    base: Option<PathBuf>,
+}
+
+impl DatabaseEntry {
+    /// Checks the section; a `url_env` is only recorded, not read.
     pub fn from_section(
         alias: &str,
         s: DatabaseSection,
-    ) -> std::result::Result<Database, KeyError> {
+    ) -> std::result::Result<DatabaseEntry, KeyError> {
         if alias.is_empty()
             || alias
                 .chars()
@@ -118,72 +162,210 @@ impl Database {
         {
             return Err((
                 "",
-                format!("the alias `{alias}` may only hold letters, digits, `_` and `-`"),
+                format!("the alias `{alias}` may only hold letters, digits, `_` and `-`, e.g. [databases.default]"),
             ));
         }
-        let from_url = match (&s.url, &s.url_env) {
+        let entry = DatabaseEntry {
+            alias: alias.to_string(),
+            pending: None,
+            resolved: OnceLock::new(),
+            base: None,
+        };
+        if let Some(var) = &s.url_env {
+            check_var_name("url_env", var, "the database URL", "DATABASE_URL")?;
+            if s.url.is_some() {
+                return Err((
+                    "url",
+                    "set either `url` or `url_env`, not both: e.g. url_env = \"DATABASE_URL\""
+                        .into(),
+                ));
+            }
+            not_beside_url(&s)?;
+            return Ok(DatabaseEntry {
+                pending: Some(s),
+                ..entry
+            });
+        }
+        let db = Database::from_section(alias, s, None)?;
+        let _ = entry.resolved.set(db);
+        Ok(entry)
+    }
+
+    /// Makes a relative SQLite path relative to `base` (the config file's
+    /// folder), now or when `url_env` is read: one rule for every path.
+    pub fn relative_to(mut self, base: &Path) -> std::result::Result<DatabaseEntry, KeyError> {
+        self.base = Some(base.to_path_buf());
+        if let Some(db) = self.resolved.take() {
+            let _ = self.resolved.set(self.placed(db)?);
+        }
+        Ok(self)
+    }
+
+    fn placed(&self, mut db: Database) -> std::result::Result<Database, KeyError> {
+        if let (EngineKind::Sqlite, Some(base)) = (db.engine, &self.base) {
+            db.name = crate::config::below(base, &db.name).map_err(|why| ("name", why))?;
+        }
+        Ok(db)
+    }
+
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    /// The database, reading its `url_env` variable the first time.
+    /// The error names the key, never the variable's value.
+    pub fn get(&self) -> std::result::Result<&Database, KeyError> {
+        if let Some(db) = self.resolved.get() {
+            return Ok(db);
+        }
+        let s = self
+            .pending
+            .clone()
+            .expect("an unresolved entry has a url_env");
+        let var = s.url_env.as_deref().unwrap_or_default();
+        let url = match std::env::var(var) {
+            Ok(u) => u,
+            Err(std::env::VarError::NotPresent) => return Err((
+                "url_env",
+                "names an environment variable that is not set. Export it with this database's URL before running rcbackup (e.g. postgres://user:password@host:5432/name), or choose another database with -d".into(),
+            )),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err((
+                    "url_env",
+                    "names an environment variable that does not hold text; it must hold the database URL (e.g. postgres://user:password@host:5432/name)".into(),
+                ))
+            }
+        };
+        let db = self.placed(Database::from_section(&self.alias, s, Some(&url))?)?;
+        Ok(self.resolved.get_or_init(|| db))
+    }
+}
+
+/// `password_env` and `url_env` hold the NAME of a variable. A value that
+/// cannot be one is most likely the secret itself: refused without
+/// showing it.
+fn check_var_name(
+    key: &'static str,
+    var: &str,
+    holds: &str,
+    example: &str,
+) -> std::result::Result<(), KeyError> {
+    let ok = var
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            key,
+            format!("is not the name of an environment variable (letters, digits and `_`, not starting with a digit); it must name the variable that holds {holds}, not hold it itself (the value is not shown, as it may be a secret); e.g. {key} = \"{example}\""),
+        ))
+    }
+}
+
+/// The keys a URL already gives.
+fn not_beside_url(s: &DatabaseSection) -> std::result::Result<(), KeyError> {
+    for (key, set) in [
+        ("engine", s.engine.is_some()),
+        ("name", s.name.is_some()),
+        ("host", s.host.is_some()),
+        ("port", s.port.is_some()),
+        ("user", s.user.is_some()),
+        ("password_env", s.password_env.is_some()),
+    ] {
+        if set {
+            return Err((key, "cannot be combined with `url`/`url_env`: the URL already says it. Put it in the URL (postgres://user:password@host:5432/name) or drop the URL".into()));
+        }
+    }
+    Ok(())
+}
+
+impl Database {
+    /// A database from its section; `env_url` is the value of its
+    /// `url_env` variable, read by the caller.
+    fn from_section(
+        alias: &str,
+        s: DatabaseSection,
+        env_url: Option<&str>,
+    ) -> std::result::Result<Database, KeyError> {
+        let from_url = match (&s.url, env_url) {
             (Some(_), Some(_)) => {
-                return Err(("url", "set either `url` or `url_env`, not both".into()))
+                return Err((
+                    "url",
+                    "set either `url` or `url_env`, not both: e.g. url_env = \"DATABASE_URL\""
+                        .into(),
+                ))
             }
             (Some(u), None) => Some((
                 parse_url(u).map_err(|e| ("url", e))?,
                 PasswordSource::Url(Redacted(u.clone())),
             )),
-            (None, Some(var)) => {
-                let u = std::env::var(var).map_err(|_| {
-                    ("url_env", format!("environment variable `{var}` is not set; export it with the database URL"))
-                })?;
-                Some((
-                    parse_url(&u).map_err(|e| ("url_env", format!("the URL in `{var}`: {e}")))?,
-                    PasswordSource::UrlEnv(var.clone()),
-                ))
-            }
+            (None, Some(u)) => Some((
+                parse_url(u)
+                    .map_err(|e| ("url_env", format!("the URL in the variable it names: {e}")))?,
+                PasswordSource::UrlEnv(s.url_env.clone().unwrap_or_default()),
+            )),
             (None, None) => None,
         };
         if let Some((u, password)) = from_url {
-            for (key, set) in [
-                ("engine", s.engine.is_some()),
-                ("name", s.name.is_some()),
-                ("host", s.host.is_some()),
-                ("port", s.port.is_some()),
-                ("user", s.user.is_some()),
-                ("password_env", s.password_env.is_some()),
-            ] {
-                if set {
-                    return Err((key, "cannot be combined with `url`/`url_env`; put it in the URL or drop the URL".into()));
-                }
-            }
-            let password = if u.has_password {
+            not_beside_url(&s)?;
+            let key = if env_url.is_some() { "url_env" } else { "url" };
+            let options = conn_options(u.engine, &u.query).map_err(|e| {
+                (
+                    key,
+                    if env_url.is_some() {
+                        format!("the URL in the variable it names: {e}")
+                    } else {
+                        e
+                    },
+                )
+            })?;
+            let password = if u.password.is_some() {
                 password
             } else {
                 PasswordSource::None
             };
+            let host =
+                match (u.host, options.host) {
+                    (Some(_), Some(_)) => return Err((
+                        key,
+                        "the URL gives a host twice (before the path and as `?host=`); keep one"
+                            .into(),
+                    )),
+                    (a, b) => a.or(b),
+                };
             return Ok(Database {
                 alias: alias.into(),
                 engine: u.engine,
                 name: u.name,
-                host: u.host,
+                host,
                 port: u.port,
                 user: u.user,
                 password,
+                options: options.options,
                 dump_args: s.dump_args,
                 restore_args: s.restore_args,
             });
         }
         let engine = s.engine.ok_or((
             "engine",
-            "is required: one of postgresql, postgis, mysql, mariadb, sqlite (or give `url`)"
+            "is required: one of postgresql, postgis, mysql, mariadb, sqlite, e.g. engine = \"postgresql\" (or give the whole database as url = \"postgres://user@host:5432/name\")"
                 .to_string(),
         ))?;
         let name = s.name.filter(|n| !n.is_empty()).ok_or((
             "name",
             if engine == EngineKind::Sqlite {
-                "is required: the path of the SQLite file"
+                "is required: the path of the SQLite file, e.g. name = \"/srv/app/db.sqlite3\""
             } else {
-                "is required: the database name"
+                "is required: the database name, e.g. name = \"app\""
             }
             .to_string(),
         ))?;
+        if let Some(var) = &s.password_env {
+            check_var_name("password_env", var, "the password", "APP_DB_PASSWORD")?;
+        }
         if engine == EngineKind::Sqlite {
             for (key, set) in [
                 ("host", s.host.is_some()),
@@ -192,7 +374,11 @@ impl Database {
                 ("password_env", s.password_env.is_some()),
             ] {
                 if set {
-                    return Err((key, "does not apply to sqlite; remove it".into()));
+                    return Err((
+                        key,
+                        "does not apply to sqlite (a file needs no server or login); remove it"
+                            .into(),
+                    ));
                 }
             }
         }
@@ -207,23 +393,29 @@ impl Database {
                 .password_env
                 .map(PasswordSource::Env)
                 .unwrap_or(PasswordSource::None),
+            options: ConnOptions::default(),
             dump_args: s.dump_args,
             restore_args: s.restore_args,
         })
     }
 
-    /// Reads the password now. The error never includes the value.
+    /// Reads the password now. The error never includes the value, nor
+    /// the variable's name (it may be the password, written by mistake
+    /// where the name belongs).
     pub fn password(&self) -> Result<Option<String>> {
+        let unset = |key: &str, holds: &str| {
+            exit::usage(format!(
+                "database `{}`: the environment variable that `databases.{}.{key}` names is not set; export it with {holds} before running rcbackup (the name is not shown: if you wrote the password itself there, put it in a variable instead and write that variable's name, e.g. {key} = \"APP_DB_PASSWORD\")",
+                self.alias, self.alias
+            ))
+        };
         match &self.password {
             PasswordSource::None => Ok(None),
-            PasswordSource::Env(var) => std::env::var(var).map(Some).map_err(|_| {
-                exit::usage(format!(
-                    "database `{}`: password_env names `{var}`, which is not set; export it before running rcbackup",
-                    self.alias
-                ))
-            }),
+            PasswordSource::Env(var) => std::env::var(var)
+                .map(Some)
+                .map_err(|_| unset("password_env", "the password")),
             PasswordSource::UrlEnv(var) => {
-                let u = std::env::var(var).map_err(|_| exit::usage(format!("database `{}`: `{var}` is not set", self.alias)))?;
+                let u = std::env::var(var).map_err(|_| unset("url_env", "the database URL"))?;
                 Ok(url_password(&u))
             }
             PasswordSource::Url(Redacted(u)) => Ok(url_password(u)),
@@ -231,40 +423,51 @@ impl Database {
     }
 }
 
-#[derive(Debug)]
+/// The parts of a DATABASE_URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct UrlParts {
     engine: EngineKind,
     name: String,
     host: Option<String>,
     port: Option<u16>,
     user: Option<String>,
-    has_password: bool,
+    password: Option<Redacted>,
+    /// The query string's parameters, decoded, in order.
+    query: Vec<(String, String)>,
 }
 
 /// DATABASE_URL form, as dj-database-url reads it: `sqlite:////abs/path`
 /// (four slashes) is an absolute path, `sqlite:///rel.db` a relative one.
 fn parse_url(u: &str) -> std::result::Result<UrlParts, String> {
-    // Errors never echo the URL: it may hold a password.
-    let parsed = url::Url::parse(u).map_err(|e| format!("not a valid database URL ({e})"))?;
+    // Errors never echo the URL nor any part of it: it may hold a password.
+    let parsed = url::Url::parse(&with_host(u)).map_err(|e| {
+        format!("not a valid database URL ({e}); the form is postgres://user:password@host:5432/name, mysql://..., or sqlite:////absolute/path.db")
+    })?;
     let engine = EngineKind::from_url_scheme(parsed.scheme()).ok_or_else(|| {
+        let shown = if u.contains("://") && parsed.scheme().len() <= 16 {
+            format!(" `{}`", parsed.scheme())
+        } else {
+            String::new()
+        };
         format!(
-            "unknown scheme `{}`; use postgres://, postgis://, mysql://, mariadb:// or sqlite:///",
-            parsed.scheme()
+            "unknown scheme{shown}; use postgres://, postgis://, mysql://, mariadb:// or sqlite:///, e.g. postgres://user:password@host:5432/name"
         )
     })?;
-    let path = parsed.path();
-    let name = if engine == EngineKind::Sqlite {
-        path.strip_prefix('/').unwrap_or(path).to_string()
-    } else {
-        decode(path.trim_start_matches('/'))
-    };
-    if name.is_empty() {
-        return Err("the URL names no database (add /NAME, or sqlite:///path.db)".into());
-    }
     let host = parsed
         .host_str()
-        .filter(|h| !h.is_empty())
-        .map(str::to_string);
+        .filter(|h| !h.is_empty() && *h != NO_HOST)
+        // IPv6 literals are bracketed in a URL, not for the tools.
+        .map(|h| decode(h.trim_start_matches('[').trim_end_matches(']')));
+    if engine == EngineKind::Sqlite && (host.is_some() || parsed.port().is_some()) {
+        return Err("a sqlite URL names a file, not a server: write sqlite:////absolute/path.db (four slashes) or sqlite:///relative.db".into());
+    }
+    let name = decode(parsed.path().strip_prefix('/').unwrap_or(parsed.path()));
+    if name.is_empty() {
+        return Err("the URL names no database: add /NAME, e.g. postgres://user@host:5432/NAME, or sqlite:////absolute/path.db".into());
+    }
+    if name.contains('\0') {
+        return Err("the database name in the URL holds a NUL byte (%00); remove it".into());
+    }
     let user = Some(parsed.username())
         .filter(|s| !s.is_empty())
         .map(decode);
@@ -274,12 +477,32 @@ fn parse_url(u: &str) -> std::result::Result<UrlParts, String> {
         host,
         port: parsed.port(),
         user,
-        has_password: parsed.password().is_some(),
+        password: parsed.password().map(|p| Redacted(decode(p))),
+        query: parsed
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
     })
 }
 
+/// Stands in for the host of a URL that has a user but no host
+/// (`postgres://user:pw@/name?host=/socket/dir`, as Cloud SQL URLs are
+/// written, or the local socket): libpq takes it, the url crate does not.
+const NO_HOST: &str = "rcbackup-no-host.invalid";
+
+fn with_host(u: &str) -> std::borrow::Cow<'_, str> {
+    if let Some((scheme, rest)) = u.split_once("://") {
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if let Some(userinfo) = authority.strip_suffix('@') {
+            return format!("{scheme}://{userinfo}@{NO_HOST}{}", &rest[end..]).into();
+        }
+    }
+    u.into()
+}
+
 fn url_password(u: &str) -> Option<String> {
-    let parsed = url::Url::parse(u).ok()?;
+    let parsed = url::Url::parse(&with_host(u)).ok()?;
     let p = parsed.password()?;
     Some(decode(p))
 }
@@ -290,9 +513,278 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
+/// What the query string gave: the tools' options, and a host given as
+/// `?host=` (a socket folder, as Cloud SQL URLs carry it).
+#[derive(Debug, Default)]
+struct QueryOptions {
+    options: ConnOptions,
+    host: Option<String>,
+}
+
+/// libpq's URL parameters that have an environment variable, and its name.
+/// Secrets (`password`, `sslpassword`) are not among them: they would need a
+/// command line or a file.
+const PG_PARAMS: &[(&str, &str)] = &[
+    ("sslmode", "PGSSLMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+    ("sslcrl", "PGSSLCRL"),
+    ("sslcrldir", "PGSSLCRLDIR"),
+    ("sslsni", "PGSSLSNI"),
+    ("sslcompression", "PGSSLCOMPRESSION"),
+    ("ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION"),
+    ("ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION"),
+    ("requiressl", "PGREQUIRESSL"),
+    ("gssencmode", "PGGSSENCMODE"),
+    ("krbsrvname", "PGKRBSRVNAME"),
+    ("gsslib", "PGGSSLIB"),
+    ("channel_binding", "PGCHANNELBINDING"),
+    ("requirepeer", "PGREQUIREPEER"),
+    ("connect_timeout", "PGCONNECT_TIMEOUT"),
+    ("application_name", "PGAPPNAME"),
+    ("options", "PGOPTIONS"),
+    ("client_encoding", "PGCLIENTENCODING"),
+    ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+    ("service", "PGSERVICE"),
+    ("passfile", "PGPASSFILE"),
+    ("hostaddr", "PGHOSTADDR"),
+];
+
+const PG_SSLMODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+/// The MariaDB client's options a URL may set (`_` and `-` both accepted).
+const MYSQL_PARAMS: &[&str] = &[
+    "ssl",
+    "ssl-mode",
+    "ssl-ca",
+    "ssl-capath",
+    "ssl-cert",
+    "ssl-key",
+    "ssl-cipher",
+    "ssl-crl",
+    "ssl-crlpath",
+    "ssl-verify-server-cert",
+    "tls-version",
+    "charset",
+    "socket",
+    "protocol",
+];
+
+/// A parameter's name as it may be shown: it could be anything a user
+/// pasted, so only what looks like a parameter name is echoed.
+fn shown_name(k: &str) -> String {
+    if !k.is_empty()
+        && k.len() <= 40
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        format!("`{k}`")
+    } else {
+        "a parameter whose name is not shown".to_string()
+    }
+}
+
+/// Turns the query string into the tools' options; refuses what rcbackup
+/// does not know, naming it, so nothing is dropped without a word.
+fn conn_options(
+    engine: EngineKind,
+    query: &[(String, String)],
+) -> std::result::Result<QueryOptions, String> {
+    if query.is_empty() {
+        return Ok(QueryOptions::default());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, v) in query {
+        if !seen.insert(k.replace('_', "-").to_ascii_lowercase()) {
+            return Err(format!(
+                "the query parameter {} is given twice; keep one",
+                shown_name(k)
+            ));
+        }
+        if v.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "the query parameter {} holds a control character; remove it",
+                shown_name(k)
+            ));
+        }
+    }
+    match engine {
+        EngineKind::Sqlite => Err(format!(
+            "a sqlite URL takes no query parameters, and this one has {}; remove the `?...` part",
+            query
+                .iter()
+                .map(|(k, _)| shown_name(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        EngineKind::Postgresql | EngineKind::Postgis => pg_options(query),
+        EngineKind::Mysql | EngineKind::Mariadb => mysql_options(query),
+    }
+}
+
+fn unknown_params(unknown: &[&str], known: &str) -> String {
+    let names: Vec<String> = unknown.iter().map(|k| shown_name(k)).collect();
+    let (s, them) = if names.len() == 1 {
+        ("parameter", "it")
+    } else {
+        ("parameters", "them")
+    };
+    format!(
+        "rcbackup does not know the URL's query {s} {} and would not pass {them} on; remove {them} or use one of: {known} (see README, \"Config\")",
+        names.join(", ")
+    )
+}
+
+fn timeout(k: &str, v: &str) -> std::result::Result<(), String> {
+    match v.parse::<u32>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "the query parameter `{k}` must be a number of seconds, e.g. {k}=10"
+        )),
+    }
+}
+
+fn pg_options(query: &[(String, String)]) -> std::result::Result<QueryOptions, String> {
+    let mut out = QueryOptions::default();
+    let mut unknown = Vec::new();
+    for (k, v) in query {
+        match k.as_str() {
+            "password" | "sslpassword" => {
+                return Err(format!(
+                    "the query parameter `{k}` holds a secret, which rcbackup passes to the tools only through `user:password@` in the URL (PGPASSWORD); {}",
+                    if k == "password" {
+                        "move the password there"
+                    } else {
+                        "use a client key without a passphrase, or a passfile"
+                    }
+                ))
+            }
+            "user" | "port" | "dbname" => {
+                return Err(format!(
+                    "the query parameter `{k}` repeats a part of the URL; write it in the URL itself: postgres://user@host:5432/dbname"
+                ))
+            }
+            "host" => out.host = Some(v.clone()),
+            "sslmode" if !PG_SSLMODES.contains(&v.as_str()) => {
+                return Err(format!(
+                    "the query parameter `sslmode` must be one of {}, e.g. sslmode=verify-full",
+                    PG_SSLMODES.join(", ")
+                ))
+            }
+            "connect_timeout" => {
+                timeout(k, v)?;
+                out.options.env.push(("PGCONNECT_TIMEOUT", v.clone()));
+            }
+            _ => match PG_PARAMS.iter().find(|(name, _)| name == k) {
+                Some((_, var)) => out.options.env.push((var, v.clone())),
+                None => unknown.push(k.as_str()),
+            },
+        }
+    }
+    if !unknown.is_empty() {
+        let known: Vec<&str> = PG_PARAMS.iter().map(|(k, _)| *k).chain(["host"]).collect();
+        return Err(unknown_params(&unknown, &known.join(", ")));
+    }
+    Ok(out)
+}
+
+fn truthy(k: &str, v: &str) -> std::result::Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "the query parameter `{k}` must be true or false, e.g. {k}=true"
+        )),
+    }
+}
+
+/// The MariaDB client requires TLS only when it also verifies the server's
+/// certificate (`--ssl` alone falls back to a plain connection), so every
+/// mode that requires TLS verifies: stricter than asked, never weaker.
+fn mysql_options(query: &[(String, String)]) -> std::result::Result<QueryOptions, String> {
+    let mut out = QueryOptions::default();
+    let mut unknown = Vec::new();
+    // `ssl`/`ssl-mode`: None is not given; Some(None) the client's default
+    // (PREFERRED); Some(Some(true)) TLS required and verified.
+    let mut mode: Option<Option<bool>> = None;
+    let mut ca = false;
+    let mut verify: Option<bool> = None;
+    let mut args = Vec::new();
+    for (k, v) in query {
+        let name = k.replace('_', "-").to_ascii_lowercase();
+        match name.as_str() {
+            "ssl" => mode = Some(Some(truthy(k, v)?)),
+            "ssl-mode" => {
+                mode = Some(match v.to_ascii_uppercase().as_str() {
+                    "DISABLED" => Some(false),
+                    "PREFERRED" => None,
+                    "REQUIRED" | "VERIFY-CA" | "VERIFY_CA" | "VERIFY-IDENTITY"
+                    | "VERIFY_IDENTITY" => Some(true),
+                    _ => return Err(format!(
+                        "the query parameter `{k}` must be one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY, e.g. {k}=VERIFY_IDENTITY"
+                    )),
+                })
+            }
+            "ssl-verify-server-cert" => verify = Some(truthy(k, v)?),
+            "ssl-ca" | "ssl-capath" => {
+                // A CA to check the server against asks for the check.
+                ca = true;
+                args.push(format!("--{name}={v}"));
+            }
+            "connect-timeout" => {
+                return Err(format!(
+                    "the query parameter `{k}` cannot be passed on: mariadb-dump has no such option; remove it"
+                ))
+            }
+            "charset" => args.push(format!("--default-character-set={v}")),
+            _ if MYSQL_PARAMS.contains(&name.as_str()) => args.push(format!("--{name}={v}")),
+            _ => unknown.push(k.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(unknown_params(&unknown, &MYSQL_PARAMS.join(", ")));
+    }
+    let require = mode.unwrap_or(if ca { Some(true) } else { None });
+    match (require, verify) {
+        (Some(true), Some(false)) => {
+            return Err("the URL requires TLS but sets ssl-verify-server-cert=false: the MariaDB client requires TLS only when it verifies the server's certificate; remove ssl-verify-server-cert=false".into())
+        }
+        (Some(false), Some(true)) => {
+            return Err("the URL disables TLS but sets ssl-verify-server-cert=true; keep one".into())
+        }
+        (Some(true), _) | (None, Some(true)) => {
+            out.options.args.push("--ssl".into());
+            out.options.args.push("--ssl-verify-server-cert".into());
+        }
+        (Some(false), _) => out.options.args.push("--skip-ssl".into()),
+        (None, _) => {}
+    }
+    out.options.args.extend(args);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    pub(super) fn url_db(u: &str) -> std::result::Result<Database, KeyError> {
+        let e = DatabaseEntry::from_section(
+            "x",
+            DatabaseSection {
+                url: Some(u.into()),
+                ..Default::default()
+            },
+        )?;
+        e.get().cloned()
+    }
 
     #[test]
     fn url_forms() {
@@ -303,7 +795,7 @@ mod tests {
                 u.name.as_str(),
                 u.port,
                 u.user.as_deref(),
-                u.has_password
+                u.password.is_some()
             ),
             (EngineKind::Postgresql, "app", Some(5433), Some("bob"), true)
         );
@@ -316,6 +808,17 @@ mod tests {
             "/var/db.sqlite3"
         );
         assert_eq!(parse_url("sqlite:///rel.db").unwrap().name, "rel.db");
+        assert_eq!(
+            parse_url("sqlite:////srv/my%20app.db").unwrap().name,
+            "/srv/my app.db"
+        );
+        assert_eq!(
+            parse_url("postgres://u@[::1]:5432/app")
+                .unwrap()
+                .host
+                .as_deref(),
+            Some("::1")
+        );
         assert!(parse_url("oracle://h/x").is_err());
     }
 
@@ -323,18 +826,315 @@ mod tests {
     fn url_errors_do_not_echo_password() {
         let e = parse_url("postgres://bob:hunter2@/").unwrap_err();
         assert!(!e.contains("hunter2"));
+        let e = parse_url("hunter2:x").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
-    fn debug_hides_url() {
+    fn debug_hides_url_and_variable_names() {
+        let d = url_db("postgres://u:hunter2@h/app").unwrap();
+        assert!(!format!("{d:?}").contains("hunter2"));
         let d = Database::from_section(
             "x",
             DatabaseSection {
-                url: Some("postgres://u:hunter2@h/app".into()),
+                engine: Some(EngineKind::Postgresql),
+                name: Some("app".into()),
+                password_env: Some("Hunter2Secret".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert!(!format!("{d:?}").contains("Hunter2Secret"));
+        let e = d.password().unwrap_err();
+        assert!(!format!("{e:#}").contains("Hunter2Secret"), "{e:#}");
+    }
+
+    #[test]
+    fn postgres_query_goes_to_libpq_environment() {
+        let d = url_db(
+            "postgres://u:pw@h/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&connect_timeout=5&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(
+            d.options.env,
+            vec![
+                ("PGSSLMODE", "verify-full".to_string()),
+                ("PGSSLROOTCERT", "/etc/ca.pem".to_string()),
+                ("PGCONNECT_TIMEOUT", "5".to_string()),
+                ("PGAPPNAME", "x".to_string()),
+            ]
+        );
+        assert!(d.options.args.is_empty());
+        // Cloud SQL: a socket folder as ?host=.
+        let d = url_db("postgres://u:pw@/app?host=/cloudsql/p:r:i").unwrap();
+        assert_eq!(d.host.as_deref(), Some("/cloudsql/p:r:i"));
+    }
+
+    #[test]
+    fn unknown_and_secret_parameters_are_refused_by_name() {
+        let (k, e) = url_db("postgres://u:pw@h/app?sslmod=require&currentSchema=s").unwrap_err();
+        assert_eq!(k, "url");
+        assert!(
+            e.contains("`sslmod`") && e.contains("`currentSchema`"),
+            "{e}"
+        );
+        for bad in [
+            "?sslmode=verify_full",
+            "?password=zz9secret",
+            "?sslpassword=zz9secret",
+            "?connect_timeout=soon",
+            "?sslmode=require&sslmode=disable",
+        ] {
+            let (_, e) = url_db(&format!("postgres://u:pw@h/app{bad}")).unwrap_err();
+            assert!(!e.contains("zz9secret") && !e.contains("pw@"), "{e}");
+        }
+        let (_, e) = url_db("sqlite:////x.db?mode=ro").unwrap_err();
+        assert!(e.contains("`mode`"), "{e}");
+    }
+
+    #[test]
+    fn mysql_query_goes_to_client_options() {
+        let args = |q: &str| url_db(&format!("mysql://u:pw@h/app?{q}")).map(|d| d.options.args);
+        let verified = vec!["--ssl".to_string(), "--ssl-verify-server-cert".to_string()];
+        assert_eq!(args("ssl-mode=REQUIRED").unwrap(), verified);
+        assert_eq!(args("ssl_mode=verify_identity").unwrap(), verified);
+        assert_eq!(args("ssl=true").unwrap(), verified);
+        assert_eq!(args("ssl-mode=DISABLED").unwrap(), vec!["--skip-ssl"]);
+        assert_eq!(args("ssl-mode=PREFERRED").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            args("ssl-ca=/ca.pem&charset=utf8mb4").unwrap(),
+            vec![
+                "--ssl",
+                "--ssl-verify-server-cert",
+                "--ssl-ca=/ca.pem",
+                "--default-character-set=utf8mb4"
+            ]
+        );
+        let (_, e) = args("connect_timeout=3").unwrap_err();
+        assert!(e.contains("`connect_timeout`"), "{e}");
+        assert!(args("ssl-mode=REQUIRED&ssl-verify-server-cert=false").is_err());
+        let (_, e) = args("sslmode=require").unwrap_err();
+        assert!(e.contains("`sslmode`"), "{e}");
+    }
+
+    #[test]
+    fn url_env_is_read_only_when_used() {
+        let entry = DatabaseEntry::from_section(
+            "x",
+            DatabaseSection {
+                url_env: Some("RCBACKUP_UNIT_TEST_NEVER_SET".into()),
                 ..Default::default()
             },
         )
         .unwrap();
-        assert!(!format!("{d:?}").contains("hunter2"));
+        assert_eq!(entry.alias(), "x");
+        let (k, e) = entry.get().unwrap_err();
+        assert_eq!(k, "url_env");
+        assert!(e.contains("not set"), "{e}");
+        // A value that cannot be a variable's name is refused at load,
+        // without being shown.
+        let (k, e) = DatabaseEntry::from_section(
+            "x",
+            DatabaseSection {
+                url_env: Some("postgres://u:zz9secret@h/app".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(k, "url_env");
+        assert!(!e.contains("zz9secret"), "{e}");
+    }
+}
+
+/// Property tests of the DATABASE_URL parser: it never panics, never shows
+/// a password planted in the URL, a parsed URL round-trips, and a refused
+/// URL names the key.
+#[cfg(test)]
+mod proptests {
+    use super::tests::url_db;
+    use super::*;
+    use proptest::prelude::*;
+    use std::fmt::Write;
+
+    const SECRET_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.');
+
+    fn enc(s: &str) -> String {
+        percent_encoding::utf8_percent_encode(s, SECRET_SET).to_string()
+    }
+
+    /// The URL that says `parts` (the password given separately).
+    fn compose(p: &UrlParts, password: Option<&str>) -> String {
+        let scheme = match p.engine {
+            EngineKind::Postgresql => "postgres",
+            EngineKind::Postgis => "postgis",
+            EngineKind::Mysql => "mysql",
+            EngineKind::Mariadb => "mariadb",
+            EngineKind::Sqlite => "sqlite",
+        };
+        let mut u = format!("{scheme}://");
+        if let Some(user) = &p.user {
+            u.push_str(&enc(user));
+            if let Some(pw) = password {
+                write!(u, ":{}", enc(pw)).unwrap();
+            }
+            u.push('@');
+        }
+        if let Some(h) = &p.host {
+            if h.contains(':') {
+                write!(u, "[{h}]").unwrap();
+            } else {
+                u.push_str(h);
+            }
+        }
+        if let Some(port) = p.port {
+            write!(u, ":{port}").unwrap();
+        }
+        u.push('/');
+        u.push_str(&enc(&p.name));
+        if !p.query.is_empty() {
+            u.push('?');
+            let q: Vec<String> = p
+                .query
+                .iter()
+                .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                .collect();
+            u.push_str(&q.join("&"));
+        }
+        u
+    }
+
+    fn server_engine() -> impl Strategy<Value = EngineKind> {
+        prop_oneof![
+            Just(EngineKind::Postgresql),
+            Just(EngineKind::Postgis),
+            Just(EngineKind::Mysql),
+            Just(EngineKind::Mariadb),
+        ]
+    }
+
+    fn host() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            "[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9-]{0,10}){0,3}".prop_map(Some),
+            Just(Some("127.0.0.1".to_string())),
+            Just(Some("::1".to_string())),
+        ]
+    }
+
+    fn password() -> impl Strategy<Value = String> {
+        // Long enough to be told apart from the rest of a message.
+        "[A-Za-z0-9!@#$%^&*()/:?=+ ]{8,24}".prop_map(|p| format!("Zq{p}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn never_panics(u in any::<String>()) {
+            let _ = parse_url(&u);
+            let _ = url_db(&u);
+        }
+
+        #[test]
+        fn parts_round_trip(
+            engine in server_engine(),
+            user in "[a-zA-Z0-9@:/ _.-]{1,16}",
+            pw in proptest::option::of(password()),
+            host in host(),
+            port in proptest::option::of(1u16..),
+            // `.` and `..` segments are resolved by URL parsing (also as
+            // %2E): a name made of them cannot be written in a URL.
+            name in "[a-zA-Z0-9 _./@?#%-]{1,24}"
+                .prop_filter("dot segment", |n| !n.split('/').any(|s| s == "." || s == "..")),
+        ) {
+            // A port needs a host to follow.
+            let port = if host.is_some() { port } else { None };
+            let parts = UrlParts {
+                engine,
+                name,
+                host,
+                port,
+                user: Some(user),
+                password: pw.clone().map(Redacted),
+                query: Vec::new(),
+            };
+            let url = compose(&parts, pw.as_deref());
+            let back = parse_url(&url).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(&back, &parts, "{}", url);
+            prop_assert_eq!(url_password(&url), pw);
+        }
+
+        #[test]
+        fn sqlite_paths_round_trip(path in "/?[a-zA-Z0-9 _%#?-][a-zA-Z0-9 _.%#?-]{0,20}(/[a-zA-Z0-9 _-][a-zA-Z0-9 _.-]{0,10}){0,3}") {
+            let url = format!("sqlite:///{}", path.split('/').map(enc).collect::<Vec<_>>().join("/"));
+            let back = parse_url(&url).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(back.name, path);
+        }
+
+        /// A password planted in the URL never appears in an error, however
+        /// the URL around it is broken.
+        #[test]
+        fn no_secret_in_errors(
+            engine in prop_oneof![Just("postgres"), Just("mysql"), Just("sqlite"), Just("oracle"), Just("")],
+            pw in password(),
+            host in "[a-z0-9.:\\[\\]%]{0,12}",
+            port in "[0-9a-z]{0,7}",
+            path in "[a-zA-Z0-9/%]{0,10}",
+            query in "[a-z_=&%]{0,30}",
+            cut in 0usize..80,
+        ) {
+            let whole = format!("{engine}://user:{pw}@{host}:{port}/{path}?{query}");
+            // Also every prefix: a URL cut short by a stray quote or newline.
+            let cut = whole.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(whole.len());
+            for u in [whole.as_str(), &whole[..cut]] {
+                for (key, e) in [url_db(u).err(), parse_url(u).err().map(|e| ("url", e))].into_iter().flatten() {
+                    prop_assert!(!e.contains(&pw), "{} -> {}", u, e);
+                    prop_assert!(!e.contains(&enc(&pw)), "{} -> {}", u, e);
+                    prop_assert_eq!(key, "url");
+                }
+            }
+        }
+
+        /// Query parameters: accepted ones reach the tools, every refused
+        /// one is named.
+        #[test]
+        fn query_parameters_are_passed_or_named(
+            engine in server_engine(),
+            params in proptest::collection::btree_map("[a-z][a-z_-]{0,14}", "[a-z0-9/.]{1,10}", 0..5),
+        ) {
+            let parts = UrlParts {
+                engine,
+                name: "app".into(),
+                host: Some("h".into()),
+                port: None,
+                user: Some("u".into()),
+                password: None,
+                query: params.clone().into_iter().collect(),
+            };
+            let url = compose(&parts, None);
+            match url_db(&url) {
+                Ok(_) => {
+                    for k in params.keys() {
+                        let known = match engine {
+                            EngineKind::Mysql | EngineKind::Mariadb => {
+                                MYSQL_PARAMS.contains(&k.replace('_', "-").as_str())
+                            }
+                            _ => k == "host" || PG_PARAMS.iter().any(|(p, _)| p == k),
+                        };
+                        prop_assert!(known, "{} accepted `{}`", url, k);
+                    }
+                }
+                Err((key, e)) => {
+                    prop_assert_eq!(key, "url");
+                    let named = params.keys().any(|k| e.contains(&format!("`{k}`")))
+                        || e.contains("twice") || e.contains("TLS");
+                    prop_assert!(named, "{} -> {}", url, e);
+                }
+            }
+        }
     }
 }

@@ -313,13 +313,27 @@ impl DateFormat {
                 "`{f}` has a directive rcbackup does not know; use directives such as %Y %m %d %H %M %S"
             ));
         }
+        if StrftimeItems::new(f).any(|i| {
+            matches!(
+                i,
+                Item::Numeric(chrono::format::Numeric::YearMod100, _)
+                    | Item::Numeric(chrono::format::Numeric::IsoYearMod100, _)
+            )
+        }) {
+            return Err(format!(
+                "`{f}` writes the year with two digits (%y or %g), so a backup of 2070 would read back as one of 1970; use %Y (e.g. \"{}\")",
+                Self::DEFAULT
+            ));
+        }
         // Times chosen so that one-digit and two-digit fields, morning and
-        // afternoon, and the pairs 10:24/22:24 and Jan 11/Nov 1 all occur.
+        // afternoon, and the pairs 10:24/22:24 and Jan 11/Nov 1 all occur;
+        // the last lies past the turn of two-digit years.
         let probes = [
             Utc.with_ymd_and_hms(2031, 12, 27, 13, 45, 59).unwrap(),
             Utc.with_ymd_and_hms(2031, 1, 2, 3, 4, 5).unwrap(),
             Utc.with_ymd_and_hms(2031, 1, 11, 22, 24, 0).unwrap(),
             Utc.with_ymd_and_hms(2031, 11, 1, 10, 24, 0).unwrap(),
+            Utc.with_ymd_and_hms(2070, 6, 15, 12, 30, 30).unwrap(),
         ];
         for probe in probes {
             Self::parses_back(f, probe)?;
@@ -636,6 +650,9 @@ mod tests {
             ("%Y-%m-%d*", "`*`"),
             ("%Y-%m-%d?%H", "`?`"),
             ("%Y-%m-%d#%H", "`#`"),
+            ("%y%m%d-%H%M%S", "two digits"),
+            ("%y%a%U", "two digits"),
+            ("%G%g%m%d", "two digits"),
         ] {
             let got = DateFormat::parse(f).unwrap_err();
             assert!(got.contains(why), "{f:?}: {got}");

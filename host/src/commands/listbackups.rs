@@ -103,10 +103,12 @@ fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
             ..Default::default()
         });
     }
-    for db in ctx.config.databases.values() {
-        if database.is_some_and(|d| d != db.alias) {
+    for entry in ctx.config.databases.values() {
+        if database.is_some_and(|d| d != entry.alias()) {
             continue;
         }
+        // A database whose url_env is unset has no local leftovers to show.
+        let Ok(db) = entry.get() else { continue };
         for l in crate::engines::restore_leftovers(db) {
             rows.push(Row {
                 status: "leftover",
@@ -135,7 +137,7 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
         return super::listmedia::run(ctx, args.json);
     }
     if let Some(alias) = &args.database {
-        ctx.config.database(Some(alias))?;
+        ctx.config.alias(Some(alias))?;
     }
     let catalog = ctx.catalog();
     let listing = catalog.list()?;

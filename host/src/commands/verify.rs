@@ -11,7 +11,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let listing = catalog.list()?;
     let alias = match (&args.database, &args.input_path) {
         (None, Some(_)) => String::new(),
-        (d, _) => ctx.config.database(d.as_deref())?.alias.clone(),
+        (d, _) => ctx.config.alias(d.as_deref())?.to_string(),
     };
     let backup = choose_backup(&listing, catalog.dir(), &alias, args.input_path.as_deref())?;
     let source = Source {

@@ -36,6 +36,9 @@ fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
     if let Some(u) = &db.user {
         cmd.arg(format!("--user={u}"));
     }
+    // The URL's query string (ssl-mode, ssl-ca, ...) as client options:
+    // paths and modes only, never a secret.
+    cmd.args(&db.options.args);
     password_env(cmd, "MYSQL_PWD", db)
 }
 

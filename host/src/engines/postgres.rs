@@ -45,6 +45,11 @@ fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
     cmd.arg("--no-password");
     password_env(cmd, "PGPASSWORD", db)?;
     cmd.env("PGCONNECT_TIMEOUT", "15");
+    // The URL's query string (sslmode, sslrootcert, ...), as libpq's
+    // environment; it may override the timeout above.
+    for (var, value) in &db.options.env {
+        cmd.env(var, value);
+    }
     Ok(())
 }
 
