@@ -64,9 +64,31 @@ fn misbehave() -> String {
             let files = std::fs::read_dir("/").map(|d| d.count()).unwrap_or(0);
             format!("env{}-files{}", vars.len(), files)
         }
+        // Text that would pass for rcbackup's own lines if shown raw: a
+        // newline, an ANSI escape and a right-to-left override.
+        "forge" => {
+            rcbackup_guest::log::warn(FORGED);
+            println!("{FORGED}");
+            eprintln!("{FORGED}");
+            FORGED.to_string()
+        }
+        // Under every budget, but many tiny lines: 30,000 log calls and
+        // 30,000 lines of stdout, 60,000 bytes each.
+        "chatty" => {
+            for _ in 0..30_000 {
+                rcbackup_guest::log::info("x");
+            }
+            for _ in 0..30_000 {
+                println!("y");
+            }
+            mode
+        }
+        "exit0" => std::process::exit(0),
         other => other.to_string(),
     }
 }
+
+const FORGED: &str = "innocent\nERROR rcbackup: forged by the guest\u{1b}[2J\u{202e}gpj.exe";
 
 struct Hostile;
 
