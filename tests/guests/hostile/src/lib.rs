@@ -1,7 +1,10 @@
 //! One guest, many misbehaviours: the config's `mode` picks which. Every
 //! role misbehaves the same way, so one module serves every test.
 
-use rcbackup_guest::{export_policy, Approval, Backup, Decision, Event, NamingContext, Policy};
+use rcbackup_guest::{
+    export_policy, Approval, Backup, Decision, Event, Hooks, Naming, NamingContext, Retention,
+    RestoreApproval,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -92,7 +95,7 @@ const FORGED: &str = "innocent\nERROR rcbackup: forged by the guest\u{1b}[2J\u{2
 
 struct Hostile;
 
-impl Policy for Hostile {
+impl Retention for Hostile {
     fn retention(series: Vec<Backup>, _now: i64) -> Result<Vec<Decision>, String> {
         let mode = misbehave();
         let decide = |name: String, keep: bool| Decision {
@@ -139,17 +142,24 @@ impl Policy for Hostile {
         })
     }
 
+}
+
+impl Naming for Hostile {
     fn naming(_ctx: NamingContext) -> Result<String, String> {
         Ok(misbehave())
     }
+}
 
+impl RestoreApproval for Hostile {
     fn approve_restore(_req: rcbackup_guest::RestoreRequest) -> Approval {
         Approval::Deny(misbehave())
     }
+}
 
+impl Hooks for Hostile {
     fn on_event(_event: Event) -> Result<(), String> {
         Err(misbehave())
     }
 }
 
-export_policy!(Hostile);
+export_policy!(Hostile: retention, naming, restore_approval, hooks);
