@@ -388,7 +388,7 @@ fn a_module_configured_for_a_role_it_does_not_export_is_refused_at_load() {
         ],
     );
     assert!(!mark.exists(), "the dump ran");
-    assert!(w.names(None).is_empty(), "a backup was made");
+    assert!(w.stored_files().is_empty(), "a backup was made");
 
     // A retention policy as restore approval: refused, not an `allow`.
     let mut w = world();
@@ -493,7 +493,11 @@ fn a_file_that_is_not_a_component_is_a_config_error() {
     let component = std::fs::read(rust_guest("keep_last")).unwrap();
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("empty.wasm", Vec::new(), "is empty"),
-        ("text.wasm", b"hello, not wasm\n".to_vec(), "is not WebAssembly"),
+        (
+            "text.wasm",
+            b"hello, not wasm\n".to_vec(),
+            "is not WebAssembly",
+        ),
         (
             "core.wasm",
             b"\0asm\x01\0\0\0".to_vec(),
@@ -532,8 +536,11 @@ fn a_file_that_is_not_a_component_is_a_config_error() {
             &policy_test(&w, &file, "retention", r#"{"backups":[]}"#),
             "policy test",
         );
-        check(&w.run(&["policy", "compile", &module(&file)]), "policy compile");
-        assert!(w.names(None).is_empty());
+        check(
+            &w.run(&["policy", "compile", &module(&file)]),
+            "policy compile",
+        );
+        assert!(w.stored_files().is_empty());
     }
 }
 
@@ -545,12 +552,20 @@ fn assert_not_forged(what: &str, text: &str) {
         "{what}: raw control characters reached the output: {text:?}"
     );
     for line in text.lines().filter(|l| l.contains("forged")) {
+        // Guest text never begins a line: it follows rcbackup's own words or
+        // the module's tag.
         assert!(
-            line.contains("hostile.wasm") || line.starts_with("name: "),
+            line.contains("hostile.wasm")
+                || line.starts_with("name: ")
+                || line.starts_with("rcbackup: "),
             "{what}: a line the guest forged: {line:?}\n{text}"
         );
+        // stdout and stderr are shown line by line, each line tagged; any
+        // other text shows its newline escaped.
         assert!(
-            line.contains("innocent\\nERROR"),
+            line.contains("innocent\\nERROR")
+                || line.contains(" stdout] ")
+                || line.contains(" stderr] "),
             "{what}: the newline is not shown escaped: {line:?}"
         );
     }
@@ -596,7 +611,12 @@ fn guest_text_cannot_forge_lines_or_escapes() {
     assert_not_forged("retention", &r.stderr);
 
     // A name, as `policy test` prints it before refusing it.
-    let r = policy_test(&w, &hostile, "naming", r#"{"config":{"mode":"forge"},"naming":{}}"#);
+    let r = policy_test(
+        &w,
+        &hostile,
+        "naming",
+        r#"{"config":{"mode":"forge"},"naming":{}}"#,
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stdout.contains("forged"), "{}", r.stdout);
     assert_not_forged("policy test stdout", &r.stdout);
@@ -616,7 +636,12 @@ fn guest_output_is_bounded_after_prefixing() {
         // 60,000 host calls: time enough on a loaded machine.
         r#"{"config":{"mode":"chatty"},"limits":{"deadline_ms":60000},"naming":{}}"#,
     );
-    assert_eq!(r.code, 0, "{}", &r.stderr[r.stderr.len().saturating_sub(2000)..]);
+    assert_eq!(
+        r.code,
+        0,
+        "{}",
+        &r.stderr[r.stderr.len().saturating_sub(2000)..]
+    );
     assert!(r.stdout.contains("name: chatty"), "{}", r.stdout);
     assert!(
         r.stderr.len() <= (64 << 10) + 1024,
@@ -661,7 +686,12 @@ fn one_failure_one_message_with_its_cause() {
     );
     let r = w.run(&["dbrestore", "--noinput"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert_eq!(r.stderr.matches("ran out of fuel").count(), 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("ran out of fuel").count(),
+        1,
+        "{}",
+        r.stderr
+    );
 
     // An answer over the copy limit is an oversized answer, not a trap.
     let backups: Vec<String> = (0..20)
@@ -677,7 +707,12 @@ fn one_failure_one_message_with_its_cause() {
     common::assert_lacks(&r.stderr, &["trapped", "hostcalls"]);
 
     // exit(0) from a guest: one line, no wasm backtrace.
-    let r = policy_test(&w, &hostile, "naming", r#"{"config":{"mode":"exit0"},"naming":{}}"#);
+    let r = policy_test(
+        &w,
+        &hostile,
+        "naming",
+        r#"{"config":{"mode":"exit0"},"naming":{}}"#,
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     let errors: Vec<&str> = r.stderr.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(errors.len(), 1, "{}", r.stderr);

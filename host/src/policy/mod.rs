@@ -9,16 +9,18 @@ pub mod bindings;
 pub mod config;
 pub mod limits;
 pub mod runtime;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
 
 use self::bindings::{hooks, naming, restore_approval, types};
 use self::config::{HookSpec, ModuleSpec, OnError, PolicyConfig};
-use self::runtime::{GuestFailure, LoadedModule, Runtime};
+use self::runtime::{GuestFailure, LoadedModule, Role, Runtime};
+use self::text::escape;
 
 use crate::record::BackupRecord;
 use crate::retention::{self, Decision};
@@ -196,18 +198,12 @@ pub struct GuestPolicy {
 }
 
 impl GuestPolicy {
-    /// Loads the module and checks that it plays `role`.
-    pub fn load(spec: &ModuleSpec, role: runtime::Role) -> Result<GuestPolicy> {
-        let module = Runtime::global()?.load(&spec.path)?;
-        if !module.exports(role) {
-            return Err(crate::exit::usage(format!(
-                "policy module {} is configured as {} but does not export \
-                 the interface rcbackup:policy/{}",
-                spec.path.display(),
-                role.as_str(),
-                role.as_str()
-            )));
-        }
+    /// Loads the module and checks that it plays `role`; `key` is where the
+    /// config names it (`policies.retention`, `hooks[0]`), for the error.
+    pub fn load(spec: &ModuleSpec, role: Role, key: &str) -> Result<GuestPolicy> {
+        let in_config = |e: anyhow::Error| e.context(key.to_string());
+        let module = Runtime::global()?.load(&spec.path).map_err(in_config)?;
+        require_role(&module, role).map_err(in_config)?;
         Ok(GuestPolicy {
             module: Arc::new(module),
             config_json: spec.config_json.clone(),
@@ -295,28 +291,35 @@ impl Policies {
         if config.is_empty() {
             return Ok(Policies::builtin());
         }
-        let one = |spec: &Option<ModuleSpec>, role| {
+        let one = |spec: &Option<ModuleSpec>, role: Role, key: &str| {
             spec.as_ref()
-                .map(|s| GuestPolicy::load(s, role))
+                .map(|s| GuestPolicy::load(s, role, key))
                 .transpose()
         };
         let mut hooks = Vec::new();
-        for HookSpec {
-            module,
-            events,
-            on_error,
-        } in &config.hooks
+        for (
+            i,
+            HookSpec {
+                module,
+                events,
+                on_error,
+            },
+        ) in config.hooks.iter().enumerate()
         {
             hooks.push(Hook {
-                policy: GuestPolicy::load(module, runtime::Role::Hook)?,
+                policy: GuestPolicy::load(module, Role::Hook, &format!("hooks[{i}]"))?,
                 events: events.clone(),
                 on_error: *on_error,
             });
         }
         Ok(Policies {
-            retention: one(&config.retention, runtime::Role::Retention)?,
-            naming: one(&config.naming, runtime::Role::Naming)?,
-            restore_approval: one(&config.restore_approval, runtime::Role::RestoreApproval)?,
+            retention: one(&config.retention, Role::Retention, "policies.retention")?,
+            naming: one(&config.naming, Role::Naming, "policies.naming")?,
+            restore_approval: one(
+                &config.restore_approval,
+                Role::RestoreApproval,
+                "policies.restore_approval",
+            )?,
             hooks,
         })
     }
@@ -338,7 +341,7 @@ impl Policies {
         crate::naming::check_file_name(&name).map_err(|why| {
             p.module.failed(
                 runtime::Role::Naming,
-                GuestFailure::BadOutput(format!("the name `{}` {why}", name.escape_debug())),
+                GuestFailure::BadOutput(format!("the name `{name}` {why}")),
             )
         })?;
         Ok(name)
@@ -430,15 +433,17 @@ impl Policies {
                 Ok(Ok(())) => continue,
                 Ok(Err(reason)) if event.kind.is_pre() => {
                     return Err(anyhow!(
-                        "hook {} vetoed {}: {reason}",
+                        "hook {} vetoed {}: {}",
                         p.module.name,
-                        event.kind.as_str()
+                        event.kind.as_str(),
+                        escape(&reason)
                     ));
                 }
                 Ok(Err(reason)) => anyhow!(
-                    "hook {} failed on {}: {reason}",
+                    "hook {} failed on {}: {}",
                     p.module.name,
-                    event.kind.as_str()
+                    event.kind.as_str(),
+                    escape(&reason)
                 ),
                 Err(e) => anyhow::Error::new(e).context(format!("hook on {}", event.kind.as_str())),
             };
@@ -455,17 +460,21 @@ fn from_guest_approval(answer: restore_approval::Approval, module: &str) -> Appr
     match answer {
         restore_approval::Approval::Allow => Approval::Allow,
         restore_approval::Approval::AskUser => Approval::AskUser,
-        restore_approval::Approval::Deny(why) => Approval::Deny(format!("{why} (policy {module})")),
+        restore_approval::Approval::Deny(why) => {
+            Approval::Deny(format!("{} (policy {module})", escape(&why)))
+        }
     }
 }
 
+/// The guest's decisions; reasons are escaped (they are only shown), names
+/// are kept as given, to be checked against the series.
 pub fn from_guest_decisions(answer: Vec<bindings::retention::Decision>) -> Vec<Decision> {
     answer
         .into_iter()
         .map(|d| Decision {
+            reason: escape(&d.reason).into_owned(),
             name: d.name,
             keep: d.keep,
-            reason: d.reason,
         })
         .collect()
 }
@@ -484,9 +493,42 @@ pub fn guest_event(event: &Event) -> hooks::Event {
     }
 }
 
-/// Loads one module for `rcbackup policy test/compile`.
+/// Loads one module for `rcbackup policy test/compile`; its errors name the
+/// file.
 pub fn load_module(path: &std::path::Path) -> Result<LoadedModule> {
-    Runtime::global()?
-        .load(path)
-        .with_context(|| format!("loading {}", path.display()))
+    Runtime::global()?.load(path)
+}
+
+/// A usage error (exit 2) unless `module` exports `role`: it names the
+/// module, the role, the roles it does export and what to do.
+pub fn require_role(module: &LoadedModule, role: Role) -> Result<()> {
+    if module.exports(role) {
+        return Ok(());
+    }
+    let roles = module.roles();
+    let exported = if roles.is_empty() {
+        "no role of rcbackup:policy at all".to_string()
+    } else {
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fix = match roles[..] {
+        [one] => format!(
+            "Configure it under {} instead, or use a module that implements {}",
+            one.config_section(),
+            role.as_str()
+        ),
+        _ => format!("Use a module that implements {}", role.as_str()),
+    };
+    Err(crate::exit::usage(format!(
+        "policy module {} does not export the {} role (interface rcbackup:policy/{}); \
+         it exports: {exported}. {fix} (with the Rust SDK: `export_policy!(MyPolicy: {})`)",
+        module.name,
+        role.as_str(),
+        role.as_str(),
+        role.sdk_name()
+    )))
 }
