@@ -338,13 +338,7 @@ impl Policies {
             default_name: ctx.default_name.clone(),
         };
         let name = p.module.naming(&p.config_json, &p.limits, &guest_ctx)?;
-        crate::naming::check_file_name(&name).map_err(|why| {
-            p.module.failed(
-                runtime::Role::Naming,
-                GuestFailure::BadOutput(format!("the name `{name}` {why}")),
-            )
-        })?;
-        Ok(name)
+        Ok(checked_name(name).map_err(|f| p.module.failed(Role::Naming, f))?)
     }
 
     /// The naming policy's module, if backup names come from one.
@@ -366,14 +360,7 @@ impl Policies {
         let answer = p
             .module
             .retention(&p.config_json, &p.limits, &input, now.timestamp())?;
-        let decisions = from_guest_decisions(answer);
-        retention::check_decisions(series, &decisions).map_err(|why| {
-            p.module.failed(
-                runtime::Role::Retention,
-                GuestFailure::BadOutput(format!("{why}; the whole result is refused")),
-            )
-        })?;
-        Ok(decisions)
+        Ok(checked_decisions(series, answer).map_err(|f| p.module.failed(Role::Retention, f))?)
     }
 
     pub fn approve_restore(&self, req: &RestoreRequest) -> Result<Approval> {
@@ -466,6 +453,26 @@ fn from_guest_approval(answer: restore_approval::Approval, module: &str) -> Appr
     }
 }
 
+/// A naming policy's answer, if rcbackup can use it as a backup's name.
+pub fn checked_name(name: String) -> Result<String, GuestFailure> {
+    match crate::naming::check_file_name(&name) {
+        Ok(()) => Ok(name),
+        Err(why) => Err(GuestFailure::BadOutput(format!("the name `{name}` {why}"))),
+    }
+}
+
+/// A retention policy's answer for `series`, refused as a whole unless it
+/// decides once on every backup of the series and keeps the newest.
+pub fn checked_decisions(
+    series: &[BackupRecord],
+    answer: Vec<bindings::retention::Decision>,
+) -> Result<Vec<Decision>, GuestFailure> {
+    let decisions = from_guest_decisions(answer);
+    retention::check_decisions(series, &decisions)
+        .map_err(|why| GuestFailure::BadOutput(format!("{why}; the whole result is refused")))?;
+    Ok(decisions)
+}
+
 /// The guest's decisions; reasons are escaped (they are only shown), names
 /// are kept as given, to be checked against the series.
 pub fn from_guest_decisions(answer: Vec<bindings::retention::Decision>) -> Vec<Decision> {
@@ -531,4 +538,135 @@ pub fn require_role(module: &LoadedModule, role: Role) -> Result<()> {
         role.as_str(),
         role.sdk_name()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every value a guest returns, whatever it is: no panic, nothing unsafe
+    //! reaches a log or a terminal, and a refused value is named.
+    use super::*;
+    use crate::database::EngineKind;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn shown_safely(text: &str) -> bool {
+        !text.chars().any(text::is_unsafe)
+    }
+
+    fn record(name: &str, secs: i64) -> BackupRecord {
+        let at = Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap();
+        BackupRecord {
+            format: 1,
+            name: name.to_string(),
+            database: "default".into(),
+            tenant: None,
+            engine: EngineKind::Sqlite,
+            size: 1,
+            sha256: String::new(),
+            created: at,
+            finished: at,
+            tool: String::new(),
+        }
+    }
+
+    /// Names the guest may answer with: mostly the series' own, sometimes
+    /// anything at all.
+    fn answer_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (0..6usize).prop_map(|i| format!("b{i}.sqlite3")),
+            1 => any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_decisions_are_checked_without_panic(
+            n in 1..6usize,
+            answer in proptest::collection::vec((answer_name(), any::<bool>(), any::<String>()), 0..10),
+        ) {
+            let series: Vec<BackupRecord> =
+                (0..n).map(|i| record(&format!("b{i}.sqlite3"), i as i64)).collect();
+            let guest: Vec<bindings::retention::Decision> = answer
+                .iter()
+                .map(|(name, keep, reason)| bindings::retention::Decision {
+                    name: name.clone(),
+                    keep: *keep,
+                    reason: reason.clone(),
+                })
+                .collect();
+            match checked_decisions(&series, guest) {
+                Ok(decisions) => {
+                    prop_assert_eq!(decisions.len(), n);
+                    for d in &decisions {
+                        prop_assert!(series.iter().any(|b| b.name == d.name));
+                        prop_assert!(shown_safely(&d.reason), "{:?}", d.reason);
+                    }
+                    // The newest is kept.
+                    let newest = format!("b{}.sqlite3", n - 1);
+                    prop_assert!(decisions.iter().any(|d| d.name == newest && d.keep));
+                }
+                Err(failure) => {
+                    let message = failure.to_string();
+                    prop_assert!(shown_safely(&message), "{:?}", message);
+                    prop_assert!(message.starts_with("bad output: "), "{}", message);
+                    // The refusal names the decision at fault, or the count.
+                    let named = answer
+                        .iter()
+                        .any(|(name, _, _)| message.contains(&format!("`{}`", text::escape(name))));
+                    prop_assert!(
+                        named || message.contains(&format!("of the {n} backups")),
+                        "{}",
+                        message
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn any_name_is_checked_without_panic(name in any::<String>()) {
+            match checked_name(name.clone()) {
+                Ok(n) => prop_assert_eq!(&n, &name),
+                Err(failure) => {
+                    let message = failure.to_string();
+                    prop_assert!(shown_safely(&message), "{:?}", message);
+                    let escaped = text::escape(&name);
+                    prop_assert!(
+                        message.contains(&format!("the name `{escaped}`")),
+                        "{}",
+                        message
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn any_approval_reason_is_shown_safely(reason in any::<String>(), allow in any::<bool>()) {
+            let answer = if allow {
+                restore_approval::Approval::Allow
+            } else {
+                restore_approval::Approval::Deny(reason.clone())
+            };
+            match from_guest_approval(answer, "guard.wasm") {
+                Approval::Allow => prop_assert!(allow),
+                Approval::Deny(why) => {
+                    prop_assert!(!allow);
+                    prop_assert!(shown_safely(&why), "{:?}", why);
+                    prop_assert!(why.ends_with("(policy guard.wasm)"), "{}", why);
+                }
+                Approval::AskUser => prop_assert!(false, "an answer changed into ask-user"),
+            }
+        }
+
+        #[test]
+        fn any_guest_error_text_is_shown_safely(text in any::<String>()) {
+            for failure in [
+                GuestFailure::Trap(text.clone()),
+                GuestFailure::Returned(text.clone()),
+                GuestFailure::BadOutput(text.clone()),
+            ] {
+                let message = failure.to_string();
+                prop_assert!(shown_safely(&message), "{:?}", message);
+            }
+        }
+    }
 }

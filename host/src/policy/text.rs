@@ -64,7 +64,7 @@ mod tests {
         fn no_unsafe_character_comes_out(text in any::<String>()) {
             let out = escape(&text);
             prop_assert!(!out.chars().any(is_unsafe), "{:?}", out);
-            prop_assert!(!out.contains('\n') && !out.contains('\u{1b}'));
+            prop_assert!(!out.contains('\n') && !out.contains('\u{1b}'), "{:?}", out);
         }
 
         #[test]
