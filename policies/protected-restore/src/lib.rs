@@ -6,7 +6,9 @@
 //! The window is in UTC; `weekday` is optional (every day without it);
 //! `end` before `start` spans midnight.
 
-use rcbackup_guest::{export_policy, Approval, MediaRestoreRequest, RestoreApproval, RestoreRequest};
+use rcbackup_guest::{
+    export_policy, Approval, MediaRestoreRequest, RestoreApproval, RestoreRequest,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@
 //! YYYYmmddTHHMMSSZ), {ext}.
 
 use rcbackup_guest::time::civil;
-use rcbackup_guest::{export_policy, NamingContext, Naming};
+use rcbackup_guest::{export_policy, Naming, NamingContext};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

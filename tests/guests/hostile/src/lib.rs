@@ -2,8 +2,8 @@
 //! role misbehaves the same way, so one module serves every test.
 
 use rcbackup_guest::{
-    export_policy, Approval, Backup, Decision, Event, Hooks, Naming, NamingContext, Retention,
-    RestoreApproval,
+    export_policy, Approval, Backup, Decision, Event, Hooks, Naming, NamingContext,
+    RestoreApproval, Retention,
 };
 use serde::Deserialize;
 
@@ -141,7 +141,6 @@ impl Retention for Hostile {
             _ => return Err(format!("unknown mode {mode}")),
         })
     }
-
 }
 
 impl Naming for Hostile {
