@@ -506,7 +506,7 @@ fn a_file_that_is_not_a_component_is_a_config_error() {
         (
             "cut.wasm",
             component[..component.len() / 2].to_vec(),
-            "is a damaged WebAssembly component",
+            "is not a WebAssembly component rcbackup can compile",
         ),
     ];
     for (name, bytes, what) in cases {

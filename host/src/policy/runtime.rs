@@ -105,6 +105,7 @@ impl WasiView for GuestState {
 /// budget (`log_left`) that writes many short lines would otherwise make
 /// megabytes of tagged lines. Lines over the bound are counted, not shown,
 /// and the count is said once at the end of the call.
+#[derive(Clone)]
 struct Shown {
     left: u64,
     cap: u64,
@@ -259,8 +260,8 @@ impl Runtime {
         let name = module_name(path);
         let component = self.compile_cached(&bytes).map_err(|e| {
             crate::exit::usage(format!(
-                "policy module {} is a damaged WebAssembly component ({}); \
-                 build it again: {BUILD_HINT}",
+                "policy module {} is not a WebAssembly component rcbackup can compile ({}): \
+                 a damaged file, or one that needs features this runtime lacks; {BUILD_HINT}",
                 path.display(),
                 escape(&first_line(&e.root_cause().to_string()))
             ))
@@ -658,11 +659,7 @@ struct Stdio {
 /// and stderr never reach the terminal.
 fn drain_stdio(module: &str, store: &Store<GuestState>, limits: &Limits) -> Stdio {
     let state = store.data();
-    let mut shown = Shown {
-        left: state.shown.left,
-        cap: state.shown.cap,
-        hidden_lines: state.shown.hidden_lines,
-    };
+    let mut shown = state.shown.clone();
     let mut out = Stdio {
         full: false,
         last_err_line: None,
