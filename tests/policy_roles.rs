@@ -327,3 +327,395 @@ fn policy_test_and_compile_commands() {
     );
     assert!(r.stdout.contains("keep  new"), "{}", r.stdout);
 }
+
+/// The input file of `policy test`, written into the world.
+fn input(w: &World, body: &str) -> String {
+    let f = w.path("policy-input.json");
+    std::fs::write(&f, body).unwrap();
+    f.display().to_string()
+}
+
+/// `rcbackup policy test MODULE --role ROLE` on `body`.
+fn policy_test(w: &World, module_path: &Path, role: &str, body: &str) -> common::Run {
+    w.run(&[
+        "policy",
+        "test",
+        &module(module_path),
+        "--role",
+        role,
+        "--input",
+        &input(w, body),
+    ])
+}
+
+/// A sqlite3 that leaves a mark before dumping: proves whether a dump ran.
+fn mark_dumps(w: &mut World) -> std::path::PathBuf {
+    let mark = w.path("dumped");
+    w.wrap_tool(
+        "sqlite3",
+        &format!("touch {}\nexec \"$REAL\" \"$@\"", mark.display()),
+    );
+    mark
+}
+
+/// Item 12: a module built with the SDK exports only the roles its type
+/// implements, and one configured for another role is refused when the
+/// policies load, with exit 2, before any dump or restore.
+#[test]
+fn a_module_configured_for_a_role_it_does_not_export_is_refused_at_load() {
+    let protected = rust_guest("protected_restore");
+    let keep_last = rust_guest("keep_last");
+
+    // An approval policy as retention: refused before the dump, not at cleanup.
+    let mut w = world();
+    let mark = mark_dumps(&mut w);
+    add(
+        &mut w,
+        &format!(
+            "[policies.retention]\nmodule = \"{}\"\n",
+            module(&protected)
+        ),
+    );
+    let r = w.run(&["dbbackup", "--clean"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    common::assert_mentions(
+        &r.stderr,
+        &[
+            "policies.retention",
+            "protected_restore.wasm",
+            "does not export the retention role",
+            "it exports: restore-approval",
+        ],
+    );
+    assert!(!mark.exists(), "the dump ran");
+    assert!(w.stored_files().is_empty(), "a backup was made");
+
+    // A retention policy as restore approval: refused, not an `allow`.
+    let mut w = world();
+    let file = w.path("app.sqlite3");
+    w.ok(&["dbbackup"]);
+    sqlite(&file, "INSERT INTO t VALUES (2);");
+    add(
+        &mut w,
+        &format!(
+            "[policies.restore_approval]\nmodule = \"{}\"\n",
+            module(&keep_last)
+        ),
+    );
+    let r = w.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    common::assert_mentions(
+        &r.stderr,
+        &[
+            "policies.restore_approval",
+            "keep_last.wasm",
+            "does not export the restore-approval role",
+            "it exports: retention",
+        ],
+    );
+    assert_eq!(sqlite(&file, "SELECT count(*) FROM t;").trim(), "2");
+    // Every command loads the policies, so the mistake shows at once.
+    let r = w.run(&["listbackups"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // As a hook: the same, naming the hook by its place in the file.
+    let mut w = world();
+    add(
+        &mut w,
+        &format!(
+            "[[hooks]]\nmodule = \"{}\"\n\n[[hooks]]\nmodule = \"{}\"\n",
+            module(&rust_guest("event_log")),
+            module(&keep_last)
+        ),
+    );
+    let r = w.run(&["listbackups"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    common::assert_mentions(&r.stderr, &["hooks[1]", "keep_last.wasm", "hooks role"]);
+
+    // `policy test` refuses a role the module does not play, with exit 2,
+    // whether the role is given or read from the input.
+    let w = world();
+    let r = policy_test(&w, &keep_last, "naming", r#"{"naming":{}}"#);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    common::assert_mentions(
+        &r.stderr,
+        &["keep_last.wasm", "naming role", "it exports: retention"],
+    );
+    let r = w.run(&[
+        "policy",
+        "test",
+        &module(&keep_last),
+        "--input",
+        &input(
+            &w,
+            r#"{"restore":{"backup":{"name":"a","created":"2024-01-01T00:00:00Z"}}}"#,
+        ),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+/// Item 12: every ready-made policy and example exports exactly the roles it
+/// implements.
+#[test]
+fn every_module_exports_exactly_the_roles_it_implements() {
+    let w = world();
+    for (path, roles) in [
+        (rust_guest("keep_last"), "retention"),
+        (rust_guest("gfs"), "retention"),
+        (rust_guest("keep_within"), "retention"),
+        (rust_guest("tenant_naming"), "naming"),
+        (rust_guest("protected_restore"), "restore-approval"),
+        (rust_guest("event_log"), "hooks"),
+        (rust_guest("freeze_hook"), "hooks"),
+        (
+            rust_guest("hostile"),
+            "retention, naming, restore-approval, hooks",
+        ),
+        (python_guest(), "retention"),
+    ] {
+        let r = w.ok(&["policy", "compile", &module(&path)]);
+        assert!(
+            r.stdout.lines().any(|l| l == format!("roles: {roles}")),
+            "{}: {}",
+            path.display(),
+            r.stdout
+        );
+    }
+}
+
+/// Item 13: a file that is not a component stops every command that loads
+/// it with exit 2, says what the file is and how to build a component, and
+/// prints no byte arrays.
+#[test]
+fn a_file_that_is_not_a_component_is_a_config_error() {
+    let w0 = world();
+    let component = std::fs::read(rust_guest("keep_last")).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("empty.wasm", Vec::new(), "is empty"),
+        (
+            "text.wasm",
+            b"hello, not wasm\n".to_vec(),
+            "is not WebAssembly",
+        ),
+        (
+            "core.wasm",
+            b"\0asm\x01\0\0\0".to_vec(),
+            "is a core WebAssembly module, not a component",
+        ),
+        (
+            "cut.wasm",
+            component[..component.len() / 2].to_vec(),
+            "is not a WebAssembly component rcbackup can compile",
+        ),
+    ];
+    for (name, bytes, what) in cases {
+        let file = w0.path(name);
+        std::fs::write(&file, &bytes).unwrap();
+        let how: &[&str] = &["wasm32-wasip2", "componentize-py"];
+        let check = |r: &common::Run, cmd: &str| {
+            assert_eq!(r.code, 2, "{name} {cmd}: {}", r.stderr);
+            common::assert_mentions(&r.stderr, &[name, what]);
+            common::assert_mentions(&r.stderr, how);
+            common::assert_lacks(&r.stderr, &["0x0,", "actual=", "backtrace"]);
+            assert_eq!(
+                r.stderr.lines().count(),
+                1,
+                "{name} {cmd}: one line: {}",
+                r.stderr
+            );
+        };
+        let mut w = world();
+        add(
+            &mut w,
+            &format!("[policies.retention]\nmodule = \"{}\"\n", module(&file)),
+        );
+        check(&w.run(&["listbackups"]), "listbackups");
+        check(&w.run(&["dbbackup"]), "dbbackup");
+        check(
+            &policy_test(&w, &file, "retention", r#"{"backups":[]}"#),
+            "policy test",
+        );
+        check(
+            &w.run(&["policy", "compile", &module(&file)]),
+            "policy compile",
+        );
+        assert!(w.stored_files().is_empty());
+    }
+}
+
+/// No guest text (log lines, stdout, stderr, reasons, errors, names) can
+/// start a line of its own or carry an escape sequence or a bidi control.
+fn assert_not_forged(what: &str, text: &str) {
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{what}: raw control characters reached the output: {text:?}"
+    );
+    for line in text.lines().filter(|l| l.contains("forged")) {
+        // Guest text never begins a line: it follows rcbackup's own words or
+        // the module's tag.
+        assert!(
+            line.contains("hostile.wasm")
+                || line.starts_with("name: ")
+                || line.starts_with("rcbackup: "),
+            "{what}: a line the guest forged: {line:?}\n{text}"
+        );
+        // stdout and stderr are shown line by line, each line tagged; any
+        // other text shows its newline escaped.
+        assert!(
+            line.contains("innocent\\nERROR")
+                || line.contains(" stdout] ")
+                || line.contains(" stderr] "),
+            "{what}: the newline is not shown escaped: {line:?}"
+        );
+    }
+}
+
+/// Item 19: control characters in guest text are escaped before they reach
+/// rcbackup's stderr or stdout.
+#[test]
+fn guest_text_cannot_forge_lines_or_escapes() {
+    let hostile = rust_guest("hostile");
+    let section = |w: &mut World, section: &str| {
+        add(
+            w,
+            &format!(
+                "{section}\nmodule = \"{}\"\nconfig = {{ mode = \"forge\" }}\n",
+                module(&hostile)
+            ),
+        );
+    };
+    // A hook's veto, its log line, its stdout and stderr.
+    let mut w = world();
+    section(&mut w, "[[hooks]]");
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.matches("forged").count() >= 4, "{}", r.stderr);
+    assert_not_forged("hook", &r.stderr);
+
+    // A denial's reason.
+    let mut w = world();
+    w.ok(&["dbbackup"]);
+    section(&mut w, "[policies.restore_approval]");
+    let r = w.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("denied"), "{}", r.stderr);
+    assert_not_forged("approval", &r.stderr);
+
+    // A retention policy's error.
+    let mut w = world();
+    section(&mut w, "[policies.retention]");
+    let r = w.run(&["dbbackup", "--clean"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("returned an error"), "{}", r.stderr);
+    assert_not_forged("retention", &r.stderr);
+
+    // A name, as `policy test` prints it before refusing it.
+    let r = policy_test(
+        &w,
+        &hostile,
+        "naming",
+        r#"{"config":{"mode":"forge"},"naming":{}}"#,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("forged"), "{}", r.stdout);
+    assert_not_forged("policy test stdout", &r.stdout);
+    assert_not_forged("policy test stderr", &r.stderr);
+}
+
+/// Item 20: a guest that stays under its log budget with many short lines
+/// cannot make rcbackup write megabytes: what reaches stderr from one call,
+/// prefixes included, is bounded by `log_kib`, and the cut is said.
+#[test]
+fn guest_output_is_bounded_after_prefixing() {
+    let w = world();
+    let r = policy_test(
+        &w,
+        &rust_guest("hostile"),
+        "naming",
+        // 60,000 host calls: time enough on a loaded machine.
+        r#"{"config":{"mode":"chatty"},"limits":{"deadline_ms":60000},"naming":{}}"#,
+    );
+    assert_eq!(
+        r.code,
+        0,
+        "{}",
+        &r.stderr[r.stderr.len().saturating_sub(2000)..]
+    );
+    assert!(r.stdout.contains("name: chatty"), "{}", r.stdout);
+    assert!(
+        r.stderr.len() <= (64 << 10) + 1024,
+        "{} bytes of stderr for one call",
+        r.stderr.len()
+    );
+    assert!(r.stderr.contains("not shown"), "the cut is not said");
+    assert!(r.stderr.contains("limits.log_kib"), "the cut is not said");
+}
+
+/// Item 21: one failure, one message with its documented cause.
+#[test]
+fn one_failure_one_message_with_its_cause() {
+    let hostile = rust_guest("hostile");
+    // A failing post-backup hook that only warns: its cause once.
+    for (mode, limits, cause) in [
+        ("log", "log_kib = 8", "it logged more than 8 KiB"),
+        ("trap", "", "it trapped"),
+        ("spin", "fuel = 10_000_000", "it ran out of fuel"),
+    ] {
+        let mut w = world();
+        add(
+            &mut w,
+            &format!(
+                "[[hooks]]\nmodule = \"{}\"\nevents = [\"post-db-backup\"]\non_error = \"warn\"\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ {limits} }}\n",
+                module(&hostile)
+            ),
+        );
+        let r = w.run(&["dbbackup"]);
+        assert_eq!(r.code, 0, "{mode}: {}", r.stderr);
+        assert_eq!(r.stderr.matches(cause).count(), 1, "{mode}: {}", r.stderr);
+    }
+    // A failing approval is a denial, its cause said once.
+    let mut w = world();
+    w.ok(&["dbbackup"]);
+    add(
+        &mut w,
+        &format!(
+            "[policies.restore_approval]\nmodule = \"{}\"\nconfig = {{ mode = \"spin\" }}\nlimits = {{ fuel = 10_000_000 }}\n",
+            module(&hostile)
+        ),
+    );
+    let r = w.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("ran out of fuel").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+
+    // An answer over the copy limit is an oversized answer, not a trap.
+    let backups: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"name":"b{i}","created":"2024-01-01T00:00:{i:02}Z"}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"config":{{"mode":"huge-reason"}},"backups":[{}]}}"#,
+        backups.join(",")
+    );
+    let r = policy_test(&w, &hostile, "retention", &body);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    common::assert_mentions(&r.stderr, &["its answer is larger than 4096 KiB"]);
+    common::assert_lacks(&r.stderr, &["trapped", "hostcalls"]);
+
+    // exit(0) from a guest: one line, no wasm backtrace.
+    let r = policy_test(
+        &w,
+        &hostile,
+        "naming",
+        r#"{"config":{"mode":"exit0"},"naming":{}}"#,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    common::assert_mentions(&r.stderr, &["hostile.wasm", "exit(0)"]);
+    common::assert_lacks(&r.stderr, &["backtrace", "0x"]);
+}

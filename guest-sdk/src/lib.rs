@@ -1,66 +1,111 @@
-//! Write an rcbackup policy in Rust: implement [`Policy`] for a type, call
-//! [`export_policy!`] once, and build with
+//! Write an rcbackup policy in Rust: implement the trait of each role your
+//! type plays ([`Retention`], [`Naming`], [`RestoreApproval`], [`Hooks`]),
+//! name those roles once with [`export_policy!`], and build with
 //! `cargo build --target wasm32-wasip2 --release`.
 //!
-//! A component built with this crate exports every role of the contract
-//! (`wit/policy.wit`); the roles a type does not implement answer with the
-//! trait's defaults (an error for retention and naming, "ask the user" for
-//! restore approval, "no objection" for events). The host only calls the role
-//! the config names the module for.
+//! A component built with this crate exports exactly the roles named in
+//! `export_policy!` (the interfaces of `wit/policy.wit`), so rcbackup can
+//! refuse, when its config loads, a module configured for a role it does not
+//! play.
 
+/// The guest side of `wit/policy.wit`: one world per role, so that each role
+/// is exported only by the modules that implement it. The shared types and
+/// the host interface are generated once, with the retention world, and
+/// reused by the others.
 #[doc(hidden)]
 pub mod bindings {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "policy",
-        pub_export_macro: true,
-        export_macro_name: "__export_world",
-        default_bindings_module: "rcbackup_guest::bindings",
-    });
+    pub mod retention {
+        wit_bindgen::generate!({
+            path: "wit",
+            world: "retention-policy",
+            pub_export_macro: true,
+            export_macro_name: "export",
+            default_bindings_module: "rcbackup_guest::bindings::retention",
+        });
+    }
+    pub mod naming {
+        wit_bindgen::generate!({
+            path: "wit",
+            world: "naming-policy",
+            with: {
+                "rcbackup:policy/types@0.1.0": crate::bindings::retention::rcbackup::policy::types,
+                "rcbackup:policy/host@0.1.0": crate::bindings::retention::rcbackup::policy::host,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export",
+            default_bindings_module: "rcbackup_guest::bindings::naming",
+        });
+    }
+    pub mod restore_approval {
+        wit_bindgen::generate!({
+            path: "wit",
+            world: "restore-approval-policy",
+            with: {
+                "rcbackup:policy/types@0.1.0": crate::bindings::retention::rcbackup::policy::types,
+                "rcbackup:policy/host@0.1.0": crate::bindings::retention::rcbackup::policy::host,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export",
+            default_bindings_module: "rcbackup_guest::bindings::restore_approval",
+        });
+    }
+    pub mod hooks {
+        wit_bindgen::generate!({
+            path: "wit",
+            world: "hook",
+            with: {
+                "rcbackup:policy/types@0.1.0": crate::bindings::retention::rcbackup::policy::types,
+                "rcbackup:policy/host@0.1.0": crate::bindings::retention::rcbackup::policy::host,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export",
+            default_bindings_module: "rcbackup_guest::bindings::hooks",
+        });
+    }
 }
 
-pub use bindings::exports::rcbackup::policy::hooks::{Event, EventKind};
-pub use bindings::exports::rcbackup::policy::naming::NamingContext;
-pub use bindings::exports::rcbackup::policy::restore_approval::{
+pub use bindings::hooks::exports::rcbackup::policy::hooks::{Event, EventKind};
+pub use bindings::naming::exports::rcbackup::policy::naming::NamingContext;
+pub use bindings::restore_approval::exports::rcbackup::policy::restore_approval::{
     Approval, MediaRestoreRequest, RestoreRequest,
 };
-pub use bindings::exports::rcbackup::policy::retention::Decision;
-pub use bindings::rcbackup::policy::types::{Backup, Timestamp};
+pub use bindings::retention::exports::rcbackup::policy::retention::Decision;
+pub use bindings::retention::rcbackup::policy::types::{Backup, Timestamp};
 
-/// One type implements the roles it plays; the others keep these defaults.
-pub trait Policy {
-    /// One decision per backup of `series` (one database), any order.
-    fn retention(series: Vec<Backup>, now: Timestamp) -> Result<Vec<Decision>, String> {
-        let _ = (series, now);
-        Err("this module does not implement the retention role".into())
-    }
+/// The retention role: which backups of one series to keep.
+pub trait Retention {
+    /// One decision per backup of `series` (one database, newest first), any
+    /// order.
+    fn retention(series: Vec<Backup>, now: Timestamp) -> Result<Vec<Decision>, String>;
+}
 
-    /// The file name of a new backup.
-    fn naming(context: NamingContext) -> Result<String, String> {
-        let _ = context;
-        Err("this module does not implement the naming role".into())
-    }
+/// The naming role: the file name of a new backup.
+pub trait Naming {
+    fn naming(context: NamingContext) -> Result<String, String>;
+}
 
-    fn approve_restore(request: RestoreRequest) -> Approval {
-        let _ = request;
-        Approval::AskUser
-    }
+/// The restore-approval role: allow, ask the user, or deny a restore.
+pub trait RestoreApproval {
+    /// A `dbrestore`.
+    fn approve_restore(request: RestoreRequest) -> Approval;
 
+    /// A `mediarestore`; by default the built-in rule (ask at the prompt
+    /// unless `--noinput`).
     fn approve_media_restore(request: MediaRestoreRequest) -> Approval {
         let _ = request;
         Approval::AskUser
     }
+}
 
+/// The hooks role: every lifecycle event.
+pub trait Hooks {
     /// `Err(reason)` on a "pre" event vetoes the operation.
-    fn on_event(event: Event) -> Result<(), String> {
-        let _ = event;
-        Ok(())
-    }
+    fn on_event(event: Event) -> Result<(), String>;
 }
 
 /// Logging into rcbackup's own log, tagged with the module's name.
 pub mod log {
-    use crate::bindings::rcbackup::policy::host::{self, Level};
+    use crate::bindings::retention::rcbackup::policy::host::{self, Level};
 
     pub fn debug(message: &str) {
         host::log(Level::Debug, message)
@@ -106,13 +151,13 @@ pub mod time {
 
 /// The policy's `config` table from the rcbackup config file, read into `T`.
 pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, String> {
-    let text = bindings::rcbackup::policy::host::config();
+    let text = bindings::retention::rcbackup::policy::host::config();
     serde_json::from_str(&text).map_err(|e| format!("bad policy config {text}: {e}"))
 }
 
 /// The raw config JSON, for policies that read it themselves.
 pub fn config_json() -> String {
-    bindings::rcbackup::policy::host::config()
+    bindings::retention::rcbackup::policy::host::config()
 }
 
 impl EventKind {
@@ -135,44 +180,88 @@ impl EventKind {
     }
 }
 
-/// Exports `$ty`, which implements [`Policy`], as the component's policy.
+/// Exports `$ty` in the roles named after the colon, and in no other:
+/// `export_policy!(KeepLast: retention);`,
+/// `export_policy!(Guard: restore_approval, hooks);`. Each role needs the
+/// type to implement its trait ([`Retention`], [`Naming`],
+/// [`RestoreApproval`], [`Hooks`]). rcbackup refuses a module configured for
+/// a role it does not export, when the config loads.
 #[macro_export]
 macro_rules! export_policy {
+    ($ty:ident : $($role:ident),+ $(,)?) => {
+        $( $crate::__export_role!($ty, $role); )+
+    };
     ($ty:ident) => {
+        ::core::compile_error!(
+            "name the roles the type implements: `export_policy!(MyPolicy: retention)`; \
+             roles: retention, naming, restore_approval, hooks"
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_role {
+    ($ty:ident, retention) => {
         const _: () = {
-            use $crate::bindings::exports::rcbackup::policy as __roles;
-            impl __roles::retention::Guest for $ty {
+            impl $crate::bindings::retention::exports::rcbackup::policy::retention::Guest for $ty {
                 fn decide(
                     series: ::std::vec::Vec<$crate::Backup>,
                     now: $crate::Timestamp,
                 ) -> ::std::result::Result<::std::vec::Vec<$crate::Decision>, ::std::string::String>
                 {
-                    <$ty as $crate::Policy>::retention(series, now)
+                    <$ty as $crate::Retention>::retention(series, now)
                 }
             }
-            impl __roles::naming::Guest for $ty {
+            $crate::bindings::retention::export!($ty with_types_in $crate::bindings::retention);
+        };
+    };
+    ($ty:ident, naming) => {
+        const _: () = {
+            impl $crate::bindings::naming::exports::rcbackup::policy::naming::Guest for $ty {
                 fn name(
                     context: $crate::NamingContext,
                 ) -> ::std::result::Result<::std::string::String, ::std::string::String> {
-                    <$ty as $crate::Policy>::naming(context)
+                    <$ty as $crate::Naming>::naming(context)
                 }
             }
-            impl __roles::restore_approval::Guest for $ty {
+            $crate::bindings::naming::export!($ty with_types_in $crate::bindings::naming);
+        };
+    };
+    ($ty:ident, restore_approval) => {
+        const _: () = {
+            impl $crate::bindings::restore_approval::exports::rcbackup::policy::restore_approval::Guest
+                for $ty
+            {
                 fn approve(request: $crate::RestoreRequest) -> $crate::Approval {
-                    <$ty as $crate::Policy>::approve_restore(request)
+                    <$ty as $crate::RestoreApproval>::approve_restore(request)
                 }
                 fn approve_media(request: $crate::MediaRestoreRequest) -> $crate::Approval {
-                    <$ty as $crate::Policy>::approve_media_restore(request)
+                    <$ty as $crate::RestoreApproval>::approve_media_restore(request)
                 }
             }
-            impl __roles::hooks::Guest for $ty {
+            $crate::bindings::restore_approval::export!(
+                $ty with_types_in $crate::bindings::restore_approval
+            );
+        };
+    };
+    ($ty:ident, hooks) => {
+        const _: () = {
+            impl $crate::bindings::hooks::exports::rcbackup::policy::hooks::Guest for $ty {
                 fn on_event(
                     event: $crate::Event,
                 ) -> ::std::result::Result<(), ::std::string::String> {
-                    <$ty as $crate::Policy>::on_event(event)
+                    <$ty as $crate::Hooks>::on_event(event)
                 }
             }
-    $crate::bindings::__export_world!($ty with_types_in $crate::bindings);
+            $crate::bindings::hooks::export!($ty with_types_in $crate::bindings::hooks);
         };
+    };
+    ($ty:ident, $other:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "`",
+            ::core::stringify!($other),
+            "` is not a role; use retention, naming, restore_approval or hooks"
+        ));
     };
 }

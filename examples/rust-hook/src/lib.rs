@@ -10,7 +10,7 @@
 //! config = { frozen = ["legacy"], reason = "legacy is read-only during the migration" }
 //! ```
 
-use rcbackup_guest::{export_policy, Event, EventKind, Policy};
+use rcbackup_guest::{export_policy, Event, EventKind, Hooks};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -22,7 +22,7 @@ struct Config {
 
 struct FreezeHook;
 
-impl Policy for FreezeHook {
+impl Hooks for FreezeHook {
     fn on_event(event: Event) -> Result<(), String> {
         let config: Config = rcbackup_guest::config()?;
         let database = event.database.clone().unwrap_or_default();
@@ -48,4 +48,4 @@ impl Policy for FreezeHook {
     }
 }
 
-export_policy!(FreezeHook);
+export_policy!(FreezeHook: hooks);

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -13,6 +13,7 @@ use crate::exit;
 use crate::policy::bindings::{hooks, naming, restore_approval};
 use crate::policy::limits::LimitsSection;
 use crate::policy::runtime::{LoadedModule, Role, Runtime};
+use crate::policy::text::escape;
 use crate::policy::{from_guest_decisions, guest_series, load_module, to_guest_backup, EventKind};
 use crate::record::BackupRecord;
 use crate::retention;
@@ -30,13 +31,24 @@ pub fn run(cmd: &PolicyCommand) -> Result<()> {
 }
 
 fn compile(path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| exit::usage(format!("cannot read {}: {e}", path.display())))?;
+    crate::policy::runtime::check_component(path, &bytes)?;
     let started = std::time::Instant::now();
     let runtime = Runtime::global()?;
-    match runtime
-        .precompile(&bytes)
-        .with_context(|| format!("compiling {}", path.display()))?
-    {
+    let cached = match runtime.precompile(&bytes) {
+        Ok(cached) => cached,
+        Err(e) => {
+            // A damaged component gets the error (exit 2) a config gets when
+            // it loads one; else it was the cache that could not be written.
+            runtime.load(path)?;
+            return Err(exit::failed(format!(
+                "cannot cache the compiled {}: {e:#}",
+                path.display()
+            )));
+        }
+    };
+    match cached {
         Some(cached) => crate::outln!(
             "compiled {} in {} ms into {}",
             path.display(),
@@ -198,6 +210,7 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
         Some(r) => parse_role(r)?,
         None => infer_role(&input, &module)?,
     };
+    crate::policy::require_role(&module, role)?;
     let limits = input
         .limits
         .resolve()
@@ -223,7 +236,7 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
             let decisions = from_guest_decisions(answer);
             for d in &decisions {
                 let verb = if d.keep { "keep" } else { "delete" };
-                crate::outln!("{verb:>6}  {}  ({})", d.name, d.reason);
+                crate::outln!("{verb:>6}  {}  ({})", escape(&d.name), d.reason);
             }
             retention::check_decisions(&series, &decisions).map_err(|why| {
                 exit::failed(format!(
@@ -247,11 +260,11 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
                 ),
             };
             let name = module.naming(&config_json, &limits, &ctx)?;
-            crate::outln!("name: {name}");
+            crate::outln!("name: {}", escape(&name));
             crate::naming::check_file_name(&name).map_err(|why| {
                 exit::failed(format!(
                     "rcbackup would refuse the name `{}`: it {why}",
-                    name.escape_debug()
+                    escape(&name)
                 ))
             })?;
         }
@@ -268,7 +281,7 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
             match module.approve(&config_json, &limits, &req)? {
                 restore_approval::Approval::Allow => crate::outln!("allow"),
                 restore_approval::Approval::AskUser => crate::outln!("ask-user"),
-                restore_approval::Approval::Deny(why) => crate::outln!("deny: {why}"),
+                restore_approval::Approval::Deny(why) => crate::outln!("deny: {}", escape(&why)),
             }
         }
         Role::Hook => {
@@ -286,8 +299,8 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
             let answer = module.on_event(&config_json, &limits, &guest_event(&event))?;
             match answer {
                 Ok(()) => crate::outln!("ok"),
-                Err(why) if kind.is_pre() => crate::outln!("veto: {why}"),
-                Err(why) => crate::outln!("failed: {why}"),
+                Err(why) if kind.is_pre() => crate::outln!("veto: {}", escape(&why)),
+                Err(why) => crate::outln!("failed: {}", escape(&why)),
             }
         }
     }

@@ -9,16 +9,18 @@ pub mod bindings;
 pub mod config;
 pub mod limits;
 pub mod runtime;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
 
 use self::bindings::{hooks, naming, restore_approval, types};
 use self::config::{HookSpec, ModuleSpec, OnError, PolicyConfig};
-use self::runtime::{GuestFailure, LoadedModule, Runtime};
+use self::runtime::{GuestFailure, LoadedModule, Role, Runtime};
+use self::text::escape;
 
 use crate::record::BackupRecord;
 use crate::retention::{self, Decision};
@@ -196,18 +198,12 @@ pub struct GuestPolicy {
 }
 
 impl GuestPolicy {
-    /// Loads the module and checks that it plays `role`.
-    pub fn load(spec: &ModuleSpec, role: runtime::Role) -> Result<GuestPolicy> {
-        let module = Runtime::global()?.load(&spec.path)?;
-        if !module.exports(role) {
-            return Err(crate::exit::usage(format!(
-                "policy module {} is configured as {} but does not export \
-                 the interface rcbackup:policy/{}",
-                spec.path.display(),
-                role.as_str(),
-                role.as_str()
-            )));
-        }
+    /// Loads the module and checks that it plays `role`; `key` is where the
+    /// config names it (`policies.retention`, `hooks[0]`), for the error.
+    pub fn load(spec: &ModuleSpec, role: Role, key: &str) -> Result<GuestPolicy> {
+        let in_config = |e: anyhow::Error| e.context(key.to_string());
+        let module = Runtime::global()?.load(&spec.path).map_err(in_config)?;
+        require_role(&module, role).map_err(in_config)?;
         Ok(GuestPolicy {
             module: Arc::new(module),
             config_json: spec.config_json.clone(),
@@ -295,28 +291,35 @@ impl Policies {
         if config.is_empty() {
             return Ok(Policies::builtin());
         }
-        let one = |spec: &Option<ModuleSpec>, role| {
+        let one = |spec: &Option<ModuleSpec>, role: Role, key: &str| {
             spec.as_ref()
-                .map(|s| GuestPolicy::load(s, role))
+                .map(|s| GuestPolicy::load(s, role, key))
                 .transpose()
         };
         let mut hooks = Vec::new();
-        for HookSpec {
-            module,
-            events,
-            on_error,
-        } in &config.hooks
+        for (
+            i,
+            HookSpec {
+                module,
+                events,
+                on_error,
+            },
+        ) in config.hooks.iter().enumerate()
         {
             hooks.push(Hook {
-                policy: GuestPolicy::load(module, runtime::Role::Hook)?,
+                policy: GuestPolicy::load(module, Role::Hook, &format!("hooks[{i}]"))?,
                 events: events.clone(),
                 on_error: *on_error,
             });
         }
         Ok(Policies {
-            retention: one(&config.retention, runtime::Role::Retention)?,
-            naming: one(&config.naming, runtime::Role::Naming)?,
-            restore_approval: one(&config.restore_approval, runtime::Role::RestoreApproval)?,
+            retention: one(&config.retention, Role::Retention, "policies.retention")?,
+            naming: one(&config.naming, Role::Naming, "policies.naming")?,
+            restore_approval: one(
+                &config.restore_approval,
+                Role::RestoreApproval,
+                "policies.restore_approval",
+            )?,
             hooks,
         })
     }
@@ -335,13 +338,7 @@ impl Policies {
             default_name: ctx.default_name.clone(),
         };
         let name = p.module.naming(&p.config_json, &p.limits, &guest_ctx)?;
-        crate::naming::check_file_name(&name).map_err(|why| {
-            p.module.failed(
-                runtime::Role::Naming,
-                GuestFailure::BadOutput(format!("the name `{}` {why}", name.escape_debug())),
-            )
-        })?;
-        Ok(name)
+        Ok(checked_name(name).map_err(|f| p.module.failed(Role::Naming, f))?)
     }
 
     /// The naming policy's module, if backup names come from one.
@@ -363,14 +360,7 @@ impl Policies {
         let answer = p
             .module
             .retention(&p.config_json, &p.limits, &input, now.timestamp())?;
-        let decisions = from_guest_decisions(answer);
-        retention::check_decisions(series, &decisions).map_err(|why| {
-            p.module.failed(
-                runtime::Role::Retention,
-                GuestFailure::BadOutput(format!("{why}; the whole result is refused")),
-            )
-        })?;
-        Ok(decisions)
+        Ok(checked_decisions(series, answer).map_err(|f| p.module.failed(Role::Retention, f))?)
     }
 
     pub fn approve_restore(&self, req: &RestoreRequest) -> Result<Approval> {
@@ -430,15 +420,17 @@ impl Policies {
                 Ok(Ok(())) => continue,
                 Ok(Err(reason)) if event.kind.is_pre() => {
                     return Err(anyhow!(
-                        "hook {} vetoed {}: {reason}",
+                        "hook {} vetoed {}: {}",
                         p.module.name,
-                        event.kind.as_str()
+                        event.kind.as_str(),
+                        escape(&reason)
                     ));
                 }
                 Ok(Err(reason)) => anyhow!(
-                    "hook {} failed on {}: {reason}",
+                    "hook {} failed on {}: {}",
                     p.module.name,
-                    event.kind.as_str()
+                    event.kind.as_str(),
+                    escape(&reason)
                 ),
                 Err(e) => anyhow::Error::new(e).context(format!("hook on {}", event.kind.as_str())),
             };
@@ -455,17 +447,41 @@ fn from_guest_approval(answer: restore_approval::Approval, module: &str) -> Appr
     match answer {
         restore_approval::Approval::Allow => Approval::Allow,
         restore_approval::Approval::AskUser => Approval::AskUser,
-        restore_approval::Approval::Deny(why) => Approval::Deny(format!("{why} (policy {module})")),
+        restore_approval::Approval::Deny(why) => {
+            Approval::Deny(format!("{} (policy {module})", escape(&why)))
+        }
     }
 }
 
+/// A naming policy's answer, if rcbackup can use it as a backup's name.
+pub fn checked_name(name: String) -> Result<String, GuestFailure> {
+    match crate::naming::check_file_name(&name) {
+        Ok(()) => Ok(name),
+        Err(why) => Err(GuestFailure::BadOutput(format!("the name `{name}` {why}"))),
+    }
+}
+
+/// A retention policy's answer for `series`, refused as a whole unless it
+/// decides once on every backup of the series and keeps the newest.
+pub fn checked_decisions(
+    series: &[BackupRecord],
+    answer: Vec<bindings::retention::Decision>,
+) -> Result<Vec<Decision>, GuestFailure> {
+    let decisions = from_guest_decisions(answer);
+    retention::check_decisions(series, &decisions)
+        .map_err(|why| GuestFailure::BadOutput(format!("{why}; the whole result is refused")))?;
+    Ok(decisions)
+}
+
+/// The guest's decisions; reasons are escaped (they are only shown), names
+/// are kept as given, to be checked against the series.
 pub fn from_guest_decisions(answer: Vec<bindings::retention::Decision>) -> Vec<Decision> {
     answer
         .into_iter()
         .map(|d| Decision {
+            reason: escape(&d.reason).into_owned(),
             name: d.name,
             keep: d.keep,
-            reason: d.reason,
         })
         .collect()
 }
@@ -484,9 +500,173 @@ pub fn guest_event(event: &Event) -> hooks::Event {
     }
 }
 
-/// Loads one module for `rcbackup policy test/compile`.
+/// Loads one module for `rcbackup policy test/compile`; its errors name the
+/// file.
 pub fn load_module(path: &std::path::Path) -> Result<LoadedModule> {
-    Runtime::global()?
-        .load(path)
-        .with_context(|| format!("loading {}", path.display()))
+    Runtime::global()?.load(path)
+}
+
+/// A usage error (exit 2) unless `module` exports `role`: it names the
+/// module, the role, the roles it does export and what to do.
+pub fn require_role(module: &LoadedModule, role: Role) -> Result<()> {
+    if module.exports(role) {
+        return Ok(());
+    }
+    let roles = module.roles();
+    let exported = if roles.is_empty() {
+        "no role of rcbackup:policy at all".to_string()
+    } else {
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fix = match roles[..] {
+        [one] => format!(
+            "Configure it under {} instead, or use a module that implements {}",
+            one.config_section(),
+            role.as_str()
+        ),
+        _ => format!("Use a module that implements {}", role.as_str()),
+    };
+    Err(crate::exit::usage(format!(
+        "policy module {} does not export the {} role (interface rcbackup:policy/{}); \
+         it exports: {exported}. {fix} (with the Rust SDK: `export_policy!(MyPolicy: {})`)",
+        module.name,
+        role.as_str(),
+        role.as_str(),
+        role.sdk_name()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every value a guest returns, whatever it is: no panic, nothing unsafe
+    //! reaches a log or a terminal, and a refused value is named.
+    use super::*;
+    use crate::database::EngineKind;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn shown_safely(text: &str) -> bool {
+        !text.chars().any(text::is_unsafe)
+    }
+
+    fn record(name: &str, secs: i64) -> BackupRecord {
+        let at = Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap();
+        BackupRecord {
+            format: 1,
+            name: name.to_string(),
+            database: "default".into(),
+            tenant: None,
+            engine: EngineKind::Sqlite,
+            size: 1,
+            sha256: String::new(),
+            created: at,
+            finished: at,
+            tool: String::new(),
+        }
+    }
+
+    /// Names the guest may answer with: mostly the series' own, sometimes
+    /// anything at all.
+    fn answer_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (0..6usize).prop_map(|i| format!("b{i}.sqlite3")),
+            1 => any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_decisions_are_checked_without_panic(
+            n in 1..6usize,
+            answer in proptest::collection::vec((answer_name(), any::<bool>(), any::<String>()), 0..10),
+        ) {
+            let series: Vec<BackupRecord> =
+                (0..n).map(|i| record(&format!("b{i}.sqlite3"), i as i64)).collect();
+            let guest: Vec<bindings::retention::Decision> = answer
+                .iter()
+                .map(|(name, keep, reason)| bindings::retention::Decision {
+                    name: name.clone(),
+                    keep: *keep,
+                    reason: reason.clone(),
+                })
+                .collect();
+            match checked_decisions(&series, guest) {
+                Ok(decisions) => {
+                    prop_assert_eq!(decisions.len(), n);
+                    for d in &decisions {
+                        prop_assert!(series.iter().any(|b| b.name == d.name));
+                        prop_assert!(shown_safely(&d.reason), "{:?}", d.reason);
+                    }
+                    // The newest is kept.
+                    let newest = format!("b{}.sqlite3", n - 1);
+                    prop_assert!(decisions.iter().any(|d| d.name == newest && d.keep));
+                }
+                Err(failure) => {
+                    let message = failure.to_string();
+                    prop_assert!(shown_safely(&message), "{:?}", message);
+                    prop_assert!(message.starts_with("bad output: "), "{}", message);
+                    // The refusal names the decision at fault, or the count.
+                    let named = answer
+                        .iter()
+                        .any(|(name, _, _)| message.contains(&format!("`{}`", text::escape(name))));
+                    prop_assert!(
+                        named || message.contains(&format!("of the {n} backups")),
+                        "{}",
+                        message
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn any_name_is_checked_without_panic(name in any::<String>()) {
+            match checked_name(name.clone()) {
+                Ok(n) => prop_assert_eq!(&n, &name),
+                Err(failure) => {
+                    let message = failure.to_string();
+                    prop_assert!(shown_safely(&message), "{:?}", message);
+                    let escaped = text::escape(&name);
+                    prop_assert!(
+                        message.contains(&format!("the name `{escaped}`")),
+                        "{}",
+                        message
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn any_approval_reason_is_shown_safely(reason in any::<String>(), allow in any::<bool>()) {
+            let answer = if allow {
+                restore_approval::Approval::Allow
+            } else {
+                restore_approval::Approval::Deny(reason.clone())
+            };
+            match from_guest_approval(answer, "guard.wasm") {
+                Approval::Allow => prop_assert!(allow),
+                Approval::Deny(why) => {
+                    prop_assert!(!allow);
+                    prop_assert!(shown_safely(&why), "{:?}", why);
+                    prop_assert!(why.ends_with("(policy guard.wasm)"), "{}", why);
+                }
+                Approval::AskUser => prop_assert!(false, "an answer changed into ask-user"),
+            }
+        }
+
+        #[test]
+        fn any_guest_error_text_is_shown_safely(text in any::<String>()) {
+            for failure in [
+                GuestFailure::Trap(text.clone()),
+                GuestFailure::Returned(text.clone()),
+                GuestFailure::BadOutput(text.clone()),
+            ] {
+                let message = failure.to_string();
+                prop_assert!(shown_safely(&message), "{:?}", message);
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, hooks, host, naming, restore_approval, retention};
 use super::limits::Limits;
+use super::text::escape;
 
 /// How often the ticker advances the epoch: the resolution of deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -41,23 +42,27 @@ pub enum GuestFailure {
     LogFlood(u64),
     #[error("its answer is larger than {0} KiB; raise limits.output_kib if that is expected")]
     OutputTooLarge(u64),
-    #[error("it trapped: {0}")]
+    // Guest text is shown escaped: see `super::text`.
+    #[error("it trapped: {}", escape(.0))]
     Trap(String),
-    #[error("it returned an error: {0}")]
+    #[error("it called exit({0}) instead of returning an answer")]
+    Exited(i32),
+    #[error("it returned an error: {}", escape(.0))]
     Returned(String),
-    #[error("bad output: {0}")]
+    #[error("bad output: {}", escape(.0))]
     BadOutput(String),
     #[error("it does not export the {0} role (interface rcbackup:policy/{0})")]
     MissingRole(&'static str),
 }
 
-/// A failure of one module in one role; the message names both.
+/// A failure of one module in one role; the message names both, and the
+/// cause once (the failure is part of the message, not a `source` that
+/// `{:#}` would print a second time).
 #[derive(Debug, thiserror::Error)]
 #[error("{role} policy {module}: {failure}")]
 pub struct PolicyError {
     pub module: String,
     pub role: &'static str,
-    #[source]
     pub failure: GuestFailure,
 }
 
@@ -79,6 +84,8 @@ pub struct GuestState {
     module: String,
     config_json: String,
     log_left: u64,
+    /// What of the guest's log reaches rcbackup's log in this call.
+    shown: Shown,
     /// Clones of the guest's stdout and stderr, read back after the call.
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
@@ -93,6 +100,55 @@ impl WasiView for GuestState {
     }
 }
 
+/// Bounds what one call's guest text costs rcbackup's log, counted as it is
+/// written there (level, module tag, escaped text): a guest under its own
+/// budget (`log_left`) that writes many short lines would otherwise make
+/// megabytes of tagged lines. Lines over the bound are counted, not shown,
+/// and the count is said once at the end of the call.
+#[derive(Clone)]
+struct Shown {
+    left: u64,
+    cap: u64,
+    hidden_lines: u64,
+}
+
+/// The level column and the spaces around it, as the log writes them.
+const LEVEL_WIDTH: u64 = 7;
+
+impl Shown {
+    fn new(cap: u64) -> Shown {
+        Shown {
+            left: cap,
+            cap,
+            hidden_lines: 0,
+        }
+    }
+
+    /// Whether a line of `len` bytes (without the level) may be written.
+    fn admit(&mut self, len: usize) -> bool {
+        let cost = len as u64 + LEVEL_WIDTH + 1;
+        if self.hidden_lines == 0 && cost <= self.left {
+            self.left -= cost;
+            true
+        } else {
+            self.hidden_lines += 1;
+            false
+        }
+    }
+
+    /// The one line that says what was not shown, if anything was not.
+    fn report(&self, module: &str) {
+        if self.hidden_lines > 0 {
+            tracing::warn!(
+                "[{module}] {} more lines of its log, stdout and stderr not shown: \
+                 one call shows at most {} KiB (limits.log_kib)",
+                self.hidden_lines,
+                self.cap >> 10
+            );
+        }
+    }
+}
+
 impl host::Host for GuestState {
     fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
         let cost = message.len() as u64 + 1;
@@ -100,13 +156,16 @@ impl host::Host for GuestState {
             return Err(wasmtime::Error::new(LogLimitHit));
         }
         self.log_left -= cost;
-        let m = &self.module;
+        let line = format!("[{}] {}", self.module, escape(&message));
+        if !self.shown.admit(line.len()) {
+            return Ok(());
+        }
         match level {
-            host::Level::Trace => tracing::trace!("[{m}] {message}"),
-            host::Level::Debug => tracing::debug!("[{m}] {message}"),
-            host::Level::Info => tracing::info!("[{m}] {message}"),
-            host::Level::Warn => tracing::warn!("[{m}] {message}"),
-            host::Level::Error => tracing::error!("[{m}] {message}"),
+            host::Level::Trace => tracing::trace!("{line}"),
+            host::Level::Debug => tracing::debug!("{line}"),
+            host::Level::Info => tracing::info!("{line}"),
+            host::Level::Warn => tracing::warn!("{line}"),
+            host::Level::Error => tracing::error!("{line}"),
         }
         Ok(())
     }
@@ -190,24 +249,33 @@ impl Runtime {
         })
     }
 
-    /// Compiles (or loads from the cache) the module at `path`.
+    /// Compiles (or loads from the cache) the module at `path`. A file that
+    /// cannot be read, is not a component, or imports what is not granted is
+    /// the config's mistake: a usage error (exit 2).
     pub fn load(&self, path: &Path) -> Result<LoadedModule> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read policy module {}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            crate::exit::usage(format!("cannot read policy module {}: {e}", path.display()))
+        })?;
+        check_component(path, &bytes)?;
         let name = module_name(path);
-        let component = self.compile_cached(&bytes).with_context(|| {
-            format!("policy module {} is not a valid component", path.display())
+        let component = self.compile_cached(&bytes).map_err(|e| {
+            crate::exit::usage(format!(
+                "policy module {} is not a WebAssembly component rcbackup can compile ({}): \
+                 a damaged file, or one that needs features this runtime lacks; {BUILD_HINT}",
+                path.display(),
+                escape(&first_line(&e.root_cause().to_string()))
+            ))
         })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
+            .map_err(|e| {
+                crate::exit::usage(format!(
                     "policy module {} imports something rcbackup does not grant \
-                     (only rcbackup:policy/host and WASI without files, network or environment)",
-                    path.display()
-                )
+                     (only rcbackup:policy/host and WASI without files, network or environment): {}",
+                    path.display(),
+                    escape(&first_line(&format!("{e:#}")))
+                ))
             })?;
         Ok(LoadedModule {
             name,
@@ -287,6 +355,7 @@ impl Runtime {
             module: module.to_string(),
             config_json: config_json.to_string(),
             log_left: limits.log_bytes,
+            shown: Shown::new(limits.log_bytes),
             stdout,
             stderr,
         };
@@ -307,6 +376,41 @@ impl Runtime {
         store.set_epoch_deadline(1);
         store
     }
+}
+
+/// How to make a component, for errors about files that are not one.
+pub const BUILD_HINT: &str = "rcbackup runs WebAssembly components built for its WIT contract: \
+     in Rust, `cargo build --target wasm32-wasip2 --release` with the rcbackup-guest crate \
+     (guest-sdk/README.md); in Python, `componentize-py -d guest-sdk/wit -w retention-policy \
+     componentize app -o policy.wasm`, with the world of its role (docs/policies.md)";
+
+/// Says what `bytes` is when it is not a component: empty, not WebAssembly,
+/// or a core module (what `wasm32-unknown-unknown` or `wasm32-wasip1` build).
+/// A file that claims to be a component is left to the compiler.
+pub fn check_component(path: &Path, bytes: &[u8]) -> Result<()> {
+    const MAGIC: &[u8] = b"\0asm";
+    // The version and layer fields after the magic: 1 for a core module,
+    // 0x0d and layer 1 for a component.
+    const CORE: &[u8] = &[1, 0, 0, 0];
+    let what = if bytes.is_empty() {
+        "is empty, not a WebAssembly component".to_string()
+    } else if !bytes.starts_with(MAGIC) {
+        "is not WebAssembly (it does not start with the `\\0asm` magic number)".to_string()
+    } else if bytes.get(4..8) == Some(CORE) {
+        "is a core WebAssembly module, not a component".to_string()
+    } else if bytes.len() < 8 || bytes[6..8] != [1, 0] {
+        "is not a WebAssembly component (an unknown WebAssembly version)".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(crate::exit::usage(format!(
+        "policy module {} {what}; {BUILD_HINT}",
+        path.display()
+    )))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 fn cache_dir() -> Option<PathBuf> {
@@ -355,6 +459,33 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Retention,
+        Role::Naming,
+        Role::RestoreApproval,
+        Role::Hook,
+    ];
+
+    /// Where the config file puts a module of this role.
+    pub fn config_section(self) -> &'static str {
+        match self {
+            Role::Retention => "[policies.retention]",
+            Role::Naming => "[policies.naming]",
+            Role::RestoreApproval => "[policies.restore_approval]",
+            Role::Hook => "[[hooks]]",
+        }
+    }
+
+    /// The role's name in the SDK's `export_policy!(T: ...)`.
+    pub fn sdk_name(self) -> &'static str {
+        match self {
+            Role::Retention => "retention",
+            Role::Naming => "naming",
+            Role::RestoreApproval => "restore_approval",
+            Role::Hook => "hooks",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Retention => "retention",
@@ -366,6 +497,11 @@ impl Role {
 }
 
 impl LoadedModule {
+    /// The roles the module exports.
+    pub fn roles(&self) -> Vec<Role> {
+        Role::ALL.into_iter().filter(|r| self.exports(*r)).collect()
+    }
+
     pub fn exports(&self, role: Role) -> bool {
         match role {
             Role::Retention => self.retention.is_some(),
@@ -518,9 +654,12 @@ struct Stdio {
     last_err_line: Option<String>,
 }
 
-/// Logs what the guest printed; stdout and stderr never reach the terminal.
+/// Logs what the guest printed, escaped, line by line, within what is left
+/// of the call's bound on shown text; says once what was not shown. stdout
+/// and stderr never reach the terminal.
 fn drain_stdio(module: &str, store: &Store<GuestState>, limits: &Limits) -> Stdio {
     let state = store.data();
+    let mut shown = state.shown.clone();
     let mut out = Stdio {
         full: false,
         last_err_line: None,
@@ -530,16 +669,20 @@ fn drain_stdio(module: &str, store: &Store<GuestState>, limits: &Limits) -> Stdi
         out.full |= bytes.len() as u64 >= limits.log_bytes;
         let text = String::from_utf8_lossy(&bytes);
         for line in text.lines() {
-            tracing::info!("[{module} {stream}] {line}");
+            let line = format!("[{module} {stream}] {}", escape(line));
+            if shown.admit(line.len()) {
+                tracing::info!("{line}");
+            }
         }
         if stream == "stderr" {
             out.last_err_line = text
                 .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))
-                .map(|l| l.chars().take(300).collect());
+                .map(|l| escape(l).chars().take(300).collect());
         }
     }
+    shown.report(module);
     out
 }
 
@@ -562,6 +705,12 @@ fn classify(e: &wasmtime::Error, limits: &Limits, stdio: &Stdio) -> GuestFailure
     if stdio.full {
         return GuestFailure::LogFlood(limits.log_bytes >> 10);
     }
+    if let Some(exit) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<wasmtime_wasi::I32Exit>())
+    {
+        return GuestFailure::Exited(exit.0);
+    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => GuestFailure::OutOfFuel(limits.fuel),
         Some(Trap::Interrupt) => GuestFailure::Deadline(limits.deadline.as_millis()),
@@ -570,9 +719,21 @@ fn classify(e: &wasmtime::Error, limits: &Limits, stdio: &Stdio) -> GuestFailure
             None => format!("{trap}"),
         }),
         None => {
-            let text = format!("{e:#}");
+            // The causes, one line each, without the wasm backtrace that
+            // wasmtime adds as a context.
+            let causes: Vec<String> = e
+                .chain()
+                .map(|c| first_line(&c.to_string()))
+                .filter(|c| !c.starts_with("error while executing at wasm backtrace"))
+                .collect();
+            let text = causes.join(": ");
             if text.contains("MemoryOutputPipe") {
                 GuestFailure::LogFlood(limits.log_bytes >> 10)
+            } else if text.contains("too much data is being copied between the host and the guest")
+            {
+                // wasmtime's bound on what one call copies out of the guest
+                // (its error type is private): the answer was too large.
+                GuestFailure::OutputTooLarge(limits.output_bytes >> 10)
             } else {
                 GuestFailure::Trap(text)
             }

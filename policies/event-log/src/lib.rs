@@ -3,7 +3,7 @@
 //!
 //! config: `{ veto = [] }`, e.g. `{ veto = ["pre-db-restore"] }`
 
-use rcbackup_guest::{export_policy, Event, Policy};
+use rcbackup_guest::{export_policy, Event, Hooks};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -14,7 +14,7 @@ struct Config {
 
 struct EventLog;
 
-impl Policy for EventLog {
+impl Hooks for EventLog {
     fn on_event(e: Event) -> Result<(), String> {
         let config: Config = rcbackup_guest::config()?;
         let line = serde_json::json!({
@@ -39,4 +39,4 @@ impl Policy for EventLog {
     }
 }
 
-export_policy!(EventLog);
+export_policy!(EventLog: hooks);

@@ -6,7 +6,7 @@
 //! config: `{ last = 0, hourly = 0, daily = 7, weekly = 4, monthly = 12, yearly = 0 }`
 
 use rcbackup_guest::time::civil;
-use rcbackup_guest::{export_policy, Backup, Decision, Policy, Timestamp};
+use rcbackup_guest::{export_policy, Backup, Decision, Retention, Timestamp};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -81,11 +81,11 @@ pub fn gfs(mut series: Vec<Backup>, config: &Config) -> Vec<Decision> {
 
 struct Gfs;
 
-impl Policy for Gfs {
+impl Retention for Gfs {
     fn retention(series: Vec<Backup>, _now: Timestamp) -> Result<Vec<Decision>, String> {
         let config: Config = rcbackup_guest::config()?;
         Ok(gfs(series, &config))
     }
 }
 
-export_policy!(Gfs);
+export_policy!(Gfs: retention);

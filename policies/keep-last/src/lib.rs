@@ -3,7 +3,7 @@
 //!
 //! config: `{ keep = 10 }`
 
-use rcbackup_guest::{export_policy, Backup, Decision, Policy, Timestamp};
+use rcbackup_guest::{export_policy, Backup, Decision, Retention, Timestamp};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -43,7 +43,7 @@ pub fn keep_last(mut series: Vec<Backup>, keep: usize) -> Vec<Decision> {
 
 struct KeepLast;
 
-impl Policy for KeepLast {
+impl Retention for KeepLast {
     fn retention(series: Vec<Backup>, _now: Timestamp) -> Result<Vec<Decision>, String> {
         let config: Config = rcbackup_guest::config()?;
         if config.keep == 0 {
@@ -53,4 +53,4 @@ impl Policy for KeepLast {
     }
 }
 
-export_policy!(KeepLast);
+export_policy!(KeepLast: retention);

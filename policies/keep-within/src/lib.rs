@@ -3,7 +3,7 @@
 //!
 //! config: `{ within = "30d" }`; units s, m, h, d, w; combinable ("1d12h").
 
-use rcbackup_guest::{export_policy, Backup, Decision, Policy, Timestamp};
+use rcbackup_guest::{export_policy, Backup, Decision, Retention, Timestamp};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -70,7 +70,7 @@ pub fn keep_within(series: &[Backup], now: Timestamp, within: i64, label: &str) 
 
 struct KeepWithin;
 
-impl Policy for KeepWithin {
+impl Retention for KeepWithin {
     fn retention(series: Vec<Backup>, now: Timestamp) -> Result<Vec<Decision>, String> {
         let config: Config = rcbackup_guest::config()?;
         let within = parse_duration(&config.within)?;
@@ -78,4 +78,4 @@ impl Policy for KeepWithin {
     }
 }
 
-export_policy!(KeepWithin);
+export_policy!(KeepWithin: retention);

@@ -6,7 +6,9 @@
 //! The window is in UTC; `weekday` is optional (every day without it);
 //! `end` before `start` spans midnight.
 
-use rcbackup_guest::{export_policy, Approval, MediaRestoreRequest, Policy, RestoreRequest};
+use rcbackup_guest::{
+    export_policy, Approval, MediaRestoreRequest, RestoreApproval, RestoreRequest,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -99,7 +101,7 @@ fn decide(config: &Config, protected: bool, what: &str, now: i64) -> Approval {
 
 struct ProtectedRestore;
 
-impl Policy for ProtectedRestore {
+impl RestoreApproval for ProtectedRestore {
     fn approve_restore(req: RestoreRequest) -> Approval {
         match rcbackup_guest::config::<Config>() {
             Ok(c) => {
@@ -118,4 +120,4 @@ impl Policy for ProtectedRestore {
     }
 }
 
-export_policy!(ProtectedRestore);
+export_policy!(ProtectedRestore: restore_approval);

@@ -6,7 +6,7 @@
 //! YYYYmmddTHHMMSSZ), {ext}.
 
 use rcbackup_guest::time::civil;
-use rcbackup_guest::{export_policy, NamingContext, Policy};
+use rcbackup_guest::{export_policy, Naming, NamingContext};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -53,7 +53,7 @@ fn slug(s: &str) -> String {
 
 struct TenantNaming;
 
-impl Policy for TenantNaming {
+impl Naming for TenantNaming {
     fn naming(ctx: NamingContext) -> Result<String, String> {
         let config: Config = rcbackup_guest::config()?;
         if !config.template.contains("{datetime}") {
@@ -73,4 +73,4 @@ impl Policy for TenantNaming {
     }
 }
 
-export_policy!(TenantNaming);
+export_policy!(TenantNaming: naming);

@@ -1,7 +1,10 @@
 //! One guest, many misbehaviours: the config's `mode` picks which. Every
 //! role misbehaves the same way, so one module serves every test.
 
-use rcbackup_guest::{export_policy, Approval, Backup, Decision, Event, NamingContext, Policy};
+use rcbackup_guest::{
+    export_policy, Approval, Backup, Decision, Event, Hooks, Naming, NamingContext,
+    RestoreApproval, Retention,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -64,13 +67,35 @@ fn misbehave() -> String {
             let files = std::fs::read_dir("/").map(|d| d.count()).unwrap_or(0);
             format!("env{}-files{}", vars.len(), files)
         }
+        // Text that would pass for rcbackup's own lines if shown raw: a
+        // newline, an ANSI escape and a right-to-left override.
+        "forge" => {
+            rcbackup_guest::log::warn(FORGED);
+            println!("{FORGED}");
+            eprintln!("{FORGED}");
+            FORGED.to_string()
+        }
+        // Under every budget, but many tiny lines: 30,000 log calls and
+        // 30,000 lines of stdout, 60,000 bytes each.
+        "chatty" => {
+            for _ in 0..30_000 {
+                rcbackup_guest::log::info("x");
+            }
+            for _ in 0..30_000 {
+                println!("y");
+            }
+            mode
+        }
+        "exit0" => std::process::exit(0),
         other => other.to_string(),
     }
 }
 
+const FORGED: &str = "innocent\nERROR rcbackup: forged by the guest\u{1b}[2J\u{202e}gpj.exe";
+
 struct Hostile;
 
-impl Policy for Hostile {
+impl Retention for Hostile {
     fn retention(series: Vec<Backup>, _now: i64) -> Result<Vec<Decision>, String> {
         let mode = misbehave();
         let decide = |name: String, keep: bool| Decision {
@@ -116,18 +141,24 @@ impl Policy for Hostile {
             _ => return Err(format!("unknown mode {mode}")),
         })
     }
+}
 
+impl Naming for Hostile {
     fn naming(_ctx: NamingContext) -> Result<String, String> {
         Ok(misbehave())
     }
+}
 
+impl RestoreApproval for Hostile {
     fn approve_restore(_req: rcbackup_guest::RestoreRequest) -> Approval {
         Approval::Deny(misbehave())
     }
+}
 
+impl Hooks for Hostile {
     fn on_event(_event: Event) -> Result<(), String> {
         Err(misbehave())
     }
 }
 
-export_policy!(Hostile);
+export_policy!(Hostile: retention, naming, restore_approval, hooks);
