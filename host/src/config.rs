@@ -212,7 +212,8 @@ impl Config {
                 exit::usage(format!(
                     "no database `{a}` in {}; configured: {}. Add a [databases.{a}] section or pick one of those",
                     self.path.display(),
-                    self.aliases()
+                    self.aliases(),
+                    a = crate::naming::printable(a)
                 ))
             });
         }
@@ -275,6 +276,8 @@ pub(crate) fn below(base: &Path, value: &str) -> std::result::Result<String, Str
 
 /// `databases.<alias>.<key>`, or the section itself.
 fn db_key(alias: &str, key: &str) -> String {
+    // An alias that breaks the rules may hold a newline or a bidi control.
+    let alias = crate::naming::printable(alias);
     if key.is_empty() {
         format!("databases.{alias}")
     } else {
@@ -1118,6 +1121,16 @@ mod tests {
         assert!(m.contains("databases.main"), "{m}");
         let m = err("remote = \"b:\"\n[databases.main]\nengine = \"sqlite\"\nname = \"x\"\npasword_env = \"P\"\n");
         assert!(m.contains("pasword_env"), "{m}");
+        // An alias with a right-to-left override or a newline is shown
+        // escaped, never applied.
+        // (TOML escapes: the key holds the characters themselves.)
+        for alias in ["x\\u202Egpj", "a\\nERROR b"] {
+            let m = err(&format!(
+                "remote = \"b:\"\n[databases.\"{alias}\"]\nengine = \"sqlite\"\nname = \"x\"\n"
+            ));
+            assert!(!m.contains('\u{202e}') && !m.contains('\n'), "{m}");
+            assert!(m.contains("may only hold"), "{m}");
+        }
     }
 
     #[test]

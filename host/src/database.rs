@@ -162,7 +162,7 @@ impl DatabaseEntry {
         {
             return Err((
                 "",
-                format!("the alias `{alias}` may only hold letters, digits, `_` and `-`, e.g. [databases.default]"),
+                format!("the alias `{}` may only hold letters, digits, `_` and `-`, e.g. [databases.default]", crate::naming::printable(alias)),
             ));
         }
         let entry = DatabaseEntry {
