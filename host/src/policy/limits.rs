@@ -43,6 +43,10 @@ impl Default for Limits {
     }
 }
 
+const MAX_MEMORY_MIB: u64 = 4096;
+const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
+const MAX_TEXT_KIB: u64 = 1 << 20;
+
 impl LimitsSection {
     pub fn resolve(&self) -> Result<Limits, String> {
         let d = Limits::default();
@@ -56,6 +60,23 @@ impl LimitsSection {
         positive("memory_mib", self.memory_mib)?;
         positive("deadline_ms", self.deadline_ms)?;
         positive("output_kib", self.output_kib)?;
+        // Upper bounds keep every unit conversion and deadline sum in range
+        // (a wasm32 guest cannot address more than 4 GiB anyway).
+        let at_most = |key: &str, v: Option<u64>, max: u64, unit: &str| match v {
+            Some(v) if v > max => Err(format!(
+                "limits.{key} is {v}; at most {max} ({unit}) is allowed"
+            )),
+            _ => Ok(()),
+        };
+        at_most(
+            "memory_mib",
+            self.memory_mib,
+            MAX_MEMORY_MIB,
+            "4 GiB, all a wasm32 guest can address",
+        )?;
+        at_most("deadline_ms", self.deadline_ms, MAX_DEADLINE_MS, "one day")?;
+        at_most("output_kib", self.output_kib, MAX_TEXT_KIB, "1 GiB")?;
+        at_most("log_kib", self.log_kib, MAX_TEXT_KIB, "1 GiB")?;
         Ok(Limits {
             fuel: self.fuel.unwrap_or(d.fuel),
             memory_bytes: self.memory_mib.map_or(d.memory_bytes, |m| m << 20),
@@ -90,6 +111,63 @@ mod tests {
             })
         );
         assert_eq!(LimitsSection::default().resolve(), Ok(Limits::default()));
+    }
+
+    /// Values whose conversion would wrap (`memory_mib << 20`) or whose
+    /// deadline would overflow a clock are refused by name at load.
+    #[test]
+    fn a_limit_beyond_its_range_is_refused_by_name() {
+        for (key, s) in [
+            (
+                "memory_mib",
+                LimitsSection {
+                    memory_mib: Some(1 << 44),
+                    ..Default::default()
+                },
+            ),
+            (
+                "memory_mib",
+                LimitsSection {
+                    memory_mib: Some(4097),
+                    ..Default::default()
+                },
+            ),
+            (
+                "deadline_ms",
+                LimitsSection {
+                    deadline_ms: Some(u64::MAX),
+                    ..Default::default()
+                },
+            ),
+            (
+                "output_kib",
+                LimitsSection {
+                    output_kib: Some(u64::MAX >> 5),
+                    ..Default::default()
+                },
+            ),
+            (
+                "log_kib",
+                LimitsSection {
+                    log_kib: Some(u64::MAX),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let e = s.resolve().unwrap_err();
+            assert!(
+                e.contains(&format!("limits.{key} is")) && e.contains("at most"),
+                "{e}"
+            );
+        }
+        let top = LimitsSection {
+            fuel: Some(u64::MAX),
+            memory_mib: Some(MAX_MEMORY_MIB),
+            deadline_ms: Some(MAX_DEADLINE_MS),
+            output_kib: Some(MAX_TEXT_KIB),
+            log_kib: Some(MAX_TEXT_KIB),
+        };
+        assert_eq!(top.resolve().unwrap().memory_bytes, 4 << 30);
     }
 
     #[test]
