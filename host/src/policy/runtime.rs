@@ -393,6 +393,7 @@ impl LoadedModule {
         }
         let runtime = Runtime::global().map_err(|e| fail(GuestFailure::Trap(format!("{e:#}"))))?;
         let mut store = runtime.store(&self.name, config_json, limits);
+        crate::failpoint::reached("guest-call");
         let outcome = self
             .pre
             .instantiate(&mut store)
