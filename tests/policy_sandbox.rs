@@ -41,7 +41,10 @@ fn finish_within(mut child: std::process::Child, secs: u64, what: &str) -> commo
         if Instant::now() >= until {
             let _ = child.kill();
             let r = common::Run::from(child.wait_with_output().unwrap());
-            panic!("{what}: still running after {secs} s; killed. stderr:\n{}", r.stderr);
+            panic!(
+                "{what}: still running after {secs} s; killed. stderr:\n{}",
+                r.stderr
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -278,9 +281,7 @@ fn role_input(w: &World, role: &str, config: &str, limits: &str, now: &str) -> s
     let input = w.path(&format!("{role}-input.json"));
     std::fs::write(
         &input,
-        format!(
-            "{{\"now\":\"{now}\",\"config\":{{{config}}},\"limits\":{{{limits}}},{body}}}"
-        ),
+        format!("{{\"now\":\"{now}\",\"config\":{{{config}}},\"limits\":{{{limits}}},{body}}}"),
     )
     .unwrap();
     input
@@ -380,18 +381,18 @@ fn one_signal_stops_a_run_while_a_guest_waits_or_computes() {
     }
 
     // In a real run: the backup stands, cleanup did not finish.
-    let w = hostile(
-        "[policies.retention]",
-        "sleep",
-        "deadline_ms = 600_000",
-    );
+    let w = hostile("[policies.retention]", "sleep", "deadline_ms = 600_000");
     let r = signal_while_guest_waits(&w, &["dbbackup", "--clean"], libc::SIGTERM);
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert_mentions(&r.stderr, &["interrupted after the backup was published"]);
     assert_eq!(w.names(None).len(), 3);
 
     // A hook that only warns on failure does not let the run go on.
-    let w = hostile("[[hooks]]\non_error = \"warn\"", "sleep", "deadline_ms = 600_000");
+    let w = hostile(
+        "[[hooks]]\non_error = \"warn\"",
+        "sleep",
+        "deadline_ms = 600_000",
+    );
     let mark = w.path("dumped");
     let mut w = w;
     w.wrap_tool(

@@ -15,7 +15,9 @@ mod wasi {
 }
 use wasi::wasi::clocks::{monotonic_clock, wall_clock};
 use wasi::wasi::random::{insecure, insecure_seed, random};
-use wasi::wasi::sockets::{instance_network, ip_name_lookup, network, tcp_create_socket, udp_create_socket};
+use wasi::wasi::sockets::{
+    instance_network, ip_name_lookup, network, tcp_create_socket, udp_create_socket,
+};
 
 #[derive(Deserialize)]
 struct Config {
@@ -194,7 +196,11 @@ impl Policy for Hostile {
                 all.push(decide(oldest, false));
                 all
             }
-            "missing" => series.into_iter().skip(1).map(|b| decide(b.name, true)).collect(),
+            "missing" => series
+                .into_iter()
+                .skip(1)
+                .map(|b| decide(b.name, true))
+                .collect(),
             "huge-reason" => series
                 .into_iter()
                 .map(|b| Decision {
