@@ -30,12 +30,32 @@ fn hostile(section: &str, mode: &str, limits: &str) -> World {
     w
 }
 
+/// Waits for a spawned run for at most `secs`; a run still going then is
+/// killed and the test fails (a hang must fail the test, not hold it).
+fn finish_within(mut child: std::process::Child, secs: u64, what: &str) -> common::Run {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return common::Run::from(child.wait_with_output().unwrap());
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let r = common::Run::from(child.wait_with_output().unwrap());
+            panic!(
+                "{what}: still running after {secs} s; killed. stderr:\n{}",
+                r.stderr
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `--clean` with a hostile retention policy; nothing may be deleted.
 fn clean_fails(mode: &str, limits: &str, cause: &str) -> String {
     let w = hostile("[policies.retention]", mode, limits);
     let before = w.stored_files();
     let started = Instant::now();
-    let r = w.run(&["dbbackup", "--clean"]);
+    let r = finish_within(w.spawn(&["dbbackup", "--clean"]), 60, mode);
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "mode {mode} took {:?}",
@@ -249,6 +269,199 @@ fn failing_approval_is_a_denial_and_a_vetoing_pre_hook_stops() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("no backups today"), "{}", r.stderr);
     assert_eq!(w.names(None).len(), 2);
+}
+
+/// The input of `policy test` for the hostile guest in `role`, in `mode`.
+fn role_input(w: &World, role: &str, config: &str, limits: &str, now: &str) -> std::path::PathBuf {
+    let body = match role {
+        "retention" => r#""backups":[{"name":"a.sqlite3","created":"2024-05-01T00:00:00Z"}]"#,
+        "naming" => r#""naming":{}"#,
+        "restore-approval" => {
+            r#""restore":{"backup":{"name":"a.sqlite3","created":"2024-05-01T00:00:00Z"}}"#
+        }
+        "hooks" => r#""event":{"kind":"pre-db-backup"}"#,
+        other => panic!("no role {other}"),
+    };
+    let input = w.path(&format!("{role}-input.json"));
+    std::fs::write(
+        &input,
+        format!("{{\"now\":\"{now}\",\"config\":{{{config}}},\"limits\":{{{limits}}},{body}}}"),
+    )
+    .unwrap();
+    input
+}
+
+fn policy_test_args(role: &str, input: &std::path::Path) -> Vec<String> {
+    vec![
+        "policy".into(),
+        "test".into(),
+        rust_guest("hostile").display().to_string(),
+        "--role".into(),
+        role.into(),
+        "--input".into(),
+        input.display().to_string(),
+    ]
+}
+
+const ROLES: [&str; 4] = ["retention", "naming", "restore-approval", "hooks"];
+const NOW: &str = "2024-05-10T00:00:00Z";
+
+/// A guest that waits inside a WASI call (std's sleep: a monotonic-clock
+/// subscription and a blocking poll; or its own wasi:io/poll on a timer)
+/// is stopped at its deadline, in every role, with the deadline's message.
+#[test]
+fn a_guest_waiting_inside_wasi_is_stopped_at_its_deadline_in_every_role() {
+    let w = world();
+    for role in ROLES {
+        for mode in ["sleep", "poll-sleep"] {
+            let input = role_input(
+                &w,
+                role,
+                &format!(r#""mode":"{mode}""#),
+                r#""deadline_ms":300"#,
+                NOW,
+            );
+            let args = policy_test_args(role, &input);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let started = Instant::now();
+            let r = finish_within(w.spawn(&args), 30, &format!("{role} {mode}"));
+            let took = started.elapsed();
+            assert_eq!(r.code, 1, "{role} {mode}: {}", r.stderr);
+            assert_mentions(&r.stderr, &["hostile.wasm", "deadline of 300 ms"]);
+            assert!(
+                took < Duration::from_secs(10),
+                "{role} {mode} took {took:?}"
+            );
+        }
+    }
+}
+
+/// The issue's case: `dbbackup --clean` with a retention policy that sleeps
+/// for an hour ends at its 1 s deadline, deleting nothing.
+#[test]
+fn dbbackup_clean_with_a_sleeping_policy_ends_at_its_deadline() {
+    clean_fails("sleep", "deadline_ms = 1000", "deadline of 1000 ms");
+}
+
+/// Holds `args` at the `guest-call` step, lets the guest start its one-hour
+/// wait, sends `signal` once, and returns the run: it must end by itself.
+fn signal_while_guest_waits(w: &World, args: &[&str], signal: i32) -> common::Run {
+    let mut held = w.spawn_held(args, "guest-call");
+    held.wait_at("guest-call");
+    held.release("guest-call");
+    // The guest instantiates in about a millisecond, then waits; if the
+    // signal came earlier, the call must still end with it.
+    std::thread::sleep(Duration::from_millis(500));
+    held.signal(signal);
+    let started = Instant::now();
+    let r = finish_within(held.child, 20, "after one signal");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "one signal took {:?} to stop the run",
+        started.elapsed()
+    );
+    r
+}
+
+/// One SIGTERM or Ctrl-C stops rcbackup while a guest waits inside WASI or
+/// computes: exit 130, one message, no deadline failure in its place.
+#[test]
+fn one_signal_stops_a_run_while_a_guest_waits_or_computes() {
+    let w = world();
+    for (mode, signal) in [("sleep", libc::SIGTERM), ("spin", libc::SIGINT)] {
+        let input = role_input(
+            &w,
+            "naming",
+            &format!(r#""mode":"{mode}""#),
+            r#""deadline_ms":600000,"fuel":1000000000000000"#,
+            NOW,
+        );
+        let args = policy_test_args("naming", &input);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = signal_while_guest_waits(&w, &args, signal);
+        assert_eq!(r.code, 130, "{mode}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["interrupted", "hostile.wasm"]);
+        assert!(!r.stderr.contains("deadline"), "{mode}: {}", r.stderr);
+    }
+
+    // In a real run: the backup stands, cleanup did not finish.
+    let w = hostile("[policies.retention]", "sleep", "deadline_ms = 600_000");
+    let r = signal_while_guest_waits(&w, &["dbbackup", "--clean"], libc::SIGTERM);
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["interrupted after the backup was published"]);
+    assert_eq!(w.names(None).len(), 3);
+
+    // A hook that only warns on failure does not let the run go on.
+    let w = hostile(
+        "[[hooks]]\non_error = \"warn\"",
+        "sleep",
+        "deadline_ms = 600_000",
+    );
+    let mark = w.path("dumped");
+    let mut w = w;
+    w.wrap_tool(
+        "sqlite3",
+        &format!("touch {}\nexec \"$REAL\" \"$@\"", mark.display()),
+    );
+    let r = signal_while_guest_waits(&w, &["dbbackup"], libc::SIGTERM);
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(!mark.exists(), "the dump ran after the interrupt");
+    assert_eq!(w.names(None).len(), 2);
+}
+
+/// A guest that reads the clocks (WASI's and std's) and every random source
+/// gives the same answer for the same input, run after run: the wall clock
+/// reads the operation's time, the monotonic clock starts at 0, randomness
+/// is seeded from the call's input (so another input draws other numbers).
+#[test]
+fn policy_test_reproduces_a_decision_that_reads_clocks_and_random() {
+    let w = world();
+    let name = |config: &str, now: &str| {
+        let input = role_input(&w, "naming", config, "", now);
+        let args = policy_test_args("naming", &input);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = w.ok(&args);
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("name: "))
+            .unwrap_or_else(|| panic!("no name in {}", r.stdout))
+            .to_string()
+    };
+    let config = r#""mode":"clock-random""#;
+    let first = name(config, NOW);
+    let second = name(config, NOW);
+    assert_eq!(first, second, "the same input decided twice");
+    // 2024-05-10T00:00:00Z, from WASI and from std; the monotonic clock
+    // starts at 0 and its first elapsed() is a fixed step.
+    assert!(
+        first.starts_with("w1715299200.0-s1715299200-m0-e"),
+        "{first}"
+    );
+    let other_config = name(r#""mode":"clock-random","salt":1"#, NOW);
+    let other_time = name(config, "2024-05-11T00:00:00Z");
+    let random = |n: &str| n.split("-r").nth(1).unwrap().to_string();
+    assert_ne!(random(&first), random(&other_config), "config is input");
+    assert_ne!(random(&first), random(&other_time), "the time is input");
+    assert!(other_time.starts_with("w1715385600.0-"), "{other_time}");
+}
+
+/// What each linked WASI interface gives a guest (docs/policies.md, "What
+/// a guest can reach"): no environment, arguments or folders, an empty
+/// stdin, and sockets that refuse to be made.
+#[test]
+fn wasi_gives_a_guest_only_what_the_docs_list() {
+    let w = world();
+    let input = role_input(&w, "naming", r#""mode":"wasi-probe""#, "", NOW);
+    let args = policy_test_args("naming", &input);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = w.ok(&args);
+    assert!(
+        r.stdout.contains(
+            "name: env0-args0-pre0-fs.NotFound-in.0-tcp.access-denied-udp.access-denied-dns.permanent-resolver-failure"
+        ),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A small deterministic generator; the seed is printed on failure.

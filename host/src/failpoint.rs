@@ -16,7 +16,9 @@
 //! restore tool got the first chunk, rclone cat still runs; MariaDB: of the
 //! restoring pass, after the check), `restore-streamed` (the whole stream
 //! matched its record, its last chunk not yet handed over), `restore-swap`
-//! (SQLite: the staging file passed its checks, not yet renamed).
+//! (SQLite: the staging file passed its checks, not yet renamed). Step of
+//! every policy call (any command, `policy test` too): `guest-call` (the
+//! call's Store is made and its deadline runs; the guest not yet started).
 
 /// Holds the run here if a test asked for `step`.
 #[inline]

@@ -12,6 +12,8 @@ use signal_hook::iterator::Signals;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static CHILDREN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+/// Wakes whatever waits in [`wait`] (a guest call) when the first signal comes.
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Starts the thread that handles the signals.
 pub fn install() {
@@ -24,6 +26,7 @@ pub fn install() {
                 std::process::exit(130);
             }
             tracing::warn!("interrupted (signal {signal}); stopping and cleaning up, signal again to quit at once");
+            WAKE.notify_waiters();
             let children = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
             for pid in children {
                 // SAFETY: kill(2) on a pid of a child we spawned and have not reaped.
@@ -37,6 +40,18 @@ pub fn install() {
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Resolves once the run is interrupted (at once if it already is): a guest
+/// call waits on it beside the guest, so one signal ends the call.
+pub async fn wait() {
+    let mut notified = std::pin::pin!(WAKE.notified());
+    // Registered before the flag is read, so a signal in between still wakes it.
+    notified.as_mut().enable();
+    if interrupted() {
+        return;
+    }
+    notified.await;
 }
 
 /// Called by `Proc` when a child starts and when it has been reaped.

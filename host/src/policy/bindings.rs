@@ -9,6 +9,9 @@ wasmtime::component::bindgen!({
     world: "policy",
     // `log` may stop a guest that floods the log.
     imports: { default: trappable },
+    // Guest calls are futures, so that a call can be cancelled while the
+    // guest waits inside WASI (policy/runtime.rs).
+    exports: { default: async },
 });
 
 pub use exports::rcbackup::policy::{hooks, naming, restore_approval, retention};

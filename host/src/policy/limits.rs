@@ -21,7 +21,8 @@ pub struct Limits {
     pub fuel: u64,
     /// The most linear memory the guest may hold, all memories together.
     pub memory_bytes: u64,
-    /// Wall-clock time for one call, instantiation included.
+    /// Wall-clock time for one call, instantiation included, whatever the
+    /// guest does: computing, or waiting inside a WASI call.
     pub deadline: Duration,
     /// The most the answer may weigh (names and reasons), in bytes.
     pub output_bytes: u64,

@@ -435,8 +435,11 @@ impl Policies {
                 Err(e) => anyhow::Error::new(e).context(format!("hook on {}", event.kind.as_str())),
             };
             match hook.on_error {
-                OnError::Fail => return Err(failure),
-                OnError::Warn => tracing::warn!("{failure:#} (on_error = \"warn\": going on)"),
+                // An interrupt ends the run, whatever on_error says.
+                OnError::Warn if !crate::interrupt::interrupted() => {
+                    tracing::warn!("{failure:#} (on_error = \"warn\": going on)")
+                }
+                OnError::Warn | OnError::Fail => return Err(failure),
             }
         }
         Ok(())

@@ -1,18 +1,30 @@
 //! The WebAssembly sandbox: one Engine per process, modules compiled once and
 //! cached on disk, a fresh Store and instance for every call, and the limits
-//! (fuel, memory, epoch deadline, log and output size) that contain a guest.
+//! (fuel, memory, deadline, log and output size) that contain a guest.
+//!
+//! A call runs as a future on a small current-thread tokio runtime, under a
+//! timeout and beside a wait on the interrupt: a guest waiting inside WASI (a
+//! sleep, a poll) is cancelled there; a guest computing is stopped by the
+//! epoch callback, which checks the same deadline and the interrupt. The
+//! guest's WASI context is fixed by the call: the wall clock reads the
+//! operation's time, the monotonic clock starts at 0, randomness is seeded
+//! from the call's input, so the same input gives the same decision.
 
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use rustc_hash::FxHasher;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, hooks, host, naming, restore_approval, retention};
 use super::limits::Limits;
@@ -53,6 +65,8 @@ pub enum GuestFailure {
     BadOutput(String),
     #[error("it does not export the {0} role (interface rcbackup:policy/{0})")]
     MissingRole(&'static str),
+    #[error("it was stopped by the interrupt (Ctrl-C, SIGTERM or SIGHUP)")]
+    Interrupted,
 }
 
 /// A failure of one module in one role; the message names both, and the
@@ -231,7 +245,11 @@ impl Runtime {
             .epoch_interruption(true);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        // Every interface of WASI 0.2 (cli, clocks, filesystem, io, random,
+        // sockets), each granting nothing: docs/policies.md, "What a guest
+        // can reach". Components built for wasm32-wasip2 (and by
+        // componentize-py) import them through their standard library.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         bindings::Policy::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let ticker = engine.clone();
@@ -335,16 +353,43 @@ impl Runtime {
         Some(dir.join(format!("{content}-{:016x}.cwasm", h.finish())))
     }
 
-    /// A fresh Store for one call, with the limits in force.
-    fn store(&self, module: &str, config_json: &str, limits: &Limits) -> Store<GuestState> {
+    /// A fresh Store for one call, with the limits in force; its deadline
+    /// is `ends`. `now` is the operation's time and `seed` the hash of the
+    /// call's input: the guest's clocks and random numbers.
+    fn store(
+        &self,
+        module: &str,
+        config_json: &str,
+        limits: &Limits,
+        now: i64,
+        seed: [u8; 32],
+        ends: Instant,
+    ) -> Store<GuestState> {
         let log_cap = limits.log_bytes.max(1) as usize;
         let stdout = MemoryOutputPipe::new(log_cap);
         let stderr = MemoryOutputPipe::new(log_cap);
-        // No preopened folders, no sockets, no environment, no arguments:
-        // the builder grants nothing unless asked.
+        // No preopened folders, no environment, no arguments, closed stdin,
+        // no sockets: the builder grants nothing unless asked, and the
+        // network is refused explicitly so that a change of wasmtime's
+        // defaults cannot open it.
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .wall_clock(OperationClock(now))
+            .monotonic_clock(CallClock(AtomicU64::new(0)))
+            .secure_random(SeededRandom::new(&seed, b"random"))
+            .insecure_random(SeededRandom::new(&seed, b"insecure"))
+            .insecure_random_seed(u128::from_le_bytes(
+                Sha256::new()
+                    .chain_update(b"insecure-seed")
+                    .chain_update(seed)
+                    .finalize()[..16]
+                    .try_into()
+                    .expect("16 bytes"),
+            ))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .build();
         let state = GuestState {
             wasi,
@@ -362,16 +407,19 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         store.set_fuel(limits.fuel).expect("fuel is enabled");
-        // The deadline is wall-clock time, checked at every tick: counting
-        // ticks alone would stretch it on a loaded machine, where the
-        // ticker's sleeps overrun and ticks are lost.
-        let ends = std::time::Instant::now() + limits.deadline;
+        // A guest computing is stopped here, at every tick: by wall-clock
+        // time (counting ticks alone would stretch the deadline on a loaded
+        // machine, where the ticker's sleeps overrun and ticks are lost), or
+        // by the interrupt. A guest waiting inside WASI is stopped by the
+        // timeout around the call (`drive`).
         store.epoch_deadline_callback(move |_| {
-            Ok(if std::time::Instant::now() >= ends {
-                wasmtime::UpdateDeadline::Interrupt
-            } else {
-                wasmtime::UpdateDeadline::Continue(1)
-            })
+            Ok(
+                if Instant::now() >= ends || crate::interrupt::interrupted() {
+                    wasmtime::UpdateDeadline::Interrupt
+                } else {
+                    wasmtime::UpdateDeadline::Continue(1)
+                },
+            )
         });
         store.set_epoch_deadline(1);
         store
@@ -411,6 +459,249 @@ pub fn check_component(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_string()
+}
+
+/// `wasi:clocks/wall-clock` of a guest: the operation's time, fixed for the
+/// call (whole seconds, as the host hands times to guests).
+struct OperationClock(i64);
+
+impl HostWallClock for OperationClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        // A time before 1970 reads as 1970; WASI's clock cannot show it.
+        Duration::from_secs(self.0.max(0) as u64)
+    }
+}
+
+/// `wasi:clocks/monotonic-clock` of a guest: 0 at the call's start, one
+/// microsecond more at each read, whatever the real time. A guest that
+/// times itself gets the same numbers every run, and a loop waiting for
+/// time to pass still ends.
+struct CallClock(AtomicU64);
+
+/// What each read of [`CallClock`] advances it by, in nanoseconds.
+const CALL_CLOCK_STEP: u64 = 1_000;
+
+impl HostMonotonicClock for CallClock {
+    fn resolution(&self) -> u64 {
+        CALL_CLOCK_STEP
+    }
+    fn now(&self) -> u64 {
+        self.0.fetch_add(CALL_CLOCK_STEP, Ordering::Relaxed)
+    }
+}
+
+/// A guest's random numbers: SHA-256 in counter mode over the call's seed
+/// and a label, so `random` and `insecure` draw different streams. Not
+/// secret (the input decides them): for decisions, not for keys.
+struct SeededRandom {
+    key: [u8; 32],
+    counter: u64,
+    block: [u8; 32],
+    used: usize,
+}
+
+impl SeededRandom {
+    fn new(seed: &[u8; 32], label: &[u8]) -> SeededRandom {
+        SeededRandom {
+            key: Sha256::new()
+                .chain_update(label)
+                .chain_update(seed)
+                .finalize()
+                .into(),
+            counter: 0,
+            block: [0; 32],
+            used: 32,
+        }
+    }
+}
+
+impl rand_core::TryRng for SeededRandom {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for byte in dst {
+            if self.used == self.block.len() {
+                self.block = Sha256::new()
+                    .chain_update(self.key)
+                    .chain_update(self.counter.to_le_bytes())
+                    .finalize()
+                    .into();
+                self.counter += 1;
+                self.used = 0;
+            }
+            *byte = self.block[self.used];
+            self.used += 1;
+        }
+        Ok(())
+    }
+}
+
+/// What a call is given, fed field by field into the seed of its random
+/// numbers (no formatting, no copy: a fast hash of the fields).
+trait CallInput {
+    fn feed(&self, h: &mut FxHasher);
+}
+
+fn feed_str(h: &mut FxHasher, s: &str) {
+    h.write_u64(s.len() as u64);
+    h.write(s.as_bytes());
+}
+
+fn feed_opt(h: &mut FxHasher, s: &Option<String>) {
+    match s {
+        Some(s) => {
+            h.write_u8(1);
+            feed_str(h, s);
+        }
+        None => h.write_u8(0),
+    }
+}
+
+impl CallInput for bindings::types::Backup {
+    fn feed(&self, h: &mut FxHasher) {
+        feed_str(h, &self.name);
+        feed_str(h, &self.database);
+        feed_opt(h, &self.tenant);
+        feed_str(h, &self.engine);
+        h.write_i64(self.created);
+        h.write_u64(self.size);
+        feed_str(h, &self.sha256);
+    }
+}
+
+impl CallInput for [bindings::types::Backup] {
+    fn feed(&self, h: &mut FxHasher) {
+        h.write_u64(self.len() as u64);
+        for b in self {
+            b.feed(h);
+        }
+    }
+}
+
+impl CallInput for naming::NamingContext {
+    fn feed(&self, h: &mut FxHasher) {
+        feed_str(h, &self.database);
+        feed_str(h, &self.engine);
+        feed_opt(h, &self.tenant);
+        feed_str(h, &self.extension);
+        feed_str(h, &self.default_name);
+    }
+}
+
+impl CallInput for restore_approval::RestoreRequest {
+    fn feed(&self, h: &mut FxHasher) {
+        feed_str(h, &self.database);
+        feed_opt(h, &self.tenant);
+        self.backup.feed(h);
+        feed_str(h, &self.requested_by);
+        h.write_u8(self.noinput as u8);
+    }
+}
+
+impl CallInput for restore_approval::MediaRestoreRequest {
+    fn feed(&self, h: &mut FxHasher) {
+        feed_opt(h, &self.tenant);
+        feed_str(h, &self.target);
+        feed_str(h, &self.source);
+        feed_opt(h, &self.backup_stamp);
+        h.write_u64(self.files);
+        h.write_u64(self.deletes);
+        feed_str(h, &self.requested_by);
+        h.write_u8(self.noinput as u8);
+    }
+}
+
+impl CallInput for hooks::Event {
+    fn feed(&self, h: &mut FxHasher) {
+        feed_str(h, &format!("{:?}", self.kind));
+        feed_opt(h, &self.database);
+        feed_opt(h, &self.tenant);
+        feed_opt(h, &self.backup);
+        h.write_u64(self.size.unwrap_or(u64::MAX));
+        feed_opt(h, &self.sha256);
+        h.write_u64(self.duration_ms.unwrap_or(u64::MAX));
+        feed_opt(h, &self.error);
+    }
+}
+
+/// The seed of a call: its role, config, time and input.
+fn call_seed(
+    role: Role,
+    config_json: &str,
+    now: i64,
+    input: &(impl CallInput + ?Sized),
+) -> [u8; 32] {
+    let mut fx = FxHasher::default();
+    input.feed(&mut fx);
+    Sha256::new()
+        .chain_update(role.as_str())
+        .chain_update([0])
+        .chain_update((config_json.len() as u64).to_le_bytes())
+        .chain_update(config_json)
+        .chain_update(now.to_le_bytes())
+        .chain_update(fx.finish().to_le_bytes())
+        .finalize()
+        .into()
+}
+
+/// How a call's future ended.
+enum Ended<R> {
+    Done(wasmtime::Result<R>),
+    Deadline,
+    Interrupted,
+}
+
+/// Runs a guest call to its end, its deadline (`ends`) or the interrupt,
+/// whichever comes first, on this thread's tokio runtime.
+fn drive<R>(call: impl Future<Output = wasmtime::Result<R>>, ends: Instant) -> Ended<R> {
+    thread_local! {
+        static TOKIO: Result<tokio::runtime::Runtime, String> =
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string());
+    }
+    TOKIO.with(|rt| {
+        let rt = match rt {
+            Ok(rt) => rt,
+            Err(e) => {
+                return Ended::Done(Err(wasmtime::Error::msg(format!(
+                    "cannot start the runtime for guest calls: {e}"
+                ))))
+            }
+        };
+        rt.block_on(async {
+            let mut call = std::pin::pin!(call);
+            let mut signal = std::pin::pin!(crate::interrupt::wait());
+            let first = std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = call.as_mut().poll(cx) {
+                    return Poll::Ready(Ended::Done(r));
+                }
+                if signal.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ended::Interrupted);
+                }
+                Poll::Pending
+            });
+            tokio::time::timeout_at(tokio::time::Instant::from_std(ends), first)
+                .await
+                .unwrap_or(Ended::Deadline)
+        })
+    })
 }
 
 fn cache_dir() -> Option<PathBuf> {
@@ -511,13 +802,20 @@ impl LoadedModule {
         }
     }
 
-    /// Runs `f` against a fresh instance; classifies whatever goes wrong.
+    /// Runs `f` against a fresh instance, cancellable at the deadline and by
+    /// the interrupt; classifies whatever goes wrong. `now` (the operation's
+    /// time) and `input` make the guest's clock and random numbers.
     fn call<R>(
         &self,
         role: Role,
         config_json: &str,
         limits: &Limits,
-        f: impl FnOnce(&mut Store<GuestState>, &wasmtime::component::Instance) -> wasmtime::Result<R>,
+        now: i64,
+        input: &(impl CallInput + ?Sized),
+        f: impl AsyncFnOnce(
+            &mut Store<GuestState>,
+            &wasmtime::component::Instance,
+        ) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyError> {
         let fail = |failure| PolicyError {
             module: self.name.clone(),
@@ -528,13 +826,33 @@ impl LoadedModule {
             return Err(fail(GuestFailure::MissingRole(role.as_str())));
         }
         let runtime = Runtime::global().map_err(|e| fail(GuestFailure::Trap(format!("{e:#}"))))?;
-        let mut store = runtime.store(&self.name, config_json, limits);
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&mut store, &instance));
+        let seed = call_seed(role, config_json, now, input);
+        let ends = Instant::now() + limits.deadline;
+        let mut store = runtime.store(&self.name, config_json, limits, now, seed, ends);
+        crate::failpoint::reached("guest-call");
+        if crate::interrupt::interrupted() {
+            return Err(fail(GuestFailure::Interrupted));
+        }
+        let ended = {
+            let store = &mut store;
+            let pre = &self.pre;
+            drive(
+                async move {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    f(store, &instance).await
+                },
+                ends,
+            )
+        };
         let stdio = drain_stdio(&self.name, &store, limits);
-        outcome.map_err(|e| fail(classify(&e, limits, &stdio)))
+        match ended {
+            Ended::Done(Ok(answer)) => Ok(answer),
+            // Whatever the call's own error, the interrupt is the cause.
+            _ if crate::interrupt::interrupted() => Err(fail(GuestFailure::Interrupted)),
+            Ended::Done(Err(e)) => Err(fail(classify(&e, limits, &stdio))),
+            Ended::Deadline => Err(fail(GuestFailure::Deadline(limits.deadline.as_millis()))),
+            Ended::Interrupted => Err(fail(GuestFailure::Interrupted)),
+        }
     }
 
     pub fn retention(
@@ -545,10 +863,17 @@ impl LoadedModule {
         now: i64,
     ) -> Result<Vec<retention::Decision>, PolicyError> {
         let idx = self.retention.as_ref();
-        let answer = self.call(Role::Retention, config_json, limits, |store, inst| {
-            let guest = idx.expect("checked").load(&mut *store, inst)?;
-            guest.call_decide(&mut *store, series, now)
-        })?;
+        let answer = self.call(
+            Role::Retention,
+            config_json,
+            limits,
+            now,
+            series,
+            async |store, inst| {
+                let guest = idx.expect("checked").load(&mut *store, inst)?;
+                guest.call_decide(&mut *store, series, now).await
+            },
+        )?;
         let decisions =
             answer.map_err(|e| self.failed(Role::Retention, GuestFailure::Returned(e)))?;
         let weight: u64 = decisions
@@ -566,10 +891,17 @@ impl LoadedModule {
         ctx: &naming::NamingContext,
     ) -> Result<String, PolicyError> {
         let idx = self.naming.as_ref();
-        let answer = self.call(Role::Naming, config_json, limits, |store, inst| {
-            let guest = idx.expect("checked").load(&mut *store, inst)?;
-            guest.call_name(&mut *store, ctx)
-        })?;
+        let answer = self.call(
+            Role::Naming,
+            config_json,
+            limits,
+            ctx.now,
+            ctx,
+            async |store, inst| {
+                let guest = idx.expect("checked").load(&mut *store, inst)?;
+                guest.call_name(&mut *store, ctx).await
+            },
+        )?;
         let name = answer.map_err(|e| self.failed(Role::Naming, GuestFailure::Returned(e)))?;
         self.bound(Role::Naming, name.len() as u64, limits)?;
         Ok(name)
@@ -582,10 +914,17 @@ impl LoadedModule {
         req: &restore_approval::RestoreRequest,
     ) -> Result<restore_approval::Approval, PolicyError> {
         let idx = self.restore_approval.as_ref();
-        let answer = self.call(Role::RestoreApproval, config_json, limits, |store, inst| {
-            let guest = idx.expect("checked").load(&mut *store, inst)?;
-            guest.call_approve(&mut *store, req)
-        })?;
+        let answer = self.call(
+            Role::RestoreApproval,
+            config_json,
+            limits,
+            req.now,
+            req,
+            async |store, inst| {
+                let guest = idx.expect("checked").load(&mut *store, inst)?;
+                guest.call_approve(&mut *store, req).await
+            },
+        )?;
         if let restore_approval::Approval::Deny(why) = &answer {
             self.bound(Role::RestoreApproval, why.len() as u64, limits)?;
         }
@@ -599,10 +938,17 @@ impl LoadedModule {
         req: &restore_approval::MediaRestoreRequest,
     ) -> Result<restore_approval::Approval, PolicyError> {
         let idx = self.restore_approval.as_ref();
-        let answer = self.call(Role::RestoreApproval, config_json, limits, |store, inst| {
-            let guest = idx.expect("checked").load(&mut *store, inst)?;
-            guest.call_approve_media(&mut *store, req)
-        })?;
+        let answer = self.call(
+            Role::RestoreApproval,
+            config_json,
+            limits,
+            req.now,
+            req,
+            async |store, inst| {
+                let guest = idx.expect("checked").load(&mut *store, inst)?;
+                guest.call_approve_media(&mut *store, req).await
+            },
+        )?;
         if let restore_approval::Approval::Deny(why) = &answer {
             self.bound(Role::RestoreApproval, why.len() as u64, limits)?;
         }
@@ -617,10 +963,17 @@ impl LoadedModule {
         event: &hooks::Event,
     ) -> Result<Result<(), String>, PolicyError> {
         let idx = self.hooks.as_ref();
-        let answer = self.call(Role::Hook, config_json, limits, |store, inst| {
-            let guest = idx.expect("checked").load(&mut *store, inst)?;
-            guest.call_on_event(&mut *store, event)
-        })?;
+        let answer = self.call(
+            Role::Hook,
+            config_json,
+            limits,
+            event.now,
+            event,
+            async |store, inst| {
+                let guest = idx.expect("checked").load(&mut *store, inst)?;
+                guest.call_on_event(&mut *store, event).await
+            },
+        )?;
         if let Err(why) = &answer {
             self.bound(Role::Hook, why.len() as u64, limits)?;
         }

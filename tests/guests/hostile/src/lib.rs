@@ -7,6 +7,21 @@ use rcbackup_guest::{
 };
 use serde::Deserialize;
 
+/// Direct calls into WASI (wit/probes.wit), for what Rust's std does not
+/// reach or reaches only one way.
+mod wasi {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "probes",
+        generate_all,
+    });
+}
+use wasi::wasi::clocks::{monotonic_clock, wall_clock};
+use wasi::wasi::random::{insecure, insecure_seed, random};
+use wasi::wasi::sockets::{
+    instance_network, ip_name_lookup, network, tcp_create_socket, udp_create_socket,
+};
+
 #[derive(Deserialize)]
 struct Config {
     mode: String,
@@ -61,6 +76,83 @@ fn misbehave() -> String {
             }
             std::hint::black_box(n);
             mode
+        }
+        // Waits inside WASI: std's sleep (monotonic-clock subscribe + block),
+        // and a hand-made wasi:io/poll on a one-hour timer.
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            mode
+        }
+        "poll-sleep" => {
+            let timer = monotonic_clock::subscribe_duration(3600 * 1_000_000_000);
+            wasi::wasi::io::poll::poll(&[&timer]);
+            mode
+        }
+        // Everything a guest can read that could differ between two runs
+        // of the same call: the clocks (WASI and std) and every random source.
+        "clock-random" => {
+            let wall = wall_clock::now();
+            let std_wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mono = monotonic_clock::now();
+            let started = std::time::Instant::now();
+            let hex = |b: Vec<u8>| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            let (s1, s2) = insecure_seed::insecure_seed();
+            // std's HashMap seeds its hasher from the random source too.
+            let map: std::collections::HashMap<u32, ()> = (0..8).map(|i| (i, ())).collect();
+            let order: String = map.keys().map(|k| k.to_string()).collect();
+            format!(
+                "w{}.{}-s{std_wall}-m{mono}-e{}-r{}-i{}-k{:x}{:x}-h{order}",
+                wall.seconds,
+                wall.nanoseconds,
+                started.elapsed().as_nanos(),
+                hex(random::get_random_bytes(6)),
+                hex(insecure::get_insecure_random_bytes(6)),
+                s1 & 0xffff,
+                s2 & 0xffff,
+            )
+        }
+        // Tries every door a guest might: files, environment, arguments,
+        // stdin, TCP, UDP, DNS; reports how each one answered.
+        "wasi-probe" => {
+            let env = std::env::vars().count();
+            let args = std::env::args().count();
+            let preopens = wasi::wasi::filesystem::preopens::get_directories().len();
+            let fs = match std::fs::read_dir("/") {
+                Ok(_) => "open".to_string(),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            let mut buf = [0u8; 16];
+            let stdin = match std::io::Read::read(&mut std::io::stdin(), &mut buf) {
+                Ok(n) => format!("{n}"),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            let code = |e: network::ErrorCode| e.name().to_string();
+            let net = instance_network::instance_network();
+            let tcp = match tcp_create_socket::create_tcp_socket(network::IpAddressFamily::Ipv4) {
+                Ok(sock) => {
+                    let addr = network::IpSocketAddress::Ipv4(network::Ipv4SocketAddress {
+                        port: 5432,
+                        address: (127, 0, 0, 1),
+                    });
+                    match sock.start_connect(&net, addr) {
+                        Ok(()) => "connecting".to_string(),
+                        Err(e) => format!("connect-{}", code(e)),
+                    }
+                }
+                Err(e) => code(e),
+            };
+            let udp = match udp_create_socket::create_udp_socket(network::IpAddressFamily::Ipv4) {
+                Ok(_) => "created".to_string(),
+                Err(e) => code(e),
+            };
+            let dns = match ip_name_lookup::resolve_addresses(&net, "localhost") {
+                Ok(_) => "resolving".to_string(),
+                Err(e) => code(e),
+            };
+            format!("env{env}-args{args}-pre{preopens}-fs.{fs}-in.{stdin}-tcp.{tcp}-udp.{udp}-dns.{dns}")
         }
         "read-env" => {
             let vars: Vec<(String, String)> = std::env::vars().collect();
@@ -129,7 +221,11 @@ impl Retention for Hostile {
                 all.push(decide(oldest, false));
                 all
             }
-            "missing" => series.into_iter().skip(1).map(|b| decide(b.name, true)).collect(),
+            "missing" => series
+                .into_iter()
+                .skip(1)
+                .map(|b| decide(b.name, true))
+                .collect(),
             "huge-reason" => series
                 .into_iter()
                 .map(|b| Decision {
