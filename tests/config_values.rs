@@ -180,3 +180,96 @@ fn dbbackup_takes_noinput() {
     w.setting("media_root = \"media\"");
     w.ok(&["mediabackup", "--noinput"]);
 }
+
+/// From the outside review (issue 8): a relative local `remote` followed
+/// the working directory, so cron and a shell saw two different stores;
+/// `--dry-run` said exit 0 where the real run stops at once (an unset
+/// password variable, a missing SQLite file); rclone flags and dump
+/// arguments could put credentials into logs and onto command lines.
+#[test]
+fn review_findings_on_config_values_hold() {
+    // One store, whatever folder the run starts from.
+    let mut w = relative_world();
+    w.remote = "relative/store".into();
+    let sub = w.path("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    for from in [w.dir.path().to_path_buf(), sub.clone(), "/".into()] {
+        let r = Run::from(
+            w.command(&["dbbackup"])
+                .current_dir(&from)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 0, "from {}: {}", from.display(), r.stderr);
+    }
+    assert!(
+        !sub.join("relative").exists(),
+        "a second store below the working folder"
+    );
+    let listed = Run::from(
+        w.command(&["listbackups", "--json"])
+            .current_dir("/")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(
+        entries.as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        listed.stdout
+    );
+    w.remote = "~/backups".into();
+    let r = w.run(&["listbackups"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["remote", "absolute path"]);
+
+    // --dry-run stops where the real run would.
+    let mut w = relative_world();
+    w.databases.push_str(
+        "[databases.pg]\nengine = \"postgresql\"\nname = \"app\"\nhost = \"127.0.0.1\"\npassword_env = \"RCBACKUP_TEST_SURELY_UNSET\"\n\
+         [databases.gone]\nengine = \"sqlite\"\nname = \"missing.sqlite3\"\n",
+    );
+    for (alias, code, says) in [("pg", 2, "password_env"), ("gone", 1, "does not exist")] {
+        for args in [
+            &["dbbackup", "-d", alias, "--dry-run"][..],
+            &["dbbackup", "-d", alias],
+        ] {
+            let r = w.run(args);
+            assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+            assert_mentions(&r.stderr, &[says]);
+        }
+    }
+    assert!(w.stored_files().is_empty());
+
+    // Credentials never reach a log or a command line through the config.
+    for (line, key) in [
+        (r#"rclone_flags = ["--dump", "auth"]"#, "rclone_flags"),
+        (
+            r#"rclone_flags = ["--crypt-password", "Zq9Secret"]"#,
+            "rclone_flags",
+        ),
+        (r#"rclone_flags = ["--fast-list", ""]"#, "rclone_flags"),
+    ] {
+        let mut w = relative_world();
+        w.setting(line);
+        let r = w.run(&["-v", "dbbackup"]);
+        assert_eq!(r.code, 2, "{line}: {}", r.stderr);
+        assert_mentions(&r.stderr, &[key]);
+        assert_lacks(&r.stderr, &["Zq9Secret"]);
+    }
+    let mut w = relative_world();
+    w.remote = ":webdav,url='http://127.0.0.1:9',user=u,pass=Zq9Obscured:cs".into();
+    let r = w.run(&["-v", "listbackups", "--json"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_lacks(&format!("{}{}", r.stdout, r.stderr), &["Zq9Obscured"]);
+    let mut w = World::new(Remote::Local);
+    w.databases.push_str(
+        "[databases.default]\nengine = \"mysql\"\nname = \"app\"\ndump_args = [\"--password=Zq9Dump\"]\n",
+    );
+    let r = w.run(&["-v", "dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["dump_args", "password_env"]);
+    assert_lacks(&r.stderr, &["Zq9Dump"]);
+}

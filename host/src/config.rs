@@ -254,6 +254,28 @@ fn config_dir(path: &Path) -> PathBuf {
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
+/// A `remote` that is a local path (rclone's rule: no `name:` before the
+/// first `/`) is relative to the config file's folder like every path, not
+/// to the working directory, so cron and a shell see the same backups.
+fn local_remote_below(base: &Path, remote: String) -> std::result::Result<String, KeyError> {
+    let is_remote = match remote.find(':') {
+        Some(colon) => !remote[..colon].contains('/'),
+        None => false,
+    };
+    if is_remote || remote.starts_with('/') {
+        return Ok(remote);
+    }
+    if remote.starts_with('~') {
+        return Err((
+            "remote",
+            format!(
+                "is `{remote}`; neither rclone nor rcbackup expands `~`: write the absolute path, e.g. remote = \"/home/app/backups\""
+            ),
+        ));
+    }
+    below(base, &remote).map_err(|e| ("remote", e))
+}
+
 /// `value` as a path: absolute as written, relative below `base`.
 fn below_path(base: &Path, value: &Path) -> PathBuf {
     if value.is_absolute() {
@@ -309,6 +331,28 @@ fn typed<T: serde::de::DeserializeOwned>(table: toml::Table, path: &Path) -> Res
     })
 }
 
+/// `text` with every backtick-quoted part replaced by `…`.
+fn unquote_values(text: &str) -> String {
+    let mut out = String::new();
+    let mut parts = text.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    let rest: Vec<&str> = parts.collect();
+    for (i, part) in rest.iter().enumerate() {
+        if i % 2 == 0 && i + 1 < rest.len() {
+            out.push_str("`…`");
+        } else if i % 2 == 1 {
+            out.push_str(part);
+        } else {
+            // An unpaired backtick: keep the rest as it was.
+            out.push('`');
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 /// A TOML syntax error: the message with the line, column and key, never
 /// the line itself (it may hold a password, e.g. in a `url`).
 fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> anyhow::Error {
@@ -319,6 +363,14 @@ fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> anyhow::Error {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
+    // The toml crate quotes values in its messages (`integer `1234...` as
+    // i128`); a value may be a secret, so what it quotes is not shown.
+    let what = unquote_values(&what);
+    let what = if what.contains("as i128") {
+        "a number too large (integers must fit in 64 bits; a password or name belongs in double quotes)".to_string()
+    } else {
+        what
+    };
     let Some(span) = e.span() else {
         return exit::usage(format!(
             "config file {}: not valid TOML: {what}",
@@ -487,7 +539,6 @@ fn value_at<'a>(doc: &'a toml::Value, at: &[String]) -> Option<&'a toml::Value> 
 /// and `port`. Elsewhere only its kind is named.
 fn describe_found(v: &toml::Value, at: &[String]) -> String {
     let show = match at.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["databases", _, "engine"] => true,
         ["databases", _, "port"] => !v.is_str(),
         ["databases" | "policies" | "hooks", ..] => false,
         [_, ..] => !v.is_str(),
@@ -495,7 +546,15 @@ fn describe_found(v: &toml::Value, at: &[String]) -> String {
     };
     match v {
         toml::Value::String(s) => {
-            let holds = if s.trim().parse::<i64>().is_ok() {
+            let engine = at.len() == 3 && at[0] == "databases" && at[2] == "engine";
+            let lower = s.to_ascii_lowercase();
+            let holds = if engine && lower.contains("postg") {
+                " (not shown; did you mean \"postgresql\"?)"
+            } else if engine && (lower.contains("mysql") || lower.contains("maria")) {
+                " (not shown; did you mean \"mysql\"?)"
+            } else if engine && lower.contains("sqlite") {
+                " (not shown; did you mean \"sqlite\"?)"
+            } else if s.trim().parse::<i64>().is_ok() {
                 " holding a number (write it without quotes)"
             } else if matches!(s.trim(), "true" | "false") {
                 " holding true or false (write it without quotes)"
@@ -718,7 +777,7 @@ mod error_tests {
             ("rclone_flags = [1]", &["`rclone_flags.0`", "the integer 1", "expected a string"]),
             ("remote = 5", &["`remote`", "the integer 5", "remote = \"s3:"]),
             ("remot = \"b:\"", &["`remot`", "did you mean `remote`?"]),
-            ("[databases.main]\nengine = \"oracle\"\nname = \"x\"", &["`databases.main.engine`", "\"oracle\"", "one of postgresql", "engine = \"postgresql\""]),
+            ("[databases.main]\nengine = \"oracle\"\nname = \"x\"", &["`databases.main.engine`", "found a string,", "one of postgresql", "engine = \"postgresql\""]),
             ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nport = 70000", &["`databases.main.port`", "the integer 70000", "from 1 to 65535", "port = 5432"]),
             ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\npasword_env = \"P\"", &["`databases.main.pasword_env`", "did you mean `password_env`?"]),
             ("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\ndump_args = \"--no-owner\"", &["`databases.main.dump_args`", "an array of strings", "dump_args = ["]),
@@ -751,6 +810,8 @@ mod error_tests {
             format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"{pw} !\""),
             format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = 12345678{pw}"),
             format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\nport = \"{pw}\""),
+            format!("[databases.d]\nengine = \"{pw}\"\nname = \"x\""),
+            "[databases.d]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = 98765432109876543210987".to_string(),
             format!("[databases.d]\nengine = \"postgresql\"\nname = \"x\"\nuser = [\"{pw}\"]"),
             format!("remote = \":s3,secret_access_key={pw}:b\"\nremote = 1"),
             format!("remote = [\":s3,secret_access_key={pw}:b\"]"),
@@ -759,6 +820,7 @@ mod error_tests {
             let text = if text.starts_with("remote") { text } else { format!("remote = \"b:\"\n{text}\n") };
             let m = err(&text);
             assert!(!m.contains(pw), "{text}\n-> {m}");
+            assert!(!m.contains("98765432109876543210987"), "{text}\n-> {m}");
         }
     }
 
@@ -908,6 +970,8 @@ impl Settings {
                 "is empty; name an rclone remote such as \"backups:\"".into(),
             ));
         }
+        crate::rclone::check_remote(&remote).map_err(|e| ("remote", e))?;
+        let remote = local_remote_below(base, remote)?;
         let keep = layer.db_cleanup_keep.unwrap_or(10);
         if keep < 1 {
             return Err((
@@ -1305,6 +1369,28 @@ mod tests {
         .unwrap();
         assert_eq!(c.settings.rclone_binary, "rclone");
         assert_eq!(c.settings.media_root, Some(PathBuf::from("/srv/m")));
+        // A local-path remote follows the same rule; remotes and absolute
+        // paths stay as written; `~` is refused (nothing expands it).
+        for (remote, want) in [
+            (
+                "relative/store",
+                etc.join("relative/store").to_str().unwrap().to_string(),
+            ),
+            ("store", etc.join("store").to_str().unwrap().to_string()),
+            ("b:rel/x", "b:rel/x".to_string()),
+            (":local:rel", ":local:rel".to_string()),
+            ("/abs/store", "/abs/store".to_string()),
+            (
+                "./odd:name",
+                etc.join("./odd:name").to_str().unwrap().to_string(),
+            ),
+        ] {
+            let c =
+                Config::parse(&format!("remote = \"{remote}\"\n"), &etc.join("x.toml")).unwrap();
+            assert_eq!(c.settings.remote, want, "{remote}");
+        }
+        let e = Config::parse("remote = \"~/b\"\n", &etc.join("x.toml")).unwrap_err();
+        assert!(format!("{e:#}").contains("expands `~`"), "{e:#}");
     }
 
     /// Issue 8, item 6: an rclone_config that is not there was ignored and

@@ -265,6 +265,43 @@ fn check_var_name(
     }
 }
 
+/// Refuses a password in `dump_args` / `restore_args`: it would sit on the
+/// tool's command line (readable by every user through `ps`) and in the
+/// `-v` log. The value is never shown.
+fn check_tool_args(key: &'static str, args: &[String]) -> std::result::Result<(), KeyError> {
+    for (i, arg) in args.iter().enumerate() {
+        let lower = arg.to_ascii_lowercase();
+        let flag = lower.split('=').next().unwrap_or_default();
+        // mariadb's `-pSECRET` (pg_dump's `-p` is the port, always digits).
+        let short_password = flag.starts_with("-p")
+            && !flag.starts_with("--")
+            && flag.len() > 2
+            && !flag[2..].chars().all(|c| c.is_ascii_digit());
+        let in_conninfo = lower.contains("password=");
+        let in_url = lower.contains("://")
+            && lower
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split_once('@'))
+                .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        if flag.contains("password")
+            || flag.contains("passwd")
+            || short_password
+            || in_conninfo
+            || in_url
+        {
+            return Err((
+                key,
+                format!(
+                    "item {} holds a password (not shown); on the tool's command line every user of the machine can read it (`ps`), and -v logs it. \
+                     Put the password in an environment variable and name it with `password_env` (or use `url_env`), and remove it from {key}",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The keys a URL already gives.
 fn not_beside_url(s: &DatabaseSection) -> std::result::Result<(), KeyError> {
     for (key, set) in [
@@ -309,6 +346,8 @@ impl Database {
             )),
             (None, None) => None,
         };
+        check_tool_args("dump_args", &s.dump_args)?;
+        check_tool_args("restore_args", &s.restore_args)?;
         if let Some((u, password)) = from_url {
             not_beside_url(&s)?;
             let key = if env_url.is_some() { "url_env" } else { "url" };
@@ -365,6 +404,33 @@ impl Database {
         ))?;
         if let Some(var) = &s.password_env {
             check_var_name("password_env", var, "the password", "APP_DB_PASSWORD")?;
+        }
+        if s.port == Some(0) {
+            return Err((
+                "port",
+                "is 0; give the server's port, from 1 to 65535 (e.g. port = 5432), or leave it out for the tool's default".into(),
+            ));
+        }
+        if let Some(host) = &s.host {
+            if host.trim().is_empty() {
+                return Err((
+                    "host",
+                    "is empty; give the server's name or address (e.g. host = \"db.internal\"), or leave it out for the tool's default (a local socket)".into(),
+                ));
+            }
+            // `name:5432`: one colon and digits after it (an IPv6 address
+            // has several colons and stays as written).
+            if let Some((_, port)) = host.split_once(':') {
+                if !port.contains(':')
+                    && !port.is_empty()
+                    && port.chars().all(|c| c.is_ascii_digit())
+                {
+                    return Err((
+                        "host",
+                        format!("holds a port (`:{port}`); write the host alone and the port as its own key, e.g. port = {port}"),
+                    ));
+                }
+            }
         }
         if engine == EngineKind::Sqlite {
             for (key, set) in [
@@ -828,6 +894,60 @@ mod tests {
         assert!(!e.contains("hunter2"));
         let e = parse_url("hunter2:x").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    /// A password in dump or restore arguments would be on the command
+    /// line and in the -v log; a port of 0 and a host holding a port fail
+    /// only when the dump runs. All are refused at load, by key.
+    #[test]
+    fn secrets_in_tool_args_and_bad_host_or_port_are_refused_at_load() {
+        let section = |f: &dyn Fn(&mut DatabaseSection)| {
+            let mut s = DatabaseSection {
+                engine: Some(EngineKind::Postgresql),
+                name: Some("app".into()),
+                ..Default::default()
+            };
+            f(&mut s);
+            DatabaseEntry::from_section("x", s)
+        };
+        for (args, restore) in [
+            (vec!["--password=Zq9pw"], false),
+            (vec!["-pZq9pw"], false),
+            (vec!["--dbname=postgres://u:Zq9pw@h/app"], false),
+            (vec!["--dbname", "host=h password=Zq9pw"], true),
+        ] {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let e = section(&|s| {
+                if restore {
+                    s.restore_args = args.clone()
+                } else {
+                    s.dump_args = args.clone()
+                }
+            })
+            .unwrap_err();
+            let key = if restore { "restore_args" } else { "dump_args" };
+            assert_eq!(e.0, key, "{args:?}");
+            assert!(e.1.contains("password") && !e.1.contains("Zq9"), "{}", e.1);
+        }
+        for ok in [
+            vec!["-p5433"],
+            vec!["--no-owner", "-Z0"],
+            vec!["--dbname=postgres://u@h/app"],
+        ] {
+            let args: Vec<String> = ok.iter().map(|a| a.to_string()).collect();
+            section(&|s| s.dump_args = args.clone()).unwrap();
+        }
+        assert_eq!(section(&|s| s.port = Some(0)).unwrap_err().0, "port");
+        for host in ["", " ", "db.internal:5432"] {
+            assert_eq!(
+                section(&|s| s.host = Some(host.into())).unwrap_err().0,
+                "host",
+                "{host:?}"
+            );
+        }
+        for host in ["::1", "db.internal", "/var/run/postgresql"] {
+            section(&|s| s.host = Some(host.into())).unwrap();
+        }
     }
 
     #[test]

@@ -50,6 +50,13 @@ const OWNED_FLAGS: &[(&[&str], &str)] = &[
         "rclone applies a filter to every call, also to the listings of backups and integrity records, so backups would be hidden from listbackups, retention and restore",
     ),
     (
+        &[
+            "--dump", "--dump-headers", "--dump-bodies", "--dump-auth", "--dump-requests",
+            "--dump-responses",
+        ],
+        "it writes HTTP headers (with the remote's credentials) and bodies (the backup's rows) into rclone's log, which rcbackup shows in its log and errors",
+    ),
+    (
         &["--error-on-no-transfer"],
         "it makes rclone exit 9 when nothing changed, which rcbackup would take for a failed media backup",
     ),
@@ -66,6 +73,9 @@ pub fn check_flags(flags: &[String]) -> Result<(), String> {
         }
     }
     for flag in flags {
+        if flag.trim().is_empty() {
+            return Err("holds an empty item, which rclone takes for a path; remove it".into());
+        }
         let Some(body) = flag.strip_prefix('-') else {
             continue; // the value of the flag before it
         };
@@ -81,6 +91,12 @@ pub fn check_flags(flags: &[String]) -> Result<(), String> {
             // `-vP`: a cluster of one-letter flags.
             name[1..].chars().map(|c| format!("-{c}")).collect()
         };
+        if body.starts_with('-') && names_secret(&name[2..]) {
+            return Err(format!(
+                "`{name}` would put a secret on rclone's command line, where every user of the machine can read it (`ps`), and into rcbackup's -v log. \
+                 Put it in rclone's config file (`rclone config`, which obscures it) or in the environment (RCLONE_<FLAG> or RCLONE_CONFIG_<REMOTE>_<OPTION>), and remove it from rclone_flags"
+            ));
+        }
         for n in &names {
             if let Some((_, why)) = OWNED_FLAGS
                 .iter()
@@ -88,6 +104,53 @@ pub fn check_flags(flags: &[String]) -> Result<(), String> {
             {
                 return Err(format!("`{flag}` cannot be used: {why}. Remove it"));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Whether an rclone option (a backend flag without its `--`, such as
+/// `crypt-password` or `s3-secret-access-key`, or a connection-string option
+/// such as `pass`) holds a secret: rclone's own names for passwords, keys,
+/// tokens and credentials.
+pub fn names_secret(option: &str) -> bool {
+    let option = option.to_ascii_lowercase().replace('_', "-");
+    let last = option.rsplit('-').next().unwrap_or(&option);
+    matches!(
+        last,
+        "pass" | "password" | "password2" | "secret" | "token" | "key" | "pem" | "passphrase"
+    ) || ["secret", "credentials", "sas-url", "bearer", "api-key"]
+        .iter()
+        .any(|s| option.contains(s))
+}
+
+/// Refuses a `remote` whose connection string carries a secret
+/// (`:webdav,url=...,pass=...:path`): the remote is shown in logs, errors and
+/// `listbackups --json`, and goes on rclone's command line.
+pub fn check_remote(remote: &str) -> Result<(), String> {
+    // The remote's spec runs to the first `:` outside quotes; its options
+    // follow commas, and a value may be quoted with ' or " (rclone's
+    // connection-string syntax: `:webdav,url='http://h:1',pass=x:path`).
+    let body = remote.strip_prefix(':').unwrap_or(remote);
+    let mut options = vec![String::new()];
+    let mut quote = None;
+    for c in body.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, ':') => break,
+            (None, ',') => options.push(String::new()),
+            (None, c) => options.last_mut().expect("one at least").push(c),
+        }
+    }
+    for option in options.iter().skip(1) {
+        let name = option.split('=').next().unwrap_or_default().trim();
+        if names_secret(name) {
+            return Err(format!(
+                "is a connection string whose option `{name}` holds a secret (not shown); the remote is printed in logs, errors and `listbackups --json` and goes on rclone's command line. \
+                 Define the remote in rclone's config file (`rclone config`, which obscures it) or with RCLONE_CONFIG_<REMOTE>_<OPTION> variables, and name it here, e.g. remote = \"backups:app\""
+            ));
         }
     }
     Ok(())
@@ -448,7 +511,7 @@ pub fn remote_error(what: &str, end: &Ended) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_flags, join, remote_name};
+    use super::{check_flags, check_remote, join, remote_name};
 
     #[test]
     fn remote_names() {
@@ -462,6 +525,29 @@ mod tests {
 
     /// Issue 8, item 5: the flags rcbackup owns are refused, in every
     /// spelling, and ones that only tune rclone are taken.
+    #[test]
+    fn secrets_in_a_connection_string_remote_are_refused_unshown() {
+        for r in [
+            ":webdav,url='http://127.0.0.1:1',user=hx,pass=Zq9Obscured:cs",
+            "dav,pass=Zq9Obscured:cs",
+            ":s3,secret_access_key=Zq9Obscured:b",
+            ":crypt,remote='x:',password=Zq9Obscured:",
+        ] {
+            let e = check_remote(r).unwrap_err();
+            assert!(e.contains("secret") && !e.contains("Zq9"), "{r}: {e}");
+        }
+        for r in [
+            "backups:",
+            "s3:bucket/app",
+            "/srv/b",
+            ":local:/srv/b",
+            "dav,user=hx:cs",
+            "rel/dir",
+        ] {
+            check_remote(r).unwrap();
+        }
+    }
+
     #[test]
     fn owned_flags_are_refused_with_the_reason() {
         let v = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -485,12 +571,29 @@ mod tests {
             (v(&["--error-on-no-transfer"]), "exit 9"),
             (v(&["--retries 1"]), "two items"),
             (v(&["retries", "1"]), "not a flag"),
+            (v(&["--dump", "auth"]), "credentials"),
+            (v(&["--dump-bodies"]), "credentials"),
+            (v(&["--fast-list", ""]), "empty item"),
+            (v(&["--crypt-password", "x"]), "secret"),
+            (v(&["--s3-secret-access-key=x"]), "secret"),
+            (v(&["--webdav-pass", "x"]), "secret"),
+            (v(&["--sftp-key-pem", "x"]), "secret"),
+            (v(&["--azureblob-key=x"]), "secret"),
+            (v(&["--drive-service-account-credentials", "{}"]), "secret"),
+            (v(&["--webdav-bearer-token", "x"]), "secret"),
         ] {
             let got = check_flags(&flags).unwrap_err();
             assert!(got.contains(why), "{flags:?}: {got}");
         }
         for ok in [
             v(&[]),
+            v(&[
+                "--sftp-key-file",
+                "/k",
+                "--s3-sse-kms-key-id",
+                "x",
+                "--drive-keep-revision-forever",
+            ]),
             v(&["--retries", "1"]),
             v(&["--low-level-retries=2", "--checksum", "-c"]),
             v(&["--transfers", "4", "--bwlimit", "10M", "--fast-list"]),

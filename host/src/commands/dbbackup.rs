@@ -31,6 +31,10 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     check_objects(&catalog, &name, &run)?;
 
     if args.dry_run {
+        // Everything the real run would refuse before dumping is refused
+        // here too: an unset password variable, a missing SQLite file,
+        // dump_args that break the dump. The command is built, not run.
+        engines::dump_command(db)?;
         let listing = catalog.list()?;
         let name = Catalog::unique_name(&listing.taken, &name);
         crate::outln!(
