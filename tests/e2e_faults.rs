@@ -573,11 +573,18 @@ fn wrong_password(world: &mut World, tool: &str, says: &str) {
         world.stored_files()
     );
 
-    // No password variable at all: a usage error naming the variable.
+    // No password variable at all: a usage error naming the key, not the
+    // variable (issue 8: people write the password itself where its
+    // variable's name belongs, and it must not be echoed back).
     world.env.retain(|(k, _)| k != PASSWORD_VAR);
     let r = world.run(&["dbbackup"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains(PASSWORD_VAR), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`databases.default.password_env`") && r.stderr.contains("not set"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(PASSWORD_VAR), "{}", r.stderr);
 }
 
 #[test]

@@ -350,7 +350,7 @@ fn relay_and_judge(
 fn remove_quietly(ctx: &Context, path: &str) {
     if let Err(e) = ctx.rclone.deletefile(path) {
         tracing::warn!(
-            "could not remove the unfinished upload {}: {e:#}; a later --clean removes it",
+            "could not remove the unfinished upload {}, if the failed run made one ({e:#}); a later --clean removes it",
             ctx.rclone.path(path)
         );
     }
