@@ -719,3 +719,131 @@ fn one_failure_one_message_with_its_cause() {
     common::assert_mentions(&r.stderr, &["hostile.wasm", "exit(0)"]);
     common::assert_lacks(&r.stderr, &["backtrace", "0x"]);
 }
+
+/// Outside review of issue 8, item 2: a policy's config error names the
+/// field and what was expected, and never shows a value (a hook's token, an
+/// approval policy's key), from the SDK and from every ready-made policy.
+#[test]
+fn a_policy_config_error_names_the_field_and_shows_no_value() {
+    let w = world();
+    let backups = r#""backups":[{"name":"a","created":"2024-01-01T00:00:00Z"}]"#;
+    let restore = r#""restore":{"database":"default","backup":{"name":"a","created":"2024-01-01T00:00:00Z"}}"#;
+    let event = r#""event":{"kind":"pre-db-backup"}"#;
+    for (guest, role, config, body, field) in [
+        (
+            "event_log",
+            "hooks",
+            r#"{"veto":[],"webhook_token":"Hunter2Hook"}"#,
+            event,
+            "`webhook_token`",
+        ),
+        (
+            "protected_restore",
+            "restore-approval",
+            r#"{"protected":["default"],"api_key":"Hunter2Key"}"#,
+            restore,
+            "`api_key`",
+        ),
+        (
+            "tenant_naming",
+            "naming",
+            r#"{"template":"{database}-{datetime}.{ext}","token":"Hunter2Name"}"#,
+            r#""naming":{}"#,
+            "`token`",
+        ),
+        (
+            "keep_last",
+            "retention",
+            r#"{"kep":"Hunter2Kep"}"#,
+            backups,
+            "`kep`",
+        ),
+        // Values of the wrong type, or wrong for the policy.
+        (
+            "keep_last",
+            "retention",
+            r#"{"keep":"Hunter2Keep"}"#,
+            backups,
+            "`keep`",
+        ),
+        (
+            "gfs",
+            "retention",
+            r#"{"daily":"Hunter2Daily"}"#,
+            backups,
+            "`daily`",
+        ),
+        (
+            "event_log",
+            "hooks",
+            r#"{"veto":"Hunter2Veto"}"#,
+            event,
+            "`veto`",
+        ),
+        (
+            "keep_within",
+            "retention",
+            r#"{"within":"Hunter2"}"#,
+            backups,
+            "`within`",
+        ),
+        (
+            "tenant_naming",
+            "naming",
+            r#"{"template":"Hunter2-{database}.{ext}"}"#,
+            r#""naming":{}"#,
+            "`template`",
+        ),
+        (
+            "protected_restore",
+            "restore-approval",
+            r#"{"protected":["default"],"window":{"start":"Hunter2","end":"04:00"}}"#,
+            restore,
+            "`window.start`",
+        ),
+        (
+            "protected_restore",
+            "restore-approval",
+            r#"{"protected":["default"],"window":{"weekday":"Hunter2","start":"02:00","end":"04:00"}}"#,
+            restore,
+            "`window.weekday`",
+        ),
+        (
+            "protected_restore",
+            "restore-approval",
+            r#"{"protected":["default"],"window":{"start":"02:00","end":"04:00","token":"Hunter2Window"}}"#,
+            restore,
+            "`window.token`",
+        ),
+    ] {
+        let r = policy_test(
+            &w,
+            &rust_guest(guest),
+            role,
+            &format!(r#"{{"config":{config},{body}}}"#),
+        );
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains(field),
+            "{guest} {config}: {field} not named:\n{all}"
+        );
+        assert!(
+            !all.contains("Hunter2"),
+            "{guest} {config}: a value shown:\n{all}"
+        );
+    }
+
+    // The reviewer's case, through a config file: the veto names the key.
+    let mut w = world();
+    add(
+        &mut w,
+        &format!(
+            "[[hooks]]\nmodule = \"{}\"\nconfig = {{ veto = [], webhook_token = \"Hunter2Hook\" }}\n",
+            module(&rust_guest("event_log"))
+        ),
+    );
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    common::assert_mentions(&r.stderr, &["`webhook_token`", "event_log.wasm"]);
+    common::assert_lacks(&r.stderr, &["Hunter2"]);
+}

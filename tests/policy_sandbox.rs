@@ -534,3 +534,217 @@ fn keep_last_agrees_with_the_builtin_on_random_series() {
         );
     }
 }
+
+/// The compiled-policy cache files in the world's cache folder.
+fn cache_files(w: &World) -> Vec<std::path::PathBuf> {
+    let Ok(dir) = std::fs::read_dir(w.path("cache")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = dir
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `rcbackup -v policy test keep_last.wasm` keeping 1 of 2 backups; the
+/// decision proves whose code ran.
+fn keep_last_decides(w: &World) -> common::Run {
+    let input = w.path("k.json");
+    std::fs::write(
+        &input,
+        r#"{"config":{"keep":1},"backups":[{"name":"old","created":"2024-01-01T00:00:00Z"},{"name":"new","created":"2024-01-02T00:00:00Z"}]}"#,
+    )
+    .unwrap();
+    let r = w.run(&[
+        "-v",
+        "policy",
+        "test",
+        &rust_guest("keep_last").display().to_string(),
+        "--role",
+        "retention",
+        "--input",
+        &input.display().to_string(),
+    ]);
+    assert_eq!(r.code, 0, "keep_last's own code did not run: {}", r.stderr);
+    common::assert_mentions(
+        &r.stdout,
+        &["delete  old  (older than the newest 1 (#2))", "keep  new"],
+    );
+    r
+}
+
+/// Outside review of issue 8, item 1: a cache file is native code that
+/// rcbackup loads outside the sandbox. The reviewer's repro: the cached
+/// artifact of the hostile module copied over keep_last's cache file made
+/// `policy test keep_last.wasm` run the hostile module's code. Each cache
+/// file is bound to the module it was compiled from; a file that is not is
+/// compiled again, with a warning, and replaced.
+#[test]
+fn a_swapped_cache_file_never_runs_another_modules_code() {
+    let w = world();
+    let keep_last = rust_guest("keep_last").display().to_string();
+    let hostile = rust_guest("hostile").display().to_string();
+    w.ok(&["policy", "compile", &keep_last]);
+    let k = cache_files(&w);
+    assert_eq!(k.len(), 1, "{k:?}");
+    w.ok(&["policy", "compile", &hostile]);
+    let h = cache_files(&w)
+        .into_iter()
+        .find(|p| !k.contains(p))
+        .expect("hostile's cache file");
+    std::fs::copy(&h, &k[0]).unwrap();
+
+    let r = keep_last_decides(&w);
+    assert_mentions(
+        &r.stderr,
+        &[
+            &k[0].display().to_string(),
+            "was not compiled from keep_last.wasm",
+        ],
+    );
+    common::assert_lacks(&r.stderr, &["loaded from the cache"]);
+    // The entry is keep_last's own again: the next run loads it, silently.
+    let r = keep_last_decides(&w);
+    assert_mentions(&r.stderr, &["keep_last.wasm: loaded from the cache"]);
+    common::assert_lacks(&r.stderr, &["WARN"]);
+}
+
+/// Outside review of issue 8, item 1: a cache folder or file that another
+/// user could write is never loaded from or written to: the module is
+/// compiled in memory, with one warning saying why and how to fix it.
+#[test]
+fn a_cache_folder_or_file_others_can_write_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = world();
+    let keep_last = rust_guest("keep_last").display().to_string();
+    let cache = w.path("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o1777)).unwrap();
+
+    // `policy compile` is asked to cache: it cannot, and says why (exit 1).
+    let r = w.run(&["policy", "compile", &keep_last]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[
+            &cache.display().to_string(),
+            "writable by other users",
+            "chmod go-w",
+        ],
+    );
+    assert!(cache_files(&w).is_empty(), "{:?}", cache_files(&w));
+    // A run that only needs the module compiles it in memory: one warning.
+    let r = keep_last_decides(&w);
+    assert_eq!(
+        r.stderr.matches("writable by other users").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    common::assert_lacks(&r.stderr, &["loaded from the cache"]);
+    assert!(cache_files(&w).is_empty(), "{:?}", cache_files(&w));
+
+    // A healthy folder is used.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    w.ok(&["policy", "compile", &keep_last]);
+    let r = keep_last_decides(&w);
+    assert_mentions(&r.stderr, &["keep_last.wasm: loaded from the cache"]);
+    let file = cache_files(&w).remove(0);
+
+    // A file in it that others can write, or that another user owns, is not
+    // loaded; it is replaced by the module's own.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let r = keep_last_decides(&w);
+    common::assert_lacks(&r.stderr, &["loaded from the cache"]);
+    assert_mentions(
+        &r.stderr,
+        &[&file.display().to_string(), "writable by other users"],
+    );
+    let r = keep_last_decides(&w);
+    assert_mentions(&r.stderr, &["keep_last.wasm: loaded from the cache"]);
+
+    std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+    let r = keep_last_decides(&w);
+    common::assert_lacks(&r.stderr, &["loaded from the cache"]);
+    assert_mentions(
+        &r.stderr,
+        &[&file.display().to_string(), "owned by another user"],
+    );
+}
+
+/// Outside review of issue 8, item 4: a hook that fails on a `pre-` event
+/// (traps, runs out of a limit) with on_error = "fail" fails the run (exit
+/// 1, "failed"); only the hook's own error answer is a veto (exit 3).
+#[test]
+fn a_failing_pre_hook_is_a_failure_not_a_veto() {
+    for (mode, limits, cause) in [
+        ("trap", "", "it trapped"),
+        ("spin", "fuel = 10_000_000", "it ran out of fuel"),
+    ] {
+        let mut w = hostile(
+            "[[hooks]]\nevents = [\"pre-db-backup\", \"pre-db-restore\"]",
+            mode,
+            limits,
+        );
+        let mark = w.path("dumped");
+        w.wrap_tool(
+            "sqlite3",
+            &format!("touch {}\nexec \"$REAL\" \"$@\"", mark.display()),
+        );
+        let r = w.run(&["dbbackup"]);
+        assert_eq!(r.code, 1, "{mode}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["hostile.wasm", "pre-db-backup", cause]);
+        common::assert_lacks(&r.stderr, &["vetoed", "veto"]);
+        assert!(!mark.exists(), "{mode}: the dump ran");
+        assert_eq!(w.names(None).len(), 2);
+        let r = w.run(&["dbrestore", "--noinput"]);
+        assert_eq!(r.code, 1, "{mode}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["hostile.wasm", "pre-db-restore", cause]);
+        common::assert_lacks(&r.stderr, &["vetoed", "veto"]);
+        assert!(!mark.exists(), "{mode}: the restore ran");
+    }
+}
+
+/// Outside review of issue 8, item 5: what a failure says is true. A guest's
+/// exit(3) is not reported as exit(1) (WASI 0.2 carries only success or
+/// failure); an answer beyond what the runtime copies out of a guest in one
+/// call is not reported as larger than an output_kib it is not larger than.
+#[test]
+fn exit_codes_and_oversized_answers_are_reported_truthfully() {
+    let w = world();
+    let input = role_input(&w, "naming", r#""mode":"exit3""#, "", NOW);
+    let args = policy_test_args("naming", &input);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = w.run(&args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &["hostile.wasm", "called exit with a failure status"],
+    );
+    common::assert_lacks(&r.stderr, &["exit(1)"]);
+
+    // 20 reasons of 8 MiB: 160 MiB, under an output_kib of 1 GiB.
+    let backups: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"name":"b{i}","created":"2024-01-01T00:00:{i:02}Z"}}"#))
+        .collect();
+    let input = w.path("huge.json");
+    std::fs::write(
+        &input,
+        format!(
+            r#"{{"config":{{"mode":"huge-reason"}},"limits":{{"output_kib":1048576,"memory_mib":512,"deadline_ms":60000}},"backups":[{}]}}"#,
+            backups.join(",")
+        ),
+    )
+    .unwrap();
+    let args = policy_test_args("retention", &input);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = w.run(&args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &["its answer is larger than the runtime can take from a guest in one call"],
+    );
+    common::assert_lacks(&r.stderr, &["1048576 KiB", "trapped", "hostcalls"]);
+}

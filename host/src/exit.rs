@@ -16,7 +16,9 @@ pub enum ExitCode {
     /// The command line or the config file is wrong.
     Usage = 2,
     /// A restore was refused: by the user at the prompt, for lack of a
-    /// terminal without --noinput, or by a policy.
+    /// terminal without --noinput, or by a policy; or an operation was
+    /// vetoed by a hook (its error answer to a `pre-` event; a hook that
+    /// fails is `Failed`).
     Refused = 3,
     /// A backup's size or SHA-256 does not match its integrity record.
     Integrity = 4,

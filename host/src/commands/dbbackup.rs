@@ -54,8 +54,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     pre.database = Some(db.alias.clone());
     pre.backup = Some(name.clone());
     ctx.policies
-        .emit(&pre)
-        .map_err(|e| exit::refused(format!("backup of `{}` vetoed by a hook: {e:#}", db.alias)))?;
+        .emit_pre(&pre, &format!("backup of `{}`", db.alias))?;
 
     let started = Instant::now();
     let outcome = stream_and_publish(ctx, &catalog, db, &name, &run, now);

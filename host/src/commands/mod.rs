@@ -132,9 +132,10 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
-/// Runs `body` between lifecycle events: `pre` first (a hook's error is a
-/// veto: nothing runs), then `post` on success or `failed` with the error,
-/// each carrying the time taken. A hook failing on `failed` is only logged:
+/// Runs `body` between lifecycle events: `pre` first (a hook's error answer
+/// is a veto, exit 3; a hook that fails, exit 1: nothing runs either way),
+/// then `post` on success or `failed` with the error, each carrying the
+/// time taken. A hook failing on `failed` is only logged:
 /// the command's own error is the one to report.
 pub fn with_events<T>(
     ctx: &Context,
@@ -143,11 +144,9 @@ pub fn with_events<T>(
     (post, failed): (EventKind, EventKind),
     body: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    ctx.policies.emit(&pre).map_err(|e| {
-        exit::refused(format!(
-            "{what} vetoed by a hook: {e:#}; nothing was changed"
-        ))
-    })?;
+    ctx.policies
+        .emit_pre(&pre, what)
+        .map_err(|e| exit::with_note(e, "nothing was changed"))?;
     let started = std::time::Instant::now();
     let outcome = body();
     let mut done = pre;

@@ -43,9 +43,9 @@ pub enum OnError {
 #[serde(deny_unknown_fields)]
 pub struct HookSection {
     pub module: PathBuf,
-    /// Event names such as "pre-db-backup", or "all" (the default).
+    /// Event names such as "pre-db-backup", or "all"; left out: all.
     #[serde(default)]
-    pub events: Vec<String>,
+    pub events: Option<Vec<String>>,
     #[serde(default)]
     pub on_error: OnError,
     #[serde(default)]
@@ -112,23 +112,39 @@ impl PolicyConfig {
             let key = format!("hooks[{i}]");
             let module = module_spec(&h.module, &h.config, &h.limits, config_dir)
                 .map_err(|why| (key.clone(), why))?;
-            let events = if h.events.is_empty() || h.events.iter().any(|e| e == "all") {
-                None
-            } else {
-                let mut kinds = Vec::new();
-                for name in &h.events {
-                    let kind = EventKind::parse(name).ok_or_else(|| {
-                        (
-                            format!("{key}.events"),
-                            format!(
-                                "`{name}` is not an event; use \"all\" or some of: {}",
-                                EventKind::ALL.map(|k| k.as_str()).join(", ")
-                            ),
-                        )
-                    })?;
-                    kinds.push(kind);
+            let events = match h.events.as_deref() {
+                None => None,
+                // An empty list would read as "no events" to some and "all"
+                // to others; a hook vetoing every backup is the price of the
+                // wrong guess.
+                Some([]) => {
+                    return Err((
+                        format!("{key}.events"),
+                        "`events = []` names no event: leave `events` out for all events, \
+                         or list some, e.g. events = [\"pre-db-backup\"]"
+                            .into(),
+                    ))
                 }
-                Some(kinds)
+                Some(names) if names.iter().any(|e| e == "all") => None,
+                Some(names) => Some(
+                    names
+                        .iter()
+                        .enumerate()
+                        .map(|(n, name)| {
+                            // Named by its place: values of hook keys are
+                            // never shown.
+                            EventKind::parse(name).ok_or_else(|| {
+                                (
+                                    format!("{key}.events[{n}]"),
+                                    format!(
+                                        "is not an event; use \"all\" or some of: {}",
+                                        EventKind::ALL.map(|k| k.as_str()).join(", ")
+                                    ),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
             };
             out.hooks.push(HookSpec {
                 module,
@@ -231,5 +247,19 @@ mod tests {
         assert_eq!(r.config_json, "{\"keep\":3}");
         assert_eq!(r.limits.memory_bytes, 16 << 20);
         assert_eq!(c.policies.hooks[0].events, None);
+    }
+
+    /// Outside review of issue 8, item 3: `events = []` meant every event
+    /// (a hook answering an error vetoed every backup). It is refused.
+    #[test]
+    fn an_empty_events_list_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"").unwrap();
+        let m = err("[[hooks]]\nmodule = \"p.wasm\"\nevents = []\n", dir.path());
+        assert!(
+            m.contains("hooks[0].events")
+                && m.contains("leave `events` out for all events, or list some"),
+            "{m}"
+        );
     }
 }

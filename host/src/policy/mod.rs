@@ -6,6 +6,7 @@
 //! y/N prompt, no hooks). The WebAssembly runtime plugs in behind it.
 
 pub mod bindings;
+pub mod cache;
 pub mod config;
 pub mod limits;
 pub mod runtime;
@@ -402,10 +403,46 @@ impl Policies {
         Ok(from_guest_approval(answer, &p.module.name))
     }
 
-    /// Sends an event to the hooks. For a "pre" event, an `Err` is a veto
-    /// whose message is the reason; for others, a failing hook with
-    /// `on_error = "fail"`.
+    /// Sends a `pre-` event to the hooks before the operation `what` (e.g.
+    /// "backup of `default`"). A hook's error answer is a veto: refused,
+    /// exit 3. A hook that fails to answer (traps, runs out of a limit)
+    /// with `on_error = "fail"` is a failure, exit 1 (130 if interrupted):
+    /// the operation does not start either way.
+    pub fn emit_pre(&self, event: &Event, what: &str) -> Result<()> {
+        match self.deliver(event) {
+            Ok(()) => Ok(()),
+            Err(HookStop::Veto {
+                module,
+                event,
+                reason,
+            }) => Err(crate::exit::refused(format!(
+                "{what} vetoed by hook {module} on {event}: {}",
+                escape(&reason)
+            ))),
+            Err(HookStop::Failed(e)) => {
+                Err(crate::exit::failed(format!("{what} not started: {e:#}")))
+            }
+        }
+    }
+
+    /// Sends an event (not a `pre-` one: see [`Policies::emit_pre`]) to the
+    /// hooks; an error is a hook that failed with `on_error = "fail"`.
     pub fn emit(&self, event: &Event) -> Result<()> {
+        match self.deliver(event) {
+            Ok(()) => Ok(()),
+            Err(HookStop::Veto {
+                module,
+                event,
+                reason,
+            }) => Err(anyhow!("hook {module} vetoed {event}: {}", escape(&reason))),
+            Err(HookStop::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Delivers an event to the hooks that subscribe to it, in order; stops
+    /// at a veto (an error answer to a `pre-` event) or at a hook that
+    /// fails with `on_error = "fail"`.
+    fn deliver(&self, event: &Event) -> Result<(), HookStop> {
         tracing::debug!(event = event.kind.as_str(), database = ?event.database, backup = ?event.backup, "event");
         let subscribed = self.hooks.iter().filter(|h| {
             h.events
@@ -419,12 +456,11 @@ impl Policies {
             let failure = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(reason)) if event.kind.is_pre() => {
-                    return Err(anyhow!(
-                        "hook {} vetoed {}: {}",
-                        p.module.name,
-                        event.kind.as_str(),
-                        escape(&reason)
-                    ));
+                    return Err(HookStop::Veto {
+                        module: p.module.name.clone(),
+                        event: event.kind.as_str(),
+                        reason,
+                    });
                 }
                 Ok(Err(reason)) => anyhow!(
                     "hook {} failed on {}: {}",
@@ -439,11 +475,24 @@ impl Policies {
                 OnError::Warn if !crate::interrupt::interrupted() => {
                     tracing::warn!("{failure:#} (on_error = \"warn\": going on)")
                 }
-                OnError::Warn | OnError::Fail => return Err(failure),
+                OnError::Warn | OnError::Fail => return Err(HookStop::Failed(failure)),
             }
         }
         Ok(())
     }
+}
+
+/// Why delivering an event stopped.
+enum HookStop {
+    /// A hook answered an error to a `pre-` event: its answer, not a failure.
+    Veto {
+        module: String,
+        event: &'static str,
+        reason: String,
+    },
+    /// A hook failed (or answered an error to another event) and its
+    /// `on_error` is "fail".
+    Failed(anyhow::Error),
 }
 
 fn from_guest_approval(answer: restore_approval::Approval, module: &str) -> Approval {

@@ -1,6 +1,7 @@
 //! The WebAssembly sandbox: one Engine per process, modules compiled once and
-//! cached on disk, a fresh Store and instance for every call, and the limits
-//! (fuel, memory, deadline, log and output size) that contain a guest.
+//! cached on disk (`super::cache`), a fresh Store and instance for every
+//! call, and the limits (fuel, memory, deadline, log and output size) that
+//! contain a guest.
 //!
 //! A call runs as a future on a small current-thread tokio runtime, under a
 //! timeout and beside a wait on the interrupt: a guest waiting inside WASI (a
@@ -11,7 +12,7 @@
 //! from the call's input, so the same input gives the same decision.
 
 use std::future::Future;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -27,6 +28,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, hooks, host, naming, restore_approval, retention};
+use super::cache::{Cache, Lookup, Untrusted};
 use super::limits::Limits;
 use super::text::escape;
 
@@ -54,10 +56,20 @@ pub enum GuestFailure {
     LogFlood(u64),
     #[error("its answer is larger than {0} KiB; raise limits.output_kib if that is expected")]
     OutputTooLarge(u64),
+    /// Over what wasmtime copies out of a guest in one call, which is more
+    /// than `output_kib` allows only when `output_kib` is set above it.
+    #[error(
+        "its answer is larger than the runtime can take from a guest in one call \
+         ({} MiB), whatever limits.output_kib says",
+        HOSTCALL_BYTES >> 20
+    )]
+    OutputBeyondRuntime,
     // Guest text is shown escaped: see `super::text`.
     #[error("it trapped: {}", escape(.0))]
     Trap(String),
-    #[error("it called exit({0}) instead of returning an answer")]
+    /// The status wasmtime reports: WASI 0.2's `exit` carries success or
+    /// failure only (a guest's exit(3) arrives as failure, as 1).
+    #[error("{}", exited(*.0))]
     Exited(i32),
     #[error("it returned an error: {}", escape(.0))]
     Returned(String),
@@ -67,6 +79,21 @@ pub enum GuestFailure {
     MissingRole(&'static str),
     #[error("it was stopped by the interrupt (Ctrl-C, SIGTERM or SIGHUP)")]
     Interrupted,
+}
+
+/// What the runtime copies out of a guest in one call at most (wasmtime's
+/// hostcall fuel), set on every Store so that messages can name it.
+const HOSTCALL_BYTES: usize = 128 << 20;
+
+fn exited(status: i32) -> String {
+    match status {
+        0 => "it called exit(0) instead of returning an answer".into(),
+        // What `exit(Err)` gives: the guest's own code is not passed on.
+        1 => "it called exit with a failure status instead of returning an answer \
+              (WASI 0.2 passes only success or failure, not the code)"
+            .into(),
+        n => format!("it called exit({n}) instead of returning an answer"),
+    }
 }
 
 /// A failure of one module in one role; the message names both, and the
@@ -223,7 +250,7 @@ impl ResourceLimiter for MemoryCap {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
-    cache_dir: Option<PathBuf>,
+    cache: Option<Cache>,
 }
 
 impl Runtime {
@@ -260,10 +287,11 @@ impl Runtime {
                 ticker.increment_epoch();
             })
             .context("starting the epoch ticker")?;
+        let cache = cache_dir().map(|dir| Cache::new(dir, &engine));
         Ok(Runtime {
             engine,
             linker,
-            cache_dir: cache_dir(),
+            cache,
         })
     }
 
@@ -276,7 +304,7 @@ impl Runtime {
         })?;
         check_component(path, &bytes)?;
         let name = module_name(path);
-        let component = self.compile_cached(&bytes).map_err(|e| {
+        let component = self.compile_cached(&name, &bytes).map_err(|e| {
             crate::exit::usage(format!(
                 "policy module {} is not a WebAssembly component rcbackup can compile ({}): \
                  a damaged file, or one that needs features this runtime lacks; {BUILD_HINT}",
@@ -305,52 +333,62 @@ impl Runtime {
         })
     }
 
-    /// Compiles `bytes` and writes the result to the cache; returns where.
+    /// Compiles `bytes` and writes the result to the cache; returns where,
+    /// or `None` without a cache folder. An error is the module's (it does
+    /// not compile) or the cache's (the folder cannot be trusted or written).
     pub fn precompile(&self, bytes: &[u8]) -> Result<Option<PathBuf>> {
-        let Some(path) = self.cache_path(bytes) else {
+        let Some(cache) = &self.cache else {
             return Ok(None);
         };
         let compiled = self
             .engine
             .precompile_component(bytes)
             .map_err(anyhow::Error::from)?;
-        write_atomically(&path, &compiled)?;
-        Ok(Some(path))
+        cache.store(bytes, &compiled).map(Some).inspect_err(|e| {
+            if e.is::<Untrusted>() {
+                // The caller reports it: no warning besides.
+                cache.said_untrusted();
+            }
+        })
     }
 
-    fn compile_cached(&self, bytes: &[u8]) -> Result<Component> {
-        if let Some(path) = self.cache_path(bytes) {
-            if path.exists() {
-                // SAFETY: the file is one rcbackup wrote into its own cache,
-                // keyed by the module's hash and this engine's settings; a
-                // file that does not match is rejected by wasmtime's checks.
-                match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                    Ok(c) => return Ok(c),
-                    Err(e) => tracing::debug!("ignoring cache entry {}: {e}", path.display()),
+    /// The module from the cache (see `super::cache`), else compiled and,
+    /// where the cache can be trusted, stored there.
+    fn compile_cached(&self, name: &str, bytes: &[u8]) -> Result<Component> {
+        let started = Instant::now();
+        let writable = match &self.cache {
+            None => false,
+            Some(cache) => match cache.lookup(&self.engine, name, bytes) {
+                Lookup::Hit(component, path) => {
+                    tracing::debug!(
+                        "policy module {name}: loaded from the cache ({}) in {:.2} ms",
+                        path.display(),
+                        started.elapsed().as_secs_f64() * 1e3
+                    );
+                    return Ok(component);
                 }
-            }
-            match self.precompile(bytes) {
-                Ok(_) => {
-                    // SAFETY: as above, just written by us.
-                    if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, &path) } {
-                        return Ok(c);
-                    }
-                }
-                Err(e) => tracing::debug!("cannot cache a compiled policy: {e:#}"),
+                Lookup::Miss { writable } => writable,
+            },
+        };
+        let component = Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?;
+        tracing::debug!(
+            "policy module {name}: compiled in {} ms",
+            started.elapsed().as_millis()
+        );
+        if let (true, Some(cache)) = (writable, &self.cache) {
+            match component
+                .serialize()
+                .map_err(anyhow::Error::from)
+                .and_then(|compiled| cache.store(bytes, &compiled))
+            {
+                Ok(path) => tracing::debug!("cached {name} in {}", path.display()),
+                Err(e) => match e.downcast_ref::<Untrusted>() {
+                    Some(why) => cache.warn_untrusted(why),
+                    None => tracing::debug!("cannot cache a compiled policy: {e:#}"),
+                },
             }
         }
-        Component::new(&self.engine, bytes).map_err(anyhow::Error::from)
-    }
-
-    /// The cache file of a module: its content hash and the engine's
-    /// compatibility hash (wasmtime version and settings).
-    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
-        let dir = self.cache_dir.as_ref()?;
-        let content = hex::encode(Sha256::digest(bytes));
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        env!("CARGO_PKG_VERSION").hash(&mut h);
-        Some(dir.join(format!("{content}-{:016x}.cwasm", h.finish())))
+        Ok(component)
     }
 
     /// A fresh Store for one call, with the limits in force; its deadline
@@ -406,6 +444,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
+        store.set_hostcall_fuel(HOSTCALL_BYTES);
         store.set_fuel(limits.fuel).expect("fuel is enabled");
         // A guest computing is stopped here, at every tick: by wall-clock
         // time (counting ticks alone would stretch the deadline on a loaded
@@ -713,14 +752,6 @@ fn cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("rcbackup").join("policies"))
-}
-
-fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("cache file has a folder");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The module's file name, as errors and logs call it.
@@ -1085,8 +1116,15 @@ fn classify(e: &wasmtime::Error, limits: &Limits, stdio: &Stdio) -> GuestFailure
             } else if text.contains("too much data is being copied between the host and the guest")
             {
                 // wasmtime's bound on what one call copies out of the guest
-                // (its error type is private): the answer was too large.
-                GuestFailure::OutputTooLarge(limits.output_bytes >> 10)
+                // (its error type is private): the answer was too large. It
+                // is surely over output_kib only if output_kib is well below
+                // the bound: the runtime counts a list's element layout too
+                // (20 bytes for a decision), output_kib only the text.
+                if limits.output_bytes.saturating_mul(32) <= HOSTCALL_BYTES as u64 {
+                    GuestFailure::OutputTooLarge(limits.output_bytes >> 10)
+                } else {
+                    GuestFailure::OutputBeyondRuntime
+                }
             } else {
                 GuestFailure::Trap(text)
             }

@@ -12,8 +12,11 @@ struct Config {
     within: String,
 }
 
-/// "1d12h" -> seconds.
+/// "1d12h" -> seconds. The error says what is wrong without quoting the
+/// value: config values are never shown.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
+    const EXPECTED: &str = "expected a duration such as \"30d\" or \"1d12h\": \
+         numbers, each followed by a unit s, m, h, d or w";
     let mut total: i64 = 0;
     let mut digits = String::new();
     for c in text.trim().chars() {
@@ -27,18 +30,20 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             'h' => 3600,
             'd' => 86_400,
             'w' => 7 * 86_400,
-            _ => return Err(format!("`{text}`: unknown unit `{c}`; use s, m, h, d or w")),
+            _ => {
+                return Err(format!(
+                    "config key `within` has an unknown unit; {EXPECTED}"
+                ))
+            }
         };
         let n: i64 = digits
             .parse()
-            .map_err(|_| format!("`{text}`: a number must come before `{c}`"))?;
+            .map_err(|_| format!("config key `within` has a unit without a number; {EXPECTED}"))?;
         total = total.saturating_add(n.saturating_mul(unit));
         digits.clear();
     }
     if !digits.is_empty() || total <= 0 {
-        return Err(format!(
-            "`{text}` is not a duration such as \"30d\" or \"1d12h\""
-        ));
+        return Err(format!("config key `within` is not a duration; {EXPECTED}"));
     }
     Ok(total)
 }

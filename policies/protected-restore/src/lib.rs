@@ -35,14 +35,15 @@ struct Window {
 
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-fn minutes(hhmm: &str) -> Result<i64, String> {
-    let (h, m) = hhmm
-        .split_once(':')
-        .ok_or_else(|| format!("`{hhmm}` is not HH:MM"))?;
-    let h: i64 = h.parse().map_err(|_| format!("`{hhmm}` is not HH:MM"))?;
-    let m: i64 = m.parse().map_err(|_| format!("`{hhmm}` is not HH:MM"))?;
+/// Minutes since midnight of the config key `key` (`window.start`); the
+/// error names the key, never the value.
+fn minutes(hhmm: &str, key: &str) -> Result<i64, String> {
+    let bad = || format!("config key `{key}` is not a time of day HH:MM, e.g. \"02:00\"");
+    let (h, m) = hhmm.split_once(':').ok_or_else(bad)?;
+    let h: i64 = h.parse().map_err(|_| bad())?;
+    let m: i64 = m.parse().map_err(|_| bad())?;
     if !(0..24).contains(&h) || !(0..60).contains(&m) {
-        return Err(format!("`{hhmm}` is not a time of day"));
+        return Err(bad());
     }
     Ok(h * 60 + m)
 }
@@ -53,13 +54,19 @@ impl Window {
         // 1970-01-01 was a Thursday (index 3).
         let weekday = WEEKDAYS[(days + 3).rem_euclid(7) as usize];
         let minute = now.rem_euclid(86_400) / 60;
-        let (start, end) = (minutes(&self.start)?, minutes(&self.end)?);
+        let (start, end) = (
+            minutes(&self.start, "window.start")?,
+            minutes(&self.end, "window.end")?,
+        );
         let day_ok = match &self.weekday {
             None => true,
             Some(w) => {
                 let w = w.to_ascii_lowercase();
-                if !WEEKDAYS.contains(&&w[..w.len().min(3)]) {
-                    return Err(format!("weekday `{w}` is not one of {WEEKDAYS:?}"));
+                if w.len() < 3 || !WEEKDAYS.iter().any(|d| w.starts_with(d)) {
+                    return Err(format!(
+                        "config key `window.weekday` is not a day of the week; expected one of {}",
+                        WEEKDAYS.join(", ")
+                    ));
                 }
                 w.starts_with(weekday)
             }

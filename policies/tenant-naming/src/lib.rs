@@ -57,10 +57,9 @@ impl Naming for TenantNaming {
     fn naming(ctx: NamingContext) -> Result<String, String> {
         let config: Config = rcbackup_guest::config()?;
         if !config.template.contains("{datetime}") {
-            return Err(format!(
-                "template `{}` must contain {{datetime}} so names do not collide",
-                config.template
-            ));
+            return Err(
+                "config key `template` must contain {datetime} so that names do not collide".into(),
+            );
         }
         let tenant = ctx.tenant.as_deref().unwrap_or(&config.no_tenant);
         Ok(config

@@ -179,6 +179,7 @@ fn misbehave() -> String {
             mode
         }
         "exit0" => std::process::exit(0),
+        "exit3" => std::process::exit(3),
         other => other.to_string(),
     }
 }
