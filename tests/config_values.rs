@@ -164,6 +164,18 @@ fn log_flags_win_over_rcbackup_log() {
     assert_mentions(&plain.stderr, &["DEBUG"]);
     let help = w.ok(&["--help"]).stdout;
     assert_mentions(&help, &["RCBACKUP_LOG"]);
+    // A filter that does not parse was ignored without a word.
+    let bad = Run::from(
+        w.command(&["listbackups"])
+            .env("RCBACKUP_LOG", "rcbackup=[")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(bad.code, 0, "{}", bad.stderr);
+    assert_mentions(
+        &bad.stderr,
+        &["RCBACKUP_LOG is not a log filter", "RCBACKUP_LOG=debug"],
+    );
 }
 
 /// Item 23: django-dbbackup's `dbbackup --noinput` (and `mediabackup

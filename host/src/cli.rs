@@ -16,7 +16,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// More log output (-v debug, -vv trace). Wins over RCBACKUP_LOG.
+    /// More log output (-v debug, -vv trace with seconds since start). Wins over RCBACKUP_LOG.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

@@ -208,6 +208,13 @@ impl Config {
 
     fn entry(&self, alias: Option<&str>) -> Result<&DatabaseEntry> {
         if let Some(a) = alias {
+            if a.contains(',') && !self.databases.contains_key(a) {
+                return Err(exit::usage(format!(
+                    "-d takes one database alias per run, not a list (`{}`); run rcbackup once per alias, e.g. for d in {}; do rcbackup dbbackup -d \"$d\"; done",
+                    crate::naming::printable(a),
+                    crate::naming::printable(&a.split(',').map(str::trim).collect::<Vec<_>>().join(" "))
+                )));
+            }
             return self.databases.get(a).ok_or_else(|| {
                 exit::usage(format!(
                     "no database `{a}` in {}; configured: {}. Add a [databases.{a}] section or pick one of those",
@@ -1185,6 +1192,13 @@ mod tests {
         assert!(m.contains("databases.main"), "{m}");
         let m = err("remote = \"b:\"\n[databases.main]\nengine = \"sqlite\"\nname = \"x\"\npasword_env = \"P\"\n");
         assert!(m.contains("pasword_env"), "{m}");
+        let c = Config::parse(
+            "remote = \"b:\"\n[databases.default]\nengine = \"sqlite\"\nname = \"x\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let m = format!("{:#}", c.database(Some("default,other")).unwrap_err());
+        assert!(m.contains("one database alias per run"), "{m}");
         // An alias with a right-to-left override or a newline is shown
         // escaped, never applied.
         // (TOML escapes: the key holds the characters themselves.)

@@ -534,6 +534,15 @@ fn parse_url(u: &str) -> std::result::Result<UrlParts, String> {
     if name.contains('\0') {
         return Err("the database name in the URL holds a NUL byte (%00); remove it".into());
     }
+    if parsed.fragment().is_some() {
+        // Most often a `#` in a password, which cuts the URL there.
+        return Err("the URL has a `#` part, which no database tool reads; a `#` inside the password or name must be written %23".into());
+    }
+    if parsed.port() == Some(0) {
+        return Err(
+            "the URL gives port 0; give the server's port (e.g. :5432) or leave it out".into(),
+        );
+    }
     let user = Some(parsed.username())
         .filter(|s| !s.is_empty())
         .map(decode);
@@ -948,6 +957,21 @@ mod tests {
         for host in ["::1", "db.internal", "/var/run/postgresql"] {
             section(&|s| s.host = Some(host.into())).unwrap();
         }
+    }
+
+    /// A `#` in a password cut the URL there without a word; port 0 failed
+    /// only when the dump ran.
+    #[test]
+    fn a_url_fragment_or_port_zero_is_refused_unshown() {
+        for u in [
+            "postgres://u:Zq9#pw@h/app",
+            "postgres://u@h/app#x",
+            "postgres://u:Zq9@h:0/app",
+        ] {
+            let e = parse_url(u).err().unwrap_or_else(|| panic!("{u} accepted"));
+            assert!(!e.contains("Zq9"), "{e}");
+        }
+        assert!(parse_url("postgres://u:Zq9%23pw@h/app").is_ok());
     }
 
     #[test]

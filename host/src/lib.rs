@@ -78,10 +78,20 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     // -q and -v win; RCBACKUP_LOG is the finer control when neither is given.
+    let mut bad_env = None;
     let from_env = if quiet || verbose > 0 {
         None
     } else {
-        tracing_subscriber::EnvFilter::try_from_env("RCBACKUP_LOG").ok()
+        match std::env::var("RCBACKUP_LOG") {
+            Ok(v) if !v.trim().is_empty() => match tracing_subscriber::EnvFilter::try_new(&v) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    bad_env = Some(e.to_string());
+                    None
+                }
+            },
+            _ => None,
+        }
     };
     let filter = from_env
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(format!("rcbackup={level},warn")));
@@ -101,4 +111,10 @@ fn init_logging(verbose: u8, quiet: bool) {
     } else {
         builder.without_time().try_init()
     };
+    if let Some(why) = bad_env {
+        tracing::warn!(
+            "RCBACKUP_LOG is not a log filter rcbackup understands ({}); logging at info. Use e.g. RCBACKUP_LOG=debug or RCBACKUP_LOG=rcbackup=trace",
+            naming::printable(&why)
+        );
+    }
 }
