@@ -671,11 +671,7 @@ fn template_of_length(len: usize) -> String {
 fn every_object_of_a_backup_fits_a_crypt_remote() {
     let mut world = World::new(Remote::Crypt);
     world.seeded_sqlite("default", 50);
-    let dumped = world.path("dumped");
-    world.wrap_tool(
-        "sqlite3",
-        &format!("touch '{}'; exec \"$REAL\" \"$@\"", dumped.display()),
-    );
+    let dumped = world.mark_runs_of("sqlite3");
     let limit = 120;
     for len in [143, 130, limit + 1] {
         world.settings = format!(
@@ -736,11 +732,7 @@ fn every_object_of_a_backup_fits_a_crypt_remote() {
 fn template_names_with_hidden_or_special_characters_are_refused() {
     let mut world = World::new(Remote::Local);
     world.seeded_sqlite("default", 5);
-    let dumped = world.path("dumped");
-    world.wrap_tool(
-        "sqlite3",
-        &format!("touch '{}'; exec \"$REAL\" \"$@\"", dumped.display()),
-    );
+    let dumped = world.mark_runs_of("sqlite3");
     for (template, shown, cause) in [
         (
             "{database}-{datetime}\\u202Egpj.{ext}",

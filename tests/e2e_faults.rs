@@ -553,10 +553,7 @@ fn flipped_bytes_refused_mariadb_before_anything_changes() {
 /// a failed dump with the server's complaint (`says`), no password in the
 /// output, nothing stored on the remote.
 fn wrong_password(world: &mut World, tool: &str, says: &str) {
-    world.env.retain(|(k, _)| k != PASSWORD_VAR);
-    world
-        .env
-        .push((PASSWORD_VAR.into(), "not-the-password".into()));
+    world.set_env(PASSWORD_VAR, "not-the-password".into());
     let r = world.run(&["dbbackup"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(

@@ -276,14 +276,13 @@ fn postgres_url_sslmode_reaches_libpq() {
     assert!(world.list(None).is_empty());
 
     // An accepted parameter that the server can meet: the backup works.
-    world.env.retain(|(k, _)| k != "APP_DATABASE_URL");
-    world.env.push((
-        "APP_DATABASE_URL".into(),
+    world.set_env(
+        "APP_DATABASE_URL",
         format!(
             "postgres://{DB_USER}:{DB_PASSWORD}@127.0.0.1:5432/{}?sslmode=require&application_name=rcbackup-test",
             db.0
         ),
-    ));
+    );
     world.ok(&["dbbackup"]);
     assert_eq!(world.list(None).len(), 1);
 }
@@ -329,14 +328,13 @@ fn mariadb_url_ssl_mode_reaches_the_client() {
     assert!(world.list(None).is_empty());
 
     // DISABLED is honoured too, and the backup works.
-    world.env.retain(|(k, _)| k != "APP_DATABASE_URL");
-    world.env.push((
-        "APP_DATABASE_URL".into(),
+    world.set_env(
+        "APP_DATABASE_URL",
         format!(
             "mysql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:3306/{}?ssl-mode=DISABLED&charset=utf8mb4",
             db.0
         ),
-    ));
+    );
     world.ok(&["dbbackup"]);
     assert_eq!(world.list(None).len(), 1);
 }

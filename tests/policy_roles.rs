@@ -348,16 +348,6 @@ fn policy_test(w: &World, module_path: &Path, role: &str, body: &str) -> common:
     ])
 }
 
-/// A sqlite3 that leaves a mark before dumping: proves whether a dump ran.
-fn mark_dumps(w: &mut World) -> std::path::PathBuf {
-    let mark = w.path("dumped");
-    w.wrap_tool(
-        "sqlite3",
-        &format!("touch {}\nexec \"$REAL\" \"$@\"", mark.display()),
-    );
-    mark
-}
-
 /// Item 12: a module built with the SDK exports only the roles its type
 /// implements, and one configured for another role is refused when the
 /// policies load, with exit 2, before any dump or restore.
@@ -368,7 +358,7 @@ fn a_module_configured_for_a_role_it_does_not_export_is_refused_at_load() {
 
     // An approval policy as retention: refused before the dump, not at cleanup.
     let mut w = world();
-    let mark = mark_dumps(&mut w);
+    let mark = w.mark_runs_of("sqlite3");
     add(
         &mut w,
         &format!(

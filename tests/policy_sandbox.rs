@@ -221,11 +221,7 @@ fn naming_with_a_path_stops_the_backup_before_the_dump() {
     ] {
         let mut w = hostile("[policies.naming]", mode, "");
         // A dump that leaves a mark proves whether it ran.
-        let mark = w.path("dumped");
-        w.wrap_tool(
-            "sqlite3",
-            &format!("touch {}\nexec \"$REAL\" \"$@\"", mark.display()),
-        );
+        let mark = w.mark_runs_of("sqlite3");
         let r = w.run(&["dbbackup"]);
         assert_eq!(r.code, 1, "{mode}: {}", r.stderr);
         assert!(
@@ -397,12 +393,8 @@ fn one_signal_stops_a_run_while_a_guest_waits_or_computes() {
         "sleep",
         "deadline_ms = 600_000",
     );
-    let mark = w.path("dumped");
     let mut w = w;
-    w.wrap_tool(
-        "sqlite3",
-        &format!("touch {}\nexec \"$REAL\" \"$@\"", mark.display()),
-    );
+    let mark = w.mark_runs_of("sqlite3");
     let r = signal_while_guest_waits(&w, &["dbbackup"], libc::SIGTERM);
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert!(!mark.exists(), "the dump ran after the interrupt");
@@ -688,11 +680,7 @@ fn a_failing_pre_hook_is_a_failure_not_a_veto() {
             mode,
             limits,
         );
-        let mark = w.path("dumped");
-        w.wrap_tool(
-            "sqlite3",
-            &format!("touch {}\nexec \"$REAL\" \"$@\"", mark.display()),
-        );
+        let mark = w.mark_runs_of("sqlite3");
         let r = w.run(&["dbbackup"]);
         assert_eq!(r.code, 1, "{mode}: {}", r.stderr);
         assert_mentions(&r.stderr, &["hostile.wasm", "pre-db-backup", cause]);

@@ -246,6 +246,13 @@ impl World {
         cmd
     }
 
+    /// Sets `key` in the environment rcbackup runs with, replacing an
+    /// earlier value.
+    pub fn set_env(&mut self, key: &str, value: String) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value));
+    }
+
     /// `rcbackup ARGS` on a pseudo-terminal (util-linux `script`), with the
     /// world's environment; stdout carries what the terminal showed.
     pub fn on_terminal_command(&self, args: &str) -> Command {
@@ -309,6 +316,17 @@ impl World {
             .filter(|b| b["status"] == "ok")
             .map(|b| b["name"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// Wraps `tool` so that each run leaves a mark first; the returned
+    /// path exists once the tool has been started (proof a dump ran).
+    pub fn mark_runs_of(&mut self, tool: &str) -> PathBuf {
+        let mark = self.path(&format!("{tool}-ran"));
+        self.wrap_tool(
+            tool,
+            &format!("touch '{}'\nexec \"$REAL\" \"$@\"", mark.display()),
+        );
+        mark
     }
 
     /// Writes an executable wrapper script named `tool` in a folder put
