@@ -512,6 +512,9 @@ fn an_interrupt_at_the_restore_prompt_cancels() {
 /// no --clean removed. The run undoes its work: exit 1, nothing left.
 #[test]
 fn an_rclone_error_after_the_move_leaves_nothing() {
+    if rclone_server_mode() {
+        return the_server_ending_after_the_move_leaves_nothing();
+    }
     for (what, body) in [
         (
             "moveto moved, then failed",
@@ -537,6 +540,34 @@ fn an_rclone_error_after_the_move_leaves_nothing() {
         assert_eq!(store_files(&world), before, "{what}: nothing left");
         assert_eq!(world.names(None).len(), 1, "{what}");
     }
+}
+
+/// The same with one server per run: the server ends (killed, as the OOM
+/// killer would) once the data object is in place. Writing the record
+/// fails with an error naming the server, and the run undoes the move with
+/// one rclone process per call: exit 1, nothing left, no server left.
+fn the_server_ending_after_the_move_leaves_nothing() {
+    let (world, _) = sqlite_world();
+    world.ok(&["dbbackup"]);
+    let before = store_files(&world);
+    let mut held = world.spawn_held(&["dbbackup"], "moved");
+    held.wait_at("moved");
+    let server = live_child(held.child.id(), "rclone", &["rcd"]).expect("the run's server");
+    sigkill(server);
+    wait_until(10, "the server to end", || !alive(server));
+    held.release("moved");
+    let r = held.finish();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[
+            "nothing was published",
+            "rclone server of this run",
+            "killed by signal 9",
+        ],
+    );
+    assert_eq!(store_files(&world), before, "nothing left");
+    assert_eq!(world.names(None).len(), 1);
 }
 
 /// A backup whose data object vanished from the remote (its record stays)
@@ -617,8 +648,14 @@ fn records_without_a_final_newline_are_read_in_one_go() {
     );
     assert_eq!(world.names(None).len(), 41);
     let calls = std::fs::read_to_string(&log).unwrap();
-    let cats = calls.lines().filter(|l| *l == "cat").count();
-    assert_eq!(cats, 1, "one read of the records folder: {calls}");
+    if rclone_server_mode() {
+        // Every record is one request to the run's server, read once:
+        // no rclone process but the server.
+        assert_eq!(calls.trim(), "rcd", "only the server ran: {calls}");
+    } else {
+        let cats = calls.lines().filter(|l| *l == "cat").count();
+        assert_eq!(cats, 1, "one read of the records folder: {calls}");
+    }
 }
 
 /// SIGTERM while `--clean` runs, after the backup was published: the

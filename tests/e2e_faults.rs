@@ -201,14 +201,18 @@ fn unreachable_remote_is_blamed_not_the_dump() {
     assert!(r.stderr.contains("gone:"), "{}", r.stderr);
 }
 
-/// The one `rclone rcat` into partial/ among `family`.
+/// The one rclone process carrying the upload among `family`: `rclone rcat`
+/// into partial/, or the run's server.
 fn uploader(family: &[(u32, String)]) -> u32 {
     let found: Vec<u32> = family
         .iter()
-        .filter(|(_, argv)| argv.contains("rcat") && argv.contains("partial"))
+        .filter(|(_, argv)| match rclone_server_mode() {
+            true => argv.starts_with("rclone rcd "),
+            false => argv.contains("rcat") && argv.contains("partial"),
+        })
         .map(|(p, _)| *p)
         .collect();
-    assert_eq!(found.len(), 1, "one rclone rcat into partial/: {family:?}");
+    assert_eq!(found.len(), 1, "one rclone carrying the upload: {family:?}");
     found[0]
 }
 
@@ -272,7 +276,7 @@ fn upload_dies_mid_stream(rest: &str) {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_mentions(
         &r.stderr,
-        &["upload failed", "rclone was killed by signal 9"],
+        &["upload failed", rclone_killed(), "killed by signal 9"],
     );
     assert_lacks(&r.stderr, &["dump failed"]);
     world.path_prefix.clear();
@@ -332,7 +336,8 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     // SIGKILL rcbackup itself: no handler runs.
     child.kill().unwrap();
     child.wait().unwrap();
-    // Its rclone children see their input end and finish on their own.
+    // Its rclone children see their input end and finish on their own (the
+    // run's server is killed with it by the kernel).
     wait_until(30, "rclone rcat to finish", || !alive(uploader));
     // Stop the slow dump, which is still sleeping.
     kill_leftovers(&family);

@@ -16,8 +16,12 @@
 //!   retention, and between deleting the old backup's data and its record.
 //!
 //! Combinations skipped, and why:
-//! - `KillChild` only at `dump-started`: at every other step no child of
-//!   the run is alive (rclone is called once per operation and has ended);
+//! - `KillChild` of the dump tool only at `dump-started`, and of rclone
+//!   only there with one rclone process per call: at every other step no
+//!   child of the run is alive (rclone is called once per operation and
+//!   has ended). With one rclone server per run (the default mode) the
+//!   server is killed at every step: the operation it was serving fails,
+//!   and the run goes on (and cleans up) with one process per call;
 //! - `RemoteFull` at `claimed` and `recorded`: what follows (a rename, a
 //!   delete) needs no space, so they are `moved` and `cleaning` again;
 //! - `Object` damage, each target once: the previous backup's object at
@@ -51,6 +55,9 @@ fn faults_at(engine: Engine, step: &str) -> Vec<Fault> {
     let mut out = vec![SigkillRcbackup, SigtermRcbackup];
     if step == "dump-started" {
         out.push(KillChild(engine.dump_tool()));
+        out.push(KillChild("rclone"));
+    } else if rclone_server_mode() {
+        // The run's server is alive at every step.
         out.push(KillChild("rclone"));
     }
     if matches!(
@@ -192,7 +199,13 @@ fn run_case(engine: Engine, step: &'static str, fault: Fault) {
     };
 
     let mut filler = None;
-    let hit = hit_process(&held, fault, engine.dump_tool(), "rcat", &family);
+    let hit = hit_process(
+        &held,
+        fault,
+        engine.dump_tool(),
+        rclone_carrier("rcat"),
+        &family,
+    );
     let released = !matches!(hit, Some(ProcessHit::RunSignalled));
     match fault {
         _ if hit.is_some() => {}

@@ -27,7 +27,10 @@
 //!   nothing can be left; SIGTERM there checks the run says so;
 //! - `KillChild` at `restore-started` (no child yet), `rclone` at
 //!   `restore-streamed` (cat has ended: its exit was checked), anything at
-//!   `restore-swap` (no child alive);
+//!   `restore-swap` (no child alive); with one rclone server per run
+//!   (the default mode) the server is alive at every step, and killing it
+//!   at `restore-started` and `restore-streamed` is walked too: the run goes
+//!   on with one process per call and the restore completes (exit 0);
 //! - `RemoteGone` at `restore-swap`: nothing is read after
 //!   `restore-streamed`, so it is that case again;
 //! - `Record` damage only at `restore-started`: the record is read before
@@ -79,6 +82,11 @@ fn faults_at(engine: Engine, step: &str) -> Vec<Fault> {
     match step {
         "restore-started" => {
             out.push(RemoteGone);
+            if rclone_server_mode() {
+                // The run's server, killed before the download: the run
+                // goes on with one rclone process per call.
+                out.push(KillChild("rclone"));
+            }
             out.extend([Object(Flip), Object(Truncate), Object(Delete)]);
             out.extend([Record(Flip), Record(Delete), Record(Duplicate)]);
             return out;
@@ -92,6 +100,11 @@ fn faults_at(engine: Engine, step: &str) -> Vec<Fault> {
         "restore-streamed" => {
             out.push(KillChild(engine.restore_tool()));
             out.push(RemoteGone);
+            if rclone_server_mode() {
+                // The run's server, killed once the stream matched: nothing
+                // more is read, the restore completes.
+                out.push(KillChild("rclone"));
+            }
         }
         "restore-swap" => {}
         _ => unreachable!("{step}"),
@@ -174,6 +187,7 @@ fn allowed_codes(step: &str, fault: Fault) -> &'static [i32] {
     match (step, fault) {
         (_, SigkillRcbackup) => &[-1],
         (_, SigtermRcbackup) => &[130],
+        ("restore-started" | "restore-streamed", KillChild("rclone")) => &[0],
         (_, KillChild(_)) => &[1],
         ("restore-started", RemoteGone) => &[1],
         ("restore-started", Object(Flip | Truncate)) => &[4],
@@ -237,7 +251,13 @@ fn run_case(engine: Engine, step: &'static str, fault: Fault) {
 
     let object = format!("db/{b0}");
     let record = format!("db/.rcbackup/records/{b0}.json");
-    let hit = hit_process(&held, fault, engine.restore_tool(), "cat", &family);
+    let hit = hit_process(
+        &held,
+        fault,
+        engine.restore_tool(),
+        rclone_carrier("cat"),
+        &family,
+    );
     let released = !matches!(hit, Some(ProcessHit::RunSignalled));
     match fault {
         _ if hit.is_some() => {

@@ -59,9 +59,12 @@ fn partial_dir(w: &World) -> PathBuf {
     w.store.join("db/.rcbackup/partial")
 }
 
-/// Logs every rclone call's argv, one line each, to the returned file.
+/// Logs every rclone call's argv, one line each, to the returned file; with
+/// one rclone server per run, every call rcbackup makes to it, in the same
+/// words (`cat PATH`, `rcat PATH`, ...), taken from its -v log.
 fn log_rclone(w: &mut World) -> PathBuf {
     let log = w.path("rclone-calls.log");
+    w.log_server_calls(&log);
     w.wrap_tool(
         "rclone",
         &format!(

@@ -260,7 +260,7 @@ impl<'a> Catalog<'a> {
         // Two independent rclone calls: run them side by side. The records
         // are read in one go, and each is then judged on its own.
         let (objects, joined) = std::thread::scope(|s| {
-            let joined = s.spawn(|| self.rclone.cat_folder(&self.records_dir(), "*.json"));
+            let joined = s.spawn(|| self.rclone.cat_folder(&self.records_dir(), ".json"));
             let objects = self.objects();
             (objects, joined.join().expect("listing thread"))
         });
@@ -1106,12 +1106,12 @@ mod tests {
     #[test]
     fn read_records_takes_fitting_lines_and_reads_the_rest_again() {
         let dir = tempfile::tempdir().unwrap();
-        let rclone = Rclone {
-            binary: "rclone".to_string(),
-            config: None,
-            flags: vec!["--config".to_string(), "/dev/null".to_string()],
-            remote: dir.path().display().to_string(),
-        };
+        let rclone = Rclone::new(
+            "rclone",
+            None,
+            vec!["--config".to_string(), "/dev/null".to_string()],
+            &dir.path().display().to_string(),
+        );
         let records = dir.path().join("db/.rcbackup/records");
         std::fs::create_dir_all(&records).unwrap();
         let line = |r: &BackupRecord| {
@@ -1160,12 +1160,7 @@ mod props {
     }
 
     fn rclone() -> Rclone {
-        Rclone {
-            binary: "rclone".to_string(),
-            config: None,
-            flags: Vec::new(),
-            remote: "r:".to_string(),
-        }
+        Rclone::new("rclone", None, Vec::new(), "r:")
     }
 
     fn secs() -> impl Strategy<Value = i64> {

@@ -55,6 +55,8 @@ pub struct World {
     pub path_prefix: Vec<PathBuf>,
     /// The webdav server of `Remote::Webdav`: set it to `None` to stop it.
     pub webdav: Option<Server>,
+    /// See [`World::log_server_calls`].
+    pub server_call_log: Option<PathBuf>,
 }
 
 /// A server the test started, killed when dropped.
@@ -163,6 +165,7 @@ impl World {
             settings: String::new(),
             path_prefix: Vec::new(),
             webdav,
+            server_call_log: None,
         }
     }
 
@@ -288,7 +291,32 @@ impl World {
 
     pub fn run(&self, args: &[&str]) -> Run {
         let out = self.command(args).output().unwrap();
-        Run::from(out)
+        let run = Run::from(out);
+        if let Some(log) = &self.server_call_log {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap();
+            for line in run.stderr.lines() {
+                if let Some((_, call)) = line.split_once("rclone call: ") {
+                    writeln!(f, "{call}").unwrap();
+                }
+            }
+        }
+        run
+    }
+
+    /// With one rclone server per run, appends each call a run made to it
+    /// (`cat PATH`, `rcat PATH`, ..., from its -v log) to `log`, one a line,
+    /// for every later [`World::run`]. Nothing in per-call mode, where a
+    /// wrapper sees each rclone process.
+    pub fn log_server_calls(&mut self, log: &Path) {
+        if rclone_server_mode() {
+            self.set_env("RCBACKUP_LOG", "rcbackup::rclone=debug".into());
+            self.server_call_log = Some(log.to_path_buf());
+        }
     }
 
     /// Runs and insists on exit code 0.
@@ -471,6 +499,34 @@ pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < until, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Whether runs in this test run reach rclone through one server per run
+/// (the default) or one process per call: `RCBACKUP_RCLONE_MODE`, which
+/// scripts/test.sh sets for its second pass and every run inherits.
+pub fn rclone_server_mode() -> bool {
+    std::env::var("RCBACKUP_RCLONE_MODE").as_deref() != Ok("per-call")
+}
+
+/// The rclone process that carries a transfer whose per-call verb is
+/// `verb` (`rcat` for an upload, `cat` for a download): the run's server
+/// (`rclone rcd`) in server mode.
+pub fn rclone_carrier(verb: &'static str) -> &'static str {
+    if rclone_server_mode() {
+        "rcd"
+    } else {
+        verb
+    }
+}
+
+/// What rcbackup names when the rclone process carrying a transfer was
+/// SIGKILLed.
+pub fn rclone_killed() -> &'static str {
+    if rclone_server_mode() {
+        "rclone server of this run (rclone rcd, pid"
+    } else {
+        "rclone was killed by signal 9"
     }
 }
 

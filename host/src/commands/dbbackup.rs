@@ -1,4 +1,4 @@
-//! `dbbackup`: dump | host (count, SHA-256) | rclone rcat into a partial
+//! `dbbackup`: dump | host (count, SHA-256) | upload (rclone) into a partial
 //! object, then publish, then (with --clean) apply retention.
 
 use std::process::Stdio;
@@ -19,6 +19,7 @@ use crate::naming::{check_file_name, check_object_path, printable, MAX_OBJECT_NA
 use crate::pipeline::{self, Digest, End};
 use crate::policy::{Event, EventKind, NamingContext};
 use crate::process::{widen_pipe, Proc};
+use crate::rclone::Upload;
 use crate::record::BackupRecord;
 use crate::retention;
 
@@ -183,7 +184,7 @@ fn planned_record(db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord
     BackupRecord::new(name, &db.alias, db.engine, 0, String::new(), now)
 }
 
-/// Runs the dump into rclone rcat, and publishes only if both succeeded,
+/// Runs the dump into the upload, and publishes only if both succeeded,
 /// under `name` or, if that is taken, a suffixed variant.
 fn stream_and_publish(
     ctx: &Context,
@@ -196,11 +197,11 @@ fn stream_and_publish(
     let partial = catalog.partial_path(name, run);
     let (tool, mut cmd) = engines::dump_command(db)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-    let mut upload = ctx.rclone.spawn_rcat(&partial)?;
+    let mut upload = ctx.rclone.upload(&partial)?;
     let dump = match Proc::spawn(&tool, &mut cmd) {
         Ok(p) => p,
         Err(e) => {
-            upload.kill();
+            upload.abandon();
             let _ = upload.wait();
             remove_quietly(ctx, &partial);
             return Err(e);
@@ -208,7 +209,7 @@ fn stream_and_publish(
     };
     tracing::debug!(
         dump = dump.id(),
-        upload = upload.id(),
+        upload = upload.pid(),
         "streaming to {}",
         ctx.rclone.path(&partial)
     );
@@ -228,7 +229,7 @@ fn stream_and_publish(
             if let Some(missing) = ctx.rclone.missing_remote() {
                 return Err(missing);
             }
-            // rcat may have stored what it got before the failure.
+            // The upload may have stored what it got before the failure.
             remove_quietly(ctx, &partial);
             return Err(e);
         }
@@ -254,19 +255,19 @@ fn stream_and_publish(
     }
 }
 
-/// Relays dump → rcat and names the first cause when either end fails;
+/// Relays dump → upload and names the first cause when either end fails;
 /// `dest` (the backup folder on the remote) is named when the upload fails.
 /// Every chunk also goes through `check`, the engine's dump framing: a dump
 /// that exited 0 but fails it (empty, no header or trailer, an error line)
 /// is a failed dump, and nothing is published.
 fn relay_and_judge(
     mut dump: Proc,
-    mut upload: Proc,
+    mut upload: Upload,
     dest: &str,
     mut check: engines::DumpCheck,
 ) -> Result<Digest> {
     let from = dump.take_stdout();
-    let mut to = upload.take_stdin();
+    let mut to = upload.take_input();
     widen_pipe(&from);
     widen_pipe(&to);
     let mut from = engines::CheckedRead {
@@ -278,7 +279,7 @@ fn relay_and_judge(
     let upload_died_first = AtomicBool::new(false);
     let (closed, died) = (&input_closed, &upload_died_first);
     let (end, digest, upload_end) = std::thread::scope(|s| {
-        // rcat only ends before its input closes if it failed. Stop the
+        // An upload only ends before its input closes if it failed. Stop the
         // dump then, not at its next write, which may be minutes away
         // (pg_dump waiting on a lock writes nothing).
         let watcher = s.spawn(move || {

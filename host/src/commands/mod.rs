@@ -31,7 +31,7 @@ pub struct Context {
 impl Context {
     pub fn load(cli: &Cli) -> Result<Context> {
         let config = Config::load(&config::locate(cli.config.as_deref()))?;
-        let rclone = Rclone::from_settings(&config.settings);
+        let rclone = Rclone::for_run(&config.settings)?;
         Ok(Context {
             rclone,
             policies: Policies::from_config(&config.policies)?,

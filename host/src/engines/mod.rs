@@ -130,23 +130,21 @@ impl Source<'_> {
             pending: last_pass,
         };
         let sink: &mut dyn Write = &mut watched;
-        let mut cat = self.rclone.spawn_cat(&self.path)?;
-        let mut out = cat.take_stdout();
-        crate::process::widen_pipe(&out);
+        let mut cat = self.rclone.download(&self.path)?;
         let limit = Some(self.record.size);
         let mut tally = Tally::default();
         let mut held = Vec::new();
         let mut stopped = None;
-        let mut end = pipeline::relay_holding_last(&mut out, sink, limit, &mut tally, &mut held);
+        let out = cat.reader();
+        let mut end = pipeline::relay_holding_last(out, sink, limit, &mut tally, &mut held);
         if let End::SinkFailed(e) = end {
             stopped = Some(e);
-            end = pipeline::relay_counted(&mut out, &mut io::sink(), limit, &mut tally);
+            end = pipeline::relay_counted(out, &mut io::sink(), limit, &mut tally);
         }
-        drop(out);
         match end {
             End::SinkFailed(e) => unreachable!("io::sink never fails: {e}"),
             End::TooLong => {
-                cat.kill();
+                cat.abandon();
                 let _ = cat.wait();
                 return Err(self.mismatch(&format!(
                     "more than the {} bytes its record says",
@@ -154,14 +152,13 @@ impl Source<'_> {
                 )));
             }
             End::SourceFailed(e) => {
-                cat.kill();
-                let _ = cat.wait();
-                return Err(exit::failed(format!("reading {} failed: {e}", self.path)));
+                let why = cat.explain(e);
+                return Err(exit::failed(format!("reading {} failed: {why}", self.path)));
             }
             End::SourceDone => {}
         }
         let ended = cat.wait()?;
-        if crate::rclone::is_not_found(&ended) {
+        if ended.is_not_found() {
             return Err(exit::integrity(format!(
                 "backup {}'s data object is missing: it was listed, then gone when read (deleted on the remote?). Restore another backup (rcbackup listbackups)",
                 self.record.name
@@ -170,7 +167,7 @@ impl Source<'_> {
         if !ended.success() {
             return Err(crate::rclone::remote_error(
                 &format!("reading backup {}", self.record.name),
-                &ended,
+                &ended.describe(),
             ));
         }
         let digest = tally.finish();

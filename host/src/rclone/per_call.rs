@@ -1,0 +1,242 @@
+//! One rclone process per operation: `rclone lsjson`, `rclone rcat`, ...
+//! The fallback when no server runs (see the module above), and the way for
+//! what rclone's API cannot do (media transfers that report each file).
+
+use std::io::Write;
+use std::process::Stdio;
+
+use anyhow::Result;
+
+use super::{Download, Entry, Outcome, Rclone, Upload};
+use crate::exit;
+use crate::process::{Ended, Proc};
+
+/// rclone's exit codes for "directory not found" and "file not found".
+const EXIT_DIR_NOT_FOUND: i32 = 3;
+const EXIT_FILE_NOT_FOUND: i32 = 4;
+
+pub fn is_not_found(end: &Ended) -> bool {
+    matches!(
+        end.code(),
+        Some(EXIT_DIR_NOT_FOUND) | Some(EXIT_FILE_NOT_FOUND)
+    )
+}
+
+impl From<Ended> for Outcome {
+    fn from(end: Ended) -> Outcome {
+        Outcome {
+            ok: end.success(),
+            not_found: is_not_found(&end),
+            said: end.describe(),
+        }
+    }
+}
+
+/// Runs rclone to completion, collecting stdout.
+pub fn output<S: AsRef<std::ffi::OsStr>>(rc: &Rclone, args: &[S]) -> Result<(Ended, Vec<u8>)> {
+    let mut cmd = rc.command(args);
+    cmd.stdout(Stdio::piped());
+    let mut p = Proc::spawn("rclone", &mut cmd)?;
+    let mut out = Vec::new();
+    std::io::copy(&mut p.take_stdout(), &mut out)
+        .map_err(|e| exit::failed(format!("reading rclone's output: {e}")))?;
+    Ok((p.wait()?, out))
+}
+
+/// `rclone lsjson` of `rel` with `flags`; `None` when the folder is missing.
+pub fn lsjson(rc: &Rclone, rel: &str, flags: &[&str]) -> Result<Option<Vec<Entry>>> {
+    let path = rc.path(rel);
+    let mut args = vec!["lsjson", "--no-mimetype"];
+    args.extend_from_slice(flags);
+    args.push(&path);
+    let (end, out) = output(rc, &args)?;
+    if is_not_found(&end) {
+        return Ok(None);
+    }
+    if !end.success() {
+        return Err(rc.failure(&format!("listing {path}"), &end));
+    }
+    let entries: Vec<Entry> = serde_json::from_slice(&out).map_err(|e| {
+        exit::failed(format!(
+            "rclone lsjson {path} gave output rcbackup cannot read: {e}"
+        ))
+    })?;
+    Ok(Some(entries))
+}
+
+/// The files of folder `rel` whose names end in `suffix`, concatenated.
+pub fn cat_folder(rc: &Rclone, rel: &str, suffix: &str) -> Result<Option<Vec<u8>>> {
+    let path = rc.path(rel);
+    let include = format!("*{suffix}");
+    let (end, out) = output(
+        rc,
+        &[
+            "cat",
+            "--max-depth",
+            "1",
+            "--include",
+            include.as_str(),
+            path.as_str(),
+        ],
+    )?;
+    if is_not_found(&end) {
+        return Ok(None);
+    }
+    if !end.success() {
+        return Err(rc.failure(&format!("reading {path}"), &end));
+    }
+    Ok(Some(out))
+}
+
+/// `rclone rcat` into `rel`, fed through a pipe the caller writes.
+pub fn upload(rc: &Rclone, rel: &str) -> Result<Upload> {
+    let (read, write) =
+        std::io::pipe().map_err(|e| exit::failed(format!("cannot make a pipe: {e}")))?;
+    let mut cmd = rc.command(&["rcat", rc.path(rel).as_str()]);
+    cmd.stdin(read);
+    // `cmd` holds the pipe's read end until it is dropped at the end of
+    // this function: from then on a dead rcat makes writes fail at once.
+    let p = Proc::spawn("rclone", &mut cmd)?;
+    Ok(Upload::by_process(write, p))
+}
+
+/// `rclone cat` of `rel`, read by the caller.
+pub fn download(rc: &Rclone, rel: &str) -> Result<Download> {
+    let mut cmd = rc.command(&["cat", rc.path(rel).as_str()]);
+    cmd.stdout(Stdio::piped());
+    let mut p = Proc::spawn("rclone", &mut cmd)?;
+    let out = p.take_stdout();
+    crate::process::widen_pipe(&out);
+    Ok(Download::by_process(Box::new(out), p))
+}
+
+pub fn put(rc: &Rclone, rel: &str, bytes: &[u8]) -> Result<()> {
+    let path = rc.path(rel);
+    let mut upload = upload(rc, rel)?;
+    let mut input = upload.take_input();
+    let wrote = input.write_all(bytes);
+    drop(input);
+    let end = upload.wait()?;
+    if !end.success() || wrote.is_err() {
+        return Err(rc.failed(&format!("writing {path}"), &end));
+    }
+    Ok(())
+}
+
+/// `moveto --ignore-existing`; whether it moved is asked of a listing, never
+/// of rclone's log text, whose wording and level rcbackup does not control.
+pub fn move_no_clobber(rc: &Rclone, from: &str, to: &str) -> Result<bool> {
+    let (src, dst) = (rc.path(from), rc.path(to));
+    let (end, _) = output(
+        rc,
+        &["moveto", "--ignore-existing", src.as_str(), dst.as_str()],
+    )?;
+    if !end.success() {
+        return Err(rc.failure(&format!("moving {src} to {dst}"), &end));
+    }
+    Ok(!exists(rc, from)?)
+}
+
+/// Whether the file `rel` is there.
+pub fn exists(rc: &Rclone, rel: &str) -> Result<bool> {
+    let (parent, file) = rel.rsplit_once('/').unwrap_or(("", rel));
+    Ok(lsjson(rc, parent, &["--files-only"])?
+        .unwrap_or_default()
+        .iter()
+        .any(|e| e.name == file))
+}
+
+pub fn cat(rc: &Rclone, rel: &str) -> Result<Option<Vec<u8>>> {
+    let path = rc.path(rel);
+    let (end, out) = output(rc, &["cat", path.as_str()])?;
+    if is_not_found(&end) {
+        return Ok(None);
+    }
+    if !end.success() {
+        return Err(rc.failure(&format!("reading {path}"), &end));
+    }
+    Ok(Some(out))
+}
+
+pub fn purge(rc: &Rclone, rel: &str) -> Result<()> {
+    let path = rc.path(rel);
+    let (end, _) = output(rc, &["purge", path.as_str()])?;
+    if end.success() || is_not_found(&end) {
+        return Ok(());
+    }
+    Err(rc.failure(&format!("deleting folder {path}"), &end))
+}
+
+pub fn deletefile(rc: &Rclone, rel: &str) -> Result<()> {
+    let path = rc.path(rel);
+    let (end, _) = output(rc, &["deletefile", path.as_str()])?;
+    if end.success() || is_not_found(&end) {
+        return Ok(());
+    }
+    // Some backends report a missing file with a plain failure: ask the
+    // listing rather than reading rclone's words.
+    if matches!(exists(rc, rel), Ok(false)) {
+        return Ok(());
+    }
+    Err(rc.failure(&format!("deleting {path}"), &end))
+}
+
+/// The remotes rclone's config defines, one `name:` a line.
+pub fn listremotes(rc: &Rclone) -> Option<Vec<String>> {
+    let (end, out) = output(rc, &["listremotes"]).ok()?;
+    if !end.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out)
+            .lines()
+            .map(|l| l.trim().trim_end_matches(':').to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+    )
+}
+
+/// Runs a transfer (`sync`, `copy`, ...) with rclone's JSON log sent to
+/// `each_line`, one line per file acted on. `input`, if any, is fed to
+/// rclone's stdin (for `--files-from-raw -`).
+pub fn transfer(
+    rc: &Rclone,
+    args: &[String],
+    input: Option<Vec<u8>>,
+    each_line: &mut dyn FnMut(&str),
+) -> Result<Ended> {
+    use std::io::BufRead;
+    // The log goes to stdout so that Proc keeps collecting stderr for
+    // the error message; rclone writes nothing else there for these.
+    let mut cmd = rc.command(args);
+    cmd.args([
+        "-v",
+        "--use-json-log",
+        "--stats",
+        "0",
+        "--log-file",
+        "/dev/stdout",
+    ]);
+    cmd.stdout(Stdio::piped());
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut p = Proc::spawn("rclone", &mut cmd)?;
+    let feeder = input.map(|bytes| {
+        let mut stdin = p.take_stdin();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        })
+    });
+    let reader = std::io::BufReader::new(p.take_stdout());
+    for line in reader.lines() {
+        match line {
+            Ok(l) => each_line(&l),
+            Err(_) => break,
+        }
+    }
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    p.wait()
+}
