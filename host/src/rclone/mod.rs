@@ -181,10 +181,17 @@ impl Rclone {
         Ok(rc)
     }
 
-    /// The server, when the run has one that is up.
+    /// The server, when the run has one that is up. One that has ended
+    /// since the last call is noticed here (and reported once), so the call
+    /// goes to a process of its own instead of failing.
     fn server(&self) -> Option<&Server> {
         let s = self.server.as_deref()?;
-        s.url().map(|_| s)
+        s.url()?;
+        if s.has_exited() {
+            s.ended();
+            return None;
+        }
+        Some(s)
     }
 
     /// Logs a call to the server at -v, as the per-call mode logs each

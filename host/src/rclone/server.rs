@@ -123,6 +123,8 @@ impl Server {
                 // Loopback only: no proxy from the environment.
                 .proxy(None)
                 .max_idle_connections_per_host(8)
+                // Upload chunks the size of the relay's reads (pipeline.rs).
+                .output_buffer_size(256 * 1024)
                 .build(),
         );
         Some(Arc::new(Server {
