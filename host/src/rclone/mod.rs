@@ -27,7 +27,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -342,9 +341,12 @@ impl Rclone {
         let server = self.server.clone().expect("server() was Some");
         let sender = server.clone();
         let (fs, dir, name) = (self.remote.clone(), dir.to_string(), name.to_string());
-        let sending = std::thread::spawn(move || match sender.upload(&fs, &dir, &name, body) {
-            Ok(()) => Outcome::done(),
-            Err(e) => Outcome::from_call(e),
+        let (done, sending) = std::sync::mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            let _ = done.send(match sender.upload(&fs, &dir, &name, body) {
+                Ok(()) => Outcome::done(),
+                Err(e) => Outcome::from_call(e),
+            });
         });
         Ok(Upload {
             input: Some(write),
@@ -508,7 +510,7 @@ impl Rclone {
 }
 
 /// Readers of a records folder at once.
-const READERS: usize = 4;
+const READERS: usize = 8;
 
 impl Rclone {
     /// An rclone process's failure, as [`remote_error`] words it, unless the
@@ -612,7 +614,7 @@ enum UploadRun {
     Process(Proc),
     /// A thread sending the pipe's contents to the server.
     Server {
-        sending: JoinHandle<Outcome>,
+        sending: std::sync::mpsc::Receiver<Outcome>,
         abandoned: Arc<AtomicBool>,
         server: Arc<Server>,
     },
@@ -659,10 +661,15 @@ impl Upload {
                 abandoned,
                 server,
             } => loop {
-                if sending.is_finished() {
-                    return Ok(sending.join().unwrap_or_else(|_| {
-                        Outcome::from_call(CallError::Transport("the upload thread failed".into()))
-                    }));
+                use std::sync::mpsc::RecvTimeoutError;
+                match sending.recv_timeout(std::time::Duration::from_millis(50)) {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Ok(Outcome::from_call(CallError::Transport(
+                            "the upload thread failed".into(),
+                        )))
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
                 }
                 // A sender waiting for its input (a dump that is silent
                 // for minutes) would notice a dead server only at its next
@@ -674,7 +681,6 @@ impl Upload {
                         .unwrap_or_else(|| "the rclone server of this run ended".into());
                     return Ok(Outcome::from_call(CallError::Transport(ended)));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
             },
         }
     }
