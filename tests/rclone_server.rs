@@ -248,3 +248,32 @@ fn an_unknown_rclone_mode_is_refused() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_mentions(&r.stderr, &["RCBACKUP_RCLONE_MODE", "server", "per-call"]);
 }
+
+/// An `rclone_binary` wrapper that runs rclone as its child instead of
+/// `exec`-ing it: the server is stopped with its whole process group, so
+/// the wrapper's rclone does not outlive the run (it did: stopping the
+/// wrapper left its rclone running, listening, forever).
+#[test]
+fn a_wrapper_that_does_not_exec_leaves_no_server_behind() {
+    if !rclone_server_mode() {
+        return;
+    }
+    let (mut world, _) = sqlite_world();
+    world.ok(&["dbbackup"]);
+    let pids = world.path("rclone-pids");
+    world.wrap_tool(
+        "rclone",
+        &format!(r#""$REAL" "$@" & echo $! >> '{}'; wait $!"#, pids.display()),
+    );
+    let r = world.ok(&["listbackups"]);
+    assert!(r.stdout.contains("default-"), "{}", r.stdout);
+    let started: Vec<u32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(!started.is_empty());
+    for pid in started {
+        wait_until(5, "the wrapper's rclone to end", || !alive(pid));
+    }
+}

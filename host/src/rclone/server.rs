@@ -33,6 +33,8 @@ pub struct Server {
     pub(super) auth: String,
     pub(super) agent: ureq::Agent,
     log_tail: Arc<Mutex<Vec<String>>>,
+    /// Set once [`Server::stop`] has reaped it: its pid may be anyone's now.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 enum State {
@@ -134,6 +136,7 @@ impl Server {
             auth: format!("Basic {}", base64(format!("rcbackup:{pass}").as_bytes())),
             agent,
             log_tail,
+            stopped: false.into(),
         }))
     }
 
@@ -193,26 +196,43 @@ impl Server {
 
     /// Whether the server process has ended (without waiting).
     pub fn has_exited(&self) -> bool {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        matches!(child.try_wait(), Ok(Some(_)))
+        self.peek_exit().is_some()
+    }
+
+    /// How the server process ended, if it has, without reaping it: until
+    /// [`Server::stop`] reaps it, its pid (which is also its process
+    /// group's id) cannot be taken by another process, so signalling the
+    /// group never reaches a stranger.
+    fn peek_exit(&self) -> Option<String> {
+        let _child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: waitid(2) with WNOWAIT on our own child only reads its state.
+        let info = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                self.pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            if r != 0 || info.si_pid() == 0 {
+                return None;
+            }
+            info
+        };
+        // SAFETY: filled in by waitid for an exited child.
+        let status = unsafe { info.si_status() };
+        Some(match info.si_code {
+            libc::CLD_EXITED => format!("exited with code {status}"),
+            _ => format!("killed by signal {status}"),
+        })
     }
 
     /// How the process ended, waiting up to `patience` for it to be
     /// reapable (a socket closes a moment before its process is gone).
     fn ended_how(&self, patience: Duration) -> Option<String> {
-        use std::os::unix::process::ExitStatusExt;
         let until = Instant::now() + patience;
         loop {
-            let status = {
-                let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-                child.try_wait().ok().flatten()
-            };
-            if let Some(status) = status {
-                let how = match (status.code(), status.signal()) {
-                    (Some(c), _) => format!("exited with code {c}"),
-                    (None, Some(s)) => format!("killed by signal {s}"),
-                    _ => "ended abnormally".into(),
-                };
+            if let Some(how) = self.peek_exit() {
                 let said = self.last_error();
                 return Some(match said {
                     Some(line) => format!("{how}; its last error: {line}"),
@@ -240,24 +260,31 @@ impl Server {
         self.last_error_about("")
     }
 
-    /// SIGTERM, then SIGKILL if it has not ended within two seconds.
+    /// SIGTERM, then SIGKILL if it has not ended within two seconds; to
+    /// its whole process group, so that an `rclone_binary` wrapper script
+    /// that runs rclone without `exec` leaves no rclone behind either.
     fn stop(&self) {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        if let Ok(Some(_)) = child.try_wait() {
+        use std::sync::atomic::Ordering;
+        if self.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        // SAFETY: kill(2) on our child, not yet reaped.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
-        let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+        let group = -(self.pid as libc::pid_t);
+        // SAFETY: kill(2) on the process group made for the server: its
+        // leader is our child, reaped only below, so the id is still ours.
+        let signal_group = |sig| unsafe {
+            libc::kill(group, sig);
+        };
+        if self.peek_exit().is_none() {
+            signal_group(libc::SIGTERM);
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until && self.peek_exit().is_none() {
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = child.kill();
+        // Whatever of the group is left (a wrapper's rclone, or a server
+        // that ignored SIGTERM); nothing when the group is empty.
+        signal_group(libc::SIGKILL);
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         let _ = child.wait();
     }
 }
