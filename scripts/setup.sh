@@ -15,6 +15,7 @@ if [ "${1:-}" != "--demo" ]; then
   want mariadb mariadb-client
   want pgbench postgresql-contrib      # bench/db.sh
   want bc bc
+  want zstd zstd                      # the README's by-hand restore, tested
   [ -x /usr/bin/time ] || need_apt+=(time)
   dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || need_apt+=(postgresql-15-postgis-3)
 fi

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Deserialize;
 
+use crate::compression::Compression;
 use crate::database::{Database, DatabaseEntry, DatabaseSection};
 use crate::exit;
 use crate::media::VersionsKeep;
@@ -41,6 +42,7 @@ pub struct SettingsLayer {
     pub media_versions_keep: Option<toml::Value>,
     pub media_max_delete: Option<i64>,
     pub abandoned_after_hours: Option<i64>,
+    pub compression: Option<String>,
 }
 
 impl SettingsLayer {
@@ -64,6 +66,7 @@ impl SettingsLayer {
             media_versions_keep: pick(&self.media_versions_keep, &over.media_versions_keep),
             media_max_delete: pick(&self.media_max_delete, &over.media_max_delete),
             abandoned_after_hours: pick(&self.abandoned_after_hours, &over.abandoned_after_hours),
+            compression: pick(&self.compression, &over.compression),
         }
     }
 }
@@ -110,6 +113,8 @@ pub struct Settings {
     /// A leftover of an interrupted upload older than this is removed by
     /// cleanup; a younger one may still be an upload in progress.
     pub abandoned_after: Duration,
+    /// How dumps are compressed unless a database says otherwise.
+    pub compression: Compression,
 }
 
 /// The loaded config.
@@ -171,7 +176,15 @@ impl Config {
         let settings = Settings::resolve(&layer, &config_dir).map_err(|(k, why)| bad(k, why))?;
         let mut databases = BTreeMap::new();
         for (alias, section) in sections.databases {
-            let db = DatabaseEntry::from_section(&alias, section)
+            let compression = match &section.compression {
+                Some(c) => {
+                    Compression::parse(c).map_err(|why| bad(&db_key(&alias, "compression"), why))?
+                }
+                None => settings.compression,
+            };
+            check_tool_compression(&section.dump_args, compression)
+                .map_err(|why| bad(&db_key(&alias, "dump_args"), why))?;
+            let db = DatabaseEntry::from_section(&alias, section, compression)
                 .and_then(|db| db.relative_to(&config_dir))
                 .map_err(|(k, why)| bad(&db_key(&alias, k), why))?;
             databases.insert(alias, db);
@@ -184,6 +197,13 @@ impl Config {
             databases,
             policies,
         })
+    }
+
+    /// How the dumps of database `alias` are compressed.
+    pub fn compression(&self, alias: &str) -> Compression {
+        self.databases
+            .get(alias)
+            .map_or(self.settings.compression, |e| e.compression())
     }
 
     /// The database for `-d ALIAS`, or the only/"default" one without it,
@@ -1069,6 +1089,10 @@ impl Settings {
         let media_root = layer.media_root.as_deref().map(|m| below_path(base, m));
         let rclone_flags = layer.rclone_flags.clone().unwrap_or_default();
         crate::rclone::check_flags(&rclone_flags).map_err(|e| ("rclone_flags", e))?;
+        let compression = match &layer.compression {
+            Some(c) => Compression::parse(c).map_err(|e| ("compression", e))?,
+            None => Compression::DEFAULT,
+        };
         Ok(Settings {
             remote,
             rclone_binary,
@@ -1090,7 +1114,31 @@ impl Settings {
             media_max_delete,
             // In range (checked above): at most 876000 * 3600 seconds.
             abandoned_after: Duration::from_secs(hours.unsigned_abs() * 3600),
+            compression,
         })
+    }
+}
+
+/// Refuses a dump tool's own compression flag beside rcbackup's: the dump
+/// would be compressed twice (or `none` would not hold).
+fn check_tool_compression(
+    dump_args: &[String],
+    compression: Compression,
+) -> std::result::Result<(), String> {
+    if compression.by_engine() {
+        return Ok(());
+    }
+    let flag = dump_args.iter().find(|a| {
+        let name = a.split('=').next().unwrap_or(a);
+        name == "--compress" || name == "-Z" || (a.starts_with("-Z") && a.len() > 2)
+    });
+    match flag {
+        Some(f) => Err(format!(
+            "holds `{}`, the dump tool's own compression, while `compression` is `{compression}`; \
+             remove it, or set compression = \"engine\" to let the dump tool compress",
+            crate::naming::printable(f)
+        )),
+        None => Ok(()),
     }
 }
 

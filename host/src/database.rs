@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use anyhow::Result;
 use serde::Deserialize;
 
+use crate::compression::Compression;
 use crate::exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -67,6 +68,8 @@ pub struct DatabaseSection {
     pub dump_args: Vec<String>,
     #[serde(default)]
     pub restore_args: Vec<String>,
+    /// Overrides the top-level `compression` (read by the config).
+    pub compression: Option<String>,
 }
 
 /// Where the password comes from. Never holds the password itself, and
@@ -147,6 +150,8 @@ pub struct DatabaseEntry {
     resolved: OnceLock<Database>,
     /// The config file's folder, the base of a relative SQLite path.
     base: Option<PathBuf>,
+    /// How its dumps are compressed (its own key, else the top level's).
+    compression: Compression,
 }
 
 impl DatabaseEntry {
@@ -154,6 +159,7 @@ impl DatabaseEntry {
     pub fn from_section(
         alias: &str,
         s: DatabaseSection,
+        compression: Compression,
     ) -> std::result::Result<DatabaseEntry, KeyError> {
         if alias.is_empty()
             || alias
@@ -170,6 +176,7 @@ impl DatabaseEntry {
             pending: None,
             resolved: OnceLock::new(),
             base: None,
+            compression,
         };
         if let Some(var) = &s.url_env {
             check_var_name("url_env", var, "the database URL", "DATABASE_URL")?;
@@ -206,6 +213,10 @@ impl DatabaseEntry {
             db.name = crate::config::below(base, &db.name).map_err(|why| ("name", why))?;
         }
         Ok(db)
+    }
+
+    pub fn compression(&self) -> Compression {
+        self.compression
     }
 
     pub fn alias(&self) -> &str {
@@ -857,6 +868,7 @@ mod tests {
                 url: Some(u.into()),
                 ..Default::default()
             },
+            Compression::DEFAULT,
         )?;
         e.get().cloned()
     }
@@ -917,7 +929,7 @@ mod tests {
                 ..Default::default()
             };
             f(&mut s);
-            DatabaseEntry::from_section("x", s)
+            DatabaseEntry::from_section("x", s, Compression::DEFAULT)
         };
         for (args, restore) in [
             (vec!["--password=Zq9pw"], false),
@@ -1070,6 +1082,7 @@ mod tests {
                 url_env: Some("RCBACKUP_UNIT_TEST_NEVER_SET".into()),
                 ..Default::default()
             },
+            Compression::DEFAULT,
         )
         .unwrap();
         assert_eq!(entry.alias(), "x");
@@ -1084,6 +1097,7 @@ mod tests {
                 url_env: Some("postgres://u:zz9secret@h/app".into()),
                 ..Default::default()
             },
+            Compression::DEFAULT,
         )
         .unwrap_err();
         assert_eq!(k, "url_env");

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod compression;
 pub mod config;
 pub mod database;
 pub mod engines;

@@ -37,6 +37,12 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Counts and hashes `bytes`.
+    pub fn add(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        self.hasher.update(bytes);
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::compression::Codec;
 use crate::database::EngineKind;
 
 pub const RECORD_FORMAT: u32 = 1;
@@ -22,8 +23,13 @@ pub struct BackupRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     pub engine: EngineKind,
+    /// Size and SHA-256 of the stored bytes (compressed, if `compression`).
     pub size: u64,
     pub sha256: String,
+    /// How rcbackup compressed the dump; absent when it is stored as the
+    /// dump tool wrote it (every backup made before compression existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Codec>,
     /// When the backup started (the time its name was made from), UTC.
     pub created: DateTime<Utc>,
     /// When the upload finished, UTC.
@@ -51,6 +57,7 @@ impl BackupRecord {
             engine,
             size,
             sha256,
+            compression: None,
             created,
             finished: Utc::now(),
             tool: BackupRecord::tool_version(),
@@ -135,6 +142,7 @@ mod tests {
                         engine,
                         size,
                         sha256,
+                        compression: None,
                         created,
                         finished,
                         tool,

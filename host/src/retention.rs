@@ -107,6 +107,7 @@ mod tests {
             engine: EngineKind::Sqlite,
             size: 1,
             sha256: String::new(),
+            compression: None,
             created: Utc.timestamp_opt(secs, 0).unwrap(),
             finished: Utc.timestamp_opt(secs, 0).unwrap(),
             tool: String::new(),

@@ -1416,3 +1416,15 @@ pub enum ProcessHit {
     RunSignalled,
     ChildKilled(u32),
 }
+
+impl TestDb {
+    /// The database's name (the file's path for SQLite), for a client run
+    /// by hand.
+    pub fn target(&self) -> String {
+        match &self.handle {
+            DbHandle::Sqlite(f) => f.display().to_string(),
+            DbHandle::Pg(d) => d.0.clone(),
+            DbHandle::My(d) => d.0.clone(),
+        }
+    }
+}

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use super::{human_size, Context};
 use crate::catalog::{abandoned_before, run_id, Catalog, Listing};
 use crate::cli::DbBackupArgs;
+use crate::compression::{Compressing, Compression};
 use crate::database::Database;
 use crate::engines;
 use crate::exit;
@@ -35,7 +36,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         // Everything the real run would refuse before dumping is refused
         // here too: an unset password variable, a missing SQLite file,
         // dump_args that break the dump. The command is built, not run.
-        engines::dump_command(db)?;
+        engines::dump_command(db, ctx.config.compression(&db.alias))?;
         let listing = catalog.list()?;
         let name = Catalog::unique_name(&listing.taken, &name);
         crate::outln!(
@@ -128,7 +129,12 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
 /// against the listing when the backup is published.
 fn choose_name(ctx: &Context, db: &Database, now: DateTime<Utc>) -> Result<String> {
     let s = &ctx.config.settings;
-    let ext = engines::extension(db.engine);
+    let codec = ctx.config.compression(&db.alias).codec();
+    let ext = &format!(
+        "{}{}",
+        engines::extension(db.engine),
+        codec.map_or("", |c| c.suffix())
+    );
     let default_name = s
         .db_filename_template
         .render(&db.alias, &s.db_date_format.render(now), ext);
@@ -195,7 +201,8 @@ fn stream_and_publish(
     now: DateTime<Utc>,
 ) -> Result<BackupRecord> {
     let partial = catalog.partial_path(name, run);
-    let (tool, mut cmd) = engines::dump_command(db)?;
+    let compression = ctx.config.compression(&db.alias);
+    let (tool, mut cmd) = engines::dump_command(db, compression)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     let mut upload = ctx.rclone.upload(&partial)?;
     let dump = match Proc::spawn(&tool, &mut cmd) {
@@ -219,7 +226,13 @@ fn stream_and_publish(
     let (streamed, taken) = std::thread::scope(|s| {
         let taken = s.spawn(|| catalog.taken_names());
         let check = engines::dump_check(db);
-        let streamed = relay_and_judge(dump, upload, &ctx.rclone.path(catalog.dir()), check);
+        let streamed = relay_and_judge(
+            dump,
+            upload,
+            &ctx.rclone.path(catalog.dir()),
+            check,
+            compression,
+        );
         (streamed, taken.join().expect("listing thread"))
     });
     let (digest, taken) = match (streamed, taken) {
@@ -239,7 +252,8 @@ fn stream_and_publish(
         remove_quietly(ctx, &partial);
         return Err(exit::interrupted());
     }
-    let record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now);
+    let mut record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now);
+    record.compression = compression.codec();
     match catalog.publish(&partial, name, run, &taken, record) {
         Ok(record) => Ok(record),
         Err(e) => {
@@ -265,11 +279,15 @@ fn relay_and_judge(
     mut upload: Upload,
     dest: &str,
     mut check: engines::DumpCheck,
+    compression: Compression,
 ) -> Result<Digest> {
     let from = dump.take_stdout();
-    let mut to = upload.take_input();
+    let to = upload.take_input();
     widen_pipe(&from);
     widen_pipe(&to);
+    // The stored bytes (compressed or not) are what the record describes.
+    let mut to = Compressing::new(compression, to)
+        .map_err(|e| exit::failed(format!("cannot start the zstd compressor: {e}")))?;
     let mut from = engines::CheckedRead {
         inner: from,
         check: &mut check,
@@ -294,9 +312,24 @@ fn relay_and_judge(
             }
             ended
         });
-        let (end, digest) = pipeline::relay(&mut from, &mut to, None);
+        let (end, _) = pipeline::relay(&mut from, &mut to, None);
+        // The compressor's last frame goes out before the input closes.
+        let (end, digest) = match end {
+            End::SourceDone => match to.finish() {
+                Ok((stored, pipe)) => {
+                    closed.store(true, Ordering::SeqCst);
+                    drop(pipe);
+                    (End::SourceDone, Some(stored))
+                }
+                Err(e) => (End::SinkFailed(e), None),
+            },
+            other => {
+                closed.store(true, Ordering::SeqCst);
+                drop(to);
+                (other, None)
+            }
+        };
         closed.store(true, Ordering::SeqCst);
-        drop(to);
         (end, digest, watcher.join().expect("upload watcher"))
     });
     drop(from);
@@ -330,7 +363,7 @@ fn relay_and_judge(
         End::SourceDone if !dump_end.success() => Err(dump_msg()),
         End::SourceDone if !upload_end.success() => Err(upload_msg()),
         End::SourceDone => match check.finish() {
-            Ok(()) => Ok(digest),
+            Ok(()) => Ok(digest.expect("a finished stream has a digest")),
             Err(why) => {
                 let stderr = dump_end.stderr_tail.trim();
                 let said = if stderr.is_empty() {

@@ -30,6 +30,9 @@ struct Row {
     created: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
+    /// "zstd", or "none" when stored as the dump tool wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compression: Option<&'static str>,
     path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<String>,
@@ -55,6 +58,10 @@ fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
         size: Some(b.size),
         created: Some(rfc3339(b.created)),
         sha256: Some(b.sha256.clone()),
+        compression: Some(match b.compression {
+            Some(crate::compression::Codec::Zstd) => "zstd",
+            None => "none",
+        }),
         path: ctx.rclone.path(&catalog.data_path(&b.name)),
         ..Default::default()
     };

@@ -182,6 +182,7 @@ impl TestBackup {
             engine,
             size: self.size,
             sha256: self.sha256.clone(),
+            compression: None,
             created: self.created,
             finished: self.created,
             tool: BackupRecord::tool_version(),

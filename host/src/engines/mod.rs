@@ -25,6 +25,7 @@ use chrono::Utc;
 
 pub use framing::{CheckedRead, DumpCheck, Framing};
 
+use crate::compression::{Codec, Compression, Decompressing};
 use crate::database::{Database, EngineKind};
 use crate::exit;
 use crate::pipeline::{self, End, Tally};
@@ -55,9 +56,9 @@ pub fn compatible(made_by: EngineKind, into: EngineKind) -> bool {
 /// The dump command: its stdout is the backup. The tool name is for errors.
 /// `dump_args` that would remove the framing [`dump_check`] relies on are
 /// refused here (exit 2).
-pub fn dump_command(db: &Database) -> Result<(String, Command)> {
+pub fn dump_command(db: &Database, compression: Compression) -> Result<(String, Command)> {
     match db.engine {
-        EngineKind::Postgresql | EngineKind::Postgis => postgres::dump(db),
+        EngineKind::Postgresql | EngineKind::Postgis => postgres::dump(db, compression),
         EngineKind::Mysql | EngineKind::Mariadb => mysql::dump(db),
         EngineKind::Sqlite => sqlite::dump(db),
     }
@@ -125,6 +126,19 @@ impl Source<'_> {
     }
 
     fn stream(&self, sink: &mut dyn Write, last_pass: bool) -> Result<Streamed> {
+        // A compressed backup is checked as stored and decompressed on its
+        // way to the consumer: the held-back last chunk holds back the end
+        // of the dump too.
+        let mut decoding;
+        let sink: &mut dyn Write = match self.record.compression {
+            Some(Codec::Zstd) => {
+                decoding = Decompressing::new(sink).map_err(|e| {
+                    exit::failed(format!("cannot start the zstd decompressor: {e}"))
+                })?;
+                &mut decoding
+            }
+            None => sink,
+        };
         let mut watched = HoldMidStream {
             inner: sink,
             pending: last_pass,
@@ -184,7 +198,7 @@ impl Source<'_> {
             )));
         }
         if let Some(e) = stopped {
-            return Ok(Streamed::ConsumerStopped(e));
+            return self.consumer_stopped(e);
         }
         if last_pass {
             crate::failpoint::reached("restore-streamed");
@@ -194,7 +208,20 @@ impl Source<'_> {
         }
         match sink.write_all(&held).and_then(|_| sink.flush()) {
             Ok(()) => Ok(Streamed::Verified),
-            Err(e) => Ok(Streamed::ConsumerStopped(e)),
+            Err(e) => self.consumer_stopped(e),
+        }
+    }
+
+    /// The consumer stopped with `e`, unless `e` is the decompressor's:
+    /// then the stored object, though it matches its record, is not the
+    /// zstd stream the record says (exit 4).
+    fn consumer_stopped(&self, e: io::Error) -> Result<Streamed> {
+        match crate::compression::is_not_decodable(&e) {
+            Some(why) => Err(exit::integrity(format!(
+                "backup {} matches its record but does not decompress as zstd ({why}); restore another backup (rcbackup listbackups)",
+                self.record.name
+            ))),
+            None => Ok(Streamed::ConsumerStopped(e)),
         }
     }
 

@@ -28,6 +28,7 @@ use anyhow::Result;
 use super::{
     consumer_error, describe_restore_tool, password_env, restore_failed, Source, Streamed,
 };
+use crate::compression::Compression;
 use crate::database::{Database, EngineKind};
 use crate::exit;
 use crate::process::{quiet, widen_pipe, Proc};
@@ -94,10 +95,14 @@ fn refuse_unframed(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn dump(db: &Database) -> Result<(String, Command)> {
+pub fn dump(db: &Database, compression: Compression) -> Result<(String, Command)> {
     refuse_unframed(&db.dump_args)?;
     let mut cmd = Command::new("pg_dump");
     cmd.arg("--format=custom");
+    if !compression.by_engine() {
+        // rcbackup compresses (multi-threaded zstd), or nothing does.
+        cmd.arg("--compress=0");
+    }
     connection(&mut cmd, db)?;
     cmd.args(&db.dump_args);
     cmd.arg(dbname_arg(&db.name));

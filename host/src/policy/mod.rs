@@ -615,6 +615,7 @@ mod tests {
             engine: EngineKind::Sqlite,
             size: 1,
             sha256: String::new(),
+            compression: None,
             created: at,
             finished: at,
             tool: String::new(),

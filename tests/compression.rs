@@ -1,0 +1,231 @@
+//! Compression in the host (README, "Compression"): zstd by rcbackup by
+//! default, `zstd:LEVEL`, `none`, `engine`; the record says how a backup is
+//! stored, restore and verify check the stored bytes and decompress in the
+//! stream, and the README's by-hand restore works as written.
+
+mod common;
+
+use common::*;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+fn stored(world: &World, name: &str) -> Vec<u8> {
+    std::fs::read(world.store.join(format!("db/{name}"))).unwrap()
+}
+
+fn record(world: &World, name: &str) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(
+            world
+                .store
+                .join(format!("db/.rcbackup/records/{name}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Backs up, changes the data, restores, and checks the content came back;
+/// returns the backup's name.
+fn round_trip(world: &World, db: &TestDb) -> String {
+    let before = db.fingerprint();
+    world.ok(&["dbbackup"]);
+    world.ok(&["verify"]);
+    db.exec("DELETE FROM items;");
+    assert_ne!(db.fingerprint(), before);
+    world.ok(&["dbrestore", "--noinput"]);
+    assert_eq!(db.fingerprint(), before, "restored");
+    world.names(None).remove(0)
+}
+
+#[test]
+fn every_engine_is_stored_as_zstd_by_default_and_restores() {
+    for engine in [Engine::Sqlite, Engine::Postgres, Engine::Mariadb] {
+        let mut world = World::new(Remote::Local);
+        let db = TestDb::create(&mut world, engine, 500, 2000);
+        let name = round_trip(&world, &db);
+        assert!(name.ends_with(".zst"), "{engine:?}: {name}");
+        let data = stored(&world, &name);
+        assert_eq!(data[..4], ZSTD_MAGIC, "{engine:?}");
+        let rec = record(&world, &name);
+        assert_eq!(rec["compression"], "zstd", "{engine:?}");
+        assert_eq!(rec["size"], data.len() as u64, "the stored bytes");
+        assert_eq!(rec["sha256"], sha256_hex(&data), "the stored bytes");
+        let listed = world.list(None);
+        assert_eq!(listed[0]["compression"], "zstd");
+    }
+}
+
+/// On a crypt remote the object is encrypted; what rclone hands back is
+/// the zstd stream, and it restores.
+#[test]
+fn zstd_on_a_crypt_remote_restores() {
+    let mut world = World::new(Remote::Crypt);
+    let db = TestDb::create(&mut world, Engine::Sqlite, 500, 2000);
+    let name = round_trip(&world, &db);
+    let plain = world.rclone(&["cat", &world.remote_path(&format!("db/{name}"))]);
+    assert_eq!(plain[..4], ZSTD_MAGIC);
+}
+
+#[test]
+fn none_engine_and_levels_store_what_they_say() {
+    let mut world = World::new(Remote::Local);
+    let db = TestDb::create(&mut world, Engine::Postgres, 500, 20000);
+    let mut sizes = Vec::new();
+    for (setting, ext, zstd) in [
+        ("compression = \"none\"", ".dump", false),
+        ("compression = \"engine\"", ".dump", false),
+        ("compression = \"zstd:1\"", ".dump.zst", true),
+        ("compression = \"zstd:19\"", ".dump.zst", true),
+    ] {
+        let mut w = World::new(Remote::Local);
+        w.databases = world.databases.clone();
+        w.setting(setting);
+        let name = round_trip(&w, &db);
+        assert!(name.ends_with(ext), "{setting}: {name}");
+        let data = stored(&w, &name);
+        assert_eq!(data[..4] == ZSTD_MAGIC, zstd, "{setting}");
+        if !zstd {
+            assert_eq!(&data[..5], b"PGDMP", "{setting}");
+            assert!(record(&w, &name).get("compression").is_none(), "{setting}");
+        }
+        sizes.push((setting, data.len()));
+    }
+    // pg_dump -Z0 (none) is larger than pg_dump's own zlib (engine), and
+    // zstd:19 no larger than zstd:1.
+    assert!(sizes[0].1 > sizes[1].1, "{sizes:?}");
+    assert!(sizes[3].1 <= sizes[2].1, "{sizes:?}");
+    // A per-database key wins over the top level's.
+    world.setting("compression = \"none\"");
+    world.databases.push_str("compression = \"zstd\"\n");
+    world.ok(&["dbbackup"]);
+    assert!(world.names(None)[0].ends_with(".zst"));
+}
+
+/// A flipped byte in a stored zstd backup is found before anything
+/// commits: exit 4, the database as it was; verify says so too.
+#[test]
+fn a_damaged_zstd_backup_changes_nothing() {
+    let mut world = World::new(Remote::Local);
+    let db = TestDb::create(&mut world, Engine::Sqlite, 500, 2000);
+    world.ok(&["dbbackup"]);
+    let name = world.names(None).remove(0);
+    db.exec("DELETE FROM items;");
+    let after_change = db.fingerprint();
+    flip_byte(&world.store.join(format!("db/{name}")));
+    assert_eq!(world.run(&["verify"]).code, 4);
+    let r = world.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(db.fingerprint(), after_change, "nothing restored");
+}
+
+/// A record that says zstd over an object that is not (whose size and
+/// SHA-256 match, so only decompressing can tell): exit 4 from verify and
+/// restore, nothing changed.
+#[test]
+fn an_object_that_does_not_decompress_is_an_integrity_error() {
+    let mut world = World::new(Remote::Local);
+    world.setting("compression = \"none\"");
+    let db = TestDb::create(&mut world, Engine::Sqlite, 500, 2000);
+    world.ok(&["dbbackup"]);
+    let name = world.names(None).remove(0);
+    let file = world
+        .store
+        .join(format!("db/.rcbackup/records/{name}.json"));
+    let mut rec = record(&world, &name);
+    rec["compression"] = "zstd".into();
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    db.exec("DELETE FROM items;");
+    let after_change = db.fingerprint();
+    let v = world.run(&["verify"]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    assert_mentions(&v.stderr, &["does not decompress"]);
+    let r = world.run(&["dbrestore", "--noinput"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["does not decompress"]);
+    assert_eq!(db.fingerprint(), after_change);
+}
+
+/// A backup made before compression existed (record without the field,
+/// object as the dump tool wrote it) still restores.
+#[test]
+fn a_backup_from_before_compression_restores() {
+    let mut world = World::new(Remote::Local);
+    world.setting("compression = \"engine\"");
+    let db = TestDb::create(&mut world, Engine::Postgres, 500, 2000);
+    world.ok(&["dbbackup"]);
+    let name = world.names(None).remove(0);
+    assert!(record(&world, &name).get("compression").is_none());
+    // The default (zstd) is on again: the old backup is restored as stored.
+    world.settings = world.settings.replace("compression = \"engine\"", "");
+    let before = db.fingerprint();
+    db.exec("DELETE FROM items;");
+    world.ok(&["dbrestore", "--noinput", "-i", &name]);
+    assert_eq!(db.fingerprint(), before);
+}
+
+/// The README's restore by hand, without rcbackup, for each engine.
+#[test]
+fn the_readme_restore_by_hand_works() {
+    for engine in [Engine::Sqlite, Engine::Postgres, Engine::Mariadb] {
+        let mut world = World::new(Remote::Local);
+        let db = TestDb::create(&mut world, engine, 500, 2000);
+        let before = db.fingerprint();
+        world.ok(&["dbbackup"]);
+        let name = world.names(None).remove(0);
+        let object = world.remote_path(&format!("db/{name}"));
+        let target = db.target();
+        let script = match engine {
+            Engine::Postgres => format!(
+                "rclone cat '{object}' | zstd -d | pg_restore --clean --if-exists --no-owner --single-transaction -h 127.0.0.1 -U rcbackup -d '{target}'"
+            ),
+            Engine::Mariadb => format!(
+                "rclone cat '{object}' | zstd -d | mariadb -h 127.0.0.1 -u rcbackup -p\"$RCBACKUP_TEST_DB_PASSWORD\" '{target}'"
+            ),
+            Engine::Sqlite => format!(
+                "rm -f '{target}.new' && rclone cat '{object}' | zstd -d | sqlite3 '{target}.new' && mv '{target}.new' '{target}'"
+            ),
+        };
+        db.exec("DELETE FROM items;");
+        let mut cmd = std::process::Command::new("bash");
+        cmd.args(["-o", "pipefail", "-c", &script]);
+        for (k, v) in &world.env {
+            cmd.env(k, v);
+        }
+        cmd.env("PGPASSWORD", "rcbackup-test-pw")
+            .env("RCBACKUP_TEST_DB_PASSWORD", "rcbackup-test-pw");
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{engine:?}: {script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(db.fingerprint(), before, "{engine:?}");
+    }
+}
+
+#[test]
+fn a_bad_compression_setting_is_refused_at_load() {
+    let mut world = World::new(Remote::Local);
+    world.seeded_sqlite("default", 10);
+    for (line, key) in [
+        ("compression = \"gzip\"", "`compression`"),
+        ("compression = \"zstd:22\"", "`compression`"),
+    ] {
+        let mut w = World::new(Remote::Local);
+        w.databases = world.databases.clone();
+        w.setting(line);
+        let r = w.run(&["listbackups"]);
+        assert_eq!(r.code, 2, "{line}: {}", r.stderr);
+        assert_mentions(&r.stderr, &[key, "zstd:LEVEL"]);
+    }
+    let mut w = World::new(Remote::Local);
+    let pg = PgDb::create("zflag");
+    w.postgres("default", &pg.0);
+    w.databases.push_str("dump_args = [\"-Z6\"]\n");
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["dump_args", "-Z6", "compression = \"engine\""]);
+    w.setting("compression = \"engine\"");
+    w.ok(&["dbbackup"]);
+}
