@@ -711,8 +711,9 @@ fn every_object_of_a_backup_fits_a_crypt_remote() {
     let dumped = world.mark_runs_of("sqlite3");
     let limit = 120;
     for len in [143, 130, limit + 1] {
+        // Uncompressed: the name is exactly the template's length.
         world.settings = format!(
-            "db_filename_template = \"{}\"\ndb_date_format = \"%Y-%m-%d\"\n",
+            "db_filename_template = \"{}\"\ndb_date_format = \"%Y-%m-%d\"\ncompression = \"none\"\n",
             template_of_length(len)
         );
         let r = world.run(&["dbbackup"]);
@@ -729,7 +730,7 @@ fn every_object_of_a_backup_fits_a_crypt_remote() {
     }
 
     world.settings = format!(
-        "db_filename_template = \"{}\"\ndb_date_format = \"%Y-%m-%d\"\n",
+        "db_filename_template = \"{}\"\ndb_date_format = \"%Y-%m-%d\"\ncompression = \"none\"\n",
         template_of_length(limit)
     );
     world.ok(&["dbbackup"]);

@@ -278,7 +278,9 @@ fn dump_args_removing_the_framing_are_refused() {
 /// replace the database.
 #[test]
 fn sqlite_restore_never_swaps_in_a_dump_that_rolled_back() {
-    let (world, file) = sqlite_world(400);
+    let (mut world, file) = sqlite_world(400);
+    // The test rewrites the stored SQL: stored as the dump tool wrote it.
+    world.setting("compression = \"none\"");
     world.ok(&["dbbackup"]);
     let name = world.names(None).remove(0);
     let bad = "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n/**** ERROR: (26) file is not a database *****/\nROLLBACK; -- due to errors\n";
@@ -294,7 +296,9 @@ fn sqlite_restore_never_swaps_in_a_dump_that_rolled_back() {
 /// the error does not echo the backup's rows.
 #[test]
 fn sqlite_failed_replay_keeps_the_file_and_prints_no_rows() {
-    let (world, file) = sqlite_world(200);
+    let (mut world, file) = sqlite_world(200);
+    // The test rewrites the stored SQL: stored as the dump tool wrote it.
+    world.setting("compression = \"none\"");
     world.ok(&["dbbackup"]);
     let name = world.names(None).remove(0);
     let good = std::fs::read_to_string(data_file(&world, &name)).unwrap();
@@ -466,7 +470,7 @@ fn pg_damaged_uncompressed_backup_is_never_committed() {
     psql(&db.0, &seed_sql(2000));
     let mut world = World::new(Remote::Local);
     world.databases = format!(
-        "[databases.default]\nengine = \"postgresql\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"{PASSWORD_VAR}\"\ndump_args = [\"-Z0\"]\n",
+        "[databases.default]\nengine = \"postgresql\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"{PASSWORD_VAR}\"\ncompression = \"none\"\n",
         db.0
     );
     world.ok(&["dbbackup"]);

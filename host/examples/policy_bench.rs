@@ -26,6 +26,7 @@ fn series(n: usize) -> Vec<BackupRecord> {
                 engine: EngineKind::Sqlite,
                 size: 1 << 20,
                 sha256: "0".repeat(64),
+                compression: None,
                 created: t,
                 finished: t,
                 tool: String::new(),
