@@ -111,12 +111,13 @@ fn tenant_naming_names_the_backup() {
     w.ok(&["dbbackup"]);
     let names = w.names(None);
     assert_eq!(names.len(), 1);
-    // acme-default-YYYYmmddTHHMMSSZ.sqlite3, the time of the backup's record.
+    // acme-default-YYYYmmddTHHMMSSZ.sqlite3.zst, the time of the backup's
+    // record; the extension the policy is given holds zstd's `.zst`.
     let created = w.list(None)[0]["created"].as_str().unwrap().to_string();
     let at = chrono::DateTime::parse_from_rfc3339(&created).unwrap();
     assert_eq!(
         names[0],
-        format!("acme-default-{}.sqlite3", at.format("%Y%m%dT%H%M%SZ")),
+        format!("acme-default-{}.sqlite3.zst", at.format("%Y%m%dT%H%M%SZ")),
         "created {created}"
     );
 }

@@ -193,6 +193,13 @@ impl Rclone {
         Some(s)
     }
 
+    /// Whether a call got no answer because the server has ended: a read or
+    /// a delete is then made again by a process of its own (repeating one is
+    /// harmless), as every later call is.
+    fn server_ended(&self, s: &Server, e: &CallError) -> bool {
+        matches!(e, CallError::Transport(_)) && s.ended().is_some()
+    }
+
     /// Logs a call to the server at -v, as the per-call mode logs each
     /// process's argv: `rclone call: cat db/NAME`.
     fn note(&self, verb: &str, rel: &str) {
@@ -256,6 +263,16 @@ impl Rclone {
         let answer = match answer {
             Ok(a) => a,
             Err(CallError::NotFound) => return Ok(None),
+            Err(e) if self.server_ended(s, &e) => {
+                return match depth {
+                    1 => per_call::lsjson(self, rel, &["--files-only"]),
+                    d => per_call::lsjson(
+                        self,
+                        rel,
+                        &["--files-only", "-R", "--max-depth", &d.to_string()],
+                    ),
+                }
+            }
             Err(e) => return Err(self.call_failed(&format!("listing {}", self.path(rel)), e)),
         };
         let list = answer.get("list").cloned().unwrap_or(Value::Null);
@@ -367,6 +384,7 @@ impl Rclone {
         self.note("cat", rel);
         let server = self.server.clone().expect("server() was Some");
         Ok(match s.get(&self.remote, rel) {
+            Err(e) if self.server_ended(s, &e) => return per_call::download(self, rel),
             Ok(body) => Download {
                 reader: Box::new(api::Interruptible(body)),
                 run: DownloadRun::Server(Outcome::done(), server),
@@ -434,6 +452,7 @@ impl Rclone {
         ) {
             Ok(answer) => Ok(answer.get("item").is_some_and(|i| !i.is_null())),
             Err(CallError::NotFound) => Ok(false),
+            Err(e) if self.server_ended(s, &e) => per_call::exists(self, rel),
             Err(e) => Err(self.call_failed(&format!("looking for {}", self.path(rel)), e)),
         }
     }
@@ -452,6 +471,7 @@ impl Rclone {
         let mut body = match s.get(&self.remote, rel) {
             Ok(b) => b,
             Err(CallError::NotFound) => return Ok(None),
+            Err(e) if self.server_ended(s, &e) => return per_call::cat(self, rel),
             Err(e) => return Err(self.call_failed(&what(), e)),
         };
         let mut out = Vec::new();
@@ -474,6 +494,7 @@ impl Rclone {
             json!({"fs": self.remote, "remote": rel.trim_matches('/')}),
         ) {
             Ok(_) | Err(CallError::NotFound) => Ok(()),
+            Err(e) if self.server_ended(s, &e) => per_call::purge(self, rel),
             Err(e) => Err(self.call_failed(&format!("deleting folder {}", self.path(rel)), e)),
         }
     }
@@ -489,6 +510,7 @@ impl Rclone {
             json!({"fs": self.remote, "remote": rel.trim_matches('/')}),
         ) {
             Ok(_) | Err(CallError::NotFound) => Ok(()),
+            Err(e) if self.server_ended(s, &e) => per_call::deletefile(self, rel),
             // Some backends report a missing file with a plain failure.
             Err(_) if matches!(self.exists_by(s, rel), Ok(false)) => Ok(()),
             Err(e) => Err(self.call_failed(&format!("deleting {}", self.path(rel)), e)),

@@ -51,6 +51,11 @@ fn slug(s: &str) -> String {
         .collect()
 }
 
+/// An extension keeps its dots (`sqlite3.zst` for a compressed backup).
+fn ext_slug(ext: &str) -> String {
+    ext.split('.').map(slug).collect::<Vec<_>>().join(".")
+}
+
 struct TenantNaming;
 
 impl Naming for TenantNaming {
@@ -68,7 +73,7 @@ impl Naming for TenantNaming {
             .replace("{database}", &slug(&ctx.database))
             .replace("{engine}", &slug(&ctx.engine))
             .replace("{datetime}", &datetime(ctx.now))
-            .replace("{ext}", &slug(&ctx.extension)))
+            .replace("{ext}", &ext_slug(&ctx.extension)))
     }
 }
 
