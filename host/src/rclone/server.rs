@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::Rclone;
 
 /// How long rclone may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines of the server's log kept for error messages.
 const LOG_TAIL_LINES: usize = 40;
 
@@ -160,11 +160,18 @@ impl Server {
                     *state = State::Ready(url);
                 }
                 Err(_) => {
-                    let how = self.ended_how(Duration::from_millis(200));
-                    tracing::debug!(
-                        "rclone: `rclone rcd` did not start listening ({}); one rclone process per call",
-                        how.unwrap_or_else(|| "no answer in 30 s".into())
-                    );
+                    match self.ended_how(Duration::from_millis(200)) {
+                        // An rclone (or wrapper) without `rcd`: the fallback
+                        // is the expected way, at -v.
+                        Some(how) => tracing::debug!(
+                            "rclone: `rclone rcd` did not start listening ({how}); one rclone process per call"
+                        ),
+                        // A server that hangs cost this run the wait: say so.
+                        None => tracing::warn!(
+                            "rclone: `rclone rcd` did not start listening (no answer in {} s); one rclone process per call",
+                            START_TIMEOUT.as_secs()
+                        ),
+                    }
                     self.stop();
                     *state = State::Gone;
                 }
