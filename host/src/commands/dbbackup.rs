@@ -313,23 +313,23 @@ fn relay_and_judge(
             ended
         });
         let (end, _) = pipeline::relay(&mut from, &mut to, None);
-        // The compressor's last frame goes out before the input closes.
+        // From here the upload may end: its input closes below, after the
+        // compressor's last frame (an upload that dies meanwhile fails the
+        // finish, which is blamed on the upload all the same).
+        closed.store(true, Ordering::SeqCst);
         let (end, digest) = match end {
             End::SourceDone => match to.finish() {
                 Ok((stored, pipe)) => {
-                    closed.store(true, Ordering::SeqCst);
                     drop(pipe);
                     (End::SourceDone, Some(stored))
                 }
                 Err(e) => (End::SinkFailed(e), None),
             },
             other => {
-                closed.store(true, Ordering::SeqCst);
                 drop(to);
                 (other, None)
             }
         };
-        closed.store(true, Ordering::SeqCst);
         (end, digest, watcher.join().expect("upload watcher"))
     });
     drop(from);

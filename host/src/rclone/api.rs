@@ -68,18 +68,7 @@ impl Server {
         match answer.status().as_u16() {
             200 => Ok(Box::new(answer.into_body().into_reader())),
             404 => Err(CallError::NotFound),
-            status => {
-                let mut body = answer.into_body();
-                let text = body
-                    .with_config()
-                    .limit(64 * 1024)
-                    .read_to_string()
-                    .unwrap_or_default();
-                let said = serde_json::from_str::<Value>(&text)
-                    .map(|v| error_text(&v, status))
-                    .unwrap_or_else(|_| format!("HTTP status {status}"));
-                Err(CallError::Rclone(said))
-            }
+            status => Err(refusal(answer.into_body(), status)),
         }
     }
 
@@ -119,7 +108,7 @@ impl Server {
                 format!("multipart/form-data; boundary={boundary}"),
             )
             .send(ureq::SendBody::from_owned_reader(multipart));
-        let mut answer = match answer {
+        let answer = match answer {
             Ok(a) => a,
             Err(e) => {
                 // The server stops reading when the upload fails on its
@@ -139,12 +128,7 @@ impl Server {
         if status == 200 {
             return Ok(());
         }
-        let text = answer.body_mut().read_to_string().unwrap_or_default();
-        Err(CallError::Rclone(
-            serde_json::from_str::<Value>(&text)
-                .map(|v| error_text(&v, status))
-                .unwrap_or_else(|_| format!("HTTP status {status}")),
-        ))
+        Err(refusal(answer.into_body(), status))
     }
 
     fn base(&self) -> Result<String, CallError> {
@@ -161,6 +145,21 @@ impl Server {
             }
         }
     }
+}
+
+/// An answer other than 200/404 whose body was not read yet: rclone's words
+/// from its JSON error, or the status alone.
+fn refusal(mut body: ureq::Body, status: u16) -> CallError {
+    let text = body
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    CallError::Rclone(
+        serde_json::from_str::<Value>(&text)
+            .map(|v| error_text(&v, status))
+            .unwrap_or_else(|_| format!("HTTP status {status}")),
+    )
 }
 
 /// rclone's `{"error": "...", "status": N}`, as its words.

@@ -539,14 +539,17 @@ impl Rclone {
     /// cause is a remote that rclone's config does not define: that one is
     /// named first, with the fix.
     pub fn failure(&self, what: &str, end: &Ended) -> anyhow::Error {
-        self.missing_remote()
-            .unwrap_or_else(|| remote_error(what, &end.describe()))
+        self.failed_saying(what, &end.describe())
     }
 
     /// [`Rclone::failure`] for an upload or a download.
     pub fn failed(&self, what: &str, end: &Outcome) -> anyhow::Error {
+        self.failed_saying(what, &end.describe())
+    }
+
+    fn failed_saying(&self, what: &str, said: &str) -> anyhow::Error {
         self.missing_remote()
-            .unwrap_or_else(|| remote_error(what, &end.describe()))
+            .unwrap_or_else(|| remote_error(what, said))
     }
 
     fn call_failed(&self, what: &str, e: CallError) -> anyhow::Error {
