@@ -229,3 +229,163 @@ fn a_bad_compression_setting_is_refused_at_load() {
     w.setting("compression = \"engine\"");
     w.ok(&["dbbackup"]);
 }
+
+/// A damaged `.zst` backup, where the whole dump decompresses before the
+/// damage is found: restore must not hand the dump's end to the restore
+/// tool (pg_restore and mariadb commit when the dump ends, not at EOF), so
+/// the database keeps what it had, and verify and restore say exit 4.
+/// - checksum: the frame's checksum flipped, the record made to match, so
+///   only decompressing can tell ("does not decompress");
+/// - cut: the frame cut short, the record made to match;
+/// - flipped: a byte mid-frame flipped, the record made to match;
+/// - appended: bytes after the frame the record does not count (found by
+///   size before anything is read: "is damaged").
+#[test]
+fn a_damaged_zst_backup_never_reaches_the_end_of_the_restore() {
+    for engine in [Engine::Sqlite, Engine::Postgres, Engine::Mariadb] {
+        let mut w = World::new(Remote::Local);
+        let db = TestDb::create(&mut w, engine, 3000, 20_000);
+        w.ok(&["dbbackup"]);
+        let name = w.names(None).remove(0);
+        let data = w.store.join(format!("db/{name}"));
+        let records = w.store.join(format!("db/.rcbackup/records/{name}.json"));
+        let good = std::fs::read(&data).unwrap();
+        let good_record = std::fs::read(&records).unwrap();
+        db.exec("DELETE FROM items;");
+        let changed = db.fingerprint();
+        let flip = |at: usize| {
+            let mut b = good.clone();
+            b[at] ^= 0x55;
+            b
+        };
+        let mut appended = good.clone();
+        appended.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4]);
+        let undecodable = "matches its record but does not decompress";
+        for (damage, bytes, rerecord, says) in [
+            ("checksum", flip(good.len() - 1), true, undecodable),
+            ("cut", good[..good.len() - 100].to_vec(), true, undecodable),
+            ("flipped", flip(good.len() / 2), true, undecodable),
+            ("appended", appended, false, "is damaged"),
+        ] {
+            let what = format!("{engine:?} {damage}");
+            std::fs::write(&data, &bytes).unwrap();
+            std::fs::write(&records, &good_record).unwrap();
+            if rerecord {
+                let mut rec = record(&w, &name);
+                rec["size"] = bytes.len().into();
+                rec["sha256"] = sha256_hex(&bytes).into();
+                std::fs::write(&records, format!("{rec}\n")).unwrap();
+            }
+            for args in [
+                &["verify", "-i", &name][..],
+                &["dbrestore", "--noinput", "-i", &name],
+            ] {
+                let r = w.run(args);
+                assert_eq!(r.code, 4, "{what} {args:?}: {}", r.stderr);
+                assert_mentions(&r.stderr, &[says]);
+                assert_eq!(
+                    db.fingerprint(),
+                    changed,
+                    "{what} {args:?}: database changed"
+                );
+            }
+        }
+    }
+}
+
+/// Records: a compressed backup's is format 2 (an older rcbackup lists it
+/// as newer than it reads, instead of handing zstd bytes to a restore
+/// tool); an uncompressed one's stays format 1.
+#[test]
+fn only_a_compressed_backup_s_record_is_format_2() {
+    let mut w = World::new(Remote::Local);
+    w.seeded_sqlite("default", 50);
+    w.ok(&["dbbackup"]);
+    let zst = w.names(None).remove(0);
+    assert_eq!(record(&w, &zst)["format"], 2);
+    w.setting("compression = \"none\"");
+    w.ok(&["dbbackup"]);
+    let plain: Vec<String> = w.names(None).into_iter().filter(|n| *n != zst).collect();
+    assert_eq!(plain.len(), 1, "{plain:?}");
+    assert_eq!(record(&w, &plain[0])["format"], 1);
+}
+
+/// The name rule holds for every template: `.zst` is appended to a name
+/// whose template has no `{ext}`, a `.zst` name is refused for a backup
+/// that is not compressed, and a twin keeps `.sqlite3.zst` whole.
+#[test]
+fn a_compressed_backup_s_name_ends_in_zst_whatever_the_template() {
+    let mut w = World::new(Remote::Local);
+    w.seeded_sqlite("default", 50);
+    w.setting("db_filename_template = \"{database}_{datetime}\"");
+    w.ok(&["dbbackup"]);
+    let names = w.names(None);
+    assert!(
+        names[0].starts_with("default_") && names[0].ends_with(".zst"),
+        "{names:?}"
+    );
+    assert!(!names[0].contains(".sqlite3"), "{names:?}");
+    w.settings =
+        "db_filename_template = \"{database}-{datetime}.zst\"\ncompression = \"none\"\n".into();
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[
+            "ends in `.zst`, but the backup is not compressed",
+            "db_filename_template",
+        ],
+    );
+    // Two backups in one second: the twin keeps `.sqlite3.zst` whole.
+    w.settings = "db_date_format = \"%Y-%m-%d\"\n".into();
+    w.ok(&["dbbackup"]);
+    w.ok(&["dbbackup"]);
+    let names = w.names(None);
+    assert!(
+        names.iter().any(|n| n.ends_with("-2.sqlite3.zst")),
+        "{names:?}"
+    );
+}
+
+/// rcbackup's own peak memory with zstd is flat in the dump's size and
+/// under 64 MiB (its `-v` log reports it at exit): a 20 MB and an 80 MB
+/// dump of hard-to-compress rows (past the first few 2 MiB jobs, the
+/// compressor's buffers are all in use and stop growing). Restoring the
+/// larger one stays under the same bound.
+#[test]
+fn peak_memory_with_zstd_is_flat_and_under_64_mib() {
+    let peak_of = |stderr: &str| -> u64 {
+        stderr
+            .split("peak_rss_kib=")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no peak_rss_kib in:\n{stderr}"))
+            / 1024
+    };
+    let peak = |rows: u32| -> (u64, u64) {
+        let mut w = World::new(Remote::Local);
+        let file = w.path("big.sqlite3");
+        sqlite(
+            &file,
+            &format!(
+                "CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB NOT NULL);\n\
+                 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows})\n\
+                 INSERT INTO b SELECT x, randomblob(1000) FROM c;\n"
+            ),
+        );
+        w.sqlite("default", &file);
+        let backup = w.ok(&["-v", "dbbackup"]);
+        assert!(w.names(None)[0].ends_with(".zst"));
+        let restore = w.ok(&["-v", "dbrestore", "--noinput"]);
+        (peak_of(&backup.stderr), peak_of(&restore.stderr))
+    };
+    let (small, _) = peak(10_000);
+    let (big, restore) = peak(40_000);
+    assert!(big < 64, "backup peak {big} MiB for an 80 MB dump");
+    assert!(restore < 64, "restore peak {restore} MiB for an 80 MB dump");
+    assert!(
+        big <= small + 4,
+        "not flat: {small} MiB for 20 MB, {big} MiB for 80 MB"
+    );
+}

@@ -349,8 +349,19 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     // Stop the slow dump, which is still sleeping.
     kill_leftovers(&family);
     let leftovers = partials(&world);
-    assert_eq!(leftovers.len(), 1, "{:?}", world.stored_files());
-    assert!(std::fs::metadata(&leftovers[0]).unwrap().len() > 100_000);
+    if rclone_server_mode() {
+        // The run's server sees its connection close when rcbackup dies, a
+        // moment before the kernel kills it too: if it gets to run in that
+        // moment, rclone removes the partial object itself (nothing left
+        // over, the better outcome); if not, the object stays, as in
+        // per-call mode. Both must hold what follows.
+        assert!(leftovers.len() <= 1, "{:?}", world.stored_files());
+    } else {
+        assert_eq!(leftovers.len(), 1, "{:?}", world.stored_files());
+    }
+    for p in &leftovers {
+        assert!(std::fs::metadata(p).unwrap().len() > 100_000);
+    }
     let left: Vec<PathBuf> = world
         .stored_files()
         .into_iter()

@@ -349,19 +349,21 @@ impl<'a> Catalog<'a> {
         if !taken.contains(name) {
             return name.to_string();
         }
-        let (stem, ext) = match name.rfind('.') {
-            Some(i) if i > 0 => (&name[..i], &name[i..]),
-            _ => (name, ""),
-        };
+        let (stem, ext) = crate::naming::split_extension(name);
         (2..)
             .map(|n| {
                 let suffix = format!("-{n}{ext}");
                 match MAX_NAME_LEN.checked_sub(suffix.len()) {
                     Some(room) if room > 0 => format!("{}{suffix}", cut(stem, room)),
-                    // An "extension" that long is part of the stem.
+                    // An "extension" that long is part of the stem (but a
+                    // compressed backup's name still ends in `.zst`).
                     _ => {
-                        let suffix = format!("-{n}");
-                        format!("{}{suffix}", cut(name, MAX_NAME_LEN - suffix.len()))
+                        let (body, zst) = match name.strip_suffix(".zst") {
+                            Some(b) if !b.is_empty() => (b, ".zst"),
+                            _ => (name, ""),
+                        };
+                        let suffix = format!("-{n}{zst}");
+                        format!("{}{suffix}", cut(body, MAX_NAME_LEN - suffix.len()))
                     }
                 }
             })
@@ -801,6 +803,13 @@ mod tests {
         let twin = Catalog::unique_name(&BTreeSet::from([odd.clone()]), &odd);
         assert_eq!(twin.len(), MAX_NAME_LEN, "{twin}");
         assert!(twin.starts_with("a.b") && twin.ends_with("b-2"), "{twin}");
+        let odd = format!("a.{}.zst", "b".repeat(MAX_NAME_LEN - 6));
+        let twin = Catalog::unique_name(&BTreeSet::from([odd.clone()]), &odd);
+        assert_eq!(twin.len(), MAX_NAME_LEN, "{twin}");
+        assert!(
+            twin.starts_with("a.b") && twin.ends_with("b-2.zst"),
+            "{twin}"
+        );
     }
 
     #[test]
@@ -1099,6 +1108,9 @@ mod tests {
         assert_eq!(Catalog::unique_name(&taken, ".hidden"), ".hidden-2");
         assert_eq!(Catalog::unique_name(&taken, "plain"), "plain-2");
         assert_eq!(Catalog::unique_name(&taken, "b.dump"), "b.dump");
+        // A compressed backup's twin keeps `.dump.zst` whole.
+        let taken = BTreeSet::from(["a.dump.zst".to_string()]);
+        assert_eq!(Catalog::unique_name(&taken, "a.dump.zst"), "a-2.dump.zst");
     }
 
     /// Records come from the joined read when a line fits its file, and

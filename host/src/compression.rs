@@ -5,6 +5,16 @@
 //! The record's size and SHA-256 are always of the stored bytes, so a
 //! restore checks exactly what is on the remote before anything commits;
 //! the dump framing check (engines/framing.rs) reads the dump itself.
+//!
+//! - Backup: dump tool → framing check → [`Compressing`] → upload; the
+//!   compressor counts and hashes what it hands to the upload.
+//! - Restore and verify: download → size and SHA-256 check (holding back the
+//!   last stored chunk) → [`Decompressor`] → restore tool. One stored chunk
+//!   can hold the whole end of a dump, so the decompressor holds back the
+//!   last [`HELD_TAIL`] bytes of the *dump* as well, until the caller has
+//!   matched the whole stored stream and the zstd frame ended
+//!   ([`Decompressor::finish`]). A stream that matches its record but does
+//!   not decompress is an integrity failure ([`Decompressor::corrupt`]).
 
 use std::io::{self, Write};
 
@@ -180,74 +190,211 @@ impl<W: Write> Write for Compressing<W> {
     }
 }
 
-/// Marks an error of the decompressor (not of the consumer behind it).
-#[derive(Debug)]
-pub struct NotDecodable(pub String);
+/// The largest window the decompressor accepts (2^24 = 16 MiB; level 9
+/// uses 8 MiB). A damaged stream is decompressed before its hash is known
+/// to mismatch: its header must not make the host allocate zstd's default
+/// limit of 128 MiB.
+const MAX_WINDOW_LOG: u32 = 24;
 
-impl std::fmt::Display for NotDecodable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// How much of the decompressed dump is held back until the whole stored
+/// stream matched its record and the zstd frame ended.
+pub const HELD_TAIL: usize = 64 * 1024;
 
-impl std::error::Error for NotDecodable {}
-
-/// Decompresses what is written into it into `inner` (the restore tool).
-pub struct Decompressing<'a> {
-    decoder: zstd::stream::write::Decoder<'static, WriteErrors<'a>>,
-}
-
-/// The consumer, its errors kept apart from the decoder's.
-struct WriteErrors<'a> {
-    inner: &'a mut dyn Write,
+/// Forwards all but the last [`HELD_TAIL`] bytes written to it; remembers
+/// whether its inner writer failed. Once `discard` is set, forwards nothing.
+struct HoldTail<W: Write> {
+    inner: W,
+    tail: Vec<u8>,
     failed: bool,
+    discard: bool,
 }
 
-impl Write for WriteErrors<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf).inspect_err(|_| self.failed = true)
+impl<W: Write> HoldTail<W> {
+    fn pass(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.discard {
+            return Ok(());
+        }
+        self.inner
+            .write_all(bytes)
+            .inspect_err(|_| self.failed = true)
     }
 
+    /// Hands over the held tail and flushes.
+    fn release(&mut self) -> io::Result<()> {
+        let tail = std::mem::take(&mut self.tail);
+        self.pass(&tail)?;
+        self.flush()
+    }
+}
+
+impl<W: Write> Write for HoldTail<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let excess = (self.tail.len() + buf.len()).saturating_sub(HELD_TAIL);
+        let from_tail = excess.min(self.tail.len());
+        if from_tail > 0 {
+            let older: Vec<u8> = self.tail.drain(..from_tail).collect();
+            self.pass(&older)?;
+        }
+        let from_buf = excess - from_tail;
+        self.pass(&buf[..from_buf])?;
+        self.tail.extend_from_slice(&buf[from_buf..]);
+        Ok(buf.len())
+    }
+
+    /// Flushes what was handed over; the tail stays held. (The relay
+    /// flushes at the end of the stored stream, before its hash is judged:
+    /// a flush must not release the tail.)
     fn flush(&mut self) -> io::Result<()> {
+        if self.discard {
+            return Ok(());
+        }
         self.inner.flush().inspect_err(|_| self.failed = true)
     }
 }
 
-impl<'a> Decompressing<'a> {
-    pub fn new(inner: &'a mut dyn Write) -> io::Result<Decompressing<'a>> {
-        Ok(Decompressing {
-            decoder: zstd::stream::write::Decoder::new(WriteErrors {
-                inner,
-                failed: false,
-            })?,
+enum Decoding<W: Write> {
+    Plain(W),
+    Zstd(Box<zstd::stream::write::Decoder<'static, HoldTail<W>>>),
+}
+
+/// The restore side: decompresses what is written into `W`, the restore
+/// tool's input (or passes it through, for a backup stored as the dump tool
+/// wrote it), holding back the tail of the dump until
+/// [`Decompressor::finish`], which the caller calls only once the whole
+/// stored stream matched its record: however the stored bytes fell into
+/// chunks, a restore tool never gets the end of a dump that did not match.
+///
+/// After the restore tool stopped, [`Decompressor::discard`] keeps
+/// decompressing the rest into nothing: a damaged backup often makes the
+/// tool fail first, and the damage is the cause to report.
+pub struct Decompressor<W: Write> {
+    inner: Decoding<W>,
+    /// Why the zstd stream did not decode (as opposed to `W` failing).
+    corrupt: Option<String>,
+    discarding: bool,
+    /// What the write that the restore tool's failure stopped did not
+    /// decompress (zstd's writer takes no input in a call that fails), to
+    /// be decompressed first once discarding.
+    unconsumed: Vec<u8>,
+}
+
+impl<W: Write> Decompressor<W> {
+    pub fn new(inner: W, codec: Option<Codec>) -> io::Result<Decompressor<W>> {
+        let inner = match codec {
+            None => Decoding::Plain(inner),
+            Some(Codec::Zstd) => {
+                let mut d = zstd::stream::write::Decoder::new(HoldTail {
+                    inner,
+                    tail: Vec::with_capacity(HELD_TAIL),
+                    failed: false,
+                    discard: false,
+                })?;
+                d.window_log_max(MAX_WINDOW_LOG)?;
+                Decoding::Zstd(Box::new(d))
+            }
+        };
+        Ok(Decompressor {
+            inner,
+            corrupt: None,
+            discarding: false,
+            unconsumed: Vec::new(),
         })
     }
 
-    fn tag(&self, e: io::Error) -> io::Error {
-        if self.decoder.get_ref().failed {
-            e
-        } else {
-            io::Error::new(io::ErrorKind::InvalidData, NotDecodable(e.to_string()))
+    /// From now on writes never fail and reach nothing: the rest of the
+    /// stream is only decompressed, to tell whether it decodes
+    /// ([`Self::corrupt`], and [`Self::finish`] for its end).
+    pub fn discard(&mut self) {
+        self.discarding = true;
+        if let Decoding::Zstd(d) = &mut self.inner {
+            let hold = d.get_mut();
+            hold.discard = true;
+            hold.failed = false;
+            hold.tail.clear();
         }
+        let rest = std::mem::take(&mut self.unconsumed);
+        let _ = self.write_all(&rest);
+    }
+
+    /// Why the stored stream did not decompress, if it did not: a write or
+    /// [`Self::finish`] that failed for that reason, not because the
+    /// restore tool stopped reading.
+    pub fn corrupt(&self) -> Option<&str> {
+        self.corrupt.as_deref()
+    }
+
+    /// Notes a failure of the zstd stream itself as corruption.
+    fn judge(&mut self, e: io::Error) -> io::Error {
+        if let Decoding::Zstd(d) = &self.inner {
+            if !d.get_ref().failed && self.corrupt.is_none() {
+                self.corrupt = Some(match e.kind() {
+                    io::ErrorKind::UnexpectedEof => {
+                        "the zstd stream ends in the middle of a frame".into()
+                    }
+                    _ => format!("zstd: {e}"),
+                });
+            }
+        }
+        e
+    }
+
+    /// After the whole stored stream was written and matched its record:
+    /// checks that the zstd stream ended on a complete frame, then hands
+    /// over the held tail and flushes. A failure is corruption when
+    /// [`Self::corrupt`] says so, else the restore tool's.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.discarding && self.corrupt.is_some() {
+            return Ok(());
+        }
+        let r = match &mut self.inner {
+            Decoding::Plain(_) if self.discarding => Ok(()),
+            Decoding::Plain(w) => w.flush(),
+            Decoding::Zstd(d) => match d.do_finish() {
+                Ok(()) => d.get_mut().release(),
+                Err(e) => Err(e),
+            },
+        };
+        let r = r.map_err(|e| self.judge(e));
+        if self.discarding {
+            return Ok(());
+        }
+        r
     }
 }
 
-impl Write for Decompressing<'_> {
+impl<W: Write> Write for Decompressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.decoder.write(buf).map_err(|e| self.tag(e))
+        if self.discarding {
+            if self.corrupt.is_none() {
+                if let Decoding::Zstd(d) = &mut self.inner {
+                    if let Err(e) = d.write_all(buf) {
+                        self.judge(e);
+                    }
+                }
+            }
+            return Ok(buf.len());
+        }
+        let r = match &mut self.inner {
+            Decoding::Plain(w) => w.write(buf),
+            Decoding::Zstd(d) => d.write(buf).inspect_err(|_| {
+                if d.get_ref().failed {
+                    self.unconsumed = buf.to_vec();
+                }
+            }),
+        };
+        r.map_err(|e| self.judge(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.decoder.flush().map_err(|e| self.tag(e))
+        if self.discarding {
+            return Ok(());
+        }
+        let r = match &mut self.inner {
+            Decoding::Plain(w) => w.flush(),
+            Decoding::Zstd(d) => d.flush(),
+        };
+        r.map_err(|e| self.judge(e))
     }
-}
-
-/// Whether `e` came from decompressing (the stored object is not a zstd
-/// stream), not from the consumer.
-pub fn is_not_decodable(e: &io::Error) -> Option<String> {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<NotDecodable>())
-        .map(|d| d.0.clone())
 }
 
 #[cfg(test)]
@@ -271,6 +418,46 @@ mod tests {
         }
     }
 
+    fn sample(len: usize) -> Vec<u8> {
+        // Compressible but not trivial: a repeating text with a counter.
+        let mut v = Vec::with_capacity(len);
+        let mut i = 0u64;
+        while v.len() < len {
+            v.extend_from_slice(
+                format!("INSERT INTO t VALUES ({i}, 'row {}');\n", i % 97).as_bytes(),
+            );
+            i += 1;
+        }
+        v.truncate(len);
+        v
+    }
+
+    fn compress(data: &[u8], level: i32) -> Vec<u8> {
+        let mut c = Compressing::new(Compression::Zstd { level }, Vec::new()).unwrap();
+        for chunk in data.chunks(100_000) {
+            c.write_all(chunk).unwrap();
+        }
+        c.finish().unwrap().1
+    }
+
+    /// What a zstd decompressor handed on so far.
+    fn delivered(d: &Decompressor<Vec<u8>>) -> &[u8] {
+        match &d.inner {
+            Decoding::Zstd(dec) => &dec.get_ref().inner,
+            Decoding::Plain(w) => w,
+        }
+    }
+
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn a_stream_round_trips_and_the_digest_is_of_the_stored_bytes() {
         let data: Vec<u8> = (0..3_000_000u32)
@@ -282,21 +469,122 @@ mod tests {
         }
         let (digest, stored) = c.finish().unwrap();
         assert_eq!(digest.size, stored.len() as u64);
+        let mut tally = Tally::default();
+        tally.add(&stored);
+        assert_eq!(digest, tally.finish());
         assert!(stored.len() < data.len() / 4, "{} bytes", stored.len());
         assert_eq!(&stored[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
-        let mut out = Vec::new();
-        let mut d = Decompressing::new(&mut out).unwrap();
-        d.write_all(&stored).unwrap();
+        let mut d = Decompressor::new(Vec::new(), Some(Codec::Zstd)).unwrap();
+        for chunk in stored.chunks(7_777) {
+            d.write_all(chunk).unwrap();
+        }
+        d.finish().unwrap();
+        assert!(delivered(&d) == data, "decompressed differs");
+    }
+
+    /// However the stored bytes are cut, the restore tool gets nothing of
+    /// the last HELD_TAIL bytes of the dump before finish(): not even when
+    /// everything but the frame's last byte was written and flushed.
+    #[test]
+    fn the_tail_of_the_dump_waits_for_finish() {
+        let data = sample(1024 * 1024);
+        let stored = compress(&data, 1);
+        let mut d = Decompressor::new(Vec::new(), Some(Codec::Zstd)).unwrap();
+        d.write_all(&stored[..stored.len() - 1]).unwrap();
         d.flush().unwrap();
-        drop(d);
-        assert_eq!(out, data);
+        let got = delivered(&d);
+        assert!(
+            got.len() <= data.len() - HELD_TAIL,
+            "{} of {}",
+            got.len(),
+            data.len()
+        );
+        assert!(got[..] == data[..got.len()]);
+        d.write_all(&stored[stored.len() - 1..]).unwrap();
+        d.finish().unwrap();
+        assert!(delivered(&d) == data);
     }
 
     #[test]
-    fn bytes_that_are_not_zstd_are_a_decoding_error() {
-        let mut out = Vec::new();
-        let mut d = Decompressing::new(&mut out).unwrap();
-        let e = d.write_all(b"PGDMP this is not zstd").unwrap_err();
-        assert!(is_not_decodable(&e).is_some(), "{e}");
+    fn a_damaged_or_cut_stream_is_corrupt_not_a_consumer_failure() {
+        let data = sample(2 * 1024 * 1024);
+        let stored = compress(&data, 3);
+        // Cut short: finish() says the frame did not end.
+        let mut d = Decompressor::new(io::sink(), Some(Codec::Zstd)).unwrap();
+        d.write_all(&stored[..stored.len() / 2]).unwrap();
+        assert!(d.finish().is_err());
+        let why = d.corrupt().unwrap_or_default();
+        assert!(why.contains("ends in the middle of a frame"), "{why}");
+        // A flipped byte: the block or the frame's checksum fails.
+        for at in [4usize, 20, stored.len() / 2, stored.len() - 2] {
+            let mut bad = stored.clone();
+            bad[at] ^= 0x55;
+            let mut d = Decompressor::new(io::sink(), Some(Codec::Zstd)).unwrap();
+            let r = bad
+                .chunks(65_536)
+                .try_for_each(|c| d.write_all(c))
+                .and_then(|_| d.finish());
+            assert!(r.is_err(), "flip at {at} went unnoticed");
+            assert!(d.corrupt().is_some(), "flip at {at}");
+        }
+        // Not zstd at all.
+        let mut d = Decompressor::new(io::sink(), Some(Codec::Zstd)).unwrap();
+        let r = d
+            .write_all(b"PGDMP this is not zstd")
+            .and_then(|_| d.finish());
+        assert!(r.is_err() && d.corrupt().is_some());
+    }
+
+    /// A frame header asking for a window past MAX_WINDOW_LOG is refused,
+    /// not allocated.
+    #[test]
+    fn a_huge_window_is_refused() {
+        let data = sample(300_000);
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.set_parameter(zstd::stream::raw::CParameter::WindowLog(27))
+            .unwrap();
+        enc.long_distance_matching(true).unwrap();
+        enc.write_all(&data).unwrap();
+        let stored = enc.finish().unwrap();
+        let mut d = Decompressor::new(io::sink(), Some(Codec::Zstd)).unwrap();
+        let r = d.write_all(&stored).and_then(|_| d.finish());
+        assert!(r.is_err(), "a 128 MiB window was accepted");
+        assert!(d.corrupt().is_some());
+    }
+
+    /// After the restore tool stopped, the rest is still decompressed (into
+    /// nothing), so damage further on is found; an intact rest is not.
+    #[test]
+    fn after_the_consumer_stopped_the_rest_is_still_checked() {
+        let stored = compress(&sample(3 * 1024 * 1024), 3);
+        let mut bad = stored.clone();
+        let at = bad.len() * 3 / 4;
+        bad[at] ^= 0x55;
+        for (bytes, damaged) in [
+            (&stored, false),
+            (&bad, true),
+            (&stored[..stored.len() - 9].to_vec(), true),
+        ] {
+            let mut d = Decompressor::new(Closed, Some(Codec::Zstd)).unwrap();
+            let mut chunks = bytes.chunks(65_536);
+            assert!(chunks.by_ref().try_for_each(|c| d.write_all(c)).is_err());
+            assert_eq!(d.corrupt(), None, "the consumer's failure");
+            d.discard();
+            for c in chunks {
+                d.write_all(c).unwrap();
+            }
+            d.finish().unwrap();
+            assert_eq!(d.corrupt().is_some(), damaged, "{:?}", d.corrupt());
+        }
+    }
+
+    /// A backup stored as the dump tool wrote it passes through unchanged.
+    #[test]
+    fn an_uncompressed_backup_passes_through() {
+        let data = sample(300_000);
+        let mut d = Decompressor::new(Vec::new(), None).unwrap();
+        d.write_all(&data).unwrap();
+        d.finish().unwrap();
+        assert!(delivered(&d) == data);
     }
 }

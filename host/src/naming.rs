@@ -30,9 +30,18 @@
 //!
 //! Letters and digits of any script, `-`, `_`, `.`, `+`, `=`, `,`, `@`, `^`,
 //! `~` and inner spaces are accepted.
+//!
+//! A backup that rcbackup compressed has a name ending in `.zst`, and no
+//! other backup does ([`compressed_name`]): `{ext}` is `dump.zst`, and a
+//! name from a template without `{ext}` or from a naming policy gets `.zst`
+//! appended when it lacks it. The name alone then tells someone restoring
+//! by hand to decompress first. Names of existing backups are never
+//! changed: what a backup holds is read from its record.
 
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, TimeZone, Timelike, Utc};
+
+use crate::compression::Codec;
 
 /// The longest name (last path segment) of any object rcbackup writes. A
 /// crypt remote with standard filename encryption stores a name as base32 of
@@ -280,6 +289,36 @@ fn check_name_rules(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The name of a new backup stored with `codec`: a compressed backup's name
+/// ends in the codec's suffix (`.zst`), appended if `name` lacks it; an
+/// uncompressed backup's name must not end in one (refused, saying why).
+pub fn compressed_name(name: String, codec: Option<Codec>) -> Result<String, String> {
+    let zst = Codec::Zstd.suffix();
+    match codec {
+        Some(c) if name.ends_with(c.suffix()) => Ok(name),
+        Some(c) => Ok(name + c.suffix()),
+        None if name.ends_with(zst) => Err(format!(
+            "ends in `{zst}`, but the backup is not compressed by rcbackup (compression is \"none\" or \"engine\"): the name would tell whoever restores it by hand to decompress it with zstd"
+        )),
+        None => Ok(name),
+    }
+}
+
+/// `name` split before its extension (`.dump`, or `.dump.zst` for a
+/// compressed backup): `("default-2025", ".dump.zst")`. A leading dot
+/// starts no extension.
+pub fn split_extension(name: &str) -> (&str, &str) {
+    let at = |s: &str| s.rfind('.').filter(|&i| i > 0);
+    match at(name) {
+        Some(i) if &name[i..] == Codec::Zstd.suffix() => match at(&name[..i]) {
+            Some(j) => (&name[..j], &name[j..]),
+            None => (&name[..i], &name[i..]),
+        },
+        Some(i) => (&name[..i], &name[i..]),
+        None => (name, ""),
+    }
+}
+
 /// Checks the path of an object rcbackup is about to write for a backup:
 /// no segment (a folder's or the object's name) longer than
 /// [`MAX_OBJECT_NAME_LEN`] bytes.
@@ -428,6 +467,26 @@ impl DateFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compressed_backups_and_only_they_end_in_zst() {
+        let z = Some(Codec::Zstd);
+        assert_eq!(
+            compressed_name("a.dump.zst".into(), z).unwrap(),
+            "a.dump.zst"
+        );
+        assert_eq!(compressed_name("a-2025".into(), z).unwrap(), "a-2025.zst");
+        assert_eq!(compressed_name("a.dump".into(), z).unwrap(), "a.dump.zst");
+        assert_eq!(compressed_name("a.dump".into(), None).unwrap(), "a.dump");
+        let e = compressed_name("a.zst".into(), None).unwrap_err();
+        assert!(e.contains("not compressed"), "{e}");
+        assert_eq!(split_extension("a-1.dump.zst"), ("a-1", ".dump.zst"));
+        assert_eq!(split_extension("a-1.zst"), ("a-1", ".zst"));
+        assert_eq!(split_extension("a.b.sql"), ("a.b", ".sql"));
+        assert_eq!(split_extension(".x.zst"), (".x", ".zst"));
+        assert_eq!(split_extension(".hidden"), (".hidden", ""));
+        assert_eq!(split_extension("plain"), ("plain", ""));
+    }
 
     #[test]
     fn default_template_renders() {

@@ -11,7 +11,21 @@ use serde::{Deserialize, Serialize};
 use crate::compression::Codec;
 use crate::database::EngineKind;
 
-pub const RECORD_FORMAT: u32 = 1;
+/// The newest record format this rcbackup reads.
+///
+/// - 1: the data object is the dump as the dump tool wrote it.
+/// - 2: the record says `compression` (`"zstd"`): the data object is the
+///   dump compressed by rcbackup.
+///
+/// A record is written in the lowest format that describes it
+/// ([`BackupRecord::compressed`]): an older rcbackup, which ignores fields it
+/// does not know, still reads every backup it can restore, and lists a
+/// compressed one as damaged ("newer than this rcbackup reads; upgrade
+/// rcbackup"), never restoring, counting or deleting it, instead of handing
+/// zstd bytes to pg_restore.
+pub const RECORD_FORMAT: u32 = 2;
+/// The format of a record without `compression`.
+pub const PLAIN_FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRecord {
@@ -50,7 +64,7 @@ impl BackupRecord {
         created: DateTime<Utc>,
     ) -> BackupRecord {
         BackupRecord {
-            format: RECORD_FORMAT,
+            format: PLAIN_FORMAT,
             name: name.to_string(),
             database: database.to_string(),
             tenant: None,
@@ -61,6 +75,20 @@ impl BackupRecord {
             created,
             finished: Utc::now(),
             tool: BackupRecord::tool_version(),
+        }
+    }
+
+    /// The record of a backup stored with `codec`, in the lowest format
+    /// that says so.
+    pub fn compressed(self, codec: Option<Codec>) -> BackupRecord {
+        BackupRecord {
+            format: if codec.is_some() {
+                RECORD_FORMAT
+            } else {
+                PLAIN_FORMAT
+            },
+            compression: codec,
+            ..self
         }
     }
 
@@ -123,7 +151,12 @@ mod tests {
             engine(),
             any::<u64>(),
             "[0-9a-f]{64}",
-            (time(), time(), any::<String>()),
+            (
+                time(),
+                time(),
+                any::<String>(),
+                proptest::option::of(Just(Codec::Zstd)),
+            ),
         )
             .prop_map(
                 |(
@@ -132,7 +165,7 @@ mod tests {
                     engine,
                     size,
                     sha256,
-                    (created, finished, tool),
+                    (created, finished, tool, compression),
                 )| {
                     BackupRecord {
                         format,
@@ -142,7 +175,7 @@ mod tests {
                         engine,
                         size,
                         sha256,
-                        compression: None,
+                        compression,
                         created,
                         finished,
                         tool,
@@ -165,7 +198,7 @@ mod tests {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
                 proptest::collection::btree_map(
-                    "format|name|database|tenant|engine|size|sha256|created|finished|tool|x",
+                    "format|name|database|tenant|engine|size|sha256|created|finished|tool|compression|x",
                     inner,
                     0..10
                 )
@@ -192,7 +225,7 @@ mod tests {
         #[test]
         fn a_rejected_record_names_the_field(
             rec in record(),
-            field in 0usize..10,
+            field in 0usize..11,
             bad in json(),
         ) {
             let serde_json::Value::Object(mut map) = serde_json::to_value(&rec).unwrap() else {
@@ -202,7 +235,7 @@ mod tests {
             let mut missing = map.clone();
             missing.remove(&key);
             let got = BackupRecord::parse(&serde_json::to_vec(&missing).unwrap());
-            if key != "tenant" {
+            if key != "tenant" && key != "compression" {
                 let why = got.unwrap_err();
                 prop_assert!(why.contains(&format!("`{key}`")), "{}", why);
             }
@@ -235,5 +268,35 @@ mod tests {
         );
         let e = BackupRecord::parse(format!("{} x", good.to_line()).as_bytes()).unwrap_err();
         assert!(e.contains("trailing"), "{e}");
+    }
+
+    /// Every record written before compression (format 1, no field) reads
+    /// as a backup stored as the dump tool wrote it; a compressed one says
+    /// so, in format 2, which an older rcbackup refuses to read as its own
+    /// (catalog: "newer than this rcbackup reads").
+    #[test]
+    fn compression_is_a_field_of_format_2_only_when_compressed() {
+        let old = r#"{"format":1,"name":"default-2025-01-01-000000.dump","database":"default","engine":"postgresql","size":10,"sha256":"00","created":"2025-01-01T00:00:00Z","finished":"2025-01-01T00:00:01Z","tool":"rcbackup 0.1.0"}"#;
+        let rec = BackupRecord::parse(old.as_bytes()).unwrap();
+        assert_eq!((rec.format, rec.compression), (1, None));
+        let plain = rec.clone().compressed(None);
+        assert_eq!(plain.format, PLAIN_FORMAT);
+        assert!(
+            !plain.to_line().contains("compression"),
+            "{}",
+            plain.to_line()
+        );
+        let zstd = rec.compressed(Some(Codec::Zstd));
+        assert_eq!(zstd.format, RECORD_FORMAT);
+        const { assert!(RECORD_FORMAT > PLAIN_FORMAT) };
+        assert!(
+            zstd.to_line().contains(r#""compression":"zstd""#),
+            "{}",
+            zstd.to_line()
+        );
+        assert_eq!(BackupRecord::parse(zstd.to_line().as_bytes()), Ok(zstd));
+        let lz4 = old.replace(r#""tool""#, r#""compression":"lz4","tool""#);
+        let e = BackupRecord::parse(lz4.as_bytes());
+        assert!(e.unwrap_err().starts_with("field `compression`"));
     }
 }

@@ -16,7 +16,9 @@ use crate::database::Database;
 use crate::engines;
 use crate::exit;
 use crate::failpoint;
-use crate::naming::{check_file_name, check_object_path, printable, MAX_OBJECT_NAME_LEN};
+use crate::naming::{
+    check_file_name, check_object_path, compressed_name, printable, MAX_OBJECT_NAME_LEN,
+};
 use crate::pipeline::{self, Digest, End};
 use crate::policy::{Event, EventKind, NamingContext};
 use crate::process::{widen_pipe, Proc};
@@ -46,7 +48,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         );
         if args.clean {
             let mut series = listing.series(&db.alias);
-            series.insert(0, planned_record(db, &name, now));
+            series.insert(0, planned_record(ctx, db, &name, now));
             clean(ctx, db, &catalog, &listing, &series, &name, now, true)?;
         }
         return Ok(());
@@ -130,33 +132,53 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
 fn choose_name(ctx: &Context, db: &Database, now: DateTime<Utc>) -> Result<String> {
     let s = &ctx.config.settings;
     let codec = ctx.config.compression(&db.alias).codec();
-    let ext = &format!(
+    let ext = format!(
         "{}{}",
         engines::extension(db.engine),
         codec.map_or("", |c| c.suffix())
     );
-    let default_name = s
+    let template_error = |name: &str, why: &str| {
+        exit::usage(format!(
+            "the backup name `{}` that db_filename_template `{}` and db_date_format `{}` give for database `{}` {why}. Change db_filename_template (or db_date_format, or the database's alias)",
+            printable(name),
+            printable(s.db_filename_template.as_str()),
+            printable(s.db_date_format.as_str()),
+            printable(&db.alias),
+        ))
+    };
+    let rendered = s
         .db_filename_template
-        .render(&db.alias, &s.db_date_format.render(now), ext);
+        .render(&db.alias, &s.db_date_format.render(now), &ext);
+    let default_name =
+        compressed_name(rendered.clone(), codec).map_err(|why| template_error(&rendered, &why))?;
     let naming = NamingContext {
         database: db.alias.clone(),
         engine: db.engine.as_str().into(),
         tenant: None,
         now,
-        extension: ext.into(),
+        extension: ext,
         default_name,
     };
     // A naming policy's name is checked by the policy runtime, which blames
-    // the module; the template's is the config's.
+    // the module; the template's is the config's. Either gets `.zst` if the
+    // backup is compressed and the name lacks it.
     let name = ctx.policies.name_backup(&naming)?;
-    check_file_name(&name).map_err(|why| {
-        exit::usage(format!(
-            "the backup name `{}` that db_filename_template `{}` and db_date_format `{}` give for database `{}` {why}. Change db_filename_template (or db_date_format, or the database's alias)",
-            printable(&name),
-            printable(s.db_filename_template.as_str()),
-            printable(s.db_date_format.as_str()),
-            printable(&db.alias),
-        ))
+    let name = match ctx.policies.naming_module() {
+        None => name,
+        Some(module) => compressed_name(name.clone(), codec).map_err(|why| {
+            exit::failed(format!(
+                "naming policy {module}: the name `{}` {why}; use the extension it is given (`{}`)",
+                printable(&name),
+                naming.extension
+            ))
+        })?,
+    };
+    check_file_name(&name).map_err(|why| match ctx.policies.naming_module() {
+        None => template_error(&name, &why),
+        Some(module) => exit::failed(format!(
+            "naming policy {module}: the name `{}` {why}",
+            printable(&name)
+        )),
     })?;
     // A policy's name is taken as given: an existing one is an error before
     // the dump, not silently suffixed as the built-in template's would be.
@@ -186,8 +208,9 @@ fn check_objects(catalog: &Catalog, name: &str, run: &str) -> Result<()> {
     Ok(())
 }
 
-fn planned_record(db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord {
+fn planned_record(ctx: &Context, db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord {
     BackupRecord::new(name, &db.alias, db.engine, 0, String::new(), now)
+        .compressed(ctx.config.compression(&db.alias).codec())
 }
 
 /// Runs the dump into the upload, and publishes only if both succeeded,
@@ -252,8 +275,8 @@ fn stream_and_publish(
         remove_quietly(ctx, &partial);
         return Err(exit::interrupted());
     }
-    let mut record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now);
-    record.compression = compression.codec();
+    let record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now)
+        .compressed(compression.codec());
     match catalog.publish(&partial, name, run, &taken, record) {
         Ok(record) => Ok(record),
         Err(e) => {

@@ -175,7 +175,7 @@ impl TestBackup {
     fn record(&self) -> Result<BackupRecord> {
         let engine = self.engine;
         Ok(BackupRecord {
-            format: crate::record::RECORD_FORMAT,
+            format: crate::record::PLAIN_FORMAT,
             name: self.name.clone(),
             database: self.database.clone(),
             tenant: self.tenant.clone(),

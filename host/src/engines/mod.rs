@@ -25,7 +25,7 @@ use chrono::Utc;
 
 pub use framing::{CheckedRead, DumpCheck, Framing};
 
-use crate::compression::{Codec, Compression, Decompressing};
+use crate::compression::{Compression, Decompressor};
 use crate::database::{Database, EngineKind};
 use crate::exit;
 use crate::pipeline::{self, End, Tally};
@@ -126,24 +126,17 @@ impl Source<'_> {
     }
 
     fn stream(&self, sink: &mut dyn Write, last_pass: bool) -> Result<Streamed> {
-        // A compressed backup is checked as stored and decompressed on its
-        // way to the consumer: the held-back last chunk holds back the end
-        // of the dump too.
-        let mut decoding;
-        let sink: &mut dyn Write = match self.record.compression {
-            Some(Codec::Zstd) => {
-                decoding = Decompressing::new(sink).map_err(|e| {
-                    exit::failed(format!("cannot start the zstd decompressor: {e}"))
-                })?;
-                &mut decoding
-            }
-            None => sink,
-        };
         let mut watched = HoldMidStream {
             inner: sink,
             pending: last_pass,
         };
-        let sink: &mut dyn Write = &mut watched;
+        // A compressed backup is checked as stored and decompressed on its
+        // way to the consumer; the decompressor holds back the end of the
+        // dump until `finish`, below.
+        let mut decoded =
+            Decompressor::new(&mut watched as &mut dyn Write, self.record.compression)
+                .map_err(|e| exit::failed(format!("cannot start decompressing: {e}")))?;
+        let sink = &mut decoded;
         let mut cat = self.rclone.download(&self.path)?;
         let limit = Some(self.record.size);
         let mut tally = Tally::default();
@@ -152,11 +145,20 @@ impl Source<'_> {
         let out = cat.reader();
         let mut end = pipeline::relay_holding_last(out, sink, limit, &mut tally, &mut held);
         if let End::SinkFailed(e) = end {
+            // The rest is still read, checked and decompressed (into
+            // nothing): the damage, if any, is the cause to report. In
+            // order: what the failed write left, the held chunk, the rest.
             stopped = Some(e);
-            end = pipeline::relay_counted(out, &mut io::sink(), limit, &mut tally);
+            sink.discard();
+            let _ = sink.write_all(&held);
+            held.clear();
+            end = pipeline::relay_counted(out, sink, limit, &mut tally);
+            if matches!(end, End::SourceDone) {
+                let _ = sink.finish();
+            }
         }
         match end {
-            End::SinkFailed(e) => unreachable!("io::sink never fails: {e}"),
+            End::SinkFailed(e) => unreachable!("a discarding decompressor never fails: {e}"),
             End::TooLong => {
                 cat.abandon();
                 let _ = cat.wait();
@@ -197,8 +199,11 @@ impl Source<'_> {
                 digest.sha256, self.record.sha256
             )));
         }
+        if let Some(why) = sink.corrupt() {
+            return Err(self.undecodable(why));
+        }
         if let Some(e) = stopped {
-            return self.consumer_stopped(e);
+            return Ok(Streamed::ConsumerStopped(e));
         }
         if last_pass {
             crate::failpoint::reached("restore-streamed");
@@ -206,23 +211,24 @@ impl Source<'_> {
         if crate::interrupt::interrupted() {
             return Err(exit::interrupted_at("interrupted"));
         }
-        match sink.write_all(&held).and_then(|_| sink.flush()) {
+        // The held chunk, then the end of the frame checked and the dump's
+        // held tail released: only now can the restore tool see its end.
+        match sink.write_all(&held).and_then(|_| sink.finish()) {
             Ok(()) => Ok(Streamed::Verified),
-            Err(e) => self.consumer_stopped(e),
+            Err(_) if sink.corrupt().is_some() => {
+                Err(self.undecodable(sink.corrupt().unwrap_or_default()))
+            }
+            Err(e) => Ok(Streamed::ConsumerStopped(e)),
         }
     }
 
-    /// The consumer stopped with `e`, unless `e` is the decompressor's:
-    /// then the stored object, though it matches its record, is not the
-    /// zstd stream the record says (exit 4).
-    fn consumer_stopped(&self, e: io::Error) -> Result<Streamed> {
-        match crate::compression::is_not_decodable(&e) {
-            Some(why) => Err(exit::integrity(format!(
-                "backup {} matches its record but does not decompress as zstd ({why}); restore another backup (rcbackup listbackups)",
-                self.record.name
-            ))),
-            None => Ok(Streamed::ConsumerStopped(e)),
-        }
+    /// The stored object matches its record but is not the zstd stream the
+    /// record says: it was stored damaged (exit 4).
+    fn undecodable(&self, why: &str) -> anyhow::Error {
+        exit::integrity(format!(
+            "backup {} matches its record but does not decompress ({why}): it was stored damaged. Restore another backup (rcbackup listbackups)",
+            self.record.name
+        ))
     }
 
     /// Reads the whole backup and checks it, touching nothing else.
