@@ -47,9 +47,11 @@
 #   mode: ...                             per-call (RCBACKUP_RCLONE_MODE=per-call, baseline) vs
 #                                         server (rcbackup), engine compression; informative
 #   rcbackup peak RSS                     rcbackup's own peak RSS (its -v "peak_rss_kib", children
-#                                         not counted), max of backups and restores, at scale 1
-#                                         (baseline) and at scale SCALE / random (rcbackup):
-#                                         flat (<= 1.25x) and < 64 MiB with zstd
+#                                         not counted) at two sizes of the same kind of data, to show
+#                                         it flat (<= 1.25x): pgbench scale 1 vs SCALE (backups and
+#                                         restores), random bytea RANDOM_SMALL_MB (16) vs RANDOM_MB;
+#                                         and the largest of all runs < 64 MiB (baseline column: the
+#                                         largest with compression = "engine")
 # A binary without compression support (it refuses the `compression` key)
 # gets "n/a (no compression support)" on the zstd lines; one without the
 # rclone server ignores RCBACKUP_RCLONE_MODE, so both mode columns are equal.
@@ -58,11 +60,12 @@ export LC_ALL=C
 cd "$(dirname "$0")/.."
 
 if [ -n "${QUICK:-}" ]; then
-  SCALE=${SCALE:-2} ROUNDS=${ROUNDS:-1} RANDOM_MB=${RANDOM_MB:-24} LIST_RUNS=${LIST_RUNS:-3}
+  SCALE=${SCALE:-2} ROUNDS=${ROUNDS:-1} RANDOM_MB=${RANDOM_MB:-24} RANDOM_SMALL_MB=${RANDOM_SMALL_MB:-4} LIST_RUNS=${LIST_RUNS:-3}
 fi
 SCALE=${SCALE:-30}
 ROUNDS=${ROUNDS:-5}
 RANDOM_MB=${RANDOM_MB:-320}
+RANDOM_SMALL_MB=${RANDOM_SMALL_MB:-16}
 LIST_RUNS=${LIST_RUNS:-9}
 OUT=$PWD/bench/out/fastpath
 P=rcb_fastpath # prefix of every database made here
@@ -74,7 +77,7 @@ MY=(mariadb --host=127.0.0.1 --user=rcbackup)
 for tool in pg_dump pg_restore pgbench psql createdb dropdb mariadb sqlite3 rclone zstd python3 bc /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "fastpath.sh: needs $tool: run scripts/setup.sh first" >&2; exit 1; }
 done
-need_mb=$(( SCALE * 110 + RANDOM_MB * 32 / 10 + 200 ))
+need_mb=$(( SCALE * 110 + (RANDOM_MB + RANDOM_SMALL_MB) * 32 / 10 + 200 ))
 mkdir -p bench/out
 free_mb=$(df -Pm bench/out | awk 'NR == 2 {print $4}')
 if [ "$free_mb" -lt "$need_mb" ]; then
@@ -90,7 +93,7 @@ else
 fi
 
 cleanup() {
-  for d in small bench random target; do dropdb --if-exists "${P}_$d" 2>/dev/null || true; done
+  for d in small bench random randsmall target; do dropdb --if-exists "${P}_$d" 2>/dev/null || true; done
   "${MY[@]}" -e "DROP DATABASE IF EXISTS $P" 2>/dev/null || true
   rm -rf "$OUT/remote" "$OUT"/*.sqlite3 "$OUT"/*.csv "$OUT/time.tmp"
 }
@@ -121,7 +124,7 @@ config() { # NAME COMPRESSION: $OUT/NAME.toml, remote $OUT/remote/NAME; no compr
   {
     printf 'remote = "%s/remote/%s"\ndb_cleanup_keep = 1\n' "$OUT" "$1"
     if [ -n "$2" ]; then printf 'compression = "%s"\n' "$2"; fi
-    pg_db small; pg_db bench; pg_db random; pg_db target
+    pg_db small; pg_db bench; pg_db random; pg_db randsmall; pg_db target
     printf '[databases.my]\nengine = "mariadb"\nname = "%s"\nhost = "127.0.0.1"\nuser = "rcbackup"\npassword_env = "RCBACKUP_BENCH_PW"\n' "$P"
     printf '[databases.lite]\nengine = "sqlite"\nname = "%s/bench.sqlite3"\n' "$OUT"
   } > "$OUT/$1.toml"
@@ -132,20 +135,20 @@ printf 'remote = "%s/remote/list"\n[databases.tiny]\nengine = "sqlite"\nname = "
 
 # --- databases ---------------------------------------------------------------
 echo "building databases: pgbench scale 1 and $SCALE$([ $ZSTD = 1 ] && echo ", $RANDOM_MB MB of random bytea"), MariaDB and SQLite copies..."
-for d in small bench target random; do dropdb --if-exists "${P}_$d" 2>/dev/null; done
+for d in small bench target random randsmall; do dropdb --if-exists "${P}_$d" 2>/dev/null; done
 for d in small bench target; do createdb "${P}_$d"; done
 pgbench -q -i -s 1 "${P}_small" > "$OUT/log/pgbench.log" 2>&1 || fail "pgbench -i failed: $(tail -3 "$OUT/log/pgbench.log")"
 pgbench -q -i -s "$SCALE" "${P}_bench" > "$OUT/log/pgbench.log" 2>&1 || fail "pgbench -i failed: $(tail -3 "$OUT/log/pgbench.log")"
-if [ $ZSTD = 1 ]; then
-  # 1 MiB rows of os.urandom, sent as hex text: about 10 s per 100 MB.
-  createdb "${P}_random"
-  psql -q -v ON_ERROR_STOP=1 -d "${P}_random" -c "CREATE TABLE blobs (id int PRIMARY KEY, b bytea NOT NULL); ALTER TABLE blobs ALTER b SET STORAGE EXTERNAL"
-  python3 - "$RANDOM_MB" <<'PY' | psql -q -v ON_ERROR_STOP=1 -d "${P}_random" -c "COPY blobs FROM STDIN"
+random_db() { # NAME MIB: a table of MIB rows of 1 MiB from os.urandom, sent as hex text (~10 s per 100 MB)
+  createdb "$1"
+  psql -q -v ON_ERROR_STOP=1 -d "$1" -c "CREATE TABLE blobs (id int PRIMARY KEY, b bytea NOT NULL); ALTER TABLE blobs ALTER b SET STORAGE EXTERNAL"
+  python3 - "$2" <<'PY' | psql -q -v ON_ERROR_STOP=1 -d "$1" -c "COPY blobs FROM STDIN"
 import os, sys
 for i in range(int(sys.argv[1])):
     sys.stdout.write("%d\t\\\\x%s\n" % (i, os.urandom(1 << 20).hex()))
 PY
-fi
+}
+if [ $ZSTD = 1 ]; then random_db "${P}_random" "$RANDOM_MB"; random_db "${P}_randsmall" "$RANDOM_SMALL_MB"; fi
 # The same tables in MariaDB and SQLite, through CSV.
 tables="pgbench_branches pgbench_tellers pgbench_accounts pgbench_history"
 for t in $tables; do psql -q -v ON_ERROR_STOP=1 -d "${P}_bench" -c "\\copy $t TO '$OUT/$t.csv' CSV"; done
@@ -215,10 +218,11 @@ for round in $(seq "$ROUNDS"); do
       zstd) rc pg_restore_zstd zstd server dbrestore -d target -i "$(basename "$zobj")" --noinput ;;
     esac
   done
-  for side in $(order "$round" $(z bare zstd)); do
+  for side in $(order "$round" $(z bare zstd small)); do
     case $side in
       bare) bare random_backup_bare "pg_dump --format=custom --no-password --dbname=${P}_random | rclone rcat '$OUT/remote/bare/random.dump'" ;;
       zstd) rc random_backup_zstd zstd server dbbackup -d random --clean ;;
+      small) rc randsmall_backup_zstd zstd server dbbackup -d randsmall --clean ;; # for the RSS only
     esac
   done
   for db in my lite; do
@@ -284,11 +288,13 @@ row() {
 }
 # absrow JOB BASE RC OP LIMIT TARGET-TEXT: RC itself checked against OP LIMIT.
 absrow() { printf '%-52s %12s %12s %7.3f  %-18s %s\n' "$1" "$2" "$3" "$(echo "$3 / $2" | bc -l)" "$6" "$(ok "$3" "$4" "$5")"; }
-na() { printf '%-52s %12s %12s  %s\n' "$1" "$2" - "$NA"; } # JOB [BASELINE]
+na() { printf '%-52s %12s %12s  %s\n' "$1" "${2:--}" - "$NA"; } # JOB [BASELINE]
 zrow() { if [ $ZSTD = 1 ]; then row "$@"; else na "$1" "$2"; fi; }
 
 rss_small=$(maxrss "$OUT"/rss_small_backup_$codec "$OUT"/rss_small_restore_$codec)
-rss_big=$(maxrss "$OUT"/rss_pg_backup_$codec "$OUT"/rss_pg_restore_$codec "$OUT"/rss_random_backup_$codec)
+rss_big=$(maxrss "$OUT"/rss_pg_backup_$codec "$OUT"/rss_pg_restore_$codec)
+rss_engine=$(maxrss "$OUT"/rss_*_engine "$OUT"/rss_*_engine_percall)
+rss_all=$(maxrss "$OUT"/rss_*_$codec)
 {
   echo
   echo "rcbackup: $BIN ($("$BIN" --version 2>&1 | head -1)); compression: $([ $ZSTD = 1 ] && echo yes || echo "no (zstd lines n/a)");" \
@@ -325,9 +331,11 @@ rss_big=$(maxrss "$OUT"/rss_pg_backup_$codec "$OUT"/rss_pg_restore_$codec "$OUT"
   row "mode: scale 1 dbbackup --clean (engine), wall s" "$(wall small_backup_engine_percall)" "$(wall small_backup_engine)" -
   row "mode: scale 1 dbbackup --clean (engine), cpu s" "$(cpu small_backup_engine_percall)" "$(cpu small_backup_engine)" -
   row "scale 1 dbbackup --clean (engine) vs bare, wall s" "$(wall small_backup_bare)" "$(wall small_backup_engine)" -
-  row "rcbackup peak RSS KiB ($codec), scale 1 vs $SCALE" "$rss_small" "$rss_big" "<=" 1.25 "ratio <= 1.25 (flat)"
-  absrow "rcbackup peak RSS KiB ($codec), at scale $SCALE" "$rss_small" "$rss_big" "<" 65536 "rcbackup < 65536"
+  row "rcbackup peak RSS KiB ($codec), pgbench scale 1 vs $SCALE" "$rss_small" "$rss_big" "<=" 1.25 "ratio <= 1.25 (flat)"
+  zrow "rcbackup peak RSS KiB (zstd), random $RANDOM_SMALL_MB vs $RANDOM_MB MiB" "$(maxrss "$OUT"/rss_randsmall_backup_zstd)" \
+    "$(maxrss "$OUT"/rss_random_backup_zstd)" "<=" 1.25 "ratio <= 1.25 (flat)"
+  absrow "rcbackup peak RSS KiB, max of all runs (engine/$codec)" "$rss_engine" "$rss_all" "<" 65536 "rcbackup < 65536"
   echo "(baseline: the bare pipe; for mode lines one rclone process per call; for mariadb/sqlite compression = \"engine\";"
-  echo " for RSS the scale 1 figure. Raw \"wall cpu\" per round: $OUT/t_<job>.)"
+  echo " for RSS the smaller size, or all runs with engine compression. Raw \"wall cpu\" per round: $OUT/t_<job>.)"
   echo "whole run: $((SECONDS - START)) s"
 } | tee "$OUT/table.txt"
