@@ -6,15 +6,19 @@
 # with pgbench and MariaDB on 127.0.0.1 with role rcbackup, rclone, sqlite3,
 # zstd, python3, bc, /usr/bin/time):
 #
-#   bench/fastpath.sh                  pgbench scale 30 (~456 MB), 320 MB of random
-#                                      bytea, 5 rounds: about 60 minutes on 2 busy cores
-#   QUICK=1 bench/fastpath.sh          scale 2, 24 MB random, 1 round: about 2 minutes
+#   bench/fastpath.sh                  pgbench scale 30 (~456 MB), 320 MiB of random
+#                                      bytea, 5 rounds: about 15 minutes on 2 busy cores
+#                                      (3 minutes for a binary without compression: no
+#                                      random-bytea jobs), plus the build
+#   QUICK=1 bench/fastpath.sh          scale 2, 24 MiB random, 1 round: under a minute
 #   SCALE=.. ROUNDS=.. RANDOM_MB=.. LIST_RUNS=..   override any of those
 #   RCBACKUP_BIN=/path/to/rcbackup     measure that binary (default: cargo build
 #                                      --release, then target/release/rcbackup)
 #
 # It needs about SCALE*110 MB + RANDOM_MB*3.2 MB of free disk (4.5 GB at the
-# defaults) and refuses to start with less. Everything it writes is under
+# defaults; a run at the defaults used about 3.5 GB) and refuses to start with
+# less. Wall times on a shared machine vary by 30% or more from round to round:
+# the medians and the CPU lines are the figures to trust. Everything it writes is under
 # bench/out/fastpath/ (gitignored); the databases (PostgreSQL rcb_fastpath_*,
 # MariaDB rcb_fastpath, a SQLite file) and the remote's contents are removed
 # at the end, whatever ends the run. Kept: table.txt (the result), t_<job>
