@@ -247,10 +247,13 @@ fn upload_dies_mid_stream(rest: &str) {
     let family = snapshot(&descendants(child.id()));
     let uploader = uploader(&family);
     // The dump: rcbackup's child that is not rclone (the wrapper, whatever
-    // it has exec'd by now; a listing may run beside the upload).
+    // it has exec'd by now; a listing may run beside the upload, and one
+    // that just ended is a zombie with no argv).
     let dumps: Vec<u32> = family
         .iter()
-        .filter(|(p, argv)| !argv.starts_with("rclone ") && parent_of(*p) == Some(child.id()))
+        .filter(|(p, argv)| {
+            !argv.is_empty() && !argv.starts_with("rclone ") && parent_of(*p) == Some(child.id())
+        })
         .map(|(p, _)| *p)
         .collect();
     assert_eq!(dumps.len(), 1, "one dump process: {family:?}");

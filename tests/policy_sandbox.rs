@@ -202,7 +202,8 @@ fn the_guest_sees_no_environment_and_no_files() {
     let r = w.ok(&["dbbackup"]);
     let names = w.names(None);
     assert!(
-        names.contains(&"env0-files0".to_string()),
+        // The guest's name, with the `.zst` of a compressed backup.
+        names.contains(&"env0-files0.zst".to_string()),
         "{names:?} {}",
         r.stderr
     );
@@ -242,7 +243,8 @@ fn naming_an_existing_backup_stops_the_backup() {
     let r = w.run(&["dbbackup"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("`fixed.sqlite3` already exists"),
+        // The policy's name, with the `.zst` of a compressed backup.
+        r.stderr.contains("`fixed.sqlite3.zst` already exists"),
         "{}",
         r.stderr
     );
