@@ -46,6 +46,107 @@ pub enum Commands {
     /// Try out and precompile WebAssembly policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Write a commented starter config (from flags or a DATABASE_URL).
+    Init(InitArgs),
+    /// Check the config file and what it relies on.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a completion script for a shell, generated from this command line.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), generated from this command line.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The password is never written into the file nor printed: the config names an \
+environment variable (password_env, or url_env for a URL with query parameters) and init says which to set. \
+Then run `rcbackup config check`."
+)]
+pub struct InitArgs {
+    /// The database as a URL: postgres://, postgresql://, postgis://,
+    /// mysql://, mariadb://, sqlite:///relative.db or sqlite:////absolute.db
+    /// (default: $DATABASE_URL when no --engine is given). Prefer the
+    /// variable: a password on a command line is visible to every user.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["engine", "name", "host", "port", "user"])]
+    pub database_url: Option<String>,
+    /// The engine, when the database is given by flags: postgresql, postgis,
+    /// mysql, mariadb or sqlite.
+    #[arg(long, value_name = "ENGINE", requires = "name",
+          value_parser = ["postgresql", "postgis", "mysql", "mariadb", "sqlite"])]
+    pub engine: Option<String>,
+    /// The database name (for sqlite, the file's path).
+    #[arg(long, value_name = "NAME", requires = "engine")]
+    pub name: Option<String>,
+    /// The server's host name or address (default: the tools' local socket).
+    #[arg(long, value_name = "HOST", requires = "engine")]
+    pub host: Option<String>,
+    /// The server's port.
+    #[arg(long, value_name = "PORT", requires = "engine")]
+    pub port: Option<u16>,
+    /// The user to log in as.
+    #[arg(long, value_name = "USER", requires = "engine")]
+    pub user: Option<String>,
+    /// The NAME of the environment variable that will hold the password
+    /// (default: RCBACKUP_DB_PASSWORD, or RCBACKUP_<ALIAS>_DB_PASSWORD).
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// The database's alias in the config ([databases.ALIAS]).
+    #[arg(long, value_name = "ALIAS", default_value = "default")]
+    pub alias: String,
+    /// Where backups go: an rclone remote with optional path (e.g.
+    /// s3:my-bucket/app), or a local folder (default: the folder `backups`
+    /// beside the config file).
+    #[arg(long, value_name = "REMOTE:PATH")]
+    pub remote: Option<String>,
+    /// The media folder to back up with mediabackup.
+    #[arg(long, value_name = "DIR")]
+    pub media_root: Option<std::path::PathBuf>,
+    /// Where to write the config, `-` for standard output (default: --config,
+    /// else $RCBACKUP_CONFIG, else ./rcbackup.toml).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<std::path::PathBuf>,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load the config and its policies, look for rclone and each engine's
+    /// tools, ask the remote and each database, and print one line per check.
+    /// Exit 0 when nothing failed (warnings allowed), 2 for a config error, 1
+    /// for another failed check.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Print one JSON object instead of lines (see docs/setup.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write one page per command (rcbackup.1, rcbackup-dbbackup.1, ...)
+    /// into this folder instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -168,7 +168,8 @@ pub fn quiet(cmd: &mut Command) -> &mut Command {
     cmd.stdin(Stdio::null()).stdout(Stdio::null())
 }
 
-fn install_hint(tool: &str) -> &'static str {
+/// What to install when `tool` is missing.
+pub fn install_hint(tool: &str) -> &'static str {
     match tool {
         "rclone" => "Install rclone (apt-get install rclone) or set rclone_binary in the config.",
         "pg_dump" | "pg_restore" | "psql" => {

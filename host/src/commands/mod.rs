@@ -1,9 +1,13 @@
 //! One module per command; this one loads what every command needs.
 
+mod completions;
+mod config_check;
 mod dbbackup;
 mod dbrestore;
+mod init;
 mod listbackups;
 mod listmedia;
+mod man;
 mod mediabackup;
 mod mediarestore;
 mod policy;
@@ -49,6 +53,14 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Commands::Policy(a) = &cli.command {
         return policy::run(a);
     }
+    // Setup help: no config yet (init, completions, man), or checking it.
+    match &cli.command {
+        Commands::Init(a) => return init::run(&cli, a),
+        Commands::Config(crate::cli::ConfigCommand::Check(a)) => return config_check::run(&cli, a),
+        Commands::Completions(a) => return completions::run(a),
+        Commands::Man(a) => return man::run(a),
+        _ => {}
+    }
     let ctx = Context::load(&cli)?;
     match &cli.command {
         Commands::Dbbackup(a) => dbbackup::run(&ctx, a),
@@ -57,7 +69,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Verify(a) => verify::run(&ctx, a),
         Commands::Mediabackup(a) => mediabackup::run(&ctx, a),
         Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
-        Commands::Policy(_) => unreachable!("handled above"),
+        Commands::Policy(_)
+        | Commands::Init(_)
+        | Commands::Config(_)
+        | Commands::Completions(_)
+        | Commands::Man(_) => unreachable!("handled above"),
     }
 }
 

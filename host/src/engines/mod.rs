@@ -64,6 +64,19 @@ pub fn dump_command(db: &Database, compression: Compression) -> Result<(String, 
     }
 }
 
+/// The server's version (SQLite: the library's), asked by connecting the
+/// way a backup does, with the config's credentials: what `rcbackup config
+/// check` reports. PostgreSQL gives `server_version_num` (150004).
+pub fn server_version(db: &Database) -> Result<String> {
+    match db.engine {
+        EngineKind::Postgresql | EngineKind::Postgis => {
+            postgres::server_version_num(db).map(|n| n.to_string())
+        }
+        EngineKind::Mysql | EngineKind::Mariadb => mysql::server_version(db),
+        EngineKind::Sqlite => sqlite::server_version(db),
+    }
+}
+
 /// The check a dump of `db` must pass, fed every chunk as it streams and
 /// judged before anything is published.
 pub fn dump_check(db: &Database) -> DumpCheck {

@@ -81,6 +81,33 @@ pub fn dump(db: &Database) -> Result<(String, Command)> {
     Ok((name.into(), cmd))
 }
 
+/// The server's `VERSION()`, asked by the client connecting exactly as the
+/// dump tool does, to the database (`rcbackup config check`).
+pub fn server_version(db: &Database) -> Result<String> {
+    use std::io::Read;
+    let name = tool("mariadb", "mysql");
+    let mut cmd = Command::new(name);
+    connection(&mut cmd, db)?;
+    cmd.args([
+        "--batch",
+        "--skip-column-names",
+        "--execute=SELECT VERSION()",
+    ]);
+    cmd.arg("--").arg(&db.name);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut client = Proc::spawn(name, &mut cmd)?;
+    let mut out = String::new();
+    let _ = client.take_stdout().read_to_string(&mut out);
+    let end = client.wait()?;
+    if !end.success() {
+        return Err(exit::failed(format!(
+            "cannot connect: {}. Check host, port, user, the password's variable and name in the config",
+            end.describe()
+        )));
+    }
+    Ok(out.trim().to_string())
+}
+
 /// What a failure after the client started means for the database.
 const PARTLY: &str =
     "the database may be partly restored: fix the cause and run the restore again before using it";

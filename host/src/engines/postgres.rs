@@ -192,6 +192,36 @@ fn has_postgis(db: &Database) -> Result<bool> {
     Ok(out.trim() != "0")
 }
 
+/// The server's `server_version_num` (150004 for 15.4), asked by psql
+/// connecting exactly as pg_dump does (`rcbackup config check`).
+pub fn server_version_num(db: &Database) -> Result<u32> {
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "--no-psqlrc",
+        "--quiet",
+        "--tuples-only",
+        "--no-align",
+        "--set=ON_ERROR_STOP=1",
+    ]);
+    connection(&mut cmd, db)?;
+    cmd.arg(dbname_arg(&db.name));
+    cmd.arg("--command=SHOW server_version_num");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut psql = Proc::spawn("psql", &mut cmd)?;
+    let mut out = String::new();
+    let _ = psql.take_stdout().read_to_string(&mut out);
+    let end = psql.wait()?;
+    if !end.success() {
+        return Err(exit::failed(format!(
+            "cannot connect: {}. Check host, port, user, the password's variable and name in the config",
+            end.describe()
+        )));
+    }
+    out.trim().parse().map_err(|_| {
+        exit::failed("psql answered `SHOW server_version_num` with something that is not a number")
+    })
+}
+
 /// PostGIS must exist before a dump that uses it can be restored.
 fn create_postgis(db: &Database) -> Result<()> {
     let mut cmd = Command::new("psql");

@@ -50,6 +50,37 @@ pub fn dump(db: &Database) -> Result<(String, Command)> {
     Ok(("sqlite3".into(), cmd))
 }
 
+/// The SQLite library's version, after opening the file read-only and
+/// reading its schema (`rcbackup config check`): a missing file or one
+/// that is not a database fails.
+pub fn server_version(db: &Database) -> Result<String> {
+    let path = Path::new(&db.name);
+    if !path.is_file() {
+        return Err(exit::failed(format!(
+            "SQLite database {} does not exist or is not a file; check `name` in the config",
+            path.display()
+        )));
+    }
+    let mut cmd = Command::new("sqlite3");
+    cmd.args(["-bail", "-readonly", "-cmd"])
+        .arg(format!(".timeout {BUSY_TIMEOUT_MS}"))
+        .arg(path)
+        .arg("SELECT sqlite_version() FROM (SELECT count(*) FROM sqlite_master)");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut p = Proc::spawn("sqlite3", &mut cmd)?;
+    let mut out = String::new();
+    let _ = p.take_stdout().read_to_string(&mut out);
+    let end = p.wait()?;
+    if !end.success() {
+        return Err(exit::failed(format!(
+            "cannot read {}: {}",
+            path.display(),
+            end.describe()
+        )));
+    }
+    Ok(out.trim().to_string())
+}
+
 /// Removes the new file unless the restore succeeded.
 struct Staging(Option<PathBuf>);
 
