@@ -113,10 +113,14 @@ pub struct InitArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Load the config and its policies, look for rclone and each engine's
-    /// tools, ask the remote and each database, and print one line per check.
-    /// Exit 0 when nothing failed (warnings allowed), 2 for a config error, 1
-    /// for another failed check.
+    /// Check the config, its policies, rclone, the remote and each database.
+    ///
+    /// Loads the config and its policies as a run does (no policy is called),
+    /// looks for rclone and each engine's tools, lists the backup folder,
+    /// connects to each database and compares pg_dump's version with the
+    /// server's; prints one line per check (ok, warning or error). Exit 0
+    /// when nothing failed (warnings allowed), 2 for a config error, 1 for
+    /// another failed check.
     Check(ConfigCheckArgs),
 }
 
