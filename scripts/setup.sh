@@ -16,6 +16,9 @@ if [ "${1:-}" != "--demo" ]; then
   want pgbench postgresql-contrib      # bench/db.sh
   want bc bc
   want zstd zstd                      # the README's by-hand restore, tested
+  want man man-db                     # tests/operator_setup.rs: the man page renders
+  want zsh zsh                        # ... and the completion scripts parse (zsh -n, fish -n)
+  want fish fish
   [ -x /usr/bin/time ] || need_apt+=(time)
   dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || need_apt+=(postgresql-15-postgis-3)
 fi

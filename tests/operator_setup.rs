@@ -533,6 +533,42 @@ fn config_check_warns_when_pg_dump_is_older_than_the_server() {
                 .contains("pg_dump is version 12")));
 }
 
+/// An RCLONE_<FLAG> variable standing for a flag rclone_flags may not hold
+/// reaches rclone all the same: a warning naming it (not its value); a
+/// secret there is where it belongs, no warning; RCLONE_RC_* is removed by
+/// rcbackup, no warning.
+#[test]
+fn config_check_warns_about_rclone_variables_that_break_backups() {
+    let mut world = World::new(Remote::Local);
+    world.seeded_sqlite("default", 5);
+    world.set_env("RCLONE_DRY_RUN", "true".into());
+    world.set_env("RCLONE_INCLUDE", "Zq9only*".into());
+    world.set_env("RCLONE_S3_SECRET_ACCESS_KEY", "Zq9secret".into());
+    world.set_env("RCLONE_RC_NO_AUTH", "true".into());
+    world.set_env("RCLONE_TRANSFERS", "2".into());
+    let r = world.run(&["config", "check"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_mentions(
+        &r.stdout,
+        &[
+            "warning environment: RCLONE_DRY_RUN",
+            "--dry-run",
+            "warning environment: RCLONE_INCLUDE",
+            "(2 warnings)",
+        ],
+    );
+    assert_lacks(
+        &r.stdout,
+        &[
+            "Zq9",
+            "RCLONE_S3_SECRET",
+            "RCLONE_RC_NO_AUTH",
+            "RCLONE_TRANSFERS",
+            "RCLONE_CONFIG_LOC",
+        ],
+    );
+}
+
 /// The documented shape of `config check --json` (docs/setup.md): one
 /// object, `version` first, then config, ok, errors, warnings, checks.
 fn check_json_shape(stdout: &str) -> serde_json::Value {

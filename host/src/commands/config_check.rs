@@ -112,6 +112,7 @@ pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
                 ),
             );
             check_policies(&config, &mut report);
+            check_rclone_environment(&mut report);
             if check_rclone(&config, &mut report) {
                 check_remote(&config, &mut report);
             }
@@ -256,6 +257,42 @@ fn check_rclone(config: &Config, report: &mut Report) -> bool {
         Err(e) => {
             report.error("rclone", &e);
             false
+        }
+    }
+}
+
+/// `RCLONE_<FLAG>` variables reach every rclone rcbackup starts (all but
+/// `RCLONE_RC*`, which it removes): one standing for a flag that
+/// `rclone_flags` may not hold (`RCLONE_DRY_RUN`, `RCLONE_LOG_LEVEL`,
+/// `RCLONE_INCLUDE`, ...) is a warning. Secrets are at home there
+/// (`RCLONE_S3_SECRET_ACCESS_KEY`): never a warning. Values are not shown.
+fn check_rclone_environment(report: &mut Report) {
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("RCLONE_"))
+        .collect();
+    names.sort();
+    for name in names {
+        let option = name["RCLONE_".len()..]
+            .to_ascii_lowercase()
+            .replace('_', "-");
+        if option.is_empty()
+            || name == "RCLONE_CONFIG"
+            || name.starts_with("RCLONE_CONFIG_")
+            || name == "RCLONE_RC"
+            || name.starts_with("RCLONE_RC_")
+            || crate::rclone::names_secret(&option)
+        {
+            continue;
+        }
+        if let Err(why) = crate::rclone::check_flags(&[format!("--{option}")]) {
+            report.warn(
+                "environment",
+                format!(
+                    "{name} reaches every rclone rcbackup starts, as `--{option}` would; in rclone_flags that {}. Unset {name} for rcbackup (its value is not shown)",
+                    why.trim_start_matches(&format!("`--{option}` ")).trim_end_matches(". Remove it")
+                ),
+            );
         }
     }
 }
