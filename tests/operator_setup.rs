@@ -661,6 +661,28 @@ fn completions_generate_for_every_shell_and_name_every_command() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // Nowhere to write: exit 1, never a panic; `| head -1`: no panic.
+    for (args, closed) in [
+        ("completions bash >&-", true),
+        ("man >&-", true),
+        ("config check --config /nonexistent.toml >&-", true),
+        ("completions zsh | head -1", false),
+        ("man | head -1", false),
+    ] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -o pipefail; '{}' {args}", bin()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args}: {err}");
+        if closed {
+            assert_eq!(out.status.code(), Some(1), "{args}: {err}");
+            assert!(err.contains("standard output"), "{args}: {err}");
+        } else {
+            assert!(matches!(out.status.code(), Some(0 | 1)), "{args}: {out:?}");
+        }
+    }
 }
 
 /// The man page generates, renders with `man -l` (else groff) without a

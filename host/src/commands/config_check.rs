@@ -368,6 +368,15 @@ fn check_database(config: &Config, alias: &str, report: &mut Report) {
         Err(e) => return report.error(&check, &e),
     };
     if let Err(e) = db.password() {
+        // Its words start with the database, which the check names already.
+        let m = format!("{e:#}");
+        let m = m
+            .strip_prefix(&format!("database `{alias}`: "))
+            .unwrap_or(&m);
+        let e = match exit::code_for(&e) {
+            ExitCode::Usage => exit::usage(m),
+            _ => exit::failed(m),
+        };
         return report.error(&check, &e);
     }
     let mut found = Vec::new();
