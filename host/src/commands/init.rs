@@ -70,13 +70,14 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<()> {
         None => output::write(format_args!("{text}"))?,
         Some(t) => write_new(t, &text, a.force)?,
     }
-    if cli.quiet {
-        return Ok(());
-    }
     if from_flag_with_password {
+        // A warning: shown with -q too.
         errln!(
             "rcbackup: warning: the password in --database-url was on rcbackup's command line, where every user of this machine can read it (ps); prefer the DATABASE_URL variable"
         );
+    }
+    if cli.quiet {
+        return Ok(());
     }
     let written = match &target {
         Some(t) => format!("wrote {}", t.display()),
