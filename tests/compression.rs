@@ -389,3 +389,146 @@ fn peak_memory_with_zstd_is_flat_and_under_64_mib() {
         "not flat: {small} MiB for 20 MB, {big} MiB for 80 MB"
     );
 }
+
+/// Rewrites backup `name`'s data object to `bytes` and its record to match
+/// them: damage only a reader of the dump itself can find.
+fn replace_matching(w: &World, name: &str, bytes: &[u8]) {
+    std::fs::write(w.store.join(format!("db/{name}")), bytes).unwrap();
+    let mut rec = record(w, name);
+    rec["size"] = bytes.len().into();
+    rec["sha256"] = sha256_hex(bytes).into();
+    std::fs::write(
+        w.store.join(format!("db/.rcbackup/records/{name}.json")),
+        format!("{rec}\n"),
+    )
+    .unwrap();
+}
+
+fn zstd_of(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = std::process::Command::new("zstd")
+        .args(["-q", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = z.stdin.take().unwrap();
+    let data = data.to_vec();
+    let feed = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = z.wait_with_output().unwrap();
+    feed.join().unwrap();
+    out.stdout
+}
+
+/// A MariaDB dump whose record was rewritten to match a dump cut before
+/// its rows and trailer, an empty dump, or the dump with a second frame of
+/// SQL after it: verify and restore refuse it (exit 4) before the client
+/// runs a statement, so the database keeps what it had. (The client runs
+/// statements as they come, so only the check before the restore can
+/// stop it.)
+#[test]
+fn a_matching_but_incomplete_mariadb_dump_is_refused_before_a_statement_runs() {
+    let mut w = World::new(Remote::Local);
+    let db = TestDb::create(&mut w, Engine::Mariadb, 300, 0);
+    w.ok(&["dbbackup"]);
+    let name = w.names(None).remove(0);
+    let dump = w.rclone(&["cat", &w.remote_path(&format!("db/{name}"))]);
+    let plain = String::from_utf8(
+        std::process::Command::new("bash")
+            .args(["-c", "zstd -dc"])
+            .stdin(std::fs::File::open(w.store.join(format!("db/{name}"))).unwrap())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(plain.contains("-- Dump completed"), "{}", &plain[..200]);
+    assert!(!dump.is_empty());
+    let cut = plain.split("INSERT INTO").next().unwrap().to_string();
+    let mut second = zstd_of(plain.as_bytes());
+    second.extend(zstd_of(b"DELETE FROM items;\n"));
+    db.exec("DELETE FROM notes;");
+    let changed = db.fingerprint();
+    for (what, bytes) in [
+        ("cut", zstd_of(cut.as_bytes())),
+        ("empty", zstd_of(b"")),
+        ("second frame", second),
+    ] {
+        replace_matching(&w, &name, &bytes);
+        for args in [
+            &["verify", "-i", &name][..],
+            &["dbrestore", "--noinput", "-i", &name],
+        ] {
+            let r = w.run(args);
+            assert_eq!(r.code, 4, "{what} {args:?}: {}", r.stderr);
+            assert_mentions(&r.stderr, &["does not hold a complete mariadb dump"]);
+            assert_eq!(db.fingerprint(), changed, "{what} {args:?}");
+        }
+    }
+}
+
+/// A record of format 2 (compressed) without `compression`, edited by hand:
+/// listed damaged, never restored as a plain dump (exit 4).
+#[test]
+fn a_format_2_record_without_compression_is_damaged() {
+    let mut w = World::new(Remote::Local);
+    let db = TestDb::create(&mut w, Engine::Sqlite, 100, 0);
+    w.ok(&["dbbackup"]);
+    let name = w.names(None).remove(0);
+    let mut rec = record(&w, &name);
+    assert_eq!(rec["format"], 2);
+    rec.as_object_mut().unwrap().remove("compression");
+    std::fs::write(
+        w.store.join(format!("db/.rcbackup/records/{name}.json")),
+        format!("{rec}\n"),
+    )
+    .unwrap();
+    let listed = w.list(None);
+    assert_eq!(listed[0]["status"], "damaged", "{listed:?}");
+    db.exec("DELETE FROM items;");
+    let changed = db.fingerprint();
+    for args in [
+        &["verify", "-i", &name][..],
+        &["dbrestore", "--noinput", "-i", &name],
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["`compression`"]);
+    }
+    assert_eq!(db.fingerprint(), changed);
+}
+
+/// pg_dump's compression however pg_dump's getopt reads it (bundled short
+/// options, abbreviated long ones) is refused beside rcbackup's; mariadb-dump's
+/// `--compress` (the client protocol's) is not compression of the dump.
+#[test]
+fn pg_dump_compression_is_refused_however_written() {
+    for arg in ["-vZ9", "--comp=9", "-aZ"] {
+        let mut w = World::new(Remote::Local);
+        let pg = PgDb::create("zbundle");
+        w.postgres("default", &pg.0);
+        w.databases.push_str(&format!("dump_args = [\"{arg}\"]\n"));
+        let r = w.run(&["dbbackup"]);
+        assert_eq!(r.code, 2, "{arg}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["dump_args", arg, "pg_dump's own compression"]);
+    }
+    let mut w = World::new(Remote::Local);
+    let my = MyDb::create("zproto");
+    w.mariadb("default", &my.0);
+    w.databases.push_str("dump_args = [\"--compress\"]\n");
+    w.ok(&["dbbackup"]);
+}
+
+/// `-i NAME` without the `.zst` of a compressed backup says which name to
+/// pass.
+#[test]
+fn a_name_without_its_zst_is_pointed_at_the_backup() {
+    let mut w = World::new(Remote::Local);
+    w.seeded_sqlite("default", 10);
+    w.ok(&["dbbackup"]);
+    let name = w.names(None).remove(0);
+    let bare = name.strip_suffix(".zst").unwrap();
+    let r = w.run(&["verify", "-i", bare]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(&r.stderr, &[&format!("pass `-i {name}`")]);
+}

@@ -57,6 +57,8 @@ impl Compression {
         }
         let level = text
             .strip_prefix("zstd:")
+            // Digits only: no sign, no spaces, no leading zero.
+            .filter(|l| l.bytes().all(|b| b.is_ascii_digit()) && !l.starts_with('0'))
             .and_then(|l| l.parse::<i32>().ok())
             .filter(|l| (1..=MAX_ZSTD_LEVEL).contains(l))
             .ok_or_else(|| format!("is `{}`; {expected}", crate::naming::printable(text)))?;
@@ -191,7 +193,7 @@ impl<W: Write> Write for Compressing<W> {
 }
 
 /// The largest window the decompressor accepts (2^24 = 16 MiB; level 9
-/// uses 8 MiB). A damaged stream is decompressed before its hash is known
+/// uses 4 MiB, level 3 2 MiB). A damaged stream is decompressed before its hash is known
 /// to mismatch: its header must not make the host allocate zstd's default
 /// limit of 128 MiB.
 const MAX_WINDOW_LOG: u32 = 24;
@@ -411,7 +413,8 @@ mod tests {
         assert_eq!(Compression::parse("none"), Ok(Compression::None));
         assert_eq!(Compression::parse("engine"), Ok(Compression::Engine));
         for bad in [
-            "zstd:0", "zstd:10", "zstd:20", "zstd:-1", "gzip", "ZSTD", "zstd:", "",
+            "zstd:0", "zstd:10", "zstd:20", "zstd:-1", "gzip", "ZSTD", "zstd:", "", "zstd:+3",
+            "zstd:03", "zstd: 3",
         ] {
             let e = Compression::parse(bad).unwrap_err();
             assert!(e.contains("zstd:LEVEL"), "{bad}: {e}");

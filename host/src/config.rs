@@ -182,8 +182,12 @@ impl Config {
                 }
                 None => settings.compression,
             };
-            check_tool_compression(&section.dump_args, compression)
-                .map_err(|why| bad(&db_key(&alias, "dump_args"), why))?;
+            // An engine read from a URL at run time is checked before its
+            // dump (engines::dump_command).
+            if let Some(engine) = section.engine {
+                crate::engines::refuse_own_compression(engine, &section.dump_args, compression)
+                    .map_err(|why| bad(&db_key(&alias, "dump_args"), why))?;
+            }
             let db = DatabaseEntry::from_section(&alias, section, compression)
                 .and_then(|db| db.relative_to(&config_dir))
                 .map_err(|(k, why)| bad(&db_key(&alias, k), why))?;
@@ -1116,29 +1120,6 @@ impl Settings {
             abandoned_after: Duration::from_secs(hours.unsigned_abs() * 3600),
             compression,
         })
-    }
-}
-
-/// Refuses a dump tool's own compression flag beside rcbackup's: the dump
-/// would be compressed twice (or `none` would not hold).
-fn check_tool_compression(
-    dump_args: &[String],
-    compression: Compression,
-) -> std::result::Result<(), String> {
-    if compression.by_engine() {
-        return Ok(());
-    }
-    let flag = dump_args.iter().find(|a| {
-        let name = a.split('=').next().unwrap_or(a);
-        name == "--compress" || name == "-Z" || (a.starts_with("-Z") && a.len() > 2)
-    });
-    match flag {
-        Some(f) => Err(format!(
-            "holds `{}`, the dump tool's own compression, while `compression` is `{compression}`; \
-             remove it, or set compression = \"engine\" to let the dump tool compress",
-            crate::naming::printable(f)
-        )),
-        None => Ok(()),
     }
 }
 

@@ -297,7 +297,7 @@ pub fn compressed_name(name: String, codec: Option<Codec>) -> Result<String, Str
     match codec {
         Some(c) if name.ends_with(c.suffix()) => Ok(name),
         Some(c) => Ok(name + c.suffix()),
-        None if name.ends_with(zst) => Err(format!(
+        None if name.to_ascii_lowercase().ends_with(zst) => Err(format!(
             "ends in `{zst}`, but the backup is not compressed by rcbackup (compression is \"none\" or \"engine\"): the name would tell whoever restores it by hand to decompress it with zstd"
         )),
         None => Ok(name),
@@ -480,6 +480,7 @@ mod tests {
         assert_eq!(compressed_name("a.dump".into(), None).unwrap(), "a.dump");
         let e = compressed_name("a.zst".into(), None).unwrap_err();
         assert!(e.contains("not compressed"), "{e}");
+        assert!(compressed_name("a.ZSt".into(), None).is_err());
         assert_eq!(split_extension("a-1.dump.zst"), ("a-1", ".dump.zst"));
         assert_eq!(split_extension("a-1.zst"), ("a-1", ".zst"));
         assert_eq!(split_extension("a.b.sql"), ("a.b", ".sql"));

@@ -107,7 +107,22 @@ impl BackupRecord {
             }
         })?;
         de.end().map_err(|e| e.to_string())?;
-        Ok(rec)
+        match rec.inconsistency() {
+            Some(why) => Err(why),
+            None => Ok(rec),
+        }
+    }
+
+    /// What makes a record that parses self-contradictory, if anything.
+    /// Format 2 exists only to say how its backup is compressed: one without
+    /// `compression` was edited, and reading its zstd bytes as a plain dump
+    /// would hand them to the restore tool.
+    pub fn inconsistency(&self) -> Option<String> {
+        (self.format == RECORD_FORMAT && self.compression.is_none()).then(|| {
+            format!(
+                "field `compression`: missing from a format-{RECORD_FORMAT} record, which must say how its backup is stored"
+            )
+        })
     }
 
     /// One JSON line: records are read back concatenated by one `rclone cat`.
@@ -168,7 +183,12 @@ mod tests {
                     (created, finished, tool, compression),
                 )| {
                     BackupRecord {
-                        format,
+                        // Format 2 says how its backup is compressed.
+                        format: if format == RECORD_FORMAT && compression.is_none() {
+                            PLAIN_FORMAT
+                        } else {
+                            format
+                        },
                         name,
                         database,
                         tenant,
@@ -295,6 +315,9 @@ mod tests {
             zstd.to_line()
         );
         assert_eq!(BackupRecord::parse(zstd.to_line().as_bytes()), Ok(zstd));
+        let two = old.replace(r#""format":1"#, r#""format":2"#);
+        let e = BackupRecord::parse(two.as_bytes()).unwrap_err();
+        assert!(e.starts_with("field `compression`: missing"), "{e}");
         let lz4 = old.replace(r#""tool""#, r#""compression":"lz4","tool""#);
         let e = BackupRecord::parse(lz4.as_bytes());
         assert!(e.unwrap_err().starts_with("field `compression`"));

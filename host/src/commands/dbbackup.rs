@@ -267,6 +267,12 @@ fn stream_and_publish(
             }
             // The upload may have stored what it got before the failure.
             remove_quietly(ctx, &partial);
+            if crate::interrupt::interrupted() {
+                // The signal stopped the dump and the upload: whatever they
+                // said about it is not the cause.
+                tracing::debug!("after the interrupt: {e:#}");
+                return Err(exit::interrupted());
+            }
             return Err(e);
         }
     };

@@ -101,6 +101,15 @@ pub fn choose_backup<'l>(
                 d.problem
             )));
         }
+        let zst = format!("{name}{}", crate::compression::Codec::Zstd.suffix());
+        if listing.find(&zst).is_some() {
+            return Err(exit::failed(format!(
+                "no complete backup named `{}` in {backup_dir}/, but there is `{}` (a compressed backup's name ends in `.zst`): pass `-i {}`",
+                printable(name),
+                printable(&zst),
+                printable(&zst)
+            )));
+        }
         return Err(exit::failed(format!(
             "no complete backup named `{}` in {backup_dir}/; see `rcbackup listbackups` for the names",
             printable(name)

@@ -77,14 +77,35 @@ pub fn server_version(db: &Database) -> Result<String> {
     }
 }
 
+/// A dump tool's own compression in `dump_args` beside rcbackup's (only
+/// pg_dump's changes the stored dump: mariadb-dump's `--compress` is the
+/// client protocol's). The error says why, without the key.
+pub fn refuse_own_compression(
+    engine: EngineKind,
+    dump_args: &[String],
+    compression: Compression,
+) -> std::result::Result<(), String> {
+    match engine {
+        EngineKind::Postgresql | EngineKind::Postgis => {
+            postgres::refuse_own_compression(dump_args, compression)
+        }
+        EngineKind::Mysql | EngineKind::Mariadb | EngineKind::Sqlite => Ok(()),
+    }
+}
+
 /// The check a dump of `db` must pass, fed every chunk as it streams and
 /// judged before anything is published.
 pub fn dump_check(db: &Database) -> DumpCheck {
-    DumpCheck::new(match db.engine {
+    DumpCheck::new(framing(db.engine))
+}
+
+/// The framing every complete dump of `engine` has.
+fn framing(engine: EngineKind) -> Framing {
+    match engine {
         EngineKind::Postgresql | EngineKind::Postgis => Framing::PgCustom,
         EngineKind::Mysql | EngineKind::Mariadb => Framing::MysqlDump,
         EngineKind::Sqlite => Framing::SqliteDump,
-    })
+    }
 }
 
 /// Restores `source` into `db`. On any failure the error names the first
@@ -182,6 +203,9 @@ impl Source<'_> {
             }
             End::SourceFailed(e) => {
                 let why = cat.explain(e);
+                if crate::rclone::says_crypt_damage(&why) {
+                    return Err(self.crypt_damage(&why));
+                }
                 return Err(exit::failed(format!("reading {} failed: {why}", self.path)));
             }
             End::SourceDone => {}
@@ -194,9 +218,13 @@ impl Source<'_> {
             )));
         }
         if !ended.success() {
+            let said = ended.describe();
+            if crate::rclone::says_crypt_damage(&said) {
+                return Err(self.crypt_damage(&said));
+            }
             return Err(crate::rclone::remote_error(
                 &format!("reading backup {}", self.record.name),
-                &ended.describe(),
+                &said,
             ));
         }
         let digest = tally.finish();
@@ -235,6 +263,19 @@ impl Source<'_> {
         }
     }
 
+    /// rclone's crypt found a block of the object that does not
+    /// authenticate: it was changed or damaged on the remote (exit 4).
+    fn crypt_damage(&self, said: &str) -> anyhow::Error {
+        exit::integrity(format!(
+            "backup {} is damaged: the crypt remote could not authenticate a block of its data object (rclone: {}); the stored object was changed or damaged (or the crypt password is not the one it was written with). Restore another backup (rcbackup listbackups)",
+            self.record.name,
+            said.lines()
+                .rfind(|l| crate::rclone::says_crypt_damage(l))
+                .unwrap_or(said)
+                .trim()
+        ))
+    }
+
     /// The stored object matches its record but is not the zstd stream the
     /// record says: it was stored damaged (exit 4).
     fn undecodable(&self, why: &str) -> anyhow::Error {
@@ -244,12 +285,27 @@ impl Source<'_> {
         ))
     }
 
-    /// Reads the whole backup and checks it, touching nothing else.
+    /// Reads the whole backup and checks it, touching nothing else: the
+    /// stored bytes against the record, and the dump they hold against its
+    /// engine's framing (a record rewritten to match a cut or forged dump
+    /// is caught here, before MariaDB's restore runs a statement of it).
     pub fn verify(&self) -> Result<()> {
-        match self.stream(&mut io::sink(), false)? {
-            Streamed::Verified => Ok(()),
-            Streamed::ConsumerStopped(e) => Err(exit::failed(format!("verifying: {e}"))),
+        let mut check = DumpCheck::new(framing(self.record.engine));
+        let mut sink = framing::CheckedWrite {
+            inner: io::sink(),
+            check: &mut check,
+        };
+        match self.stream(&mut sink, false)? {
+            Streamed::Verified => {}
+            Streamed::ConsumerStopped(e) => return Err(exit::failed(format!("verifying: {e}"))),
         }
+        check.finish().map_err(|why| {
+            exit::integrity(format!(
+                "backup {} matches its record but does not hold a complete {} dump ({why}): it was stored damaged or replaced. Restore another backup (rcbackup listbackups)",
+                self.record.name,
+                self.record.engine.as_str()
+            ))
+        })
     }
 
     fn mismatch(&self, what: &str) -> anyhow::Error {
@@ -300,7 +356,16 @@ pub(crate) fn describe_restore_tool(end: &Ended) -> String {
         (None, Some(s)) => format!("was killed by signal {s}"),
         _ => "ended abnormally".to_string(),
     };
-    let tail = framing::redact(end.stderr_tail.trim());
+    // Control characters a tool echoed (of a garbled input) are shown, not
+    // sent to the terminal.
+    let tail: String = framing::redact(end.stderr_tail.trim())
+        .chars()
+        .flat_map(|c| match c {
+            '\n' | '\t' => vec![c],
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect();
     if tail.trim().is_empty() {
         format!("{} {how}", end.tool)
     } else {
@@ -326,14 +391,20 @@ pub(crate) fn restore_failed(db: &Database, err: anyhow::Error, state: &str) -> 
 /// own failure if it ended badly, else how the stream ended.
 pub(crate) fn consumer_error(tool: Proc, stopped: io::Error) -> anyhow::Error {
     match tool.wait() {
-        Ok(end) if !end.success() => {
-            exit::failed(format!("restore failed: {}", describe_restore_tool(&end)))
-        }
-        Ok(end) => exit::failed(format!(
+        Ok(end) => consumer_ended(&end, stopped),
+        Err(e) => e,
+    }
+}
+
+/// [`consumer_error`] once the tool's end is known.
+pub(crate) fn consumer_ended(end: &Ended, stopped: io::Error) -> anyhow::Error {
+    if end.success() {
+        exit::failed(format!(
             "restore failed: {} stopped reading the backup early ({stopped})",
             end.tool
-        )),
-        Err(e) => e,
+        ))
+    } else {
+        exit::failed(format!("restore failed: {}", describe_restore_tool(end)))
     }
 }
 

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::Result;
 
 use super::{
-    consumer_error, describe_restore_tool, password_env, restore_failed, Source, Streamed,
+    consumer_ended, describe_restore_tool, password_env, restore_failed, Source, Streamed,
 };
 use crate::database::Database;
 use crate::exit;
@@ -111,6 +111,24 @@ pub fn server_version(db: &Database) -> Result<String> {
 /// What a failure after the client started means for the database.
 const PARTLY: &str =
     "the database may be partly restored: fix the cause and run the restore again before using it";
+/// What a client that never connected (or was refused the database) changed.
+const UNTOUCHED: &str = "nothing was restored";
+
+/// The state the database is in after the client ended with `stderr`: an
+/// error of a statement says `ERROR n (state) at line m`; one without a
+/// line is the connection's (access denied, unknown database, no server),
+/// before any statement ran.
+fn state_after(stderr: &str) -> &'static str {
+    let refused_at_connect = stderr
+        .lines()
+        .find(|l| l.starts_with("ERROR "))
+        .is_some_and(|l| !l.contains(" at line "));
+    if refused_at_connect {
+        UNTOUCHED
+    } else {
+        PARTLY
+    }
+}
 
 pub fn restore(db: &Database, source: &Source) -> Result<()> {
     // First pass: the whole backup must be intact before anything changes.
@@ -131,7 +149,9 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
         Ok(Streamed::Verified) => {}
         Ok(Streamed::ConsumerStopped(e)) => {
             drop(stdin);
-            return Err(restore_failed(db, consumer_error(client, e), PARTLY));
+            let end = client.wait()?;
+            let state = state_after(&end.stderr_tail);
+            return Err(restore_failed(db, consumer_ended(&end, e), state));
         }
         Err(e) => {
             // Stop the client before it reads the end of a stream that
@@ -151,7 +171,7 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     let end = client.wait()?;
     if !end.success() {
         let e = exit::failed(format!("restore failed: {}", describe_restore_tool(&end)));
-        return Err(restore_failed(db, e, PARTLY));
+        return Err(restore_failed(db, e, state_after(&end.stderr_tail)));
     }
     Ok(())
 }
@@ -159,6 +179,20 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_connection_restored_nothing() {
+        let denied =
+            "ERROR 1045 (28000): Access denied for user 'x'@'localhost' (using password: YES)";
+        assert_eq!(state_after(denied), UNTOUCHED);
+        assert_eq!(
+            state_after("ERROR 1049 (42000): Unknown database 'nope'"),
+            UNTOUCHED
+        );
+        let statement = "ERROR 1064 (42000) at line 17: You have an error in your SQL syntax";
+        assert_eq!(state_after(statement), PARTLY);
+        assert_eq!(state_after("mariadb: killed"), PARTLY);
+    }
 
     #[test]
     fn refuses_args_that_remove_the_trailer() {

@@ -61,42 +61,174 @@ fn dbname_arg(name: &str) -> String {
     format!("--dbname=dbname='{quoted}'")
 }
 
-/// `dump_args` that choose a format other than custom, or write elsewhere
-/// than stdout.
-fn refuse_unframed(args: &[String]) -> Result<()> {
+/// The pg_dump options rcbackup must see in `dump_args`, however written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Format,
+    File,
+    Compress,
+}
+
+/// pg_dump's short options that take a value (PostgreSQL 15 to 17): in a
+/// bundle (`-vZ9`), the rest of the argument, or the next one, is the value.
+const SHORT_WITH_VALUE: &str = "dEefFhjnNpStTUZ";
+/// pg_dump's long options that take a value (PostgreSQL 15 to 17): without
+/// `=`, the next argument is the value.
+const LONG_WITH_VALUE: [&str; 28] = [
+    "compress",
+    "dbname",
+    "encoding",
+    "exclude-extension",
+    "exclude-schema",
+    "exclude-table",
+    "exclude-table-and-children",
+    "exclude-table-data",
+    "exclude-table-data-and-children",
+    "extension",
+    "extra-float-digits",
+    "file",
+    "filter",
+    "format",
+    "host",
+    "include-foreign-data",
+    "jobs",
+    "lock-wait-timeout",
+    "port",
+    "role",
+    "rows-per-insert",
+    "schema",
+    "section",
+    "snapshot",
+    "superuser",
+    "table",
+    "table-and-children",
+    "username",
+];
+
+/// The watched options in `args`, with their values, read the way pg_dump's
+/// getopt reads them: short options bundled (`-vZ9` is `-v -Z 9`), long
+/// options abbreviated to any prefix that is not ambiguous (`--comp=9` is
+/// `--compress=9`), and a value in the next argument skipped, not read as
+/// an option. A prefix pg_dump would find ambiguous is watched too: pg_dump
+/// refuses it anyway.
+fn watched_options(args: &[String]) -> Vec<(Watched, String, String)> {
+    const LONG: [(&str, usize, Watched); 3] = [
+        ("format", 2, Watched::Format),
+        ("file", 3, Watched::File),
+        ("compress", 3, Watched::Compress),
+    ];
+    let mut found = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
-        let next = args.get(i + 1).map(String::as_str).unwrap_or("");
-        let format = if let Some(v) = a.strip_prefix("--format=") {
-            Some(v)
-        } else if a == "--format" || a == "-F" {
-            Some(next)
-        } else {
-            a.strip_prefix("-F")
+        let next = args.get(i + 1).cloned().unwrap_or_default();
+        i += 1;
+        if a == "--" {
+            break;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, value) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let takes_value = !name.is_empty()
+                && value.is_none()
+                && LONG_WITH_VALUE.iter().any(|o| o.starts_with(name));
+            let value = match value {
+                Some(v) => v,
+                None if takes_value => {
+                    i += 1;
+                    next.clone()
+                }
+                None => String::new(),
+            };
+            let hit = LONG
+                .iter()
+                .find(|(full, min, _)| name.len() >= *min && full.starts_with(name));
+            if let Some((_, _, w)) = hit {
+                found.push((*w, a.to_string(), value));
+            }
+            continue;
+        }
+        let Some(bundle) = a.strip_prefix('-').filter(|b| !b.is_empty()) else {
+            continue;
         };
-        let why = match format {
-            Some(f) if !matches!(f, "c" | "custom") => {
+        for (at, c) in bundle.char_indices() {
+            if !SHORT_WITH_VALUE.contains(c) {
+                continue;
+            }
+            let rest = &bundle[at + c.len_utf8()..];
+            let value = if rest.is_empty() {
+                i += 1;
+                next.clone()
+            } else {
+                rest.to_string()
+            };
+            let watched = match c {
+                'F' => Some(Watched::Format),
+                'f' => Some(Watched::File),
+                'Z' => Some(Watched::Compress),
+                _ => None,
+            };
+            if let Some(w) = watched {
+                found.push((w, a.to_string(), value));
+            }
+            break;
+        }
+    }
+    found
+}
+
+/// `dump_args` that choose a format other than custom, or write elsewhere
+/// than stdout.
+fn refuse_unframed(args: &[String]) -> Result<()> {
+    for (option, arg, value) in watched_options(args) {
+        let why = match option {
+            Watched::Format if !matches!(value.as_str(), "c" | "custom") => {
                 "chooses a format other than custom, which has no PGDMP header and cannot be streamed into pg_restore"
             }
-            Some(_) => "",
-            None if a == "-f" || a == "--file" || a.starts_with("--file=") || (a.starts_with("-f") && a.len() > 2) => {
-                "writes the dump to a file instead of its output"
-            }
-            None => "",
+            Watched::File => "writes the dump to a file instead of its output",
+            Watched::Format | Watched::Compress => continue,
         };
-        if !why.is_empty() {
-            return Err(exit::usage(format!(
-                "`dump_args` holds `{a}`, which {why}: rcbackup needs pg_dump's custom format on its output. Remove it from dump_args"
-            )));
-        }
-        i += 1;
+        return Err(exit::usage(format!(
+            "`dump_args` holds `{}`, which {why}: rcbackup needs pg_dump's custom format on its output. Remove it from dump_args",
+            crate::naming::printable(&arg)
+        )));
     }
     Ok(())
 }
 
+/// pg_dump's own compression (`-Z`, `--compress`, however written) in
+/// `dump_args` beside rcbackup's: the dump would be compressed twice, or
+/// `none` would not hold.
+pub fn refuse_own_compression(
+    args: &[String],
+    compression: Compression,
+) -> std::result::Result<(), String> {
+    if compression.by_engine() {
+        return Ok(());
+    }
+    match watched_options(args)
+        .into_iter()
+        .find(|(w, _, _)| *w == Watched::Compress)
+    {
+        Some((_, arg, _)) => Err(format!(
+            "holds `{}`, pg_dump's own compression, while `compression` is `{compression}`; \
+             remove it, or set compression = \"engine\" to let pg_dump compress",
+            crate::naming::printable(&arg)
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn dump(db: &Database, compression: Compression) -> Result<(String, Command)> {
     refuse_unframed(&db.dump_args)?;
+    refuse_own_compression(&db.dump_args, compression).map_err(|why| {
+        exit::usage(format!(
+            "database `{}`: `dump_args` {why}",
+            crate::naming::printable(&db.alias)
+        ))
+    })?;
     let mut cmd = Command::new("pg_dump");
     cmd.arg("--format=custom");
     if !compression.by_engine() {
@@ -271,7 +403,47 @@ mod tests {
             &["-F", "c"],
             &["-Z0"],
             &["--table=t"],
+            // A value that looks like an option is a value.
+            &["-t", "-Fp"],
+            &["--table", "-fx"],
+            &["-v", "--", "-Fp"],
         ] {
+            assert!(!refused(a), "{a:?}");
+        }
+        // The ways pg_dump's getopt reads them too: bundles and prefixes.
+        for a in [
+            &["-vFp"][..],
+            &["-vF", "p"],
+            &["--form=plain"],
+            &["--fo", "tar"],
+            &["-vfx"],
+            &["--fil=x"],
+        ] {
+            assert!(refused(a), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_its_own_compression_however_written() {
+        let refused = |a: &[&str]| {
+            let args: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            refuse_own_compression(&args, Compression::DEFAULT).is_err()
+        };
+        for a in [
+            &["-Z9"][..],
+            &["-Z", "9"],
+            &["--compress=5"],
+            &["--compress", "zstd"],
+            &["-vZ9"],
+            &["-aZ", "9"],
+            &["--comp=9"],
+            &["--compres", "9"],
+        ] {
+            assert!(refused(a), "{a:?}");
+            let args: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            assert!(refuse_own_compression(&args, Compression::Engine).is_ok());
+        }
+        for a in [&["-v"][..], &["-t", "-Z9"], &["--column-inserts"], &["-tZ"]] {
             assert!(!refused(a), "{a:?}");
         }
     }

@@ -387,11 +387,11 @@ impl Rclone {
             Err(e) if self.server_ended(s, &e) => return per_call::download(self, rel),
             Ok(body) => Download {
                 reader: Box::new(api::Interruptible(body)),
-                run: DownloadRun::Server(Outcome::done(), server),
+                run: DownloadRun::Server(Outcome::done(), server, rel.to_string()),
             },
             Err(e) => Download {
                 reader: Box::new(std::io::empty()),
-                run: DownloadRun::Server(Outcome::from_call(e), server),
+                run: DownloadRun::Server(Outcome::from_call(e), server, rel.to_string()),
             },
         })
     }
@@ -620,6 +620,12 @@ fn without_rc_settings(cmd: &mut Command) {
     }
 }
 
+/// Whether rclone's error says a crypt remote's object failed its
+/// authentication: its bytes were changed or damaged on the remote.
+pub fn says_crypt_damage(said: &str) -> bool {
+    said.contains("failed to authenticate decrypted block")
+}
+
 /// An rclone failure, with what to check.
 pub fn remote_error(what: &str, said: &str) -> anyhow::Error {
     exit::failed(format!(
@@ -720,8 +726,9 @@ pub struct Download {
 enum DownloadRun {
     /// `rclone cat` writing the pipe.
     Process(Proc),
-    /// An answer of the server: how it began (an error has no body).
-    Server(Outcome, Arc<Server>),
+    /// An answer of the server: how it began (an error has no body), and
+    /// the object's path, as the server's log names it.
+    Server(Outcome, Arc<Server>, String),
 }
 
 impl Download {
@@ -750,7 +757,7 @@ impl Download {
         drop(self.reader);
         match self.run {
             DownloadRun::Process(p) => Ok(p.wait()?.into()),
-            DownloadRun::Server(o, _) => Ok(o),
+            DownloadRun::Server(o, _, _) => Ok(o),
         }
     }
 
@@ -763,7 +770,15 @@ impl Download {
                 Ok(end) if !end.success() => end.describe(),
                 _ => e.to_string(),
             },
-            DownloadRun::Server(_, s) => s.ended().unwrap_or_else(|| e.to_string()),
+            // A read that fails mid-answer (a crypt block that does not
+            // authenticate, a remote gone) only cuts the connection; the
+            // server's log says why.
+            DownloadRun::Server(_, s, rel) => s
+                .ended()
+                .or_else(|| {
+                    s.error_about_soon(rel.trim_matches('/'), std::time::Duration::from_millis(500))
+                })
+                .unwrap_or_else(|| e.to_string()),
         }
     }
 }

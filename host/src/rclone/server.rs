@@ -263,6 +263,20 @@ impl Server {
             .map(|l| short_log_line(l))
     }
 
+    /// [`Self::last_error_about`], waiting up to `within` for the line: the
+    /// server may log an error only as it closes the failed answer, and its
+    /// log is read on another thread.
+    pub fn error_about_soon(&self, about: &str, within: Duration) -> Option<String> {
+        let until = Instant::now() + within;
+        loop {
+            let found = self.last_error_about(about);
+            if found.is_some() || Instant::now() >= until {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn last_error(&self) -> Option<String> {
         self.last_error_about("")
     }
