@@ -744,3 +744,41 @@ fn documented_alert_rules_use_written_metrics() {
         }
     }
 }
+
+/// A media backup slowed to 1 MiB/s: its progress comes from rclone's
+/// stats, as log lines without a terminal and as a live line on one.
+#[test]
+fn media_progress_comes_from_rclones_stats() {
+    let mut world = World::new(Remote::Local);
+    let root = world.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    for i in 0..3 {
+        std::fs::write(root.join(format!("f{i}.bin")), vec![i as u8; 1024 * 1024]).unwrap();
+    }
+    world.setting(&format!("media_root = \"{}\"", root.display()));
+    world.setting("rclone_flags = [\"--bwlimit\", \"1M\"]");
+    world.set_env("RCBACKUP_PROGRESS_INTERVAL", "0.5".into());
+    let r = world.ok(&["--log-format", "json", "mediabackup"]);
+    let lines = json_lines(&r.stderr);
+    let progress: Vec<_> = lines
+        .iter()
+        .filter(|v| v["transferred_bytes"].is_u64())
+        .collect();
+    assert!(progress.len() >= 2, "no media progress:\n{}", r.stderr);
+    assert!(
+        progress
+            .iter()
+            .any(|v| v["total_files"] == 3 && v["total_bytes"] == 3 * 1024 * 1024),
+        "{}",
+        r.stderr
+    );
+    // On a terminal: the live line, with files and bytes.
+    std::fs::write(root.join("f3.bin"), vec![9u8; 2 * 1024 * 1024]).unwrap();
+    let out = world
+        .on_terminal_command("mediabackup")
+        .output()
+        .expect("script runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert_mentions(&shown, &["of 1 files", "MiB", "media sync"]);
+}
