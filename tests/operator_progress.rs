@@ -279,12 +279,10 @@ fn parse_prometheus(text: &str) -> Vec<Sample> {
         let mut rest = rest;
         if let Some(body) = rest.strip_prefix('{') {
             let mut chars = body.char_indices().peekable();
-            let mut end = None;
-            loop {
+            let end = loop {
                 let (i, c) = chars.next().expect("unterminated labels");
                 if c == '}' {
-                    end = Some(i);
-                    break;
+                    break i;
                 }
                 if c == ',' {
                     continue;
@@ -316,8 +314,8 @@ fn parse_prometheus(text: &str) -> Vec<Sample> {
                     }
                 }
                 assert!(labels.insert(key.to_string(), value).is_none(), "{line}");
-            }
-            rest = &body[end.unwrap() + 1..];
+            };
+            rest = &body[end + 1..];
         }
         let value = rest.strip_prefix(' ').unwrap_or_else(|| panic!("{line}"));
         let value: f64 = match value {
@@ -781,4 +779,23 @@ fn media_progress_comes_from_rclones_stats() {
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{shown}");
     assert_mentions(&shown, &["of 1 files", "MiB", "media sync"]);
+}
+
+/// A step shorter than the progress interval ends when it ends: its meter
+/// does not wait out the interval (a lost wake-up made every piped verify
+/// take 60 s).
+#[test]
+fn a_short_step_does_not_wait_for_the_progress_interval() {
+    let mut world = World::new(Remote::Local);
+    world.seeded_sqlite("default", 10);
+    world.ok(&["dbbackup"]);
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        world.ok(&["verify"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "verify took {:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -255,7 +255,12 @@ fn tick(shared: &Shared, bar: Option<&ProgressBar>, every: Duration) {
         return;
     };
     loop {
-        let Ok((g, _)) = shared.wake.wait_timeout(stopped, every) else {
+        // The meter may be dropped before this thread first waits: its
+        // stop is a flag checked here, not only a wake-up.
+        let Ok((g, _)) = shared
+            .wake
+            .wait_timeout_while(stopped, every, |stop| !*stop)
+        else {
             return;
         };
         stopped = g;
@@ -446,6 +451,8 @@ mod tests {
 
     #[test]
     fn counts_what_passes_and_words_it() {
+        let _ = MODE.set(Mode::Log(Duration::from_secs(60)));
+        let started = Instant::now();
         let m = Meter::read("verifying x", 1000);
         let mut r = Counting::new(&[7u8; 250][..], m.counter(Figure::Bytes));
         let mut sink = Vec::new();
@@ -462,6 +469,11 @@ mod tests {
         let (text, _) = figures(&d.shared);
         assert!(text.contains("0 B dumped, 2.0 KiB stored"), "{text}");
         assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
+        drop((m, d));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a meter's end waited for its interval"
+        );
     }
 
     #[test]
