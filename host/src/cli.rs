@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
     name = "rcbackup",
     version,
     about = "Stream database dumps into any storage rclone reaches, and back.",
-    after_help = "Environment:\n  RCBACKUP_CONFIG  the config file when --config is not given\n  RCBACKUP_LOG     a tracing filter for the log (e.g. rcbackup=debug), used only when neither -v nor -q is given"
+    after_help = "Environment:\n  RCBACKUP_CONFIG  the config file when --config is not given\n  RCBACKUP_LOG     a tracing filter for the log (e.g. rcbackup=debug), used only when neither -v nor -q is given\n  RCBACKUP_PROGRESS_INTERVAL  seconds between progress log lines when stderr is not a terminal (default 60)\n  RCBACKUP_METRICS_FILE  the metrics file when --metrics-file is not given"
 )]
 pub struct Cli {
     /// Config file (default: $RCBACKUP_CONFIG, else ./rcbackup.toml).
@@ -24,8 +24,31 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// Log format on stderr: text, or json (one JSON object a line with
+    /// timestamp, level, message and the event's fields; no live progress line).
+    #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// After the run (dbbackup, dbrestore, verify, mediabackup), write
+    /// Prometheus metrics to PATH for node_exporter's textfile collector
+    /// (see docs/monitoring.md). A failure to write is only a warning.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "RCBACKUP_METRICS_FILE"
+    )]
+    pub metrics_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Commands,
+}
+
+/// The log's format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,10 @@
 //! (SQLite: the staging file passed its checks, not yet renamed). Step of
 //! every policy call (any command, `policy test` too): `guest-call` (the
 //! call's Store is made and its deadline runs; the guest not yet started).
+//! Steps of `--metrics-file` (any recording command): `metrics-write` (the
+//! lock is held and the previous file read, nothing written yet),
+//! `metrics-rename` (the new content is in the temporary file, synced, not
+//! yet renamed over the file).
 
 /// Holds the run here if a test asked for `step`.
 #[inline]

@@ -13,11 +13,13 @@ pub mod exit;
 pub mod failpoint;
 pub mod interrupt;
 pub mod media;
+pub mod metrics;
 pub mod naming;
 pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod process;
+pub mod progress;
 pub mod prompt;
 pub mod rclone;
 pub mod record;
@@ -28,22 +30,39 @@ use exit::ExitCode;
 /// Runs one command line and returns the exit code; errors are printed here,
 /// once, for people.
 pub fn run(cli: cli::Cli) -> ExitCode {
-    init_logging(cli.verbose, cli.quiet);
+    let json = cli.log_format == cli::LogFormat::Json;
+    init_logging(cli.verbose, cli.quiet, json);
+    progress::init(cli.quiet, json);
     interrupt::install();
+    let metrics = cli.metrics_file.clone().zip(metrics::target(&cli.command));
+    let started = std::time::Instant::now();
     let result = commands::run(cli);
     tracing::debug!(peak_rss_kib = peak_rss_kib(), "done");
-    match result {
-        Ok(()) => ExitCode::Success,
-        Err(e) if interrupt::interrupted() => {
-            output::note(format_args!("rcbackup: interrupted: {}", render_error(&e)));
-            ExitCode::Interrupted
-        }
-        Err(e) => {
-            let code = exit::code_for(&e);
-            output::note(format_args!("rcbackup: error: {}", render_error(&e)));
-            code
+    let (code, report) = match result {
+        Ok(()) => (ExitCode::Success, None),
+        Err(e) if interrupt::interrupted() => (
+            ExitCode::Interrupted,
+            Some(("interrupted", render_error(&e))),
+        ),
+        Err(e) => (exit::code_for(&e), Some(("error", render_error(&e)))),
+    };
+    if let Some((path, target)) = metrics {
+        metrics::after_run(&path, target, code as i32, started.elapsed());
+    }
+    if let Some((what, message)) = report {
+        if json {
+            // The closing error is a log line too, for log shippers.
+            output::note(format_args!(
+                r#"{{"timestamp":"{}","level":"ERROR","message":{},"exit_code":{}}}"#,
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                serde_json::Value::from(format!("{what}: {message}")),
+                code as i32
+            ));
+        } else {
+            output::note(format_args!("rcbackup: {what}: {message}"));
         }
     }
+    code
 }
 
 /// The chain of an error, outermost first, without repeating a message that
@@ -71,7 +90,7 @@ fn peak_rss_kib() -> i64 {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, json: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -98,19 +117,33 @@ fn init_logging(verbose: u8, quiet: bool) {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(format!("rcbackup={level},warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Log lines go above the live progress line, never into it.
+        .with_writer(|| progress::LogWriter)
         // Its default reports a failed log write with eprintln!, which
         // panics when stderr is a closed pipe (`rcbackup -v ... 2>&1 | head`).
         .log_internal_errors(false)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_target(false);
+    // JSON: one object a line, the event's fields beside timestamp (RFC 3339,
+    // UTC), level and message.
     // -vv shows seconds since start, to see where a run spends its time.
-    let _ = if verbose >= 2 {
+    let _ = if json {
         builder
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init()
+    } else if verbose >= 2 {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_timer(tracing_subscriber::fmt::time::uptime())
             .try_init()
     } else {
-        builder.without_time().try_init()
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .without_time()
+            .try_init()
     };
     if let Some(why) = bad_env {
         tracing::warn!(

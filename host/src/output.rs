@@ -41,9 +41,12 @@ pub fn write(args: std::fmt::Arguments) -> Result<()> {
 /// Writes a line to stderr, ignoring failure: a message for people has
 /// nowhere else to go when stderr is closed.
 pub fn note(text: impl Display) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{text}");
-    let _ = err.flush();
+    // Above the live progress line, if one is drawn.
+    crate::progress::suspend(|| {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{text}");
+        let _ = err.flush();
+    })
 }
 
 /// `println!` for results: writes through [`write`] and returns early with

@@ -22,12 +22,14 @@ use crate::naming::{
 use crate::pipeline::{self, Digest, End};
 use crate::policy::{Event, EventKind, NamingContext};
 use crate::process::{widen_pipe, Proc};
+use crate::progress;
 use crate::rclone::Upload;
 use crate::record::BackupRecord;
 use crate::retention;
 
 pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     let db = ctx.config.database(args.database.as_deref())?;
+    crate::metrics::note_database(&db.alias);
     let now = Utc::now();
     let catalog = ctx.catalog();
     let run = run_id(now);
@@ -85,6 +87,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         record.sha256,
         started.elapsed().as_secs_f64()
     );
+    crate::metrics::note_size(record.size);
     done.backup = Some(record.name.clone());
     done.size = Some(record.size);
     done.sha256 = Some(record.sha256.clone());
@@ -249,13 +252,16 @@ fn stream_and_publish(
     let (streamed, taken) = std::thread::scope(|s| {
         let taken = s.spawn(|| catalog.taken_names());
         let check = engines::dump_check(db);
+        let meter = progress::Meter::dump(format!("backing up `{}`", db.alias));
         let streamed = relay_and_judge(
             dump,
             upload,
             &ctx.rclone.path(catalog.dir()),
             check,
             compression,
+            &meter,
         );
+        drop(meter);
         (streamed, taken.join().expect("listing thread"))
     });
     let (digest, taken) = match (streamed, taken) {
@@ -309,14 +315,18 @@ fn relay_and_judge(
     dest: &str,
     mut check: engines::DumpCheck,
     compression: Compression,
+    meter: &progress::Meter,
 ) -> Result<Digest> {
     let from = dump.take_stdout();
     let to = upload.take_input();
     widen_pipe(&from);
     widen_pipe(&to);
     // The stored bytes (compressed or not) are what the record describes.
+    // Both ends are counted for the progress line (an atomic add a chunk).
+    let to = progress::Counting::new(to, meter.counter(progress::Figure::Stored));
     let mut to = Compressing::new(compression, to)
         .map_err(|e| exit::failed(format!("cannot start the zstd compressor: {e}")))?;
+    let from = progress::Counting::new(from, meter.counter(progress::Figure::Bytes));
     let mut from = engines::CheckedRead {
         inner: from,
         check: &mut check,

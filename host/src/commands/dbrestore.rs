@@ -26,6 +26,7 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
         )));
     }
     let db = ctx.config.database(args.database.as_deref())?;
+    crate::metrics::note_database(&db.alias);
     let catalog = ctx.catalog();
     let listing = catalog.list()?;
     let backup = choose_backup(
@@ -34,6 +35,7 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
         &db.alias,
         args.input_path.as_deref(),
     )?;
+    crate::metrics::note_size(backup.size);
     if !engines::compatible(backup.engine, db.engine) {
         return Err(exit::usage(format!(
             "backup {} was made from a {} database and cannot be restored into `{}`, which is {}",

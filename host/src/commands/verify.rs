@@ -13,7 +13,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         (None, Some(_)) => String::new(),
         (d, _) => ctx.config.alias(d.as_deref())?.to_string(),
     };
+    if !alias.is_empty() {
+        crate::metrics::note_database(&alias);
+    }
     let backup = choose_backup(&listing, catalog.dir(), &alias, args.input_path.as_deref())?;
+    crate::metrics::note_database(&backup.database);
+    crate::metrics::note_size(backup.size);
     let source = Source {
         rclone: &ctx.rclone,
         path: catalog.data_path(&backup.name),

@@ -30,6 +30,7 @@ use crate::database::{Database, EngineKind};
 use crate::exit;
 use crate::pipeline::{self, End, Tally};
 use crate::process::{Ended, Proc};
+use crate::progress;
 use crate::rclone::Rclone;
 use crate::record::BackupRecord;
 
@@ -176,7 +177,15 @@ impl Source<'_> {
         let mut tally = Tally::default();
         let mut held = Vec::new();
         let mut stopped = None;
-        let out = cat.reader();
+        let what = if last_pass {
+            "restoring from"
+        } else {
+            "verifying"
+        };
+        let meter = progress::Meter::read(format!("{what} {}", self.record.name), self.record.size);
+        let mut counted =
+            progress::Counting::new(cat.reader(), meter.counter(progress::Figure::Bytes));
+        let out = &mut counted;
         let mut end = pipeline::relay_holding_last(out, sink, limit, &mut tally, &mut held);
         if let End::SinkFailed(e) = end {
             // The rest is still read, checked and decompressed (into

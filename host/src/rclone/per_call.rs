@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -209,14 +210,31 @@ pub fn transfer(
     // The log goes to stdout so that Proc keeps collecting stderr for
     // the error message; rclone writes nothing else there for these.
     let mut cmd = rc.command(args);
+    // With progress shown, rclone logs its stats (files and bytes done and
+    // due) every second on a terminal, every progress interval otherwise;
+    // they feed the progress line. Without, only its final stats line.
+    let every = match crate::progress::mode() {
+        crate::progress::Mode::Off => None,
+        crate::progress::Mode::Bar => Some(Duration::from_secs(1)),
+        crate::progress::Mode::Log(every) => Some(every),
+    };
+    let stats = every.map_or("0".to_string(), |d| format!("{}ms", d.as_millis().max(100)));
     cmd.args([
         "-v",
         "--use-json-log",
         "--stats",
-        "0",
+        &stats,
+        "--stats-log-level",
+        "INFO",
         "--log-file",
         "/dev/stdout",
     ]);
+    let meter = every.map(|_| {
+        crate::progress::Meter::transfer(format!(
+            "media {}",
+            args.first().map_or("transfer", String::as_str)
+        ))
+    });
     cmd.stdout(Stdio::piped());
     if input.is_some() {
         cmd.stdin(Stdio::piped());
@@ -231,12 +249,39 @@ pub fn transfer(
     let reader = std::io::BufReader::new(p.take_stdout());
     for line in reader.lines() {
         match line {
-            Ok(l) => each_line(&l),
+            Ok(l) => {
+                if let Some(m) = &meter {
+                    feed_stats(m, &l);
+                }
+                each_line(&l)
+            }
             Err(_) => break,
         }
     }
+    drop(meter);
     if let Some(f) = feeder {
         let _ = f.join();
     }
     p.wait()
+}
+
+/// rclone's stats line (`{"stats":{"bytes":..,"totalBytes":..,"transfers":..,
+/// "totalTransfers":..}}`, the figures of `rclone --progress`) into `meter`.
+fn feed_stats(meter: &crate::progress::Meter, line: &str) {
+    if !line.contains("\"stats\"") {
+        return;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return;
+    };
+    let s = &v["stats"];
+    let n = |k: &str| s[k].as_u64().unwrap_or(0);
+    if s.is_object() {
+        meter.transfer_stats(
+            n("bytes"),
+            n("totalBytes"),
+            n("transfers"),
+            n("totalTransfers"),
+        );
+    }
 }
