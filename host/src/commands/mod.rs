@@ -2,6 +2,7 @@
 
 mod dbbackup;
 mod dbrestore;
+mod drill;
 mod listbackups;
 mod listmedia;
 mod mediabackup;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Verify(a) => verify::run(&ctx, a),
         Commands::Mediabackup(a) => mediabackup::run(&ctx, a),
         Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
+        Commands::Drill(a) => drill::run(&ctx, a),
         Commands::Policy(_) => unreachable!("handled above"),
     }
 }
