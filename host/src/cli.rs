@@ -169,7 +169,12 @@ pub struct DrillArgs {
     #[arg(short, long, value_name = "ALIAS")]
     pub database: Option<String>,
     /// Backup name to drill (default: the newest of the database).
-    #[arg(short, long = "input-path", value_name = "NAME", conflicts_with = "cleanup")]
+    #[arg(
+        short,
+        long = "input-path",
+        value_name = "NAME",
+        conflicts_with = "cleanup"
+    )]
     pub input_path: Option<String>,
     /// Print one JSON object (docs/json.md, "drill") instead of a table.
     #[arg(long, conflicts_with = "cleanup")]

@@ -81,7 +81,9 @@ fn parse_scratch(name: &str, alias: &str) -> Option<DateTime<Utc>> {
         || !digits(pid)
         || pid.len() > 7
         || random.len() != 6
-        || !random.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        || !random
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
         return None;
     }
@@ -220,7 +222,9 @@ fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Vec<S
                 locals.insert(name, (e.path(), started, local_state(&e.path())));
             } else if let Some(n) = name.strip_prefix(".new-") {
                 // A run killed while making its folder (a moment's window).
-                if parse_scratch(n, &db.alias).is_some_and(|t| t < Utc::now() - chrono::Duration::hours(1)) {
+                if parse_scratch(n, &db.alias)
+                    .is_some_and(|t| t < Utc::now() - chrono::Duration::hours(1))
+                {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
@@ -306,7 +310,10 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     if args.cleanup {
         let removed = cleanup(ctx, db, &base, true)?;
         if removed.is_empty() {
-            crate::outln!("nothing to remove: no earlier drill of `{}` left anything", db.alias);
+            crate::outln!(
+                "nothing to remove: no earlier drill of `{}` left anything",
+                db.alias
+            );
         }
         for r in removed {
             crate::outln!("removed {}", printable(&r));
@@ -341,7 +348,11 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     target.restore_args = Vec::new();
     let shown = match db.engine {
         EngineKind::Sqlite => {
-            target.name = run_dir.path.join(format!("{name}.sqlite3")).display().to_string();
+            target.name = run_dir
+                .path
+                .join(format!("{name}.sqlite3"))
+                .display()
+                .to_string();
             target.name.clone()
         }
         EngineKind::Mysql | EngineKind::Mariadb => {
@@ -371,7 +382,11 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         "drill of `{}`: restoring {} into scratch {} {}",
         db.alias,
         backup.name,
-        if db.engine == EngineKind::Sqlite { "file" } else { "database" },
+        if db.engine == EngineKind::Sqlite {
+            "file"
+        } else {
+            "database"
+        },
         shown
     );
 
@@ -382,7 +397,9 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         scratch::create(db, &target.name)?;
         crate::failpoint::reached("drill-created");
         if crate::interrupt::interrupted() {
-            return Err(exit::interrupted_at("interrupted before the drill's restore"));
+            return Err(exit::interrupted_at(
+                "interrupted before the drill's restore",
+            ));
         }
         let source = Source {
             rclone: &ctx.rclone,
@@ -453,9 +470,17 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         db.alias,
         db.engine,
         backup.name,
-        if db.engine == EngineKind::Sqlite { "file" } else { "database" },
+        if db.engine == EngineKind::Sqlite {
+            "file"
+        } else {
+            "database"
+        },
         printable(&shown),
-        if keep { "kept (remove it with `rcbackup drill --cleanup`)" } else { "then dropped" }
+        if keep {
+            "kept (remove it with `rcbackup drill --cleanup`)"
+        } else {
+            "then dropped"
+        }
     );
     let pg = matches!(db.engine, EngineKind::Postgresql | EngineKind::Postgis);
     let rows: Vec<[String; 3]> = tables

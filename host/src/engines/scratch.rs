@@ -143,7 +143,10 @@ pub fn create(live: &Database, name: &str) -> Result<()> {
             if end.success() {
                 return Ok(());
             }
-            if end.stderr_tail.contains("permission denied to create database") {
+            if end
+                .stderr_tail
+                .contains("permission denied to create database")
+            {
                 let user = user_of(live);
                 return Err(exit::failed(format!(
                     "cannot create the scratch database `{name}` for the drill of `{}`: the role `{user}` lacks the CREATEDB privilege. \
@@ -199,7 +202,11 @@ pub fn drop(live: &Database, name: &str) -> Result<()> {
             )?;
             if !end.success() && end.stderr_tail.contains("syntax error") {
                 // Before PostgreSQL 13: no FORCE.
-                pg_admin(live, &format!("DROP DATABASE IF EXISTS {};\n", pg_ident(name)))?.0
+                pg_admin(
+                    live,
+                    &format!("DROP DATABASE IF EXISTS {};\n", pg_ident(name)),
+                )?
+                .0
             } else {
                 let _ = out;
                 end
@@ -228,7 +235,10 @@ pub fn drop(live: &Database, name: &str) -> Result<()> {
 
 /// The databases on `live`'s server whose names start with `prefix`.
 pub fn list(live: &Database, prefix: &str) -> Result<Vec<Found>> {
-    let like = prefix.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%");
+    let like = prefix
+        .replace('\\', "\\\\")
+        .replace('_', "\\_")
+        .replace('%', "\\%");
     match live.engine {
         EngineKind::Postgresql | EngineKind::Postgis => {
             let sql = format!(
@@ -358,7 +368,10 @@ pub fn count_rows(scratch: &Database) -> Result<Vec<TableRows>> {
                         schema: None,
                         name: n.clone(),
                         rows: c.ok_or_else(|| {
-                            exit::failed(format!("restored, but the rows of table `{}` could not be counted", crate::naming::printable(n)))
+                            exit::failed(format!(
+                                "restored, but the rows of table `{}` could not be counted",
+                                crate::naming::printable(n)
+                            ))
                         })?,
                     });
                 }
