@@ -209,9 +209,10 @@ fn local_state(dir: &Path) -> Local {
 /// folder here (another machine's) only when marked and stale. Never a
 /// running drill's, never a configured database. Returns what it removed.
 fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Vec<String>> {
-    let stale_before = Utc::now()
-        - chrono::Duration::from_std(ctx.config.settings.abandoned_after)
-            .unwrap_or(chrono::Duration::MAX);
+    let stale_before = chrono::Duration::from_std(ctx.config.settings.abandoned_after)
+        .ok()
+        .and_then(|d| Utc::now().checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let stale = |t: DateTime<Utc>| t < stale_before;
     let mut removed = Vec::new();
     let mut locals = std::collections::BTreeMap::new();
@@ -269,7 +270,7 @@ fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Vec<S
             }
         }
     }
-    for (name, (path, started, state)) in locals {
+    for (path, started, state) in locals.into_values() {
         if goes(state, started) {
             match std::fs::remove_dir_all(&path) {
                 Ok(()) => {
@@ -284,7 +285,6 @@ fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Vec<S
                 }
                 Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
             }
-            let _ = name;
         }
     }
     Ok(removed)

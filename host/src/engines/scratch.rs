@@ -196,7 +196,7 @@ pub fn create(live: &Database, name: &str) -> Result<()> {
 pub fn drop(live: &Database, name: &str) -> Result<()> {
     let end = match live.engine {
         EngineKind::Postgresql | EngineKind::Postgis => {
-            let (end, out) = pg_admin(
+            let (end, _) = pg_admin(
                 live,
                 &format!("DROP DATABASE IF EXISTS {} WITH (FORCE);\n", pg_ident(name)),
             )?;
@@ -208,7 +208,6 @@ pub fn drop(live: &Database, name: &str) -> Result<()> {
                 )?
                 .0
             } else {
-                let _ = out;
                 end
             }
         }
