@@ -66,6 +66,9 @@ pub enum Commands {
     Mediabackup(MediaBackupArgs),
     /// Copy the media backup (or its state at a past time) back into media_root.
     Mediarestore(MediaRestoreArgs),
+    /// Prove a backup restores: restore it into a scratch database (never the
+    /// live one), count the rows of every table, drop the scratch database.
+    Drill(DrillArgs),
     /// Try out and precompile WebAssembly policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -286,4 +289,31 @@ pub struct VerifyArgs {
     /// Backup name to verify (default: the newest of the database).
     #[arg(short, long = "input-path", value_name = "NAME")]
     pub input_path: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Database alias from the config.
+    #[arg(short, long, value_name = "ALIAS")]
+    pub database: Option<String>,
+    /// Backup name to drill (default: the newest of the database).
+    #[arg(
+        short,
+        long = "input-path",
+        value_name = "NAME",
+        conflicts_with = "cleanup"
+    )]
+    pub input_path: Option<String>,
+    /// Print one JSON object (docs/json.md, "drill") instead of a table.
+    #[arg(long, conflicts_with = "cleanup")]
+    pub json: bool,
+    /// Keep the scratch database (SQLite: file) for a look instead of dropping
+    /// it; `drill --cleanup` removes it, as does a drill once it is
+    /// abandoned_after_hours old.
+    #[arg(long, conflicts_with = "cleanup")]
+    pub keep: bool,
+    /// Restore nothing: remove what earlier drills of the database left
+    /// (killed runs, --keep), and print what was removed.
+    #[arg(long)]
+    pub cleanup: bool,
 }

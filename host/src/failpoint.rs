@@ -16,7 +16,10 @@
 //! restore tool got the first chunk, rclone cat still runs; MariaDB: of the
 //! restoring pass, after the check), `restore-streamed` (the whole stream
 //! matched its record, its last chunk not yet handed over), `restore-swap`
-//! (SQLite: the staging file passed its checks, not yet renamed). Step of
+//! (SQLite: the staging file passed its checks, not yet renamed). Steps of
+//! `drill`: `drill-created` (the scratch database exists, the restore not
+//! yet started), then dbrestore's steps (into the scratch database), then
+//! `drill-counted` (rows counted, the scratch database not yet dropped). Step of
 //! every policy call (any command, `policy test` too): `guest-call` (the
 //! call's Store is made and its deadline runs; the guest not yet started).
 //! Steps of `--metrics-file` (any recording command): `metrics-write` (the

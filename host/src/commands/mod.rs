@@ -4,6 +4,7 @@ mod completions;
 mod config_check;
 mod dbbackup;
 mod dbrestore;
+mod drill;
 mod init;
 mod listbackups;
 mod listmedia;
@@ -69,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Verify(a) => verify::run(&ctx, a),
         Commands::Mediabackup(a) => mediabackup::run(&ctx, a),
         Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
+        Commands::Drill(a) => drill::run(&ctx, a),
         Commands::Policy(_)
         | Commands::Init(_)
         | Commands::Config(_)

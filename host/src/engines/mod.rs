@@ -14,6 +14,7 @@
 mod framing;
 mod mysql;
 mod postgres;
+pub mod scratch;
 mod sqlite;
 
 use std::io::{self, Write};

@@ -18,7 +18,7 @@ use crate::exit;
 use crate::process::{on_path, widen_pipe, Proc};
 
 /// MariaDB's own names first; MySQL's where those are missing.
-fn tool(mariadb: &'static str, mysql: &'static str) -> &'static str {
+pub(super) fn tool(mariadb: &'static str, mysql: &'static str) -> &'static str {
     if on_path(mariadb) {
         mariadb
     } else {
@@ -26,7 +26,7 @@ fn tool(mariadb: &'static str, mysql: &'static str) -> &'static str {
     }
 }
 
-fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
+pub(super) fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
     if let Some(h) = &db.host {
         cmd.arg(format!("--host={h}"));
     }

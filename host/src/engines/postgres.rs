@@ -33,7 +33,7 @@ use crate::database::{Database, EngineKind};
 use crate::exit;
 use crate::process::{quiet, widen_pipe, Proc};
 
-fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
+pub(super) fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
     if let Some(h) = &db.host {
         cmd.arg("--host").arg(h);
     }
@@ -56,7 +56,7 @@ fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
 
 /// `--dbname` as a conninfo naming the database, quoted: libpq would
 /// parse a bare name holding `=` as a connection string.
-fn dbname_arg(name: &str) -> String {
+pub(super) fn dbname_arg(name: &str) -> String {
     let quoted = name.replace('\\', "\\\\").replace('\'', "\\'");
     format!("--dbname=dbname='{quoted}'")
 }

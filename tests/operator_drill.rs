@@ -1,0 +1,545 @@
+//! `rcbackup drill`: a backup restored into a scratch database (PostgreSQL,
+//! MariaDB: a new database on the same server; SQLite: a file in a private
+//! temporary folder), counted table by table, and dropped. The live
+//! database is never touched, whatever happens to the run: checked with
+//! its fingerprint before and after, through damage, SIGKILL and SIGTERM.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::Value;
+
+/// A live database of `engine`, configured as `alias` (unique per test, so
+/// that tests running side by side never see each other's scratch
+/// databases), seeded with 10 items, 2 notes and 50 rows in `big`
+/// (and `big2` on the servers).
+struct Live {
+    engine: Engine,
+    alias: String,
+    handle: Handle,
+}
+
+enum Handle {
+    Sqlite(PathBuf),
+    Pg(PgDb),
+    My(MyDb),
+}
+
+impl Live {
+    fn create(world: &mut World, engine: Engine, alias: &str) -> Live {
+        let handle = match engine {
+            Engine::Sqlite => {
+                let file = world.path(&format!("{alias}.sqlite3"));
+                sqlite(
+                    &file,
+                    &format!(
+                        "{}\nCREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n\
+                         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50)\n\
+                         INSERT INTO big SELECT x, hex(randomblob(32)) FROM c;\n",
+                        seed_sql(10)
+                    ),
+                );
+                world.sqlite(alias, &file);
+                Handle::Sqlite(file)
+            }
+            Engine::Postgres => {
+                let db = PgDb::create("drill");
+                psql(&db.0, &seed_sql(10));
+                pg_big_table(&db.0, 50);
+                world.postgres(alias, &db.0);
+                Handle::Pg(db)
+            }
+            Engine::Mariadb => {
+                let db = MyDb::create("drill");
+                mariadb(Some(&db.0), &seed_sql(10));
+                mariadb_big_table(&db.0, 50);
+                world.mariadb(alias, &db.0);
+                Handle::My(db)
+            }
+        };
+        // Scratch files of SQLite drills go to the world's own TMPDIR.
+        std::fs::create_dir_all(world.path("tmp")).unwrap();
+        world.set_env("TMPDIR", world.path("tmp").display().to_string());
+        Live {
+            engine,
+            alias: alias.to_string(),
+            handle,
+        }
+    }
+
+    fn name(&self) -> String {
+        match &self.handle {
+            Handle::Sqlite(f) => f.display().to_string(),
+            Handle::Pg(d) => d.0.clone(),
+            Handle::My(d) => d.0.clone(),
+        }
+    }
+
+    fn exec(&self, sql: &str) -> String {
+        match &self.handle {
+            Handle::Sqlite(f) => sqlite(f, sql),
+            Handle::Pg(d) => psql(&d.0, sql),
+            Handle::My(d) => mariadb(Some(&d.0), sql),
+        }
+    }
+
+    /// Row count and SHA-256 of the seeded tables, and of `big`.
+    fn fingerprint(&self) -> ((usize, String), (usize, String)) {
+        (
+            fingerprint(&self.exec(CONTENT_QUERY)),
+            fingerprint(&self.exec("SELECT id, v FROM big ORDER BY id;")),
+        )
+    }
+
+    /// The tables a drill must report, with their rows.
+    fn expected_tables(&self) -> Vec<(Option<&'static str>, &'static str, u64)> {
+        match self.engine {
+            Engine::Sqlite => vec![(None, "big", 50), (None, "items", 10), (None, "notes", 2)],
+            Engine::Postgres => vec![
+                (Some("public"), "big", 50),
+                (Some("public"), "big2", 50),
+                (Some("public"), "items", 10),
+                (Some("public"), "notes", 2),
+            ],
+            Engine::Mariadb => vec![
+                (None, "big", 50),
+                (None, "big2", 50),
+                (None, "items", 10),
+                (None, "notes", 2),
+            ],
+        }
+    }
+
+    fn engine_name(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgresql",
+            Engine::Mariadb => "mariadb",
+        }
+    }
+
+    /// The scratch databases (or SQLite scratch folders) of this alias
+    /// that exist now.
+    fn scratches(&self, world: &World) -> Vec<String> {
+        let prefix = format!("rcbackup_drill_{}_", self.alias);
+        match self.engine {
+            Engine::Postgres => psql(
+                "postgres",
+                &format!(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, '{prefix}') ORDER BY 1"
+                ),
+            )
+            .lines()
+            .map(str::to_string)
+            .collect(),
+            Engine::Mariadb => mariadb(
+                None,
+                &format!(
+                    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE LEFT(SCHEMA_NAME, {}) = '{prefix}' ORDER BY 1",
+                    prefix.len()
+                ),
+            )
+            .lines()
+            .map(str::to_string)
+            .collect(),
+            Engine::Sqlite => {
+                let mut found = Vec::new();
+                walk(&world.path("tmp"), &mut found);
+                found.retain(|p| p.contains("rcbackup_drill_") || p.contains("rcbackup-drill"));
+                // The base folder itself may stay; what is in it may not.
+                found.retain(|p| p.contains(&prefix));
+                found
+            }
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            out.push(e.path().display().to_string());
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk(&e.path(), out);
+            }
+        }
+    }
+}
+
+const ENGINES: [Engine; 3] = [Engine::Sqlite, Engine::Postgres, Engine::Mariadb];
+
+fn tag(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "lite",
+        Engine::Postgres => "pg",
+        Engine::Mariadb => "my",
+    }
+}
+
+fn drill_json(world: &World, alias: &str) -> (Value, String) {
+    let r = world.ok(&["drill", "-d", alias, "--json"]);
+    let v: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("drill --json gave {e}: {}", r.stdout));
+    (v, r.stdout)
+}
+
+/// The documented shape (docs/json.md, "drill"), keys in order.
+fn assert_shape(v: &Value, raw: &str, live: &Live, backup: &str) {
+    let keys = [
+        "version",
+        "backup",
+        "database",
+        "engine",
+        "scratch",
+        "kept",
+        "started",
+        "duration_ms",
+        "tables",
+        "total_rows",
+    ];
+    let obj = v.as_object().expect("one JSON object");
+    assert_eq!(obj.len(), keys.len(), "{raw}");
+    let mut at = 0;
+    for k in keys {
+        let i = raw
+            .find(&format!("\"{k}\":"))
+            .unwrap_or_else(|| panic!("no key {k}: {raw}"));
+        assert!(i >= at, "key {k} out of order: {raw}");
+        at = i;
+    }
+    assert!(raw.trim_start().starts_with("{\"version\":1,"), "{raw}");
+    assert_eq!(raw.trim_end().lines().count(), 1, "one document: {raw}");
+    assert_eq!(v["backup"], backup);
+    assert_eq!(v["database"], live.alias.as_str());
+    assert_eq!(v["engine"], live.engine_name());
+    assert_eq!(v["kept"], false);
+    let scratch = v["scratch"].as_str().unwrap();
+    assert!(
+        scratch.contains(&format!("rcbackup_drill_{}_", live.alias)),
+        "{scratch}"
+    );
+    assert_ne!(scratch, live.name());
+    let started = v["started"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(started).is_ok() && started.ends_with('Z'),
+        "{started}"
+    );
+    assert!(v["duration_ms"].is_u64(), "{raw}");
+    let tables: Vec<(Option<String>, String, u64)> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let o = t.as_object().unwrap();
+            let expected_keys = if live.engine == Engine::Postgres {
+                3
+            } else {
+                2
+            };
+            assert_eq!(o.len(), expected_keys, "{t}");
+            (
+                t.get("schema").map(|s| s.as_str().unwrap().to_string()),
+                t["name"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(Option<String>, String, u64)> = live
+        .expected_tables()
+        .into_iter()
+        .map(|(s, n, r)| (s.map(str::to_string), n.to_string(), r))
+        .collect();
+    assert_eq!(tables, want, "{raw}");
+    assert_eq!(
+        v["total_rows"].as_u64().unwrap(),
+        want.iter().map(|t| t.2).sum::<u64>()
+    );
+}
+
+/// For each engine: the drill reports every table's rows, in the
+/// documented JSON shape, and the plain table too; the live database is
+/// unchanged and no scratch database or file is left.
+#[test]
+fn drill_counts_rows_and_leaves_nothing() {
+    for engine in ENGINES {
+        let mut world = World::new(Remote::Local);
+        let alias = format!("rows_{}", tag(engine));
+        let live = Live::create(&mut world, engine, &alias);
+        world.ok(&["dbbackup", "-d", &alias]);
+        let backup = world.names(Some(&alias))[0].clone();
+        let before = live.fingerprint();
+
+        let (v, raw) = drill_json(&world, &alias);
+        assert_shape(&v, &raw, &live, &backup);
+        assert_eq!(live.fingerprint(), before, "{engine:?}: live changed");
+        assert_eq!(live.scratches(&world), Vec::<String>::new(), "{engine:?}");
+
+        let r = world.ok(&["drill", "-d", &alias, "-i", &backup]);
+        assert_mentions(&r.stdout, &[&backup, "items", "notes", "big", "10", "50"]);
+        assert_mentions(&r.stdout, &["total"]);
+        assert_eq!(live.fingerprint(), before, "{engine:?}: live changed");
+        assert_eq!(live.scratches(&world), Vec::<String>::new(), "{engine:?}");
+    }
+}
+
+/// A damaged backup: exit 4 naming the damage, nothing left behind, the
+/// live database unchanged.
+#[test]
+fn damaged_backup_exits_4_and_leaves_nothing() {
+    for engine in ENGINES {
+        let mut world = World::new(Remote::Local);
+        let alias = format!("dmg_{}", tag(engine));
+        let live = Live::create(&mut world, engine, &alias);
+        world.ok(&["dbbackup", "-d", &alias]);
+        let backup = world.names(Some(&alias))[0].clone();
+        flip_byte(&world.store.join("db").join(&backup));
+        let before = live.fingerprint();
+        let r = world.run(&["drill", "-d", &alias, "-i", &backup, "--json"]);
+        assert_eq!(r.code, 4, "{engine:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "nothing on stdout on failure");
+        assert_mentions(&r.stderr, &[&backup]);
+        assert_eq!(live.fingerprint(), before);
+        assert_eq!(live.scratches(&world), Vec::<String>::new(), "{engine:?}");
+    }
+}
+
+/// SIGKILL mid-restore (the restore tool is reading the scratch database's
+/// stream): the live database is unchanged, the scratch database is an
+/// orphan, and the next drill removes it (and leaves nothing itself).
+#[test]
+fn sigkill_mid_restore_leaves_live_unchanged_and_next_drill_removes_orphan() {
+    for engine in ENGINES {
+        let mut world = World::new(Remote::Local);
+        let alias = format!("kill_{}", tag(engine));
+        let live = Live::create(&mut world, engine, &alias);
+        world.ok(&["dbbackup", "-d", &alias]);
+        let before = live.fingerprint();
+
+        let mut held = world.spawn_held(&["drill", "-d", &alias], "restore-streaming");
+        held.wait_at("restore-streaming");
+        let orphans = live.scratches(&world);
+        assert!(
+            !orphans.is_empty(),
+            "{engine:?}: no scratch while restoring"
+        );
+        sigkill(held.child.id());
+        let _ = held.finish();
+        assert_eq!(live.fingerprint(), before, "{engine:?}: live changed");
+        // Its restore tool, if still running, ends on the closed pipe.
+        wait_until(30, "the orphan to stay", || {
+            !live.scratches(&world).is_empty()
+        });
+
+        let (v, _) = drill_json(&world, &alias);
+        assert_eq!(
+            v["total_rows"],
+            if engine == Engine::Sqlite { 62 } else { 112 }
+        );
+        assert_eq!(
+            live.scratches(&world),
+            Vec::<String>::new(),
+            "{engine:?}: the orphan of the killed drill is still there"
+        );
+        assert_eq!(live.fingerprint(), before);
+    }
+}
+
+/// SIGTERM mid-restore: exit 130, the scratch database dropped (the SQLite
+/// folder removed), the live database unchanged.
+#[test]
+fn sigterm_mid_restore_exits_130_and_drops_the_scratch() {
+    for engine in ENGINES {
+        let mut world = World::new(Remote::Local);
+        let alias = format!("term_{}", tag(engine));
+        let live = Live::create(&mut world, engine, &alias);
+        world.ok(&["dbbackup", "-d", &alias]);
+        let before = live.fingerprint();
+        for step in ["restore-streaming", "drill-counted"] {
+            let mut held = world.spawn_held(&["drill", "-d", &alias, "--json"], step);
+            held.wait_at(step);
+            assert!(!live.scratches(&world).is_empty(), "{engine:?} {step}");
+            held.signal(libc::SIGTERM);
+            let r = held.finish();
+            assert_eq!(r.code, 130, "{engine:?} {step}: {}", r.stderr);
+            assert_eq!(r.stdout, "", "{engine:?} {step}");
+            assert_eq!(live.fingerprint(), before, "{engine:?} {step}");
+            assert_eq!(
+                live.scratches(&world),
+                Vec::<String>::new(),
+                "{engine:?} {step}: scratch left behind"
+            );
+        }
+    }
+}
+
+/// `--keep` leaves the scratch database for a look (and says where);
+/// `--cleanup` removes it and restores nothing.
+#[test]
+fn keep_then_cleanup() {
+    for engine in ENGINES {
+        let mut world = World::new(Remote::Local);
+        let alias = format!("keep_{}", tag(engine));
+        let live = Live::create(&mut world, engine, &alias);
+        world.ok(&["dbbackup", "-d", &alias]);
+        let r = world.ok(&["drill", "-d", &alias, "--keep", "--json"]);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["kept"], true);
+        let kept = live.scratches(&world);
+        assert!(!kept.is_empty(), "{engine:?}");
+        assert!(
+            kept.iter()
+                .any(|k| k.contains(v["scratch"].as_str().unwrap())
+                    || v["scratch"].as_str().unwrap().contains(k.as_str())),
+            "{kept:?} {v}"
+        );
+        // A new drill does not take a kept scratch for an orphan.
+        world.ok(&["drill", "-d", &alias]);
+        assert_eq!(live.scratches(&world), kept, "{engine:?}");
+        let r = world.ok(&["drill", "-d", &alias, "--cleanup"]);
+        assert_mentions(&r.stdout, &["rcbackup_drill_"]);
+        assert_eq!(live.scratches(&world), Vec::<String>::new(), "{engine:?}");
+    }
+}
+
+/// Cleanup removes only what drills made: a database that merely looks
+/// like a scratch database (a name that does not parse, or no drill's
+/// mark and no local trace) is never dropped, even when old.
+#[test]
+fn cleanup_never_drops_a_look_alike() {
+    let mut world = World::new(Remote::Local);
+    let alias = "alike";
+    let live = Live::create(&mut world, Engine::Postgres, alias);
+    let look_alikes = [
+        format!("rcbackup_drill_{alias}_old"),
+        format!("rcbackup_drill_{alias}_20000101000000_1_abcdef"),
+        format!("rcbackup_drill_{alias}x_20000101000000_1_abcdef"),
+    ];
+    let _guards: Vec<PgDb> = look_alikes
+        .iter()
+        .map(|n| {
+            psql("postgres", &format!("DROP DATABASE IF EXISTS \"{n}\""));
+            psql("postgres", &format!("CREATE DATABASE \"{n}\""));
+            PgDb(n.clone())
+        })
+        .collect();
+    // A marked one of another alias, old: not this alias's.
+    let other = "rcbackup_drill_alikes_20000101000000_1_abcdef".to_string();
+    psql("postgres", &format!("DROP DATABASE IF EXISTS \"{other}\""));
+    psql("postgres", &format!("CREATE DATABASE \"{other}\""));
+    psql(
+        "postgres",
+        &format!("COMMENT ON DATABASE \"{other}\" IS 'rcbackup drill scratch database'"),
+    );
+    let _other = PgDb(other.clone());
+    // A marked one of this alias, old: an orphan, dropped.
+    let orphan = format!("rcbackup_drill_{alias}_20000101000000_2_abcdef");
+    psql("postgres", &format!("DROP DATABASE IF EXISTS \"{orphan}\""));
+    psql("postgres", &format!("CREATE DATABASE \"{orphan}\""));
+    psql(
+        "postgres",
+        &format!("COMMENT ON DATABASE \"{orphan}\" IS 'rcbackup drill scratch database'"),
+    );
+    let _orphan = PgDb(orphan.clone());
+
+    world.ok(&["dbbackup", "-d", alias]);
+    world.ok(&["drill", "-d", alias]);
+    let mut left = live.scratches(&world);
+    left.sort();
+    let mut want = look_alikes[..2].to_vec();
+    want.sort();
+    assert_eq!(left, want);
+    let all = psql("postgres", "SELECT datname FROM pg_database");
+    assert!(all.lines().any(|l| l == look_alikes[2]), "{all}");
+    assert!(
+        !all.lines().any(|l| l == orphan),
+        "the marked orphan stayed: {all}"
+    );
+    assert!(all.lines().any(|l| l == other), "{all}");
+    assert!(all.lines().any(|l| l == live.name()), "{all}");
+}
+
+/// A role that may not create databases: a clear error naming the
+/// privilege to grant, exit 1, the live database unchanged.
+#[test]
+fn without_create_privilege_the_error_names_it() {
+    // PostgreSQL: a role without CREATEDB.
+    {
+        let mut world = World::new(Remote::Local);
+        let live = Live::create(&mut world, Engine::Postgres, "nopriv_pg");
+        world.ok(&["dbbackup", "-d", "nopriv_pg"]);
+        let role = format!("rcb_nocreatedb_{}", std::process::id());
+        psql(
+            "postgres",
+            &format!(
+                "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN NOCREATEDB PASSWORD 'nopriv-pw'"
+            ),
+        );
+        world.databases = world.databases.replace(
+            &format!("user = \"{DB_USER}\""),
+            &format!("user = \"{role}\""),
+        );
+        world.set_env(PASSWORD_VAR, "nopriv-pw".into());
+        let before = live.fingerprint();
+        let r = world.run(&["drill", "-d", "nopriv_pg"]);
+        psql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_mentions(&r.stderr, &["CREATEDB", &role, "ALTER ROLE"]);
+        assert_lacks(&r.stderr, &["nopriv-pw", "panicked"]);
+        assert_eq!(live.fingerprint(), before);
+        assert_eq!(live.scratches(&world), Vec::<String>::new());
+    }
+    // MariaDB: a user with rights on the live database only.
+    {
+        let mut world = World::new(Remote::Local);
+        let live = Live::create(&mut world, Engine::Mariadb, "nopriv_my");
+        world.ok(&["dbbackup", "-d", "nopriv_my"]);
+        let user = format!("rcb_nocreate_{}", std::process::id());
+        mariadb(
+            None,
+            &format!(
+                "DROP USER IF EXISTS '{user}'@'localhost'; CREATE USER '{user}'@'localhost' IDENTIFIED BY 'nopriv-pw'; \
+                 GRANT SELECT ON `{}`.* TO '{user}'@'localhost'",
+                live.name()
+            ),
+        );
+        world.databases = world.databases.replace(
+            &format!("user = \"{DB_USER}\""),
+            &format!("user = \"{user}\""),
+        );
+        world.set_env(PASSWORD_VAR, "nopriv-pw".into());
+        let before = live.fingerprint();
+        let r = world.run(&["drill", "-d", "nopriv_my"]);
+        mariadb(None, &format!("DROP USER IF EXISTS '{user}'@'localhost'"));
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_mentions(&r.stderr, &["GRANT", "rcbackup\\_drill\\_%", &user]);
+        assert_lacks(&r.stderr, &["nopriv-pw", "panicked"]);
+        assert_eq!(live.fingerprint(), before);
+        assert_eq!(live.scratches(&world), Vec::<String>::new());
+    }
+}
+
+/// `drill --json >&-`: the result cannot be written, so exit 1; the
+/// scratch database is dropped all the same.
+#[test]
+fn closed_stdout_exits_1_and_drops_the_scratch() {
+    let mut world = World::new(Remote::Local);
+    let live = Live::create(&mut world, Engine::Postgres, "closed_pg");
+    world.ok(&["dbbackup", "-d", "closed_pg"]);
+    let env = world.command(&[]);
+    let mut closed = std::process::Command::new("bash");
+    closed
+        .arg("-c")
+        .arg(format!("exec '{}' drill -d closed_pg --json >&-", bin()));
+    for (k, v) in env.get_envs() {
+        if let Some(v) = v {
+            closed.env(k, v);
+        }
+    }
+    closed.current_dir(world.dir.path());
+    let out = closed.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_mentions(&err, &["standard output"]);
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
+}
