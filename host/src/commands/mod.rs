@@ -8,6 +8,9 @@ mod mediabackup;
 mod mediarestore;
 mod policy;
 mod verify;
+// Part of issue 11 (--json, prune): the JSON documents and `prune`.
+mod json;
+mod prune;
 
 use anyhow::Result;
 
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Verify(a) => verify::run(&ctx, a),
         Commands::Mediabackup(a) => mediabackup::run(&ctx, a),
         Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
+        Commands::Prune(a) => prune::run(&ctx, a),
         Commands::Policy(_) => unreachable!("handled above"),
     }
 }
