@@ -554,7 +554,7 @@ impl Cleanup {
         for s in &self.databases {
             if headers {
                 out.push(format!(
-                    "database `{}` ({}, {} backups):",
+                    "database `{}` ({}, {} backup(s)):",
                     s.database,
                     s.rule,
                     s.decisions.len()

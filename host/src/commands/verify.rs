@@ -180,8 +180,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
 }
 
 /// Every backup (of `database`), newest first, damaged ones included;
-/// `newest`: only the newest of each database (a damaged backup whose
-/// record cannot be read could be anyone's newest, so it stays).
+/// `newest`: only the newest of each database. A damaged backup whose
+/// record cannot be read may belong to any database: it stays when it is
+/// newer than the newest of one of them (then it may be that one's newest,
+/// and a restore of the newest would refuse it, as `dbrestore` does).
 fn every<'l>(listing: &'l Listing, database: Option<&'l str>, newest: bool) -> Vec<Target<'l>> {
     let mut targets: Vec<Target> = listing
         .backups
@@ -201,9 +203,18 @@ fn every<'l>(listing: &'l Listing, database: Option<&'l str>, newest: bool) -> V
     });
     if newest {
         let mut seen = std::collections::BTreeSet::new();
+        let mut oldest_newest: Option<DateTime<Utc>> = None;
+        for t in &targets {
+            if let Some(db) = t.database() {
+                if seen.insert(db) {
+                    oldest_newest = Some(t.when());
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
         targets.retain(|t| match t.database() {
             Some(db) => seen.insert(db.to_string()),
-            None => true,
+            None => oldest_newest.is_none_or(|w| t.when() > w),
         });
     }
     targets
