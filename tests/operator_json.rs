@@ -38,7 +38,9 @@ fn check_type(v: &Value, t: T, at: &str) {
         T::Int => assert!(v.is_u64(), "{at}: not a non-negative integer: {v}"),
         T::Bool => assert!(v.is_boolean(), "{at}: not a boolean: {v}"),
         T::Time => {
-            let s = v.as_str().unwrap_or_else(|| panic!("{at}: not a string: {v}"));
+            let s = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: not a string: {v}"));
             assert!(
                 s.len() == 20 && s.ends_with('Z'),
                 "{at}: not RFC 3339 UTC: {s}"
@@ -52,18 +54,24 @@ fn check_type(v: &Value, t: T, at: &str) {
             }
         }
         T::Arr(each) => {
-            let a = v.as_array().unwrap_or_else(|| panic!("{at}: not an array: {v}"));
+            let a = v
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: not an array: {v}"));
             for (i, e) in a.iter().enumerate() {
                 each(e, &format!("{at}[{i}]"));
             }
         }
         T::Obj(check) => check(v, at),
         T::StrArr => {
-            let a = v.as_array().unwrap_or_else(|| panic!("{at}: not an array: {v}"));
+            let a = v
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: not an array: {v}"));
             assert!(a.iter().all(Value::is_string), "{at}: not strings: {v}");
         }
         T::OneOf(words) => {
-            let s = v.as_str().unwrap_or_else(|| panic!("{at}: not a string: {v}"));
+            let s = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: not a string: {v}"));
             assert!(words.contains(&s), "{at}: `{s}` is not one of {words:?}");
         }
     }
@@ -232,7 +240,10 @@ fn count(v: &Value, at: &str) {
         &[("paths", T::StrArr)],
     );
     if let Some(p) = v.get("paths") {
-        assert_eq!(p.as_array().unwrap().len() as u64, v["files"].as_u64().unwrap());
+        assert_eq!(
+            p.as_array().unwrap().len() as u64,
+            v["files"].as_u64().unwrap()
+        );
     }
 }
 
@@ -284,7 +295,9 @@ fn check_shape(kind: &str, v: &Value) {
     let versioned = |v: &Value| assert_eq!(v["version"], 1, "{kind}: version 1: {v:#}");
     match kind {
         "listbackups" => {
-            let a = v.as_array().unwrap_or_else(|| panic!("{kind}: not an array"));
+            let a = v
+                .as_array()
+                .unwrap_or_else(|| panic!("{kind}: not an array"));
             for (i, e) in a.iter().enumerate() {
                 listed(e, &format!("{kind}[{i}]"));
             }
@@ -302,7 +315,9 @@ fn check_shape(kind: &str, v: &Value) {
         ),
         "dbbackup" => {
             versioned(v);
-            let dry = v["dry_run"].as_bool().unwrap_or_else(|| panic!("dry_run: {v}"));
+            let dry = v["dry_run"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("dry_run: {v}"));
             keys(
                 v,
                 kind,
@@ -349,7 +364,11 @@ fn check_shape(kind: &str, v: &Value) {
             let c = v["checked"].as_array().unwrap();
             for (status, key) in [("ok", "ok"), ("damaged", "damaged"), ("error", "errors")] {
                 let n = c.iter().filter(|e| e["status"] == status).count() as u64;
-                assert_eq!(v[key].as_u64().unwrap(), n, "{key} counts the {status} entries");
+                assert_eq!(
+                    v[key].as_u64().unwrap(),
+                    n,
+                    "{key} counts the {status} entries"
+                );
             }
         }
         "mediabackup" => {
@@ -371,7 +390,10 @@ fn check_shape(kind: &str, v: &Value) {
             } else {
                 required.push(("duration_ms", T::Int));
                 for k in ["copied", "replaced", "deleted"] {
-                    assert!(v[k].get("paths").is_none(), "a real run lists no paths: {v:#}");
+                    assert!(
+                        v[k].get("paths").is_none(),
+                        "a real run lists no paths: {v:#}"
+                    );
                 }
             }
             keys(v, kind, &required, &[]);
@@ -546,7 +568,10 @@ fn docs_examples_match_the_documented_shapes() {
         "mediabackup",
         "policy-test",
     ] {
-        assert!(kinds.contains(kind), "docs/json.md has no example of {kind}");
+        assert!(
+            kinds.contains(kind),
+            "docs/json.md has no example of {kind}"
+        );
     }
     for (kind, body) in &examples {
         document(kind, body);
@@ -559,7 +584,11 @@ fn docs_examples_match_the_documented_shapes() {
 fn dbbackup_json_names_the_backup_listbackups_shows() {
     let mut w = sqlite_world(Remote::Local);
     w.setting("db_cleanup_keep = 1");
-    let planned = json_run(&w, "dbbackup", &["dbbackup", "--json", "--dry-run", "--clean"]);
+    let planned = json_run(
+        &w,
+        "dbbackup",
+        &["dbbackup", "--json", "--dry-run", "--clean"],
+    );
     assert_eq!(planned["dry_run"], true);
     assert!(w.names(None).is_empty(), "a dry run made a backup");
 
@@ -573,8 +602,20 @@ fn dbbackup_json_names_the_backup_listbackups_shows() {
         .iter()
         .find(|e| e["status"] == "ok")
         .expect("the backup is listed");
-    for k in ["name", "path", "size", "sha256", "created", "compression", "database", "engine"] {
-        assert_eq!(b[k], entry[k], "`{k}` of dbbackup --json and listbackups --json");
+    for k in [
+        "name",
+        "path",
+        "size",
+        "sha256",
+        "created",
+        "compression",
+        "database",
+        "engine",
+    ] {
+        assert_eq!(
+            b[k], entry[k],
+            "`{k}` of dbbackup --json and listbackups --json"
+        );
     }
     assert_eq!(b["database"], "default");
     // The object on the store is what the document says.
@@ -615,7 +656,12 @@ fn closed_stdout_with_json_is_an_error_and_undoes_nothing() {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(w.names(None).len(), 2, "the second backup stands");
 
     w.setting("db_cleanup_keep = 1");
@@ -647,9 +693,17 @@ fn prune_deletes_exactly_what_dry_run_said() {
     let files_before = common::store_files(&w);
     let dry = json_run(&w, "prune", &["prune", "--dry-run", "--json"]);
     assert_eq!(dry["dry_run"], true);
-    assert_eq!(common::store_files(&w), files_before, "--dry-run changed the store");
+    assert_eq!(
+        common::store_files(&w),
+        files_before,
+        "--dry-run changed the store"
+    );
     let would = deleted_in(&dry);
-    assert_eq!(would.len(), 3, "two of default's four, one of other's three: {dry:#}");
+    assert_eq!(
+        would.len(),
+        3,
+        "two of default's four, one of other's three: {dry:#}"
+    );
     let dbs: Vec<&str> = dry["databases"]
         .as_array()
         .unwrap()
@@ -660,7 +714,11 @@ fn prune_deletes_exactly_what_dry_run_said() {
     for s in dry["databases"].as_array().unwrap() {
         for d in s["decisions"].as_array().unwrap() {
             let reason = d["reason"].as_str().unwrap();
-            let want = if d["action"] == "keep" { "one of the newest 2" } else { "older than the newest 2" };
+            let want = if d["action"] == "keep" {
+                "one of the newest 2"
+            } else {
+                "older than the newest 2"
+            };
             assert!(reason.contains(want), "{d}");
         }
     }
@@ -676,12 +734,19 @@ fn prune_deletes_exactly_what_dry_run_said() {
             .lines()
             .find(|l| l.contains(name.as_str()))
             .unwrap_or_else(|| panic!("{name} not in {}", text.stdout));
-        assert!(line.contains("would delete") && line.contains("older than the newest 2"), "{line}");
+        assert!(
+            line.contains("would delete") && line.contains("older than the newest 2"),
+            "{line}"
+        );
     }
 
     let done = json_run(&w, "prune", &["prune", "--json"]);
     assert_eq!(done["dry_run"], false);
-    assert_eq!(deleted_in(&done), would, "prune did other than --dry-run said");
+    assert_eq!(
+        deleted_in(&done),
+        would,
+        "prune did other than --dry-run said"
+    );
     let after: BTreeSet<String> = w.names(None).into_iter().collect();
     assert_eq!(after, &before - &would);
     assert!(!partial.exists(), "the abandoned upload is removed");
@@ -695,7 +760,9 @@ fn prune_deletes_exactly_what_dry_run_said() {
     assert!(deleted_in(&again).is_empty(), "{again:#}");
 
     // -d restricts prune to one database.
-    w.settings = w.settings.replace("db_cleanup_keep = 2", "db_cleanup_keep = 1");
+    w.settings = w
+        .settings
+        .replace("db_cleanup_keep = 2", "db_cleanup_keep = 1");
     let one = json_run(&w, "prune", &["prune", "-d", "other", "--json"]);
     assert_eq!(one["databases"].as_array().unwrap().len(), 1);
     assert_eq!(w.names(Some("other")).len(), 1);
@@ -717,7 +784,10 @@ fn prune_with_a_retention_policy() {
     let before = w.names(None);
     let dry = json_run(&w, "prune", &["prune", "--dry-run", "--json"]);
     let rule = dry["databases"][0]["rule"].as_str().unwrap();
-    assert!(rule.starts_with("policy ") && rule.contains("keep_last"), "{rule}");
+    assert!(
+        rule.starts_with("policy ") && rule.contains("keep_last"),
+        "{rule}"
+    );
     let would = deleted_in(&dry);
     assert_eq!(would, before[1..].iter().cloned().collect(), "{dry:#}");
     let done = json_run(&w, "prune", &["prune", "--json"]);
@@ -742,7 +812,8 @@ fn verify_all_reports_every_backup_and_exits_4_on_damage() {
     // The oldest's record no longer reads: the listing marks it damaged.
     let unreadable = names[2].clone();
     std::fs::write(
-        w.store.join(format!("db/.rcbackup/records/{unreadable}.json")),
+        w.store
+            .join(format!("db/.rcbackup/records/{unreadable}.json")),
         b"{not json",
     )
     .unwrap();
@@ -751,10 +822,17 @@ fn verify_all_reports_every_backup_and_exits_4_on_damage() {
     assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "one line per backup: {}", r.stdout);
-    assert_eq!(lines.iter().filter(|l| l.contains(": OK (")).count(), 2, "{}", r.stdout);
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(": OK (")).count(),
+        2,
+        "{}",
+        r.stdout
+    );
     for name in [&bad, &unreadable] {
         assert!(
-            lines.iter().any(|l| l.starts_with(&format!("{name}: DAMAGED"))),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{name}: DAMAGED"))),
             "{name}: {}",
             r.stdout
         );
@@ -764,7 +842,11 @@ fn verify_all_reports_every_backup_and_exits_4_on_damage() {
     let r = w.run(&["verify", "--all", "--json"]);
     assert_eq!(r.code, 4, "{}", r.stderr);
     let v = document("verify", &r.stdout);
-    assert_eq!((v["ok"].as_u64(), v["damaged"].as_u64()), (Some(2), Some(2)), "{v:#}");
+    assert_eq!(
+        (v["ok"].as_u64(), v["damaged"].as_u64()),
+        (Some(2), Some(2)),
+        "{v:#}"
+    );
     let status = |n: &str| {
         v["checked"]
             .as_array()
@@ -787,7 +869,10 @@ fn verify_all_reports_every_backup_and_exits_4_on_damage() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert!(checked.contains(w.names(Some("other"))[0].as_str()), "{v:#}");
+    assert!(
+        checked.contains(w.names(Some("other"))[0].as_str()),
+        "{v:#}"
+    );
     assert!(!checked.contains(bad.as_str()), "{v:#}");
 
     // --newest: the newest of each database; both are intact (the backup
@@ -812,7 +897,11 @@ fn verify_all_reports_every_backup_and_exits_4_on_damage() {
     let v = json_run(&w, "verify", &["verify", "--json"]);
     assert_eq!(v["checked"][0]["name"], names[0].as_str());
 
-    assert_eq!(w.run(&["verify", "--newest"]).code, 2, "--newest needs --all");
+    assert_eq!(
+        w.run(&["verify", "--newest"]).code,
+        2,
+        "--newest needs --all"
+    );
 }
 
 /// mediabackup --json: counts and bytes of what was copied, replaced and
@@ -828,26 +917,52 @@ fn mediabackup_json_says_what_was_copied_replaced_and_deleted() {
     let first = json_run(&w, "mediabackup", &["mediabackup", "--json"]);
     assert_eq!(first["copied"]["files"], 2, "{first:#}");
     assert_eq!(first["copied"]["bytes"], 12, "{first:#}");
-    assert_eq!(first["version_folder"], Value::Null, "nothing was moved aside");
+    assert_eq!(
+        first["version_folder"],
+        Value::Null,
+        "nothing was moved aside"
+    );
 
     std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::write(root.join("a.txt"), b"AAAAAA").unwrap();
     std::fs::remove_file(root.join("sub/b.txt")).unwrap();
     std::fs::write(root.join("c.txt"), b"c").unwrap();
     let plan = json_run(&w, "mediabackup", &["mediabackup", "--dry-run", "--json"]);
-    assert_eq!(plan["copied"]["paths"], serde_json::json!(["c.txt"]), "{plan:#}");
-    assert_eq!(plan["replaced"]["paths"], serde_json::json!(["a.txt"]), "{plan:#}");
-    assert_eq!(plan["deleted"]["paths"], serde_json::json!(["sub/b.txt"]), "{plan:#}");
+    assert_eq!(
+        plan["copied"]["paths"],
+        serde_json::json!(["c.txt"]),
+        "{plan:#}"
+    );
+    assert_eq!(
+        plan["replaced"]["paths"],
+        serde_json::json!(["a.txt"]),
+        "{plan:#}"
+    );
+    assert_eq!(
+        plan["deleted"]["paths"],
+        serde_json::json!(["sub/b.txt"]),
+        "{plan:#}"
+    );
     assert_eq!(plan["deleted"]["bytes"], 8, "{plan:#}");
     let done = json_run(&w, "mediabackup", &["mediabackup", "--json"]);
-    for (k, files, bytes) in [("copied", 1, Some(1)), ("replaced", 1, Some(6)), ("deleted", 1, None)] {
+    for (k, files, bytes) in [
+        ("copied", 1, Some(1)),
+        ("replaced", 1, Some(6)),
+        ("deleted", 1, None),
+    ] {
         assert_eq!(done[k]["files"], files, "{k}: {done:#}");
         assert_eq!(done[k]["bytes"].as_u64(), bytes, "{k}: {done:#}");
     }
     let folder = done["version_folder"].as_str().expect("a version folder");
-    assert!(folder.ends_with(done["stamp"].as_str().unwrap()), "{folder}");
+    assert!(
+        folder.ends_with(done["stamp"].as_str().unwrap()),
+        "{folder}"
+    );
     let kept = w.rclone(&["cat", &format!("{folder}/sub/b.txt")]);
-    assert_eq!(kept, b"bbbbbbbb", "the deleted file is in the version folder named");
+    assert_eq!(
+        kept, b"bbbbbbbb",
+        "the deleted file is in the version folder named"
+    );
 
     let media = w.ok(&["listbackups", "--media", "--json"]);
     document("listbackups-media", &media.stdout);
@@ -863,12 +978,21 @@ fn policy_test_json_gives_the_decision() {
         std::fs::write(&f, body).unwrap();
         f.display().to_string()
     };
-    let keep_last = policy_support::rust_guest("keep_last").display().to_string();
+    let keep_last = policy_support::rust_guest("keep_last")
+        .display()
+        .to_string();
     let body = r#"{"config":{"keep":1},"backups":[{"name":"old","created":"2024-01-01T00:00:00Z"},{"name":"new","created":"2024-01-02T00:00:00Z"}]}"#;
     let v = json_run(
         &w,
         "policy-test",
-        &["policy", "test", &keep_last, "--input", &input(body), "--json"],
+        &[
+            "policy",
+            "test",
+            &keep_last,
+            "--input",
+            &input(body),
+            "--json",
+        ],
     );
     assert_eq!(v["role"], "retention");
     assert_eq!(v["accepted"], true);
@@ -883,19 +1007,40 @@ fn policy_test_json_gives_the_decision() {
     // A result that deletes the newest: printed, refused, exit 1.
     let hostile = policy_support::rust_guest("hostile").display().to_string();
     let body_bad = body.replace("\"keep\":1", "\"mode\":\"delete-newest\"");
-    let r = w.run(&["policy", "test", &hostile, "--role", "retention", "--input", &input(&body_bad), "--json"]);
+    let r = w.run(&[
+        "policy",
+        "test",
+        &hostile,
+        "--role",
+        "retention",
+        "--input",
+        &input(&body_bad),
+        "--json",
+    ]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let v = document("policy-test", &r.stdout);
     assert_eq!(v["accepted"], false, "{v:#}");
-    assert!(v["refused_because"].as_str().unwrap().contains("newest"), "{v:#}");
+    assert!(
+        v["refused_because"].as_str().unwrap().contains("newest"),
+        "{v:#}"
+    );
     assert!(r.stderr.contains("would refuse"), "{}", r.stderr);
 
-    let approval = policy_support::rust_guest("protected_restore").display().to_string();
+    let approval = policy_support::rust_guest("protected_restore")
+        .display()
+        .to_string();
     let body = r#"{"config":{"protected":["default"]},"restore":{"backup":{"name":"a","created":"2024-01-01T00:00:00Z"}}}"#;
     let v = json_run(
         &w,
         "policy-test",
-        &["policy", "test", &approval, "--input", &input(body), "--json"],
+        &[
+            "policy",
+            "test",
+            &approval,
+            "--input",
+            &input(body),
+            "--json",
+        ],
     );
     assert_eq!(v["role"], "restore-approval");
     assert_eq!(v["decision"], "deny", "{v:#}");
@@ -930,13 +1075,25 @@ fn prune_interrupted_midway_leaves_every_backup_whole() {
     );
     let left = w.names(None);
     assert_eq!(left[0], before[0], "the newest stands");
-    assert!(left.len() >= 2, "the prune stopped before its last deletion: {left:?}");
+    assert!(
+        left.len() >= 2,
+        "the prune stopped before its last deletion: {left:?}"
+    );
     let gone: BTreeSet<String> = before
         .iter()
         .filter(|n| !left.contains(n))
         .cloned()
         .collect();
     assert!(gone.is_subset(&would), "{gone:?} not in {would:?}");
+    // The error names the backups it deleted, and only those.
+    for n in &would {
+        assert_eq!(
+            r.stderr.contains(n.as_str()),
+            gone.contains(n),
+            "{n}: {}",
+            r.stderr
+        );
+    }
     // Every backup still listed reads back intact.
     w.ok(&["verify", "--all"]);
 

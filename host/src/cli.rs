@@ -170,7 +170,12 @@ pub struct VerifyArgs {
     #[arg(short, long, value_name = "ALIAS")]
     pub database: Option<String>,
     /// Backup name to verify (default: the newest of the database).
-    #[arg(short, long = "input-path", value_name = "NAME", conflicts_with = "all")]
+    #[arg(
+        short,
+        long = "input-path",
+        value_name = "NAME",
+        conflicts_with = "all"
+    )]
     pub input_path: Option<String>,
     /// Check every backup (of -d ALIAS, else of every database), one line
     /// each; exit 4 if any is damaged, after checking all of them.

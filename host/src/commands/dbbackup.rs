@@ -146,7 +146,10 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         return json::print(&BackupReport {
             dry_run: false,
             backups: vec![Made::Done(MadeBackup {
-                backup: json::Backup::of(&record, ctx.rclone.path(&catalog.data_path(&record.name))),
+                backup: json::Backup::of(
+                    &record,
+                    ctx.rclone.path(&catalog.data_path(&record.name)),
+                ),
                 duration_ms: json::millis(duration),
             })],
             cleanup: cleanup.map(CleanupReport::of),
@@ -566,7 +569,11 @@ impl Cleanup {
                     (_, true) => "would delete",
                     (_, false) => "deleted",
                 };
-                out.push(format!("{verb:>12}  {}  ({})", printable(&d.name), d.reason));
+                out.push(format!(
+                    "{verb:>12}  {}  ({})",
+                    printable(&d.name),
+                    d.reason
+                ));
             }
         }
         for l in &self.leftovers {
@@ -588,15 +595,6 @@ impl Cleanup {
         }
         out
     }
-
-    fn deleted(&self) -> Vec<&str> {
-        self.databases
-            .iter()
-            .flat_map(|s| &s.decisions)
-            .filter(|d| d.action == "delete")
-            .map(|d| d.name.as_str())
-            .collect()
-    }
 }
 
 /// Retention for one series at a time, then the leftovers of interrupted
@@ -612,8 +610,10 @@ pub(super) struct Cleaner<'c> {
     just_made: Option<&'c str>,
     cutoff: DateTime<Utc>,
     pub report: Cleanup,
-    /// How many deletions were done (for the interrupt message).
-    done: usize,
+    /// The backups deleted so far, and how many leftovers were removed
+    /// (for the interrupt message).
+    deleted: Vec<String>,
+    removed: usize,
 }
 
 impl<'c> Cleaner<'c> {
@@ -635,7 +635,8 @@ impl<'c> Cleaner<'c> {
             just_made,
             cutoff: abandoned_before(now, ctx.config.settings.abandoned_after),
             report: Cleanup::default(),
-            done: 0,
+            deleted: Vec::new(),
+            removed: 0,
         };
         cleaner.stop()?;
         Ok(cleaner)
@@ -650,26 +651,23 @@ impl<'c> Cleaner<'c> {
                 "interrupted before cleanup finished; backup {just_made} was published"
             )));
         }
-        let deleted = self.report.deleted();
-        let done = if self.done == 0 {
-            "nothing was deleted".to_string()
-        } else {
-            format!(
-                "{} deletion(s) were done{}",
-                self.done,
-                if deleted.is_empty() {
-                    String::new()
+        let done = match (self.deleted.len(), self.removed) {
+            (0, 0) => "nothing was deleted".to_string(),
+            (0, r) => format!("{r} leftover(s) of interrupted runs were removed, no backup"),
+            (_, r) => format!(
+                "{} backup(s) were deleted ({}){}",
+                self.deleted.len(),
+                self.deleted
+                    .iter()
+                    .map(|n| printable(n))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if r > 0 {
+                    format!(" and {r} leftover(s) removed")
                 } else {
-                    format!(
-                        " (backups: {})",
-                        deleted
-                            .iter()
-                            .map(|n| printable(n))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+                    String::new()
                 }
-            )
+            ),
         };
         Err(exit::interrupted_at(format!(
             "interrupted before pruning finished: {done}; every other backup is as it was. Run `rcbackup prune` again to finish"
@@ -714,8 +712,10 @@ impl<'c> Cleaner<'c> {
             "its run is still going",
         );
         // Newest first, as listings show them.
-        let created: std::collections::BTreeMap<&str, DateTime<Utc>> =
-            series.iter().map(|b| (b.name.as_str(), b.created)).collect();
+        let created: std::collections::BTreeMap<&str, DateTime<Utc>> = series
+            .iter()
+            .map(|b| (b.name.as_str(), b.created))
+            .collect();
         decisions.sort_by(|a, b| {
             created[b.name.as_str()]
                 .cmp(&created[a.name.as_str()])
@@ -745,7 +745,7 @@ impl<'c> Cleaner<'c> {
         for d in decisions.iter().filter(|d| !d.keep) {
             self.stop()?;
             self.catalog.delete(&d.name)?;
-            self.done += 1;
+            self.deleted.push(d.name.clone());
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }
         Ok(())
@@ -769,7 +769,7 @@ impl<'c> Cleaner<'c> {
             if !self.dry_run {
                 self.stop()?;
                 self.catalog.remove(leftover)?;
-                self.done += 1;
+                self.removed += 1;
                 tracing::info!(
                     "removed {} ({}, left by an interrupted run, last touched {})",
                     printable(&removal.paths.join(" ")),
@@ -787,7 +787,7 @@ impl<'c> Cleaner<'c> {
                 if !self.dry_run {
                     self.stop()?;
                     engines::remove_local_leftover(&l)?;
-                    self.done += 1;
+                    self.removed += 1;
                     tracing::info!(
                         "removed {} (a restore's staging file left by a killed run)",
                         l.path.display()

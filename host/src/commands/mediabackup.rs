@@ -174,13 +174,7 @@ impl Plan<'_> {
             replaced: count(&changes.replaced, local_bytes(&changes.replaced)),
             deleted: count(
                 &changes.deleted,
-                remote_sizes.map(|sizes| {
-                    changes
-                        .deleted
-                        .iter()
-                        .filter_map(|p| sizes.get(p))
-                        .sum()
-                }),
+                remote_sizes.map(|sizes| changes.deleted.iter().filter_map(|p| sizes.get(p)).sum()),
             ),
             duration_ms: duration.map(json::millis),
         }

@@ -83,7 +83,11 @@ fn print_text(report: &Cleanup, dry_run: bool) -> Result<()> {
     crate::errln!(
         "{}{deleted} backup(s) {}, {kept} kept, {} leftover(s) {}",
         if dry_run { "dry run: " } else { "" },
-        if dry_run { "would be deleted" } else { "deleted" },
+        if dry_run {
+            "would be deleted"
+        } else {
+            "deleted"
+        },
         report.leftovers.len(),
         if dry_run {
             "would be removed; nothing was changed"

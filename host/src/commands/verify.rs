@@ -196,11 +196,7 @@ fn every<'l>(listing: &'l Listing, database: Option<&'l str>, newest: bool) -> V
         None => listing.damaged.iter().collect(),
     };
     targets.extend(damaged.into_iter().map(Target::Damaged));
-    targets.sort_by(|a, b| {
-        b.when()
-            .cmp(&a.when())
-            .then_with(|| b.name().cmp(a.name()))
-    });
+    targets.sort_by(|a, b| b.when().cmp(&a.when()).then_with(|| b.name().cmp(a.name())));
     if newest {
         let mut seen = std::collections::BTreeSet::new();
         let mut oldest_newest: Option<DateTime<Utc>> = None;
@@ -248,7 +244,12 @@ fn check(ctx: &Context, catalog: &Catalog, target: &Target) -> Result<Checked> {
     }
 }
 
-fn intact(b: &BackupRecord, path: String, status: &'static str, problem: Option<String>) -> Checked {
+fn intact(
+    b: &BackupRecord,
+    path: String,
+    status: &'static str,
+    problem: Option<String>,
+) -> Checked {
     Checked {
         status,
         name: b.name.clone(),
