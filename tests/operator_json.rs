@@ -1100,3 +1100,70 @@ fn prune_interrupted_midway_leaves_every_backup_whole() {
     w.ok(&["prune"]);
     assert_eq!(w.names(None), before[..1]);
 }
+
+/// verify --all when the remote goes away after the listing: every backup
+/// is tried, each is an `error` (not `damaged`), exit 1; the document still
+/// says so. Interrupted, it stops with 130 and prints nothing.
+#[test]
+fn verify_all_read_failures_exit_1_and_an_interrupt_130() {
+    let mut w = sqlite_world(Remote::Webdav);
+    w.setting(r#"rclone_flags = ["--retries", "1", "--low-level-retries", "1"]"#);
+    backups(&w, &["dbbackup"], 2);
+
+    let mut held = w.spawn_held(&["verify", "--all", "--json"], "verify-next");
+    held.wait_at("verify-next");
+    held.signal(libc::SIGTERM);
+    let r = held.finish();
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+
+    let mut held = w.spawn_held(&["verify", "--all", "--json"], "verify-next");
+    held.wait_at("verify-next");
+    w.webdav = None; // the remote goes away
+    held.release("verify-next");
+    let r = held.finish();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = document("verify", &r.stdout);
+    assert_eq!(
+        (v["errors"].as_u64(), v["damaged"].as_u64()),
+        (Some(2), Some(0)),
+        "{v:#}"
+    );
+    common::assert_mentions(&r.stderr, &["2 of 2 backups could not be read"]);
+}
+
+/// A backup whose run is still going (its claim is held) is spared by
+/// prune as by `dbbackup --clean`, and said so; once its run ended, the
+/// next prune applies the rule to it.
+#[test]
+fn prune_spares_a_backup_whose_run_is_still_going() {
+    let mut w = sqlite_world(Remote::Local);
+    w.setting("db_cleanup_keep = 1");
+    backups(&w, &["dbbackup"], 1);
+    let oldest = w.names(None)[0].clone();
+    let mut held = w.spawn_held(&["dbbackup"], "recorded");
+    held.wait_at("recorded");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    w.ok(&["dbbackup"]);
+    let names = w.names(None);
+    assert_eq!(names.len(), 3, "{names:?}");
+    let (newest, going) = (names[0].clone(), names[1].clone());
+
+    let dry = json_run(&w, "prune", &["prune", "--dry-run", "--json"]);
+    let decisions = dry["databases"][0]["decisions"].as_array().unwrap();
+    let of = |n: &str| decisions.iter().find(|d| d["name"] == n).unwrap().clone();
+    assert_eq!(of(&going)["action"], "keep", "{dry:#}");
+    assert!(of(&going)["reason"]
+        .as_str()
+        .unwrap()
+        .contains("its run is still going"));
+    assert_eq!(of(&oldest)["action"], "delete");
+    let done = json_run(&w, "prune", &["prune", "--json"]);
+    assert_eq!(deleted_in(&done), BTreeSet::from([oldest]));
+    assert_eq!(w.names(None), [newest.clone(), going.clone()]);
+
+    held.release("recorded");
+    assert_eq!(held.finish().code, 0);
+    w.ok(&["prune"]);
+    assert_eq!(w.names(None), [newest]);
+}

@@ -19,6 +19,10 @@
 //! (SQLite: the staging file passed its checks, not yet renamed). Step of
 //! every policy call (any command, `policy test` too): `guest-call` (the
 //! call's Store is made and its deadline runs; the guest not yet started).
+//! Step of `verify`: `verify-next` (before each backup is read; with
+//! `--all`, once per backup). `prune` holds at `dbbackup`'s `cleaning`
+//! (before it decides) and `deleting` (a backup's data object deleted, its
+//! record not yet).
 
 /// Holds the run here if a test asked for `step`.
 #[inline]

@@ -109,6 +109,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let mut first_error: Option<anyhow::Error> = None;
     let total = targets.len();
     for (i, target) in targets.iter().enumerate() {
+        crate::failpoint::reached("verify-next");
+        if crate::interrupt::interrupted() {
+            return Err(exit::interrupted_at(format!(
+                "interrupted; verified {i} of {total} backups"
+            )));
+        }
         let checked = check(ctx, &catalog, target);
         let checked = match checked {
             Ok(c) => c,
