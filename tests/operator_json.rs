@@ -1167,3 +1167,40 @@ fn prune_spares_a_backup_whose_run_is_still_going() {
     w.ok(&["prune"]);
     assert_eq!(w.names(None), [newest]);
 }
+
+/// Names of any script with inner spaces come through --json exactly as
+/// stored (and as listbackups shows them); a database whose url_env is
+/// unset does not stop a prune of every database.
+#[test]
+fn odd_names_and_an_unset_url_env() {
+    let mut w = World::new(Remote::Crypt);
+    let file = w.path("app.sqlite3");
+    common::sqlite(&file, &common::seed_sql(5));
+    w.sqlite("zurich", &file);
+    w.databases
+        .push_str("[databases.elsewhere]\nurl_env = \"RCBACKUP_TEST_UNSET_URL\"\n");
+    w.setting("db_filename_template = \"Ωmega {database} {datetime}.{ext}\"");
+    w.setting("db_cleanup_keep = 1");
+    let made = json_run(&w, "dbbackup", &["dbbackup", "-d", "zurich", "--json"]);
+    let name = made["backups"][0]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("Ωmega zurich "), "{name}");
+    assert_eq!(w.names(None), [name.clone()]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    w.ok(&["dbbackup", "-d", "zurich"]);
+
+    let v = json_run(&w, "verify", &["verify", "--all", "--json"]);
+    assert_eq!(v["ok"], 2, "{v:#}");
+    let pruned = json_run(&w, "prune", &["prune", "--json"]);
+    assert_eq!(deleted_in(&pruned), BTreeSet::from([name]));
+    let dbs: Vec<&str> = pruned["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(dbs, ["elsewhere", "zurich"]);
+    // -q: the result on stdout, no summary on stderr.
+    let r = w.ok(&["-q", "prune", "--dry-run"]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(r.stdout.contains("keep"), "{}", r.stdout);
+}

@@ -80,7 +80,7 @@ fn print_text(report: &Cleanup, dry_run: bool) -> Result<()> {
         .flat_map(|s| &s.decisions)
         .filter(|d| d.action == "keep")
         .count();
-    crate::errln!(
+    tracing::info!(
         "{}{deleted} backup(s) {}, {kept} kept, {} leftover(s) {}",
         if dry_run { "dry run: " } else { "" },
         if dry_run {

@@ -149,7 +149,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     if args.json {
         json::print(&report)?;
     } else if args.all {
-        crate::errln!(
+        tracing::info!(
             "verified {total} backup(s): {} ok, {} damaged, {} could not be read",
             report.ok,
             report.damaged,
