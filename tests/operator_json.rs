@@ -1184,7 +1184,7 @@ fn odd_names_and_an_unset_url_env() {
     let made = json_run(&w, "dbbackup", &["dbbackup", "-d", "zurich", "--json"]);
     let name = made["backups"][0]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("Ωmega zurich "), "{name}");
-    assert_eq!(w.names(None), [name.clone()]);
+    assert_eq!(w.names(None), std::slice::from_ref(&name));
     std::thread::sleep(std::time::Duration::from_millis(1100));
     w.ok(&["dbbackup", "-d", "zurich"]);
 
