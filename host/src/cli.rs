@@ -72,6 +72,9 @@ pub enum Commands {
     /// Try out and precompile WebAssembly policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Apply retention (db_cleanup_keep or the retention policy) without
+    /// making a backup, and remove what interrupted runs left.
+    Prune(PruneArgs),
     /// Write a commented starter config (from flags or a DATABASE_URL).
     Init(InitArgs),
     /// Check the config file and what it relies on.
@@ -191,6 +194,10 @@ pub struct MediaBackupArgs {
     /// Change nothing: list what would be copied, replaced and deleted.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print what was copied, replaced and deleted as one JSON document
+    /// (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +238,9 @@ pub struct PolicyTestArgs {
     /// The input as JSON (see docs/policies.md, "policy test").
     #[arg(long, value_name = "FILE.json")]
     pub input: PathBuf,
+    /// Print the decision as one JSON document (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +265,10 @@ pub struct DbBackupArgs {
     /// which backups cleanup would delete.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print what was made (name, path, size, sha256, ...) and what cleanup
+    /// did as one JSON document (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -287,8 +301,37 @@ pub struct VerifyArgs {
     #[arg(short, long, value_name = "ALIAS")]
     pub database: Option<String>,
     /// Backup name to verify (default: the newest of the database).
-    #[arg(short, long = "input-path", value_name = "NAME")]
+    #[arg(
+        short,
+        long = "input-path",
+        value_name = "NAME",
+        conflicts_with = "all"
+    )]
     pub input_path: Option<String>,
+    /// Check every backup (of -d ALIAS, else of every database), one line
+    /// each; exit 4 if any is damaged, after checking all of them.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: only the newest backup of each database.
+    #[arg(long, requires = "all")]
+    pub newest: bool,
+    /// Print the backups checked as one JSON document (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only this database's backups (default: every configured database).
+    #[arg(short, long, value_name = "ALIAS")]
+    pub database: Option<String>,
+    /// Change nothing: show each decision (keep or delete, and why) and the
+    /// leftovers that would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the decisions and removals as one JSON document (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,10 @@
 //! lock is held and the previous file read, nothing written yet),
 //! `metrics-rename` (the new content is in the temporary file, synced, not
 //! yet renamed over the file).
+//! Step of `verify`: `verify-next` (before each backup is read; with
+//! `--all`, once per backup). `prune` holds at `dbbackup`'s `cleaning`
+//! (before it decides) and `deleting` (a backup's data object deleted, its
+//! record not yet).
 
 /// Holds the run here if a test asked for `step`.
 #[inline]

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
-use super::{human_size, Context};
+use super::{human_size, json, Context};
 use crate::catalog::{abandoned_before, run_id, Catalog, Listing};
 use crate::cli::DbBackupArgs;
 use crate::compression::{Compressing, Compression};
@@ -43,15 +44,34 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         engines::dump_command(db, ctx.config.compression(&db.alias))?;
         let listing = catalog.list()?;
         let name = Catalog::unique_name(&listing.taken, &name);
-        crate::outln!(
-            "would back up database `{}` to {}",
-            db.alias,
-            ctx.rclone.path(&catalog.data_path(&name))
-        );
-        if args.clean {
+        let path = ctx.rclone.path(&catalog.data_path(&name));
+        let cleanup = if args.clean {
             let mut series = listing.series(&db.alias);
             series.insert(0, planned_record(ctx, db, &name, now));
-            clean(ctx, db, &catalog, &listing, &series, &name, now, true)?;
+            let mut cleaner = Cleaner::start(ctx, &catalog, &listing, now, true, Some(&name))?;
+            cleaner.series(&db.alias, &series)?;
+            cleaner.leftovers(&[db])?;
+            Some(cleaner.report)
+        } else {
+            None
+        };
+        if args.json {
+            let compression = json::compression(ctx.config.compression(&db.alias).codec());
+            return json::print(&BackupReport {
+                dry_run: true,
+                backups: vec![Made::Planned(Planned {
+                    database: db.alias.clone(),
+                    name,
+                    path,
+                    engine: db.engine.as_str(),
+                    compression,
+                })],
+                cleanup: cleanup.map(CleanupReport::of),
+            });
+        }
+        crate::outln!("would back up database `{}` to {path}", db.alias);
+        for line in cleanup.iter().flat_map(|c| c.lines(true, false)) {
+            crate::outln!("{line}");
         }
         return Ok(());
     }
@@ -88,29 +108,24 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     crate::metrics::note_size(record.size);
+    let duration = started.elapsed();
     done.backup = Some(record.name.clone());
     done.size = Some(record.size);
     done.sha256 = Some(record.sha256.clone());
     // The run's claim on its backup is held until here, whatever happens:
     // until then no other run's retention deletes the backup it reports.
-    let finish = || -> Result<()> {
+    let finish = || -> Result<Option<Cleanup>> {
         ctx.policies.emit(&done)?;
-        if args.clean {
-            // List again: the new backup must be in the series retention sees.
-            let listing = catalog.list()?;
-            let series = listing.series(&db.alias);
-            clean(
-                ctx,
-                db,
-                &catalog,
-                &listing,
-                &series,
-                &record.name,
-                now,
-                false,
-            )?;
+        if !args.clean {
+            return Ok(None);
         }
-        Ok(())
+        // List again: the new backup must be in the series retention sees.
+        let listing = catalog.list()?;
+        let series = listing.series(&db.alias);
+        let mut cleaner = Cleaner::start(ctx, &catalog, &listing, now, false, Some(&record.name))?;
+        cleaner.series(&db.alias, &series)?;
+        cleaner.leftovers(&[db])?;
+        Ok(Some(cleaner.report))
     };
     let finished = finish().map_err(|e| {
         if crate::interrupt::interrupted() {
@@ -127,7 +142,82 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         }
     });
     catalog.release(&record.name, &run);
-    finished
+    let cleanup = finished?;
+    if args.json {
+        // Printed once everything is done: a closed stdout fails the run
+        // (exit 1) but undoes nothing.
+        return json::print(&BackupReport {
+            dry_run: false,
+            backups: vec![Made::Done(MadeBackup {
+                backup: json::Backup::of(
+                    &record,
+                    ctx.rclone.path(&catalog.data_path(&record.name)),
+                ),
+                duration_ms: json::millis(duration),
+            })],
+            cleanup: cleanup.map(CleanupReport::of),
+        });
+    }
+    Ok(())
+}
+
+/// `dbbackup --json`: what was made (or, on a dry run, would be), and
+/// what cleanup did. See docs/json.md.
+#[derive(Serialize)]
+struct BackupReport {
+    dry_run: bool,
+    backups: Vec<Made>,
+    /// Present with --clean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cleanup: Option<CleanupReport>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Made {
+    Done(MadeBackup),
+    Planned(Planned),
+}
+
+#[derive(Serialize)]
+struct MadeBackup {
+    #[serde(flatten)]
+    backup: json::Backup,
+    duration_ms: u64,
+}
+
+#[derive(Serialize)]
+struct Planned {
+    database: String,
+    name: String,
+    path: String,
+    engine: &'static str,
+    compression: &'static str,
+}
+
+/// The cleanup of one database: its series' decisions and the leftovers.
+#[derive(Serialize)]
+struct CleanupReport {
+    rule: String,
+    decisions: Vec<Decided>,
+    damaged: Vec<DamagedSkipped>,
+    leftovers: Vec<LeftoverRemoval>,
+}
+
+impl CleanupReport {
+    fn of(c: Cleanup) -> CleanupReport {
+        let series = c.databases.into_iter().next();
+        let (rule, decisions, damaged) = match series {
+            Some(s) => (s.rule, s.decisions, s.damaged),
+            None => (String::new(), Vec::new(), Vec::new()),
+        };
+        CleanupReport {
+            rule,
+            decisions,
+            damaged,
+            leftovers: c.leftovers,
+        }
+    }
 }
 
 /// The template's name, or a naming policy's, checked. It is made unique
@@ -428,105 +518,304 @@ fn remove_quietly(ctx: &Context, path: &str) {
     }
 }
 
-/// Retention for one series, then the leftovers of interrupted runs.
-#[allow(clippy::too_many_arguments)]
-fn clean(
-    ctx: &Context,
-    db: &Database,
-    catalog: &Catalog,
-    listing: &Listing,
-    series: &[BackupRecord],
-    just_made: &str,
+/// What cleanup decided (and, unless a dry run, did): the report of
+/// `dbbackup --clean` and of `prune`, as text lines and as JSON.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct Cleanup {
+    /// One entry per series (database) retention looked at.
+    pub databases: Vec<SeriesCleanup>,
+    /// What interrupted runs left that was (or would be) removed.
+    pub leftovers: Vec<LeftoverRemoval>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct SeriesCleanup {
+    pub database: String,
+    /// `db_cleanup_keep = N`, or `policy MODULE`.
+    pub rule: String,
+    /// Newest first, every backup of the series.
+    pub decisions: Vec<Decided>,
+    /// Damaged backups that may belong to the series: never counted or
+    /// deleted by retention.
+    pub damaged: Vec<DamagedSkipped>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Decided {
+    pub name: String,
+    /// `keep` or `delete` (on a dry run: would delete).
+    pub action: &'static str,
+    pub reason: String,
+    pub created: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct DamagedSkipped {
+    pub name: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct LeftoverRemoval {
+    /// `partial-upload`, `stale-claim`, `unrecorded-data`,
+    /// `record-without-data` or `restore-staging`.
+    pub kind: &'static str,
+    /// Every object it is made of (full rclone paths; a local path for
+    /// `restore-staging`).
+    pub paths: Vec<String>,
+    pub last_seen: String,
+}
+
+impl Cleanup {
+    /// The text report: one line per decision and per leftover.
+    pub fn lines(&self, dry_run: bool, headers: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.databases {
+            if headers {
+                out.push(format!(
+                    "database `{}` ({}, {} backup(s)):",
+                    s.database,
+                    s.rule,
+                    s.decisions.len()
+                ));
+            }
+            for d in &s.decisions {
+                let verb = match (d.action, dry_run) {
+                    ("keep", _) => "keep",
+                    (_, true) => "would delete",
+                    (_, false) => "deleted",
+                };
+                out.push(format!(
+                    "{verb:>12}  {}  ({})",
+                    printable(&d.name),
+                    d.reason
+                ));
+            }
+        }
+        for l in &self.leftovers {
+            let what = if l.kind == "restore-staging" {
+                format!(
+                    "{} (a restore's staging file left by a killed run)",
+                    l.paths.join(" ")
+                )
+            } else {
+                format!(
+                    "{} ({}, left by an interrupted run, last touched {})",
+                    printable(&l.paths.join(" ")),
+                    l.kind,
+                    l.last_seen
+                )
+            };
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            out.push(format!("{verb:>12}  {what}"));
+        }
+        out
+    }
+}
+
+/// Retention for one series at a time, then the leftovers of interrupted
+/// runs: what `dbbackup --clean` runs after its backup and `prune` runs on
+/// its own. Whatever it has done is in `report` as it goes.
+pub(super) struct Cleaner<'c> {
+    ctx: &'c Context,
+    catalog: &'c Catalog<'c>,
+    listing: &'c Listing,
     now: DateTime<Utc>,
     dry_run: bool,
-) -> Result<()> {
-    failpoint::reached("cleaning");
-    let stop = || {
-        if crate::interrupt::interrupted() {
+    /// The backup this run made (dbbackup): spared, and named if interrupted.
+    just_made: Option<&'c str>,
+    cutoff: DateTime<Utc>,
+    pub report: Cleanup,
+    /// The backups deleted so far, and how many leftovers were removed
+    /// (for the interrupt message).
+    deleted: Vec<String>,
+    removed: usize,
+}
+
+impl<'c> Cleaner<'c> {
+    pub fn start(
+        ctx: &'c Context,
+        catalog: &'c Catalog<'c>,
+        listing: &'c Listing,
+        now: DateTime<Utc>,
+        dry_run: bool,
+        just_made: Option<&'c str>,
+    ) -> Result<Cleaner<'c>> {
+        failpoint::reached("cleaning");
+        let cleaner = Cleaner {
+            ctx,
+            catalog,
+            listing,
+            now,
+            dry_run,
+            just_made,
+            cutoff: abandoned_before(now, ctx.config.settings.abandoned_after),
+            report: Cleanup::default(),
+            deleted: Vec::new(),
+            removed: 0,
+        };
+        cleaner.stop()?;
+        Ok(cleaner)
+    }
+
+    fn stop(&self) -> Result<()> {
+        if !crate::interrupt::interrupted() {
+            return Ok(());
+        }
+        if let Some(just_made) = self.just_made {
             return Err(exit::interrupted_at(format!(
                 "interrupted before cleanup finished; backup {just_made} was published"
             )));
         }
-        Ok(())
-    };
-    stop()?;
-    for d in listing.damaged_of(&db.alias) {
-        tracing::warn!(
-            "backup {} is damaged ({}); retention neither counts nor deletes it. Check it with `rcbackup verify -i {}` and remove it by hand",
-            printable(&d.name),
-            d.problem,
-            printable(&d.name)
-        );
-    }
-    let keep = ctx.config.settings.db_cleanup_keep;
-    let mut decisions = ctx.policies.retention(series, now, keep)?;
-    retention::check_decisions(series, &decisions).map_err(|why| {
-        exit::failed(format!(
-            "cleanup refused the retention decision, so nothing was deleted: {why}"
-        ))
-    })?;
-    retention::spare_just_made(&mut decisions, just_made);
-    let cutoff = abandoned_before(now, ctx.config.settings.abandoned_after);
-    retention::spare(
-        &mut decisions,
-        |name| listing.in_flight(name, cutoff),
-        "its run is still going",
-    );
-    let mut report = Vec::new();
-    for d in &decisions {
-        let verb = match (d.keep, dry_run) {
-            (true, _) => "keep",
-            (false, true) => "would delete",
-            (false, false) => "delete",
+        let done = match (self.deleted.len(), self.removed) {
+            (0, 0) => "nothing was deleted".to_string(),
+            (0, r) => format!("{r} leftover(s) of interrupted runs were removed, no backup"),
+            (_, r) => format!(
+                "{} backup(s) were deleted ({}){}",
+                self.deleted.len(),
+                self.deleted
+                    .iter()
+                    .map(|n| printable(n))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if r > 0 {
+                    format!(" and {r} leftover(s) removed")
+                } else {
+                    String::new()
+                }
+            ),
         };
-        if dry_run {
-            report.push(format!("{verb:>12}  {}  ({})", d.name, d.reason));
-        } else {
+        Err(exit::interrupted_at(format!(
+            "interrupted before pruning finished: {done}; every other backup is as it was. Run `rcbackup prune` again to finish"
+        )))
+    }
+
+    /// Applies retention (db_cleanup_keep, or the retention policy) to the
+    /// backups of `alias`; on a dry run only decides.
+    pub fn series(&mut self, alias: &str, series: &[BackupRecord]) -> Result<()> {
+        self.stop()?;
+        let mut damaged = Vec::new();
+        for d in self.listing.damaged_of(alias) {
+            tracing::warn!(
+                "backup {} is damaged ({}); retention neither counts nor deletes it. Check it with `rcbackup verify -i {}` and remove it by hand",
+                printable(&d.name),
+                d.problem,
+                printable(&d.name)
+            );
+            damaged.push(DamagedSkipped {
+                name: d.name.clone(),
+                problem: d.problem.clone(),
+            });
+        }
+        let keep = self.ctx.config.settings.db_cleanup_keep;
+        let rule = match self.ctx.policies.retention_module() {
+            Some(module) => format!("policy {module}"),
+            None => format!("db_cleanup_keep = {keep}"),
+        };
+        let mut decisions = self.ctx.policies.retention(series, self.now, keep)?;
+        retention::check_decisions(series, &decisions).map_err(|why| {
+            exit::failed(format!(
+                "cleanup refused the retention decision for `{alias}`, so nothing of it was deleted: {why}"
+            ))
+        })?;
+        if let Some(just_made) = self.just_made {
+            retention::spare_just_made(&mut decisions, just_made);
+        }
+        let (listing, cutoff) = (self.listing, self.cutoff);
+        retention::spare(
+            &mut decisions,
+            |name| listing.in_flight(name, cutoff),
+            "its run is still going",
+        );
+        // Newest first, as listings show them.
+        let created: std::collections::BTreeMap<&str, DateTime<Utc>> = series
+            .iter()
+            .map(|b| (b.name.as_str(), b.created))
+            .collect();
+        decisions.sort_by(|a, b| {
+            created[b.name.as_str()]
+                .cmp(&created[a.name.as_str()])
+                .then_with(|| b.name.cmp(&a.name))
+        });
+        self.report.databases.push(SeriesCleanup {
+            database: alias.to_string(),
+            rule,
+            decisions: decisions
+                .iter()
+                .map(|d| Decided {
+                    name: d.name.clone(),
+                    action: if d.keep { "keep" } else { "delete" },
+                    reason: d.reason.clone(),
+                    created: json::time(created[d.name.as_str()]),
+                })
+                .collect(),
+            damaged,
+        });
+        for d in &decisions {
+            let verb = if d.keep { "keep" } else { "delete" };
             tracing::debug!("{verb} {} ({})", d.name, d.reason);
         }
-    }
-    for d in decisions.iter().filter(|d| !d.keep) {
-        if !dry_run {
-            stop()?;
-            catalog.delete(&d.name)?;
+        if self.dry_run {
+            return Ok(());
+        }
+        for d in decisions.iter().filter(|d| !d.keep) {
+            self.stop()?;
+            self.catalog.delete(&d.name)?;
+            self.deleted.push(d.name.clone());
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }
+        Ok(())
     }
-    stop()?;
-    for leftover in listing.abandoned(cutoff) {
-        let paths: Vec<String> = leftover.paths.iter().map(|p| catalog.show(p)).collect();
-        let what = format!(
-            "{} ({}, left by an interrupted run, last touched {})",
-            printable(&paths.join(" ")),
-            leftover.kind.as_str(),
-            leftover
-                .last_seen
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
-        if dry_run {
-            report.push(format!("would delete  {what}"));
-        } else {
-            catalog.remove(leftover)?;
-            tracing::info!("removed {what}");
+
+    /// Removes what interrupted runs left in the backup folder once it is
+    /// `abandoned_after_hours` old, and the restore staging files of
+    /// `local` (whose restores are not running).
+    pub fn leftovers(&mut self, local: &[&Database]) -> Result<()> {
+        self.stop()?;
+        for leftover in self.listing.abandoned(self.cutoff) {
+            let removal = LeftoverRemoval {
+                kind: leftover.kind.as_str(),
+                paths: leftover
+                    .paths
+                    .iter()
+                    .map(|p| self.catalog.show(p))
+                    .collect(),
+                last_seen: json::time(leftover.last_seen),
+            };
+            if !self.dry_run {
+                self.stop()?;
+                self.catalog.remove(leftover)?;
+                self.removed += 1;
+                tracing::info!(
+                    "removed {} ({}, left by an interrupted run, last touched {})",
+                    printable(&removal.paths.join(" ")),
+                    removal.kind,
+                    removal.last_seen
+                );
+            }
+            self.report.leftovers.push(removal);
         }
-    }
-    for local in engines::restore_leftovers(db) {
-        if local.running {
-            continue;
+        for db in local {
+            for l in engines::restore_leftovers(db) {
+                if l.running {
+                    continue;
+                }
+                if !self.dry_run {
+                    self.stop()?;
+                    engines::remove_local_leftover(&l)?;
+                    self.removed += 1;
+                    tracing::info!(
+                        "removed {} (a restore's staging file left by a killed run)",
+                        l.path.display()
+                    );
+                }
+                self.report.leftovers.push(LeftoverRemoval {
+                    kind: "restore-staging",
+                    paths: vec![l.path.display().to_string()],
+                    last_seen: json::time(l.last_seen),
+                });
+            }
         }
-        let what = format!(
-            "{} (a restore's staging file left by a killed run)",
-            local.path.display()
-        );
-        if dry_run {
-            report.push(format!("would delete  {what}"));
-        } else {
-            engines::remove_local_leftover(&local)?;
-            tracing::info!("removed {what}");
-        }
+        Ok(())
     }
-    for line in report {
-        crate::outln!("{line}");
-    }
-    Ok(())
 }

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
-use super::{with_events, Context};
+use super::{json, with_events, Context};
 use crate::cli::MediaBackupArgs;
 use crate::exit;
 use crate::media::changes::{Changes, Observer};
@@ -47,7 +48,13 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     }
     if args.dry_run {
         sync.push("--dry-run".into());
-        return dry_run(ctx, &layout, &sync, &local_files);
+        let plan = Plan {
+            layout: &layout,
+            stamp: &stamp,
+            root: &root,
+            local_files: &local_files,
+        };
+        return dry_run(ctx, &plan, &sync, args.json);
     }
 
     let mut pre = Event::new(EventKind::PreMediaBackup, now);
@@ -67,12 +74,13 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     } else {
         String::new()
     };
+    let duration = started.elapsed();
     tracing::info!(
         "media backup {stamp}: {} new, {} replaced, {} deleted in {:.1}s{kept}",
         changes.copied.len(),
         changes.replaced.len(),
         changes.deleted.len(),
-        started.elapsed().as_secs_f64(),
+        duration.as_secs_f64(),
     );
     if let Some(keep) = settings.media_versions_keep {
         // The backup itself is done; a failed prune only leaves old
@@ -81,7 +89,96 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
             tracing::warn!("the media backup succeeded, but pruning old versions failed: {e:#}");
         }
     }
+    if args.json {
+        let plan = Plan {
+            layout: &layout,
+            stamp: &stamp,
+            root: &root,
+            local_files: &local_files,
+        };
+        // Printed once the backup is done: a closed stdout fails the run
+        // (exit 1) but undoes nothing.
+        return json::print(&plan.report(ctx, &changes, None, Some(duration)));
+    }
     Ok(())
+}
+
+/// What a media backup works on, to describe it as JSON.
+struct Plan<'a> {
+    layout: &'a Layout,
+    stamp: &'a str,
+    root: &'a std::path::Path,
+    local_files: &'a BTreeMap<String, LocalFile>,
+}
+
+/// `mediabackup --json`. See docs/json.md.
+#[derive(Serialize)]
+struct MediaReport {
+    dry_run: bool,
+    /// The backup's UTC stamp: its version folder's and file list's name.
+    stamp: String,
+    /// Where what the sync replaced or deleted went (full rclone path);
+    /// null when nothing was, or media_versions is off.
+    version_folder: Option<String>,
+    copied: Count,
+    replaced: Count,
+    deleted: Count,
+    /// Absent on a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Count {
+    files: usize,
+    /// copied, replaced: the size of the new content (read from
+    /// media_root); deleted: the size the remote copy had, known on a dry
+    /// run, null after a real one.
+    bytes: Option<u64>,
+    /// The paths, as rclone names them (only on a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paths: Option<Vec<String>>,
+}
+
+impl Plan<'_> {
+    fn report(
+        &self,
+        ctx: &Context,
+        changes: &Changes,
+        remote_sizes: Option<&BTreeMap<String, u64>>,
+        duration: Option<std::time::Duration>,
+    ) -> MediaReport {
+        let dry_run = duration.is_none();
+        let local_bytes = |paths: &[String]| -> Option<u64> {
+            Some(
+                paths
+                    .iter()
+                    .filter_map(|p| self.local_files.get(p))
+                    .filter_map(|f| std::fs::metadata(self.root.join(&f.rel)).ok())
+                    .map(|m| m.len())
+                    .sum(),
+            )
+        };
+        let count = |paths: &[String], bytes: Option<u64>| Count {
+            files: paths.len(),
+            bytes,
+            paths: dry_run.then(|| paths.to_vec()),
+        };
+        let moved = !(changes.replaced.is_empty() && changes.deleted.is_empty());
+        MediaReport {
+            dry_run,
+            stamp: self.stamp.to_string(),
+            version_folder: (ctx.config.settings.media_versions && moved)
+                .then(|| ctx.rclone.path(&self.layout.version_folder(self.stamp))),
+            copied: count(&changes.copied, local_bytes(&changes.copied)),
+            replaced: count(&changes.replaced, local_bytes(&changes.replaced)),
+            deleted: count(
+                &changes.deleted,
+                remote_sizes.map(|sizes| changes.deleted.iter().filter_map(|p| sizes.get(p)).sum()),
+            ),
+            duration_ms: duration.map(json::millis),
+        }
+    }
 }
 
 /// A missing, wrong or empty media_root must not reach `rclone sync`: it
@@ -140,25 +237,26 @@ fn refuse_unreadable_names(local_files: &BTreeMap<String, LocalFile>) -> Result<
     )))
 }
 
-fn dry_run(
-    ctx: &Context,
-    layout: &Layout,
-    sync: &[String],
-    local_files: &BTreeMap<String, LocalFile>,
-) -> Result<()> {
-    let existing: BTreeSet<String> = listing::list_all(&ctx.rclone, &layout.mirror)?
+fn dry_run(ctx: &Context, plan: &Plan, sync: &[String], as_json: bool) -> Result<()> {
+    let layout = plan.layout;
+    let sizes: BTreeMap<String, u64> = listing::list_all(&ctx.rclone, &layout.mirror)?
         .unwrap_or_default()
         .into_iter()
-        .map(|e| e.path)
+        .map(|e| (e.path, u64::try_from(e.size).unwrap_or(0)))
         .collect();
+    let existing: BTreeSet<String> = sizes.keys().cloned().collect();
     let changes = run_sync(
         ctx,
         sync,
         &existing,
-        local_files.keys().chain(existing.iter()),
+        plan.local_files.keys().chain(existing.iter()),
     )?;
     let versions = ctx.config.settings.media_versions;
-    changes.print()?;
+    if as_json {
+        json::print(&plan.report(ctx, &changes, Some(&sizes), None))?;
+    } else {
+        changes.print()?;
+    }
     crate::errln!(
         "dry run: {} new, {} replaced, {} deleted; nothing was changed{}",
         changes.copied.len(),

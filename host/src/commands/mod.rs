@@ -13,6 +13,9 @@ mod mediabackup;
 mod mediarestore;
 mod policy;
 mod verify;
+// Part of issue 11 (--json, prune): the JSON documents and `prune`.
+mod json;
+mod prune;
 
 use anyhow::Result;
 
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Mediabackup(a) => mediabackup::run(&ctx, a),
         Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
         Commands::Drill(a) => drill::run(&ctx, a),
+        Commands::Prune(a) => prune::run(&ctx, a),
         Commands::Policy(_)
         | Commands::Init(_)
         | Commands::Config(_)

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{PolicyCommand, PolicyTestArgs};
 use crate::database::EngineKind;
@@ -235,15 +235,34 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
             let guest = guest_series(&series);
             let answer = module.retention(&config_json, &limits, &guest, now.timestamp())?;
             let decisions = from_guest_decisions(answer);
-            for d in &decisions {
-                let verb = if d.keep { "keep" } else { "delete" };
-                crate::outln!("{verb:>6}  {}  ({})", escape(&d.name), d.reason);
+            let refused = retention::check_decisions(&series, &decisions).err();
+            if args.json {
+                super::json::print(&TestReport {
+                    role: role.as_str(),
+                    answer: Answer::Retention {
+                        decisions: decisions
+                            .iter()
+                            .map(|d| JsonDecision {
+                                name: d.name.clone(),
+                                action: if d.keep { "keep" } else { "delete" },
+                                reason: d.reason.clone(),
+                            })
+                            .collect(),
+                    },
+                    accepted: refused.is_none(),
+                    refused_because: refused.clone(),
+                })?;
+            } else {
+                for d in &decisions {
+                    let verb = if d.keep { "keep" } else { "delete" };
+                    crate::outln!("{verb:>6}  {}  ({})", escape(&d.name), d.reason);
+                }
             }
-            retention::check_decisions(&series, &decisions).map_err(|why| {
-                exit::failed(format!(
+            if let Some(why) = refused {
+                return Err(exit::failed(format!(
                     "rcbackup would refuse this result as a whole and delete nothing: {why}"
-                ))
-            })?;
+                )));
+            }
         }
         Role::Naming => {
             let n = input.naming.as_ref().ok_or_else(|| missing("naming"))?;
@@ -261,13 +280,23 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
                 ),
             };
             let name = module.naming(&config_json, &limits, &ctx)?;
-            crate::outln!("name: {}", escape(&name));
-            crate::naming::check_file_name(&name).map_err(|why| {
-                exit::failed(format!(
+            let refused = crate::naming::check_file_name(&name).err();
+            if args.json {
+                super::json::print(&TestReport {
+                    role: role.as_str(),
+                    answer: Answer::Naming { name: name.clone() },
+                    accepted: refused.is_none(),
+                    refused_because: refused.as_ref().map(|why| format!("it {why}")),
+                })?;
+            } else {
+                crate::outln!("name: {}", escape(&name));
+            }
+            if let Some(why) = refused {
+                return Err(exit::failed(format!(
                     "rcbackup would refuse the name `{}`: it {why}",
                     escape(&name)
-                ))
-            })?;
+                )));
+            }
         }
         Role::RestoreApproval => {
             let r = input.restore.as_ref().ok_or_else(|| missing("restore"))?;
@@ -279,10 +308,23 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
                 noinput: r.noinput,
                 now: now.timestamp(),
             };
-            match module.approve(&config_json, &limits, &req)? {
-                restore_approval::Approval::Allow => crate::outln!("allow"),
-                restore_approval::Approval::AskUser => crate::outln!("ask-user"),
-                restore_approval::Approval::Deny(why) => crate::outln!("deny: {}", escape(&why)),
+            let (decision, reason) = match module.approve(&config_json, &limits, &req)? {
+                restore_approval::Approval::Allow => ("allow", None),
+                restore_approval::Approval::AskUser => ("ask-user", None),
+                restore_approval::Approval::Deny(why) => ("deny", Some(why)),
+            };
+            if args.json {
+                super::json::print(&TestReport {
+                    role: role.as_str(),
+                    answer: Answer::Approval { decision, reason },
+                    accepted: true,
+                    refused_because: None,
+                })?;
+            } else {
+                match reason {
+                    Some(why) => crate::outln!("{decision}: {}", escape(&why)),
+                    None => crate::outln!("{decision}"),
+                }
             }
         }
         Role::Hook => {
@@ -298,14 +340,73 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
             event.duration = e.duration_ms.map(std::time::Duration::from_millis);
             event.error = e.error.clone();
             let answer = module.on_event(&config_json, &limits, &guest_event(&event))?;
-            match answer {
-                Ok(()) => crate::outln!("ok"),
-                Err(why) if kind.is_pre() => crate::outln!("veto: {}", escape(&why)),
-                Err(why) => crate::outln!("failed: {}", escape(&why)),
+            let (outcome, reason) = match answer {
+                Ok(()) => ("ok", None),
+                Err(why) if kind.is_pre() => ("veto", Some(why)),
+                Err(why) => ("failed", Some(why)),
+            };
+            if args.json {
+                super::json::print(&TestReport {
+                    role: role.as_str(),
+                    answer: Answer::Hook {
+                        event: kind.as_str(),
+                        outcome,
+                        reason,
+                    },
+                    accepted: true,
+                    refused_because: None,
+                })?;
+            } else {
+                match reason {
+                    Some(why) => crate::outln!("{outcome}: {}", escape(&why)),
+                    None => crate::outln!("{outcome}"),
+                }
             }
         }
     }
     Ok(())
+}
+
+/// `policy test --json`. See docs/json.md.
+#[derive(Serialize)]
+struct TestReport {
+    role: &'static str,
+    #[serde(flatten)]
+    answer: Answer,
+    /// Whether rcbackup would act on the answer (false: it would refuse it
+    /// as a whole, and the command exits 1).
+    accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused_because: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Retention {
+        decisions: Vec<JsonDecision>,
+    },
+    Naming {
+        name: String,
+    },
+    Approval {
+        decision: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Hook {
+        event: &'static str,
+        outcome: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Serialize)]
+struct JsonDecision {
+    name: String,
+    action: &'static str,
+    reason: String,
 }
 
 fn guest_event(e: &crate::policy::Event) -> hooks::Event {

@@ -347,6 +347,11 @@ impl Policies {
         self.naming.as_ref().map(|p| p.module.name.as_str())
     }
 
+    /// The retention policy's module, if retention comes from one.
+    pub fn retention_module(&self) -> Option<&str> {
+        self.retention.as_ref().map(|p| p.module.name.as_str())
+    }
+
     /// Keep or delete for each backup of one series; `keep` is db_cleanup_keep.
     pub fn retention(
         &self,

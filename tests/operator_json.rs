@@ -1,0 +1,1206 @@
+//! Issue 11, part B: `--json` on dbbackup, mediabackup, verify, prune and
+//! policy test (every document checked key by key and type by type against
+//! the shapes docs/json.md documents, and docs/json.md's own examples
+//! against the same checks), `rcbackup prune` and `verify --all`.
+
+mod common;
+mod policy_support;
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+
+use common::{flip_byte, Remote, World};
+use serde_json::Value;
+
+// ---- the documented shapes ----------------------------------------------
+
+#[derive(Clone, Copy)]
+enum T {
+    Str,
+    Int,
+    Bool,
+    /// RFC 3339 in UTC, whole seconds: `2026-11-28T10:00:00Z`.
+    Time,
+    /// `null` or the inner type.
+    Opt(&'static T),
+    /// An array whose elements pass the check.
+    Arr(fn(&Value, &str)),
+    /// An object that passes the check.
+    Obj(fn(&Value, &str)),
+    StrArr,
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
+}
+
+fn check_type(v: &Value, t: T, at: &str) {
+    match t {
+        T::Str => assert!(v.is_string(), "{at}: not a string: {v}"),
+        T::Int => assert!(v.is_u64(), "{at}: not a non-negative integer: {v}"),
+        T::Bool => assert!(v.is_boolean(), "{at}: not a boolean: {v}"),
+        T::Time => {
+            let s = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: not a string: {v}"));
+            assert!(
+                s.len() == 20 && s.ends_with('Z'),
+                "{at}: not RFC 3339 UTC: {s}"
+            );
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap_or_else(|e| panic!("{at}: not RFC 3339 ({e}): {s}"));
+        }
+        T::Opt(inner) => {
+            if !v.is_null() {
+                check_type(v, *inner, at)
+            }
+        }
+        T::Arr(each) => {
+            let a = v
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: not an array: {v}"));
+            for (i, e) in a.iter().enumerate() {
+                each(e, &format!("{at}[{i}]"));
+            }
+        }
+        T::Obj(check) => check(v, at),
+        T::StrArr => {
+            let a = v
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: not an array: {v}"));
+            assert!(a.iter().all(Value::is_string), "{at}: not strings: {v}");
+        }
+        T::OneOf(words) => {
+            let s = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: not a string: {v}"));
+            assert!(words.contains(&s), "{at}: `{s}` is not one of {words:?}");
+        }
+    }
+}
+
+/// `v` is an object with exactly the `required` keys, perhaps some of the
+/// `optional` ones, and nothing else, each of its type.
+fn keys(v: &Value, at: &str, required: &[(&str, T)], optional: &[(&str, T)]) {
+    let o = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{at}: not an object: {v}"));
+    for (k, t) in required {
+        let x = o
+            .get(*k)
+            .unwrap_or_else(|| panic!("{at}: no `{k}` in {v:#}"));
+        check_type(x, *t, &format!("{at}.{k}"));
+    }
+    for (k, t) in optional {
+        if let Some(x) = o.get(*k) {
+            check_type(x, *t, &format!("{at}.{k}"));
+        }
+    }
+    for k in o.keys() {
+        assert!(
+            required.iter().chain(optional).any(|(r, _)| r == k),
+            "{at}: `{k}` is not documented: {v:#}"
+        );
+    }
+}
+
+const COMPRESSION: T = T::OneOf(&["zstd", "none"]);
+const ENGINE: T = T::OneOf(&["postgresql", "postgis", "mysql", "mariadb", "sqlite"]);
+const LEFTOVER_KIND: T = T::OneOf(&[
+    "partial-upload",
+    "stale-claim",
+    "unrecorded-data",
+    "record-without-data",
+    "restore-staging",
+]);
+
+fn made_backup(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("database", T::Str),
+            ("name", T::Str),
+            ("path", T::Str),
+            ("engine", ENGINE),
+            ("size", T::Int),
+            ("sha256", T::Str),
+            ("compression", COMPRESSION),
+            ("created", T::Time),
+            ("duration_ms", T::Int),
+        ],
+        &[("tenant", T::Str)],
+    );
+    assert_eq!(v["sha256"].as_str().unwrap().len(), 64, "{at}.sha256");
+}
+
+fn planned_backup(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("database", T::Str),
+            ("name", T::Str),
+            ("path", T::Str),
+            ("engine", ENGINE),
+            ("compression", COMPRESSION),
+        ],
+        &[],
+    );
+}
+
+fn decision(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("name", T::Str),
+            ("action", T::OneOf(&["keep", "delete"])),
+            ("reason", T::Str),
+            ("created", T::Time),
+        ],
+        &[],
+    );
+}
+
+fn damaged_skipped(v: &Value, at: &str) {
+    keys(v, at, &[("name", T::Str), ("problem", T::Str)], &[]);
+}
+
+fn leftover(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("kind", LEFTOVER_KIND),
+            ("paths", T::StrArr),
+            ("last_seen", T::Time),
+        ],
+        &[],
+    );
+}
+
+fn cleanup(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("rule", T::Str),
+            ("decisions", T::Arr(decision)),
+            ("damaged", T::Arr(damaged_skipped)),
+            ("leftovers", T::Arr(leftover)),
+        ],
+        &[],
+    );
+}
+
+fn series(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("database", T::Str),
+            ("rule", T::Str),
+            ("decisions", T::Arr(decision)),
+            ("damaged", T::Arr(damaged_skipped)),
+        ],
+        &[],
+    );
+}
+
+fn checked(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("status", T::OneOf(&["ok", "damaged", "error"])),
+            ("name", T::Str),
+            ("path", T::Str),
+        ],
+        &[
+            ("database", T::Str),
+            ("size", T::Int),
+            ("sha256", T::Str),
+            ("created", T::Time),
+            ("problem", T::Str),
+        ],
+    );
+    let ok = v["status"] == "ok";
+    assert_eq!(ok, v.get("problem").is_none(), "{at}: problem iff not ok");
+    if ok {
+        for k in ["database", "size", "sha256", "created"] {
+            assert!(v.get(k).is_some(), "{at}: an ok backup has `{k}`");
+        }
+    }
+}
+
+fn count(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[("files", T::Int), ("bytes", T::Opt(&T::Int))],
+        &[("paths", T::StrArr)],
+    );
+    if let Some(p) = v.get("paths") {
+        assert_eq!(
+            p.as_array().unwrap().len() as u64,
+            v["files"].as_u64().unwrap()
+        );
+    }
+}
+
+fn listed(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            (
+                "status",
+                T::OneOf(&["ok", "damaged", "leftover", "foreign"]),
+            ),
+            ("name", T::Str),
+            ("path", T::Str),
+        ],
+        &[
+            ("database", T::Str),
+            ("tenant", T::Str),
+            ("engine", ENGINE),
+            ("size", T::Int),
+            ("created", T::Time),
+            ("sha256", T::Str),
+            ("compression", COMPRESSION),
+            ("problem", T::Str),
+            ("kind", LEFTOVER_KIND),
+            ("last_seen", T::Time),
+        ],
+    );
+}
+
+fn media_backup_row(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("stamp", T::Str),
+            ("complete", T::Bool),
+            ("restorable", T::Bool),
+            ("version_files", T::Int),
+            ("version_size", T::Int),
+        ],
+        &[],
+    );
+}
+
+/// Checks a document of `kind` (a section of docs/json.md) against its
+/// documented shape.
+fn check_shape(kind: &str, v: &Value) {
+    let versioned = |v: &Value| assert_eq!(v["version"], 1, "{kind}: version 1: {v:#}");
+    match kind {
+        "listbackups" => {
+            let a = v
+                .as_array()
+                .unwrap_or_else(|| panic!("{kind}: not an array"));
+            for (i, e) in a.iter().enumerate() {
+                listed(e, &format!("{kind}[{i}]"));
+            }
+        }
+        "listbackups-media" => keys(
+            v,
+            kind,
+            &[
+                ("mirror", T::Str),
+                ("files", T::Int),
+                ("size", T::Int),
+                ("backups", T::Arr(media_backup_row)),
+            ],
+            &[],
+        ),
+        "dbbackup" => {
+            versioned(v);
+            let dry = v["dry_run"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("dry_run: {v}"));
+            keys(
+                v,
+                kind,
+                &[
+                    ("version", T::Int),
+                    ("dry_run", T::Bool),
+                    (
+                        "backups",
+                        T::Arr(if dry { planned_backup } else { made_backup }),
+                    ),
+                ],
+                &[("cleanup", T::Obj(cleanup))],
+            );
+            assert_eq!(v["backups"].as_array().unwrap().len(), 1, "{v:#}");
+        }
+        "prune" => {
+            versioned(v);
+            keys(
+                v,
+                kind,
+                &[
+                    ("version", T::Int),
+                    ("dry_run", T::Bool),
+                    ("databases", T::Arr(series)),
+                    ("leftovers", T::Arr(leftover)),
+                ],
+                &[],
+            );
+        }
+        "verify" => {
+            versioned(v);
+            keys(
+                v,
+                kind,
+                &[
+                    ("version", T::Int),
+                    ("checked", T::Arr(checked)),
+                    ("ok", T::Int),
+                    ("damaged", T::Int),
+                    ("errors", T::Int),
+                ],
+                &[],
+            );
+            let c = v["checked"].as_array().unwrap();
+            for (status, key) in [("ok", "ok"), ("damaged", "damaged"), ("error", "errors")] {
+                let n = c.iter().filter(|e| e["status"] == status).count() as u64;
+                assert_eq!(
+                    v[key].as_u64().unwrap(),
+                    n,
+                    "{key} counts the {status} entries"
+                );
+            }
+        }
+        "mediabackup" => {
+            versioned(v);
+            let dry = v["dry_run"].as_bool().unwrap();
+            let mut required = vec![
+                ("version", T::Int),
+                ("dry_run", T::Bool),
+                ("stamp", T::Str),
+                ("version_folder", T::Opt(&T::Str)),
+                ("copied", T::Obj(count)),
+                ("replaced", T::Obj(count)),
+                ("deleted", T::Obj(count)),
+            ];
+            if dry {
+                for k in ["copied", "replaced", "deleted"] {
+                    assert!(v[k].get("paths").is_some(), "a dry run lists paths: {v:#}");
+                }
+            } else {
+                required.push(("duration_ms", T::Int));
+                for k in ["copied", "replaced", "deleted"] {
+                    assert!(
+                        v[k].get("paths").is_none(),
+                        "a real run lists no paths: {v:#}"
+                    );
+                }
+            }
+            keys(v, kind, &required, &[]);
+        }
+        "policy-test" => {
+            versioned(v);
+            let role = v["role"].as_str().unwrap_or_else(|| panic!("role: {v}"));
+            let mut required = vec![
+                ("version", T::Int),
+                (
+                    "role",
+                    T::OneOf(&["retention", "naming", "restore-approval", "hooks"]),
+                ),
+                ("accepted", T::Bool),
+            ];
+            let mut optional = vec![("refused_because", T::Str)];
+            fn guest_decision(v: &Value, at: &str) {
+                keys(
+                    v,
+                    at,
+                    &[
+                        ("name", T::Str),
+                        ("action", T::OneOf(&["keep", "delete"])),
+                        ("reason", T::Str),
+                    ],
+                    &[],
+                );
+            }
+            match role {
+                "retention" => required.push(("decisions", T::Arr(guest_decision))),
+                "naming" => required.push(("name", T::Str)),
+                "restore-approval" => {
+                    required.push(("decision", T::OneOf(&["allow", "ask-user", "deny"])));
+                    optional.push(("reason", T::Str));
+                }
+                _ => {
+                    required.push(("event", T::Str));
+                    required.push(("outcome", T::OneOf(&["ok", "veto", "failed"])));
+                    optional.push(("reason", T::Str));
+                }
+            }
+            keys(v, kind, &required, &optional);
+            assert_eq!(
+                v["accepted"] == false,
+                v.get("refused_because").is_some(),
+                "refused_because iff not accepted: {v:#}"
+            );
+        }
+        other => panic!("no shape `{other}`"),
+    }
+}
+
+/// Parses a `--json` stdout: one document, and for versioned shapes an
+/// object whose first key is `"version": 1`.
+fn document(kind: &str, stdout: &str) -> Value {
+    let v: Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("{kind} --json is not one JSON document ({e}): {stdout}"));
+    if v.is_object() && !kind.starts_with("listbackups") {
+        let first = stdout.trim_start().trim_start_matches('{').trim_start();
+        assert!(
+            first.starts_with("\"version\": 1,"),
+            "{kind}: \"version\" is not the first key: {stdout}"
+        );
+    }
+    check_shape(kind, &v);
+    v
+}
+
+fn docs_json() -> String {
+    std::fs::read_to_string(policy_support::repo().join("docs/json.md")).unwrap()
+}
+
+/// docs/json.md's examples: each ```json block whose info string names its
+/// shape (```json dbbackup).
+fn doc_examples() -> Vec<(String, String)> {
+    let text = docs_json();
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        match &mut current {
+            None => {
+                if let Some(kind) = line.strip_prefix("```json ") {
+                    current = Some((kind.trim().to_string(), String::new()));
+                }
+            }
+            Some((kind, body)) => {
+                if line.starts_with("```") {
+                    out.push((kind.clone(), body.clone()));
+                    current = None;
+                } else {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+// ---- helpers -----------------------------------------------------------
+
+fn sqlite_world(remote: Remote) -> World {
+    let mut w = World::new(remote);
+    w.seeded_sqlite("default", 20);
+    w
+}
+
+/// Backs up `n` times, a second apart (names carry the time).
+fn backups(w: &World, args: &[&str], n: usize) {
+    for _ in 0..n {
+        w.ok(args);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+}
+
+fn json_run(w: &World, kind: &str, args: &[&str]) -> Value {
+    let r = w.ok(args);
+    document(kind, &r.stdout)
+}
+
+fn deleted_in(v: &Value) -> BTreeSet<String> {
+    let mut series: Vec<&Value> = Vec::new();
+    if let Some(dbs) = v.get("databases") {
+        series.extend(dbs.as_array().unwrap());
+    }
+    if let Some(c) = v.get("cleanup") {
+        series.push(c);
+    }
+    series
+        .iter()
+        .flat_map(|s| s["decisions"].as_array().unwrap())
+        .filter(|d| d["action"] == "delete")
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The store's path of a backup's data object (local remote).
+fn data_object(w: &World, name: &str) -> std::path::PathBuf {
+    w.store.join("db").join(name)
+}
+
+/// `rcbackup ARGS` with descriptor 1 closed (`>&-`).
+fn run_stdout_closed(w: &World, args: &str) -> common::Run {
+    let env = w.command(&[]);
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!("exec '{}' {args} >&-", common::bin()))
+        .current_dir(w.dir.path());
+    for (k, v) in env.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    common::Run::from(cmd.output().unwrap())
+}
+
+// ---- the tests ---------------------------------------------------------
+
+/// docs/json.md and the code cannot drift: every example in it passes the
+/// checks the real outputs pass, and every shape has an example.
+#[test]
+fn docs_examples_match_the_documented_shapes() {
+    let examples = doc_examples();
+    let kinds: BTreeSet<&str> = examples.iter().map(|(k, _)| k.as_str()).collect();
+    for kind in [
+        "listbackups",
+        "listbackups-media",
+        "dbbackup",
+        "prune",
+        "verify",
+        "mediabackup",
+        "policy-test",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "docs/json.md has no example of {kind}"
+        );
+    }
+    for (kind, body) in &examples {
+        document(kind, body);
+    }
+}
+
+/// `dbbackup --json | jq -r '.backups[0].name'` names the backup just made,
+/// as listbackups shows it; --dry-run --json plans without making anything.
+#[test]
+fn dbbackup_json_names_the_backup_listbackups_shows() {
+    let mut w = sqlite_world(Remote::Local);
+    w.setting("db_cleanup_keep = 1");
+    let planned = json_run(
+        &w,
+        "dbbackup",
+        &["dbbackup", "--json", "--dry-run", "--clean"],
+    );
+    assert_eq!(planned["dry_run"], true);
+    assert!(w.names(None).is_empty(), "a dry run made a backup");
+
+    let made = json_run(&w, "dbbackup", &["dbbackup", "--json"]);
+    let b = &made["backups"][0];
+    assert_eq!(made["dry_run"], false);
+    assert!(made.get("cleanup").is_none(), "no cleanup without --clean");
+    let listed = w.list(None);
+    document("listbackups", &serde_json::to_string(&listed).unwrap());
+    let entry = listed
+        .iter()
+        .find(|e| e["status"] == "ok")
+        .expect("the backup is listed");
+    for k in [
+        "name",
+        "path",
+        "size",
+        "sha256",
+        "created",
+        "compression",
+        "database",
+        "engine",
+    ] {
+        assert_eq!(
+            b[k], entry[k],
+            "`{k}` of dbbackup --json and listbackups --json"
+        );
+    }
+    assert_eq!(b["database"], "default");
+    // The object on the store is what the document says.
+    let stored = std::fs::read(data_object(&w, b["name"].as_str().unwrap())).unwrap();
+    assert_eq!(stored.len() as u64, b["size"].as_u64().unwrap());
+    assert_eq!(common::sha256_hex(&stored), b["sha256"].as_str().unwrap());
+
+    // With --clean: the older backup goes, and the document says so.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let cleaned = json_run(&w, "dbbackup", &["dbbackup", "--json", "--clean"]);
+    let new_name = cleaned["backups"][0]["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        deleted_in(&cleaned),
+        BTreeSet::from([b["name"].as_str().unwrap().to_string()])
+    );
+    assert_eq!(cleaned["cleanup"]["rule"], "db_cleanup_keep = 1");
+    assert_eq!(w.names(None), vec![new_name]);
+}
+
+/// Closed stdout with --json: exit 1, and the work stands (the backup is
+/// published, prune's deletions are done).
+#[test]
+fn closed_stdout_with_json_is_an_error_and_undoes_nothing() {
+    let mut w = sqlite_world(Remote::Local);
+    let r = run_stdout_closed(&w, "dbbackup --json");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    common::assert_mentions(&r.stderr, &["standard output"]);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert_eq!(w.names(None).len(), 1, "the backup stands");
+
+    // `| head -0`: the reader is gone before the document is written.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut child = w
+        .command(&["dbbackup", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(w.names(None).len(), 2, "the second backup stands");
+
+    w.setting("db_cleanup_keep = 1");
+    let r = run_stdout_closed(&w, "prune --json");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(w.names(None).len(), 1, "prune's deletion is done");
+
+    let r = run_stdout_closed(&w, "verify --all --json");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
+/// Prune deletes exactly what --dry-run said, for every database, and
+/// removes abandoned leftovers; the dry run changes nothing.
+#[test]
+fn prune_deletes_exactly_what_dry_run_said() {
+    let mut w = sqlite_world(Remote::Local);
+    w.seeded_sqlite("other", 5);
+    w.setting("db_cleanup_keep = 2");
+    backups(&w, &["dbbackup", "-d", "default"], 4);
+    backups(&w, &["dbbackup", "-d", "other"], 3);
+    // An upload a killed run left two decades ago.
+    let partial_dir = w.store.join("db/.rcbackup/partial");
+    std::fs::create_dir_all(&partial_dir).unwrap();
+    let partial = partial_dir.join("default-2001-09-09-014640.sqlite3.zst.1000000000-1");
+    std::fs::write(&partial, b"half a dump").unwrap();
+    common::age(&partial);
+
+    let before: BTreeSet<String> = w.names(None).into_iter().collect();
+    let files_before = common::store_files(&w);
+    let dry = json_run(&w, "prune", &["prune", "--dry-run", "--json"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        common::store_files(&w),
+        files_before,
+        "--dry-run changed the store"
+    );
+    let would = deleted_in(&dry);
+    assert_eq!(
+        would.len(),
+        3,
+        "two of default's four, one of other's three: {dry:#}"
+    );
+    let dbs: Vec<&str> = dry["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(dbs, ["default", "other"]);
+    for s in dry["databases"].as_array().unwrap() {
+        for d in s["decisions"].as_array().unwrap() {
+            let reason = d["reason"].as_str().unwrap();
+            let want = if d["action"] == "keep" {
+                "one of the newest 2"
+            } else {
+                "older than the newest 2"
+            };
+            assert!(reason.contains(want), "{d}");
+        }
+    }
+    let leftovers = dry["leftovers"].as_array().unwrap();
+    assert_eq!(leftovers.len(), 1, "{dry:#}");
+    assert_eq!(leftovers[0]["kind"], "partial-upload");
+
+    // The text form explains the same decisions.
+    let text = w.ok(&["prune", "--dry-run"]);
+    for name in &would {
+        let line = text
+            .stdout
+            .lines()
+            .find(|l| l.contains(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} not in {}", text.stdout));
+        assert!(
+            line.contains("would delete") && line.contains("older than the newest 2"),
+            "{line}"
+        );
+    }
+
+    let done = json_run(&w, "prune", &["prune", "--json"]);
+    assert_eq!(done["dry_run"], false);
+    assert_eq!(
+        deleted_in(&done),
+        would,
+        "prune did other than --dry-run said"
+    );
+    let after: BTreeSet<String> = w.names(None).into_iter().collect();
+    assert_eq!(after, &before - &would);
+    assert!(!partial.exists(), "the abandoned upload is removed");
+    assert!(
+        w.list(None).iter().all(|e| e["status"] == "ok"),
+        "nothing damaged or left over: {:#?}",
+        w.list(None)
+    );
+    // Nothing left to do.
+    let again = json_run(&w, "prune", &["prune", "--json"]);
+    assert!(deleted_in(&again).is_empty(), "{again:#}");
+
+    // -d restricts prune to one database.
+    w.settings = w
+        .settings
+        .replace("db_cleanup_keep = 2", "db_cleanup_keep = 1");
+    let one = json_run(&w, "prune", &["prune", "-d", "other", "--json"]);
+    assert_eq!(one["databases"].as_array().unwrap().len(), 1);
+    assert_eq!(w.names(Some("other")).len(), 1);
+    assert_eq!(w.names(Some("default")).len(), 2, "default untouched");
+    let r = w.run(&["prune", "-d", "nosuch"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// Prune with a retention policy: the policy decides, with its reasons,
+/// and prune deletes what its dry run said.
+#[test]
+fn prune_with_a_retention_policy() {
+    let mut w = policy_support::world();
+    w.databases.push_str(&format!(
+        "[policies.retention]\nmodule = \"{}\"\nconfig = {{ keep = 1 }}\n",
+        policy_support::rust_guest("keep_last").display()
+    ));
+    backups(&w, &["dbbackup"], 3);
+    let before = w.names(None);
+    let dry = json_run(&w, "prune", &["prune", "--dry-run", "--json"]);
+    let rule = dry["databases"][0]["rule"].as_str().unwrap();
+    assert!(
+        rule.starts_with("policy ") && rule.contains("keep_last"),
+        "{rule}"
+    );
+    let would = deleted_in(&dry);
+    assert_eq!(would, before[1..].iter().cloned().collect(), "{dry:#}");
+    let done = json_run(&w, "prune", &["prune", "--json"]);
+    assert_eq!(deleted_in(&done), would);
+    assert_eq!(w.names(None), before[..1]);
+}
+
+/// verify --all with one damaged backup among good ones: every backup is
+/// checked, the damaged one is named, exit 4; a backup the listing finds
+/// damaged counts as damaged; --newest checks the newest of each database.
+#[test]
+fn verify_all_reports_every_backup_and_exits_4_on_damage() {
+    let mut w = sqlite_world(Remote::Local);
+    w.seeded_sqlite("other", 5);
+    backups(&w, &["dbbackup"], 3);
+    backups(&w, &["dbbackup", "-d", "other"], 1);
+    let all = json_run(&w, "verify", &["verify", "--all", "--json"]);
+    assert_eq!(all["ok"], 4);
+    let names = w.names(Some("default"));
+    let bad = names[1].clone();
+    flip_byte(&data_object(&w, &bad));
+    // The oldest's record no longer reads: the listing marks it damaged.
+    let unreadable = names[2].clone();
+    std::fs::write(
+        w.store
+            .join(format!("db/.rcbackup/records/{unreadable}.json")),
+        b"{not json",
+    )
+    .unwrap();
+
+    let r = w.run(&["verify", "--all"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "one line per backup: {}", r.stdout);
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(": OK (")).count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    for name in [&bad, &unreadable] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{name}: DAMAGED"))),
+            "{name}: {}",
+            r.stdout
+        );
+        assert!(r.stderr.contains(name.as_str()), "{}", r.stderr);
+    }
+
+    let r = w.run(&["verify", "--all", "--json"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let v = document("verify", &r.stdout);
+    assert_eq!(
+        (v["ok"].as_u64(), v["damaged"].as_u64()),
+        (Some(2), Some(2)),
+        "{v:#}"
+    );
+    let status = |n: &str| {
+        v["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n} not checked: {v:#}"))["status"]
+            .clone()
+    };
+    assert_eq!(status(&bad), "damaged");
+    assert_eq!(status(&unreadable), "damaged");
+    assert_eq!(status(&names[0]), "ok");
+
+    // -d: only that database's (and unreadable records, which may be its).
+    let r = w.run(&["verify", "--all", "-d", "other", "--json"]);
+    let v = document("verify", &r.stdout);
+    let checked: BTreeSet<&str> = v["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        checked.contains(w.names(Some("other"))[0].as_str()),
+        "{v:#}"
+    );
+    assert!(!checked.contains(bad.as_str()), "{v:#}");
+
+    // --newest: the newest of each database; both are intact (the backup
+    // whose record does not read is older than both, so it is not either's
+    // newest).
+    let newest = json_run(&w, "verify", &["verify", "--all", "--newest", "--json"]);
+    let got: BTreeSet<String> = newest["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = [names[0].clone(), w.names(Some("other"))[0].clone()].into();
+    assert_eq!(got, want, "{newest:#}");
+
+    // A single verify of the damaged one, as JSON: the document, then exit 4.
+    let r = w.run(&["verify", "-i", &bad, "--json"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let v = document("verify", &r.stdout);
+    assert_eq!(v["checked"][0]["status"], "damaged");
+    // A single verify of a good one, as before.
+    let v = json_run(&w, "verify", &["verify", "--json"]);
+    assert_eq!(v["checked"][0]["name"], names[0].as_str());
+
+    assert_eq!(
+        w.run(&["verify", "--newest"]).code,
+        2,
+        "--newest needs --all"
+    );
+}
+
+/// mediabackup --json: counts and bytes of what was copied, replaced and
+/// deleted, the version folder; --dry-run --json: the plan, paths listed.
+#[test]
+fn mediabackup_json_says_what_was_copied_replaced_and_deleted() {
+    let mut w = World::new(Remote::Local);
+    let root = w.path("media");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    w.setting(&format!("media_root = \"{}\"", root.display()));
+    std::fs::write(root.join("a.txt"), b"aaaa").unwrap();
+    std::fs::write(root.join("sub/b.txt"), b"bbbbbbbb").unwrap();
+    let first = json_run(&w, "mediabackup", &["mediabackup", "--json"]);
+    assert_eq!(first["copied"]["files"], 2, "{first:#}");
+    assert_eq!(first["copied"]["bytes"], 12, "{first:#}");
+    assert_eq!(
+        first["version_folder"],
+        Value::Null,
+        "nothing was moved aside"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(root.join("a.txt"), b"AAAAAA").unwrap();
+    std::fs::remove_file(root.join("sub/b.txt")).unwrap();
+    std::fs::write(root.join("c.txt"), b"c").unwrap();
+    let plan = json_run(&w, "mediabackup", &["mediabackup", "--dry-run", "--json"]);
+    assert_eq!(
+        plan["copied"]["paths"],
+        serde_json::json!(["c.txt"]),
+        "{plan:#}"
+    );
+    assert_eq!(
+        plan["replaced"]["paths"],
+        serde_json::json!(["a.txt"]),
+        "{plan:#}"
+    );
+    assert_eq!(
+        plan["deleted"]["paths"],
+        serde_json::json!(["sub/b.txt"]),
+        "{plan:#}"
+    );
+    assert_eq!(plan["deleted"]["bytes"], 8, "{plan:#}");
+    let done = json_run(&w, "mediabackup", &["mediabackup", "--json"]);
+    for (k, files, bytes) in [
+        ("copied", 1, Some(1)),
+        ("replaced", 1, Some(6)),
+        ("deleted", 1, None),
+    ] {
+        assert_eq!(done[k]["files"], files, "{k}: {done:#}");
+        assert_eq!(done[k]["bytes"].as_u64(), bytes, "{k}: {done:#}");
+    }
+    let folder = done["version_folder"].as_str().expect("a version folder");
+    assert!(
+        folder.ends_with(done["stamp"].as_str().unwrap()),
+        "{folder}"
+    );
+    let kept = w.rclone(&["cat", &format!("{folder}/sub/b.txt")]);
+    assert_eq!(
+        kept, b"bbbbbbbb",
+        "the deleted file is in the version folder named"
+    );
+
+    let media = w.ok(&["listbackups", "--media", "--json"]);
+    document("listbackups-media", &media.stdout);
+}
+
+/// policy test --json: the decision as a document, for each role tried;
+/// a refused answer is still printed, then exit 1.
+#[test]
+fn policy_test_json_gives_the_decision() {
+    let w = policy_support::world();
+    let input = |body: &str| {
+        let f = w.path("in.json");
+        std::fs::write(&f, body).unwrap();
+        f.display().to_string()
+    };
+    let keep_last = policy_support::rust_guest("keep_last")
+        .display()
+        .to_string();
+    let body = r#"{"config":{"keep":1},"backups":[{"name":"old","created":"2024-01-01T00:00:00Z"},{"name":"new","created":"2024-01-02T00:00:00Z"}]}"#;
+    let v = json_run(
+        &w,
+        "policy-test",
+        &[
+            "policy",
+            "test",
+            &keep_last,
+            "--input",
+            &input(body),
+            "--json",
+        ],
+    );
+    assert_eq!(v["role"], "retention");
+    assert_eq!(v["accepted"], true);
+    let actions: Vec<(&str, &str)> = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions, [("new", "keep"), ("old", "delete")]);
+
+    // A result that deletes the newest: printed, refused, exit 1.
+    let hostile = policy_support::rust_guest("hostile").display().to_string();
+    let body_bad = body.replace("\"keep\":1", "\"mode\":\"delete-newest\"");
+    let r = w.run(&[
+        "policy",
+        "test",
+        &hostile,
+        "--role",
+        "retention",
+        "--input",
+        &input(&body_bad),
+        "--json",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = document("policy-test", &r.stdout);
+    assert_eq!(v["accepted"], false, "{v:#}");
+    assert!(
+        v["refused_because"].as_str().unwrap().contains("newest"),
+        "{v:#}"
+    );
+    assert!(r.stderr.contains("would refuse"), "{}", r.stderr);
+
+    let approval = policy_support::rust_guest("protected_restore")
+        .display()
+        .to_string();
+    let body = r#"{"config":{"protected":["default"]},"restore":{"backup":{"name":"a","created":"2024-01-01T00:00:00Z"}}}"#;
+    let v = json_run(
+        &w,
+        "policy-test",
+        &[
+            "policy",
+            "test",
+            &approval,
+            "--input",
+            &input(body),
+            "--json",
+        ],
+    );
+    assert_eq!(v["role"], "restore-approval");
+    assert_eq!(v["decision"], "deny", "{v:#}");
+    assert!(v["reason"].as_str().unwrap().contains("protected"), "{v:#}");
+}
+
+/// SIGTERM in the middle of prune: exit 130, nothing on stdout, every
+/// backup either gone whole or intact (none damaged), the newest kept; a
+/// second prune finishes what the first said.
+#[test]
+fn prune_interrupted_midway_leaves_every_backup_whole() {
+    let mut w = sqlite_world(Remote::Local);
+    w.setting("db_cleanup_keep = 1");
+    backups(&w, &["dbbackup"], 4);
+    let before = w.names(None);
+    let dry = json_run(&w, "prune", &["prune", "--dry-run", "--json"]);
+    let would = deleted_in(&dry);
+    assert_eq!(would.len(), 3);
+
+    let mut held = w.spawn_held(&["prune", "--json"], "deleting");
+    held.wait_at("deleting");
+    held.signal(libc::SIGTERM);
+    let r = held.finish();
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "nothing on stdout: {}", r.stdout);
+    common::assert_mentions(&r.stderr, &["interrupted", "prune"]);
+
+    let list = w.list(None);
+    assert!(
+        list.iter().all(|e| e["status"] != "damaged"),
+        "an interrupted prune damaged a backup: {list:#?}"
+    );
+    let left = w.names(None);
+    assert_eq!(left[0], before[0], "the newest stands");
+    assert!(
+        left.len() >= 2,
+        "the prune stopped before its last deletion: {left:?}"
+    );
+    let gone: BTreeSet<String> = before
+        .iter()
+        .filter(|n| !left.contains(n))
+        .cloned()
+        .collect();
+    assert!(gone.is_subset(&would), "{gone:?} not in {would:?}");
+    // The error names the backups it deleted, and only those.
+    for n in &would {
+        assert_eq!(
+            r.stderr.contains(n.as_str()),
+            gone.contains(n),
+            "{n}: {}",
+            r.stderr
+        );
+    }
+    // Every backup still listed reads back intact.
+    w.ok(&["verify", "--all"]);
+
+    w.ok(&["prune"]);
+    assert_eq!(w.names(None), before[..1]);
+}
+
+/// verify --all when the remote goes away after the listing: every backup
+/// is tried, each is an `error` (not `damaged`), exit 1; the document still
+/// says so. Interrupted, it stops with 130 and prints nothing.
+#[test]
+fn verify_all_read_failures_exit_1_and_an_interrupt_130() {
+    let mut w = sqlite_world(Remote::Webdav);
+    w.setting(r#"rclone_flags = ["--retries", "1", "--low-level-retries", "1"]"#);
+    backups(&w, &["dbbackup"], 2);
+
+    let mut held = w.spawn_held(&["verify", "--all", "--json"], "verify-next");
+    held.wait_at("verify-next");
+    held.signal(libc::SIGTERM);
+    let r = held.finish();
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+
+    let mut held = w.spawn_held(&["verify", "--all", "--json"], "verify-next");
+    held.wait_at("verify-next");
+    w.webdav = None; // the remote goes away
+    held.release("verify-next");
+    let r = held.finish();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = document("verify", &r.stdout);
+    assert_eq!(
+        (v["errors"].as_u64(), v["damaged"].as_u64()),
+        (Some(2), Some(0)),
+        "{v:#}"
+    );
+    common::assert_mentions(&r.stderr, &["2 of 2 backups could not be read"]);
+}
+
+/// A backup whose run is still going (its claim is held) is spared by
+/// prune as by `dbbackup --clean`, and said so; once its run ended, the
+/// next prune applies the rule to it.
+#[test]
+fn prune_spares_a_backup_whose_run_is_still_going() {
+    let mut w = sqlite_world(Remote::Local);
+    w.setting("db_cleanup_keep = 1");
+    backups(&w, &["dbbackup"], 1);
+    let oldest = w.names(None)[0].clone();
+    let mut held = w.spawn_held(&["dbbackup"], "recorded");
+    held.wait_at("recorded");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    w.ok(&["dbbackup"]);
+    let names = w.names(None);
+    assert_eq!(names.len(), 3, "{names:?}");
+    let (newest, going) = (names[0].clone(), names[1].clone());
+
+    let dry = json_run(&w, "prune", &["prune", "--dry-run", "--json"]);
+    let decisions = dry["databases"][0]["decisions"].as_array().unwrap();
+    let of = |n: &str| decisions.iter().find(|d| d["name"] == n).unwrap().clone();
+    assert_eq!(of(&going)["action"], "keep", "{dry:#}");
+    assert!(of(&going)["reason"]
+        .as_str()
+        .unwrap()
+        .contains("its run is still going"));
+    assert_eq!(of(&oldest)["action"], "delete");
+    let done = json_run(&w, "prune", &["prune", "--json"]);
+    assert_eq!(deleted_in(&done), BTreeSet::from([oldest]));
+    assert_eq!(w.names(None), [newest.clone(), going.clone()]);
+
+    held.release("recorded");
+    assert_eq!(held.finish().code, 0);
+    w.ok(&["prune"]);
+    assert_eq!(w.names(None), [newest]);
+}
+
+/// Names of any script with inner spaces come through --json exactly as
+/// stored (and as listbackups shows them); a database whose url_env is
+/// unset does not stop a prune of every database.
+#[test]
+fn odd_names_and_an_unset_url_env() {
+    let mut w = World::new(Remote::Crypt);
+    let file = w.path("app.sqlite3");
+    common::sqlite(&file, &common::seed_sql(5));
+    w.sqlite("zurich", &file);
+    w.databases
+        .push_str("[databases.elsewhere]\nurl_env = \"RCBACKUP_TEST_UNSET_URL\"\n");
+    w.setting("db_filename_template = \"Ωmega {database} {datetime}.{ext}\"");
+    w.setting("db_cleanup_keep = 1");
+    let made = json_run(&w, "dbbackup", &["dbbackup", "-d", "zurich", "--json"]);
+    let name = made["backups"][0]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("Ωmega zurich "), "{name}");
+    assert_eq!(w.names(None), std::slice::from_ref(&name));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    w.ok(&["dbbackup", "-d", "zurich"]);
+
+    let v = json_run(&w, "verify", &["verify", "--all", "--json"]);
+    assert_eq!(v["ok"], 2, "{v:#}");
+    let pruned = json_run(&w, "prune", &["prune", "--json"]);
+    assert_eq!(deleted_in(&pruned), BTreeSet::from([name]));
+    let dbs: Vec<&str> = pruned["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(dbs, ["elsewhere", "zurich"]);
+    // -q: the result on stdout, no summary on stderr.
+    let r = w.ok(&["-q", "prune", "--dry-run"]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(r.stdout.contains("keep"), "{}", r.stdout);
+}
