@@ -566,6 +566,62 @@ fn metrics_of_a_damaged_backup_and_of_a_restore() {
     );
 }
 
+/// A drill records its own series: when a backup of the database was last
+/// proven to restore; a drill of a damaged backup is a failure.
+#[test]
+fn metrics_of_a_drill() {
+    let (world, file) = two_sqlite_world();
+    let m = file.to_str().unwrap();
+    world.ok(&["dbbackup", "-d", "alpha"]);
+    let size = world.list(Some("alpha"))[0]["size"].as_u64().unwrap();
+    let before = now_secs();
+    world.ok(&["--metrics-file", m, "drill", "-d", "alpha"]);
+    let s = metrics(&file);
+    assert_eq!(
+        value(&s, "rcbackup_last_run_success", "drill", "alpha"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "rcbackup_last_backup_size_bytes", "drill", "alpha"),
+        Some(size as f64)
+    );
+    let proven = value(
+        &s,
+        "rcbackup_last_success_timestamp_seconds",
+        "drill",
+        "alpha",
+    )
+    .expect("a drill's success time");
+    assert!(proven >= before.floor(), "{proven} < {before}");
+    let data = world
+        .stored_files()
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "zst"))
+        .expect("a stored backup");
+    flip_byte(&data);
+    let r = world.run(&["--metrics-file", m, "drill", "-d", "alpha"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let s = metrics(&file);
+    assert_eq!(
+        value(&s, "rcbackup_last_run_exit_code", "drill", "alpha"),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(&s, "rcbackup_failures_total", "drill", "alpha"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "rcbackup_last_success_timestamp_seconds",
+            "drill",
+            "alpha"
+        ),
+        Some(proven),
+        "the last proof is kept"
+    );
+}
+
 #[test]
 fn a_damaged_or_foreign_metrics_file_is_replaced_with_a_warning() {
     let (world, file) = two_sqlite_world();

@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// After the run (dbbackup, dbrestore, verify, mediabackup), write
+    /// After the run (dbbackup, dbrestore, verify, mediabackup, drill), write
     /// Prometheus metrics to PATH for node_exporter's textfile collector
     /// (see docs/monitoring.md). A failure to write is only a warning.
     #[arg(

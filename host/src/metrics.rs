@@ -49,6 +49,8 @@ pub fn target(command: &Commands) -> Option<(&'static str, Option<String>)> {
         Commands::Dbrestore(a) => Some(("dbrestore", a.database.clone())),
         Commands::Verify(a) => Some(("verify", a.database.clone())),
         Commands::Mediabackup(_) => Some(("mediabackup", None)),
+        // A drill's last success is the proof that backups restore.
+        Commands::Drill(a) if !a.cleanup => Some(("drill", a.database.clone())),
         _ => None,
     }
 }

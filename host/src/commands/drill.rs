@@ -306,6 +306,7 @@ struct Report<'a> {
 
 pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     let db = ctx.config.database(args.database.as_deref())?;
+    crate::metrics::note_database(&db.alias);
     let base = base_dir()?;
     if args.cleanup {
         let removed = cleanup(ctx, db, &base, true)?;
@@ -328,6 +329,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         &db.alias,
         args.input_path.as_deref(),
     )?;
+    crate::metrics::note_size(backup.size);
     if !engines::compatible(backup.engine, db.engine) {
         return Err(exit::usage(format!(
             "backup {} was made from a {} database and cannot be restored into a {} scratch database for `{}`",
