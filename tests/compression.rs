@@ -384,8 +384,11 @@ fn peak_memory_with_zstd_is_flat_and_under_64_mib() {
     let (big, restore) = peak(40_000);
     assert!(big < 64, "backup peak {big} MiB for an 80 MB dump");
     assert!(restore < 64, "restore peak {restore} MiB for an 80 MB dump");
+    // Flat: four times the data costs no more than a few MiB (allocator
+    // arenas and thread timing on a busy machine vary by that much; a
+    // buffer growing with the dump would add tens of MiB).
     assert!(
-        big <= small + 4,
+        big <= small + 8,
         "not flat: {small} MiB for 20 MB, {big} MiB for 80 MB"
     );
 }
