@@ -83,6 +83,15 @@ fn clean_fails(mode: &str, limits: &str, cause: &str) -> String {
         assert!(after.contains(f), "mode {mode} deleted {}", f.display());
     }
     assert_eq!(w.names(None).len(), 3, "mode {mode}");
+    // The error says the new backup stands, naming it (a script reading
+    // only stderr and the exit code must not think the backup failed).
+    let newest = w.names(None).remove(0);
+    assert!(
+        r.stderr
+            .contains(&format!("the backup was published: {newest} (")),
+        "mode {mode}: {}",
+        r.stderr
+    );
     r.stderr
 }
 

@@ -138,7 +138,17 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
                 record.sha256
             ))
         } else {
-            e
+            // A script that reads only the exit code and stderr (`-q
+            // --json`) must still learn that the backup itself stands.
+            exit::with_note(
+                e,
+                &format!(
+                    "the backup was published: {} ({}, sha256 {}) is complete",
+                    record.name,
+                    human_size(record.size),
+                    record.sha256
+                ),
+            )
         }
     });
     catalog.release(&record.name, &run);
