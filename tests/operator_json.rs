@@ -1132,6 +1132,24 @@ fn verify_all_read_failures_exit_1_and_an_interrupt_130() {
     common::assert_mentions(&r.stderr, &["2 of 2 backups could not be read"]);
 }
 
+/// A data object deleted between the listing and its read is damage
+/// (exit 4, "gone when read"): the read's "not found" is confirmed by a
+/// listing. (A remote that went away instead is a read failure, exit 1:
+/// the test above.)
+#[test]
+fn an_object_gone_between_listing_and_read_is_damage() {
+    let w = sqlite_world(Remote::Local);
+    backups(&w, &["dbbackup"], 1);
+    let name = w.names(None).remove(0);
+    let mut held = w.spawn_held(&["verify", "-i", &name], "verify-next");
+    held.wait_at("verify-next");
+    std::fs::remove_file(w.store.join(format!("db/{name}"))).unwrap();
+    held.release("verify-next");
+    let r = held.finish();
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    common::assert_mentions(&r.stderr, &["gone when read"]);
+}
+
 /// A backup whose run is still going (its claim is held) is spared by
 /// prune as by `dbbackup --clean`, and said so; once its run ended, the
 /// next prune applies the rule to it.

@@ -221,7 +221,7 @@ impl Source<'_> {
             End::SourceDone => {}
         }
         let ended = cat.wait()?;
-        if ended.is_not_found() {
+        if ended.is_not_found() && !self.still_listed() {
             return Err(exit::integrity(format!(
                 "backup {}'s data object is missing: it was listed, then gone when read (deleted on the remote?). Restore another backup (rcbackup listbackups)",
                 self.record.name
@@ -270,6 +270,19 @@ impl Source<'_> {
                 Err(self.undecodable(sink.corrupt().unwrap_or_default()))
             }
             Err(e) => Ok(Streamed::ConsumerStopped(e)),
+        }
+    }
+
+    /// Whether a listing still shows the data object (or cannot tell): a
+    /// read that says "not found" is damage only when the object is gone;
+    /// a remote going away mid-run can make a read say so too, and that is
+    /// a read failure (exit 1), not damage.
+    fn still_listed(&self) -> bool {
+        let (dir, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
+        match self.rclone.list_files(dir) {
+            Ok(Some(entries)) => entries.iter().any(|e| e.name == name),
+            Ok(None) => false,
+            Err(_) => true,
         }
     }
 
