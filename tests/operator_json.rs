@@ -1101,6 +1101,44 @@ fn prune_interrupted_midway_leaves_every_backup_whole() {
     assert_eq!(w.names(None), before[..1]);
 }
 
+/// SIGTERM while the rclone deleting a backup's record runs (one process
+/// per call; with the server the delete is one HTTP call the signal does not
+/// cut): the deletion completes, so no backup is left half-deleted (data gone,
+/// record kept), and the error is the interrupt, not "rclone was killed".
+#[test]
+fn prune_interrupted_while_rclone_deletes_leaves_no_half_deleted_backup() {
+    if common::rclone_server_mode() {
+        return;
+    }
+    let mut w = sqlite_world(Remote::Local);
+    backups(&w, &["dbbackup"], 3);
+    w.setting("db_cleanup_keep = 1");
+    let mark = w.path("deleting-a-record");
+    w.wrap_tool(
+        "rclone",
+        &format!(
+            r#"if [ "$1" = deletefile ]; then case "$2" in *.rcbackup/records/*) touch '{}'; sleep 1;; esac; fi; exec "$REAL" "$@""#,
+            mark.display()
+        ),
+    );
+    let child = w.spawn(&["prune"]);
+    common::wait_until(30, "a record's deletion to start", || mark.exists());
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let r = common::Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    common::assert_lacks(&r.stderr, &["killed by signal"]);
+    w.path_prefix.clear();
+    let damaged: Vec<Value> = w
+        .list(None)
+        .into_iter()
+        .filter(|b| b["status"] == "damaged")
+        .collect();
+    assert!(damaged.is_empty(), "half-deleted: {damaged:?}");
+    w.ok(&["verify", "--all"]);
+}
+
 /// verify --all when the remote goes away after the listing: every backup
 /// is tried, each is an `error` (not `damaged`), exit 1; the document still
 /// says so. Interrupted, it stops with 130 and prints nothing.

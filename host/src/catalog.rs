@@ -515,6 +515,9 @@ impl<'a> Catalog<'a> {
     /// Deletes a backup: data first, so an interruption leaves only a record
     /// without data, which is never listed and is a leftover.
     pub fn delete(&self, name: &str) -> Result<()> {
+        // Once begun, both halves run to their end: a signal stops the run
+        // after them (the caller checks), never between.
+        let _whole = crate::interrupt::shield();
         self.rclone.deletefile(&self.data_path(name))?;
         failpoint::reached("deleting");
         self.rclone.deletefile(&self.record_path(name))

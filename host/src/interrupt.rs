@@ -55,9 +55,40 @@ pub async fn wait() {
 }
 
 /// Called by `Proc` when a child starts and when it has been reaped.
+/// Whether children started on this thread now are shielded.
+pub fn shielded() -> bool {
+    SHIELDED.with(|s| s.get())
+}
+
 pub fn track(pid: u32) {
+    if shielded() {
+        return;
+    }
     if let Ok(mut c) = CHILDREN.lock() {
         c.insert(pid);
+    }
+}
+
+thread_local! {
+    /// Children this thread starts now are left to finish when a signal
+    /// comes (see [`shield`]).
+    static SHIELDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While the returned guard lives, children started on this thread are not
+/// stopped by the first signal: for short steps that must not end half-way
+/// (the data and record deletions of one backup). The command checks
+/// [`interrupted`] after the step; a second signal still quits at once.
+pub fn shield() -> Shield {
+    Shield(SHIELDED.with(|s| s.replace(true)))
+}
+
+/// See [`shield`].
+pub struct Shield(bool);
+
+impl Drop for Shield {
+    fn drop(&mut self) {
+        SHIELDED.with(|s| s.set(self.0));
     }
 }
 

@@ -65,6 +65,11 @@ impl Proc {
             .chain(cmd.get_args())
             .collect();
         tracing::debug!(tool, ?argv, "spawning");
+        if crate::interrupt::shielded() {
+            // Its own process group: a terminal's Ctrl-C, sent to the whole
+            // foreground group, does not reach it either.
+            std::os::unix::process::CommandExt::process_group(cmd, 0);
+        }
         let mut child = cmd.spawn().map_err(|e| {
             let program = cmd.get_program().to_string_lossy().into_owned();
             if e.kind() == std::io::ErrorKind::NotFound {
