@@ -670,6 +670,40 @@ fn a_metrics_file_that_cannot_be_written_is_only_a_warning() {
     assert!(!file.exists());
 }
 
+/// A path that is not a regular file is never replaced or opened: a FIFO
+/// (opening it would wait for a reader forever) stays a FIFO, the run ends
+/// at once with its own exit code and a warning, and no lock file appears
+/// beside it. (`/dev/null` was turned into a file this way.)
+#[test]
+fn a_metrics_path_that_is_not_a_file_is_left_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let (world, _) = two_sqlite_world();
+    world.ok(&["dbbackup", "-d", "alpha"]);
+    let fifo = world.path("metrics.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let child = world.spawn(&[
+        "--metrics-file",
+        fifo.to_str().unwrap(),
+        "verify",
+        "-d",
+        "alpha",
+    ]);
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    common::wait_until(60, "the run to end", || !common::alive(pid));
+    let r = common::Run::from(waiter.join().unwrap());
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["WARN", "not a regular file"]);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(!world.path("metrics.fifo.lock").exists());
+}
+
 /// Two runs that write the file at once: the second waits for the first's
 /// lock, so neither loses the other's database.
 #[test]

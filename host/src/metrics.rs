@@ -159,6 +159,16 @@ type Key = (String, String, String);
 
 /// Records `outcome` in the file at `path`.
 pub fn record(path: &Path, outcome: &Outcome) -> Result<()> {
+    // Only a regular file (or a link, which is replaced, not followed) is
+    // ever replaced: renaming over `/dev/null` would turn the device into a
+    // file, and opening a FIFO would wait for a reader forever.
+    if let Ok(m) = fs::symlink_metadata(path) {
+        if !m.is_file() && !m.file_type().is_symlink() {
+            return Err(anyhow!(
+                "it exists and is not a regular file (a device, FIFO, socket or folder); give --metrics-file a file's path"
+            ));
+        }
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
