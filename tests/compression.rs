@@ -268,13 +268,11 @@ fn a_damaged_zst_backup_never_reaches_the_end_of_the_restore() {
             ("appended", appended, false, "is damaged"),
         ] {
             let what = format!("{engine:?} {damage}");
-            std::fs::write(&data, &bytes).unwrap();
             std::fs::write(&records, &good_record).unwrap();
             if rerecord {
-                let mut rec = record(&w, &name);
-                rec["size"] = bytes.len().into();
-                rec["sha256"] = sha256_hex(&bytes).into();
-                std::fs::write(&records, format!("{rec}\n")).unwrap();
+                replace_matching(&w, &name, &bytes);
+            } else {
+                std::fs::write(&data, &bytes).unwrap();
             }
             for args in [
                 &["verify", "-i", &name][..],
@@ -400,6 +398,11 @@ fn replace_matching(w: &World, name: &str, bytes: &[u8]) {
     let mut rec = record(w, name);
     rec["size"] = bytes.len().into();
     rec["sha256"] = sha256_hex(bytes).into();
+    write_record(w, name, &rec);
+}
+
+/// Writes `rec` as backup `name`'s record.
+fn write_record(w: &World, name: &str, rec: &serde_json::Value) {
     std::fs::write(
         w.store.join(format!("db/.rcbackup/records/{name}.json")),
         format!("{rec}\n"),
@@ -481,11 +484,7 @@ fn a_format_2_record_without_compression_is_damaged() {
     let mut rec = record(&w, &name);
     assert_eq!(rec["format"], 2);
     rec.as_object_mut().unwrap().remove("compression");
-    std::fs::write(
-        w.store.join(format!("db/.rcbackup/records/{name}.json")),
-        format!("{rec}\n"),
-    )
-    .unwrap();
+    write_record(&w, &name, &rec);
     let listed = w.list(None);
     assert_eq!(listed[0]["status"], "damaged", "{listed:?}");
     db.exec("DELETE FROM items;");

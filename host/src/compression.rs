@@ -212,33 +212,46 @@ struct HoldTail<W: Write> {
 }
 
 impl<W: Write> HoldTail<W> {
-    fn pass(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.discard {
+    /// Hands `bytes` to the inner writer (unless discarding), noting a
+    /// failure. A free function over the fields, so that a slice of the
+    /// tail can be passed without copying it out first.
+    fn pass(inner: &mut W, failed: &mut bool, discard: bool, bytes: &[u8]) -> io::Result<()> {
+        if discard {
             return Ok(());
         }
-        self.inner
-            .write_all(bytes)
-            .inspect_err(|_| self.failed = true)
+        inner.write_all(bytes).inspect_err(|_| *failed = true)
     }
 
     /// Hands over the held tail and flushes.
     fn release(&mut self) -> io::Result<()> {
-        let tail = std::mem::take(&mut self.tail);
-        self.pass(&tail)?;
+        Self::pass(&mut self.inner, &mut self.failed, self.discard, &self.tail)?;
+        self.tail.clear();
         self.flush()
     }
 }
 
 impl<W: Write> Write for HoldTail<W> {
+    // On the restore's data path: no allocation per write, the tail is
+    // passed from where it lies and then dropped from the front.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let excess = (self.tail.len() + buf.len()).saturating_sub(HELD_TAIL);
         let from_tail = excess.min(self.tail.len());
         if from_tail > 0 {
-            let older: Vec<u8> = self.tail.drain(..from_tail).collect();
-            self.pass(&older)?;
+            Self::pass(
+                &mut self.inner,
+                &mut self.failed,
+                self.discard,
+                &self.tail[..from_tail],
+            )?;
+            self.tail.drain(..from_tail);
         }
         let from_buf = excess - from_tail;
-        self.pass(&buf[..from_buf])?;
+        Self::pass(
+            &mut self.inner,
+            &mut self.failed,
+            self.discard,
+            &buf[..from_buf],
+        )?;
         self.tail.extend_from_slice(&buf[from_buf..]);
         Ok(buf.len())
     }
