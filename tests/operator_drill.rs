@@ -323,6 +323,9 @@ fn sigkill_mid_restore_leaves_live_unchanged_and_next_drill_removes_orphan() {
             !orphans.is_empty(),
             "{engine:?}: no scratch while restoring"
         );
+        if engine == Engine::Mariadb {
+            assert_eq!(drill_grants(&alias).len(), 1, "the drill's user");
+        }
         sigkill(held.child.id());
         let _ = held.finish();
         assert_eq!(live.fingerprint(), before, "{engine:?}: live changed");
@@ -341,6 +344,9 @@ fn sigkill_mid_restore_leaves_live_unchanged_and_next_drill_removes_orphan() {
             Vec::<String>::new(),
             "{engine:?}: the orphan of the killed drill is still there"
         );
+        if engine == Engine::Mariadb {
+            assert_eq!(drill_grants(&alias), Vec::<String>::new(), "its user");
+        }
         assert_eq!(live.fingerprint(), before);
     }
 }
@@ -510,10 +516,27 @@ fn without_create_privilege_the_error_names_it() {
         world.set_env(PASSWORD_VAR, "nopriv-pw".into());
         let before = live.fingerprint();
         let r = world.run(&["drill", "-d", "nopriv_my"]);
-        mariadb(None, &format!("DROP USER IF EXISTS '{user}'@'localhost'"));
         assert_eq!(r.code, 1, "{}", r.stderr);
         assert_mentions(&r.stderr, &["GRANT", "rcbackup\\_drill\\_%", &user]);
-        assert_lacks(&r.stderr, &["nopriv-pw", "panicked"]);
+        assert_mentions(&r.stderr, &["CREATE USER", "nothing was restored"]);
+        assert_lacks(&r.stderr, &["nopriv-pw", "panicked", "cannot drop"]);
+        assert_eq!(live.fingerprint(), before);
+        assert_eq!(live.scratches(&world), Vec::<String>::new());
+        // Every privilege on the drill's databases, but no CREATE USER: the
+        // scratch database is made, the restricted user cannot be, so
+        // nothing is restored and the scratch database goes.
+        mariadb(
+            None,
+            &format!("GRANT ALL PRIVILEGES ON `rcbackup\\_drill\\_%`.* TO '{user}'@'localhost' WITH GRANT OPTION"),
+        );
+        let r = world.run(&["drill", "-d", "nopriv_my"]);
+        mariadb(None, &format!("DROP USER IF EXISTS '{user}'@'localhost'"));
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_mentions(
+            &r.stderr,
+            &["temporary user", "CREATE USER", "nothing was restored"],
+        );
+        assert_lacks(&r.stderr, &["nopriv-pw", "panicked", "cannot drop"]);
         assert_eq!(live.fingerprint(), before);
         assert_eq!(live.scratches(&world), Vec::<String>::new());
     }
@@ -541,5 +564,151 @@ fn closed_stdout_exits_1_and_drops_the_scratch() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_mentions(&err, &["standard output"]);
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
+}
+
+/// Rewrites backup `name`'s data object to `bytes` and its record to match:
+/// an altered backup that passes every integrity check.
+fn replace_matching(w: &World, name: &str, bytes: &[u8]) {
+    std::fs::write(w.store.join(format!("db/{name}")), bytes).unwrap();
+    let file = w.store.join(format!("db/.rcbackup/records/{name}.json"));
+    let mut rec: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    rec["size"] = bytes.len().into();
+    rec["sha256"] = sha256_hex(bytes).into();
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+}
+
+/// MariaDB accounts holding a grant on a scratch database of `alias` (the
+/// drill's temporary users).
+fn drill_grants(alias: &str) -> Vec<String> {
+    mariadb(
+        None,
+        &format!(
+            "SELECT CONCAT(User, '@', Host, ' on ', Db) FROM mysql.db WHERE REPLACE(Db, '\\\\', '') LIKE 'rcbackup_drill_{alias}_%'"
+        ),
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// MariaDB: a drill restores as a temporary user that may change the
+/// scratch database only. A backup made with `--databases live
+/// --add-drop-database` starts with `DROP DATABASE live; CREATE DATABASE
+/// live; USE live` (the client's --one-database filters only after a USE),
+/// and an altered backup may name any database in any statement: the
+/// server refuses both, the drill fails saying why, the live database and
+/// the others are unchanged, and neither the scratch database nor the user
+/// is left.
+#[test]
+fn mariadb_drill_cannot_reach_beyond_the_scratch_database() {
+    // A dump of the live database made with --databases.
+    {
+        let mut world = World::new(Remote::Local);
+        let live = Live::create(&mut world, Engine::Mariadb, "beyond_my");
+        world.databases.push_str(&format!(
+            "dump_args = [\"--databases\", \"{}\", \"--add-drop-database\"]\n",
+            live.name()
+        ));
+        world.ok(&["dbbackup", "-d", "beyond_my"]);
+        let before = live.fingerprint();
+        let r = world.run(&["drill", "-d", "beyond_my"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_mentions(&r.stderr, &["--databases", "only the scratch database"]);
+        assert_lacks(&r.stderr, &["panicked", "rcbackup-test-pw"]);
+        assert_eq!(live.fingerprint(), before, "the live database changed");
+        assert_eq!(live.scratches(&world), Vec::<String>::new());
+        assert_eq!(drill_grants("beyond_my"), Vec::<String>::new());
+    }
+    // An altered backup whose statements name the live database and
+    // another one, its record rewritten to match.
+    {
+        let mut world = World::new(Remote::Local);
+        let live = Live::create(&mut world, Engine::Mariadb, "crafted_my");
+        let other = MyDb::create("drillother");
+        mariadb(
+            Some(&other.0),
+            "CREATE TABLE o (x INT); INSERT INTO o VALUES (1);",
+        );
+        world.databases.push_str("compression = \"none\"\n");
+        world.ok(&["dbbackup", "-d", "crafted_my"]);
+        let backup = world.names(Some("crafted_my"))[0].clone();
+        let dump = std::fs::read_to_string(world.store.join("db").join(&backup)).unwrap();
+        let evil = format!(
+            "INSERT INTO `{live}`.`notes` (id, body) VALUES (999, 'drill wrote here');\n\
+             DELETE FROM `{live}`.`items`;\nDROP TABLE `{other}`.`o`;\n",
+            live = live.name(),
+            other = other.0
+        );
+        let at = dump.find("DROP TABLE IF EXISTS").unwrap();
+        let altered = format!("{}{evil}{}", &dump[..at], &dump[at..]);
+        replace_matching(&world, &backup, altered.as_bytes());
+        let before = live.fingerprint();
+        let r = world.run(&["drill", "-d", "crafted_my", "-i", &backup]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_mentions(&r.stderr, &["only the scratch database"]);
+        assert_eq!(live.fingerprint(), before, "the live database changed");
+        assert_eq!(
+            mariadb(Some(&other.0), "SELECT COUNT(*) FROM o").trim(),
+            "1"
+        );
+        assert_eq!(live.scratches(&world), Vec::<String>::new());
+        assert_eq!(drill_grants("crafted_my"), Vec::<String>::new());
+    }
+    // A view defined by the configured account: it would run with that
+    // account's rights, so the drill's user may not create it.
+    {
+        let mut world = World::new(Remote::Local);
+        let live = Live::create(&mut world, Engine::Mariadb, "definer_my");
+        live.exec(&format!(
+            "CREATE DEFINER = '{DB_USER}'@'localhost' VIEW v AS SELECT id FROM items;"
+        ));
+        world.ok(&["dbbackup", "-d", "definer_my"]);
+        let before = live.fingerprint();
+        let r = world.run(&["drill", "-d", "definer_my"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_mentions(&r.stderr, &["DEFINER", "dbrestore can"]);
+        assert_eq!(live.fingerprint(), before, "the live database changed");
+        assert_eq!(live.scratches(&world), Vec::<String>::new());
+        assert_eq!(drill_grants("definer_my"), Vec::<String>::new());
+    }
+}
+
+/// A backup that restores no table at all proves nothing: the drill fails
+/// (exit 1) saying so, and leaves nothing.
+#[test]
+fn a_drill_that_restores_no_table_fails() {
+    for engine in ENGINES {
+        let mut world = World::new(Remote::Local);
+        let alias = format!("empty_{}", tag(engine));
+        let live = Live::create(&mut world, engine, &alias);
+        live.exec(match engine {
+            Engine::Postgres => "DROP TABLE items, notes, big, big2;",
+            Engine::Mariadb => "DROP TABLE items, notes, big, big2;",
+            Engine::Sqlite => "DROP TABLE items; DROP TABLE notes; DROP TABLE big;",
+        });
+        world.ok(&["dbbackup", "-d", &alias]);
+        let r = world.run(&["drill", "-d", &alias, "--json"]);
+        assert_eq!(r.code, 1, "{engine:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "{engine:?}");
+        assert_mentions(&r.stderr, &["no table"]);
+        assert_eq!(live.scratches(&world), Vec::<String>::new(), "{engine:?}");
+    }
+}
+
+/// Stopped before its restore (SIGTERM at the scratch database's
+/// creation): exit 130, and the message does not claim a restore happened.
+#[test]
+fn interrupted_before_the_restore_says_nothing_was_restored() {
+    let mut world = World::new(Remote::Local);
+    let live = Live::create(&mut world, Engine::Postgres, "early_pg");
+    world.ok(&["dbbackup", "-d", "early_pg"]);
+    let mut held = world.spawn_held(&["drill", "-d", "early_pg"], "drill-created");
+    held.wait_at("drill-created");
+    held.signal(libc::SIGTERM);
+    let r = held.finish();
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["nothing was restored"]);
+    assert_lacks(&r.stderr, &["restore went to"]);
     assert_eq!(live.scratches(&world), Vec::<String>::new());
 }

@@ -85,6 +85,8 @@ pub enum PasswordSource {
     UrlEnv(String),
     /// The password part of the `url` key. The URL is kept out of Debug.
     Url(Redacted),
+    /// A password rcbackup made itself (a drill's temporary MariaDB user).
+    Given(Redacted),
 }
 
 impl fmt::Debug for PasswordSource {
@@ -94,6 +96,7 @@ impl fmt::Debug for PasswordSource {
             PasswordSource::Env(_) => "Env(***)",
             PasswordSource::UrlEnv(_) => "UrlEnv(***)",
             PasswordSource::Url(_) => "Url(***)",
+            PasswordSource::Given(_) => "Given(***)",
         })
     }
 }
@@ -101,6 +104,12 @@ impl fmt::Debug for PasswordSource {
 /// A string that prints as `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Redacted(String);
+
+impl Redacted {
+    pub fn new(secret: String) -> Redacted {
+        Redacted(secret)
+    }
+}
 
 impl fmt::Debug for Redacted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -496,6 +505,7 @@ impl Database {
                 Ok(url_password(&u))
             }
             PasswordSource::Url(Redacted(u)) => Ok(url_password(u)),
+            PasswordSource::Given(Redacted(p)) => Ok(Some(p.clone())),
         }
     }
 }

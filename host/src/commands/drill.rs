@@ -27,7 +27,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::{choose_backup, Context};
 use crate::cli::DrillArgs;
-use crate::database::{Database, EngineKind};
+use crate::database::{Database, EngineKind, PasswordSource, Redacted};
 use crate::engines::scratch::{self, TableRows};
 use crate::engines::{self, Source};
 use crate::exit;
@@ -290,6 +290,40 @@ fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Vec<S
     Ok(removed)
 }
 
+/// How far a drill got: what its failure message may claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Nothing,
+    Created,
+    Restored,
+}
+
+/// A MariaDB restore the server refused as the drill's user: the backup
+/// names another database (the drill's user may change only the scratch).
+fn beyond_scratch(db: &Database, e: anyhow::Error) -> anyhow::Error {
+    let text = format!("{e:#}");
+    if !matches!(db.engine, EngineKind::Mysql | EngineKind::Mariadb) {
+        return e;
+    }
+    if text.contains("SET USER") {
+        return exit::with_note(
+            e,
+            "the backup holds a view, trigger, routine or event that runs as another account (its DEFINER); \
+             the drill's user may change only the scratch database and may not create objects that would run with another account's rights, \
+             so a drill cannot restore this database (dbrestore can)",
+        );
+    }
+    if !(text.contains("Access denied for user") || text.contains("denied to user")) {
+        return e;
+    }
+    exit::with_note(
+        e,
+        "the backup's statements reach beyond its own database (a dump made with --databases or --all-databases \
+         creates and uses its database by name; or the backup was altered); the drill's user may change only the scratch database, \
+         so the server refused them and no other database changed. Drill a backup made without --databases",
+    )
+}
+
 #[derive(serde::Serialize)]
 struct Report<'a> {
     version: u32,
@@ -393,10 +427,24 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     );
 
     let clock = Instant::now();
-    let mut created = false;
+    let mut stage = Stage::Nothing;
+    let mut orphan_possible = false;
     let outcome = (|| -> Result<Vec<TableRows>> {
-        created = true;
-        scratch::create(db, &target.name)?;
+        if let Err(e) = scratch::create(db, &target.name) {
+            // A create cut short may have made it: dropped quietly (a user
+            // who may not create it cannot drop it either, and needs no
+            // second error about a database that never was).
+            if scratch::drop(db, &target.name).is_err() {
+                // Left to the next drill, which finds this run dead.
+                orphan_possible = true;
+            }
+            return Err(e);
+        }
+        stage = Stage::Created;
+        if let Some(r) = scratch::restorer(db, &target.name)? {
+            target.user = Some(r.user);
+            target.password = PasswordSource::Given(Redacted::new(r.password));
+        }
         crate::failpoint::reached("drill-created");
         if crate::interrupt::interrupted() {
             return Err(exit::interrupted_at(
@@ -408,11 +456,19 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
             path: catalog.data_path(&backup.name),
             record: backup,
         };
-        engines::restore(&target, &source)?;
+        stage = Stage::Restored;
+        engines::restore(&target, &source).map_err(|e| beyond_scratch(db, e))?;
         let tables = scratch::count_rows(&target)?;
         crate::failpoint::reached("drill-counted");
         if crate::interrupt::interrupted() {
             return Err(exit::interrupted_at("interrupted after counting"));
+        }
+        if tables.is_empty() {
+            return Err(exit::failed(format!(
+                "backup {} restored, but holds no table: a drill of it proves nothing. \
+                 If `{}` really has no table yet, there is nothing to drill",
+                backup.name, db.alias
+            )));
         }
         Ok(tables)
     })();
@@ -422,14 +478,22 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     if keep {
         let _ = File::create(run_dir.path.join("kept"));
         run_dir.remove = false;
-    } else if created && db.engine != EngineKind::Sqlite {
+    } else if stage != Stage::Nothing && db.engine != EngineKind::Sqlite {
         dropped = scratch::drop(db, &target.name);
     }
-    if dropped.is_err() {
+    if dropped.is_err() || orphan_possible {
         // Leave the folder: the next drill sees the run dead and drops it.
         run_dir.remove = false;
     }
     drop(run_dir);
+    let place = format!(
+        "the scratch {} {shown}",
+        if db.engine == EngineKind::Sqlite {
+            "file"
+        } else {
+            "database"
+        }
+    );
     let tables = match (outcome, dropped) {
         (Ok(t), Ok(())) => t,
         (Ok(_), Err(e)) => return Err(e),
@@ -437,14 +501,16 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
             if let Err(d) = dropped {
                 tracing::warn!("{d:#}");
             }
-            return Err(exit::with_note(
-                e,
-                &format!(
-                    "this drill restored into the scratch {} {shown}, not into `{}`, which was not touched",
-                    if db.engine == EngineKind::Sqlite { "file" } else { "database" },
+            let note = match stage {
+                Stage::Restored => format!(
+                    "this drill's restore went to {place}, never to `{}`, which was not touched",
                     db.name
                 ),
-            ));
+                Stage::Nothing | Stage::Created => {
+                    format!("nothing was restored; `{}` was not touched", db.name)
+                }
+            };
+            return Err(exit::with_note(e, &note));
         }
     };
 

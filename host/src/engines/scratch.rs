@@ -8,6 +8,7 @@
 //! `template1`), MariaDB's without a default database. The caller (the
 //! drill) makes sure the name it passes is never the live one.
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
@@ -171,13 +172,14 @@ pub fn create(live: &Database, name: &str) -> Result<()> {
                 return Ok(());
             }
             if end.stderr_tail.contains("Access denied") || end.stderr_tail.contains("1044") {
-                let user = user_of(live);
                 return Err(exit::failed(format!(
-                    "cannot create the scratch database `{name}` for the drill of `{}`: the user `{user}` may not create it. \
-                     A drill restores into a new database on the same server, never into `{}`, and needs every privilege on the drill's databases only: \
-                     GRANT ALL PRIVILEGES ON `rcbackup\\_drill\\_%`.* TO '{user}'@'<host>'; ({})",
+                    "cannot create the scratch database `{name}` for the drill of `{}`: the user `{}` may not create it. \
+                     A drill restores into a new database on the same server, never into `{}`, as a temporary user whose only privileges are on that database; \
+                     the configured user needs: {} ({})",
                     live.alias,
+                    user_of(live),
                     live.name,
+                    mariadb_grants(live),
                     end.describe()
                 )));
             }
@@ -189,6 +191,112 @@ pub fn create(live: &Database, name: &str) -> Result<()> {
         }
         EngineKind::Sqlite => Ok(()),
     }
+}
+
+/// The MariaDB account a drill restores as: named after its scratch
+/// database (so that the cleanup of an orphan finds it), within MySQL's
+/// 32-character limit on user names.
+fn drill_user(scratch: &str) -> String {
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(scratch.as_bytes()));
+    format!("rcbackup_drill_{}", &digest[..12])
+}
+
+/// A MariaDB string literal (backslash escapes on, as the servers'
+/// default sql_mode has them).
+fn my_text(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Runs `statement` (ending with an account: `... TO ` or `DROP USER IF
+/// EXISTS `) for `user` at the host part of the connecting account
+/// (`CURRENT_USER()`): the drill's user connects exactly as the configured
+/// one does, from any machine that runs the same config.
+fn for_drill_user(statement: &str, user: &str, tail: &str) -> String {
+    format!(
+        "SET @rcbackup_sql = CONCAT({}, QUOTE({}), '@', QUOTE(SUBSTRING_INDEX(CURRENT_USER(), '@', -1)), {});\n\
+         PREPARE rcbackup_statement FROM @rcbackup_sql;\nEXECUTE rcbackup_statement;\nDEALLOCATE PREPARE rcbackup_statement;\n",
+        my_text(statement),
+        my_text(user),
+        my_text(tail)
+    )
+}
+
+/// Who restores into the scratch database.
+pub struct Restorer {
+    pub user: String,
+    pub password: String,
+}
+
+/// MariaDB/MySQL: creates the temporary user a drill restores as, whose
+/// only privileges are on the scratch database `name`. A dump is SQL that
+/// may name any database (`--databases` dumps start with `DROP DATABASE`,
+/// `CREATE DATABASE`, `USE`; an altered one may write `live.t` in any
+/// statement), and no client option confines it: only the server's
+/// privileges do. PostgreSQL and SQLite: `None` (see docs/drill.md).
+pub fn restorer(live: &Database, name: &str) -> Result<Option<Restorer>> {
+    if !matches!(live.engine, EngineKind::Mysql | EngineKind::Mariadb) {
+        return Ok(None);
+    }
+    let user = drill_user(name);
+    let password = hex::encode(random16()?);
+    // `_` is a wildcard in a grant's database name: escaped, the grant
+    // covers this scratch database and no other.
+    let grant_on = format!(
+        "GRANT ALL PRIVILEGES ON {}.* TO ",
+        my_ident(&name.replace('_', "\\_"))
+    );
+    let sql = for_drill_user(
+        "CREATE USER ",
+        &user,
+        &format!(" IDENTIFIED BY {}", my_text(&password)),
+    ) + &for_drill_user(&grant_on, &user, "");
+    let (end, _) = mariadb(live, None, sql)?;
+    if end.success() {
+        return Ok(Some(Restorer { user, password }));
+    }
+    // Whatever part was made goes.
+    let _ = mariadb(
+        live,
+        None,
+        for_drill_user("DROP USER IF EXISTS ", &user, ""),
+    );
+    let denied = end.stderr_tail.contains("Access denied") || end.stderr_tail.contains("1227");
+    let detail = if denied {
+        format!(
+            "the user `{}` may not create it. A MariaDB drill restores as a temporary user whose only privileges are on the scratch database, \
+             so that no statement of a backup can reach another database; the configured user needs: {} ({})",
+            user_of(live),
+            mariadb_grants(live),
+            end.describe()
+        )
+    } else {
+        end.describe()
+    };
+    Err(exit::failed(format!(
+        "cannot create the temporary user of the drill of `{}`: {detail}",
+        live.alias
+    )))
+}
+
+/// The grants a MariaDB user needs to run drills.
+fn mariadb_grants(live: &Database) -> String {
+    let u = user_of(live);
+    format!(
+        "GRANT ALL PRIVILEGES ON `rcbackup\\_drill\\_%`.* TO '{u}'@'<host>' WITH GRANT OPTION; GRANT CREATE USER ON *.* TO '{u}'@'<host>';"
+    )
+}
+
+fn random16() -> Result<[u8; 16]> {
+    let mut b = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| {
+            exit::failed(format!(
+                "cannot read /dev/urandom for the drill user's password: {e}"
+            ))
+        })?;
+    Ok(b)
 }
 
 /// Drops the scratch database `name` if it exists (closing connections
@@ -212,6 +320,22 @@ pub fn drop(live: &Database, name: &str) -> Result<()> {
             }
         }
         EngineKind::Mysql | EngineKind::Mariadb => {
+            // The drill's user first. A user who may not create users
+            // (CREATE USER privilege) never made one, and may not run
+            // DROP USER even for one that does not exist.
+            let (end, _) = mariadb(
+                live,
+                None,
+                for_drill_user("DROP USER IF EXISTS ", &drill_user(name), ""),
+            )?;
+            if !end.success() && !end.stderr_tail.contains("CREATE USER") {
+                return Err(exit::failed(format!(
+                    "cannot drop `{}`, the temporary user of the drill of `{}`: {}; drop it by hand (DROP USER)",
+                    drill_user(name),
+                    live.alias,
+                    end.describe()
+                )));
+            }
             mariadb(
                 live,
                 None,
