@@ -889,3 +889,41 @@ fn a_short_step_does_not_wait_for_the_progress_interval() {
         );
     }
 }
+
+/// Ctrl-C typed on the terminal while the live line is drawn: the run
+/// stops (exit 130), publishes nothing, and its last words are whole
+/// lines, not drawn into the bar.
+#[test]
+fn ctrl_c_while_progress_is_drawn() {
+    use std::io::Write;
+    let world = slow_dump_world(30.0);
+    let mut child = world
+        .on_terminal_command("dbbackup")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    // The dump has been written (and drawn) well before its tool exits.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "Ctrl-C did not stop the run: {shown}"
+    );
+    assert_eq!(out.status.code(), Some(130), "{shown}");
+    assert_mentions(&shown, LIVE);
+    assert_mentions(&shown, &["interrupted", "nothing was published"]);
+    let last = shown
+        .rsplit('\r')
+        .find(|s| s.contains("nothing was published"))
+        .unwrap();
+    assert!(!last.contains("dumped"), "{last:?}");
+    assert_eq!(world.names(None), Vec::<String>::new());
+}
