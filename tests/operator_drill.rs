@@ -712,3 +712,36 @@ fn interrupted_before_the_restore_says_nothing_was_restored() {
     assert_lacks(&r.stderr, &["restore went to"]);
     assert_eq!(live.scratches(&world), Vec::<String>::new());
 }
+
+/// PostGIS: the scratch database gets the extension as a restore into an
+/// empty database does (the role here may create it), the geometry table
+/// is counted, and spatial_ref_sys (the extension's own table) too.
+#[test]
+fn postgis_drill_restores_geometry() {
+    let mut world = World::new(Remote::Local);
+    let live = PgDb::create("drillgis");
+    psql(
+        &live.0,
+        "CREATE EXTENSION postgis;
+         CREATE TABLE places (id INTEGER PRIMARY KEY, geom geometry(Point, 4326));
+         INSERT INTO places VALUES (1, ST_SetSRID(ST_MakePoint(2.35, 48.85), 4326)),
+                                   (2, ST_SetSRID(ST_MakePoint(-0.12, 51.5), 4326));",
+    );
+    world.postgres("gis_pg", &live.0);
+    world.databases = world.databases.replace("\"postgresql\"", "\"postgis\"");
+    world.ok(&["dbbackup", "-d", "gis_pg"]);
+    let (v, _) = drill_json(&world, "gis_pg");
+    let places = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "places")
+        .unwrap_or_else(|| panic!("no places in {v}"));
+    assert_eq!(places["schema"], "public");
+    assert_eq!(places["rows"], 2);
+    let left = psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE starts_with(datname, 'rcbackup_drill_gis_pg_')",
+    );
+    assert_eq!(left.trim(), "0");
+}
