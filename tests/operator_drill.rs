@@ -405,6 +405,33 @@ fn keep_then_cleanup() {
         let r = world.ok(&["drill", "-d", &alias, "--cleanup"]);
         assert_mentions(&r.stdout, &["rcbackup_drill_"]);
         assert_eq!(live.scratches(&world), Vec::<String>::new(), "{engine:?}");
+        // --json: the documented shape, naming what went.
+        world.ok(&["drill", "-d", &alias, "--keep"]);
+        let kept = live.scratches(&world);
+        let r = world.ok(&["drill", "-d", &alias, "--cleanup", "--json"]);
+        assert!(
+            r.stdout.starts_with("{\"version\":1,\"database\":"),
+            "{}",
+            r.stdout
+        );
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+        assert_eq!(v["database"], alias.as_str());
+        let removed: Vec<&str> = v["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(removed.len(), 1, "{v}");
+        assert!(
+            kept.iter()
+                .any(|k| removed[0].contains(k.as_str()) || k.contains(removed[0])),
+            "{kept:?} {v}"
+        );
+        let r = world.ok(&["drill", "-d", &alias, "--cleanup", "--json"]);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["removed"], serde_json::json!([]), "{v}");
     }
 }
 

@@ -347,8 +347,9 @@ pub struct DrillArgs {
         conflicts_with = "cleanup"
     )]
     pub input_path: Option<String>,
-    /// Print one JSON object (docs/json.md, "drill") instead of a table.
-    #[arg(long, conflicts_with = "cleanup")]
+    /// Print one JSON object (docs/json.md, "drill") instead of a table
+    /// (with --cleanup: what was removed).
+    #[arg(long)]
     pub json: bool,
     /// Keep the scratch database (SQLite: file) for a look instead of dropping
     /// it; `drill --cleanup` removes it, as does a drill once it is

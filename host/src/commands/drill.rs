@@ -325,6 +325,13 @@ fn beyond_scratch(db: &Database, e: anyhow::Error) -> anyhow::Error {
 }
 
 #[derive(serde::Serialize)]
+struct CleanupReport<'a> {
+    version: u32,
+    database: &'a str,
+    removed: &'a [String],
+}
+
+#[derive(serde::Serialize)]
 struct Report<'a> {
     version: u32,
     backup: &'a str,
@@ -344,6 +351,17 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     let base = base_dir()?;
     if args.cleanup {
         let removed = cleanup(ctx, db, &base, true)?;
+        if args.json {
+            let report = CleanupReport {
+                version: 1,
+                database: &db.alias,
+                removed: &removed,
+            };
+            let text = serde_json::to_string(&report)
+                .map_err(|e| exit::failed(format!("cannot encode the result: {e}")))?;
+            crate::outln!("{text}");
+            return Ok(());
+        }
         if removed.is_empty() {
             crate::outln!(
                 "nothing to remove: no earlier drill of `{}` left anything",
