@@ -415,7 +415,8 @@ fn keep_then_cleanup() {
             r.stdout
         );
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
-        assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+        assert_eq!(v.as_object().unwrap().len(), 4, "{v}");
+        assert_eq!(v["left"], serde_json::json!([]), "{v}");
         assert_eq!(v["database"], alias.as_str());
         let removed: Vec<&str> = v["removed"]
             .as_array()
@@ -771,4 +772,221 @@ fn postgis_drill_restores_geometry() {
         "SELECT count(*) FROM pg_database WHERE starts_with(datname, 'rcbackup_drill_gis_pg_')",
     );
     assert_eq!(left.trim(), "0");
+}
+
+/// A MariaDB backup altered to hold the client's own commands (a shell
+/// command, `system`, reading a file of this machine with LOAD DATA LOCAL)
+/// and left without mariadb-dump's first line (which turns the client's
+/// sandbox mode on): neither a drill nor a restore runs them.
+#[test]
+fn client_commands_in_an_altered_mariadb_backup_never_run() {
+    let mut world = World::new(Remote::Local);
+    let live = Live::create(&mut world, Engine::Mariadb, "shell_my");
+    world.databases.push_str("compression = \"none\"\n");
+    world.ok(&["dbbackup", "-d", "shell_my"]);
+    let backup = world.names(Some("shell_my"))[0].clone();
+    let dump = std::fs::read_to_string(world.store.join("db").join(&backup)).unwrap();
+    let secret = world.path("secret.txt");
+    std::fs::write(&secret, "host file\n").unwrap();
+    let (bang, system) = (world.path("by_bang"), world.path("by_system"));
+    let evil = format!(
+        "\\! touch {}\nsystem touch {}\nCREATE TABLE leak (l TEXT);\nLOAD DATA LOCAL INFILE '{}' INTO TABLE leak;\n",
+        bang.display(),
+        system.display(),
+        secret.display()
+    );
+    // Without the sandbox line (the first), the payload before the tables.
+    let body = dump.split_once('\n').unwrap().1;
+    let at = body.find("DROP TABLE IF EXISTS").unwrap();
+    let altered = format!("{}{evil}{}", &body[..at], &body[at..]);
+    replace_matching(&world, &backup, altered.as_bytes());
+    let before = live.fingerprint();
+    let r = world.run(&["drill", "-d", "shell_my", "-i", &backup]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!bang.exists() && !system.exists(), "a shell command ran");
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
+    // dbrestore (into the live database: the backup is trusted that far)
+    // runs no command on this machine either.
+    let r = world.run(&["dbrestore", "-d", "shell_my", "-i", &backup, "--noinput"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!bang.exists() && !system.exists(), "a shell command ran");
+    let _ = before;
+    // Only the LOAD DATA LOCAL: refused too.
+    let only_load = format!(
+        "{}CREATE TABLE leak (l TEXT);\nLOAD DATA LOCAL INFILE '{}' INTO TABLE leak;\n{}",
+        &body[..at],
+        secret.display(),
+        &body[at..]
+    );
+    replace_matching(&world, &backup, only_load.as_bytes());
+    let r = world.run(&["drill", "-d", "shell_my", "-i", &backup, "--keep"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
+}
+
+/// A SQLite backup altered to run dot-commands (`.shell`, `.system`) and
+/// to ATTACH the live file: neither a drill nor a restore runs them, and
+/// the live file is unchanged.
+#[test]
+fn dot_commands_in_an_altered_sqlite_backup_never_run() {
+    let mut world = World::new(Remote::Local);
+    let live = Live::create(&mut world, Engine::Sqlite, "shell_lite");
+    world.databases.push_str("compression = \"none\"\n");
+    world.ok(&["dbbackup", "-d", "shell_lite"]);
+    let backup = world.names(Some("shell_lite"))[0].clone();
+    let (shell, system) = (world.path("by_shell"), world.path("by_system"));
+    let altered = format!(
+        "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE a(x);\nINSERT INTO a VALUES(1);\nCOMMIT;\n\
+         .shell touch {}\n.system touch {}\nATTACH DATABASE '{}' AS l;\nDELETE FROM l.items;\nDETACH DATABASE l;\n\
+         BEGIN TRANSACTION;\nCOMMIT;\n",
+        shell.display(),
+        system.display(),
+        live.name()
+    );
+    replace_matching(&world, &backup, altered.as_bytes());
+    let before = live.fingerprint();
+    let r = world.run(&["drill", "-d", "shell_lite", "-i", &backup]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!shell.exists() && !system.exists(), "a shell command ran");
+    assert_eq!(live.fingerprint(), before, "the live file changed");
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
+    let r = world.run(&["dbrestore", "-d", "shell_lite", "-i", &backup, "--noinput"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!shell.exists() && !system.exists(), "a shell command ran");
+    assert_eq!(live.fingerprint(), before, "the live file changed");
+}
+
+/// `USE other` in a MariaDB backup is not skipped in silence (a drill that
+/// skipped part of a backup proves nothing): the drill's user may not use
+/// another database, so the drill fails.
+#[test]
+fn a_use_of_another_database_fails_the_drill() {
+    let mut world = World::new(Remote::Local);
+    let live = Live::create(&mut world, Engine::Mariadb, "use_my");
+    let other = MyDb::create("drilluse");
+    mariadb(
+        Some(&other.0),
+        "CREATE TABLE o (x INT); INSERT INTO o VALUES (1);",
+    );
+    world.databases.push_str("compression = \"none\"\n");
+    world.ok(&["dbbackup", "-d", "use_my"]);
+    let backup = world.names(Some("use_my"))[0].clone();
+    let dump = std::fs::read_to_string(world.store.join("db").join(&backup)).unwrap();
+    let at = dump.find("DROP TABLE IF EXISTS").unwrap();
+    let altered = format!(
+        "{}USE `{}`;\nDROP TABLE o;\n{}",
+        &dump[..at],
+        other.0,
+        &dump[at..]
+    );
+    replace_matching(&world, &backup, altered.as_bytes());
+    let before = live.fingerprint();
+    let r = world.run(&["drill", "-d", "use_my", "-i", &backup]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["only the scratch database"]);
+    assert_eq!(
+        mariadb(Some(&other.0), "SELECT COUNT(*) FROM o").trim(),
+        "1"
+    );
+    assert_eq!(live.fingerprint(), before);
+}
+
+/// An option file (~/.my.cnf) with a `password=` line, common on database
+/// hosts, is not read by the drill's user's clients: it would replace that
+/// user's password. The drill works.
+#[test]
+fn an_option_file_password_does_not_break_the_drill() {
+    let mut world = World::new(Remote::Local);
+    let live = Live::create(&mut world, Engine::Mariadb, "cnf_my");
+    let home = world.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".my.cnf"),
+        "[client]\npassword=rcbackup-test-pw\n",
+    )
+    .unwrap();
+    world.set_env("HOME", home.display().to_string());
+    world.ok(&["dbbackup", "-d", "cnf_my"]);
+    let (v, raw) = drill_json(&world, "cnf_my");
+    assert_eq!(v["total_rows"], 112, "{raw}");
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
+}
+
+/// rcbackup killed with SIGKILL while the restore client is busy: the
+/// client dies with it (it would go on running the backup's statements).
+#[test]
+fn a_killed_drill_takes_its_restore_client_with_it() {
+    let mut world = World::new(Remote::Local);
+    let live = Live::create(&mut world, Engine::Mariadb, "orphan_my");
+    world.databases.push_str("compression = \"none\"\n");
+    world.ok(&["dbbackup", "-d", "orphan_my"]);
+    let backup = world.names(Some("orphan_my"))[0].clone();
+    let dump = std::fs::read_to_string(world.store.join("db").join(&backup)).unwrap();
+    let at = dump.find("DROP TABLE IF EXISTS").unwrap();
+    let altered = format!("{}SELECT SLEEP(60);\n{}", &dump[..at], &dump[at..]);
+    replace_matching(&world, &backup, altered.as_bytes());
+    let mut child = world.spawn(&["drill", "-d", "orphan_my", "-i", &backup]);
+    let client = |scratch: &str| -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let argv = cmdline(*pid);
+                argv.contains("--sandbox") && argv.contains(&format!("--database={scratch}"))
+            })
+            .collect()
+    };
+    let mut scratch = String::new();
+    wait_until(30, "the restore client", || {
+        if let Some(s) = live.scratches(&world).first() {
+            scratch = s.clone();
+        }
+        !scratch.is_empty() && !client(&scratch).is_empty()
+    });
+    sigkill(child.id());
+    let _ = child.wait();
+    wait_until(10, "the restore client to die with rcbackup", || {
+        client(&scratch).is_empty()
+    });
+    // The next drill's cleanup drops the orphan scratch database.
+    let r = world.ok(&["drill", "-d", "orphan_my", "--cleanup"]);
+    assert_mentions(&r.stdout, &[&scratch, "its user rcbackup_drill_"]);
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
+    assert_eq!(drill_grants("orphan_my"), Vec::<String>::new());
+}
+
+/// `drill --cleanup` says what it leaves and why: a marked scratch
+/// database that no drill of this machine made is dropped only once
+/// abandoned_after_hours old, and the output says when.
+#[test]
+fn cleanup_says_what_it_leaves() {
+    let mut world = World::new(Remote::Local);
+    let alias = "leaves";
+    let _live = Live::create(&mut world, Engine::Postgres, alias);
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    let foreign = format!("rcbackup_drill_{alias}_{stamp}_7_abcdef");
+    psql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS \"{foreign}\""),
+    );
+    psql("postgres", &format!("CREATE DATABASE \"{foreign}\""));
+    psql(
+        "postgres",
+        &format!("COMMENT ON DATABASE \"{foreign}\" IS 'rcbackup drill scratch database'"),
+    );
+    let _guard = PgDb(foreign.clone());
+    let r = world.ok(&["drill", "-d", alias, "--cleanup"]);
+    assert_lacks(&r.stdout, &["nothing to remove"]);
+    assert_mentions(
+        &r.stdout,
+        &[&format!("left {foreign}"), "abandoned_after_hours"],
+    );
+    let r = world.ok(&["drill", "-d", alias, "--cleanup", "--json"]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["left"][0]["name"], foreign.as_str(), "{v}");
+    assert!(v["left"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("abandoned_after_hours"));
 }

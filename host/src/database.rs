@@ -143,6 +143,11 @@ pub struct Database {
     pub options: ConnOptions,
     pub dump_args: Vec<String>,
     pub restore_args: Vec<String>,
+    /// A drill's scratch copy, restored from a backup that is not trusted
+    /// to be what rcbackup made: its restore tools run confined (no option
+    /// files, no client commands, no local files) and their failures speak
+    /// of the scratch copy, not of a live database.
+    pub scratch: bool,
 }
 
 type KeyError = (&'static str, String);
@@ -406,6 +411,7 @@ impl Database {
                 options: options.options,
                 dump_args: s.dump_args,
                 restore_args: s.restore_args,
+                scratch: false,
             });
         }
         let engine = s.engine.ok_or((
@@ -482,6 +488,7 @@ impl Database {
             options: ConnOptions::default(),
             dump_args: s.dump_args,
             restore_args: s.restore_args,
+            scratch: false,
         })
     }
 

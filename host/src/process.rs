@@ -10,6 +10,33 @@ use anyhow::Result;
 
 use crate::exit;
 
+/// Makes the child die with rcbackup: the kernel sends it SIGKILL when
+/// rcbackup ends in any way, SIGKILL included (PR_SET_PDEATHSIG), so a
+/// restore tool never goes on with a stream nobody checks, and a server
+/// never outlives its run. The signal follows the *thread* that started
+/// the child, so this binds only children started from the main thread
+/// (whose end is the process's); from another thread it does nothing.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid and gettid cannot fail.
+    let main_thread = unsafe { libc::getpid() == libc::gettid() };
+    if !main_thread {
+        return;
+    }
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // rcbackup died before the line above: do not outlive it.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// How much of a child's stderr is kept for the error message.
 const STDERR_TAIL: usize = 4096;
 

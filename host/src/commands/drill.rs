@@ -208,13 +208,28 @@ fn local_state(dir: &Path) -> Local {
 /// and folders at once; kept ones when `all` or when stale; ones with no
 /// folder here (another machine's) only when marked and stale. Never a
 /// running drill's, never a configured database. Returns what it removed.
-fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Vec<String>> {
+/// What a cleanup did: the scratch databases (SQLite: folders) removed, and
+/// those of this alias it left, with why.
+#[derive(Default)]
+struct Cleaned {
+    removed: Vec<String>,
+    left: Vec<Left>,
+}
+
+#[derive(serde::Serialize)]
+struct Left {
+    name: String,
+    reason: String,
+}
+
+fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Cleaned> {
     let stale_before = chrono::Duration::from_std(ctx.config.settings.abandoned_after)
         .ok()
         .and_then(|d| Utc::now().checked_sub_signed(d))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let stale = |t: DateTime<Utc>| t < stale_before;
     let mut removed = Vec::new();
+    let mut left = Vec::new();
     let mut locals = std::collections::BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(base) {
         for e in entries.flatten() {
@@ -256,6 +271,24 @@ fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Vec<S
                 Some((_, _, state)) => goes(*state, started),
                 None => found.marked && stale(started),
             };
+            if !go {
+                let reason = match locals.get(&found.name) {
+                    Some((_, _, Local::Running)) => "a drill running on this machine".to_string(),
+                    Some(_) => "kept by --keep".to_string(),
+                    None if !found.marked => {
+                        "not marked as a drill's scratch database (no comment): never dropped by rcbackup; drop it by hand if you know it is one".to_string()
+                    }
+                    None => format!(
+                        "no drill of this machine made it (another machine's, or its folder is gone): dropped once {} old, from {}",
+                        humantime_hours(ctx.config.settings.abandoned_after),
+                        (started + (Utc::now() - stale_before)).format("%Y-%m-%d %H:%M UTC")
+                    ),
+                };
+                left.push(Left {
+                    name: found.name.clone(),
+                    reason,
+                });
+            }
             if go {
                 scratch::drop(db, &found.name)?;
                 tracing::info!(
@@ -287,7 +320,11 @@ fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Vec<S
             }
         }
     }
-    Ok(removed)
+    Ok(Cleaned { removed, left })
+}
+
+fn humantime_hours(d: std::time::Duration) -> String {
+    format!("abandoned_after_hours ({} h)", d.as_secs() / 3600)
 }
 
 /// How far a drill got: what its failure message may claim.
@@ -313,7 +350,20 @@ fn beyond_scratch(db: &Database, e: anyhow::Error) -> anyhow::Error {
              so a drill cannot restore this database (dbrestore can)",
         );
     }
-    if !(text.contains("Access denied for user") || text.contains("denied to user")) {
+    if text.contains("ERROR 1045") {
+        return exit::with_note(
+            e,
+            "the drill's temporary user could not log in, at the host of the configured account; \
+             an anonymous account (''@'localhost') takes precedence over accounts at '%': \
+             create the configured user at the host it connects from, or drop the anonymous account",
+        );
+    }
+    // A statement's denial names its line; a login's does not.
+    let statement_denied = text.lines().any(|l| {
+        l.contains(" at line ")
+            && (l.contains("Access denied for user") || l.contains("denied to user"))
+    });
+    if !statement_denied {
         return e;
     }
     exit::with_note(
@@ -329,6 +379,7 @@ struct CleanupReport<'a> {
     version: u32,
     database: &'a str,
     removed: &'a [String],
+    left: &'a [Left],
 }
 
 #[derive(serde::Serialize)]
@@ -350,26 +401,39 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     crate::metrics::note_database(&db.alias);
     let base = base_dir()?;
     if args.cleanup {
-        let removed = cleanup(ctx, db, &base, true)?;
+        let cleaned = cleanup(ctx, db, &base, true)?;
         if args.json {
             let report = CleanupReport {
                 version: 1,
                 database: &db.alias,
-                removed: &removed,
+                removed: &cleaned.removed,
+                left: &cleaned.left,
             };
             let text = serde_json::to_string(&report)
                 .map_err(|e| exit::failed(format!("cannot encode the result: {e}")))?;
             crate::outln!("{text}");
             return Ok(());
         }
-        if removed.is_empty() {
+        if cleaned.removed.is_empty() && cleaned.left.is_empty() {
             crate::outln!(
                 "nothing to remove: no earlier drill of `{}` left anything",
                 db.alias
             );
         }
-        for r in removed {
-            crate::outln!("removed {}", printable(&r));
+        let mariadb = matches!(db.engine, EngineKind::Mysql | EngineKind::Mariadb);
+        for r in &cleaned.removed {
+            if mariadb {
+                crate::outln!(
+                    "removed {} and its user {}",
+                    printable(r),
+                    scratch::drill_user(r)
+                );
+            } else {
+                crate::outln!("removed {}", printable(r));
+            }
+        }
+        for l in &cleaned.left {
+            crate::outln!("left {}: {}", printable(&l.name), l.reason);
         }
         return Ok(());
     }
@@ -388,7 +452,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
             backup.name, backup.engine, db.engine, db.alias
         )));
     }
-    if let Err(e) = cleanup(ctx, db, &base, false) {
+    if let Err(e) = cleanup(ctx, db, &base, false).map(|_| ()) {
         tracing::warn!("cannot remove what earlier drills left: {e:#}");
     }
 
@@ -396,6 +460,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     let name = scratch_name(&db.alias, started_at, std::process::id(), random3());
     let mut run_dir = RunDir::create(&base, &name)?;
     let mut target = db.clone();
+    target.scratch = true;
     // restore_args are for restores over the live database, and may name
     // a target (pg_restore --create restores into the database the
     // backup names): a drill restores with the engine's own options only.
@@ -410,10 +475,10 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
             target.name.clone()
         }
         EngineKind::Mysql | EngineKind::Mariadb => {
-            // Statements after a `USE other` in the dump are skipped: the
-            // client's --one-database reads the database named as its
-            // positional argument (the name starts with a letter).
-            target.restore_args = vec!["--one-database".into(), name.clone()];
+            // No --one-database: it silently skips what follows a `USE
+            // other`, and a drill that skipped part of a backup proves
+            // nothing. The drill's user may not use another database, so
+            // the server refuses that `USE` and the drill fails.
             target.name = name.clone();
             name.clone()
         }
@@ -520,13 +585,13 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
                 tracing::warn!("{d:#}");
             }
             let note = match stage {
-                Stage::Restored => format!(
-                    "this drill's restore went to {place}, never to `{}`, which was not touched",
-                    db.name
-                ),
-                Stage::Nothing | Stage::Created => {
-                    format!("nothing was restored; `{}` was not touched", db.name)
+                Stage::Restored => {
+                    format!(
+                        "this drill restored into {place} only, never into `{}`",
+                        db.name
+                    )
                 }
+                Stage::Nothing | Stage::Created => "nothing was restored".to_string(),
             };
             return Err(exit::with_note(e, &note));
         }

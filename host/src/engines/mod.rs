@@ -370,6 +370,49 @@ pub(crate) fn password_env(cmd: &mut Command, var: &str, db: &Database) -> Resul
     Ok(())
 }
 
+/// Does `tool` know `option` (by its own help text, asked once per run)?
+/// Options that confine a restore tool (`mariadb --sandbox`, `sqlite3
+/// -safe`) are recent; an older tool lacks them.
+pub(crate) fn tool_knows(tool: &str, help_arg: &str, option: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static KNOWN: OnceLock<Mutex<HashMap<(String, String), bool>>> = OnceLock::new();
+    let key = (tool.to_string(), option.to_string());
+    let mut known = KNOWN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *known.entry(key).or_insert_with(|| {
+        Command::new(tool)
+            .arg(help_arg)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map(|o| {
+                let text = [o.stdout, o.stderr].concat();
+                String::from_utf8_lossy(&text)
+                    .split(|c: char| c.is_whitespace() || c == ',' || c == '=')
+                    .any(|w| w == option)
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// A restore tool without the option that stops a backup's own commands
+/// from reaching the machine: a drill refuses to run it (an altered backup
+/// could run shell commands through it); a restore warns.
+pub(crate) fn without_confinement(db: &Database, tool: &str, option: &str) -> Result<()> {
+    let why = format!(
+        "`{tool}` has no `{option}` option, so a backup's own client commands (shell commands, reading files) would run on this machine"
+    );
+    if db.scratch {
+        return Err(exit::failed(format!(
+            "{why}; a drill restores backups it does not trust and needs a newer `{tool}` (MariaDB client 10.5.25, 10.6.18, 10.11.8 or later; sqlite3 3.37 or later); nothing was restored"
+        )));
+    }
+    tracing::warn!("{why}: restore only backups you trust, or install a newer `{tool}`");
+    Ok(())
+}
+
 /// How a restore tool ended, with its stderr tail redacted: what the tools
 /// echo of their input (row data) never reaches an error message.
 pub(crate) fn describe_restore_tool(end: &Ended) -> String {
@@ -400,6 +443,13 @@ pub(crate) fn describe_restore_tool(end: &Ended) -> String {
 /// database is in; if the run was interrupted (Ctrl-C, SIGTERM), that is the
 /// cause to name (exit 130), whatever the tools said when they were stopped.
 pub(crate) fn restore_failed(db: &Database, err: anyhow::Error, state: &str) -> anyhow::Error {
+    // A drill's scratch copy is dropped after any failure: what state it
+    // was left in does not matter, and no advice about it applies.
+    let state = if db.scratch && !state.contains("nothing was restored") {
+        "the scratch copy is dropped"
+    } else {
+        state
+    };
     if crate::interrupt::interrupted() {
         exit::interrupted_at(format!(
             "the restore of `{}` was interrupted; {state}",

@@ -269,6 +269,7 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     cmd.args(&db.restore_args);
     cmd.arg(dbname_arg(&db.name));
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    crate::process::die_with_parent(&mut cmd);
     let mut pg_restore = Proc::spawn("pg_restore", &mut cmd)?;
     let mut stdin = pg_restore.take_stdin();
     widen_pipe(&stdin);

@@ -43,6 +43,7 @@ pub struct TableRows {
 /// Runs a client with `input` on its stdin; its stdout and how it ended.
 fn client(tool: &str, cmd: &mut Command, input: String) -> Result<(Ended, Vec<u8>)> {
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    crate::process::die_with_parent(cmd);
     let mut p = Proc::spawn(tool, cmd)?;
     let mut stdin = p.take_stdin();
     let writer = std::thread::spawn(move || {
@@ -171,7 +172,10 @@ pub fn create(live: &Database, name: &str) -> Result<()> {
             if end.success() {
                 return Ok(());
             }
-            if end.stderr_tail.contains("Access denied") || end.stderr_tail.contains("1044") {
+            // 1045 is the login's refusal: no privilege would help.
+            if !end.stderr_tail.contains("1045")
+                && (end.stderr_tail.contains("Access denied") || end.stderr_tail.contains("1044"))
+            {
                 return Err(exit::failed(format!(
                     "cannot create the scratch database `{name}` for the drill of `{}`: the user `{}` may not create it. \
                      A drill restores into a new database on the same server, never into `{}`, as a temporary user whose only privileges are on that database; \
@@ -196,7 +200,7 @@ pub fn create(live: &Database, name: &str) -> Result<()> {
 /// The MariaDB account a drill restores as: named after its scratch
 /// database (so that the cleanup of an orphan finds it), within MySQL's
 /// 32-character limit on user names.
-fn drill_user(scratch: &str) -> String {
+pub fn drill_user(scratch: &str) -> String {
     use sha2::Digest as _;
     let digest = hex::encode(sha2::Sha256::digest(scratch.as_bytes()));
     format!("rcbackup_drill_{}", &digest[..12])
@@ -261,10 +265,11 @@ pub fn restorer(live: &Database, name: &str) -> Result<Option<Restorer>> {
         None,
         for_drill_user("DROP USER IF EXISTS ", &user, ""),
     );
-    let denied = end.stderr_tail.contains("Access denied") || end.stderr_tail.contains("1227");
+    let denied = !end.stderr_tail.contains("1045")
+        && (end.stderr_tail.contains("Access denied") || end.stderr_tail.contains("1227"));
     let detail = if denied {
         format!(
-            "the user `{}` may not create it. A MariaDB drill restores as a temporary user whose only privileges are on the scratch database, \
+            "the user `{}` may not create it, or not grant it the scratch database. A MariaDB drill restores as a temporary user whose only privileges are on the scratch database, \
              so that no statement of a backup can reach another database; the configured user needs: {} ({})",
             user_of(live),
             mariadb_grants(live),

@@ -242,9 +242,18 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
 
     let mut cmd = Command::new("sqlite3");
     cmd.arg("-bail");
+    // A backup is SQL for the new file, nothing else: dot-commands
+    // (`.shell`, `.system`, `.output`) and ATTACH would reach this
+    // machine, and other database files.
+    if super::tool_knows("sqlite3", "-help", "-safe") {
+        cmd.arg("-safe");
+    } else {
+        super::without_confinement(db, "sqlite3", "-safe")?;
+    }
     cmd.args(&db.restore_args);
     cmd.arg(&staging);
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    crate::process::die_with_parent(&mut cmd);
     let mut shell = Proc::spawn("sqlite3", &mut cmd)?;
     let mut stdin = shell.take_stdin();
     widen_pipe(&stdin);
