@@ -1113,6 +1113,7 @@ fn prune_interrupted_while_rclone_deletes_leaves_no_half_deleted_backup() {
     let mut w = sqlite_world(Remote::Local);
     backups(&w, &["dbbackup"], 3);
     w.setting("db_cleanup_keep = 1");
+    let before = w.names(None);
     let mark = w.path("deleting-a-record");
     w.wrap_tool(
         "rclone",
@@ -1136,7 +1137,69 @@ fn prune_interrupted_while_rclone_deletes_leaves_no_half_deleted_backup() {
         .filter(|b| b["status"] == "damaged")
         .collect();
     assert!(damaged.is_empty(), "half-deleted: {damaged:?}");
+    // The error names exactly the backups deleted (the one whose deletion
+    // the signal met included), as in server mode.
+    let left = w.names(None);
+    let gone: Vec<&String> = before.iter().filter(|n| !left.contains(n)).collect();
+    assert!(!gone.is_empty(), "the deletion that had begun finished");
+    for n in &before {
+        assert_eq!(
+            r.stderr.contains(n.as_str()),
+            gone.contains(&n),
+            "{n}: {}",
+            r.stderr
+        );
+    }
+    common::assert_mentions(&r.stderr, &["Run `rcbackup prune` again"]);
     w.ok(&["verify", "--all"]);
+}
+
+/// SIGTERM while the rclone removing a leftover runs (one process per call,
+/// after retention deleted backups): the error is the interrupt naming
+/// exactly the backups deleted, not the rclone the signal stopped.
+#[test]
+fn prune_interrupted_while_rclone_removes_a_leftover_names_what_went() {
+    if common::rclone_server_mode() {
+        return;
+    }
+    let mut w = sqlite_world(Remote::Local);
+    backups(&w, &["dbbackup"], 3);
+    w.setting("db_cleanup_keep = 1");
+    let before = w.names(None);
+    let partial = w
+        .store
+        .join("db/.rcbackup/partial/default-x.sqlite3.zst.1000000000-42");
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, b"half an upload").unwrap();
+    common::age(&partial);
+    let mark = w.path("removing-a-leftover");
+    w.wrap_tool(
+        "rclone",
+        &format!(
+            r#"if [ "$1" = deletefile ]; then case "$2" in *.rcbackup/partial/*) touch '{}'; sleep 5;; esac; fi; exec "$REAL" "$@""#,
+            mark.display()
+        ),
+    );
+    let child = w.spawn(&["prune"]);
+    common::wait_until(30, "a leftover's removal to start", || mark.exists());
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let r = common::Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    w.path_prefix.clear();
+    let left = w.names(None);
+    assert_eq!(left, before[..1], "retention had finished");
+    for n in &before[1..] {
+        common::assert_mentions(&r.stderr, &[n.as_str()]);
+    }
+    common::assert_mentions(
+        &r.stderr,
+        &["interrupted before pruning finished", "2 backup(s) were deleted"],
+    );
+    common::assert_lacks(&r.stderr, &["killed by signal", &before[0]]);
+    w.ok(&["prune"]);
+    assert!(!partial.exists(), "the next prune removes the leftover");
 }
 
 /// verify --all when the remote goes away after the listing: every backup

@@ -700,6 +700,19 @@ impl<'c> Cleaner<'c> {
         )))
     }
 
+    /// A deletion that failed because the run was interrupted (one process
+    /// per call: the signal stops the rclone removing a leftover) is the
+    /// interrupt, saying what went, not the stopped tool's error.
+    fn cut_short(&self, e: anyhow::Error) -> anyhow::Error {
+        match self.stop() {
+            Err(interrupted) => {
+                tracing::debug!("the deletion the interrupt stopped: {e:#}");
+                interrupted
+            }
+            Ok(()) => e,
+        }
+    }
+
     /// Applies retention (db_cleanup_keep, or the retention policy) to the
     /// backups of `alias`; on a dry run only decides.
     pub fn series(&mut self, alias: &str, series: &[BackupRecord]) -> Result<()> {
@@ -770,7 +783,7 @@ impl<'c> Cleaner<'c> {
         }
         for d in decisions.iter().filter(|d| !d.keep) {
             self.stop()?;
-            self.catalog.delete(&d.name)?;
+            self.catalog.delete(&d.name).map_err(|e| self.cut_short(e))?;
             self.deleted.push(d.name.clone());
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }
@@ -794,7 +807,9 @@ impl<'c> Cleaner<'c> {
             };
             if !self.dry_run {
                 self.stop()?;
-                self.catalog.remove(leftover)?;
+                self.catalog
+                    .remove(leftover)
+                    .map_err(|e| self.cut_short(e))?;
                 self.removed += 1;
                 tracing::info!(
                     "removed {} ({}, left by an interrupted run, last touched {})",
@@ -812,7 +827,7 @@ impl<'c> Cleaner<'c> {
                 }
                 if !self.dry_run {
                     self.stop()?;
-                    engines::remove_local_leftover(&l)?;
+                    engines::remove_local_leftover(&l).map_err(|e| self.cut_short(e))?;
                     self.removed += 1;
                     tracing::info!(
                         "removed {} (a restore's staging file left by a killed run)",
