@@ -60,6 +60,13 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<()> {
             return Err(exists(t));
         }
     }
+    // The config's own rule, before the alias goes into a section header
+    // (where `x y` would read as broken TOML) or into a URL's check.
+    crate::database::check_alias(&a.alias).map_err(|why| {
+        exit::usage(format!(
+            "--alias is refused: {why}; nothing was written"
+        ))
+    })?;
     let (section, from_flag_with_password) = database_section(a, &as_if)?;
     let text = render(a, &section)?;
     // What init writes, rcbackup must load: a bad --remote, --host, ...
