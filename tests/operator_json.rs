@@ -1195,7 +1195,10 @@ fn prune_interrupted_while_rclone_removes_a_leftover_names_what_went() {
     }
     common::assert_mentions(
         &r.stderr,
-        &["interrupted before pruning finished", "2 backup(s) were deleted"],
+        &[
+            "interrupted before pruning finished",
+            "2 backup(s) were deleted",
+        ],
     );
     common::assert_lacks(&r.stderr, &["killed by signal", &before[0]]);
     w.ok(&["prune"]);

@@ -783,7 +783,9 @@ impl<'c> Cleaner<'c> {
         }
         for d in decisions.iter().filter(|d| !d.keep) {
             self.stop()?;
-            self.catalog.delete(&d.name).map_err(|e| self.cut_short(e))?;
+            self.catalog
+                .delete(&d.name)
+                .map_err(|e| self.cut_short(e))?;
             self.deleted.push(d.name.clone());
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }
