@@ -342,6 +342,7 @@ fn check_shape(kind: &str, v: &Value) {
                     ("version", T::Int),
                     ("dry_run", T::Bool),
                     ("databases", T::Arr(series)),
+                    ("damaged", T::Arr(damaged_skipped)),
                     ("leftovers", T::Arr(leftover)),
                 ],
                 &[],
@@ -1045,6 +1046,142 @@ fn policy_test_json_gives_the_decision() {
     assert_eq!(v["role"], "restore-approval");
     assert_eq!(v["decision"], "deny", "{v:#}");
     assert!(v["reason"].as_str().unwrap().contains("protected"), "{v:#}");
+}
+
+/// The store's path of a backup's record (local remote).
+fn record_file(w: &World, name: &str) -> std::path::PathBuf {
+    w.store.join(format!("db/.rcbackup/records/{name}.json"))
+}
+
+/// Every name `v` (a prune document) lists, with where: `damaged of DB`,
+/// `damaged` (top level), `leftover KIND`.
+fn listed_in_prune(v: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in v["databases"].as_array().unwrap() {
+        for d in s["damaged"].as_array().unwrap() {
+            out.push((
+                d["name"].as_str().unwrap().to_string(),
+                format!("damaged of {}", s["database"].as_str().unwrap()),
+            ));
+        }
+    }
+    for d in v["damaged"].as_array().unwrap() {
+        out.push((d["name"].as_str().unwrap().to_string(), "damaged".into()));
+    }
+    for l in v["leftovers"].as_array().unwrap() {
+        for p in l["paths"].as_array().unwrap() {
+            let p = p.as_str().unwrap();
+            let name = p.rsplit('/').next().unwrap().trim_end_matches(".json");
+            out.push((name.to_string(), format!("leftover {}", l["kind"])));
+        }
+    }
+    out
+}
+
+/// A backup whose data object is gone is a `record-without-data` leftover,
+/// one story: while young it is warned about (not "remove it by hand":
+/// cleanup will) and listed nowhere in prune's document; once
+/// abandoned_after_hours old, prune removes its record and lists it once,
+/// as a leftover, not also as damaged.
+#[test]
+fn a_record_without_data_is_a_leftover_not_also_damaged() {
+    let mut w = sqlite_world(Remote::Local);
+    w.setting("db_cleanup_keep = 5");
+    backups(&w, &["dbbackup"], 2);
+    let lost = w.names(None)[1].clone();
+    std::fs::remove_file(data_object(&w, &lost)).unwrap();
+
+    let r = w.ok(&["prune", "--json"]);
+    let v = document("prune", &r.stdout);
+    assert_eq!(listed_in_prune(&v), [], "a young leftover: {v:#}");
+    common::assert_mentions(
+        &r.stderr,
+        &[&lost, "data object is missing", "abandoned_after_hours"],
+    );
+    common::assert_lacks(&r.stderr, &["by hand"]);
+    assert!(record_file(&w, &lost).exists(), "young: kept");
+
+    common::age(&record_file(&w, &lost));
+    for dry in [true, false] {
+        let mut args = vec!["prune", "--json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let r = w.ok(&args);
+        let v = document("prune", &r.stdout);
+        assert_eq!(
+            listed_in_prune(&v),
+            [(lost.clone(), "leftover \"record-without-data\"".to_string())],
+            "dry run {dry}: {v:#}"
+        );
+        common::assert_lacks(&r.stderr, &["by hand", "is damaged"]);
+        assert_eq!(record_file(&w, &lost).exists(), dry);
+    }
+    assert!(
+        w.list(None).iter().all(|e| e["status"] == "ok"),
+        "{:#?}",
+        w.list(None)
+    );
+}
+
+/// Damaged backups are matched to a database by the alias in their record,
+/// never by the name: of `app` and `app2`, a damaged backup of `app2` is
+/// never `app`'s; one whose record cannot be read belongs to no database
+/// and is listed once, at the top level, whichever databases are pruned.
+#[test]
+fn damaged_backups_are_matched_by_their_records_alias() {
+    let mut w = World::new(Remote::Local);
+    w.seeded_sqlite("app", 5);
+    w.seeded_sqlite("app2", 5);
+    w.setting("db_cleanup_keep = 5");
+    backups(&w, &["dbbackup", "-d", "app"], 1);
+    backups(&w, &["dbbackup", "-d", "app2"], 2);
+    let app2 = w.names(Some("app2"));
+    let (unreadable, short) = (app2[0].clone(), app2[1].clone());
+    std::fs::write(record_file(&w, &unreadable), b"{ not a record").unwrap();
+    let data = data_object(&w, &short);
+    let len = std::fs::metadata(&data).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+
+    let v = json_run(&w, "prune", &["prune", "--json"]);
+    let mut listed = listed_in_prune(&v);
+    listed.sort();
+    let mut want = vec![
+        (unreadable.clone(), "damaged".to_string()),
+        (short.clone(), "damaged of app2".to_string()),
+    ];
+    want.sort();
+    assert_eq!(listed, want, "{v:#}");
+    for one in ["app", "app2"] {
+        let v = json_run(&w, "prune", &["prune", "-d", one, "--json"]);
+        let mut listed = listed_in_prune(&v);
+        listed.sort();
+        let mut want = vec![(unreadable.clone(), "damaged".to_string())];
+        if one == "app2" {
+            want.push((short.clone(), "damaged of app2".to_string()));
+        }
+        want.sort();
+        assert_eq!(listed, want, "-d {one}: {v:#}");
+    }
+    // The text warns once about each.
+    let r = w.ok(&["prune"]);
+    let warned = |name: &str| {
+        r.stderr
+            .lines()
+            .filter(|l| l.contains(name) && l.contains("damaged"))
+            .count()
+    };
+    assert_eq!(
+        (warned(&unreadable), warned(&short)),
+        (1, 1),
+        "{}",
+        r.stderr
+    );
 }
 
 /// SIGTERM in the middle of prune: exit 130, nothing on stdout, every
