@@ -969,6 +969,48 @@ fn mediabackup_json_says_what_was_copied_replaced_and_deleted() {
     document("listbackups-media", &media.stdout);
 }
 
+/// Names in JSON are rclone's names (docs/json.md), not the bytes on disk:
+/// a line break in a file name is `␊`, a Latin-1 byte is `‛E9`, as
+/// `rclone lsf` names them; the backup folder's names likewise.
+#[test]
+fn json_names_are_rclones_names() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut w = World::new(Remote::Local);
+    let root = w.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    w.setting(&format!("media_root = \"{}\"", root.display()));
+    std::fs::write(root.join("new\nline.txt"), b"n").unwrap();
+    std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")), b"c").unwrap();
+    let plan = json_run(&w, "mediabackup", &["mediabackup", "--dry-run", "--json"]);
+    let mut paths: Vec<&str> = plan["copied"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["caf‛E9.txt", "new␊line.txt"], "{plan:#}");
+    // The backup folder: a file rcbackup did not make, listed by its
+    // rclone name.
+    std::fs::create_dir_all(w.store.join("db")).unwrap();
+    std::fs::write(w.store.join("db/odd\nname.bin"), b"x").unwrap();
+    let r = w.ok(&["listbackups", "--json"]);
+    let v = document("listbackups", &r.stdout);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["odd␊name.bin"], "{v:#}");
+    let lsf = w.rclone(&["lsf", &w.remote_path("db")]);
+    assert_eq!(String::from_utf8(lsf).unwrap(), "odd␊name.bin\n");
+    // And docs/json.md says so, with these very examples.
+    let docs = docs_json();
+    common::assert_mentions(&docs, &["rclone's names", "new␊line.txt", "‛E9"]);
+    common::assert_lacks(&docs, &["given as stored"]);
+}
+
 /// policy test --json: the decision as a document, for each role tried;
 /// a refused answer is still printed, then exit 1.
 #[test]
