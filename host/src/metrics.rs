@@ -11,7 +11,7 @@
 //! warning, never a change of the run's exit code.
 //!
 //! A command reports what it learned with [`note_database`] and
-//! [`note_size`], the config loader's caller the aliases it defines with
+//! [`note_size`], and `Context::load` the aliases the config defines with
 //! [`note_configured`]; `lib.rs` calls [`after_run`] with the outcome. A new
 //! command records by being named in [`target`].
 
