@@ -342,6 +342,7 @@ fn check_shape(kind: &str, v: &Value) {
                     ("version", T::Int),
                     ("dry_run", T::Bool),
                     ("databases", T::Arr(series)),
+                    ("damaged", T::Arr(damaged_skipped)),
                     ("leftovers", T::Arr(leftover)),
                 ],
                 &[],
@@ -968,6 +969,48 @@ fn mediabackup_json_says_what_was_copied_replaced_and_deleted() {
     document("listbackups-media", &media.stdout);
 }
 
+/// Names in JSON are rclone's names (docs/json.md), not the bytes on disk:
+/// a line break in a file name is `␊`, a Latin-1 byte is `‛E9`, as
+/// `rclone lsf` names them; the backup folder's names likewise.
+#[test]
+fn json_names_are_rclones_names() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut w = World::new(Remote::Local);
+    let root = w.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    w.setting(&format!("media_root = \"{}\"", root.display()));
+    std::fs::write(root.join("new\nline.txt"), b"n").unwrap();
+    std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")), b"c").unwrap();
+    let plan = json_run(&w, "mediabackup", &["mediabackup", "--dry-run", "--json"]);
+    let mut paths: Vec<&str> = plan["copied"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["caf‛E9.txt", "new␊line.txt"], "{plan:#}");
+    // The backup folder: a file rcbackup did not make, listed by its
+    // rclone name.
+    std::fs::create_dir_all(w.store.join("db")).unwrap();
+    std::fs::write(w.store.join("db/odd\nname.bin"), b"x").unwrap();
+    let r = w.ok(&["listbackups", "--json"]);
+    let v = document("listbackups", &r.stdout);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["odd␊name.bin"], "{v:#}");
+    let lsf = w.rclone(&["lsf", &w.remote_path("db")]);
+    assert_eq!(String::from_utf8(lsf).unwrap(), "odd␊name.bin\n");
+    // And docs/json.md says so, with these very examples.
+    let docs = docs_json();
+    common::assert_mentions(&docs, &["rclone's names", "new␊line.txt", "‛E9"]);
+    common::assert_lacks(&docs, &["given as stored"]);
+}
+
 /// policy test --json: the decision as a document, for each role tried;
 /// a refused answer is still printed, then exit 1.
 #[test]
@@ -1047,6 +1090,142 @@ fn policy_test_json_gives_the_decision() {
     assert!(v["reason"].as_str().unwrap().contains("protected"), "{v:#}");
 }
 
+/// The store's path of a backup's record (local remote).
+fn record_file(w: &World, name: &str) -> std::path::PathBuf {
+    w.store.join(format!("db/.rcbackup/records/{name}.json"))
+}
+
+/// Every name `v` (a prune document) lists, with where: `damaged of DB`,
+/// `damaged` (top level), `leftover KIND`.
+fn listed_in_prune(v: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in v["databases"].as_array().unwrap() {
+        for d in s["damaged"].as_array().unwrap() {
+            out.push((
+                d["name"].as_str().unwrap().to_string(),
+                format!("damaged of {}", s["database"].as_str().unwrap()),
+            ));
+        }
+    }
+    for d in v["damaged"].as_array().unwrap() {
+        out.push((d["name"].as_str().unwrap().to_string(), "damaged".into()));
+    }
+    for l in v["leftovers"].as_array().unwrap() {
+        for p in l["paths"].as_array().unwrap() {
+            let p = p.as_str().unwrap();
+            let name = p.rsplit('/').next().unwrap().trim_end_matches(".json");
+            out.push((name.to_string(), format!("leftover {}", l["kind"])));
+        }
+    }
+    out
+}
+
+/// A backup whose data object is gone is a `record-without-data` leftover,
+/// one story: while young it is warned about (not "remove it by hand":
+/// cleanup will) and listed nowhere in prune's document; once
+/// abandoned_after_hours old, prune removes its record and lists it once,
+/// as a leftover, not also as damaged.
+#[test]
+fn a_record_without_data_is_a_leftover_not_also_damaged() {
+    let mut w = sqlite_world(Remote::Local);
+    w.setting("db_cleanup_keep = 5");
+    backups(&w, &["dbbackup"], 2);
+    let lost = w.names(None)[1].clone();
+    std::fs::remove_file(data_object(&w, &lost)).unwrap();
+
+    let r = w.ok(&["prune", "--json"]);
+    let v = document("prune", &r.stdout);
+    assert_eq!(listed_in_prune(&v), [], "a young leftover: {v:#}");
+    common::assert_mentions(
+        &r.stderr,
+        &[&lost, "data object is missing", "abandoned_after_hours"],
+    );
+    common::assert_lacks(&r.stderr, &["by hand"]);
+    assert!(record_file(&w, &lost).exists(), "young: kept");
+
+    common::age(&record_file(&w, &lost));
+    for dry in [true, false] {
+        let mut args = vec!["prune", "--json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let r = w.ok(&args);
+        let v = document("prune", &r.stdout);
+        assert_eq!(
+            listed_in_prune(&v),
+            [(lost.clone(), "leftover \"record-without-data\"".to_string())],
+            "dry run {dry}: {v:#}"
+        );
+        common::assert_lacks(&r.stderr, &["by hand", "is damaged"]);
+        assert_eq!(record_file(&w, &lost).exists(), dry);
+    }
+    assert!(
+        w.list(None).iter().all(|e| e["status"] == "ok"),
+        "{:#?}",
+        w.list(None)
+    );
+}
+
+/// Damaged backups are matched to a database by the alias in their record,
+/// never by the name: of `app` and `app2`, a damaged backup of `app2` is
+/// never `app`'s; one whose record cannot be read belongs to no database
+/// and is listed once, at the top level, whichever databases are pruned.
+#[test]
+fn damaged_backups_are_matched_by_their_records_alias() {
+    let mut w = World::new(Remote::Local);
+    w.seeded_sqlite("app", 5);
+    w.seeded_sqlite("app2", 5);
+    w.setting("db_cleanup_keep = 5");
+    backups(&w, &["dbbackup", "-d", "app"], 1);
+    backups(&w, &["dbbackup", "-d", "app2"], 2);
+    let app2 = w.names(Some("app2"));
+    let (unreadable, short) = (app2[0].clone(), app2[1].clone());
+    std::fs::write(record_file(&w, &unreadable), b"{ not a record").unwrap();
+    let data = data_object(&w, &short);
+    let len = std::fs::metadata(&data).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+
+    let v = json_run(&w, "prune", &["prune", "--json"]);
+    let mut listed = listed_in_prune(&v);
+    listed.sort();
+    let mut want = vec![
+        (unreadable.clone(), "damaged".to_string()),
+        (short.clone(), "damaged of app2".to_string()),
+    ];
+    want.sort();
+    assert_eq!(listed, want, "{v:#}");
+    for one in ["app", "app2"] {
+        let v = json_run(&w, "prune", &["prune", "-d", one, "--json"]);
+        let mut listed = listed_in_prune(&v);
+        listed.sort();
+        let mut want = vec![(unreadable.clone(), "damaged".to_string())];
+        if one == "app2" {
+            want.push((short.clone(), "damaged of app2".to_string()));
+        }
+        want.sort();
+        assert_eq!(listed, want, "-d {one}: {v:#}");
+    }
+    // The text warns once about each.
+    let r = w.ok(&["prune"]);
+    let warned = |name: &str| {
+        r.stderr
+            .lines()
+            .filter(|l| l.contains(name) && l.contains("damaged"))
+            .count()
+    };
+    assert_eq!(
+        (warned(&unreadable), warned(&short)),
+        (1, 1),
+        "{}",
+        r.stderr
+    );
+}
+
 /// SIGTERM in the middle of prune: exit 130, nothing on stdout, every
 /// backup either gone whole or intact (none damaged), the newest kept; a
 /// second prune finishes what the first said.
@@ -1113,6 +1292,7 @@ fn prune_interrupted_while_rclone_deletes_leaves_no_half_deleted_backup() {
     let mut w = sqlite_world(Remote::Local);
     backups(&w, &["dbbackup"], 3);
     w.setting("db_cleanup_keep = 1");
+    let before = w.names(None);
     let mark = w.path("deleting-a-record");
     w.wrap_tool(
         "rclone",
@@ -1136,7 +1316,72 @@ fn prune_interrupted_while_rclone_deletes_leaves_no_half_deleted_backup() {
         .filter(|b| b["status"] == "damaged")
         .collect();
     assert!(damaged.is_empty(), "half-deleted: {damaged:?}");
+    // The error names exactly the backups deleted (the one whose deletion
+    // the signal met included), as in server mode.
+    let left = w.names(None);
+    let gone: Vec<&String> = before.iter().filter(|n| !left.contains(n)).collect();
+    assert!(!gone.is_empty(), "the deletion that had begun finished");
+    for n in &before {
+        assert_eq!(
+            r.stderr.contains(n.as_str()),
+            gone.contains(&n),
+            "{n}: {}",
+            r.stderr
+        );
+    }
+    common::assert_mentions(&r.stderr, &["Run `rcbackup prune` again"]);
     w.ok(&["verify", "--all"]);
+}
+
+/// SIGTERM while the rclone removing a leftover runs (one process per call,
+/// after retention deleted backups): the error is the interrupt naming
+/// exactly the backups deleted, not the rclone the signal stopped.
+#[test]
+fn prune_interrupted_while_rclone_removes_a_leftover_names_what_went() {
+    if common::rclone_server_mode() {
+        return;
+    }
+    let mut w = sqlite_world(Remote::Local);
+    backups(&w, &["dbbackup"], 3);
+    w.setting("db_cleanup_keep = 1");
+    let before = w.names(None);
+    let partial = w
+        .store
+        .join("db/.rcbackup/partial/default-x.sqlite3.zst.1000000000-42");
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, b"half an upload").unwrap();
+    common::age(&partial);
+    let mark = w.path("removing-a-leftover");
+    w.wrap_tool(
+        "rclone",
+        &format!(
+            r#"if [ "$1" = deletefile ]; then case "$2" in *.rcbackup/partial/*) touch '{}'; sleep 5;; esac; fi; exec "$REAL" "$@""#,
+            mark.display()
+        ),
+    );
+    let child = w.spawn(&["prune"]);
+    common::wait_until(30, "a leftover's removal to start", || mark.exists());
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let r = common::Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    w.path_prefix.clear();
+    let left = w.names(None);
+    assert_eq!(left, before[..1], "retention had finished");
+    for n in &before[1..] {
+        common::assert_mentions(&r.stderr, &[n.as_str()]);
+    }
+    common::assert_mentions(
+        &r.stderr,
+        &[
+            "interrupted before pruning finished",
+            "2 backup(s) were deleted",
+        ],
+    );
+    common::assert_lacks(&r.stderr, &["killed by signal", &before[0]]);
+    w.ok(&["prune"]);
+    assert!(!partial.exists(), "the next prune removes the leftover");
 }
 
 /// verify --all when the remote goes away after the listing: every backup

@@ -622,6 +622,65 @@ fn metrics_of_a_drill() {
     );
 }
 
+/// A `-d` that names no configured database (a typo) is filed under
+/// `database=""`, never as a series of its own: label values stay the
+/// configured aliases (and ""). A configured alias whose run fails before
+/// it reaches its database (an unset url_env) keeps its own series; a
+/// config that does not load tells no alias, so "" too.
+#[test]
+fn metrics_of_an_unknown_alias_go_under_the_empty_database() {
+    let (mut world, file) = two_sqlite_world();
+    world
+        .databases
+        .push_str("[databases.gamma]\nurl_env = \"RCBACKUP_TEST_UNSET_URL\"\n");
+    let m = file.to_str().unwrap();
+    let typo = "alpah-with-a-typo\u{202e}";
+    for command in ["verify", "dbbackup", "dbrestore", "drill"] {
+        let mut args = vec!["--metrics-file", m, command, "-d", typo];
+        if command == "dbrestore" {
+            args.push("--noinput");
+        }
+        let r = world.run(&args);
+        assert_eq!(r.code, 2, "{command}: {}", r.stderr);
+        let s = metrics(&file);
+        assert!(
+            s.iter()
+                .all(|x| ["", "alpha", "beta", "gamma"].contains(&x.labels["database"].as_str())),
+            "{command}: a series of an alias not in the config: {s:?}"
+        );
+        assert_eq!(
+            value(&s, "rcbackup_last_run_exit_code", command, ""),
+            Some(2.0),
+            "{command}: the failure is visible under database=\"\""
+        );
+        assert_eq!(
+            value(&s, "rcbackup_last_run_success", command, ""),
+            Some(0.0)
+        );
+    }
+    let r = world.run(&["--metrics-file", m, "dbbackup", "-d", "gamma"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let s = metrics(&file);
+    assert_eq!(
+        value(&s, "rcbackup_last_run_exit_code", "dbbackup", "gamma"),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&s, "rcbackup_failures_total", "dbbackup", ""),
+        Some(1.0)
+    );
+    // A config that does not load: which aliases exist is unknown.
+    world.setting("no_such_key = 1");
+    let r = world.run(&["--metrics-file", m, "verify", "-d", "typo2"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let s = metrics(&file);
+    assert!(s.iter().all(|x| x.labels["database"] != "typo2"), "{s:?}");
+    assert_eq!(
+        value(&s, "rcbackup_failures_total", "verify", ""),
+        Some(2.0)
+    );
+}
+
 #[test]
 fn a_damaged_or_foreign_metrics_file_is_replaced_with_a_warning() {
     let (world, file) = two_sqlite_world();

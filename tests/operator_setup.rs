@@ -399,6 +399,92 @@ fn init_refuses_bad_urls_and_values_without_showing_them() {
     assert!(!conf.exists());
 }
 
+/// An --alias the config would refuse is refused by init with the config's
+/// own rule (exit 2, nothing written), whether the database comes from
+/// flags or from a URL; not as broken TOML or as a bad URL.
+#[test]
+fn init_refuses_an_alias_the_config_would_refuse() {
+    let world = World::new(Remote::Local);
+    let conf = world.path("alias.toml");
+    let c = config_arg(&conf);
+    for alias in ["x y", "a.b", "a]b", "", "é", "x\"y", "a\nb"] {
+        for (how, args, env) in [
+            (
+                "flags",
+                vec![
+                    "init", "--engine", "sqlite", "--name", "a.db", "--alias", alias, "--output",
+                    &c,
+                ],
+                vec![],
+            ),
+            (
+                "url",
+                vec!["init", "--alias", alias, "--output", &c],
+                vec![("DATABASE_URL", "postgres://u@h/app")],
+            ),
+        ] {
+            let r = rcb(&world, &args, &env);
+            assert_eq!(r.code, 2, "{alias:?} by {how}: {}", r.stderr);
+            assert_mentions(
+                &r.stderr,
+                &["--alias", "may only hold letters, digits, `_` and `-`"],
+            );
+            assert_lacks(&r.stderr, &["TOML", "database URL"]);
+            assert!(!conf.exists(), "{alias:?} by {how}: written");
+        }
+    }
+    let r = rcb(
+        &world,
+        &[
+            "init",
+            "--engine",
+            "sqlite",
+            "--name",
+            "a.db",
+            "--alias",
+            "Shop_2-eu",
+            "--output",
+            &c,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::read_to_string(&conf)
+        .unwrap()
+        .contains("[databases.Shop_2-eu]"));
+}
+
+/// The config init writes is mode 0600 whatever the umask (000 would make
+/// it 0666: anyone could set `rclone_binary`), new or replaced with
+/// --force.
+#[test]
+fn init_writes_the_config_0600_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new(Remote::Local);
+    let conf = world.path("open.toml");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let init = |force: bool| {
+        let cmd = world.command(&[]);
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask 000; exec '{}' init --engine sqlite --name a.db --output '{}' {}",
+                cmd.get_program().to_string_lossy(),
+                conf.display(),
+                if force { "--force" } else { "" }
+            ))
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    };
+    init(false);
+    assert_eq!(mode(&conf), 0o600, "a new config");
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o666)).unwrap();
+    init(true);
+    assert_eq!(mode(&conf), 0o600, "a config replaced with --force");
+}
+
 /// A folder with links to `tools` only, to use as PATH.
 fn path_with(world: &World, tools: &[&str]) -> PathBuf {
     let dir = world.path("only-some-tools");

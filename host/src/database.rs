@@ -168,6 +168,22 @@ pub struct DatabaseEntry {
     compression: Compression,
 }
 
+/// The rule for a database alias (`[databases.<alias>]`): letters,
+/// digits, `_` and `-`; else why not.
+pub fn check_alias(alias: &str) -> std::result::Result<(), String> {
+    if alias.is_empty()
+        || alias
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    {
+        return Err(format!(
+            "the alias `{}` may only hold letters, digits, `_` and `-`, e.g. [databases.default]",
+            crate::naming::printable(alias)
+        ));
+    }
+    Ok(())
+}
+
 impl DatabaseEntry {
     /// Checks the section; a `url_env` is only recorded, not read.
     pub fn from_section(
@@ -175,16 +191,7 @@ impl DatabaseEntry {
         s: DatabaseSection,
         compression: Compression,
     ) -> std::result::Result<DatabaseEntry, KeyError> {
-        if alias.is_empty()
-            || alias
-                .chars()
-                .any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        {
-            return Err((
-                "",
-                format!("the alias `{}` may only hold letters, digits, `_` and `-`, e.g. [databases.default]", crate::naming::printable(alias)),
-            ));
-        }
+        check_alias(alias).map_err(|why| ("", why))?;
         let entry = DatabaseEntry {
             alias: alias.to_string(),
             pending: None,

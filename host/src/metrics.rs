@@ -11,7 +11,8 @@
 //! warning, never a change of the run's exit code.
 //!
 //! A command reports what it learned with [`note_database`] and
-//! [`note_size`]; `lib.rs` calls [`after_run`] with the outcome. A new
+//! [`note_size`], and `Context::load` the aliases the config defines with
+//! [`note_configured`]; `lib.rs` calls [`after_run`] with the outcome. A new
 //! command records by being named in [`target`].
 
 use std::collections::BTreeMap;
@@ -58,12 +59,23 @@ pub fn target(command: &Commands) -> Option<(&'static str, Option<String>)> {
 struct Noted {
     database: Option<String>,
     size: Option<u64>,
+    /// The aliases of the config, once it loaded.
+    configured: Option<Vec<String>>,
 }
 
 static NOTED: Mutex<Noted> = Mutex::new(Noted {
     database: None,
     size: None,
+    configured: None,
 });
+
+/// The aliases the config defines, once it has loaded: a `-d` given is a
+/// label value only if it is one of them.
+pub fn note_configured<'a>(aliases: impl IntoIterator<Item = &'a String>) {
+    if let Ok(mut n) = NOTED.lock() {
+        n.configured = Some(aliases.into_iter().cloned().collect());
+    }
+}
 
 /// The database this run works on (its alias), once the command knows it.
 pub fn note_database(alias: &str) {
@@ -86,14 +98,19 @@ pub fn after_run(
     exit_code: i32,
     duration: Duration,
 ) {
-    let (database, size) = match NOTED.lock() {
-        Ok(n) => (n.database.clone(), n.size),
-        Err(_) => (None, None),
+    let (database, size, configured) = match NOTED.lock() {
+        Ok(n) => (n.database.clone(), n.size, n.configured.clone()),
+        Err(_) => (None, None, None),
     };
+    // A run that failed before it reached its database (an unset url_env)
+    // is filed under the -d it was given if the config defines that
+    // alias; a typo, or any -d when the config did not load, under "":
+    // a mistyped -d never adds a series (the file keeps every series it
+    // ever had).
+    let given_database =
+        given_database.filter(|d| configured.as_ref().is_some_and(|c| c.contains(d)));
     let outcome = Outcome {
         command: command.to_string(),
-        // A run that failed before it knew its database (a config error)
-        // is filed under the -d it was given, else under "".
         database: database.or(given_database).unwrap_or_default(),
         tenant: String::new(),
         success: exit_code == 0,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{human_size, json, Context};
-use crate::catalog::{abandoned_before, run_id, Catalog, Listing};
+use crate::catalog::{abandoned_before, run_id, Catalog, LeftoverKind, Listing};
 use crate::cli::DbBackupArgs;
 use crate::compression::{Compressing, Compression};
 use crate::database::Database;
@@ -217,10 +217,13 @@ struct CleanupReport {
 impl CleanupReport {
     fn of(c: Cleanup) -> CleanupReport {
         let series = c.databases.into_iter().next();
-        let (rule, decisions, damaged) = match series {
+        let (rule, decisions, mut damaged) = match series {
             Some(s) => (s.rule, s.decisions, s.damaged),
             None => (String::new(), Vec::new(), Vec::new()),
         };
+        // One database: those whose record cannot be read (whoever's they
+        // are) are with its own, as they always were in this shape.
+        damaged.extend(c.damaged);
         CleanupReport {
             rule,
             decisions,
@@ -534,6 +537,10 @@ fn remove_quietly(ctx: &Context, path: &str) {
 pub(super) struct Cleanup {
     /// One entry per series (database) retention looked at.
     pub databases: Vec<SeriesCleanup>,
+    /// Damaged backups whose record cannot be read: no database's (its
+    /// alias is in the record), each listed once; no retention counts or
+    /// deletes them.
+    pub damaged: Vec<DamagedSkipped>,
     /// What interrupted runs left that was (or would be) removed.
     pub leftovers: Vec<LeftoverRemoval>,
 }
@@ -545,8 +552,9 @@ pub(super) struct SeriesCleanup {
     pub rule: String,
     /// Newest first, every backup of the series.
     pub decisions: Vec<Decided>,
-    /// Damaged backups that may belong to the series: never counted or
-    /// deleted by retention.
+    /// Damaged backups whose record names this database: never counted
+    /// or deleted by retention. (A record whose data object is gone is a
+    /// leftover, not here.)
     pub damaged: Vec<DamagedSkipped>,
 }
 
@@ -623,6 +631,13 @@ impl Cleanup {
     }
 }
 
+fn damaged_skipped(d: &crate::catalog::Damaged) -> DamagedSkipped {
+    DamagedSkipped {
+        name: d.name.clone(),
+        problem: d.problem.clone(),
+    }
+}
+
 /// Retention for one series at a time, then the leftovers of interrupted
 /// runs: what `dbbackup --clean` runs after its backup and `prune` runs on
 /// its own. Whatever it has done is in `report` as it goes.
@@ -652,7 +667,7 @@ impl<'c> Cleaner<'c> {
         just_made: Option<&'c str>,
     ) -> Result<Cleaner<'c>> {
         failpoint::reached("cleaning");
-        let cleaner = Cleaner {
+        let mut cleaner = Cleaner {
             ctx,
             catalog,
             listing,
@@ -665,6 +680,17 @@ impl<'c> Cleaner<'c> {
             removed: 0,
         };
         cleaner.stop()?;
+        // A record that cannot be read names no database: warned about
+        // and reported once, whichever databases this run cleans.
+        for d in listing.damaged.iter().filter(|d| d.record.is_none()) {
+            tracing::warn!(
+                "backup {} is damaged ({}); no database's retention counts or deletes it (its record, which names its database, cannot be read). Check it with `rcbackup verify -i {}` and remove it by hand",
+                printable(&d.name),
+                d.problem,
+                printable(&d.name)
+            );
+            cleaner.report.damaged.push(damaged_skipped(d));
+        }
         Ok(cleaner)
     }
 
@@ -700,22 +726,54 @@ impl<'c> Cleaner<'c> {
         )))
     }
 
+    /// A deletion that failed because the run was interrupted (one process
+    /// per call: the signal stops the rclone removing a leftover) is the
+    /// interrupt, saying what went, not the stopped tool's error.
+    fn cut_short(&self, e: anyhow::Error) -> anyhow::Error {
+        match self.stop() {
+            Err(interrupted) => {
+                tracing::debug!("the deletion the interrupt stopped: {e:#}");
+                interrupted
+            }
+            Ok(()) => e,
+        }
+    }
+
     /// Applies retention (db_cleanup_keep, or the retention policy) to the
     /// backups of `alias`; on a dry run only decides.
     pub fn series(&mut self, alias: &str, series: &[BackupRecord]) -> Result<()> {
         self.stop()?;
         let mut damaged = Vec::new();
-        for d in self.listing.damaged_of(alias) {
-            tracing::warn!(
-                "backup {} is damaged ({}); retention neither counts nor deletes it. Check it with `rcbackup verify -i {}` and remove it by hand",
-                printable(&d.name),
-                d.problem,
-                printable(&d.name)
-            );
-            damaged.push(DamagedSkipped {
-                name: d.name.clone(),
-                problem: d.problem.clone(),
-            });
+        // By the alias in the record only, never by the name; a record
+        // that cannot be read is no database's (see `start`).
+        for d in (self.listing.damaged.iter()).filter(|d| d.database() == Some(alias)) {
+            let without_data = self
+                .listing
+                .leftovers
+                .iter()
+                .find(|l| l.kind == LeftoverKind::RecordWithoutData && l.name == d.name);
+            match without_data {
+                // Removed as a leftover by this run (`leftovers`), and
+                // reported there.
+                Some(l) if l.last_seen < self.cutoff => {}
+                Some(l) => tracing::warn!(
+                    "backup {} is not whole: {}. Its record is a `record-without-data` leftover, which cleanup removes once untouched for abandoned_after_hours (from {}); until then listbackups shows it as damaged and restore refuses it",
+                    printable(&d.name),
+                    d.problem,
+                    l.last_seen
+                        .checked_add_signed(self.now - self.cutoff)
+                        .map_or_else(|| "never".to_string(), json::time)
+                ),
+                None => {
+                    tracing::warn!(
+                        "backup {} is damaged ({}); retention neither counts nor deletes it. Check it with `rcbackup verify -i {}` and remove it by hand",
+                        printable(&d.name),
+                        d.problem,
+                        printable(&d.name)
+                    );
+                    damaged.push(damaged_skipped(d));
+                }
+            }
         }
         let keep = self.ctx.config.settings.db_cleanup_keep;
         let rule = match self.ctx.policies.retention_module() {
@@ -770,7 +828,9 @@ impl<'c> Cleaner<'c> {
         }
         for d in decisions.iter().filter(|d| !d.keep) {
             self.stop()?;
-            self.catalog.delete(&d.name)?;
+            self.catalog
+                .delete(&d.name)
+                .map_err(|e| self.cut_short(e))?;
             self.deleted.push(d.name.clone());
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }
@@ -794,7 +854,9 @@ impl<'c> Cleaner<'c> {
             };
             if !self.dry_run {
                 self.stop()?;
-                self.catalog.remove(leftover)?;
+                self.catalog
+                    .remove(leftover)
+                    .map_err(|e| self.cut_short(e))?;
                 self.removed += 1;
                 tracing::info!(
                     "removed {} ({}, left by an interrupted run, last touched {})",
@@ -812,7 +874,7 @@ impl<'c> Cleaner<'c> {
                 }
                 if !self.dry_run {
                     self.stop()?;
-                    engines::remove_local_leftover(&l)?;
+                    engines::remove_local_leftover(&l).map_err(|e| self.cut_short(e))?;
                     self.removed += 1;
                     tracing::info!(
                         "removed {} (a restore's staging file left by a killed run)",

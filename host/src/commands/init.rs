@@ -12,7 +12,8 @@
 //! The text is parsed by the config loader before it is written, so init
 //! never writes a file rcbackup refuses; the file appears whole (written
 //! aside, then linked into place) and an existing one is never replaced
-//! without `--force`, even by a concurrent init.
+//! without `--force`, even by a concurrent init. It is mode 0600 whatever
+//! the umask.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,10 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<()> {
             return Err(exists(t));
         }
     }
+    // The config's own rule, before the alias goes into a section header
+    // (where `x y` would read as broken TOML) or into a URL's check.
+    crate::database::check_alias(&a.alias)
+        .map_err(|why| exit::usage(format!("--alias is refused: {why}; nothing was written")))?;
     let (section, from_flag_with_password) = database_section(a, &as_if)?;
     let text = render(a, &section)?;
     // What init writes, rcbackup must load: a bad --remote, --host, ...
@@ -384,9 +389,26 @@ fn render(a: &InitArgs, s: &Section) -> Result<String> {
     Ok(t)
 }
 
-/// Writes `text` to `path` whole: into a file beside it, then linked into
-/// place (which fails if `path` exists, even if another init made it a
-/// moment ago), or renamed over it with `force`.
+/// A new file (never an existing one), mode 0600 whatever the umask: the
+/// config names the tools rcbackup runs (`rclone_binary`), so only its
+/// owner may change it.
+fn new_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    // The umask can only take bits away from 0600; this gives back those a
+    // stricter one took (0400 would be a config its owner cannot edit). A
+    // file system that refuses it leaves the file no more open than 0600.
+    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
+    Ok(f)
+}
+
+/// Writes `text` to `path` whole: into a file beside it (mode 0600), then
+/// linked into place (which fails if `path` exists, even if another init
+/// made it a moment ago), or renamed over it with `force`.
 fn write_new(path: &Path, text: &str, force: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -407,11 +429,7 @@ fn write_new(path: &Path, text: &str, force: bool) -> Result<()> {
         ))
     };
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&aside)
-            .map_err(|e| cannot(e, path))?;
+        let mut f = new_file(&aside).map_err(|e| cannot(e, path))?;
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(|e| cannot(e, path))?;
@@ -423,17 +441,13 @@ fn write_new(path: &Path, text: &str, force: bool) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists(path)),
             // A file system without hard links: create it, never replace.
             Err(_) => {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(path)
-                    .map_err(|e| {
-                        if e.kind() == std::io::ErrorKind::AlreadyExists {
-                            exists(path)
-                        } else {
-                            cannot(e, path)
-                        }
-                    })?;
+                let mut f = new_file(path).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        exists(path)
+                    } else {
+                        cannot(e, path)
+                    }
+                })?;
                 f.write_all(text.as_bytes()).map_err(|e| {
                     let _ = std::fs::remove_file(path);
                     cannot(e, path)

@@ -39,6 +39,7 @@ pub struct Context {
 impl Context {
     pub fn load(cli: &Cli) -> Result<Context> {
         let config = Config::load(&config::locate(cli.config.as_deref()))?;
+        crate::metrics::note_configured(config.databases.keys());
         let rclone = Rclone::for_run(&config.settings)?;
         Ok(Context {
             rclone,
