@@ -1505,3 +1505,24 @@ fn odd_names_and_an_unset_url_env() {
     assert!(r.stderr.is_empty(), "{}", r.stderr);
     assert!(r.stdout.contains("keep"), "{}", r.stdout);
 }
+
+/// A template holding a character of rclone's name encoding (`‛`, `␊`)
+/// is refused when the config loads: the backup's stored name would not be
+/// its name (`‛` doubled; `␊` a real newline), and every such backup would
+/// be listed as damaged, never restored nor retained, while dbbackup said
+/// it was made.
+#[test]
+fn a_template_with_rclones_encoding_characters_is_refused() {
+    for template in [
+        "{database}\u{201B}{datetime}.{ext}",
+        "{database}\u{240A}{datetime}.{ext}",
+    ] {
+        let mut w = sqlite_world(Remote::Local);
+        w.setting(&format!("db_filename_template = \"{template}\""));
+        let r = w.run(&["dbbackup"]);
+        assert_eq!(r.code, 2, "{template}: {}", r.stderr);
+        common::assert_mentions(&r.stderr, &["rclone"]);
+        let stored = std::fs::read_dir(w.store.join("db")).map_or(0, |d| d.count());
+        assert_eq!(stored, 0, "{template}: something was stored");
+    }
+}

@@ -23,6 +23,9 @@
 //!   rclone's filters (`* ? [ ] { }`), what makes a shell run, redirect or
 //!   expand something (`$`, a backquote, `' ; & ( ) !`), and `#`, `%` (special in
 //!   the URLs of WebDAV and HTTP stores);
+//! - the characters of rclone's own name encoding (control pictures such as
+//!   `␊`, fullwidth punctuation, its quote `‛`): a remote would store
+//!   another name, or a real control character;
 //! - a leading `.` (hidden; reserved for rcbackup's own files), `-` (read as
 //!   an option), `~` (a home folder to a shell) or space, and a trailing
 //!   space or `.` (dropped by Windows and several stores); so a name of only
@@ -144,6 +147,18 @@ pub fn printable(name: &str) -> String {
         .collect()
 }
 
+/// Characters of rclone's name encoding (lib/encoder): the control
+/// pictures standing for control characters and DEL (U+2400–U+2421), the
+/// fullwidth forms standing for ASCII punctuation, and `‛` (U+201B), which
+/// quotes one of those that is meant literally. A name holding one is
+/// stored as another name on some remotes (or with a real control
+/// character), and its record then names another backup.
+fn is_rclone_encoding(c: char) -> bool {
+    matches!(c as u32,
+        0x2400..=0x2421 | 0x201B
+        | 0xFF01..=0xFF0F | 0xFF1A..=0xFF20 | 0xFF3B..=0xFF40 | 0xFF5B..=0xFF5E)
+}
+
 /// Bidirectional controls: they reorder how the text around them is shown.
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
@@ -230,6 +245,10 @@ fn refused_char(c: char) -> Option<String> {
         }
         '#' | '%' => format!(
             "contains {q}, which is special in the URLs of WebDAV and HTTP remotes"
+        ),
+        _ if is_rclone_encoding(c) => format!(
+            "contains {q} ({}), a character rclone writes in place of one a store cannot hold (control pictures such as `␊`, fullwidth punctuation, its quote `‛`), so the name stored would not be the backup's name",
+            code()
         ),
         _ => return None,
     };
@@ -529,6 +548,10 @@ mod tests {
             (".hidden", "starts with `.`"),
             (".x.dump", "starts with `.`"),
             ("a\u{0}b", "control character"),
+            ("app\u{201B}2026", "rclone writes"),
+            ("app\u{240A}2026", "rclone writes"),
+            ("app\u{FF0F}2026", "rclone writes"),
+            ("app\u{FF1F}2026", "rclone writes"),
             ("a\nb", "control character"),
             ("a\u{7f}b", "control character"),
             ("tab\there", "control character"),
