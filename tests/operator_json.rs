@@ -1526,3 +1526,38 @@ fn a_template_with_rclones_encoding_characters_is_refused() {
         assert_eq!(stored, 0, "{template}: something was stored");
     }
 }
+
+/// `verify --all` with nothing to check (a wiped remote, a wrong
+/// db_backup_dir) fails as `verify` does: exit 1, nothing on stdout, and
+/// the metrics file records a failure, so nightly monitoring does not stay
+/// green.
+#[test]
+fn verify_all_with_no_backup_fails() {
+    let w = sqlite_world(Remote::Local);
+    let metrics = w.path("m.prom");
+    let m = metrics.display().to_string();
+    for args in [
+        vec!["verify", "--all"],
+        vec!["verify", "--all", "--json", "-d", "default"],
+        vec![
+            "--metrics-file",
+            m.as_str(),
+            "verify",
+            "--all",
+            "-d",
+            "default",
+        ],
+    ] {
+        let r = w.run(&args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "{args:?}");
+        common::assert_mentions(&r.stderr, &["no backups", "nothing was verified"]);
+    }
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains(
+            "rcbackup_last_run_success{command=\"verify\",database=\"default\",tenant=\"\"} 0"
+        ),
+        "{text}"
+    );
+}

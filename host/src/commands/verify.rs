@@ -95,14 +95,17 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         vec![Target::Intact(backup)]
     };
     if args.all && targets.is_empty() {
-        crate::errln!(
-            "no backups{} in {}",
+        // Nothing to check is a failure, as for `verify` of one database: a
+        // wiped remote or a wrong db_backup_dir must not keep a nightly
+        // `verify --all` green.
+        return Err(exit::failed(format!(
+            "no backups{} in {}: nothing was verified. Check remote and db_backup_dir in the config, or make a backup first",
             args.database
                 .as_deref()
                 .map(|d| format!(" of `{d}`"))
                 .unwrap_or_default(),
             ctx.rclone.path(catalog.dir())
-        );
+        )));
     }
     let mut report = Report {
         checked: Vec::new(),
