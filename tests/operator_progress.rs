@@ -729,6 +729,24 @@ fn a_metrics_file_that_cannot_be_written_is_only_a_warning() {
     assert!(!file.exists());
 }
 
+/// RCBACKUP_METRICS_FILE set but empty (an environment template's blank)
+/// is as if unset: the backup runs, no metrics are written.
+#[test]
+fn an_empty_metrics_variable_is_unset() {
+    let (mut world, _file) = two_sqlite_world();
+    world.set_env("RCBACKUP_METRICS_FILE", String::new());
+    let r = world.run(&["dbbackup", "-d", "alpha"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_lacks(&r.stderr, &["metrics"]);
+    // And set, it is used.
+    let file = world.path("from-env.prom");
+    world.set_env("RCBACKUP_METRICS_FILE", file.display().to_string());
+    world.ok(&["dbbackup", "-d", "alpha"]);
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("rcbackup_last_success_timestamp_seconds"));
+}
+
 /// A path that is not a regular file is never replaced or opened: a FIFO
 /// (opening it would wait for a reader forever) stays a FIFO, the run ends
 /// at once with its own exit code and a warning, and no lock file appears

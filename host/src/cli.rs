@@ -32,12 +32,10 @@ pub struct Cli {
     /// After the run (dbbackup, dbrestore, verify, mediabackup, drill), write
     /// Prometheus metrics to PATH for node_exporter's textfile collector
     /// (see docs/monitoring.md). A failure to write is only a warning.
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        env = "RCBACKUP_METRICS_FILE"
-    )]
+    /// Default: $RCBACKUP_METRICS_FILE (read by `lib.rs`, where an empty
+    /// value counts as unset: a variable left empty by an environment
+    /// template must not stop the backup).
+    #[arg(long, global = true, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
 
     #[command(subcommand)]

@@ -34,7 +34,12 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     init_logging(cli.verbose, cli.quiet, json);
     progress::init(cli.quiet, json);
     interrupt::install();
-    let metrics = cli.metrics_file.clone().zip(metrics::target(&cli.command));
+    let metrics_file = cli.metrics_file.clone().or_else(|| {
+        std::env::var_os("RCBACKUP_METRICS_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    });
+    let metrics = metrics_file.zip(metrics::target(&cli.command));
     let started = std::time::Instant::now();
     let result = commands::run(cli);
     tracing::debug!(peak_rss_kib = peak_rss_kib(), "done");
