@@ -326,7 +326,17 @@ fn parse(text: &str) -> std::result::Result<BTreeMap<Key, Series>, String> {
     let mut all: BTreeMap<Key, Series> = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let at = |why: &str| format!("line {}: {why}", n + 1);
-        if line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(c) = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+        {
+            let name = c.split(' ').next().unwrap_or_default();
+            if !FAMILIES.iter().any(|(f, _, _)| *f == name) {
+                return Err(at("a comment about a metric rcbackup does not write"));
+            }
             continue;
         }
         let (name, rest) = line
@@ -369,6 +379,10 @@ fn parse(text: &str) -> std::result::Result<BTreeMap<Key, Series>, String> {
             .and_then(|v| v.parse().ok())
             .filter(|v: &f64| v.is_finite())
             .ok_or_else(|| at("the value is not a number"))?;
+        // Times, durations, sizes, counts and exit codes: never negative.
+        if value < 0.0 {
+            return Err(at("a negative value, which rcbackup never writes"));
+        }
         let get = |k: &str| labels.get(k).cloned();
         let (Some(command), Some(database), Some(tenant), 3) =
             (get("command"), get("database"), get("tenant"), labels.len())
@@ -420,6 +434,9 @@ mod tests {
             "rcbackup_failures_total{command=\"a\",database=\"b\",tenant=\"\"}\n",
             "rcbackup_failures_total{command=\"a,database=\"b\",tenant=\"\"} 1\n",
             "rcbackup_failures_total{command=\"a\\q\",database=\"b\",tenant=\"\"} 1\n",
+            "rcbackup_failures_total{command=\"a\",database=\"b\",tenant=\"\"} -5\n",
+            "# HELP x y\n",
+            "# TYPE node_load1 gauge\n",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
