@@ -128,19 +128,23 @@ impl Observer {
         existing: &BTreeSet<String>,
         known: impl IntoIterator<Item = &'a String>,
     ) -> Changes {
-        let mut exact: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+        // A set per JSON form: a file on both sides (replaced) is known
+        // twice under one name, and is still one file.
+        let mut exact: BTreeMap<String, BTreeSet<&String>> = BTreeMap::new();
         for name in known {
             if name.contains('\u{201b}') {
                 exact
                     .entry(super::names::json_form(name))
                     .or_default()
-                    .push(name);
+                    .insert(name);
             }
         }
         let mut merged: BTreeMap<String, Seen> = BTreeMap::new();
         for (logged, s) in self.files {
-            let path = match exact.get(&logged).map(Vec::as_slice) {
-                Some([one]) => (*one).clone(),
+            let path = match exact.get(&logged) {
+                Some(names) if names.len() == 1 => {
+                    names.iter().next().map_or(logged, |n| (*n).clone())
+                }
                 _ => logged,
             };
             let m = merged.entry(path).or_default();
@@ -245,5 +249,23 @@ mod tests {
             (c.copied, c.replaced, c.deleted),
             (vec!["b".into()], vec!["a".into()], vec!["c".into()])
         );
+    }
+    /// A replaced file whose name holds a byte that is not UTF-8 is known
+    /// on both sides under the same exact name: its logged (U+FFFD) form
+    /// goes back to that one name, so it is told replaced, not new.
+    #[test]
+    fn a_replaced_non_utf8_name_gets_its_exact_name_back() {
+        let mut o = Observer::default();
+        let exact = "caf\u{201b}E9.txt".to_string();
+        o.line(&line(
+            "warning",
+            "Skipped copy as --dry-run is set (size 8)",
+            "caf\u{FFFD}.txt",
+            Some("copy"),
+        ));
+        let existing = BTreeSet::from([exact.clone()]);
+        let c = o.finish(&existing, [&exact, &exact]);
+        assert_eq!(c.replaced, vec![exact]);
+        assert!(c.copied.is_empty());
     }
 }
