@@ -790,7 +790,8 @@ fn client_commands_in_an_altered_mariadb_backup_never_run() {
     std::fs::write(&secret, "host file\n").unwrap();
     let (bang, system) = (world.path("by_bang"), world.path("by_system"));
     let evil = format!(
-        "\\! touch {}\nsystem touch {}\nCREATE TABLE leak (l TEXT);\nLOAD DATA LOCAL INFILE '{}' INTO TABLE leak;\n",
+        "connect {} 127.0.0.2\n\\! touch {}\nsystem touch {}\nCREATE TABLE leak (l TEXT);\nLOAD DATA LOCAL INFILE '{}' INTO TABLE leak;\n",
+        live.name(),
         bang.display(),
         system.display(),
         secret.display()
@@ -803,12 +804,16 @@ fn client_commands_in_an_altered_mariadb_backup_never_run() {
     let before = live.fingerprint();
     let r = world.run(&["drill", "-d", "shell_my", "-i", &backup]);
     assert_eq!(r.code, 1, "{}", r.stderr);
+    // `connect` (which --sandbox allows: it would hand the password to the
+    // server the backup names) was not run by the client.
+    assert_lacks(&r.stderr, &["Can't connect", "127.0.0.2"]);
     assert!(!bang.exists() && !system.exists(), "a shell command ran");
     assert_eq!(live.scratches(&world), Vec::<String>::new());
     // dbrestore (into the live database: the backup is trusted that far)
     // runs no command on this machine either.
     let r = world.run(&["dbrestore", "-d", "shell_my", "-i", &backup, "--noinput"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_lacks(&r.stderr, &["Can't connect", "127.0.0.2"]);
     assert!(!bang.exists() && !system.exists(), "a shell command ran");
     let _ = before;
     // Only the LOAD DATA LOCAL: refused too.
@@ -846,14 +851,48 @@ fn dot_commands_in_an_altered_sqlite_backup_never_run() {
     replace_matching(&world, &backup, altered.as_bytes());
     let before = live.fingerprint();
     let r = world.run(&["drill", "-d", "shell_lite", "-i", &backup]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(!shell.exists() && !system.exists(), "a shell command ran");
     assert_eq!(live.fingerprint(), before, "the live file changed");
     assert_eq!(live.scratches(&world), Vec::<String>::new());
     let r = world.run(&["dbrestore", "-d", "shell_lite", "-i", &backup, "--noinput"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(!shell.exists() && !system.exists(), "a shell command ran");
     assert_eq!(live.fingerprint(), before, "the live file changed");
+
+    // `.trace FILE` is not refused by sqlite3's -safe mode: it truncates
+    // FILE and writes the statements that follow into it. Refused by
+    // rcbackup before sqlite3 sees it, as damage (exit 4), in a drill, a
+    // restore and verify.
+    let dump = std::fs::read_to_string(world.store.join("db").join(&backup)).unwrap();
+    let _ = dump;
+    let altered = format!(
+        "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE a(x);\nCOMMIT;\n.trace {}\nSELECT 1 /*\nINJECTED\n*/;\n.trace off\nBEGIN TRANSACTION;\nCOMMIT;\n",
+        live.name()
+    );
+    replace_matching(&world, &backup, altered.as_bytes());
+    for args in [
+        vec!["drill", "-d", "shell_lite", "-i", backup.as_str()],
+        vec![
+            "dbrestore",
+            "-d",
+            "shell_lite",
+            "-i",
+            backup.as_str(),
+            "--noinput",
+        ],
+        vec!["verify", "-d", "shell_lite", "-i", backup.as_str()],
+    ] {
+        let r = world.run(&args);
+        assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["shell command", ".trace"]);
+        assert_eq!(
+            live.fingerprint(),
+            before,
+            "{args:?}: the live file changed"
+        );
+    }
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
 }
 
 /// `USE other` in a MariaDB backup is not skipped in silence (a drill that

@@ -51,6 +51,98 @@ const ERROR_LINE: usize = 160;
 /// of data.
 const SQLITE_ERROR: &[u8] = b"\n/****";
 
+/// Finds the sqlite3 shell's own commands in a stream: a line that starts
+/// with `.` is run by the shell (`.trace FILE` writes any file, `-safe` or
+/// not). A `.dump` never writes one: values' newlines are dumped as
+/// `char(10)`, and its statements start with a keyword.
+pub struct ShellCommands {
+    at_line_start: bool,
+}
+
+impl Default for ShellCommands {
+    fn default() -> Self {
+        ShellCommands {
+            at_line_start: true,
+        }
+    }
+}
+
+impl ShellCommands {
+    /// Where in `chunk` (the next bytes of the stream) the first shell
+    /// command starts, and its line as far as `chunk` holds it.
+    pub fn find(&mut self, chunk: &[u8]) -> Option<(usize, String)> {
+        let at = if self.at_line_start && chunk.first() == Some(&b'.') {
+            Some(0)
+        } else {
+            memmem::find(chunk, b"\n.").map(|i| i + 1)
+        };
+        if let Some(&last) = chunk.last() {
+            self.at_line_start = last == b'\n';
+        }
+        at.map(|i| {
+            let rest = &chunk[i..];
+            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len()).min(60);
+            (
+                i,
+                String::from_utf8_lossy(&rest[..end]).trim_end().to_string(),
+            )
+        })
+    }
+}
+
+/// What is said of a backup holding a shell command.
+pub fn shell_command_found(line: &str) -> String {
+    format!(
+        "it holds a sqlite3 shell command (`{}`), which no `.dump` writes",
+        line.escape_default()
+    )
+}
+
+/// A writer that passes a SQLite dump on up to the first shell command,
+/// which it never passes: the command is refused before sqlite3 sees it.
+pub struct NoShellCommands<W> {
+    pub inner: W,
+    guard: ShellCommands,
+    /// The command's line, once one was met.
+    pub found: Option<String>,
+}
+
+impl<W> NoShellCommands<W> {
+    pub fn new(inner: W) -> Self {
+        NoShellCommands {
+            inner,
+            guard: ShellCommands::default(),
+            found: None,
+        }
+    }
+}
+
+impl<W: Write> Write for NoShellCommands<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(line) = &self.found {
+            return Err(io::Error::other(shell_command_found(line)));
+        }
+        match self.guard.find(buf) {
+            None => {
+                // Whole, so that the guard's view of line starts stays
+                // that of the bytes passed.
+                self.inner.write_all(buf)?;
+                Ok(buf.len())
+            }
+            Some((at, line)) => {
+                self.inner.write_all(&buf[..at])?;
+                let e = io::Error::other(shell_command_found(&line));
+                self.found = Some(line);
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A running check of one dump stream.
 pub struct DumpCheck {
     framing: Framing,
@@ -63,6 +155,9 @@ pub struct DumpCheck {
     error: Option<String>,
     /// The error line found continues in the next chunk.
     error_open: bool,
+    shell: ShellCommands,
+    /// A sqlite3 shell command's line, if the stream held one.
+    shell_command: Option<String>,
 }
 
 impl DumpCheck {
@@ -75,6 +170,8 @@ impl DumpCheck {
             carry: b"\n".to_vec(),
             error: None,
             error_open: false,
+            shell: ShellCommands::default(),
+            shell_command: None,
         }
     }
 
@@ -89,6 +186,9 @@ impl DumpCheck {
             self.head.extend_from_slice(&chunk[..n]);
         }
         if self.framing == Framing::SqliteDump {
+            if self.shell_command.is_none() {
+                self.shell_command = self.shell.find(chunk).map(|(_, line)| line);
+            }
             if self.error_open {
                 self.continue_error_line(chunk);
             } else if self.error.is_none() {
@@ -159,7 +259,9 @@ impl DumpCheck {
             ),
             Framing::MysqlDump => Ok(()),
             Framing::SqliteDump => {
-                if let Some(e) = &self.error {
+                if let Some(line) = &self.shell_command {
+                    Err(shell_command_found(line))
+                } else if let Some(e) = &self.error {
                     Err(format!("its output reports an error: `{}`", e.trim()))
                 } else if last.starts_with("ROLLBACK; -- due to errors") {
                     Err("its output ends in `ROLLBACK; -- due to errors`".into())
@@ -362,6 +464,26 @@ fn redact_quotes(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_commands_are_found_at_line_starts_only() {
+        let mut g = ShellCommands::default();
+        assert_eq!(g.find(b".trace /x\n").map(|f| f.0), Some(0));
+        let mut g = ShellCommands::default();
+        assert_eq!(g.find(b"INSERT INTO t VALUES('a.b');\n"), None);
+        // Straddling two chunks: the newline ends one, the dot starts the next.
+        assert_eq!(
+            g.find(b".shell rm\n").map(|f| f.1),
+            Some(".shell rm".into())
+        );
+        let mut g = ShellCommands::default();
+        assert_eq!(g.find(b"SELECT 1; .x\n"), None);
+        assert_eq!(g.find(b"COMMIT;\n.testcase x\n").map(|f| f.0), Some(8));
+        let mut c = DumpCheck::new(Framing::SqliteDump);
+        c.feed(b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCOMMIT;\n");
+        c.feed(b".trace /etc/x\nBEGIN;\nCOMMIT;\n");
+        assert!(c.finish().unwrap_err().contains(".trace /etc/x"));
+    }
 
     fn check(framing: Framing, chunks: &[&[u8]]) -> Result<(), String> {
         let mut c = DumpCheck::new(framing);

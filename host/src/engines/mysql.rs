@@ -146,10 +146,13 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     let mut cmd = Command::new(name);
     connection(&mut cmd, db)?;
     // A backup is SQL for the server, nothing else: the client's own
-    // commands (`\!`, `system`, `source`) and LOAD DATA LOCAL would reach
-    // this machine. mariadb-dump turns sandbox mode on in its first line;
+    // commands (`\!`, `system`, `source`, `connect`) and LOAD DATA LOCAL
+    // would reach this machine, or another server. mariadb-dump turns sandbox mode on in its first line;
     // a backup altered to leave that line out must not turn it off.
-    cmd.arg("--local-infile=0");
+    // --binary-mode: no client command is parsed but `\C` and DELIMITER
+    // (the sandbox leaves `connect HOST`, which would hand the password to
+    // a server the backup names), and bytes pass as they are.
+    cmd.args(["--local-infile=0", "--binary-mode"]);
     if super::tool_knows(name, "--help", "--sandbox") {
         cmd.arg("--sandbox");
     } else {

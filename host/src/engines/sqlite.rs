@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::framing::{CheckedWrite, DumpCheck, Framing};
+use super::framing::{self, CheckedWrite, DumpCheck, Framing, NoShellCommands};
 use super::{consumer_error, describe_restore_tool, restore_failed, LocalLeftover};
 use super::{Source, Streamed};
 use crate::database::Database;
@@ -261,10 +261,26 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     // dumps were checked may end in `ROLLBACK; -- due to errors`, which
     // replays "successfully" into an empty file.
     let mut check = DumpCheck::new(Framing::SqliteDump);
+    let mut guarded = NoShellCommands::new(&mut stdin);
     let streamed = source.stream_into(&mut CheckedWrite {
-        inner: &mut stdin,
+        inner: &mut guarded,
         check: &mut check,
     });
+    if let Some(line) = guarded.found.take() {
+        // Never passed on: what came before it went to the staging file,
+        // which goes.
+        shell.kill();
+        let _ = shell.wait();
+        return Err(restore_failed(
+            db,
+            exit::integrity(format!(
+                "backup {} matches its record but {}: it was altered. Restore another backup (rcbackup listbackups)",
+                source.record.name,
+                framing::shell_command_found(&line)
+            )),
+            &left,
+        ));
+    }
     match streamed {
         Ok(Streamed::Verified) => {}
         Ok(Streamed::ConsumerStopped(e)) => {
