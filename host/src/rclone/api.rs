@@ -8,6 +8,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::server::{CallError, Server};
+use super::stall::{BodyWatch, Stall};
 
 /// Escaped in a path segment of a URL: all but RFC 3986's unreserved.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -24,21 +25,46 @@ const ANSWER_LIMIT: u64 = 1 << 30;
 impl Server {
     /// Calls rc method `method` (e.g. `operations/list`) with `params`.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
+        self.call_within(method, params, None)
+    }
+
+    /// [`Server::call`] whose answer may go without a byte for at most
+    /// `stall`'s limit: for listings and lookups, whose answer comes
+    /// within rclone's own timeouts from a remote that answers.
+    pub fn call_watched(
+        &self,
+        method: &str,
+        params: Value,
+        stall: &Stall,
+    ) -> Result<Value, CallError> {
+        stall.check().map_err(CallError::Stalled)?;
+        self.call_within(method, params, Some(stall))
+    }
+
+    fn call_within(
+        &self,
+        method: &str,
+        params: Value,
+        stall: Option<&Stall>,
+    ) -> Result<Value, CallError> {
         let url = self.base()?;
         let answer = self
             .agent
             .post(format!("{url}/{method}"))
+            .config()
+            .timeout_per_read(stall.and_then(|s| s.limit))
+            .build()
             .header("Authorization", &self.auth)
             .header("Content-Type", "application/json")
             .send(params.to_string().as_bytes());
-        let mut answer = answer.map_err(|e| self.no_answer(method, e))?;
+        let mut answer = answer.map_err(|e| self.no_answer(method, e, stall))?;
         let status = answer.status().as_u16();
         let body = answer
             .body_mut()
             .with_config()
             .limit(ANSWER_LIMIT)
             .read_to_vec()
-            .map_err(|e| self.no_answer(method, e))?;
+            .map_err(|e| self.no_answer(method, e, stall))?;
         let value: Value = serde_json::from_slice(&body).map_err(|e| {
             CallError::Rclone(format!(
                 "{method} gave an answer rcbackup cannot read ({e})"
@@ -51,8 +77,15 @@ impl Server {
         }
     }
 
-    /// Object `rel` of remote `fs`, read as it arrives.
-    pub fn get(&self, fs: &str, rel: &str) -> Result<Box<dyn Read + Send>, CallError> {
+    /// Object `rel` of remote `fs`, read as it arrives; the answer's
+    /// headers and each read of its body wait at most `stall`'s limit.
+    pub fn get(
+        &self,
+        fs: &str,
+        rel: &str,
+        stall: &Stall,
+    ) -> Result<Box<dyn Read + Send>, CallError> {
+        stall.check().map_err(CallError::Stalled)?;
         let url = self.base()?;
         let target = format!(
             "{url}/%5B{}%5D/{}",
@@ -62,11 +95,17 @@ impl Server {
         let answer = self
             .agent
             .get(target)
+            .config()
+            .timeout_per_read(stall.limit)
+            .build()
             .header("Authorization", &self.auth)
             .call();
-        let answer = answer.map_err(|e| self.no_answer("reading an object", e))?;
+        let answer = answer.map_err(|e| self.no_answer("reading an object", e, Some(stall)))?;
         match answer.status().as_u16() {
-            200 => Ok(Box::new(answer.into_body().into_reader())),
+            200 => Ok(Box::new(BodyWatch {
+                inner: Box::new(answer.into_body().into_reader()),
+                stall: stall.clone(),
+            })),
             404 => Err(CallError::NotFound),
             status => Err(refusal(answer.into_body(), status)),
         }
@@ -137,7 +176,10 @@ impl Server {
         })
     }
 
-    fn no_answer(&self, what: &str, e: ureq::Error) -> CallError {
+    fn no_answer(&self, what: &str, e: ureq::Error, stall: Option<&Stall>) -> CallError {
+        if let (Some(stall), ureq::Error::Timeout(_)) = (stall, &e) {
+            return CallError::Stalled(stall.stalled());
+        }
         match self.ended() {
             Some(ended) => CallError::Transport(ended),
             None => {
