@@ -114,6 +114,60 @@ fn verify_all_ends_when_the_remote_stops_answering_per_call() {
     verify_with_a_stalled_remote("per-call");
 }
 
+/// As above, with rclone's own idle limit short (`--timeout 2s`) and
+/// rcbackup's left at its default (minutes): rclone gives up on the first
+/// read, as it does on a silent remote with its 5 minutes, and the other
+/// backups are not asked for (before, each waited rclone's limit again).
+fn verify_after_rclone_gives_up(mode: &str) {
+    let mut world = World::new(Remote::Webdav);
+    world.seeded_sqlite("default", 200);
+    world.setting(
+        r#"rclone_flags = ["--retries", "1", "--low-level-retries", "1", "--timeout", "2s"]"#,
+    );
+    world.set_env("RCBACKUP_RCLONE_MODE", mode.into());
+    for _ in 0..4 {
+        world.ok(&["dbbackup"]);
+    }
+    let mut held = world.spawn_held(&["verify", "--all", "--json"], "verify-next");
+    held.wait_at("verify-next");
+    let dav = webdav_pid(&world);
+    signal(dav, libc::SIGSTOP);
+    held.release("verify-next");
+    let Held { child, dir: _dir } = held;
+    let run = finish_within(child, 90, &format!("verify --all ({mode})"));
+    signal(dav, libc::SIGCONT);
+    assert_eq!(
+        run.code, 1,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("verify --json gave {e}:\n{}", run.stdout));
+    let checked = doc["checked"].as_array().unwrap();
+    assert_eq!(checked.len(), 4, "{doc:#}");
+    assert!(checked.iter().all(|c| c["status"] == "error"), "{doc:#}");
+    for c in &checked[1..] {
+        assert_mentions(
+            c["problem"].as_str().unwrap(),
+            &[
+                "not tried: the remote dav: stopped answering earlier in this run (no data for ",
+                " s, then rclone gave up)",
+            ],
+        );
+    }
+    assert_mentions(&run.stderr, &["the remote dav: stopped answering"]);
+}
+
+#[test]
+fn verify_all_stops_asking_once_rclone_gives_up_server_mode() {
+    verify_after_rclone_gives_up("server");
+}
+
+#[test]
+fn verify_all_stops_asking_once_rclone_gives_up_per_call() {
+    verify_after_rclone_gives_up("per-call");
+}
+
 /// A TCP listener on 127.0.0.1 that accepts connections and never sends
 /// a byte (nor closes them) while the test runs.
 fn silent_listener() -> u16 {

@@ -3,6 +3,7 @@
 //! `operations/uploadfile` as a multipart body sent while it is produced.
 
 use std::io::{self, Cursor, Read};
+use std::time::Instant;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
@@ -48,6 +49,17 @@ impl Server {
         stall: Option<&Stall>,
     ) -> Result<Value, CallError> {
         let url = self.base()?;
+        let started = Instant::now();
+        // rclone gave up on a silent remote: the run's other reads need not
+        // (not when the server itself has ended).
+        let judge = |e: CallError| {
+            if let (Some(stall), CallError::Rclone(_) | CallError::Transport(_)) = (stall, &e) {
+                if !self.has_exited() {
+                    stall.judge(started.elapsed());
+                }
+            }
+            e
+        };
         let answer = self
             .agent
             .post(format!("{url}/{method}"))
@@ -57,14 +69,14 @@ impl Server {
             .header("Authorization", &self.auth)
             .header("Content-Type", "application/json")
             .send(params.to_string().as_bytes());
-        let mut answer = answer.map_err(|e| self.no_answer(method, e, stall))?;
+        let mut answer = answer.map_err(|e| judge(self.no_answer(method, e, stall)))?;
         let status = answer.status().as_u16();
         let body = answer
             .body_mut()
             .with_config()
             .limit(ANSWER_LIMIT)
             .read_to_vec()
-            .map_err(|e| self.no_answer(method, e, stall))?;
+            .map_err(|e| judge(self.no_answer(method, e, stall)))?;
         let value: Value = serde_json::from_slice(&body).map_err(|e| {
             CallError::Rclone(format!(
                 "{method} gave an answer rcbackup cannot read ({e})"
@@ -73,7 +85,7 @@ impl Server {
         match status {
             200 => Ok(value),
             404 => Err(CallError::NotFound),
-            _ => Err(CallError::Rclone(error_text(&value, status))),
+            _ => Err(judge(CallError::Rclone(error_text(&value, status)))),
         }
     }
 
@@ -92,6 +104,7 @@ impl Server {
             utf8_percent_encode(fs, SEGMENT),
             utf8_percent_encode(rel.trim_start_matches('/'), PATH)
         );
+        let started = Instant::now();
         let answer = self
             .agent
             .get(target)
@@ -100,14 +113,30 @@ impl Server {
             .build()
             .header("Authorization", &self.auth)
             .call();
-        let answer = answer.map_err(|e| self.no_answer("reading an object", e, Some(stall)))?;
+        let answer =
+            answer.map_err(
+                |e| match self.no_answer("reading an object", e, Some(stall)) {
+                    CallError::Transport(t) => {
+                        if !self.has_exited() {
+                            stall.judge(started.elapsed());
+                        }
+                        CallError::Transport(t)
+                    }
+                    other => other,
+                },
+            )?;
         match answer.status().as_u16() {
-            200 => Ok(Box::new(BodyWatch {
-                inner: Box::new(answer.into_body().into_reader()),
-                stall: stall.clone(),
-            })),
+            200 => Ok(Box::new(BodyWatch::new(
+                Box::new(answer.into_body().into_reader()),
+                stall.clone(),
+            ))),
             404 => Err(CallError::NotFound),
-            status => Err(refusal(answer.into_body(), status)),
+            status => {
+                // rclone gave up on a silent remote: the run's other reads
+                // need not.
+                stall.judge(started.elapsed());
+                Err(refusal(answer.into_body(), status))
+            }
         }
     }
 

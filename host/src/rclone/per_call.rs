@@ -61,10 +61,7 @@ fn watched_output<S: AsRef<std::ffi::OsStr>>(
     cmd.stdout(Stdio::piped());
     let mut p = Proc::spawn("rclone", &mut cmd)?;
     let mut out = Vec::new();
-    let mut watched = PipeWatch {
-        inner: p.take_stdout(),
-        stall: rc.stall.clone(),
-    };
+    let mut watched = PipeWatch::new(p.take_stdout(), rc.stall.clone(), false);
     if let Err(e) = std::io::copy(&mut watched, &mut out) {
         p.kill();
         let _ = p.wait();
@@ -73,7 +70,12 @@ fn watched_output<S: AsRef<std::ffi::OsStr>>(
         }
         return Err(exit::failed(format!("reading rclone's output: {e}")));
     }
-    Ok((p.wait()?, out))
+    let end = p.wait()?;
+    if !end.success() && !is_not_found(&end) {
+        // rclone gave up on a silent remote: the run's other reads need not.
+        rc.stall.judge(watched.quiet());
+    }
+    Ok((end, out))
 }
 
 /// `rclone lsjson` of `rel` with `flags`; `None` when the folder is missing.
@@ -145,10 +147,7 @@ pub fn download(rc: &Rclone, rel: &str) -> Result<Download> {
     let mut p = Proc::spawn("rclone", &mut cmd)?;
     let out = p.take_stdout();
     crate::process::widen_pipe(&out);
-    let watched = PipeWatch {
-        inner: out,
-        stall: rc.stall.clone(),
-    };
+    let watched = PipeWatch::new(out, rc.stall.clone(), true);
     Ok(Download::by_process(Box::new(watched), p))
 }
 

@@ -21,7 +21,9 @@
 //! After a stall the remote is taken as gone for the rest of the run: a
 //! later bounded read fails at once, saying so, instead of waiting the
 //! limit again (a `verify --all` of hundreds of backups would otherwise
-//! wait that long for each).
+//! wait that long for each). So is a bounded read that rclone itself gave
+//! up on after no byte for its own idle limit (`--timeout`): the usual way
+//! a silent remote ends a read, since rclone's limit comes first.
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -41,16 +43,21 @@ pub struct Stall {
     /// Whether the limit is a deadline for an answer (`config check`)
     /// rather than the idle time of a read: only the words differ.
     answer: bool,
+    /// rclone's own idle limit (`--timeout`): a read that failed after no
+    /// byte for this long was given up by rclone on a silent remote.
+    rclone_idle: Option<Duration>,
     remote: String,
-    /// Set once a read stalled (its words).
+    /// Set once a read stalled: how (`no data for 360 s`).
     seen: Arc<Mutex<Option<String>>>,
 }
 
 impl Stall {
     /// The limit for `remote` with `flags` (`rclone_flags`).
     pub fn new(remote: &str, flags: &[String]) -> Stall {
+        let env = std::env::var("RCLONE_TIMEOUT").ok();
         Stall {
-            limit: limit_for(flags, std::env::var("RCLONE_TIMEOUT").ok().as_deref()),
+            limit: limit_for(flags, env.as_deref()),
+            rclone_idle: rclone_idle(flags, env.as_deref()),
             answer: false,
             remote: remote.to_string(),
             seen: Arc::default(),
@@ -62,6 +69,7 @@ impl Stall {
     pub fn deadline(remote: &str, limit: Duration) -> Stall {
         Stall {
             limit: Some(limit),
+            rclone_idle: None,
             answer: true,
             remote: remote.to_string(),
             seen: Arc::default(),
@@ -72,15 +80,9 @@ impl Stall {
     /// is not asked again.
     pub fn check(&self) -> Result<(), String> {
         match &*self.seen.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(_) => Err(format!(
-                "not tried: the remote {} stopped answering earlier in this run ({} {} s)",
+            Some(how) => Err(format!(
+                "not tried: the remote {} stopped answering earlier in this run ({how})",
                 self.remote,
-                if self.answer {
-                    "no answer within"
-                } else {
-                    "no data for"
-                },
-                self.secs()
             )),
             None => Ok(()),
         }
@@ -101,17 +103,43 @@ impl Stall {
                 self.remote
             )
         };
+        let how = if self.answer {
+            format!("no answer within {secs} s")
+        } else {
+            format!("no data for {secs} s")
+        };
+        self.mark(how, !self.answer);
+        words
+    }
+
+    /// After a bounded read failed with `quiet` since its last byte (or
+    /// its start): when that is rclone's own idle limit or more, rclone
+    /// gave up on a silent remote, and the rest of the run's reads fail at
+    /// once. Whether it was so.
+    pub fn judge(&self, quiet: Duration) -> bool {
+        match self.rclone_idle {
+            Some(idle) if quiet >= idle => {
+                self.mark(
+                    format!("no data for {} s, then rclone gave up", quiet.as_secs()),
+                    true,
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn mark(&self, how: String, warn: bool) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.is_none() {
-            if !self.answer {
+            if warn {
                 tracing::warn!(
-                    "{words}; the rest of this run's reads of {} fail at once",
+                    "the remote {} stopped answering ({how}); the rest of this run's reads of it fail at once",
                     self.remote
                 );
             }
-            *seen = Some(words.clone());
+            *seen = Some(how);
         }
-        words
     }
 
     /// [`Stall::stalled`] as the error of a read.
@@ -147,17 +175,23 @@ fn limit_for(flags: &[String], env: Option<&str>) -> Option<Duration> {
     {
         return Some(Duration::from_secs(secs));
     }
+    let rclone = rclone_idle(flags, env)?;
+    Some(rclone.max(RCLONE_DEFAULT) + GRACE)
+}
+
+/// rclone's own idle limit with `flags` and `RCLONE_TIMEOUT` = `env`:
+/// `None` for `--timeout 0` (none).
+fn rclone_idle(flags: &[String], env: Option<&str>) -> Option<Duration> {
     let given = timeout_flag(flags).or_else(|| env.map(str::to_string));
-    let rclone = match given.as_deref().map(str::trim) {
-        None => RCLONE_DEFAULT,
+    match given.as_deref().map(str::trim) {
+        None => Some(RCLONE_DEFAULT),
         // rclone refuses a value it cannot read: it never gets this far.
         Some(v) => match go_duration(v) {
-            Some(d) if d.is_zero() => return None,
-            Some(d) => d,
-            None => RCLONE_DEFAULT,
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => Some(RCLONE_DEFAULT),
         },
-    };
-    Some(rclone.max(RCLONE_DEFAULT) + GRACE)
+    }
 }
 
 /// The value of the last `--timeout` in `flags` (`--timeout 10m` or
@@ -218,8 +252,30 @@ fn go_duration(text: &str) -> Option<Duration> {
 /// A pipe from an rclone process whose every read waits at most the stall
 /// limit for its first byte.
 pub struct PipeWatch<R> {
-    pub inner: R,
-    pub stall: Stall,
+    inner: R,
+    stall: Stall,
+    /// The last byte's time (or the start's).
+    last: Instant,
+    /// An object's download: its end after a silence of rclone's idle
+    /// limit is rclone giving up ([`Stall::judge`]). Not for a listing,
+    /// whose output may rightly come only at its end.
+    judge_end: bool,
+}
+
+impl<R> PipeWatch<R> {
+    pub fn new(inner: R, stall: Stall, judge_end: bool) -> PipeWatch<R> {
+        PipeWatch {
+            inner,
+            stall,
+            last: Instant::now(),
+            judge_end,
+        }
+    }
+
+    /// How long since the last byte (or the start).
+    pub fn quiet(&self) -> Duration {
+        self.last.elapsed()
+    }
 }
 
 impl<R: Read + AsRawFd> Read for PipeWatch<R> {
@@ -230,7 +286,22 @@ impl<R: Read + AsRawFd> Read for PipeWatch<R> {
                 Some(e) => e,
             })?;
         }
-        self.inner.read(buf)
+        match self.inner.read(buf) {
+            Ok(0) if self.judge_end => {
+                self.stall.judge(self.quiet());
+                Ok(0)
+            }
+            Ok(n) => {
+                if n > 0 {
+                    self.last = Instant::now();
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                self.stall.judge(self.quiet());
+                Err(e)
+            }
+        }
     }
 }
 
@@ -271,19 +342,37 @@ fn wait_readable(fd: std::os::fd::RawFd, limit: Duration) -> Result<(), Option<i
 /// The body of a server's answer: its reads are bounded by the request's
 /// per-read timeout; one that runs out becomes the stall's error.
 pub struct BodyWatch {
-    pub inner: Box<dyn Read + Send>,
-    pub stall: Stall,
+    inner: Box<dyn Read + Send>,
+    stall: Stall,
+    /// The last byte's time (or the answer's headers').
+    last: Instant,
+}
+
+impl BodyWatch {
+    pub fn new(inner: Box<dyn Read + Send>, stall: Stall) -> BodyWatch {
+        BodyWatch {
+            inner,
+            stall,
+            last: Instant::now(),
+        }
+    }
 }
 
 impl Read for BodyWatch {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).map_err(|e| {
-            if timed_out(&e) {
-                self.stall.stalled_io()
-            } else {
-                e
+        match self.inner.read(buf) {
+            Ok(n) => {
+                if n > 0 {
+                    self.last = Instant::now();
+                }
+                Ok(n)
             }
-        })
+            Err(e) if timed_out(&e) => Err(self.stall.stalled_io()),
+            Err(e) => {
+                self.stall.judge(self.last.elapsed());
+                Err(e)
+            }
+        }
     }
 }
 
@@ -350,13 +439,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_after_rclones_own_limit_marks_the_remote_gone() {
+        let stall = Stall::new("dav:", &flags(&["--timeout", "2s"]));
+        assert!(!stall.judge(Duration::from_secs(1)));
+        assert!(stall.check().is_ok());
+        assert!(stall.judge(Duration::from_secs(2)));
+        assert_eq!(
+            stall.check().unwrap_err(),
+            "not tried: the remote dav: stopped answering earlier in this run (no data for 2 s, then rclone gave up)"
+        );
+        // `--timeout 0`: rclone never gives up on a silence.
+        let unbounded = Stall::new("dav:", &flags(&["--timeout", "0"]));
+        assert!(!unbounded.judge(Duration::from_secs(86400)));
+    }
+
+    #[test]
     fn a_pipe_without_data_stalls_and_the_next_read_is_refused() {
         let stall = Stall::deadline("dav:", Duration::from_millis(200));
         let (read, write) = std::io::pipe().unwrap();
-        let mut watched = PipeWatch {
-            inner: read,
-            stall: stall.clone(),
-        };
+        let mut watched = PipeWatch::new(read, stall.clone(), true);
         let started = Instant::now();
         let e = watched.read(&mut [0u8; 16]).unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(200));
