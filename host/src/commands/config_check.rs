@@ -5,7 +5,8 @@
 //! - each policy module, compiled (or loaded from the cache) and checked for
 //!   the role it is configured for, as a run loads it; no guest is called;
 //! - rclone: present, and its version; the remote: a listing of the backup
-//!   folder (a folder that does not exist yet is a new setup, not an error);
+//!   folder (a folder that does not exist yet is a new setup, not an error;
+//!   no answer within 30 s is an error);
 //!   `media_root`, when set: an existing folder;
 //! - each database: its environment (`url_env`, `password_env`), the
 //!   engine's tools on PATH, and a connection with the config's credentials
@@ -18,6 +19,7 @@
 
 use std::io::Read;
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -29,7 +31,7 @@ use crate::policy::config::ModuleSpec;
 use crate::policy::runtime::Role;
 use crate::policy::GuestPolicy;
 use crate::process::{on_path, Proc};
-use crate::rclone::Rclone;
+use crate::rclone::{Rclone, Stall};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -297,8 +299,14 @@ fn check_rclone_environment(report: &mut Report) {
     }
 }
 
+/// How long the remote's listing may go without a byte of answer.
+const REMOTE_DEADLINE: Duration = Duration::from_secs(30);
+
 /// A listing of the backup folder, with rclone told to try once: a check
-/// should answer quickly.
+/// should answer quickly. A remote that gives no answer within
+/// [`REMOTE_DEADLINE`] (a server that accepts connections and never
+/// replies) fails the check with those words; rclone's own timeout would
+/// wait 5 minutes.
 fn check_remote(config: &Config, report: &mut Report) {
     let mut rc = Rclone::from_settings(&config.settings);
     // The user's rclone_flags come after and win.
@@ -306,6 +314,7 @@ fn check_remote(config: &Config, report: &mut Report) {
         0..0,
         ["--retries", "1", "--low-level-retries", "1"].map(String::from),
     );
+    rc.stall = Stall::deadline(&rc.remote, REMOTE_DEADLINE);
     let dir = &config.settings.db_backup_dir;
     let shown = rc.path(dir);
     match rc.list_files(dir) {

@@ -3,11 +3,13 @@
 //! `operations/uploadfile` as a multipart body sent while it is produced.
 
 use std::io::{self, Cursor, Read};
+use std::time::Instant;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::server::{CallError, Server};
+use super::stall::{BodyWatch, Stall};
 
 /// Escaped in a path segment of a URL: all but RFC 3986's unreserved.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -24,21 +26,57 @@ const ANSWER_LIMIT: u64 = 1 << 30;
 impl Server {
     /// Calls rc method `method` (e.g. `operations/list`) with `params`.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
+        self.call_within(method, params, None)
+    }
+
+    /// [`Server::call`] whose answer may go without a byte for at most
+    /// `stall`'s limit: for listings and lookups, whose answer comes
+    /// within rclone's own timeouts from a remote that answers.
+    pub fn call_watched(
+        &self,
+        method: &str,
+        params: Value,
+        stall: &Stall,
+    ) -> Result<Value, CallError> {
+        stall.check().map_err(CallError::Stalled)?;
+        self.call_within(method, params, Some(stall))
+    }
+
+    fn call_within(
+        &self,
+        method: &str,
+        params: Value,
+        stall: Option<&Stall>,
+    ) -> Result<Value, CallError> {
         let url = self.base()?;
+        let started = Instant::now();
+        // rclone gave up on a silent remote: the run's other reads need not
+        // (not when the server itself has ended).
+        let judge = |e: CallError| {
+            if let (Some(stall), CallError::Rclone(_) | CallError::Transport(_)) = (stall, &e) {
+                if !self.has_exited() {
+                    stall.judge(started.elapsed());
+                }
+            }
+            e
+        };
         let answer = self
             .agent
             .post(format!("{url}/{method}"))
+            .config()
+            .timeout_per_read(stall.and_then(|s| s.limit))
+            .build()
             .header("Authorization", &self.auth)
             .header("Content-Type", "application/json")
             .send(params.to_string().as_bytes());
-        let mut answer = answer.map_err(|e| self.no_answer(method, e))?;
+        let mut answer = answer.map_err(|e| judge(self.no_answer(method, e, stall)))?;
         let status = answer.status().as_u16();
         let body = answer
             .body_mut()
             .with_config()
             .limit(ANSWER_LIMIT)
             .read_to_vec()
-            .map_err(|e| self.no_answer(method, e))?;
+            .map_err(|e| judge(self.no_answer(method, e, stall)))?;
         let value: Value = serde_json::from_slice(&body).map_err(|e| {
             CallError::Rclone(format!(
                 "{method} gave an answer rcbackup cannot read ({e})"
@@ -47,28 +85,58 @@ impl Server {
         match status {
             200 => Ok(value),
             404 => Err(CallError::NotFound),
-            _ => Err(CallError::Rclone(error_text(&value, status))),
+            _ => Err(judge(CallError::Rclone(error_text(&value, status)))),
         }
     }
 
-    /// Object `rel` of remote `fs`, read as it arrives.
-    pub fn get(&self, fs: &str, rel: &str) -> Result<Box<dyn Read + Send>, CallError> {
+    /// Object `rel` of remote `fs`, read as it arrives; the answer's
+    /// headers and each read of its body wait at most `stall`'s limit.
+    pub fn get(
+        &self,
+        fs: &str,
+        rel: &str,
+        stall: &Stall,
+    ) -> Result<Box<dyn Read + Send>, CallError> {
+        stall.check().map_err(CallError::Stalled)?;
         let url = self.base()?;
         let target = format!(
             "{url}/%5B{}%5D/{}",
             utf8_percent_encode(fs, SEGMENT),
             utf8_percent_encode(rel.trim_start_matches('/'), PATH)
         );
+        let started = Instant::now();
         let answer = self
             .agent
             .get(target)
+            .config()
+            .timeout_per_read(stall.limit)
+            .build()
             .header("Authorization", &self.auth)
             .call();
-        let answer = answer.map_err(|e| self.no_answer("reading an object", e))?;
+        let answer =
+            answer.map_err(
+                |e| match self.no_answer("reading an object", e, Some(stall)) {
+                    CallError::Transport(t) => {
+                        if !self.has_exited() {
+                            stall.judge(started.elapsed());
+                        }
+                        CallError::Transport(t)
+                    }
+                    other => other,
+                },
+            )?;
         match answer.status().as_u16() {
-            200 => Ok(Box::new(answer.into_body().into_reader())),
+            200 => Ok(Box::new(BodyWatch::new(
+                Box::new(answer.into_body().into_reader()),
+                stall.clone(),
+            ))),
             404 => Err(CallError::NotFound),
-            status => Err(refusal(answer.into_body(), status)),
+            status => {
+                // rclone gave up on a silent remote: the run's other reads
+                // need not.
+                stall.judge(started.elapsed());
+                Err(refusal(answer.into_body(), status))
+            }
         }
     }
 
@@ -137,7 +205,10 @@ impl Server {
         })
     }
 
-    fn no_answer(&self, what: &str, e: ureq::Error) -> CallError {
+    fn no_answer(&self, what: &str, e: ureq::Error, stall: Option<&Stall>) -> CallError {
+        if let (Some(stall), ureq::Error::Timeout(_)) = (stall, &e) {
+            return CallError::Stalled(stall.stalled());
+        }
         match self.ended() {
             Some(ended) => CallError::Transport(ended),
             None => {

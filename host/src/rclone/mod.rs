@@ -21,6 +21,7 @@ mod api;
 mod flags;
 mod per_call;
 mod server;
+mod stall;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ use serde_json::{json, Value};
 pub use flags::{check_flags, check_remote, names_secret};
 pub use per_call::is_not_found;
 use server::{CallError, Server};
+pub use stall::Stall;
 
 use crate::config::Settings;
 use crate::exit;
@@ -51,6 +53,8 @@ pub struct Rclone {
     pub flags: Vec<String>,
     pub remote: String,
     server: Option<Arc<Server>>,
+    /// How long a read or a listing may wait for a byte ([`stall`]).
+    pub stall: Stall,
 }
 
 /// One entry of a listing (`rclone lsjson`, `operations/list`).
@@ -86,7 +90,7 @@ impl Outcome {
         let (not_found, said) = match e {
             CallError::NotFound => (true, "rclone: object not found".to_string()),
             CallError::Rclone(s) => (false, format!("rclone said: {s}")),
-            CallError::Transport(s) => (false, s),
+            CallError::Transport(s) | CallError::Stalled(s) => (false, s),
         };
         Outcome {
             ok: false,
@@ -134,6 +138,7 @@ impl Rclone {
         Rclone {
             binary: binary.to_string(),
             config,
+            stall: Stall::new(remote, &flags),
             flags,
             remote: remote.to_string(),
             server: None,
@@ -252,13 +257,14 @@ impl Rclone {
     fn list_by(&self, s: &Server, rel: &str, depth: u32) -> Result<Option<Vec<Entry>>> {
         let rel = rel.trim_matches('/');
         self.note("lsjson", rel);
-        let answer = s.call(
+        let answer = s.call_watched(
             "operations/list",
             json!({
                 "fs": self.remote,
                 "remote": rel,
                 "opt": {"recurse": depth > 1, "filesOnly": true, "noMimeType": true},
             }),
+            &self.stall,
         );
         let answer = match answer {
             Ok(a) => a,
@@ -383,7 +389,7 @@ impl Rclone {
         };
         self.note("cat", rel);
         let server = self.server.clone().expect("server() was Some");
-        Ok(match s.get(&self.remote, rel) {
+        Ok(match s.get(&self.remote, rel, &self.stall) {
             Err(e) if self.server_ended(s, &e) => return per_call::download(self, rel),
             Ok(body) => Download {
                 reader: Box::new(api::Interruptible(body)),
@@ -446,9 +452,10 @@ impl Rclone {
     /// Whether the file `rel` is there (`operations/stat`).
     fn exists_by(&self, s: &Server, rel: &str) -> Result<bool> {
         self.note("stat", rel);
-        match s.call(
+        match s.call_watched(
             "operations/stat",
             json!({"fs": self.remote, "remote": rel.trim_matches('/')}),
+            &self.stall,
         ) {
             Ok(answer) => Ok(answer.get("item").is_some_and(|i| !i.is_null())),
             Err(CallError::NotFound) => Ok(false),
@@ -468,7 +475,7 @@ impl Rclone {
     fn cat_by(&self, s: &Server, rel: &str) -> Result<Option<Vec<u8>>> {
         let what = || format!("reading {}", self.path(rel));
         self.note("cat", rel);
-        let mut body = match s.get(&self.remote, rel) {
+        let mut body = match s.get(&self.remote, rel, &self.stall) {
             Ok(b) => b,
             Err(CallError::NotFound) => return Ok(None),
             Err(e) if self.server_ended(s, &e) => return per_call::cat(self, rel),
@@ -476,6 +483,9 @@ impl Rclone {
         };
         let mut out = Vec::new();
         body.read_to_end(&mut out).map_err(|e| {
+            if stall::is_stall(&e) {
+                return remote_error(&what(), &e.to_string());
+            }
             let why = s.ended().unwrap_or_else(|| e.to_string());
             exit::failed(format!("{} failed: {why}", what()))
         })?;
@@ -765,6 +775,11 @@ impl Download {
     /// error, or how the process or the server serving it ended.
     pub fn explain(mut self, e: std::io::Error) -> String {
         self.abandon();
+        if stall::is_stall(&e) {
+            // rclone is stopped here (or its answer abandoned): how it
+            // then ended would only hide the cause.
+            return format!("{e}. Check that the remote is reachable (try `rclone lsd` on it)");
+        }
         match self.run {
             DownloadRun::Process(p) => match p.wait() {
                 Ok(end) if !end.success() => end.describe(),

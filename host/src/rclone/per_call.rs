@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::stall::{is_stall, PipeWatch};
 use super::{Download, Entry, Outcome, Rclone, Upload};
 use crate::exit;
 use crate::process::{Ended, Proc};
@@ -44,13 +45,46 @@ pub fn output<S: AsRef<std::ffi::OsStr>>(rc: &Rclone, args: &[S]) -> Result<(End
     Ok((p.wait()?, out))
 }
 
+/// [`output`] for a listing or a read (`what`, e.g. "listing dav:db"):
+/// rclone's output may go without a byte for at most the stall limit
+/// (see the `stall` module); then rclone is stopped and the error says the
+/// remote stopped answering. Not tried at all after an earlier stall.
+fn watched_output<S: AsRef<std::ffi::OsStr>>(
+    rc: &Rclone,
+    args: &[S],
+    what: &str,
+) -> Result<(Ended, Vec<u8>)> {
+    rc.stall
+        .check()
+        .map_err(|said| super::remote_error(what, &said))?;
+    let mut cmd = rc.command(args);
+    cmd.stdout(Stdio::piped());
+    let mut p = Proc::spawn("rclone", &mut cmd)?;
+    let mut out = Vec::new();
+    let mut watched = PipeWatch::new(p.take_stdout(), rc.stall.clone(), false);
+    if let Err(e) = std::io::copy(&mut watched, &mut out) {
+        p.kill();
+        let _ = p.wait();
+        if is_stall(&e) {
+            return Err(super::remote_error(what, &e.to_string()));
+        }
+        return Err(exit::failed(format!("reading rclone's output: {e}")));
+    }
+    let end = p.wait()?;
+    if !end.success() && !is_not_found(&end) {
+        // rclone gave up on a silent remote: the run's other reads need not.
+        rc.stall.judge(watched.quiet());
+    }
+    Ok((end, out))
+}
+
 /// `rclone lsjson` of `rel` with `flags`; `None` when the folder is missing.
 pub fn lsjson(rc: &Rclone, rel: &str, flags: &[&str]) -> Result<Option<Vec<Entry>>> {
     let path = rc.path(rel);
     let mut args = vec!["lsjson", "--no-mimetype"];
     args.extend_from_slice(flags);
     args.push(&path);
-    let (end, out) = output(rc, &args)?;
+    let (end, out) = watched_output(rc, &args, &format!("listing {path}"))?;
     if is_not_found(&end) {
         return Ok(None);
     }
@@ -69,7 +103,7 @@ pub fn lsjson(rc: &Rclone, rel: &str, flags: &[&str]) -> Result<Option<Vec<Entry
 pub fn cat_folder(rc: &Rclone, rel: &str, suffix: &str) -> Result<Option<Vec<u8>>> {
     let path = rc.path(rel);
     let include = format!("*{suffix}");
-    let (end, out) = output(
+    let (end, out) = watched_output(
         rc,
         &[
             "cat",
@@ -79,6 +113,7 @@ pub fn cat_folder(rc: &Rclone, rel: &str, suffix: &str) -> Result<Option<Vec<u8>
             include.as_str(),
             path.as_str(),
         ],
+        &format!("reading {path}"),
     )?;
     if is_not_found(&end) {
         return Ok(None);
@@ -103,12 +138,17 @@ pub fn upload(rc: &Rclone, rel: &str) -> Result<Upload> {
 
 /// `rclone cat` of `rel`, read by the caller.
 pub fn download(rc: &Rclone, rel: &str) -> Result<Download> {
-    let mut cmd = rc.command(&["cat", rc.path(rel).as_str()]);
+    let path = rc.path(rel);
+    rc.stall
+        .check()
+        .map_err(|said| super::remote_error(&format!("reading {path}"), &said))?;
+    let mut cmd = rc.command(&["cat", path.as_str()]);
     cmd.stdout(Stdio::piped());
     let mut p = Proc::spawn("rclone", &mut cmd)?;
     let out = p.take_stdout();
     crate::process::widen_pipe(&out);
-    Ok(Download::by_process(Box::new(out), p))
+    let watched = PipeWatch::new(out, rc.stall.clone(), true);
+    Ok(Download::by_process(Box::new(watched), p))
 }
 
 pub fn put(rc: &Rclone, rel: &str, bytes: &[u8]) -> Result<()> {
@@ -149,7 +189,7 @@ pub fn exists(rc: &Rclone, rel: &str) -> Result<bool> {
 
 pub fn cat(rc: &Rclone, rel: &str) -> Result<Option<Vec<u8>>> {
     let path = rc.path(rel);
-    let (end, out) = output(rc, &["cat", path.as_str()])?;
+    let (end, out) = watched_output(rc, &["cat", path.as_str()], &format!("reading {path}"))?;
     if is_not_found(&end) {
         return Ok(None);
     }

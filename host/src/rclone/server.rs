@@ -55,6 +55,9 @@ pub enum CallError {
     /// The call did not get an answer: the server ended, or the connection
     /// broke. The text says which.
     Transport(String),
+    /// No byte of the answer came within the stall limit: the remote
+    /// stopped answering (the words name it; see the `stall` module).
+    Stalled(String),
 }
 
 impl Server {
