@@ -341,12 +341,35 @@ pub fn drop(live: &Database, name: &str) -> Result<()> {
                     end.describe()
                 )));
             }
-            mariadb(
+            // A bounded wait: a lock the drop cannot get (a prepared XA
+            // transaction a backup left, which outlives its session) would
+            // hold every later drill for the server's whole wait.
+            let (end, _) = mariadb(
                 live,
                 None,
-                format!("DROP DATABASE IF EXISTS {};\n", my_ident(name)),
-            )?
-            .0
+                format!(
+                    "SET SESSION lock_wait_timeout = 20;\nDROP DATABASE IF EXISTS {};\n",
+                    my_ident(name)
+                ),
+            )?;
+            if !end.success() && end.stderr_tail.contains("Lock wait timeout") {
+                let (_, out) = mariadb(live, None, "XA RECOVER FORMAT='SQL';\n".into())?;
+                let xids: Vec<String> = String::from_utf8_lossy(&out)
+                    .lines()
+                    .filter_map(|l| l.split('\t').nth(3).map(str::to_string))
+                    .collect();
+                return Err(exit::failed(format!(
+                    "cannot drop the scratch database `{name}` of the drill of `{}`: a transaction holds a lock on it{}. \
+                     If it is one the backup left prepared (XA PREPARE), end it with XA ROLLBACK <xid>; then drop the database by hand or run `rcbackup drill --cleanup`",
+                    live.alias,
+                    if xids.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (prepared XA transactions on the server: {})", xids.join(", "))
+                    }
+                )));
+            }
+            end
         }
         EngineKind::Sqlite => return Ok(()),
     };
