@@ -532,6 +532,20 @@ impl<'a> Catalog<'a> {
         Ok(())
     }
 
+    /// Which of `paths` (relative to the remote, as a leftover's) are still
+    /// listed: one listing, to confirm deletions rclone reported as done.
+    pub fn still_listed(&self, paths: &BTreeSet<&str>) -> Result<BTreeSet<String>> {
+        let entries = self
+            .rclone
+            .list_files_recursive(&self.dir, 3)?
+            .unwrap_or_default();
+        Ok(entries
+            .into_iter()
+            .map(|e| format!("{}/{}", self.dir, e.path))
+            .filter(|p| paths.contains(p.as_str()))
+            .collect())
+    }
+
     /// The full rclone path of a catalog path, for messages.
     pub fn show(&self, rel: &str) -> String {
         self.rclone.path(rel)
@@ -562,6 +576,14 @@ impl Rivals {
             Rivals::None
         }
     }
+}
+
+/// Whether rclone can be given `path`, as its listing names it, and reach
+/// exactly that object. Its JSON listing shows a byte that is not UTF-8 as
+/// U+FFFD, and a name holding its quote character `‛` may not come back as
+/// it was listed: such a name, handed back, names another object (or none).
+pub fn nameable(path: &str) -> bool {
+    !path.contains(['\u{FFFD}', '\u{201B}'])
 }
 
 /// The time before which a leftover counts as abandoned.

@@ -1,6 +1,7 @@
 //! `dbbackup`: dump | host (count, SHA-256) | upload (rclone) into a partial
 //! object, then publish, then (with --clean) apply retention.
 
+use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -10,7 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{human_size, json, Context};
-use crate::catalog::{abandoned_before, run_id, Catalog, LeftoverKind, Listing};
+use crate::catalog::{
+    abandoned_before, nameable, run_id, Catalog, Leftover, LeftoverKind, Listing,
+};
 use crate::cli::DbBackupArgs;
 use crate::compression::{Compressing, Compression};
 use crate::database::Database;
@@ -49,6 +52,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
             let mut series = listing.series(&db.alias);
             series.insert(0, planned_record(ctx, db, &name, now));
             let mut cleaner = Cleaner::start(ctx, &catalog, &listing, now, true, Some(&name))?;
+            cleaner.only(&db.alias);
             cleaner.series(&db.alias, &series)?;
             cleaner.leftovers(&[db])?;
             Some(cleaner.report)
@@ -114,7 +118,9 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     done.sha256 = Some(record.sha256.clone());
     // The run's claim on its backup is held until here, whatever happens:
     // until then no other run's retention deletes the backup it reports.
-    let finish = || -> Result<Option<Cleanup>> {
+    // What the cleanup deleted before it stopped, for the interrupt message.
+    let mut went = "nothing was deleted".to_string();
+    let finish = |went: &mut String| -> Result<Option<Cleanup>> {
         ctx.policies.emit(&done)?;
         if !args.clean {
             return Ok(None);
@@ -123,16 +129,22 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         let listing = catalog.list()?;
         let series = listing.series(&db.alias);
         let mut cleaner = Cleaner::start(ctx, &catalog, &listing, now, false, Some(&record.name))?;
-        cleaner.series(&db.alias, &series)?;
-        cleaner.leftovers(&[db])?;
+        cleaner.only(&db.alias);
+        let cleaned = cleaner
+            .series(&db.alias, &series)
+            .and_then(|()| cleaner.leftovers(&[db]));
+        *went = cleaner.went();
+        cleaned?;
         Ok(Some(cleaner.report))
     };
-    let finished = finish().map_err(|e| {
+    let finished = finish(&mut went).map_err(|e| {
         if crate::interrupt::interrupted() {
             // Whatever the interrupt stopped (a hook, the listing, a delete),
-            // the backup itself stands: say so, not the stopped step's error.
+            // the backup itself stands: say so, and what the cleanup did,
+            // not the stopped step's error.
+            tracing::debug!("after the interrupt: {e:#}");
             exit::interrupted_at(format!(
-                "interrupted after the backup was published: {} ({}, sha256 {}) is complete; cleanup did not finish",
+                "interrupted after the backup was published: {} ({}, sha256 {}) is complete; cleanup did not finish: {went}; every other backup is as it was",
                 record.name,
                 human_size(record.size),
                 record.sha256
@@ -397,7 +409,10 @@ fn stream_and_publish(
         Err(e) => {
             remove_quietly(ctx, &partial);
             if crate::interrupt::interrupted() {
-                return Err(e);
+                // Publishing undoes what it did when stopped: whatever step
+                // the signal cut short, nothing was published.
+                tracing::debug!("after the interrupt: {e:#}");
+                return Err(exit::interrupted());
             }
             Err(e.context(format!(
                 "the backup of `{}` was uploaded but could not be published; nothing was published",
@@ -537,11 +552,12 @@ fn remove_quietly(ctx: &Context, path: &str) {
 pub(super) struct Cleanup {
     /// One entry per series (database) retention looked at.
     pub databases: Vec<SeriesCleanup>,
-    /// Damaged backups whose record cannot be read: no database's (its
-    /// alias is in the record), each listed once; no retention counts or
-    /// deletes them.
+    /// Damaged backups without a readable record of their own (it does not
+    /// read, or names another backup): no database's (its alias is in the
+    /// record), each listed once; no retention counts or deletes them.
     pub damaged: Vec<DamagedSkipped>,
-    /// What interrupted runs left that was (or would be) removed.
+    /// What interrupted runs left that was (or would be) removed; a
+    /// removal is here only once a listing confirmed it.
     pub leftovers: Vec<LeftoverRemoval>,
 }
 
@@ -649,6 +665,9 @@ pub(super) struct Cleaner<'c> {
     dry_run: bool,
     /// The backup this run made (dbbackup): spared, and named if interrupted.
     just_made: Option<&'c str>,
+    /// The one database whose leftovers are removed (`-d`, and dbbackup);
+    /// `None`: every leftover, whatever its database.
+    only: Option<&'c str>,
     cutoff: DateTime<Utc>,
     pub report: Cleanup,
     /// The backups deleted so far, and how many leftovers were removed
@@ -674,17 +693,19 @@ impl<'c> Cleaner<'c> {
             now,
             dry_run,
             just_made,
+            only: None,
             cutoff: abandoned_before(now, ctx.config.settings.abandoned_after),
             report: Cleanup::default(),
             deleted: Vec::new(),
             removed: 0,
         };
         cleaner.stop()?;
-        // A record that cannot be read names no database: warned about
-        // and reported once, whichever databases this run cleans.
+        // A backup without a record of its own (one that does not read, or
+        // names another backup) has no known database: warned about and
+        // reported once, whichever databases this run cleans.
         for d in listing.damaged.iter().filter(|d| d.record.is_none()) {
             tracing::warn!(
-                "backup {} is damaged ({}); no database's retention counts or deletes it (its record, which names its database, cannot be read). Check it with `rcbackup verify -i {}` and remove it by hand",
+                "backup {} is damaged ({}); no database's retention counts or deletes it (it has no readable record of its own, which is what names a backup's database). Check it with `rcbackup verify -i {}` and remove it by hand",
                 printable(&d.name),
                 d.problem,
                 printable(&d.name)
@@ -694,16 +715,15 @@ impl<'c> Cleaner<'c> {
         Ok(cleaner)
     }
 
-    fn stop(&self) -> Result<()> {
-        if !crate::interrupt::interrupted() {
-            return Ok(());
-        }
-        if let Some(just_made) = self.just_made {
-            return Err(exit::interrupted_at(format!(
-                "interrupted before cleanup finished; backup {just_made} was published"
-            )));
-        }
-        let done = match (self.deleted.len(), self.removed) {
+    /// Removes only the leftovers that belong to database `alias`.
+    pub fn only(&mut self, alias: &'c str) {
+        self.only = Some(alias);
+    }
+
+    /// What was deleted so far: "nothing was deleted", "2 backup(s) were
+    /// deleted (a, b) and 1 leftover(s) removed".
+    pub fn went(&self) -> String {
+        match (self.deleted.len(), self.removed) {
             (0, 0) => "nothing was deleted".to_string(),
             (0, r) => format!("{r} leftover(s) of interrupted runs were removed, no backup"),
             (_, r) => format!(
@@ -720,7 +740,19 @@ impl<'c> Cleaner<'c> {
                     String::new()
                 }
             ),
-        };
+        }
+    }
+
+    fn stop(&self) -> Result<()> {
+        if !crate::interrupt::interrupted() {
+            return Ok(());
+        }
+        let done = self.went();
+        if let Some(just_made) = self.just_made {
+            return Err(exit::interrupted_at(format!(
+                "interrupted before cleanup finished: {done}; backup {just_made} was published"
+            )));
+        }
         Err(exit::interrupted_at(format!(
             "interrupted before pruning finished: {done}; every other backup is as it was. Run `rcbackup prune` again to finish"
         )))
@@ -826,15 +858,93 @@ impl<'c> Cleaner<'c> {
         if self.dry_run {
             return Ok(());
         }
+        let mut deleted = Vec::new();
         for d in decisions.iter().filter(|d| !d.keep) {
             self.stop()?;
             self.catalog
                 .delete(&d.name)
                 .map_err(|e| self.cut_short(e))?;
             self.deleted.push(d.name.clone());
+            deleted.push(d);
+        }
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        // rclone may report a file deleted that it did not find: one
+        // listing confirms before the deletions are claimed.
+        let objects: Vec<(String, String)> = deleted
+            .iter()
+            .flat_map(|d| {
+                let paths = [
+                    self.catalog.data_path(&d.name),
+                    self.catalog.record_path(&d.name),
+                ];
+                paths.map(|p| (d.name.clone(), p))
+            })
+            .collect();
+        let still = self
+            .catalog
+            .still_listed(&objects.iter().map(|(_, p)| p.as_str()).collect())
+            .map_err(|e| self.cut_short(e))?;
+        for d in deleted {
+            if let Some((_, p)) = objects
+                .iter()
+                .find(|(n, p)| *n == d.name && still.contains(p))
+            {
+                self.deleted.retain(|n| *n != d.name);
+                let reason = format!(
+                    "rclone reported it deleted, but {} is still there; remove it by hand",
+                    self.catalog.show(p)
+                );
+                tracing::warn!("backup {}: {reason}", printable(&d.name));
+                let report = self.report.databases.last_mut().expect("pushed above");
+                if let Some(r) = report.decisions.iter_mut().find(|r| r.name == d.name) {
+                    r.action = "keep";
+                    r.reason = reason;
+                }
+                continue;
+            }
             tracing::info!("deleted {} ({})", d.name, d.reason);
         }
         Ok(())
+    }
+
+    /// The configured database a leftover belongs to, as far as can be
+    /// told: the one its readable record names; else the one whose backup
+    /// names (db_filename_template around the alias) its name has, the
+    /// longest alias that fits (`app-x-...` is `app-x`'s, not `app`'s).
+    fn owner(&self, leftover: &Leftover) -> Option<&'c str> {
+        let ctx: &'c Context = self.ctx;
+        let config = &ctx.config;
+        if let Some(db) = self
+            .listing
+            .find_damaged(&leftover.name)
+            .and_then(|d| d.database())
+        {
+            return config.databases.get_key_value(db).map(|(k, _)| k.as_str());
+        }
+        let template = &config.settings.db_filename_template;
+        config
+            .databases
+            .keys()
+            .filter(|alias| {
+                const MARK: &str = "\u{0}";
+                let rendered = template.render(alias, MARK, MARK);
+                let mut parts = rendered.split(MARK);
+                let first = parts.next().unwrap_or_default();
+                let Some(mut rest) = leftover.name.strip_prefix(first) else {
+                    return false;
+                };
+                parts.filter(|p| !p.is_empty()).all(|p| match rest.find(p) {
+                    Some(at) => {
+                        rest = &rest[at + p.len()..];
+                        true
+                    }
+                    None => false,
+                })
+            })
+            .max_by_key(|alias| alias.len())
+            .map(String::as_str)
     }
 
     /// Removes what interrupted runs left in the backup folder once it is
@@ -842,7 +952,25 @@ impl<'c> Cleaner<'c> {
     /// `local` (whose restores are not running).
     pub fn leftovers(&mut self, local: &[&Database]) -> Result<()> {
         self.stop()?;
+        let mut others = 0;
+        // Removed by rclone's word, to be confirmed by a listing.
+        let mut removed: Vec<(LeftoverRemoval, &Leftover)> = Vec::new();
         for leftover in self.listing.abandoned(self.cutoff) {
+            if let Some(only) = self.only {
+                if self.owner(leftover) != Some(only) {
+                    others += 1;
+                    continue;
+                }
+            }
+            if let Some(odd) = leftover.paths.iter().find(|p| !nameable(p)) {
+                tracing::warn!(
+                    "{} ({}, left by an interrupted run) cannot be removed through rclone: its name {} is not one rclone gives back byte for byte (rclone lists a byte that is not UTF-8 as U+FFFD, and its quote character `‛` changes on the way back). Remove it by hand",
+                    printable(&self.catalog.show(&leftover.paths.join(" "))),
+                    leftover.kind.as_str(),
+                    printable(&self.catalog.show(odd)),
+                );
+                continue;
+            }
             let removal = LeftoverRemoval {
                 kind: leftover.kind.as_str(),
                 paths: leftover
@@ -852,20 +980,53 @@ impl<'c> Cleaner<'c> {
                     .collect(),
                 last_seen: json::time(leftover.last_seen),
             };
-            if !self.dry_run {
-                self.stop()?;
-                self.catalog
-                    .remove(leftover)
-                    .map_err(|e| self.cut_short(e))?;
-                self.removed += 1;
+            if self.dry_run {
+                self.report.leftovers.push(removal);
+                continue;
+            }
+            self.stop()?;
+            self.catalog
+                .remove(leftover)
+                .map_err(|e| self.cut_short(e))?;
+            self.removed += 1;
+            removed.push((removal, leftover));
+        }
+        if others > 0 {
+            if let Some(only) = self.only {
+                tracing::info!(
+                    "{others} leftover(s) of interrupted runs that are not database `{only}`'s (another database's, or whose database cannot be told) are left alone; `rcbackup prune` without -d removes them"
+                );
+            }
+        }
+        // rclone may report a file deleted that it did not find (a name it
+        // lists differently from how it takes it): one listing confirms.
+        if !removed.is_empty() {
+            let paths: BTreeSet<&str> = removed
+                .iter()
+                .flat_map(|(_, l)| l.paths.iter().map(String::as_str))
+                .collect();
+            let still = self
+                .catalog
+                .still_listed(&paths)
+                .map_err(|e| self.cut_short(e))?;
+            for (removal, leftover) in removed {
+                if leftover.paths.iter().any(|p| still.contains(p)) {
+                    self.removed -= 1;
+                    tracing::warn!(
+                        "rclone reported {} ({}, left by an interrupted run) removed, but it is still there; remove it by hand",
+                        printable(&removal.paths.join(" ")),
+                        removal.kind
+                    );
+                    continue;
+                }
                 tracing::info!(
                     "removed {} ({}, left by an interrupted run, last touched {})",
                     printable(&removal.paths.join(" ")),
                     removal.kind,
                     removal.last_seen
                 );
+                self.report.leftovers.push(removal);
             }
-            self.report.leftovers.push(removal);
         }
         for db in local {
             for l in engines::restore_leftovers(db) {

@@ -35,6 +35,10 @@ pub fn run(ctx: &Context, args: &PruneArgs) -> Result<()> {
     }
     let now = Utc::now();
     let mut cleaner = Cleaner::start(ctx, &catalog, &listing, now, args.dry_run, None)?;
+    if args.database.is_some() {
+        // Only this database's things: its backups and its leftovers.
+        cleaner.only(aliases[0]);
+    }
     for alias in &aliases {
         cleaner.series(alias, &listing.series(alias))?;
     }

@@ -24,6 +24,18 @@ pub fn is_not_found(end: &Ended) -> bool {
     )
 }
 
+/// Why an rclone process failed. One killed by a signal after the run was
+/// interrupted was stopped by the interrupt (its handler stops every child):
+/// that is the interrupt, not the remote's fault, so no advice about the
+/// remote. The caller's interrupt handling says what that leaves.
+fn failure(rc: &Rclone, what: &str, end: &Ended) -> anyhow::Error {
+    if crate::interrupt::interrupted() && end.code().is_none() {
+        tracing::debug!("stopped by the interrupt: {what}: {}", end.describe());
+        return exit::interrupted_at(format!("{what} was stopped by the interrupt"));
+    }
+    rc.failure(what, end)
+}
+
 impl From<Ended> for Outcome {
     fn from(end: Ended) -> Outcome {
         Outcome {
@@ -89,7 +101,7 @@ pub fn lsjson(rc: &Rclone, rel: &str, flags: &[&str]) -> Result<Option<Vec<Entry
         return Ok(None);
     }
     if !end.success() {
-        return Err(rc.failure(&format!("listing {path}"), &end));
+        return Err(failure(rc, &format!("listing {path}"), &end));
     }
     let entries: Vec<Entry> = serde_json::from_slice(&out).map_err(|e| {
         exit::failed(format!(
@@ -119,7 +131,7 @@ pub fn cat_folder(rc: &Rclone, rel: &str, suffix: &str) -> Result<Option<Vec<u8>
         return Ok(None);
     }
     if !end.success() {
-        return Err(rc.failure(&format!("reading {path}"), &end));
+        return Err(failure(rc, &format!("reading {path}"), &end));
     }
     Ok(Some(out))
 }
@@ -153,13 +165,15 @@ pub fn download(rc: &Rclone, rel: &str) -> Result<Download> {
 
 pub fn put(rc: &Rclone, rel: &str, bytes: &[u8]) -> Result<()> {
     let path = rc.path(rel);
-    let mut upload = upload(rc, rel)?;
-    let mut input = upload.take_input();
+    let mut cmd = rc.command(&["rcat", path.as_str()]);
+    cmd.stdin(Stdio::piped());
+    let mut p = Proc::spawn("rclone", &mut cmd)?;
+    let mut input = p.take_stdin();
     let wrote = input.write_all(bytes);
     drop(input);
-    let end = upload.wait()?;
+    let end = p.wait()?;
     if !end.success() || wrote.is_err() {
-        return Err(rc.failed(&format!("writing {path}"), &end));
+        return Err(failure(rc, &format!("writing {path}"), &end));
     }
     Ok(())
 }
@@ -173,7 +187,7 @@ pub fn move_no_clobber(rc: &Rclone, from: &str, to: &str) -> Result<bool> {
         &["moveto", "--ignore-existing", src.as_str(), dst.as_str()],
     )?;
     if !end.success() {
-        return Err(rc.failure(&format!("moving {src} to {dst}"), &end));
+        return Err(failure(rc, &format!("moving {src} to {dst}"), &end));
     }
     Ok(!exists(rc, from)?)
 }
@@ -194,7 +208,7 @@ pub fn cat(rc: &Rclone, rel: &str) -> Result<Option<Vec<u8>>> {
         return Ok(None);
     }
     if !end.success() {
-        return Err(rc.failure(&format!("reading {path}"), &end));
+        return Err(failure(rc, &format!("reading {path}"), &end));
     }
     Ok(Some(out))
 }
@@ -205,7 +219,7 @@ pub fn purge(rc: &Rclone, rel: &str) -> Result<()> {
     if end.success() || is_not_found(&end) {
         return Ok(());
     }
-    Err(rc.failure(&format!("deleting folder {path}"), &end))
+    Err(failure(rc, &format!("deleting folder {path}"), &end))
 }
 
 pub fn deletefile(rc: &Rclone, rel: &str) -> Result<()> {
@@ -219,7 +233,7 @@ pub fn deletefile(rc: &Rclone, rel: &str) -> Result<()> {
     if matches!(exists(rc, rel), Ok(false)) {
         return Ok(());
     }
-    Err(rc.failure(&format!("deleting {path}"), &end))
+    Err(failure(rc, &format!("deleting {path}"), &end))
 }
 
 /// The remotes rclone's config defines, one `name:` a line.
