@@ -737,7 +737,7 @@ fn interrupted_before_the_restore_says_nothing_was_restored() {
     let r = held.finish();
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert_mentions(&r.stderr, &["nothing was restored"]);
-    assert_lacks(&r.stderr, &["restore went to"]);
+    assert_lacks(&r.stderr, &["restore target was"]);
     assert_eq!(live.scratches(&world), Vec::<String>::new());
 }
 
@@ -1028,4 +1028,29 @@ fn cleanup_says_what_it_leaves() {
         .as_str()
         .unwrap()
         .contains("abandoned_after_hours"));
+}
+
+/// TMPDIR set but empty is unset: the SQLite drill's folder goes under
+/// /tmp, not into the current folder.
+#[test]
+fn an_empty_tmpdir_is_not_the_current_folder() {
+    let mut world = World::new(Remote::Local);
+    let _live = Live::create(&mut world, Engine::Sqlite, "tmpdir_lite");
+    world.ok(&["dbbackup", "-d", "tmpdir_lite"]);
+    world.set_env("TMPDIR", String::new());
+    let (v, _) = drill_json(&world, "tmpdir_lite");
+    assert!(
+        v["scratch"]
+            .as_str()
+            .unwrap()
+            .starts_with("/tmp/rcbackup-drill-"),
+        "{v}"
+    );
+    let here: Vec<String> = std::fs::read_dir(world.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rcbackup-drill"))
+        .collect();
+    assert_eq!(here, Vec::<String>::new());
 }

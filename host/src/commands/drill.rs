@@ -113,7 +113,12 @@ fn base_dir() -> Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     // SAFETY: geteuid cannot fail.
     let uid = unsafe { libc::geteuid() };
-    let base = std::env::temp_dir().join(format!("rcbackup-drill-{uid}"));
+    // TMPDIR set but empty (an environment template's blank) is unset, as
+    // for every tool: not the current folder.
+    let tmp = std::env::var_os("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    let base = tmp.join(format!("rcbackup-drill-{uid}"));
     match std::fs::DirBuilder::new().mode(0o700).create(&base) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -424,7 +429,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         for r in &cleaned.removed {
             if mariadb {
                 crate::outln!(
-                    "removed {} and its user {}",
+                    "removed {} (and its user {}, if it was left)",
                     printable(r),
                     scratch::drill_user(r)
                 );
@@ -587,7 +592,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
             let note = match stage {
                 Stage::Restored => {
                     format!(
-                        "this drill restored into {place} only, never into `{}`",
+                        "the drill's restore target was {place}, never `{}`",
                         db.name
                     )
                 }

@@ -404,12 +404,17 @@ pub(crate) fn without_confinement(db: &Database, tool: &str, option: &str) -> Re
     let why = format!(
         "`{tool}` has no `{option}` option, so a backup's own client commands (shell commands, reading files) would run on this machine"
     );
+    let newer = if tool == "sqlite3" {
+        "3.37 or later"
+    } else {
+        "a MariaDB client 10.5.25, 10.6.18, 10.11.8 or later"
+    };
     if db.scratch {
         return Err(exit::failed(format!(
-            "{why}; a drill restores backups it does not trust and needs a newer `{tool}` (MariaDB client 10.5.25, 10.6.18, 10.11.8 or later; sqlite3 3.37 or later); nothing was restored"
+            "{why}; a drill restores backups it does not trust and needs `{tool}` {newer}; nothing was restored"
         )));
     }
-    tracing::warn!("{why}: restore only backups you trust, or install a newer `{tool}`");
+    tracing::warn!("{why}: restore only backups you trust, or install `{tool}` {newer}");
     Ok(())
 }
 
