@@ -147,11 +147,11 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     connection(&mut cmd, db)?;
     // A backup is SQL for the server, nothing else: the client's own
     // commands (`\!`, `system`, `source`, `connect`) and LOAD DATA LOCAL
-    // would reach this machine, or another server. mariadb-dump turns sandbox mode on in its first line;
-    // a backup altered to leave that line out must not turn it off.
-    // --binary-mode: no client command is parsed but `\C` and DELIMITER
-    // (the sandbox leaves `connect HOST`, which would hand the password to
-    // a server the backup names), and bytes pass as they are.
+    // would reach this machine, or another server. --binary-mode parses
+    // no client command but `\C` and DELIMITER, and passes bytes as they
+    // are; --sandbox (which mariadb-dump's first line turns on, and an
+    // altered backup may leave out) alone still allows `connect HOST`,
+    // which would hand the password to a server the backup names.
     cmd.args(["--local-infile=0", "--binary-mode"]);
     if super::tool_knows(name, "--help", "--sandbox") {
         cmd.arg("--sandbox");
