@@ -885,12 +885,56 @@ fn dot_commands_in_an_altered_sqlite_backup_never_run() {
     ] {
         let r = world.run(&args);
         assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
-        assert_mentions(&r.stderr, &["shell command", ".trace"]);
+        assert_mentions(&r.stderr, &["shell runs", ".trace"]);
         assert_eq!(
             live.fingerprint(),
             before,
             "{args:?}: the live file changed"
         );
+    }
+    assert_eq!(live.scratches(&world), Vec::<String>::new());
+
+    // A NUL before a `.` line: the shell reads its input in pieces measured
+    // with strlen, drops what the NUL ends, and saw `.trace` at a line's
+    // start. And fsdir(), the shell's file reader, which -safe allows.
+    let secret = world.path("secret.txt");
+    std::fs::write(&secret, "host secret\n").unwrap();
+    let mut nul =
+        b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE a(x);\n\x00".to_vec();
+    nul.extend_from_slice(&[b'-'; 98]);
+    nul.extend_from_slice(format!(".trace {}\nSELECT 1;\nCOMMIT;\n", live.name()).as_bytes());
+    let fsdir = format!(
+        "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE leak AS SELECT name, data FROM fsdir('{}');\nCOMMIT;\n",
+        secret.display()
+    );
+    for (altered, says) in [(nul, "NUL"), (fsdir.into_bytes(), "fsdir")] {
+        replace_matching(&world, &backup, &altered);
+        for args in [
+            vec!["drill", "-d", "shell_lite", "-i", backup.as_str()],
+            vec![
+                "dbrestore",
+                "-d",
+                "shell_lite",
+                "-i",
+                backup.as_str(),
+                "--noinput",
+            ],
+            vec!["verify", "-d", "shell_lite", "-i", backup.as_str()],
+        ] {
+            let r = world.run(&args);
+            assert_eq!(r.code, 4, "{says} {args:?}: {}", r.stderr);
+            assert_mentions(&r.stderr, &[says]);
+            assert_eq!(
+                live.fingerprint(),
+                before,
+                "{args:?}: the live file changed"
+            );
+        }
+        let leaked = sqlite(
+            std::path::Path::new(&live.name()),
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'leak';",
+        );
+        assert_eq!(leaked.trim(), "0");
     }
     assert_eq!(live.scratches(&world), Vec::<String>::new());
 }

@@ -51,50 +51,97 @@ const ERROR_LINE: usize = 160;
 /// of data.
 const SQLITE_ERROR: &[u8] = b"\n/****";
 
-/// Finds the sqlite3 shell's own commands in a stream: a line that starts
-/// with `.` is run by the shell (`.trace FILE` writes any file, `-safe` or
-/// not). A `.dump` never writes one: values' newlines are dumped as
-/// `char(10)`, and its statements start with a keyword.
+/// Finds, in a SQLite dump stream, what would make the sqlite3 shell do
+/// more than run SQL into the new file, and what no `.dump` writes:
+/// - a line that starts with `.`: the shell runs it as a command, and
+///   `-safe` still lets `.trace FILE` write any file. A `.dump` never starts
+///   a line with `.` (values' newlines are dumped as `char(10)`), unless a
+///   table's own definition was written with such a line (then refused too);
+/// - a NUL byte: the shell reads its input in pieces measured with `strlen`,
+///   so a NUL makes it drop bytes and see a `.` line that is not one here
+///   (`.dump` cuts text at a NUL, so never writes one);
+/// - `fsdir`, in any case: the shell's table-valued function that reads
+///   files and folders, which `-safe` does not block (a value holding the
+///   word is refused too).
 pub struct ShellCommands {
     at_line_start: bool,
+    /// The last bytes of the previous chunk, for a word across chunks.
+    carry: Vec<u8>,
 }
 
 impl Default for ShellCommands {
     fn default() -> Self {
         ShellCommands {
             at_line_start: true,
+            carry: Vec::new(),
         }
     }
 }
 
+const FSDIR: &[u8] = b"fsdir";
+
+/// Where `fsdir` (any case) starts in `b`.
+fn find_fsdir(b: &[u8]) -> Option<usize> {
+    memchr::memchr2_iter(b'f', b'F', b)
+        .find(|&i| b.len() >= i + FSDIR.len() && b[i..i + FSDIR.len()].eq_ignore_ascii_case(FSDIR))
+}
+
 impl ShellCommands {
-    /// Where in `chunk` (the next bytes of the stream) the first shell
-    /// command starts, and its line as far as `chunk` holds it.
+    /// Where in `chunk` (the next bytes of the stream) the first such thing
+    /// starts (0 when it began in the previous chunk), and what it is.
     pub fn find(&mut self, chunk: &[u8]) -> Option<(usize, String)> {
-        let at = if self.at_line_start && chunk.first() == Some(&b'.') {
+        let excerpt = |i: usize| {
+            let rest = &chunk[i..];
+            let end = memchr::memchr2(b'\n', 0, rest)
+                .unwrap_or(rest.len())
+                .min(60);
+            String::from_utf8_lossy(&rest[..end]).trim_end().to_string()
+        };
+        let mut found: Vec<(usize, String)> = Vec::new();
+        let dot = if self.at_line_start && chunk.first() == Some(&b'.') {
             Some(0)
         } else {
             memmem::find(chunk, b"\n.").map(|i| i + 1)
         };
+        if let Some(i) = dot {
+            found.push((
+                i,
+                format!(
+                    "a line starting with `.` (`{}`), which the sqlite3 shell runs as a command",
+                    excerpt(i).escape_default()
+                ),
+            ));
+        }
+        if let Some(i) = memchr::memchr(0, chunk) {
+            found.push((i, "a NUL byte".into()));
+        }
+        let mut edge = std::mem::take(&mut self.carry);
+        let carried = edge.len();
+        edge.extend_from_slice(&chunk[..chunk.len().min(FSDIR.len() - 1)]);
+        let fsdir = find_fsdir(&edge)
+            .filter(|&i| i < carried)
+            .map(|_| 0)
+            .or_else(|| find_fsdir(chunk));
+        if let Some(i) = fsdir {
+            found.push((
+                i,
+                "`fsdir`, the sqlite3 shell's function that reads files".into(),
+            ));
+        }
+        edge.truncate(carried);
+        edge.extend_from_slice(chunk);
+        self.carry = edge[edge.len().saturating_sub(FSDIR.len() - 1)..].to_vec();
         if let Some(&last) = chunk.last() {
             self.at_line_start = last == b'\n';
         }
-        at.map(|i| {
-            let rest = &chunk[i..];
-            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len()).min(60);
-            (
-                i,
-                String::from_utf8_lossy(&rest[..end]).trim_end().to_string(),
-            )
-        })
+        found.into_iter().min_by_key(|f| f.0)
     }
 }
 
-/// What is said of a backup holding a shell command.
-pub fn shell_command_found(line: &str) -> String {
+/// What is said of a backup holding what [`ShellCommands`] finds.
+pub fn shell_command_found(what: &str) -> String {
     format!(
-        "it holds a sqlite3 shell command (`{}`), which no `.dump` writes",
-        line.escape_default()
+        "it holds {what}; a `.dump` of a database writes none (a table or view defined with a line starting with `.` is refused too: see README, \"What a restore guarantees\")"
     )
 }
 
@@ -472,10 +519,7 @@ mod tests {
         let mut g = ShellCommands::default();
         assert_eq!(g.find(b"INSERT INTO t VALUES('a.b');\n"), None);
         // Straddling two chunks: the newline ends one, the dot starts the next.
-        assert_eq!(
-            g.find(b".shell rm\n").map(|f| f.1),
-            Some(".shell rm".into())
-        );
+        assert!(g.find(b".shell rm\n").unwrap().1.contains(".shell rm"));
         let mut g = ShellCommands::default();
         assert_eq!(g.find(b"SELECT 1; .x\n"), None);
         assert_eq!(g.find(b"COMMIT;\n.testcase x\n").map(|f| f.0), Some(8));
@@ -483,6 +527,29 @@ mod tests {
         c.feed(b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCOMMIT;\n");
         c.feed(b".trace /etc/x\nBEGIN;\nCOMMIT;\n");
         assert!(c.finish().unwrap_err().contains(".trace /etc/x"));
+    }
+
+    /// A NUL (which makes the shell drop bytes, so that a `.` line hides
+    /// behind it) and fsdir (reads files under -safe), across chunks too.
+    #[test]
+    fn nul_bytes_and_fsdir_are_found() {
+        let mut g = ShellCommands::default();
+        let mut line = b"BEGIN;\n\x00".to_vec();
+        line.extend_from_slice(&[b'-'; 98]);
+        line.extend_from_slice(b".trace /x\n");
+        assert_eq!(g.find(&line).map(|f| f.0), Some(7));
+        let mut g = ShellCommands::default();
+        assert!(g
+            .find(b"SELECT * FROM FsDiR('/etc');")
+            .unwrap()
+            .1
+            .contains("fsdir"));
+        let mut g = ShellCommands::default();
+        assert_eq!(g.find(b"SELECT * FROM fs"), None);
+        assert_eq!(g.find(b"dir('/etc');").map(|f| f.0), Some(0));
+        let mut g = ShellCommands::default();
+        assert_eq!(g.find(b"INSERT INTO t VALUES('fsdi');\n"), None);
+        assert_eq!(g.find(b"INSERT INTO t VALUES('r');\n"), None);
     }
 
     fn check(framing: Framing, chunks: &[&[u8]]) -> Result<(), String> {

@@ -152,7 +152,9 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     // are; --sandbox (which mariadb-dump's first line turns on, and an
     // altered backup may leave out) alone still allows `connect HOST`,
     // which would hand the password to a server the backup names.
-    cmd.args(["--local-infile=0", "--binary-mode"]);
+    // --comments: comments in routine and trigger bodies are kept, as
+    // they were written (the client strips them by default).
+    cmd.args(["--local-infile=0", "--binary-mode", "--comments"]);
     if super::tool_knows(name, "--help", "--sandbox") {
         cmd.arg("--sandbox");
     } else {

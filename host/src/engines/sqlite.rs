@@ -266,7 +266,7 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
         inner: &mut guarded,
         check: &mut check,
     });
-    if let Some(line) = guarded.found.take() {
+    if let Some(what) = guarded.found.take() {
         // Never passed on: what came before it went to the staging file,
         // which goes.
         shell.kill();
@@ -276,7 +276,7 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
             exit::integrity(format!(
                 "backup {} matches its record but {}: it was altered. Restore another backup (rcbackup listbackups)",
                 source.record.name,
-                framing::shell_command_found(&line)
+                framing::shell_command_found(&what)
             )),
             &left,
         ));
