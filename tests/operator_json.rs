@@ -552,6 +552,25 @@ fn run_stdout_closed(w: &World, args: &str) -> common::Run {
     common::Run::from(cmd.output().unwrap())
 }
 
+/// `prune`, SIGTERMed while rclone (one process per call) deletes an
+/// object of `.rcbackup/<folder>/`, which takes `secs` more seconds.
+fn prune_terminated_while_deleting(w: &mut World, folder: &str, secs: u32) -> common::Run {
+    let mark = w.path("deleting");
+    w.wrap_tool(
+        "rclone",
+        &format!(
+            r#"if [ "$1" = deletefile ]; then case "$2" in *.rcbackup/{folder}/*) touch '{}'; sleep {secs};; esac; fi; exec "$REAL" "$@""#,
+            mark.display()
+        ),
+    );
+    let child = w.spawn(&["prune"]);
+    common::wait_until(30, "the deletion to start", || mark.exists());
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    common::Run::from(child.wait_with_output().unwrap())
+}
+
 // ---- the tests ---------------------------------------------------------
 
 /// docs/json.md and the code cannot drift: every example in it passes the
@@ -1293,20 +1312,7 @@ fn prune_interrupted_while_rclone_deletes_leaves_no_half_deleted_backup() {
     backups(&w, &["dbbackup"], 3);
     w.setting("db_cleanup_keep = 1");
     let before = w.names(None);
-    let mark = w.path("deleting-a-record");
-    w.wrap_tool(
-        "rclone",
-        &format!(
-            r#"if [ "$1" = deletefile ]; then case "$2" in *.rcbackup/records/*) touch '{}'; sleep 1;; esac; fi; exec "$REAL" "$@""#,
-            mark.display()
-        ),
-    );
-    let child = w.spawn(&["prune"]);
-    common::wait_until(30, "a record's deletion to start", || mark.exists());
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let r = common::Run::from(child.wait_with_output().unwrap());
+    let r = prune_terminated_while_deleting(&mut w, "records", 1);
     assert_eq!(r.code, 130, "{}", r.stderr);
     common::assert_lacks(&r.stderr, &["killed by signal"]);
     w.path_prefix.clear();
@@ -1351,20 +1357,7 @@ fn prune_interrupted_while_rclone_removes_a_leftover_names_what_went() {
     std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
     std::fs::write(&partial, b"half an upload").unwrap();
     common::age(&partial);
-    let mark = w.path("removing-a-leftover");
-    w.wrap_tool(
-        "rclone",
-        &format!(
-            r#"if [ "$1" = deletefile ]; then case "$2" in *.rcbackup/partial/*) touch '{}'; sleep 5;; esac; fi; exec "$REAL" "$@""#,
-            mark.display()
-        ),
-    );
-    let child = w.spawn(&["prune"]);
-    common::wait_until(30, "a leftover's removal to start", || mark.exists());
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let r = common::Run::from(child.wait_with_output().unwrap());
+    let r = prune_terminated_while_deleting(&mut w, "partial", 5);
     assert_eq!(r.code, 130, "{}", r.stderr);
     w.path_prefix.clear();
     let left = w.names(None);

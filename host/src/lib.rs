@@ -21,6 +21,7 @@ pub mod policy;
 pub mod process;
 pub mod progress;
 pub mod prompt;
+pub mod random;
 pub mod rclone;
 pub mod record;
 pub mod retention;

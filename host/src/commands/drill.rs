@@ -93,19 +93,14 @@ fn parse_scratch(name: &str, alias: &str) -> Option<DateTime<Utc>> {
 }
 
 fn random3() -> [u8; 3] {
-    use std::io::Read;
-    let mut b = [0u8; 3];
-    if File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_err()
-    {
+    crate::random::bytes().unwrap_or_else(|| {
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        b.copy_from_slice(&n.to_le_bytes()[..3]);
-    }
-    b
+        let b = n.to_le_bytes();
+        [b[0], b[1], b[2]]
+    })
 }
 
 /// `$TMPDIR/rcbackup-drill-<uid>`: private to this user.

@@ -8,7 +8,6 @@
 //! `template1`), MariaDB's without a default database. The caller (the
 //! drill) makes sure the name it passes is never the live one.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
@@ -243,7 +242,8 @@ pub fn restorer(live: &Database, name: &str) -> Result<Option<Restorer>> {
         return Ok(None);
     }
     let user = drill_user(name);
-    let password = hex::encode(random16()?);
+    let password = crate::random::hex(16)
+        .ok_or_else(|| exit::failed("cannot read /dev/urandom for the drill user's password"))?;
     // `_` is a wildcard in a grant's database name: escaped, the grant
     // covers this scratch database and no other.
     let grant_on = format!(
@@ -290,18 +290,6 @@ fn mariadb_grants(live: &Database) -> String {
     format!(
         "GRANT ALL PRIVILEGES ON `rcbackup\\_drill\\_%`.* TO '{u}'@'<host>' WITH GRANT OPTION; GRANT CREATE USER ON *.* TO '{u}'@'<host>';"
     )
-}
-
-fn random16() -> Result<[u8; 16]> {
-    let mut b = [0u8; 16];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| {
-            exit::failed(format!(
-                "cannot read /dev/urandom for the drill user's password: {e}"
-            ))
-        })?;
-    Ok(b)
 }
 
 /// Drops the scratch database `name` if it exists (closing connections

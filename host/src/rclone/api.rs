@@ -152,7 +152,7 @@ impl Server {
         // A boundary no dump could hold by chance: 128 random bits.
         let boundary = format!(
             "rcbackup-{}",
-            super::server::random_hex(16).unwrap_or_else(|| format!("{:x}", std::process::id()))
+            crate::random::hex(16).unwrap_or_else(|| format!("{:x}", std::process::id()))
         );
         let head = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file0\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",

@@ -64,7 +64,7 @@ impl Server {
     /// Starts `rclone rcd`; `None` (with the reason at -v) when it cannot
     /// be started at all. Does not wait for it to listen: the first call does.
     pub fn start(rc: &Rclone) -> Option<Arc<Server>> {
-        let pass = random_hex(24)?;
+        let pass = crate::random::hex(24)?;
         let mut cmd = Command::new(&rc.binary);
         cmd.args([
             "rcd",
@@ -337,14 +337,6 @@ fn short_log_line(line: &str) -> String {
         Some(at) => line[at + "ERROR : ".len()..].trim().to_string(),
         None => line.trim().to_string(),
     }
-}
-
-pub(super) fn random_hex(bytes: usize) -> Option<String> {
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .ok()?;
-    Some(hex::encode(buf))
 }
 
 fn base64(data: &[u8]) -> String {
