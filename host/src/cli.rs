@@ -38,6 +38,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
 
+    /// Run on tenant NAME's config (its `[tenants.NAME]` section or
+    /// `tenants_dir/NAME.toml`, over the top level). Without it: the top
+    /// level's own databases. `backup-all` takes a pattern instead.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tenant: Option<String>,
+
     #[command(subcommand)]
     pub command: Commands,
 }

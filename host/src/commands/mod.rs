@@ -38,7 +38,8 @@ pub struct Context {
 
 impl Context {
     pub fn load(cli: &Cli) -> Result<Context> {
-        let config = Config::load(&config::locate(cli.config.as_deref()))?;
+        let config =
+            Config::load(&config::locate(cli.config.as_deref()))?.select(cli.tenant.as_deref())?;
         crate::metrics::note_configured(config.databases.keys());
         let rclone = Rclone::for_run(&config.settings)?;
         Ok(Context {

@@ -87,6 +87,24 @@ impl PolicyConfig {
             && self.hooks.is_empty()
     }
 
+    /// A tenant's policies over the top level's: each role the tenant
+    /// does not set is inherited, and so are the hooks unless the tenant
+    /// has its own `hooks` (an empty list included).
+    pub fn over(self, parent: &PolicyConfig, own_hooks: bool) -> PolicyConfig {
+        PolicyConfig {
+            retention: self.retention.or_else(|| parent.retention.clone()),
+            naming: self.naming.or_else(|| parent.naming.clone()),
+            restore_approval: self
+                .restore_approval
+                .or_else(|| parent.restore_approval.clone()),
+            hooks: if own_hooks {
+                self.hooks
+            } else {
+                parent.hooks.clone()
+            },
+        }
+    }
+
     /// Checks the sections; errors are (key, why). Relative module paths are
     /// relative to the config file's folder.
     pub fn resolve(

@@ -20,6 +20,9 @@ use crate::media::VersionsKeep;
 use crate::naming::{DateFormat, FilenameTemplate};
 use crate::policy::config::{HookSection, PoliciesSection, PolicyConfig};
 
+mod tenants;
+pub use tenants::{check_tenant_name, Tenants};
+
 pub const CONFIG_ENV: &str = "RCBACKUP_CONFIG";
 pub const DEFAULT_CONFIG: &str = "rcbackup.toml";
 
@@ -71,6 +74,32 @@ impl SettingsLayer {
     }
 }
 
+impl SettingsLayer {
+    /// The layer with every relative path made absolute below `base`, the
+    /// folder of the file it was written in. Values that are not relative
+    /// paths are left for [`Settings::resolve`] to check.
+    fn anchored(mut self, base: &Path) -> std::result::Result<SettingsLayer, KeyError> {
+        if let Some(r) = self.remote.take() {
+            let relative = !r.trim().is_empty() && !r.starts_with('~');
+            self.remote = Some(if relative {
+                local_remote_below(base, r)?
+            } else {
+                r
+            });
+        }
+        if let Some(b) = self.rclone_binary.take() {
+            self.rclone_binary = Some(if b.contains('/') {
+                below(base, &b).map_err(|e| ("rclone_binary", e))?
+            } else {
+                b
+            });
+        }
+        self.rclone_config = self.rclone_config.map(|c| below_path(base, &c));
+        self.media_root = self.media_root.map(|m| below_path(base, &m));
+        Ok(self)
+    }
+}
+
 /// The largest `abandoned_after_hours`: 100 years. More would overflow the
 /// time arithmetic of cleanup (and no upload runs that long).
 pub const MAX_ABANDONED_AFTER_HOURS: i64 = 876_000;
@@ -83,12 +112,109 @@ struct Sections {
     databases: BTreeMap<String, DatabaseSection>,
     #[serde(default)]
     policies: PoliciesSection,
+    /// Absent and empty differ for a tenant: absent inherits the top
+    /// level's hooks, `hooks = []` has none.
     #[serde(default)]
-    hooks: Vec<HookSection>,
+    hooks: Option<Vec<HookSection>>,
 }
 
 /// Top-level keys that open a section rather than set a setting.
 const SECTION_KEYS: [&str; 3] = ["databases", "policies", "hooks"];
+/// Top-level keys of the operator's file only: a tenant has no tenants.
+const TENANT_KEYS: [&str; 2] = ["tenants", "tenants_dir"];
+
+/// One file's (or one `[tenants.<name>]` section's) keys, read and typed
+/// but not yet merged or checked: relative paths already made absolute
+/// below the folder of the file they were written in, so that a tenant
+/// file elsewhere inherits them unchanged.
+#[derive(Debug)]
+struct Layer {
+    settings: SettingsLayer,
+    sections: Sections,
+    dir: PathBuf,
+}
+
+impl Layer {
+    /// `source` names where the keys were written, for error messages.
+    fn read(mut table: toml::Table, source: &Path, dir: &Path) -> Result<Layer> {
+        let mut sections = toml::Table::new();
+        for key in SECTION_KEYS {
+            if let Some(v) = table.remove(key) {
+                sections.insert(key.to_string(), v);
+            }
+        }
+        let settings: SettingsLayer = typed(table, source)?;
+        let settings = settings
+            .anchored(dir)
+            .map_err(|(k, why)| key_error(source, k, why))?;
+        Ok(Layer {
+            settings,
+            sections: typed(sections, source)?,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The config this layer gives over `parent` (a tenant over the top
+    /// level), or on its own.
+    fn resolve(
+        self,
+        source: &Path,
+        parent: Option<(&SettingsLayer, &PolicyConfig)>,
+    ) -> Result<Config> {
+        let bad = |key: &str, why: String| key_error(source, key, why);
+        let merged = match parent {
+            Some((p, _)) => p.merged(&self.settings),
+            None => self.settings.clone(),
+        };
+        let settings = Settings::resolve(&merged, &self.dir).map_err(|(k, why)| bad(k, why))?;
+        let mut databases = BTreeMap::new();
+        for (alias, section) in self.sections.databases {
+            let compression = match &section.compression {
+                Some(c) => {
+                    Compression::parse(c).map_err(|why| bad(&db_key(&alias, "compression"), why))?
+                }
+                None => settings.compression,
+            };
+            // An engine read from a URL at run time is checked before its
+            // dump (engines::dump_command).
+            if let Some(engine) = section.engine {
+                crate::engines::refuse_own_compression(engine, &section.dump_args, compression)
+                    .map_err(|why| bad(&db_key(&alias, "dump_args"), why))?;
+            }
+            let db = DatabaseEntry::from_section(&alias, section, compression)
+                .and_then(|db| db.relative_to(&self.dir))
+                .map_err(|(k, why)| bad(&db_key(&alias, k), why))?;
+            databases.insert(alias, db);
+        }
+        let hooks = self.sections.hooks.as_deref();
+        let own = PolicyConfig::resolve(
+            &self.sections.policies,
+            hooks.unwrap_or_default(),
+            &self.dir,
+        )
+        .map_err(|(k, why)| bad(&k, why))?;
+        let policies = match parent {
+            Some((_, p)) => own.over(p, hooks.is_some()),
+            None => own,
+        };
+        Ok(Config {
+            path: source.to_path_buf(),
+            settings,
+            databases,
+            policies,
+            tenant: None,
+            tenants: Tenants::default(),
+        })
+    }
+}
+
+/// A config error at `key` of `source`.
+fn key_error(source: &Path, key: &str, why: String) -> anyhow::Error {
+    exit::usage(format!(
+        "config file {}: key `{key}`: {why}",
+        source.display()
+    ))
+}
 
 /// Settings with defaults applied and every value checked.
 #[derive(Debug, Clone)]
@@ -127,6 +253,12 @@ pub struct Config {
     pub databases: BTreeMap<String, DatabaseEntry>,
     /// `[policies]` and `[[hooks]]`: empty means the built-in behaviour.
     pub policies: PolicyConfig,
+    /// The tenant this config was resolved for; `None`: the operator's own
+    /// databases (the top level of the file).
+    pub tenant: Option<String>,
+    /// Every tenant of the file, resolved at load (empty in a tenant's own
+    /// config: tenants do not nest).
+    pub tenants: Tenants,
 }
 
 /// Which file to read: `--config`, else `$RCBACKUP_CONFIG`, else `./rcbackup.toml`.
@@ -157,50 +289,33 @@ impl Config {
         // lose the key names in error messages).
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
-        let mut sections = toml::Table::new();
-        for key in SECTION_KEYS {
-            if let Some(v) = table.remove(key) {
-                sections.insert(key.to_string(), v);
-            }
-        }
-        let bad = |key: &str, why: String| {
-            exit::usage(format!(
-                "config file {}: key `{key}`: {why}",
-                path.display()
-            ))
-        };
-        let layer: SettingsLayer = typed(table, path)?;
-        let sections: Sections = typed(sections, path)?;
+        let tenant_sections = table.remove("tenants");
+        let tenants_dir = table.remove("tenants_dir");
         // Every relative path in the file is relative to the file's folder.
-        let config_dir = config_dir(path);
-        let settings = Settings::resolve(&layer, &config_dir).map_err(|(k, why)| bad(k, why))?;
-        let mut databases = BTreeMap::new();
-        for (alias, section) in sections.databases {
-            let compression = match &section.compression {
-                Some(c) => {
-                    Compression::parse(c).map_err(|why| bad(&db_key(&alias, "compression"), why))?
-                }
-                None => settings.compression,
-            };
-            // An engine read from a URL at run time is checked before its
-            // dump (engines::dump_command).
-            if let Some(engine) = section.engine {
-                crate::engines::refuse_own_compression(engine, &section.dump_args, compression)
-                    .map_err(|why| bad(&db_key(&alias, "dump_args"), why))?;
-            }
-            let db = DatabaseEntry::from_section(&alias, section, compression)
-                .and_then(|db| db.relative_to(&config_dir))
-                .map_err(|(k, why)| bad(&db_key(&alias, k), why))?;
-            databases.insert(alias, db);
+        let top = Layer::read(table, path, &config_dir(path))?;
+        let top_settings = top.settings.clone();
+        let dir = top.dir.clone();
+        let mut config = top.resolve(path, None)?;
+        config.tenants = tenants::load(
+            tenants::Sources {
+                sections: tenant_sections,
+                dir: tenants_dir,
+            },
+            path,
+            &dir,
+            &top_settings,
+            &config,
+        )?;
+        Ok(config)
+    }
+
+    /// The config a run uses: the operator's own (`None`), or the tenant
+    /// `--tenant NAME` names, with everything it does not set inherited.
+    pub fn select(self, tenant: Option<&str>) -> Result<Config> {
+        match tenant {
+            None => Ok(self),
+            Some(name) => self.tenants.get(name, &self.path).cloned(),
         }
-        let policies = PolicyConfig::resolve(&sections.policies, &sections.hooks, &config_dir)
-            .map_err(|(k, why)| bad(&k, why))?;
-        Ok(Config {
-            path: path.to_path_buf(),
-            settings,
-            databases,
-            policies,
-        })
     }
 
     /// How the dumps of database `alias` are compressed.
@@ -249,6 +364,11 @@ impl Config {
             });
         }
         match self.databases.len() {
+            0 if !self.tenants.is_empty() => Err(exit::usage(format!(
+                "no databases at the top level of {}; its databases belong to tenants: pass --tenant NAME ({})",
+                self.path.display(),
+                self.tenants.some_names()
+            ))),
             0 => Err(exit::usage(format!(
                 "no databases in {}; add a [databases.default] section",
                 self.path.display()
@@ -713,6 +833,7 @@ fn explain(doc: &toml::Value, at: &[String], message: &str) -> String {
         if at.is_empty() && known.contains(&"remote") {
             // The sections were read apart from the settings.
             known.extend(SECTION_KEYS);
+            known.extend(TENANT_KEYS);
         }
         const DB_KEYS: [&str; 8] = [
             "engine",

@@ -1,0 +1,573 @@
+//! Tenants: `[tenants.<name>]` sections of the config file and one
+//! `<name>.toml` per tenant in `tenants_dir`. A tenant is one more layer of
+//! the same keys over the top level; resolving it gives an ordinary
+//! [`Config`], so commands run on a tenant exactly as on the operator's own
+//! databases (no `if tenant` below this module).
+//!
+//! Every tenant is resolved when the file loads, but a tenant whose keys
+//! are wrong is only marked broken: one platform-generated file with a
+//! mistake must not stop every other tenant's backup. It fails when it is
+//! used (`--tenant`, `backup-all`, `config check`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::{below_path, key_error, syntax_error, Config, Layer, SettingsLayer};
+use crate::exit;
+use crate::naming::printable;
+
+/// Where a tenant without its own `remote` keeps its backups: below the
+/// top level's remote, `tenants/<name>/`.
+pub const TENANTS_FOLDER: &str = "tenants";
+
+/// The most bytes a tenant name may have: it becomes a folder name and a
+/// label in metrics and logs.
+const MAX_NAME: usize = 63;
+
+/// The rule for a tenant name: 1-63 of lowercase ASCII letters, digits,
+/// `-` and `_`, starting with a letter or digit. Lowercase only, so two
+/// tenants never differ by case alone (case-insensitive storage would merge
+/// them); no dots, slashes or spaces, so a name is always one plain folder.
+pub fn check_tenant_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok {
+        return Ok(());
+    }
+    let lower = name.to_ascii_lowercase();
+    let hint = if lower != name && check_tenant_name(&lower).is_ok() {
+        format!(" (did you mean `{lower}`?)")
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "`{}` is not a tenant name{hint}: use 1 to {MAX_NAME} lowercase letters, digits, `-` and `_`, starting with a letter or digit, e.g. acme-shop",
+        printable(name)
+    ))
+}
+
+/// The raw top-level keys that declare tenants.
+pub struct Sources {
+    pub sections: Option<toml::Value>,
+    pub dir: Option<toml::Value>,
+}
+
+/// Every tenant of a config, resolved, or why it cannot be used.
+#[derive(Debug, Clone, Default)]
+pub struct Tenants {
+    entries: Arc<BTreeMap<String, std::result::Result<Config, String>>>,
+}
+
+impl Tenants {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Every tenant by name, in name order: its config, or why it is
+    /// broken. A file whose name is not a tenant name is listed under that
+    /// name (made printable), broken.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, std::result::Result<&Config, &str>)> {
+        self.entries
+            .iter()
+            .map(|(n, e)| (n.as_str(), e.as_ref().map_err(String::as_str)))
+    }
+
+    /// The tenant `name` (from `--tenant`): exit 2 when there is none or it
+    /// is broken.
+    pub fn get(&self, name: &str, file: &Path) -> Result<&Config> {
+        check_tenant_name(name).map_err(|why| exit::usage(format!("--tenant: {why}")))?;
+        match self.entries.get(name) {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(why)) => Err(exit::usage(why.clone())),
+            None => Err(exit::usage(format!(
+                "no tenant `{name}` in {}; {}. Add a [tenants.{name}] section or a {name}.toml in tenants_dir",
+                file.display(),
+                self.some_names()
+            ))),
+        }
+    }
+
+    /// "tenants: a, b, c and 497 more", for messages.
+    pub fn some_names(&self) -> String {
+        const SHOWN: usize = 10;
+        if self.entries.is_empty() {
+            return "it defines no tenants".into();
+        }
+        let names: Vec<&str> = self
+            .entries
+            .keys()
+            .take(SHOWN)
+            .map(String::as_str)
+            .collect();
+        let more = self.entries.len().saturating_sub(SHOWN);
+        if more > 0 {
+            format!("tenants: {} and {more} more", names.join(", "))
+        } else {
+            format!("tenants: {}", names.join(", "))
+        }
+    }
+}
+
+/// A tenant's keys and where they were written, before resolving.
+struct Declared {
+    table: toml::Table,
+    /// The file, or the main file with the section named, for messages.
+    source: PathBuf,
+    /// The folder relative paths are relative to.
+    dir: PathBuf,
+}
+
+/// Reads `[tenants.*]` and `tenants_dir`, resolves every tenant over the top
+/// level (`top_layer`, `top`), and checks that no two places overlap.
+pub(super) fn load(
+    sources: Sources,
+    file: &Path,
+    file_dir: &Path,
+    top_layer: &SettingsLayer,
+    top: &Config,
+) -> Result<Tenants> {
+    let mut declared: BTreeMap<String, std::result::Result<Declared, String>> = BTreeMap::new();
+    if let Some(v) = sources.sections {
+        let toml::Value::Table(t) = v else {
+            return Err(key_error(
+                file,
+                "tenants",
+                "expected a table of tenants, one section each, e.g. [tenants.acme] with db_cleanup_keep = 5".into(),
+            ));
+        };
+        for (name, value) in t {
+            let entry = match value {
+                toml::Value::Table(table) => Ok(Declared {
+                    table,
+                    source: PathBuf::from(format!("{} [tenants.{}]", file.display(), printable(&name))),
+                    dir: file_dir.to_path_buf(),
+                }),
+                _ => Err(format!(
+                    "config file {}: key `tenants.{}`: expected a section, e.g. [tenants.acme] with db_cleanup_keep = 5",
+                    file.display(),
+                    printable(&name)
+                )),
+            };
+            declared.insert(name, entry);
+        }
+    }
+    if let Some(v) = sources.dir {
+        let toml::Value::String(d) = v else {
+            return Err(key_error(
+                file,
+                "tenants_dir",
+                "expected a string: the folder of one <name>.toml per tenant, e.g. tenants_dir = \"tenants\"".into(),
+            ));
+        };
+        let dir = below_path(file_dir, Path::new(&d));
+        for (name, entry) in read_dir(&dir, file)? {
+            let entry = match (declared.contains_key(&name), entry) {
+                (true, Ok(d)) => Err(format!(
+                    "tenant `{}` is defined twice: in {} and as [tenants.{}] in {}; keep one",
+                    printable(&name),
+                    d.source.display(),
+                    printable(&name),
+                    file.display()
+                )),
+                (_, e) => e,
+            };
+            declared.insert(name, entry);
+        }
+    }
+    if declared.is_empty() {
+        return Ok(Tenants::default());
+    }
+    refuse_top_dirs_in_tenants_folder(top, file)?;
+    let mut entries: BTreeMap<String, std::result::Result<Config, String>> = declared
+        .into_iter()
+        .map(|(name, d)| {
+            let resolved = d.and_then(|d| {
+                check_tenant_name(&name).map_err(|why| format!("{}: {why}", d.source.display()))?;
+                resolve(&name, d, top_layer, top).map_err(|e| format!("{e:#}"))
+            });
+            (name, resolved)
+        })
+        .collect();
+    refuse_overlaps(&mut entries, top);
+    Ok(Tenants {
+        entries: Arc::new(entries),
+    })
+}
+
+/// The `<name>.toml` files of `dir`, each read and parsed (or why not).
+/// Other files (an editor's `.swp`, a README) are not tenants.
+fn read_dir(
+    dir: &Path,
+    file: &Path,
+) -> Result<Vec<(String, std::result::Result<Declared, String>)>> {
+    let list = std::fs::read_dir(dir).map_err(|e| {
+        key_error(
+            file,
+            "tenants_dir",
+            format!(
+                "cannot read the folder {}: {e}. Create it (one <name>.toml per tenant) or fix the path (relative to the config file's folder)",
+                dir.display()
+            ),
+        )
+    })?;
+    let mut out = Vec::new();
+    for item in list {
+        let item = item.map_err(|e| {
+            key_error(
+                file,
+                "tenants_dir",
+                format!("cannot list {}: {e}", dir.display()),
+            )
+        })?;
+        let path = item.path();
+        let raw = item.file_name();
+        let Some(stem) = raw.as_encoded_bytes().strip_suffix(b".toml") else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(stem).into_owned();
+        if path.is_dir() {
+            continue;
+        }
+        let entry = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the tenant file {}: {e}", path.display()))
+            .and_then(|text| {
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| format!("{:#}", syntax_error(&text, &path, &e)))
+            })
+            .map(|table| Declared {
+                table,
+                source: path.clone(),
+                dir: dir.to_path_buf(),
+            });
+        out.push((name, entry));
+    }
+    Ok(out)
+}
+
+/// One tenant's config: its keys over the top level's, its backups below
+/// `<remote>/tenants/<name>/` unless it names its own remote.
+fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> Result<Config> {
+    let table = d.table;
+    for key in super::TENANT_KEYS {
+        if table.contains_key(key) {
+            return Err(key_error(
+                &d.source,
+                key,
+                "tenants do not nest: only the top level of the config file declares tenants"
+                    .into(),
+            ));
+        }
+    }
+    let own_remote = table.contains_key("remote");
+    let mut layer = Layer::read(table, &d.source, &d.dir)?;
+    if !own_remote {
+        layer.settings.remote = Some(crate::rclone::join(
+            &top.settings.remote,
+            &format!("{TENANTS_FOLDER}/{name}"),
+        ));
+    }
+    let mut config = layer.resolve(&d.source, Some((top_layer, &top.policies)))?;
+    config.tenant = Some(name.to_string());
+    Ok(config)
+}
+
+/// With tenants below `<remote>/tenants/`, the top level's own folders
+/// must stay out of that folder: a media sync into it would delete every
+/// tenant's backups.
+fn refuse_top_dirs_in_tenants_folder(top: &Config, file: &Path) -> Result<()> {
+    for (key, dir) in [
+        ("db_backup_dir", &top.settings.db_backup_dir),
+        ("media_backup_dir", &top.settings.media_backup_dir),
+    ] {
+        let first = dir.split('/').next().unwrap_or_default();
+        if first == TENANTS_FOLDER {
+            return Err(key_error(
+                file,
+                key,
+                format!(
+                    "is `{dir}`, inside `{TENANTS_FOLDER}/`, where tenants without their own remote keep their backups; choose another folder, e.g. {key} = \"{}\"",
+                    if key == "db_backup_dir" { "db" } else { "media" }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The places on the remote a config writes to: its database backups and
+/// its media mirror (with its version folders below or beside it, which
+/// [`Settings::resolve`](super::Settings::resolve) keeps apart).
+fn places(c: &Config) -> [String; 2] {
+    let s = &c.settings;
+    [
+        crate::rclone::join(&s.remote, &s.db_backup_dir),
+        crate::rclone::join(&s.remote, &s.media_backup_dir),
+    ]
+}
+
+/// Whether `a` is `b` or lies inside it, as rclone paths.
+fn inside(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    a == b || a.starts_with(&format!("{b}/")) || (b.ends_with(':') && a.starts_with(b))
+}
+
+/// Marks broken every tenant whose places overlap another tenant's or the
+/// top level's: one tenant's cleanup or media sync would delete or read the
+/// other's backups. Only a tenant with its own `remote` can overlap (the
+/// others each have their own folder); names written differently for the
+/// same storage (two rclone remotes on one bucket) cannot be seen here.
+fn refuse_overlaps(
+    entries: &mut BTreeMap<String, std::result::Result<Config, String>>,
+    top: &Config,
+) {
+    let mut owners: Vec<(Option<&str>, String)> =
+        places(top).into_iter().map(|p| (None, p)).collect();
+    owners.push((
+        None,
+        crate::rclone::join(&top.settings.remote, TENANTS_FOLDER),
+    ));
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    let resolved: Vec<(&str, [String; 2])> = entries
+        .iter()
+        .filter_map(|(n, e)| e.as_ref().ok().map(|c| (n.as_str(), places(c))))
+        .collect();
+    let own_remote = |name: &str| {
+        let inherited =
+            crate::rclone::join(&top.settings.remote, &format!("{TENANTS_FOLDER}/{name}"));
+        entries[name]
+            .as_ref()
+            .is_ok_and(|c| c.settings.remote != inherited)
+    };
+    for (name, ps) in &resolved {
+        if !own_remote(name) {
+            owners.extend(ps.iter().map(|p| (Some(*name), p.clone())));
+        }
+    }
+    for (name, ps) in &resolved {
+        if !own_remote(name) {
+            continue;
+        }
+        for p in ps {
+            let clash = owners
+                .iter()
+                .find(|(owner, q)| *owner != Some(*name) && (inside(p, q) || inside(q, p)));
+            if let Some((owner, q)) = clash {
+                // Two tenants with their own remotes on one place: neither
+                // may run, or the first one's cleanup would see the other's.
+                if let Some(o) = owner.filter(|o| own_remote(o)) {
+                    found.entry(o.to_string()).or_insert(format!(
+                        "tenant `{o}`: its folder `{q}` overlaps tenant `{name}`'s folder `{p}`; each tenant's backups need a place of their own. Give one of them another remote"
+                    ));
+                }
+                let whose = match owner {
+                    Some(o) => format!("tenant `{o}`'s folder `{q}`"),
+                    None => format!("the top level's folder `{q}`"),
+                };
+                found.entry(name.to_string()).or_insert(format!(
+                    "tenant `{name}`: its folder `{p}` overlaps {whose}; each tenant's backups need a place of their own. Give it another remote (or leave `remote` out to use {})",
+                    crate::rclone::join(&top.settings.remote, &format!("{TENANTS_FOLDER}/{name}"))
+                ));
+            }
+        }
+        owners.extend(ps.iter().map(|p| (Some(*name), p.clone())));
+    }
+    for (name, why) in found {
+        entries.insert(name, Err(why));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config file `main` in a fresh folder, with `files` in `tenants/`.
+    fn load(main: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tenants")).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join("tenants").join(name), text).unwrap();
+        }
+        for module in ["top.wasm", "c.wasm", "r.wasm"] {
+            std::fs::write(dir.path().join(module), b"").unwrap();
+        }
+        let path = dir.path().join("rcbackup.toml");
+        std::fs::write(&path, main).unwrap();
+        let c = Config::load(&path).unwrap();
+        (dir, c)
+    }
+
+    fn broken<'a>(c: &'a Config, name: &str) -> &'a str {
+        let (_, e) = c.tenants.entries().find(|(n, _)| *n == name).expect(name);
+        e.expect_err(name)
+    }
+
+    const SQLITE: &str = "[databases.main]\nengine = \"sqlite\"\nname = \"app.db\"\n";
+
+    #[test]
+    fn tenants_inherit_and_live_below_their_own_folder() {
+        let main = format!(
+            "remote = \"backups\"\ndb_cleanup_keep = 3\nmedia_root = \"media\"\ntenants_dir = \"tenants\"\n\
+             [tenants.acme]\ndb_cleanup_keep = 7\n{}",
+            SQLITE.replace("[databases.", "[tenants.acme.databases.")
+        );
+        let (dir, c) = load(
+            &main,
+            &[("globex.toml", SQLITE), ("README", "not a tenant")],
+        );
+        let root = dir.path();
+        let acme = c.clone().select(Some("acme")).unwrap();
+        assert_eq!(acme.tenant.as_deref(), Some("acme"));
+        assert_eq!(acme.settings.db_cleanup_keep, 7);
+        assert_eq!(
+            acme.settings.remote,
+            format!("{}/backups/tenants/acme", root.display())
+        );
+        let globex = c.clone().select(Some("globex")).unwrap();
+        assert_eq!(globex.settings.db_cleanup_keep, 3);
+        assert_eq!(
+            globex.settings.remote,
+            format!("{}/backups/tenants/globex", root.display())
+        );
+        // Inherited paths stay relative to the file that wrote them; a
+        // tenant file's own paths are relative to its folder.
+        assert_eq!(globex.settings.media_root, Some(root.join("media")));
+        let db = globex.database(Some("main")).unwrap();
+        assert_eq!(db.name, root.join("tenants/app.db").to_str().unwrap());
+        assert_eq!(c.tenants.len(), 2);
+        assert!(c.tenant.is_none());
+        let e = format!(
+            "{:#}",
+            c.clone().select(None).unwrap().database(None).unwrap_err()
+        );
+        assert!(e.contains("--tenant") && e.contains("acme, globex"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_tenant_breaks_only_itself() {
+        let (_d, c) = load(
+            "remote = \"b:\"\ntenants_dir = \"tenants\"\n[tenants.dup]\n",
+            &[
+                ("good.toml", SQLITE),
+                ("Acme.toml", SQLITE),
+                ("bad-key.toml", "db_cleanup_kep = 3\n"),
+                ("bad-syntax.toml", "db_cleanup_keep = \n"),
+                ("dup.toml", ""),
+                ("nested.toml", "tenants_dir = \"x\"\n"),
+                ("zero.toml", "db_cleanup_keep = 0\n"),
+            ],
+        );
+        assert!(c.clone().select(Some("good")).is_ok());
+        assert!(broken(&c, "Acme").contains("did you mean `acme`?"));
+        assert!(broken(&c, "bad-key").contains("did you mean `db_cleanup_keep`?"));
+        assert!(broken(&c, "bad-key").contains("bad-key.toml"));
+        assert!(broken(&c, "bad-syntax").contains("line 1"));
+        assert!(broken(&c, "dup").contains("defined twice"));
+        assert!(broken(&c, "nested").contains("do not nest"));
+        assert!(broken(&c, "zero").contains("db_cleanup_keep"));
+        let e = c.clone().select(Some("zero")).unwrap_err();
+        assert_eq!(exit::code_for(&e), exit::ExitCode::Usage);
+        for bad in ["../x", "a/b", "", "UPPER", "x.y", &"a".repeat(64)] {
+            let e = format!("{:#}", c.clone().select(Some(bad)).unwrap_err());
+            assert!(e.contains("not a tenant name"), "{bad}: {e}");
+        }
+        let e = format!("{:#}", c.clone().select(Some("nobody")).unwrap_err());
+        assert!(
+            e.contains("no tenant `nobody`") && e.contains("good"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn places_may_not_overlap() {
+        let (_d, c) = load(
+            "remote = \"b:app\"\n\
+             [tenants.a]\nremote = \"b:app/db/x\"\n\
+             [tenants.b]\nremote = \"b:app/tenants/c\"\n\
+             [tenants.c]\n\
+             [tenants.d]\nremote = \"s3:shared\"\n\
+             [tenants.e]\nremote = \"s3:shared\"\n\
+             [tenants.f]\nremote = \"s3:f\"\n",
+            &[],
+        );
+        assert!(
+            broken(&c, "a").contains("top level's folder `b:app/db`"),
+            "{}",
+            broken(&c, "a")
+        );
+        assert!(
+            broken(&c, "b").contains("overlaps the top level's folder `b:app/tenants`"),
+            "{}",
+            broken(&c, "b")
+        );
+        assert!(
+            broken(&c, "d").contains("tenant `e`"),
+            "{}",
+            broken(&c, "d")
+        );
+        assert!(
+            broken(&c, "e").contains("tenant `d`"),
+            "{}",
+            broken(&c, "e")
+        );
+        assert!(c.clone().select(Some("c")).is_ok());
+        assert!(c.clone().select(Some("f")).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        std::fs::write(
+            &path,
+            "remote = \"b:\"\nmedia_backup_dir = \"tenants/m\"\n[tenants.a]\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(
+            e.contains("media_backup_dir") && e.contains("tenants/"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hooks_are_inherited_unless_the_tenant_has_its_own() {
+        let (dir, c) = load(
+            "remote = \"b:\"\n[[hooks]]\nmodule = \"top.wasm\"\n[tenants.a]\n[tenants.b]\nhooks = []\n\
+             [tenants.c]\n[[tenants.c.hooks]]\nmodule = \"c.wasm\"\n[tenants.c.policies.retention]\nmodule = \"r.wasm\"\n",
+            &[],
+        );
+        let hooks = |t: &str| -> Vec<PathBuf> {
+            let c = c.clone().select(Some(t)).unwrap();
+            c.policies
+                .hooks
+                .iter()
+                .map(|h| h.module.path.clone())
+                .collect()
+        };
+        assert_eq!(hooks("a"), vec![dir.path().join("top.wasm")]);
+        assert!(hooks("b").is_empty());
+        assert_eq!(hooks("c"), vec![dir.path().join("c.wasm")]);
+        let c3 = c.clone().select(Some("c")).unwrap();
+        assert_eq!(
+            c3.policies.retention.unwrap().path,
+            dir.path().join("r.wasm")
+        );
+        assert!(c
+            .clone()
+            .select(Some("a"))
+            .unwrap()
+            .policies
+            .retention
+            .is_none());
+    }
+}
