@@ -73,6 +73,9 @@ pub enum Commands {
     /// Prove a backup restores: restore it into a scratch database (never the
     /// live one), count the rows of every table, drop the scratch database.
     Drill(DrillArgs),
+    /// Back up every database of every tenant (or of the tenants --tenant
+    /// PATTERN matches), N at a time, and print a summary of every one.
+    BackupAll(BackupAllArgs),
     /// Try out and precompile WebAssembly policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -364,4 +367,29 @@ pub struct DrillArgs {
     /// (killed runs, --keep), and print what was removed.
     #[arg(long)]
     pub cleanup: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Which databases: every tenant's and, without --tenant, the top level's own. \
+--tenant takes a pattern here (`*` any characters, `?` one character, e.g. --tenant 'shop-*'). \
+One failure does not stop the others. Exit 0 if every backup was made, 1 if any failed, \
+2 for a usage or config error before anything ran, 130 if interrupted (the summary is printed all the same).")]
+pub struct BackupAllArgs {
+    /// At most N dumps at a time, 1 to 64 (default: the number of CPUs,
+    /// at least 2 and at most 8).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
+    /// Only this shard's share of the tenants: I of N copies (0 <= I < N)
+    /// that together cover every tenant exactly once, e.g. in a Kubernetes
+    /// Indexed Job --shard "$JOB_COMPLETION_INDEX/4".
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// After each successful backup, apply retention to that database, as
+    /// `dbbackup --clean` does.
+    #[arg(long)]
+    pub clean: bool,
+    /// Print the summary as one JSON document (docs/json.md) instead of a
+    /// table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -25,6 +25,7 @@ pub mod random;
 pub mod rclone;
 pub mod record;
 pub mod retention;
+pub mod shard;
 
 use exit::ExitCode;
 
@@ -33,14 +34,12 @@ use exit::ExitCode;
 pub fn run(cli: cli::Cli) -> ExitCode {
     let json = cli.log_format == cli::LogFormat::Json;
     init_logging(cli.verbose, cli.quiet, json);
-    progress::init(cli.quiet, json);
+    // backup-all runs many dumps at once: no live line (it could show only
+    // one of them), the log's progress lines instead.
+    let many = matches!(cli.command, cli::Commands::BackupAll(_));
+    progress::init(cli.quiet, json || many);
     interrupt::install();
-    let metrics_file = cli.metrics_file.clone().or_else(|| {
-        std::env::var_os("RCBACKUP_METRICS_FILE")
-            .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from)
-    });
-    let metrics = metrics_file.zip(metrics::target(&cli.command));
+    let metrics = metrics::file(&cli).zip(metrics::target(&cli.command));
     let started = std::time::Instant::now();
     let result = commands::run(cli);
     tracing::debug!(peak_rss_kib = peak_rss_kib(), "done");
@@ -73,7 +72,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
 
 /// The chain of an error, outermost first, without repeating a message that
 /// the next one already contains.
-fn render_error(e: &anyhow::Error) -> String {
+pub fn render_error(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();
@@ -137,7 +136,10 @@ fn init_logging(verbose: u8, quiet: bool, json: bool) {
             .with_ansi(false)
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // backup-all's jobs: their tenant and database (`"span":
+            // {"tenant": ..., "database": ..., "name": "job"}`); no key
+            // outside a span.
+            .with_current_span(true)
             .with_span_list(false)
             .try_init()
     } else if verbose >= 2 {

@@ -174,8 +174,23 @@ struct Series {
 
 type Key = (String, String, String);
 
+/// The file `--metrics-file` (else `$RCBACKUP_METRICS_FILE`, where an
+/// empty value counts as unset) names, if any.
+pub fn file(cli: &crate::cli::Cli) -> Option<PathBuf> {
+    cli.metrics_file.clone().or_else(|| {
+        std::env::var_os("RCBACKUP_METRICS_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
 /// Records `outcome` in the file at `path`.
 pub fn record(path: &Path, outcome: &Outcome) -> Result<()> {
+    record_all(path, std::slice::from_ref(outcome))
+}
+
+/// Records every outcome (`backup-all`: one per job) in one write.
+pub fn record_all(path: &Path, outcomes: &[Outcome]) -> Result<()> {
     // Only a regular file (or a link, which is replaced, not followed) is
     // ever replaced: renaming over `/dev/null` would turn the device into a
     // file, and opening a FIFO would wait for a reader forever.
@@ -214,7 +229,9 @@ pub fn record(path: &Path, outcome: &Outcome) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
         Err(e) => return Err(anyhow!("cannot read it: {e}")),
     };
-    update(&mut all, outcome);
+    for outcome in outcomes {
+        update(&mut all, outcome);
+    }
     crate::failpoint::reached("metrics-write");
     // Temporary files of runs killed while writing: only the lock holder
     // writes one, so every one found now is stale.

@@ -32,6 +32,38 @@ use crate::record::BackupRecord;
 use crate::retention;
 
 pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
+    // None: a dry run, which printed its plan.
+    let Some(made) = back_up(ctx, args)? else {
+        return Ok(());
+    };
+    if args.json {
+        // Printed once everything is done: a closed stdout fails the run
+        // (exit 1) but undoes nothing.
+        return json::print(&BackupReport {
+            dry_run: false,
+            backups: vec![Made::Done(MadeBackup {
+                backup: json::Backup::of(&made.record, made.path),
+                duration_ms: json::millis(made.duration),
+            })],
+            cleanup: made.cleanup.map(CleanupReport::of),
+        });
+    }
+    Ok(())
+}
+
+/// What one backup made: the record, its full path, the time the dump,
+/// upload and publish took, and with `--clean` what cleanup did.
+pub(super) struct BackedUp {
+    pub record: BackupRecord,
+    pub path: String,
+    pub duration: std::time::Duration,
+    pub cleanup: Option<Cleanup>,
+}
+
+/// Everything `dbbackup` does (hooks, naming, the backup, `--clean`)
+/// except printing its result, for `dbbackup` and each job of
+/// `backup-all`. A dry run prints its plan and gives `None`.
+pub(super) fn back_up(ctx: &Context, args: &DbBackupArgs) -> Result<Option<BackedUp>> {
     let db = ctx.config.database(args.database.as_deref())?;
     crate::metrics::note_database(&db.alias);
     let now = Utc::now();
@@ -61,7 +93,7 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
         };
         if args.json {
             let compression = json::compression(ctx.config.compression(&db.alias).codec());
-            return json::print(&BackupReport {
+            json::print(&BackupReport {
                 dry_run: true,
                 backups: vec![Made::Planned(Planned {
                     database: db.alias.clone(),
@@ -71,13 +103,14 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
                     compression,
                 })],
                 cleanup: cleanup.map(CleanupReport::of),
-            });
+            })?;
+            return Ok(None);
         }
         crate::outln!("would back up database `{}` to {path}", db.alias);
         for line in cleanup.iter().flat_map(|c| c.lines(true, false)) {
             crate::outln!("{line}");
         }
-        return Ok(());
+        return Ok(None);
     }
 
     let mut pre = Event::new(EventKind::PreDbBackup, now);
@@ -165,22 +198,12 @@ pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     });
     catalog.release(&record.name, &run);
     let cleanup = finished?;
-    if args.json {
-        // Printed once everything is done: a closed stdout fails the run
-        // (exit 1) but undoes nothing.
-        return json::print(&BackupReport {
-            dry_run: false,
-            backups: vec![Made::Done(MadeBackup {
-                backup: json::Backup::of(
-                    &record,
-                    ctx.rclone.path(&catalog.data_path(&record.name)),
-                ),
-                duration_ms: json::millis(duration),
-            })],
-            cleanup: cleanup.map(CleanupReport::of),
-        });
-    }
-    Ok(())
+    Ok(Some(BackedUp {
+        path: ctx.rclone.path(&catalog.data_path(&record.name)),
+        record,
+        duration,
+        cleanup,
+    }))
 }
 
 /// `dbbackup --json`: what was made (or, on a dry run, would be), and

@@ -1,5 +1,6 @@
 //! One module per command; this one loads what every command needs.
 
+mod backup_all;
 mod completions;
 mod config_check;
 mod dbbackup;
@@ -65,6 +66,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Config(crate::cli::ConfigCommand::Check(a)) => return config_check::run(&cli, a),
         Commands::Completions(a) => return completions::run(a),
         Commands::Man(a) => return man::run(a),
+        // Many configs (its --tenant is a pattern): its own loading.
+        Commands::BackupAll(a) => return backup_all::run(&cli, a),
         _ => {}
     }
     let ctx = Context::load(&cli)?;
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Drill(a) => drill::run(&ctx, a),
         Commands::Prune(a) => prune::run(&ctx, a),
         Commands::Policy(_)
+        | Commands::BackupAll(_)
         | Commands::Init(_)
         | Commands::Config(_)
         | Commands::Completions(_)

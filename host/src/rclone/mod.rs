@@ -113,6 +113,19 @@ impl Outcome {
     }
 }
 
+/// Whether `RCBACKUP_RCLONE_MODE` asks for the server (the default) or
+/// one process per call (`per-call`); exit 2 for another value.
+fn server_mode() -> Result<bool> {
+    match std::env::var(MODE_VAR).unwrap_or_default().as_str() {
+        "" | "server" => Ok(true),
+        "per-call" => Ok(false),
+        other => Err(exit::usage(format!(
+            "{MODE_VAR} is `{}`; it takes `server` (the default: one rclone for the run) or `per-call` (one rclone process per operation)",
+            crate::naming::printable(other)
+        ))),
+    }
+}
+
 /// Joins `remote` and a relative path. `name:` is the remote's root, so
 /// `name:` + `db` is `name:db` (not `name:/db`, which is the filesystem root
 /// on local and SFTP remotes); a trailing slash or none give the same path.
@@ -160,29 +173,44 @@ impl Rclone {
     /// from the main thread: the server is tied to the thread that starts
     /// it (it is killed when that thread ends).
     pub fn for_run(s: &Settings) -> Result<Rclone> {
-        let mut rc = Rclone::from_settings(s);
-        let mode = std::env::var(MODE_VAR).unwrap_or_default();
-        match mode.as_str() {
-            "" | "server" => {}
-            "per-call" => {
-                tracing::debug!("rclone: one process per call ({MODE_VAR}=per-call)");
-                return Ok(rc);
-            }
-            other => {
-                return Err(exit::usage(format!(
-                    "{MODE_VAR} is `{}`; it takes `server` (the default: one rclone for the run) or `per-call` (one rclone process per operation)",
-                    crate::naming::printable(other)
-                )))
-            }
-        }
         // `[fs]/path` is how the server is asked for an object: a remote
         // whose name holds `]` cannot be written so.
-        if rc.remote.contains(']') {
+        if s.remote.contains(']') && server_mode()? {
             tracing::debug!("rclone: the remote holds `]`; one process per call");
+            return Ok(Rclone::from_settings(s));
+        }
+        Rclone::shared_for_run(s)
+    }
+
+    /// [`Rclone::for_run`] for a run that reaches many remotes with the
+    /// same `rclone_binary`, `rclone_config` and `rclone_flags` (the
+    /// tenants of `backup-all`): one server, which [`Rclone::for_remote`]
+    /// shares. Call it from the main thread.
+    pub fn shared_for_run(s: &Settings) -> Result<Rclone> {
+        let mut rc = Rclone::from_settings(s);
+        if !server_mode()? {
+            tracing::debug!("rclone: one process per call ({MODE_VAR}=per-call)");
             return Ok(rc);
         }
         rc.server = Server::start(&rc);
         Ok(rc)
+    }
+
+    /// The same rclone (binary, config, flags and server, if any) for
+    /// another remote; reads of each remote are bounded on their own
+    /// ([`Stall`]).
+    pub fn for_remote(&self, remote: &str) -> Rclone {
+        let mut rc = Rclone::new(&self.binary, self.config.clone(), self.flags.clone(), remote);
+        // `[fs]/path` is how the server is asked for an object: a remote
+        // whose name holds `]` cannot be written so.
+        if remote.contains(']') {
+            if self.server.is_some() {
+                tracing::debug!("rclone: the remote {remote} holds `]`; one process per call for it");
+            }
+        } else {
+            rc.server = self.server.clone();
+        }
+        rc
     }
 
     /// The server, when the run has one that is up. One that has ended
