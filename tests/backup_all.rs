@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{
-    assert_mentions, fingerprint, sqlite, MyDb, PgDb, Remote, Run, World, CONTENT_QUERY,
-    DB_USER, PASSWORD_VAR,
+    assert_mentions, fingerprint, sqlite, MyDb, PgDb, Remote, Run, World, CONTENT_QUERY, DB_USER,
+    PASSWORD_VAR,
 };
 use policy_support::rust_guest;
 use serde_json::Value;
@@ -157,10 +157,18 @@ fn every_database_of_every_tenant_is_backed_up_once_and_restores() {
     sqlite_tenant(&w, "shop-c", "");
     let pg = PgDb::create("ball");
     common::psql(&pg.0, &common::seed_sql(40));
-    tenant(&w, "pg", &server_db("postgresql", &pg.0, 5432, PASSWORD_VAR));
+    tenant(
+        &w,
+        "pg",
+        &server_db("postgresql", &pg.0, 5432, PASSWORD_VAR),
+    );
     let my = MyDb::create("ball");
     common::mariadb(Some(&my.0), &common::seed_sql(40));
-    tenant(&w, "maria", &server_db("mariadb", &my.0, 3306, PASSWORD_VAR));
+    tenant(
+        &w,
+        "maria",
+        &server_db("mariadb", &my.0, 3306, PASSWORD_VAR),
+    );
 
     let r = w.run(&["backup-all", "--jobs", "2", "--json"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -258,7 +266,10 @@ exec "$REAL" "$@""#,
         most = most.max(now);
     }
     assert_eq!(events.len(), 12, "{text}");
-    assert_eq!(most, 2, "at most 2 dumps at once, and 2 did run together:\n{text}");
+    assert_eq!(
+        most, 2,
+        "at most 2 dumps at once, and 2 did run together:\n{text}"
+    );
     // The table: one line per tenant, each ok, then the counts.
     for i in 0..6 {
         assert!(
@@ -269,7 +280,10 @@ exec "$REAL" "$@""#,
             r.stdout
         );
     }
-    assert_mentions(&r.stdout, &["6 ok, 0 failed, 0 interrupted, 0 not run (of 6)"]);
+    assert_mentions(
+        &r.stdout,
+        &["6 ok, 0 failed, 0 interrupted, 0 not run (of 6)"],
+    );
 }
 
 /// One tenant failing, in every way it can, fails only its own row: a
@@ -294,7 +308,11 @@ fn each_failure_fails_only_its_own_row() {
     );
     let hostile = rust_guest("hostile");
     for (name, mode, limits) in [
-        ("spin", "spin", "deadline_ms = 1000"),
+        (
+            "spin",
+            "spin",
+            "fuel = 1_000_000_000_000, deadline_ms = 1000",
+        ),
         ("trap", "trap", ""),
         ("bomb", "memory", "memory_mib = 32"),
     ] {
@@ -332,15 +350,24 @@ fn each_failure_fails_only_its_own_row() {
         ("broken", "did you mean `db_cleanup_keep`?"),
         ("nopass", "is not set"),
         ("nodb", "dump failed: pg_dump exited with code 1"),
-        ("spin", "naming policy hostile.wasm: it ran past its deadline of 1000 ms"),
+        (
+            "spin",
+            "naming policy hostile.wasm: it ran past its deadline of 1000 ms",
+        ),
         ("trap", "naming policy hostile.wasm: it trapped"),
-        ("bomb", "naming policy hostile.wasm: it tried to use more than 32 MiB"),
+        (
+            "bomb",
+            "naming policy hostile.wasm: it tried to use more than 32 MiB",
+        ),
     ] {
         let l = line(t);
         assert!(l.contains(" failed ") && l.contains(why), "{t}: {l}");
         assert!(records(&w, Some(t)).is_empty(), "{t} has a backup");
     }
-    assert_mentions(&r.stdout, &["2 ok, 6 failed, 0 interrupted, 0 not run (of 8)"]);
+    assert_mentions(
+        &r.stdout,
+        &["2 ok, 6 failed, 0 interrupted, 0 not run (of 8)"],
+    );
     // The password variable's name is said, never a value.
     assert!(!r.stdout.contains(common::DB_PASSWORD));
 
@@ -375,7 +402,8 @@ fn each_failure_fails_only_its_own_row() {
 
 /// A policy module that many tenants use (some through copies of the file
 /// elsewhere) is compiled once for the run: one "compiled" line at -v, and
-/// every other tenant's load shares it; each still runs its own config.
+/// every other tenant's load shares it; each still runs its own config. One
+/// rclone server serves them all.
 #[test]
 fn a_module_shared_by_many_tenants_is_compiled_once() {
     let w = tenants_world();
@@ -410,13 +438,23 @@ fn a_module_shared_by_many_tenants_is_compiled_once() {
         .filter(|l| l.contains("already compiled in this run"))
         .count();
     assert_eq!(shared, 4, "{}", r.stderr);
+    // And one rclone server served every tenant (none: one per call).
+    let servers = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("rclone: one server for this run"))
+        .count();
+    assert_eq!(
+        servers,
+        usize::from(common::rclone_server_mode()),
+        "{}",
+        r.stderr
+    );
     // Each tenant's retention ran with its own config (keep = i + 1).
     for i in 0..5 {
         assert_mentions(
             &r.stderr,
-            &[&format!(
-                "tenant=\"t{i}\" database=\"main\"}}: keep main-"
-            )],
+            &[&format!("tenant=\"t{i}\" database=\"main\"}}: keep main-")],
         );
         assert_mentions(&r.stderr, &[&format!("(one of the newest {} (#1))", i + 1)]);
     }
@@ -454,7 +492,11 @@ exec "$REAL" "$@""#,
     assert_eq!(count(), 2, "a third dump started with --jobs 2");
     let procs = common::snapshot(&common::descendants(child.id()));
     assert!(
-        procs.iter().filter(|(_, argv)| argv.contains("sleep 60")).count() == 2,
+        procs
+            .iter()
+            .filter(|(_, argv)| argv.contains("sleep 60"))
+            .count()
+            == 2,
         "{procs:#?}"
     );
     unsafe {
@@ -475,15 +517,29 @@ exec "$REAL" "$@""#,
     assert_eq!(count(), 2, "a job started after the signal");
     for r in v["databases"].as_array().unwrap() {
         if r["status"] == "not-run" {
-            assert!(r["exit_code"].is_null() && r["duration_ms"].is_null(), "{r:#}");
+            assert!(
+                r["exit_code"].is_null() && r["duration_ms"].is_null(),
+                "{r:#}"
+            );
         } else {
             assert_eq!(r["exit_code"], 130, "{r:#}");
         }
     }
-    assert_mentions(&r.stderr, &["interrupted: 0 backed up, 0 failed, 2 stopped, 3 not started"]);
+    assert_mentions(
+        &r.stderr,
+        &["interrupted: 0 backed up, 0 failed, 2 stopped, 3 not started"],
+    );
     // Nothing left on the remote: no partial upload, claim or backup.
-    assert!(in_folder(&w, "partial").is_empty(), "{:#?}", w.stored_files());
-    assert!(in_folder(&w, "claims").is_empty(), "{:#?}", w.stored_files());
+    assert!(
+        in_folder(&w, "partial").is_empty(),
+        "{:#?}",
+        w.stored_files()
+    );
+    assert!(
+        in_folder(&w, "claims").is_empty(),
+        "{:#?}",
+        w.stored_files()
+    );
     for i in 0..5 {
         assert!(records(&w, Some(&format!("t{i}"))).is_empty());
     }
@@ -545,7 +601,11 @@ fn three_shards_back_up_every_tenant_exactly_once() {
         assert_mentions(&r.stderr, &["--shard", says]);
         assert!(r.stdout.is_empty());
     }
-    assert_eq!(w.stored_files(), before, "a refused run backed something up");
+    assert_eq!(
+        w.stored_files(),
+        before,
+        "a refused run backed something up"
+    );
 }
 
 /// Usage errors stop the run before anything is backed up: exit 2.
@@ -556,8 +616,14 @@ fn usage_errors_exit_2_before_anything_runs() {
     for (args, says) in [
         (&["backup-all", "--jobs", "0"][..], "0 is not in 1..=64"),
         (&["backup-all", "--jobs", "65"], "65 is not in 1..=64"),
-        (&["backup-all", "--shard", "4/4"], "there is no shard 4 of 4"),
-        (&["backup-all", "--shard", "/4"], "was $JOB_COMPLETION_INDEX empty"),
+        (
+            &["backup-all", "--shard", "4/4"],
+            "there is no shard 4 of 4",
+        ),
+        (
+            &["backup-all", "--shard", "/4"],
+            "was $JOB_COMPLETION_INDEX empty",
+        ),
         (
             &["--tenant", "Acme*", "backup-all"],
             "`Acme*` is not a tenant name or pattern",

@@ -289,6 +289,87 @@ fn media_backup_row(v: &Value, at: &str) {
     );
 }
 
+/// A `backup-all` row's `backup`: a `dbbackup` entry without `duration_ms`
+/// (the row has it).
+fn backed_up(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("database", T::Str),
+            ("name", T::Str),
+            ("path", T::Str),
+            ("engine", ENGINE),
+            ("size", T::Int),
+            ("sha256", T::Str),
+            ("compression", COMPRESSION),
+            ("created", T::Time),
+        ],
+        &[("tenant", T::Str)],
+    );
+}
+
+fn backup_all_row(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("tenant", T::Opt(&T::Str)),
+            ("database", T::Opt(&T::Str)),
+            (
+                "status",
+                T::OneOf(&["ok", "failed", "interrupted", "not-run"]),
+            ),
+            ("exit_code", T::Opt(&T::Int)),
+            ("duration_ms", T::Opt(&T::Int)),
+            ("backup", T::Opt(&T::Obj(backed_up))),
+            ("error", T::Opt(&T::Str)),
+        ],
+        &[],
+    );
+    let status = v["status"].as_str().unwrap();
+    assert_eq!(
+        status == "ok",
+        !v["backup"].is_null(),
+        "{at}: backup iff ok"
+    );
+    assert_eq!(
+        status == "ok",
+        v["error"].is_null(),
+        "{at}: error iff not ok"
+    );
+    assert_eq!(
+        status == "ok",
+        v["exit_code"] == 0,
+        "{at}: exit_code 0 iff ok"
+    );
+    assert_eq!(
+        status == "not-run",
+        v["exit_code"].is_null() && v["duration_ms"].is_null(),
+        "{at}: no exit_code or duration_ms iff not run"
+    );
+    if v["database"].is_null() {
+        assert_eq!(
+            status, "failed",
+            "{at}: only a broken tenant has no database"
+        );
+    }
+}
+
+fn backup_all_counts(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("ok", T::Int),
+            ("failed", T::Int),
+            ("interrupted", T::Int),
+            ("not_run", T::Int),
+        ],
+        &[],
+    );
+}
+
 /// Checks a document of `kind` (a section of docs/json.md) against its
 /// documented shape.
 fn check_shape(kind: &str, v: &Value) {
@@ -443,6 +524,32 @@ fn check_shape(kind: &str, v: &Value) {
                 "refused_because iff not accepted: {v:#}"
             );
         }
+        "backup-all" => {
+            versioned(v);
+            keys(
+                v,
+                kind,
+                &[
+                    ("version", T::Int),
+                    ("interrupted", T::Bool),
+                    ("jobs", T::Int),
+                    ("shard", T::Opt(&T::Str)),
+                    ("counts", T::Obj(backup_all_counts)),
+                    ("databases", T::Arr(backup_all_row)),
+                ],
+                &[],
+            );
+            let rows = v["databases"].as_array().unwrap();
+            for (status, key) in [
+                ("ok", "ok"),
+                ("failed", "failed"),
+                ("interrupted", "interrupted"),
+                ("not-run", "not_run"),
+            ] {
+                let n = rows.iter().filter(|r| r["status"] == status).count() as u64;
+                assert_eq!(v["counts"][key], n, "{kind}: counts.{key}");
+            }
+        }
         other => panic!("no shape `{other}`"),
     }
 }
@@ -587,6 +694,7 @@ fn docs_examples_match_the_documented_shapes() {
         "verify",
         "mediabackup",
         "policy-test",
+        "backup-all",
     ] {
         assert!(
             kinds.contains(kind),
@@ -596,6 +704,25 @@ fn docs_examples_match_the_documented_shapes() {
     for (kind, body) in &examples {
         document(kind, body);
     }
+}
+
+/// `backup-all --json`: the top level and a tenant backed up, a broken
+/// tenant failed; the document has the documented shape, printed although
+/// the run fails (exit 1).
+#[test]
+fn backup_all_json_has_the_documented_shape() {
+    let mut w = sqlite_world(Remote::Local);
+    let file = w.path("acme.sqlite3");
+    common::sqlite(&file, "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
+    w.setting(&format!(
+        "[tenants.acme.databases.main]\nengine = \"sqlite\"\nname = \"{}\"\n[tenants.broken]\ndb_cleanup_keep = 0",
+        file.display()
+    ));
+    let r = w.run(&["backup-all", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = document("backup-all", &r.stdout);
+    assert_eq!(v["counts"]["ok"], 2, "{v:#}");
+    assert_eq!(v["counts"]["failed"], 1, "{v:#}");
 }
 
 /// `dbbackup --json | jq -r '.backups[0].name'` names the backup just made,

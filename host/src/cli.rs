@@ -29,7 +29,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// After the run (dbbackup, dbrestore, verify, mediabackup, drill), write
+    /// After the run (dbbackup, dbrestore, verify, mediabackup, drill,
+    /// backup-all), write
     /// Prometheus metrics to PATH for node_exporter's textfile collector
     /// (see docs/monitoring.md). A failure to write is only a warning.
     /// Default: $RCBACKUP_METRICS_FILE (read by `lib.rs`, where an empty
@@ -370,10 +371,12 @@ pub struct DrillArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Which databases: every tenant's and, without --tenant, the top level's own. \
+#[command(
+    after_help = "Which databases: every tenant's and, without --tenant, the top level's own. \
 --tenant takes a pattern here (`*` any characters, `?` one character, e.g. --tenant 'shop-*'). \
 One failure does not stop the others. Exit 0 if every backup was made, 1 if any failed, \
-2 for a usage or config error before anything ran, 130 if interrupted (the summary is printed all the same).")]
+2 for a usage or config error before anything ran, 130 if interrupted (the summary is printed all the same)."
+)]
 pub struct BackupAllArgs {
     /// At most N dumps at a time, 1 to 64 (default: the number of CPUs,
     /// at least 2 and at most 8).

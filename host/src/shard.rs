@@ -214,9 +214,15 @@ mod tests {
     #[test]
     fn parses_i_of_n_and_says_what_is_wrong() {
         assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
-        assert_eq!(" 0 / 1 ".trim().parse::<Shard>(), Ok(Shard { index: 0, count: 1 }));
+        assert_eq!(
+            " 0 / 1 ".trim().parse::<Shard>(),
+            Ok(Shard { index: 0, count: 1 })
+        );
         let e = "/4".parse::<Shard>().unwrap_err();
-        assert!(e.contains("empty") && e.contains("JOB_COMPLETION_INDEX"), "{e}");
+        assert!(
+            e.contains("empty") && e.contains("JOB_COMPLETION_INDEX"),
+            "{e}"
+        );
         let e = "4/4".parse::<Shard>().unwrap_err();
         assert!(e.contains("no shard 4 of 4") && e.contains("0 to 3"), "{e}");
         let e = "0/0".parse::<Shard>().unwrap_err();
@@ -226,6 +232,9 @@ mod tests {
         let e = "3".parse::<Shard>().unwrap_err();
         assert!(e.contains("is not I/N"), "{e}");
         let e = "1/".parse::<Shard>().unwrap_err();
-        assert!(e.contains("number of shards N") && !e.contains("was $JOB_COMPLETION_INDEX"), "{e}");
+        assert!(
+            e.contains("number of shards N") && !e.contains("was $JOB_COMPLETION_INDEX"),
+            "{e}"
+        );
     }
 }

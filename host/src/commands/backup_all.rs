@@ -134,23 +134,33 @@ pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
     let units = units(&config, pattern)?;
     let of = units.len();
     let units: Vec<Unit> = match args.shard {
-        Some(s) => units.into_iter().filter(|u| s.owns(u.shard_key())).collect(),
+        Some(s) => units
+            .into_iter()
+            .filter(|u| s.owns(u.shard_key()))
+            .collect(),
         None => units,
     };
+    let kept = units.len();
     let planned = plan(units)?;
-    let tenants: std::collections::BTreeSet<Option<&str>> =
-        planned.iter().map(|j| j.tenant.as_deref()).collect();
+    let tenants: std::collections::BTreeSet<&str> =
+        planned.iter().filter_map(|j| j.tenant.as_deref()).collect();
+    let broken = planned.iter().filter(|j| j.database.is_none()).count();
     tracing::info!(
-        "backing up {} database(s) of {} tenant(s){}{}, {jobs} at a time",
-        planned.iter().filter(|j| j.database.is_some()).count(),
-        tenants.iter().filter(|t| t.is_some()).count(),
-        if tenants.contains(&None) {
-            " and the top level"
+        "backing up {} database(s) of {} tenant(s){}{}{}, {jobs} at a time",
+        planned.len() - broken,
+        tenants.len(),
+        if planned.iter().any(|j| j.tenant.is_none()) {
+            " and of the top level"
         } else {
             ""
         },
+        if broken > 0 {
+            format!(" ({broken} tenant(s) broken)")
+        } else {
+            String::new()
+        },
         args.shard
-            .map(|s| format!(" (shard {s}: {} of {of})", tenants.len()))
+            .map(|s| format!("; shard {s} takes {kept} of the {of} (the top level counts as one)"))
             .unwrap_or_default(),
     );
     let rows = schedule(planned, jobs, args.clean)?;
@@ -176,11 +186,16 @@ pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
         )));
     }
     if counts.failed > 0 {
-        return Err(exit::failed(format!(
-            "{} of {} backup(s) failed (see the summary); the others were made",
-            counts.failed,
-            rows.len()
-        )));
+        return Err(exit::failed(if counts.ok == 0 {
+            format!("every backup failed ({}; see the summary)", counts.failed)
+        } else {
+            format!(
+                "{} of {} backup(s) failed (see the summary); the other {} were made",
+                counts.failed,
+                rows.len(),
+                counts.ok
+            )
+        }));
     }
     Ok(())
 }
@@ -405,12 +420,13 @@ fn run_job(job: Job, clean: bool, done: &AtomicUsize, total: usize) -> Row {
         return not_run(job);
     }
     let started = Instant::now();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| back_up_one(&job, clean)))
-        .unwrap_or_else(|_| {
-            Err(exit::failed(
-                "rcbackup failed inside this job (a bug: the panic above says where)",
-            ))
-        });
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| back_up_one(&job, clean)))
+            .unwrap_or_else(|_| {
+                Err(exit::failed(
+                    "rcbackup failed inside this job (a bug: the panic above says where)",
+                ))
+            });
     let duration = started.elapsed();
     let outcome = match result {
         Ok(made) => Outcome::Ok(Box::new(made)),
@@ -582,7 +598,14 @@ fn print_table(rows: &[Row], counts: &Counts) -> Result<()> {
             ]
         })
         .collect();
-    let header = ["TENANT", "DATABASE", "STATUS", "SIZE", "TIME", "BACKUP / REASON"];
+    let header = [
+        "TENANT",
+        "DATABASE",
+        "STATUS",
+        "SIZE",
+        "TIME",
+        "BACKUP / REASON",
+    ];
     let mut width = header.map(str::len);
     for c in &cells {
         for (w, cell) in width.iter_mut().zip(c) {

@@ -11,11 +11,12 @@
 //! operation's time, the monotonic clock starts at 0, randomness is seeded
 //! from the call's input, so the same input gives the same decision.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -251,6 +252,12 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
     cache: Option<Cache>,
+    /// Every module this process has compiled (or read from the cache),
+    /// by the SHA-256 of its bytes: a module many tenants use (by one path
+    /// or by copies) is compiled once per run. Only the compiled code and
+    /// its linking are shared; each call still gets a Store and instance
+    /// of its own, with its caller's config and limits.
+    compiled: Mutex<HashMap<[u8; 32], Arc<Mutex<Option<Arc<Compiled>>>>>>,
 }
 
 impl Runtime {
@@ -292,6 +299,7 @@ impl Runtime {
             engine,
             linker,
             cache,
+            compiled: Mutex::default(),
         })
     }
 
@@ -304,6 +312,26 @@ impl Runtime {
         })?;
         check_component(path, &bytes)?;
         let name = module_name(path);
+        let sha: [u8; 32] = Sha256::digest(&bytes).into();
+        // One slot per content, locked while it is compiled: a second
+        // tenant's job loading the same bytes meanwhile waits for it.
+        let slot = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(sha)
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(compiled) = &*slot {
+            tracing::debug!(
+                "policy module {name}: already compiled in this run (the same bytes as a module loaded before); shared, with a fresh instance for every call"
+            );
+            return Ok(LoadedModule {
+                name,
+                compiled: compiled.clone(),
+            });
+        }
         let component = self.compile_cached(&name, &bytes).map_err(|e| {
             crate::exit::usage(format!(
                 "policy module {} is not a WebAssembly component rcbackup can compile ({}): \
@@ -323,14 +351,17 @@ impl Runtime {
                     escape(&first_line(&format!("{e:#}")))
                 ))
             })?;
-        Ok(LoadedModule {
-            name,
+        let compiled = Arc::new(Compiled {
             retention: retention::GuestIndices::new(&pre).ok(),
             naming: naming::GuestIndices::new(&pre).ok(),
             restore_approval: restore_approval::GuestIndices::new(&pre).ok(),
             hooks: hooks::GuestIndices::new(&pre).ok(),
             pre,
-        })
+        });
+        // Only a success is kept: a failure is said for each config that
+        // names the module, with its own path.
+        *slot = Some(compiled.clone());
+        Ok(LoadedModule { name, compiled })
     }
 
     /// Compiles `bytes` and writes the result to the cache; returns where,
@@ -764,11 +795,26 @@ pub fn module_name(path: &Path) -> String {
 /// A compiled module, ready to be instantiated for any role it exports.
 pub struct LoadedModule {
     pub name: String,
+    /// Shared by every load of the same bytes in this process.
+    compiled: Arc<Compiled>,
+}
+
+/// A module's compiled code, linked, and where each role's exports are.
+pub struct Compiled {
     pre: InstancePre<GuestState>,
     retention: Option<retention::GuestIndices>,
     naming: Option<naming::GuestIndices>,
     restore_approval: Option<restore_approval::GuestIndices>,
     hooks: Option<hooks::GuestIndices>,
+}
+
+/// `module.pre`, `module.retention`, ...: the shared compiled parts.
+impl std::ops::Deref for LoadedModule {
+    type Target = Compiled;
+
+    fn deref(&self) -> &Compiled {
+        &self.compiled
+    }
 }
 
 /// The roles, as the config and `policy test --role` name them.

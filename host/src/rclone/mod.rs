@@ -200,12 +200,19 @@ impl Rclone {
     /// another remote; reads of each remote are bounded on their own
     /// ([`Stall`]).
     pub fn for_remote(&self, remote: &str) -> Rclone {
-        let mut rc = Rclone::new(&self.binary, self.config.clone(), self.flags.clone(), remote);
+        let mut rc = Rclone::new(
+            &self.binary,
+            self.config.clone(),
+            self.flags.clone(),
+            remote,
+        );
         // `[fs]/path` is how the server is asked for an object: a remote
         // whose name holds `]` cannot be written so.
         if remote.contains(']') {
             if self.server.is_some() {
-                tracing::debug!("rclone: the remote {remote} holds `]`; one process per call for it");
+                tracing::debug!(
+                    "rclone: the remote {remote} holds `]`; one process per call for it"
+                );
             }
         } else {
             rc.server = self.server.clone();
