@@ -642,9 +642,38 @@ fn usage_errors_exit_2_before_anything_runs() {
     // A pattern picks its tenants only, and never the top level.
     sqlite_tenant(&w, "acme-2", "");
     sqlite_tenant(&w, "other", "");
-    let r = w.run(&["--tenant", "acme*", "backup-all", "--json"]);
+    let r = w.run(&[
+        "--tenant",
+        "acme*",
+        "--log-format",
+        "json",
+        "backup-all",
+        "--json",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = summary(&r.stdout);
+    // JSON logs carry each job's tenant and database too.
+    let spans: BTreeSet<(String, String)> = r
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| {
+            let s = l.get("span")?;
+            Some((
+                s["tenant"].as_str()?.to_string(),
+                s["database"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        BTreeSet::from([
+            ("acme".to_string(), "main".to_string()),
+            ("acme-2".to_string(), "main".to_string())
+        ]),
+        "{}",
+        r.stderr
+    );
     let tenants: BTreeSet<&str> = v["databases"]
         .as_array()
         .unwrap()

@@ -257,8 +257,12 @@ pub struct Runtime {
     /// or by copies) is compiled once per run. Only the compiled code and
     /// its linking are shared; each call still gets a Store and instance
     /// of its own, with its caller's config and limits.
-    compiled: Mutex<HashMap<[u8; 32], Arc<Mutex<Option<Arc<Compiled>>>>>>,
+    compiled: Mutex<HashMap<[u8; 32], Slot>>,
 }
+
+/// A module's place in [`Runtime::compiled`]: empty until compiled, and
+/// locked while it is compiled.
+type Slot = Arc<Mutex<Option<Arc<Compiled>>>>;
 
 impl Runtime {
     /// The one runtime of this process, created (with its epoch ticker) on
