@@ -289,7 +289,9 @@ exec "$REAL" "$@""#,
 /// One tenant failing, in every way it can, fails only its own row: a
 /// broken tenant file, an unset password variable, a dump that fails, and a
 /// policy that loops forever, traps, or eats memory. The others are backed
-/// up; exit 1; the summary and the metrics name each one's fate.
+/// up, among them a tenant whose policy needs more memory than another
+/// tenant's limit of the same module allows; exit 1; the summary and the
+/// metrics name each one's fate.
 #[test]
 fn each_failure_fails_only_its_own_row() {
     let w = tenants_world();
@@ -307,20 +309,23 @@ fn each_failure_fails_only_its_own_row() {
         &server_db("postgresql", "rcb_no_such_database", 5432, PASSWORD_VAR),
     );
     let hostile = rust_guest("hostile");
-    for (name, mode, limits) in [
+    for (name, config, limits) in [
         (
             "spin",
-            "spin",
+            "mode = \"spin\"",
             "fuel = 1_000_000_000_000, deadline_ms = 1000",
         ),
-        ("trap", "trap", ""),
-        ("bomb", "memory", "memory_mib = 32"),
+        ("trap", "mode = \"trap\"", ""),
+        ("bomb", "mode = \"memory\"", "memory_mib = 32"),
+        // The same module, the same 40 MiB: each tenant's limit is its own.
+        ("cramped", "mode = \"alloc\", mib = 40", "memory_mib = 32"),
+        ("roomy", "mode = \"alloc\", mib = 40", "memory_mib = 64"),
     ] {
         sqlite_tenant(
             &w,
             name,
             &format!(
-                "[policies.naming]\nmodule = \"{}\"\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ {limits} }}\n",
+                "[policies.naming]\nmodule = \"{}\"\nconfig = {{ {config} }}\nlimits = {{ {limits} }}\n",
                 hostile.display()
             ),
         );
@@ -334,7 +339,7 @@ fn each_failure_fails_only_its_own_row() {
         metrics.to_str().unwrap(),
     ]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert_mentions(&r.stderr, &["6 of 8 backup(s) failed"]);
+    assert_mentions(&r.stderr, &["7 of 10 backup(s) failed"]);
     let line = |t: &str| -> String {
         r.stdout
             .lines()
@@ -342,7 +347,7 @@ fn each_failure_fails_only_its_own_row() {
             .unwrap_or_else(|| panic!("no line for {t}:\n{}", r.stdout))
             .to_string()
     };
-    for t in ["good-a", "good-b"] {
+    for t in ["good-a", "good-b", "roomy"] {
         assert!(line(t).contains(" ok "), "{}", r.stdout);
         assert_eq!(records(&w, Some(t)).len(), 1);
     }
@@ -359,6 +364,10 @@ fn each_failure_fails_only_its_own_row() {
             "bomb",
             "naming policy hostile.wasm: it tried to use more than 32 MiB",
         ),
+        (
+            "cramped",
+            "naming policy hostile.wasm: it tried to use more than 32 MiB",
+        ),
     ] {
         let l = line(t);
         assert!(l.contains(" failed ") && l.contains(why), "{t}: {l}");
@@ -366,7 +375,7 @@ fn each_failure_fails_only_its_own_row() {
     }
     assert_mentions(
         &r.stdout,
-        &["2 ok, 6 failed, 0 interrupted, 0 not run (of 8)"],
+        &["3 ok, 7 failed, 0 interrupted, 0 not run (of 10)"],
     );
     // The password variable's name is said, never a value.
     assert!(!r.stdout.contains(common::DB_PASSWORD));
@@ -392,12 +401,12 @@ fn each_failure_fails_only_its_own_row() {
         .lines()
         .filter(|l| l.starts_with("rcbackup_last_backup_size_bytes{"))
         .count();
-    assert_eq!(sizes, 2, "{m}");
+    assert_eq!(sizes, 3, "{m}");
     let series = m
         .lines()
         .filter(|l| l.starts_with("rcbackup_last_run_timestamp_seconds{"))
         .count();
-    assert_eq!(series, 8, "{m}");
+    assert_eq!(series, 10, "{m}");
 }
 
 /// A policy module that many tenants use (some through copies of the file
@@ -421,6 +430,17 @@ fn a_module_shared_by_many_tenants_is_compiled_once() {
             ),
         );
     }
+    // Other rclone flags: a server of their own.
+    let file = w.path("own-flags.sqlite3");
+    sqlite(&file, &common::seed_sql(3));
+    tenant(
+        &w,
+        "own-flags",
+        &format!(
+            "rclone_flags = [\"--retries\", \"1\"]\n[databases.main]\nengine = \"sqlite\"\nname = \"{}\"\n",
+            file.display()
+        ),
+    );
     let r = w.run(&["-v", "backup-all", "--clean", "--jobs", "2"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let compiled: Vec<&str> = r
@@ -438,18 +458,26 @@ fn a_module_shared_by_many_tenants_is_compiled_once() {
         .filter(|l| l.contains("already compiled in this run"))
         .count();
     assert_eq!(shared, 4, "{}", r.stderr);
-    // And one rclone server served every tenant (none: one per call).
-    let servers = r
+    // And one rclone server served every tenant of the same rclone
+    // settings, another the tenant with other flags (none: one per call).
+    let servers: Vec<&str> = r
         .stderr
         .lines()
         .filter(|l| l.contains("rclone: one server for this run"))
-        .count();
-    assert_eq!(
-        servers,
-        usize::from(common::rclone_server_mode()),
-        "{}",
-        r.stderr
-    );
+        .collect();
+    if common::rclone_server_mode() {
+        assert_eq!(servers.len(), 2, "{}", r.stderr);
+        assert_eq!(
+            servers
+                .iter()
+                .filter(|l| l.contains("tenant=\"own-flags\""))
+                .count(),
+            1,
+            "{servers:#?}"
+        );
+    } else {
+        assert!(servers.is_empty(), "{servers:#?}");
+    }
     // Each tenant's retention ran with its own config (keep = i + 1).
     for i in 0..5 {
         assert_mentions(
