@@ -129,8 +129,8 @@ impl Row {
 
 pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
     let jobs = args.jobs.map_or_else(default_jobs, usize::from);
-    let config = Config::load(&config::locate(cli.config.as_deref()))?;
     let pattern = cli.tenant.as_deref().map(check_pattern).transpose()?;
+    let config = Config::load(&config::locate(cli.config.as_deref()))?;
     let units = units(&config, pattern)?;
     let of = units.len();
     let units: Vec<Unit> = match args.shard {
