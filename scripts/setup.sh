@@ -19,6 +19,7 @@ if [ "${1:-}" != "--demo" ]; then
   want man man-db                     # tests/operator_setup.rs: the man page renders
   want zsh zsh                        # ... and the completion scripts parse (zsh -n, fish -n)
   want fish fish
+  want systemd-analyze systemd        # tests/examples.rs: systemd-analyze verify of the example units
   [ -x /usr/bin/time ] || need_apt+=(time)
   dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || need_apt+=(postgresql-15-postgis-3)
 fi
@@ -41,6 +42,16 @@ if ! componentize-py --version >/dev/null 2>&1; then
   # pyenv's Python puts new commands on PATH only through its shims.
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
   componentize-py --version >/dev/null 2>&1 || { echo "setup: componentize-py does not run after pip install" >&2; exit 1; }
+fi
+
+# tests/examples.rs: kubernetes-validate checks the Kubernetes examples
+# against the Kubernetes JSON schemas it bundles (no cluster, no network),
+# and brings PyYAML, which reads them.
+if [ "$(kubernetes-validate --version 2>/dev/null)" != 1.37.0 ] || ! python3 -c 'import yaml' 2>/dev/null; then
+  python3 -m pip install --quiet kubernetes-validate==1.37.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages kubernetes-validate==1.37.0
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+  kubernetes-validate --version >/dev/null 2>&1 || { echo "setup: kubernetes-validate does not run after pip install" >&2; exit 1; }
 fi
 
 # PostgreSQL: password login on 127.0.0.1 for the test role.
