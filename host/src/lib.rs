@@ -41,6 +41,17 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     interrupt::install();
     let metrics = metrics::file(&cli).zip(metrics::target(&cli.command));
     let started = std::time::Instant::now();
+    // A tenant's run: every log line carries `tenant=NAME` (text) or
+    // `"span": {"tenant": NAME, "name": "tenant"}` (JSON). Only a valid
+    // name (an invalid one is refused when the config loads); backup-all's
+    // --tenant is a pattern, and its jobs have spans of their own.
+    let tenant = cli
+        .tenant
+        .clone()
+        .filter(|t| !many && config::check_tenant_name(t).is_ok());
+    let span = tenant
+        .as_deref()
+        .map(|t| tracing::info_span!("tenant", tenant = t).entered());
     let result = commands::run(cli);
     tracing::debug!(peak_rss_kib = peak_rss_kib(), "done");
     let (code, report) = match result {
@@ -54,11 +65,16 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     if let Some((path, target)) = metrics {
         metrics::after_run(&path, target, code as i32, started.elapsed());
     }
+    drop(span);
     if let Some((what, message)) = report {
         if json {
             // The closing error is a log line too, for log shippers.
+            let tenant = match &tenant {
+                Some(t) => format!(r#","tenant":{}"#, serde_json::Value::from(t.as_str())),
+                None => String::new(),
+            };
             output::note(format_args!(
-                r#"{{"timestamp":"{}","level":"ERROR","message":{},"exit_code":{}}}"#,
+                r#"{{"timestamp":"{}","level":"ERROR","message":{},"exit_code":{}{tenant}}}"#,
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 serde_json::Value::from(format!("{what}: {message}")),
                 code as i32

@@ -58,6 +58,8 @@ pub fn target(command: &Commands) -> Option<(&'static str, Option<String>)> {
 
 struct Noted {
     database: Option<String>,
+    /// The tenant of the run (`--tenant`), once its config loaded.
+    tenant: Option<String>,
     size: Option<u64>,
     /// The aliases of the config, once it loaded.
     configured: Option<Vec<String>>,
@@ -65,6 +67,7 @@ struct Noted {
 
 static NOTED: Mutex<Noted> = Mutex::new(Noted {
     database: None,
+    tenant: None,
     size: None,
     configured: None,
 });
@@ -74,6 +77,13 @@ static NOTED: Mutex<Noted> = Mutex::new(Noted {
 pub fn note_configured<'a>(aliases: impl IntoIterator<Item = &'a String>) {
     if let Ok(mut n) = NOTED.lock() {
         n.configured = Some(aliases.into_iter().cloned().collect());
+    }
+}
+
+/// The tenant this run works for (its config loaded): the `tenant` label.
+pub fn note_tenant(tenant: Option<&str>) {
+    if let Ok(mut n) = NOTED.lock() {
+        n.tenant = tenant.map(str::to_string);
     }
 }
 
@@ -98,9 +108,14 @@ pub fn after_run(
     exit_code: i32,
     duration: Duration,
 ) {
-    let (database, size, configured) = match NOTED.lock() {
-        Ok(n) => (n.database.clone(), n.size, n.configured.clone()),
-        Err(_) => (None, None, None),
+    let (database, tenant, size, configured) = match NOTED.lock() {
+        Ok(n) => (
+            n.database.clone(),
+            n.tenant.clone(),
+            n.size,
+            n.configured.clone(),
+        ),
+        Err(_) => (None, None, None, None),
     };
     // A run that failed before it reached its database (an unset url_env)
     // is filed under the -d it was given if the config defines that
@@ -112,7 +127,7 @@ pub fn after_run(
     let outcome = Outcome {
         command: command.to_string(),
         database: database.or(given_database).unwrap_or_default(),
-        tenant: String::new(),
+        tenant: tenant.unwrap_or_default(),
         success: exit_code == 0,
         exit_code,
         finished: SystemTime::now(),

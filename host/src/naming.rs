@@ -71,7 +71,11 @@ pub struct FilenameTemplate(String);
 
 impl FilenameTemplate {
     pub const DEFAULT: &'static str = "{database}-{datetime}.{ext}";
-    const PLACEHOLDERS: [&'static str; 3] = ["database", "datetime", "ext"];
+    /// `{tenant}` is the tenant's name: filled in when a tenant's config
+    /// is resolved ([`FilenameTemplate::for_tenant`]), so what a tenant
+    /// renders has no placeholder left; the top level's own databases have
+    /// no tenant, and a top level with databases refuses the template.
+    const PLACEHOLDERS: [&'static str; 4] = ["database", "datetime", "ext", "tenant"];
 
     pub fn parse(t: &str) -> Result<Self, String> {
         // Shown with control and invisible characters escaped.
@@ -85,7 +89,7 @@ impl FilenameTemplate {
             let name = &rest[open + 1..open + close];
             if !Self::PLACEHOLDERS.contains(&name) {
                 return Err(format!(
-                    "`{shown}` uses the unknown placeholder {{{}}}; the placeholders are {{database}}, {{datetime}} and {{ext}}",
+                    "`{shown}` uses the unknown placeholder {{{}}}; the placeholders are {{database}}, {{datetime}}, {{ext}} and {{tenant}}",
                     printable(name)
                 ));
             }
@@ -121,6 +125,17 @@ impl FilenameTemplate {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the template names the tenant.
+    pub fn uses_tenant(&self) -> bool {
+        self.0.contains("{tenant}")
+    }
+
+    /// The template with `{tenant}` filled in with `tenant` (checked again:
+    /// the name counts towards the longest name).
+    pub fn for_tenant(&self, tenant: &str) -> Result<Self, String> {
+        FilenameTemplate::parse(&self.0.replace("{tenant}", tenant))
     }
 
     pub fn render(&self, database: &str, datetime: &str, ext: &str) -> String {

@@ -78,6 +78,11 @@ impl BackupRecord {
         }
     }
 
+    /// The record of a backup made for `tenant` (`None`: the top level).
+    pub fn of_tenant(self, tenant: Option<String>) -> BackupRecord {
+        BackupRecord { tenant, ..self }
+    }
+
     /// The record of a backup stored with `codec`, in the lowest format
     /// that says so.
     pub fn compressed(self, codec: Option<Codec>) -> BackupRecord {

@@ -464,7 +464,8 @@ fn run_job(job: Job, clean: bool, done: &AtomicUsize, total: usize) -> Row {
 fn back_up_one(job: &Job, clean: bool) -> Result<BackedUp> {
     let place = job.place.as_ref().map_err(|why| exit::usage(why.clone()))?;
     let ctx = Context {
-        policies: Policies::from_config(&place.config.policies)?,
+        policies: Policies::from_config(&place.config.policies)?
+            .for_tenant(place.config.tenant.clone()),
         rclone: place.rclone.clone(),
         config: place.config.clone(),
     };

@@ -295,7 +295,7 @@ fn choose_name(ctx: &Context, db: &Database, now: DateTime<Utc>) -> Result<Strin
     let naming = NamingContext {
         database: db.alias.clone(),
         engine: db.engine.as_str().into(),
-        tenant: None,
+        tenant: ctx.config.tenant.clone(),
         now,
         extension: ext,
         default_name,
@@ -352,6 +352,7 @@ fn check_objects(catalog: &Catalog, name: &str, run: &str) -> Result<()> {
 fn planned_record(ctx: &Context, db: &Database, name: &str, now: DateTime<Utc>) -> BackupRecord {
     BackupRecord::new(name, &db.alias, db.engine, 0, String::new(), now)
         .compressed(ctx.config.compression(&db.alias).codec())
+        .of_tenant(ctx.config.tenant.clone())
 }
 
 /// Runs the dump into the upload, and publishes only if both succeeded,
@@ -426,7 +427,8 @@ fn stream_and_publish(
         return Err(exit::interrupted());
     }
     let record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now)
-        .compressed(compression.codec());
+        .compressed(compression.codec())
+        .of_tenant(ctx.config.tenant.clone());
     match catalog.publish(&partial, name, run, &taken, record) {
         Ok(record) => Ok(record),
         Err(e) => {

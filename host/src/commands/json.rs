@@ -16,14 +16,30 @@ pub const VERSION: u32 = 1;
 #[derive(Serialize)]
 struct Document<'a, T: Serialize> {
     version: u32,
+    /// The tenant of a `--tenant` run; absent for the top level's own (an
+    /// additive field: version 1 still).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
     #[serde(flatten)]
     body: &'a T,
 }
 
-/// Prints `body` as one document, `"version": 1` first.
+/// The tenant the run's config was selected for (set once, when it loads).
+static TENANT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Notes the tenant of this run (`--tenant`): every document names it.
+pub fn note_tenant(tenant: Option<&str>) {
+    if let Some(t) = tenant {
+        let _ = TENANT.set(t.to_string());
+    }
+}
+
+/// Prints `body` as one document, `"version": 1` first, then `"tenant"` on a
+/// tenant's run.
 pub fn print<T: Serialize>(body: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(&Document {
         version: VERSION,
+        tenant: TENANT.get().cloned(),
         body,
     })?;
     crate::outln!("{text}");

@@ -53,7 +53,7 @@ fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
         status,
         name: b.name.clone(),
         database: Some(b.database.clone()),
-        tenant: b.tenant.clone(),
+        tenant: b.tenant.clone().or_else(|| ctx.config.tenant.clone()),
         engine: Some(b.engine.as_str()),
         size: Some(b.size),
         created: Some(rfc3339(b.created)),

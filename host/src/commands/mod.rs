@@ -42,10 +42,12 @@ impl Context {
         let config =
             Config::load(&config::locate(cli.config.as_deref()))?.select(cli.tenant.as_deref())?;
         crate::metrics::note_configured(config.databases.keys());
+        crate::metrics::note_tenant(config.tenant.as_deref());
+        json::note_tenant(config.tenant.as_deref());
         let rclone = Rclone::for_run(&config.settings)?;
         Ok(Context {
             rclone,
-            policies: Policies::from_config(&config.policies)?,
+            policies: Policies::from_config(&config.policies)?.for_tenant(config.tenant.clone()),
             config,
         })
     }

@@ -296,6 +296,19 @@ impl Config {
         let top_settings = top.settings.clone();
         let dir = top.dir.clone();
         let mut config = top.resolve(path, None)?;
+        // `{tenant}` names the tenant; the top level's own databases have
+        // none, so a template they would use may not have it (tenants that
+        // inherit it get their name filled in).
+        if config.settings.db_filename_template.uses_tenant() && !config.databases.is_empty() {
+            return Err(key_error(
+                path,
+                "db_filename_template",
+                format!(
+                    "`{}` uses {{tenant}}, but the top level's own databases have no tenant; move them into a tenant, or set db_filename_template without {{tenant}} at the top level and with it in each tenant",
+                    crate::naming::printable(config.settings.db_filename_template.as_str())
+                ),
+            ));
+        }
         config.tenants = tenants::load(
             tenants::Sources {
                 sections: tenant_sections,

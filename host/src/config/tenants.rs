@@ -281,6 +281,12 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
         ));
     }
     let mut config = layer.resolve(&d.source, Some((top_layer, &top.policies)))?;
+    let template = &config.settings.db_filename_template;
+    if template.uses_tenant() {
+        config.settings.db_filename_template = template
+            .for_tenant(name)
+            .map_err(|why| key_error(&d.source, "db_filename_template", why))?;
+    }
     config.tenant = Some(name.to_string());
     Ok(config)
 }

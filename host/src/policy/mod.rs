@@ -238,6 +238,10 @@ pub struct Policies {
     naming: Option<GuestPolicy>,
     restore_approval: Option<GuestPolicy>,
     hooks: Vec<Hook>,
+    /// The tenant these policies decide for (`None`: the top level). Every
+    /// request and event they pass to a guest carries it, whatever the
+    /// caller filled in: one place, so no command can forget it.
+    tenant: Option<String>,
 }
 
 impl std::fmt::Debug for Policies {
@@ -286,6 +290,17 @@ impl Policies {
         }
     }
 
+    /// The same policies deciding for `tenant` (see [`Policies::tenant`]).
+    pub fn for_tenant(mut self, tenant: Option<String>) -> Policies {
+        self.tenant = tenant;
+        self
+    }
+
+    /// The tenant these policies decide for.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
     /// Loads every configured module (compiling it, or reading the cache), so
     /// that a broken module stops a run before anything is done.
     pub fn from_config(config: &PolicyConfig) -> Result<Policies> {
@@ -322,6 +337,7 @@ impl Policies {
                 "policies.restore_approval",
             )?,
             hooks,
+            tenant: None,
         })
     }
 
@@ -333,7 +349,7 @@ impl Policies {
         let guest_ctx = naming::NamingContext {
             database: ctx.database.clone(),
             engine: ctx.engine.clone(),
-            tenant: ctx.tenant.clone(),
+            tenant: self.tenant.clone().or_else(|| ctx.tenant.clone()),
             now: ctx.now.timestamp(),
             extension: ctx.extension.clone(),
             default_name: ctx.default_name.clone(),
@@ -362,7 +378,12 @@ impl Policies {
         let Some(p) = &self.retention else {
             return Ok(retention::keep_last(series, keep));
         };
-        let input = guest_series(series);
+        let mut input = guest_series(series);
+        for b in &mut input {
+            if b.tenant.is_none() {
+                b.tenant = self.tenant.clone();
+            }
+        }
         let answer = p
             .module
             .retention(&p.config_json, &p.limits, &input, now.timestamp())?;
@@ -375,7 +396,7 @@ impl Policies {
         };
         let guest_req = restore_approval::RestoreRequest {
             database: req.database.clone(),
-            tenant: req.tenant.clone(),
+            tenant: self.tenant.clone().or_else(|| req.tenant.clone()),
             backup: to_guest_backup(&req.backup),
             requested_by: req.requested_by.clone(),
             noinput: req.noinput,
@@ -392,7 +413,7 @@ impl Policies {
             return Ok(Approval::AskUser);
         };
         let guest_req = restore_approval::MediaRestoreRequest {
-            tenant: req.tenant.clone(),
+            tenant: self.tenant.clone().or_else(|| req.tenant.clone()),
             target: req.target.clone(),
             source: req.source.clone(),
             backup_stamp: req.backup_stamp.clone(),
@@ -448,13 +469,16 @@ impl Policies {
     /// at a veto (an error answer to a `pre-` event) or at a hook that
     /// fails with `on_error = "fail"`.
     fn deliver(&self, event: &Event) -> Result<(), HookStop> {
-        tracing::debug!(event = event.kind.as_str(), database = ?event.database, backup = ?event.backup, "event");
+        tracing::debug!(event = event.kind.as_str(), database = ?event.database, tenant = ?self.tenant, backup = ?event.backup, "event");
         let subscribed = self.hooks.iter().filter(|h| {
             h.events
                 .as_ref()
                 .is_none_or(|kinds| kinds.contains(&event.kind))
         });
-        let guest_event = guest_event(event);
+        let mut guest_event = guest_event(event);
+        if guest_event.tenant.is_none() {
+            guest_event.tenant = self.tenant.clone();
+        }
         for hook in subscribed {
             let p = &hook.policy;
             let outcome = p.module.on_event(&p.config_json, &p.limits, &guest_event);
