@@ -302,6 +302,11 @@ pub struct ListArgs {
     /// Print JSON instead of a table (an array; with --media, one object).
     #[arg(long)]
     pub json: bool,
+    /// Every tenant's backups (and the top level's own), with a tenant
+    /// column: for the operator. A tenant whose config is broken or whose
+    /// remote cannot be listed is a line saying so (exit 1 at the end).
+    #[arg(long, conflicts_with = "media")]
+    pub all_tenants: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,12 @@ use serde::Serialize;
 
 use super::{human_size, Context};
 use crate::catalog::Listing;
-use crate::cli::ListArgs;
+use crate::cli::{Cli, ListArgs};
+use crate::config::{self, Config};
+use crate::exit;
 use crate::naming::printable;
+use crate::policy::Policies;
+use crate::rclone::Rclone;
 
 /// One entry of `listbackups --json`. `status` says which fields are there:
 /// `ok` and `damaged` describe backups (a damaged one has `problem`, and
@@ -17,6 +21,9 @@ use crate::naming::printable;
 #[derive(Serialize, Default)]
 struct Row {
     status: &'static str,
+    /// Empty only in an `error` row of `--all-tenants` (a tenant that could
+    /// not be listed), which has `tenant` and `problem` instead.
+    #[serde(skip_serializing_if = "String::is_empty")]
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     database: Option<String>,
@@ -33,6 +40,7 @@ struct Row {
     /// "zstd", or "none" when stored as the dump tool wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
     compression: Option<&'static str>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<String>,
@@ -217,6 +225,130 @@ fn print_table(ctx: &Context, rows: &[Row]) -> Result<()> {
         for r in foreign {
             crate::outln!("  {}", printable(&r.name));
         }
+    }
+    Ok(())
+}
+
+/// `listbackups --all-tenants`: the operator's view of every tenant's
+/// backups (and the top level's own, when it has databases), each row
+/// naming its tenant. A tenant whose config is broken or whose remote
+/// cannot be listed is one `error` row; the others are still listed, and
+/// the run exits 1 at the end. One rclone (server) per distinct rclone
+/// binary, config and flags, as in backup-all.
+pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
+    if cli.tenant.is_some() {
+        return Err(exit::usage(
+            "listbackups --all-tenants lists every tenant: leave out --tenant (or drop --all-tenants to list one tenant)",
+        ));
+    }
+    let top = Config::load(&config::locate(cli.config.as_deref()))?;
+    let mut units: Vec<(Option<String>, std::result::Result<Config, String>)> = Vec::new();
+    if !top.databases.is_empty() || top.tenants.is_empty() {
+        units.push((None, Ok(top.clone())));
+    }
+    for (name, entry) in top.tenants.entries() {
+        units.push((Some(name.to_string()), entry.cloned().map_err(str::to_string)));
+    }
+    type Key = (String, Option<std::path::PathBuf>, Vec<String>);
+    let mut servers: std::collections::BTreeMap<Key, Rclone> = Default::default();
+    let mut all: Vec<Row> = Vec::new();
+    let mut failed = 0usize;
+    for (tenant, config) in units {
+        let listed = config.map_err(anyhow::Error::msg).and_then(|config| {
+            let s = &config.settings;
+            let key = (
+                s.rclone_binary.clone(),
+                s.rclone_config.clone(),
+                s.rclone_flags.clone(),
+            );
+            let base = match servers.get(&key) {
+                Some(r) => r,
+                None => {
+                    let r = Rclone::shared_for_run(s)?;
+                    servers.entry(key).or_insert(r)
+                }
+            };
+            let ctx = Context {
+                rclone: base.for_remote(&s.remote),
+                policies: Policies::builtin(),
+                config,
+            };
+            let listing = ctx.catalog().list()?;
+            let mut rows = rows(&ctx, &listing, args.database.as_deref());
+            for r in &mut rows {
+                r.tenant = tenant.clone();
+            }
+            Ok(rows)
+        });
+        match listed {
+            Ok(rows) => all.extend(rows),
+            Err(e) => {
+                failed += 1;
+                let why = crate::render_error(&e);
+                if !args.json {
+                    crate::errln!(
+                        "tenant {}: cannot list its backups: {why}",
+                        tenant.as_deref().unwrap_or("(top level)")
+                    );
+                }
+                all.push(Row {
+                    status: "error",
+                    tenant: tenant.clone(),
+                    problem: Some(why),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    if args.json {
+        crate::outln!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        print_all_tenants(&all)?;
+    }
+    if failed > 0 {
+        return Err(exit::failed(format!(
+            "{failed} of the config's tenants could not be listed (see above); the others are listed"
+        )));
+    }
+    Ok(())
+}
+
+fn print_all_tenants(rows: &[Row]) -> Result<()> {
+    let backups: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.status == "ok" || r.status == "damaged")
+        .collect();
+    if backups.is_empty() {
+        crate::errln!("no backups in any tenant");
+        return Ok(());
+    }
+    let tenant = |r: &Row| r.tenant.clone().unwrap_or_else(|| "-".into());
+    let db = |r: &Row| r.database.clone().unwrap_or_else(|| "?".into());
+    let names: Vec<String> = backups.iter().map(|r| printable(&r.name)).collect();
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+    let tw = backups.iter().map(|r| tenant(r).len()).max().unwrap_or(6).max(6);
+    let dbw = backups.iter().map(|r| db(r).len()).max().unwrap_or(8).max(8);
+    crate::outln!(
+        "{:<tw$}  {:<width$}  {:<dbw$}  {:>10}  {:<20}  STATUS",
+        "TENANT",
+        "NAME",
+        "DATABASE",
+        "SIZE",
+        "CREATED (UTC)"
+    );
+    for (r, name) in backups.iter().zip(&names) {
+        let status = match &r.problem {
+            Some(p) => format!("DAMAGED: {p}"),
+            None => "ok".to_string(),
+        };
+        crate::outln!(
+            "{:<tw$}  {:<width$}  {:<dbw$}  {:>10}  {:<20}  {status}",
+            tenant(r),
+            name,
+            db(r),
+            r.size.map(human_size).unwrap_or_else(|| "?".into()),
+            r.created.as_deref().unwrap_or("?"),
+        );
     }
     Ok(())
 }

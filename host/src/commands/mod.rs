@@ -70,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Man(a) => return man::run(a),
         // Many configs (its --tenant is a pattern): its own loading.
         Commands::BackupAll(a) => return backup_all::run(&cli, a),
+        Commands::Listbackups(a) if a.all_tenants => return listbackups::run_all_tenants(&cli, a),
         _ => {}
     }
     let ctx = Context::load(&cli)?;
