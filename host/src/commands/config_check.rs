@@ -94,15 +94,33 @@ impl Report {
 pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
     let path = config::locate(cli.config.as_deref());
     let mut report = Report::default();
-    match Config::load(&path) {
+    // With --tenant: that tenant's config, checked fully (its remote and
+    // databases too). Without: the top level fully, and every tenant's
+    // config and policy modules (not 500 remotes and connections: those
+    // are checked one tenant at a time with --tenant).
+    let loaded = Config::load(&path).and_then(|c| match &cli.tenant {
+        Some(name) => {
+            let tenants = c.tenants.clone();
+            c.select(Some(name)).map(|t| (t, tenants, true))
+        }
+        None => {
+            let tenants = c.tenants.clone();
+            Ok((c, tenants, false))
+        }
+    });
+    match loaded {
         Err(e) => report.error("config", &e),
-        Ok(config) => {
+        Ok((config, tenants, one_tenant)) => {
             let n = config.databases.len();
+            let whose = match &config.tenant {
+                Some(t) => format!("tenant {t} of {}", path.display()),
+                None => path.display().to_string(),
+            };
             report.ok(
                 "config",
                 format!(
                     "{} loads: remote {}, {n} database{} ({})",
-                    path.display(),
+                    whose,
                     config.settings.remote,
                     if n == 1 { "" } else { "s" },
                     config
@@ -122,6 +140,9 @@ pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
             for alias in config.databases.keys() {
                 check_database(&config, alias, &mut report);
             }
+            if !one_tenant {
+                check_tenants(&tenants, &mut report);
+            }
         }
     }
     let errors = report.count(Status::Error);
@@ -132,6 +153,8 @@ pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
         #[derive(serde::Serialize)]
         struct Doc<'a> {
             version: u32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tenant: Option<&'a str>,
             config: String,
             ok: bool,
             errors: usize,
@@ -146,6 +169,7 @@ pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
         }
         let doc = Doc {
             version: 1,
+            tenant: cli.tenant.as_deref(),
             config: path.display().to_string(),
             ok: errors == 0,
             errors,
@@ -192,6 +216,47 @@ pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
         Err(exit::usage(summary))
     } else {
         Err(exit::failed(summary))
+    }
+}
+
+/// Every tenant: its config resolves (a broken one is a failed check
+/// naming it and why; exit 2) and its policy modules load for their roles.
+/// One line per tenant; its remote and databases are checked with
+/// `config check --tenant NAME`.
+fn check_tenants(tenants: &config::Tenants, report: &mut Report) {
+    for (name, entry) in tenants.entries() {
+        let check = format!("tenant {name}");
+        match entry {
+            Err(why) => report.push(&check, Status::Error, why.to_string(), ExitCode::Usage),
+            Ok(c) => {
+                let mut own = Report::default();
+                check_policies(c, &mut own);
+                let failed: Vec<Check> = own
+                    .checks
+                    .into_iter()
+                    .filter(|c| c.status == Status::Error)
+                    .collect();
+                if failed.is_empty() {
+                    let n = c.databases.len();
+                    report.ok(
+                        &check,
+                        format!(
+                            "loads: remote {}, {n} database{}; its remote and databases: `rcbackup --tenant {name} config check`",
+                            c.settings.remote,
+                            if n == 1 { "" } else { "s" },
+                        ),
+                    );
+                }
+                for f in failed {
+                    report.push(
+                        &format!("{check}: {}", f.check),
+                        f.status,
+                        f.message,
+                        f.code,
+                    );
+                }
+            }
+        }
     }
 }
 
