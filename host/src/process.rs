@@ -86,6 +86,7 @@ impl Proc {
     /// (null when unset). argv is logged at debug level: it never holds a secret.
     pub fn spawn(tool: &str, cmd: &mut Command) -> Result<Proc> {
         cmd.stderr(Stdio::piped());
+        without_config_secrets(cmd);
         // argv only: Command's Debug would print the environment, which
         // holds the database password.
         let argv: Vec<_> = std::iter::once(cmd.get_program())
@@ -220,4 +221,37 @@ pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
         .unwrap_or(false)
+}
+
+/// The names of every variable the config names with `password_env` or
+/// `url_env`, at the top level and in every tenant (noted when the config
+/// loads, broken tenants' too).
+static SECRET_VARS: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Notes variables that hold a database's password or URL.
+pub fn note_secret_vars(names: impl IntoIterator<Item = String>) {
+    let mut set = SECRET_VARS.lock().unwrap_or_else(|e| e.into_inner());
+    set.extend(names);
+}
+
+/// Every child rcbackup starts goes through here (in [`Proc::spawn`], the
+/// rclone server's start, a tool's `--help`): its environment loses every
+/// variable the config names with `password_env` or `url_env`, of any
+/// database of any tenant. A database's own password reaches its dump or
+/// restore tool only the way the engine passes it (PGPASSWORD,
+/// MYSQL_PWD, ..., set on `cmd` explicitly, which stays); another tenant's
+/// secret reaches no child at all.
+pub fn without_config_secrets(cmd: &mut Command) {
+    let set_here: std::collections::BTreeSet<std::ffi::OsString> = cmd
+        .get_envs()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k.to_os_string())
+        .collect();
+    let names = SECRET_VARS.lock().unwrap_or_else(|e| e.into_inner());
+    for name in names.iter() {
+        if !set_here.contains(std::ffi::OsStr::new(name)) {
+            cmd.env_remove(name);
+        }
+    }
 }

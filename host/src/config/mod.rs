@@ -209,6 +209,21 @@ impl Layer {
 }
 
 /// A config error at `key` of `source`.
+/// The variables `[databases.*]` of one file or tenant section name with
+/// `password_env` or `url_env`, read from its raw keys (so a tenant whose
+/// keys are wrong still has its secrets kept from every other child).
+fn secret_var_names(table: &toml::Table) -> Vec<String> {
+    let Some(toml::Value::Table(dbs)) = table.get("databases") else {
+        return Vec::new();
+    };
+    dbs.values()
+        .filter_map(toml::Value::as_table)
+        .flat_map(|db| ["password_env", "url_env"].map(|k| db.get(k)))
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
 fn key_error(source: &Path, key: &str, why: String) -> anyhow::Error {
     exit::usage(format!(
         "config file {}: key `{key}`: {why}",
@@ -291,6 +306,7 @@ impl Config {
             toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let tenant_sections = table.remove("tenants");
         let tenants_dir = table.remove("tenants_dir");
+        crate::process::note_secret_vars(secret_var_names(&table));
         // Every relative path in the file is relative to the file's folder.
         let top = Layer::read(table, path, &config_dir(path))?;
         let top_settings = top.settings.clone();

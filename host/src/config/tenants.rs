@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::{below_path, key_error, syntax_error, Config, Layer, SettingsLayer};
+use super::{below_path, key_error, secret_var_names, syntax_error, Config, Layer, SettingsLayer};
 use crate::exit;
 use crate::naming::printable;
 
@@ -192,6 +192,9 @@ pub(super) fn load(
         return Ok(Tenants::default());
     }
     refuse_top_dirs_in_tenants_folder(top, file)?;
+    for d in declared.values().flatten() {
+        crate::process::note_secret_vars(secret_var_names(&d.table));
+    }
     let mut entries: BTreeMap<String, std::result::Result<Config, String>> = declared
         .into_iter()
         .map(|(name, d)| {

@@ -383,8 +383,9 @@ pub(crate) fn tool_knows(tool: &str, help_arg: &str, option: &str) -> bool {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     *known.entry(key).or_insert_with(|| {
-        Command::new(tool)
-            .arg(help_arg)
+        let mut cmd = Command::new(tool);
+        crate::process::without_config_secrets(&mut cmd);
+        cmd.arg(help_arg)
             .stdin(std::process::Stdio::null())
             .output()
             .map(|o| {

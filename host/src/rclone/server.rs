@@ -85,6 +85,7 @@ impl Server {
         // Only our own rc settings: an RCLONE_RC_* variable of the user's
         // (no auth, another address, a web GUI) must not reach this server.
         super::without_rc_settings(&mut cmd);
+        crate::process::without_config_secrets(&mut cmd);
         cmd.env("RCLONE_RC_USER", "rcbackup")
             .env("RCLONE_RC_PASS", &pass)
             .stdin(Stdio::null())
