@@ -54,15 +54,37 @@ fn alias_part(alias: &str) -> String {
     format!("{}-{digest}", &alias[..keep])
 }
 
-fn name_prefix(alias: &str) -> String {
-    format!("{PREFIX}{}_", alias_part(alias))
+/// Where a tenant's scratch names start: never with [`PREFIX`] (its next
+/// character is `t`, not `_`), so no top-level alias's names are a
+/// tenant's, and with a digest of the tenant and alias, so that tenants
+/// sharing a database server with the same alias (`main`) never see,
+/// count or drop each other's scratch databases.
+const TENANT_PREFIX: &str = "rcbackup_drillt_";
+
+/// The start of every scratch name of `alias` (of `tenant`, if any).
+fn name_prefix(tenant: Option<&str>, alias: &str) -> String {
+    match tenant {
+        None => format!("{PREFIX}{}_", alias_part(alias)),
+        Some(t) => {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(format!("{t}\0{alias}").as_bytes());
+            // 16 + 12 + 1 + TAIL (30) = 59 bytes, within MAX_NAME.
+            format!("{TENANT_PREFIX}{}_", &hex::encode(digest)[..12])
+        }
+    }
 }
 
-/// A new scratch name for `alias`.
-fn scratch_name(alias: &str, now: DateTime<Utc>, pid: u32, random: [u8; 3]) -> String {
+/// A new scratch name for `alias` (of `tenant`, if any).
+fn scratch_name(
+    tenant: Option<&str>,
+    alias: &str,
+    now: DateTime<Utc>,
+    pid: u32,
+    random: [u8; 3],
+) -> String {
     format!(
         "{}{}_{pid}_{}",
-        name_prefix(alias),
+        name_prefix(tenant, alias),
         now.format(STAMP),
         hex::encode(random)
     )
@@ -70,8 +92,8 @@ fn scratch_name(alias: &str, now: DateTime<Utc>, pid: u32, random: [u8; 3]) -> S
 
 /// When the drill that made `name` started, if `name` is a scratch name of
 /// `alias`: exactly the prefix, a stamp, a pid and six hex digits.
-fn parse_scratch(name: &str, alias: &str) -> Option<DateTime<Utc>> {
-    let rest = name.strip_prefix(&name_prefix(alias))?;
+fn parse_scratch(name: &str, tenant: Option<&str>, alias: &str) -> Option<DateTime<Utc>> {
+    let rest = name.strip_prefix(&name_prefix(tenant, alias))?;
     let mut parts = rest.split('_');
     let (stamp, pid, random) = (parts.next()?, parts.next()?, parts.next()?);
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -223,6 +245,7 @@ struct Left {
 }
 
 fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Cleaned> {
+    let tenant = ctx.config.tenant.as_deref();
     let stale_before = chrono::Duration::from_std(ctx.config.settings.abandoned_after)
         .ok()
         .and_then(|d| Utc::now().checked_sub_signed(d))
@@ -234,11 +257,11 @@ fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Clean
     if let Ok(entries) = std::fs::read_dir(base) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(started) = parse_scratch(&name, &db.alias) {
+            if let Some(started) = parse_scratch(&name, tenant, &db.alias) {
                 locals.insert(name, (e.path(), started, local_state(&e.path())));
             } else if let Some(n) = name.strip_prefix(".new-") {
                 // A run killed while making its folder (a moment's window).
-                if parse_scratch(n, &db.alias)
+                if parse_scratch(n, tenant, &db.alias)
                     .is_some_and(|t| t < Utc::now() - chrono::Duration::hours(1))
                 {
                     let _ = std::fs::remove_dir_all(e.path());
@@ -260,8 +283,8 @@ fn cleanup(ctx: &Context, db: &Database, base: &Path, all: bool) -> Result<Clean
             .filter(|d| engines::compatible(d.engine, db.engine))
             .map(|d| d.name.clone())
             .collect();
-        for found in scratch::list(db, &name_prefix(&db.alias))? {
-            let Some(started) = parse_scratch(&found.name, &db.alias) else {
+        for found in scratch::list(db, &name_prefix(tenant, &db.alias))? {
+            let Some(started) = parse_scratch(&found.name, tenant, &db.alias) else {
                 continue;
             };
             if live_names.contains(&found.name) {
@@ -457,7 +480,13 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     }
 
     let started_at = Utc::now();
-    let name = scratch_name(&db.alias, started_at, std::process::id(), random3());
+    let name = scratch_name(
+        ctx.config.tenant.as_deref(),
+        &db.alias,
+        started_at,
+        std::process::id(),
+        random3(),
+    );
     let mut run_dir = RunDir::create(&base, &name)?;
     let mut target = db.clone();
     target.scratch = true;
@@ -684,14 +713,14 @@ mod tests {
     fn names_fit_the_engines_and_parse_back() {
         let now = at("2026-11-28T10:00:00Z");
         for alias in ["default", "a", "app-2", &"x".repeat(200), "A_b_C"] {
-            let n = scratch_name(alias, now, 4_194_304, [0xab, 0xcd, 0xef]);
+            let n = scratch_name(None, alias, now, 4_194_304, [0xab, 0xcd, 0xef]);
             assert!(n.len() <= MAX_NAME, "{n} is {} bytes", n.len());
             assert!(n.starts_with(PREFIX));
-            assert_eq!(parse_scratch(&n, alias), Some(now), "{n}");
+            assert_eq!(parse_scratch(&n, None, alias), Some(now), "{n}");
         }
         // Long aliases that share a start get different names.
-        let a = scratch_name(&"x".repeat(40), now, 1, [0; 3]);
-        let b = scratch_name(&format!("{}y", "x".repeat(39)), now, 1, [0; 3]);
+        let a = scratch_name(None, &"x".repeat(40), now, 1, [0; 3]);
+        let b = scratch_name(None, &format!("{}y", "x".repeat(39)), now, 1, [0; 3]);
         assert_ne!(a, b);
     }
 
@@ -699,11 +728,16 @@ mod tests {
     #[test]
     fn only_exact_scratch_names_parse() {
         let now = at("2026-11-28T10:00:00Z");
-        let n = scratch_name("app", now, 42, [1, 2, 3]);
+        let n = scratch_name(None, "app", now, 42, [1, 2, 3]);
         assert_eq!(n, "rcbackup_drill_app_20261128100000_42_010203");
-        assert!(parse_scratch(&n, "app").is_some());
-        assert!(parse_scratch(&n, "ap").is_none());
-        assert!(parse_scratch(&scratch_name("app_x", now, 42, [1, 2, 3]), "app").is_none());
+        assert!(parse_scratch(&n, None, "app").is_some());
+        assert!(parse_scratch(&n, None, "ap").is_none());
+        assert!(parse_scratch(
+            &scratch_name(None, "app_x", now, 42, [1, 2, 3]),
+            None,
+            "app"
+        )
+        .is_none());
         for bad in [
             "rcbackup_drill_app_old",
             "rcbackup_drill_app_20261128100000_42_01020",
@@ -716,8 +750,33 @@ mod tests {
             "rcbackup_drill_app_20261128100000_12345678_010203",
             "app",
         ] {
-            assert!(parse_scratch(bad, "app").is_none(), "{bad}");
+            assert!(parse_scratch(bad, None, "app").is_none(), "{bad}");
         }
+    }
+
+    /// Two tenants with the same alias on one server, and the top level
+    /// with any alias, never parse each other's scratch names: one's
+    /// cleanup never drops another's scratch database.
+    #[test]
+    fn scratch_names_do_not_cross_tenants() {
+        let now = at("2026-11-28T10:00:00Z");
+        let owners = [None, Some("acme"), Some("globex"), Some("a")];
+        let aliases = ["main", "acme", "t", &"x".repeat(200)];
+        for o in owners {
+            for a in aliases {
+                let n = scratch_name(o, a, now, 4_194_304, [1, 2, 3]);
+                assert!(n.len() <= MAX_NAME, "{n}");
+                for p in owners {
+                    for b in aliases {
+                        let mine = p == o && a == b;
+                        assert_eq!(parse_scratch(&n, p, b).is_some(), mine, "{n} {p:?} {b}");
+                    }
+                }
+            }
+        }
+        // No top-level alias's prefix is the start of a tenant's name.
+        let t = scratch_name(Some("acme"), "main", now, 1, [0; 3]);
+        assert!(!t.starts_with(PREFIX), "{t}");
     }
 
     /// No configured name can be a fresh scratch name of its own alias's
@@ -727,7 +786,7 @@ mod tests {
     fn scratch_never_equals_live() {
         let now = Utc::now();
         for live in ["app", "rcbackup_drill_app", "rcbackup_drill_app_"] {
-            assert_ne!(scratch_name("app", now, 1, [0; 3]), live);
+            assert_ne!(scratch_name(None, "app", now, 1, [0; 3]), live);
         }
     }
 }

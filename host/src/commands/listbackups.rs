@@ -247,7 +247,10 @@ pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
         units.push((None, Ok(top.clone())));
     }
     for (name, entry) in top.tenants.entries() {
-        units.push((Some(name.to_string()), entry.cloned().map_err(str::to_string)));
+        units.push((
+            Some(name.to_string()),
+            entry.cloned().map_err(str::to_string),
+        ));
     }
     type Key = (String, Option<std::path::PathBuf>, Vec<String>);
     let mut servers: std::collections::BTreeMap<Key, Rclone> = Default::default();
@@ -326,8 +329,18 @@ fn print_all_tenants(rows: &[Row]) -> Result<()> {
     let db = |r: &Row| r.database.clone().unwrap_or_else(|| "?".into());
     let names: Vec<String> = backups.iter().map(|r| printable(&r.name)).collect();
     let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
-    let tw = backups.iter().map(|r| tenant(r).len()).max().unwrap_or(6).max(6);
-    let dbw = backups.iter().map(|r| db(r).len()).max().unwrap_or(8).max(8);
+    let tw = backups
+        .iter()
+        .map(|r| tenant(r).len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let dbw = backups
+        .iter()
+        .map(|r| db(r).len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     crate::outln!(
         "{:<tw$}  {:<width$}  {:<dbw$}  {:>10}  {:<20}  STATUS",
         "TENANT",
