@@ -33,22 +33,23 @@ use exit::ExitCode;
 /// once, for people.
 pub fn run(cli: cli::Cli) -> ExitCode {
     let json = cli.log_format == cli::LogFormat::Json;
-    init_logging(cli.verbose, cli.quiet, json);
     // backup-all runs many dumps at once: no live line (it could show only
     // one of them), the log's progress lines instead.
     let many = matches!(cli.command, cli::Commands::BackupAll(_));
-    progress::init(cli.quiet, json || many);
-    interrupt::install();
-    let metrics = metrics::file(&cli).zip(metrics::target(&cli.command));
-    let started = std::time::Instant::now();
     // A tenant's run: every log line carries `tenant=NAME` (text) or
-    // `"span": {"tenant": NAME, "name": "tenant"}` (JSON). Only a valid
+    // `"span": {"tenant": NAME, "name": "tenant"}` (JSON), from the span
+    // below or, on other threads, from the log's format. Only a valid
     // name (an invalid one is refused when the config loads); backup-all's
     // --tenant is a pattern, and its jobs have spans of their own.
     let tenant = cli
         .tenant
         .clone()
         .filter(|t| !many && config::check_tenant_name(t).is_ok());
+    init_logging(cli.verbose, cli.quiet, json, tenant.clone());
+    progress::init(cli.quiet, json || many);
+    interrupt::install();
+    let metrics = metrics::file(&cli).zip(metrics::target(&cli.command));
+    let started = std::time::Instant::now();
     let span = tenant
         .as_deref()
         .map(|t| tracing::info_span!("tenant", tenant = t).entered());
@@ -111,7 +112,61 @@ fn peak_rss_kib() -> i64 {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool, json: bool) {
+/// A log line's format that names the run's tenant on lines logged outside
+/// its span (threads a command starts, which do not inherit the span):
+/// text gets `tenant{tenant=NAME}: ` after the level, JSON the same
+/// `"span"` a line inside it has.
+struct TenantFormat<F> {
+    inner: F,
+    tenant: Option<String>,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for TenantFormat<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(tenant) = self
+            .tenant
+            .as_deref()
+            .filter(|_| ctx.lookup_current().is_none())
+        else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.inner.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        let trimmed = line.trim_end();
+        if trimmed.starts_with('{') && trimmed.ends_with('}') {
+            let at = trimmed.len() - 1;
+            line.insert_str(
+                at,
+                &format!(r#","span":{{"tenant":"{tenant}","name":"tenant"}}"#),
+            );
+        } else {
+            let level = event.metadata().level().as_str();
+            let at = line
+                .find(level)
+                .map(|i| i + level.len())
+                .and_then(|i| line[i..].find(' ').map(|j| i + j + 1))
+                .unwrap_or(0);
+            line.insert_str(at, &format!("tenant{{tenant={tenant}}}: "));
+        }
+        writer.write_str(&line)
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool, json: bool, tenant: Option<String>) {
     let level = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -153,20 +208,24 @@ fn init_logging(verbose: u8, quiet: bool, json: bool) {
             .json()
             .flatten_event(true)
             // backup-all's jobs: their tenant and database (`"span":
-            // {"tenant": ..., "database": ..., "name": "job"}`); no key
-            // outside a span.
+            // {"tenant": ..., "database": ..., "name": "job"}`); a --tenant
+            // run's `{"tenant": ..., "name": "tenant"}`; no key outside a
+            // span.
             .with_current_span(true)
             .with_span_list(false)
+            .map_event_format(|inner| TenantFormat { inner, tenant })
             .try_init()
     } else if verbose >= 2 {
         builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_timer(tracing_subscriber::fmt::time::uptime())
+            .map_event_format(|inner| TenantFormat { inner, tenant })
             .try_init()
     } else {
         builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .without_time()
+            .map_event_format(|inner| TenantFormat { inner, tenant })
             .try_init()
     };
     if let Some(why) = bad_env {

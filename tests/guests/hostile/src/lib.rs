@@ -199,6 +199,20 @@ impl Retention for Hostile {
         Ok(match mode.as_str() {
             "unknown" => vec![decide("not-a-backup.sqlite3".into(), false)],
             "delete-all" => series.into_iter().map(|b| decide(b.name, false)).collect(),
+            // Says every backup it is shown (name, database, tenant), then
+            // deletes them all: what it can touch is what it is shown.
+            "show-delete-all" => series
+                .into_iter()
+                .map(|b| {
+                    rcbackup_guest::log::info(&format!(
+                        "shown {} database={} tenant={}",
+                        b.name,
+                        b.database,
+                        b.tenant.as_deref().unwrap_or("-")
+                    ));
+                    decide(b.name, false)
+                })
+                .collect(),
             // Deletes only the newest, keeps the rest.
             "delete-newest" => {
                 let newest = series.iter().map(|b| b.created).max().unwrap_or_default();
