@@ -52,7 +52,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     let started = std::time::Instant::now();
     let span = tenant
         .as_deref()
-        .map(|t| tracing::info_span!("tenant", tenant = t).entered());
+        .map(|t| tracing::info_span!("tenant", tenant = %t).entered());
     let result = commands::run(cli);
     tracing::debug!(peak_rss_kib = peak_rss_kib(), "done");
     let (code, report) = match result {

@@ -200,19 +200,27 @@ impl Retention for Hostile {
             "unknown" => vec![decide("not-a-backup.sqlite3".into(), false)],
             "delete-all" => series.into_iter().map(|b| decide(b.name, false)).collect(),
             // Says every backup it is shown (name, database, tenant), then
-            // deletes them all: what it can touch is what it is shown.
-            "show-delete-all" => series
-                .into_iter()
-                .map(|b| {
-                    rcbackup_guest::log::info(&format!(
-                        "shown {} database={} tenant={}",
-                        b.name,
-                        b.database,
-                        b.tenant.as_deref().unwrap_or("-")
-                    ));
-                    decide(b.name, false)
-                })
-                .collect(),
+            // deletes all but the newest: what it can touch is what it is
+            // shown.
+            "show-delete-old" => {
+                let newest = series.iter().map(|b| b.created).max().unwrap_or_default();
+                let mut kept = false;
+                series
+                    .into_iter()
+                    .map(|b| {
+                        rcbackup_guest::log::info(&format!(
+                            "shown {} database={} tenant={}",
+                            b.name,
+                            b.database,
+                            b.tenant.as_deref().unwrap_or("-")
+                        ));
+                        // One only, though two may share the newest second.
+                        let keep = b.created == newest && !kept;
+                        kept |= keep;
+                        decide(b.name, keep)
+                    })
+                    .collect()
+            }
             // Deletes only the newest, keeps the rest.
             "delete-newest" => {
                 let newest = series.iter().map(|b| b.created).max().unwrap_or_default();
