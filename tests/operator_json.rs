@@ -94,7 +94,18 @@ fn keys(v: &Value, at: &str, required: &[(&str, T)], optional: &[(&str, T)]) {
             check_type(x, *t, &format!("{at}.{k}"));
         }
     }
+    // A tenant's run: every versioned document has `"tenant"` after
+    // `"version"` (docs/json.md).
+    let versioned = o.contains_key("version");
+    if versioned {
+        if let Some(t) = o.get("tenant") {
+            check_type(t, T::Str, &format!("{at}.tenant"));
+        }
+    }
     for k in o.keys() {
+        if versioned && k == "tenant" {
+            continue;
+        }
         assert!(
             required.iter().chain(optional).any(|(r, _)| r == k),
             "{at}: `{k}` is not documented: {v:#}"
