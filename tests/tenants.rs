@@ -525,3 +525,57 @@ fn a_tenants_log_lines_and_metrics_name_it() {
         assert_eq!(v["span"]["tenant"], "a", "{l}");
     }
 }
+
+/// drill: two tenants with the same alias on one PostgreSQL server; B
+/// keeps its drill's scratch database, A's `drill --cleanup` (which drops
+/// every kept scratch database of its own) leaves B's alone; B's cleanup
+/// drops it.
+#[test]
+fn a_tenants_drill_cleanup_never_drops_another_tenants_scratch() {
+    let w = tenants_world();
+    let live_a = PgDb::create("tenant_drill_a");
+    let live_b = PgDb::create("tenant_drill_b");
+    for (t, db) in [("a", &live_a), ("b", &live_b)] {
+        common::psql(
+            &db.0,
+            "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2);",
+        );
+        tenant(
+            &w,
+            t,
+            &format!(
+                "[databases.main]\nengine = \"postgresql\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"{PASSWORD_VAR}\"\n",
+                db.0
+            ),
+        );
+        w.ok(&["--tenant", t, "dbbackup"]);
+    }
+    let scratch_of = |t: &str| -> String {
+        let r = w.ok(&["--tenant", t, "drill", "--keep", "--json"]);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["tenant"], t, "{v}");
+        v["scratch"].as_str().unwrap().to_string()
+    };
+    let exists = |name: &str| {
+        common::psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+        )
+        .trim()
+            == "1"
+    };
+    let b = scratch_of("b");
+    let a = scratch_of("a");
+    assert!(exists(&b) && exists(&a), "{a} {b}");
+    assert_ne!(a, b);
+    let r = w.ok(&["--tenant", "a", "drill", "--cleanup"]);
+    assert!(!exists(&a), "A's cleanup left its own {a}: {}", r.stdout);
+    assert!(exists(&b), "A's cleanup dropped B's {b}: {}", r.stdout);
+    assert!(
+        !r.stdout.contains(&b),
+        "A's cleanup saw B's {b}: {}",
+        r.stdout
+    );
+    w.ok(&["--tenant", "b", "drill", "--cleanup"]);
+    assert!(!exists(&b));
+}

@@ -400,6 +400,8 @@ fn beyond_scratch(db: &Database, e: anyhow::Error) -> anyhow::Error {
 #[derive(serde::Serialize)]
 struct CleanupReport<'a> {
     version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
     database: &'a str,
     removed: &'a [String],
     left: &'a [Left],
@@ -408,6 +410,8 @@ struct CleanupReport<'a> {
 #[derive(serde::Serialize)]
 struct Report<'a> {
     version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
     backup: &'a str,
     database: &'a str,
     engine: &'a str,
@@ -428,6 +432,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
         if args.json {
             let report = CleanupReport {
                 version: 1,
+                tenant: ctx.config.tenant.as_deref(),
                 database: &db.alias,
                 removed: &cleaned.removed,
                 left: &cleaned.left,
@@ -630,6 +635,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
     if args.json {
         let report = Report {
             version: 1,
+            tenant: ctx.config.tenant.as_deref(),
             backup: &backup.name,
             database: &db.alias,
             engine: db.engine.as_str(),

@@ -10,6 +10,9 @@ use crate::media::{listing, History, Layout};
 
 #[derive(Serialize)]
 struct Report {
+    /// On a tenant's run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
     mirror: String,
     files: u64,
     size: u64,
@@ -58,6 +61,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<()> {
         })
         .collect();
     let report = Report {
+        tenant: ctx.config.tenant.clone(),
         mirror: ctx.rclone.path(&layout.mirror),
         files: mirror.len() as u64,
         size: mirror.iter().map(|e| e.size.max(0) as u64).sum(),
