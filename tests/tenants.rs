@@ -233,13 +233,14 @@ fn environ(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// A tenant's secrets reach only its own dump process, and only as the
-/// engine passes it: A's PostgreSQL dump is held while it streams; neither
-/// pg_dump nor rclone has B's password variable, neither has A's variable
-/// by its configured name, pg_dump has A's password as PGPASSWORD (how the
-/// engine passes it) and rclone has no password at all.
+/// A tenant's secrets reach only its own dump and restore processes, and
+/// only as the engine passes them: A's PostgreSQL dump is held while it
+/// streams; neither pg_dump nor rclone has B's password variable (nor C's
+/// URL variable), neither has A's variable by its configured name, pg_dump
+/// has A's password as PGPASSWORD (how the engine passes it) and rclone
+/// has no password at all. Then the same for A's pg_restore.
 #[test]
-fn a_tenants_secrets_reach_only_its_own_dump_process() {
+fn a_tenants_secrets_reach_only_its_own_dump_and_restore_processes() {
     let mut w = tenants_world();
     // Only the tenants' own variables: the harness's default one is not in
     // this config.
@@ -315,6 +316,33 @@ fn a_tenants_secrets_reach_only_its_own_dump_process() {
         }
     }
     held.release("dump-started");
+    let r = held.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // The restore: pg_restore the same way, held while it streams.
+    let mut held = w.spawn_held(
+        &["--tenant", "a", "dbrestore", "--noinput"],
+        "restore-streaming",
+    );
+    held.wait_at("restore-streaming");
+    let pid = held.child.id();
+    let restore = common::live_child(pid, "pg_restore", &[])
+        .unwrap_or_else(|| panic!("no pg_restore among {:?}", common::descendants(pid)));
+    let env = environ(restore);
+    assert!(
+        !env.is_empty(),
+        "pg_restore's environment could not be read"
+    );
+    for e in &env {
+        assert!(
+            !e.starts_with("TENANT_B_PW=")
+                && !e.starts_with("TENANT_B_URL=")
+                && !e.starts_with("TENANT_A_PW="),
+            "{e} reached pg_restore"
+        );
+    }
+    assert!(env.contains(&format!("PGPASSWORD={DB_PASSWORD}")));
+    held.release("restore-streaming");
     let r = held.finish();
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
