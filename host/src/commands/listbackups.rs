@@ -61,7 +61,7 @@ fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
         status,
         name: b.name.clone(),
         database: Some(b.database.clone()),
-        tenant: b.tenant.clone().or_else(|| ctx.config.tenant.clone()),
+        tenant: b.tenant.clone(),
         engine: Some(b.engine.as_str()),
         size: Some(b.size),
         created: Some(rfc3339(b.created)),
@@ -143,6 +143,12 @@ fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
             path: ctx.rclone.path(&catalog.data_path(name)),
             ..Default::default()
         });
+    }
+    // On a tenant's run every entry names it (a record's own tenant wins).
+    for r in &mut rows {
+        if r.tenant.is_none() {
+            r.tenant = ctx.config.tenant.clone();
+        }
     }
     rows
 }
