@@ -208,7 +208,6 @@ impl Layer {
     }
 }
 
-/// A config error at `key` of `source`.
 /// The variables `[databases.*]` of one file or tenant section name with
 /// `password_env` or `url_env`, read from its raw keys (so a tenant whose
 /// keys are wrong still has its secrets kept from every other child).
@@ -224,6 +223,7 @@ fn secret_var_names(table: &toml::Table) -> Vec<String> {
         .collect()
 }
 
+/// A config error at `key` of `source`.
 fn key_error(source: &Path, key: &str, why: String) -> anyhow::Error {
     exit::usage(format!(
         "config file {}: key `{key}`: {why}",

@@ -290,15 +290,11 @@ impl Policies {
         }
     }
 
-    /// The same policies deciding for `tenant` (see [`Policies::tenant`]).
+    /// The same policies deciding for `tenant`: every request and event
+    /// they hand a guest names it.
     pub fn for_tenant(mut self, tenant: Option<String>) -> Policies {
         self.tenant = tenant;
         self
-    }
-
-    /// The tenant these policies decide for.
-    pub fn tenant(&self) -> Option<&str> {
-        self.tenant.as_deref()
     }
 
     /// Loads every configured module (compiling it, or reading the cache), so
