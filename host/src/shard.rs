@@ -60,7 +60,6 @@ impl FromStr for Shard {
             ));
         };
         let number = |v: &str, what: &str| -> Result<u32, String> {
-            let v = v.trim();
             if v.is_empty() {
                 let hint = if what == "I" {
                     " (was $JOB_COMPLETION_INDEX empty or unset? Kubernetes sets it only in an Indexed Job: completionMode: Indexed)"
@@ -74,11 +73,16 @@ impl FromStr for Shard {
                 };
                 return Err(format!("{which} is empty{hint}; {EXAMPLE}"));
             }
-            v.parse::<u32>().map_err(|_| {
-                format!(
-                    "`{}` is not a whole number for {what}; {EXAMPLE}",
+            // Digits only, no sign, space or leading zero: one spelling per
+            // shard, so that what a log or summary shows is what was given.
+            if !v.bytes().all(|b| b.is_ascii_digit()) || (v.len() > 1 && v.starts_with('0')) {
+                return Err(format!(
+                    "`{}` is not a whole number for {what} (digits only, no sign, space or leading zero); {EXAMPLE}",
                     crate::naming::printable(v)
-                )
+                ));
+            }
+            v.parse::<u32>().map_err(|_| {
+                format!("{what} = {v} is too large (at most {MAX_SHARDS} shards); {EXAMPLE}")
             })
         };
         let index = number(i, "I")?;
@@ -214,10 +218,15 @@ mod tests {
     #[test]
     fn parses_i_of_n_and_says_what_is_wrong() {
         assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
-        assert_eq!(
-            " 0 / 1 ".trim().parse::<Shard>(),
-            Ok(Shard { index: 0, count: 1 })
-        );
+        assert_eq!("0/1".parse::<Shard>(), Ok(Shard { index: 0, count: 1 }));
+        // One spelling per shard (outside review: these were accepted, and
+        // the summary showed another text than the one given).
+        for odd in [" 1/3", "1/3 ", "01/3", "1/03", "+1/3", "1/+3", "0 / 1"] {
+            let e = odd.parse::<Shard>().unwrap_err();
+            assert!(e.contains("digits only"), "{odd}: {e}");
+        }
+        let e = "0/4294967296".parse::<Shard>().unwrap_err();
+        assert!(e.contains("too large"), "{e}");
         let e = "/4".parse::<Shard>().unwrap_err();
         assert!(
             e.contains("empty") && e.contains("JOB_COMPLETION_INDEX"),

@@ -141,6 +141,13 @@ pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
         None => units,
     };
     let kept = units.len();
+    if let Some(s) = args.shard.filter(|_| kept == 0) {
+        // Legitimate with few tenants, but also what an N that does not
+        // match the number of pods looks like: say so.
+        tracing::warn!(
+            "shard {s} owns none of the {of} tenant(s) (the top level counts as one): nothing to back up here; check that N is the number of copies running"
+        );
+    }
     let planned = plan(units)?;
     let tenants: std::collections::BTreeSet<&str> =
         planned.iter().filter_map(|j| j.tenant.as_deref()).collect();
@@ -293,10 +300,18 @@ fn plan(units: Vec<Unit>) -> Result<Vec<Job>> {
             }
         };
         if config.databases.is_empty() {
-            tracing::info!(
-                "tenant {} has no databases: nothing to back up",
-                unit.tenant.as_deref().unwrap_or("-")
-            );
+            // The top level has none when every database is a tenant's. A
+            // tenant with none is unprotected: a failed row, never silence.
+            if let Some(t) = &unit.tenant {
+                jobs.push(Job {
+                    tenant: unit.tenant.clone(),
+                    database: None,
+                    place: Err(format!(
+                        "tenant `{t}` has no databases, so nothing of it is backed up; add a [databases.<alias>] section to {}",
+                        config.path.display()
+                    )),
+                });
+            }
             continue;
         }
         let s = &config.settings;

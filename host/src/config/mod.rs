@@ -456,6 +456,42 @@ fn local_remote_below(base: &Path, remote: String) -> std::result::Result<String
     below(base, &remote).map_err(|e| ("remote", e))
 }
 
+/// One spelling for one place: `.` segments and repeated or trailing `/`
+/// dropped, `..` resolved in a local path and refused in a remote's. Two
+/// tenants' places are compared as text (config/tenants.rs), and rclone's
+/// API fails on a path such as `/a/../b` where the command line did not.
+/// A connection string (`:s3,opts:path`) is left as written: its options
+/// may hold `:` and `/`.
+fn normal_remote(remote: &str) -> std::result::Result<String, String> {
+    let (prefix, path, local) = match remote.find(':') {
+        Some(c) if !remote[..c].contains('/') => {
+            let name = &remote[..c];
+            if name.is_empty() || name.contains(',') {
+                return Ok(remote.to_string());
+            }
+            (&remote[..=c], &remote[c + 1..], false)
+        }
+        _ => ("", remote, true),
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." if local => {
+                parts.pop();
+            }
+            ".." => {
+                return Err(format!(
+                    "has `..` in the path after `{prefix}`; write the folder without it, e.g. remote = \"{prefix}backups/app\""
+                ))
+            }
+            s => parts.push(s),
+        }
+    }
+    let root = if path.starts_with('/') { "/" } else { "" };
+    Ok(format!("{prefix}{root}{}", parts.join("/")))
+}
+
 /// `value` as a path: absolute as written, relative below `base`.
 fn below_path(base: &Path, value: &Path) -> PathBuf {
     if value.is_absolute() {
@@ -1153,6 +1189,7 @@ impl Settings {
         }
         crate::rclone::check_remote(&remote).map_err(|e| ("remote", e))?;
         let remote = local_remote_below(base, remote)?;
+        let remote = normal_remote(&remote).map_err(|e| ("remote", e))?;
         let keep = layer.db_cleanup_keep.unwrap_or(10);
         if keep < 1 {
             return Err((
@@ -1575,7 +1612,7 @@ mod tests {
             ("/abs/store", "/abs/store".to_string()),
             (
                 "./odd:name",
-                etc.join("./odd:name").to_str().unwrap().to_string(),
+                etc.join("odd:name").to_str().unwrap().to_string(),
             ),
         ] {
             let c =

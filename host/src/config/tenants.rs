@@ -241,13 +241,13 @@ fn read_dir(
         let Some(stem) = raw.as_encoded_bytes().strip_suffix(b".toml") else {
             continue;
         };
-        let name = String::from_utf8_lossy(stem).into_owned();
-        if path.is_dir() {
-            continue;
-        }
-        let entry = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read the tenant file {}: {e}", path.display()))
-            .and_then(|text| {
+        // `.toml` alone must not become the empty name, the top level's
+        // key in shards and summaries.
+        let name = match String::from_utf8_lossy(stem).into_owned() {
+            n if n.is_empty() => ".toml".to_string(),
+            n => n,
+        };
+        let entry = tenant_file(&path).and_then(|text| {
                 toml::from_str::<toml::Table>(&text)
                     .map_err(|e| format!("{:#}", syntax_error(&text, &path, &e)))
             })
@@ -259,6 +259,45 @@ fn read_dir(
         out.push((name, entry));
     }
     Ok(out)
+}
+
+/// The most bytes a tenant file may have: a few keys per database.
+const MAX_TENANT_FILE: u64 = 1024 * 1024;
+
+/// A tenant file's text. Anything but a regular file is refused without
+/// being opened (a FIFO would block the whole run for ever, a device
+/// would never end), as is a dangling link or a directory named `.toml`:
+/// each is a broken tenant, never a silently missing one.
+fn tenant_file(path: &Path) -> std::result::Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = |e: std::io::Error| format!("cannot read the tenant file {}: {e}", path.display());
+    // Opened without blocking and judged by what was opened, so a file
+    // swapped for a FIFO after a check still cannot hold the run.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!(
+            "the tenant file {} is not a regular file ({}); a tenant file holds TOML",
+            path.display(),
+            if meta.is_dir() { "a folder" } else { "a pipe, socket or device" }
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_TENANT_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_TENANT_FILE {
+        return Err(format!(
+            "the tenant file {} is larger than the {MAX_TENANT_FILE} bytes a tenant's keys need",
+            path.display()
+        ));
+    }
+    Ok(text)
 }
 
 /// One tenant's config: its keys over the top level's, its backups below
@@ -320,11 +359,12 @@ fn refuse_top_dirs_in_tenants_folder(top: &Config, file: &Path) -> Result<()> {
 /// The places on the remote a config writes to: its database backups and
 /// its media mirror (with its version folders below or beside it, which
 /// [`Settings::resolve`](super::Settings::resolve) keeps apart).
-fn places(c: &Config) -> [String; 2] {
+fn places(c: &Config) -> [String; 3] {
     let s = &c.settings;
     [
         crate::rclone::join(&s.remote, &s.db_backup_dir),
         crate::rclone::join(&s.remote, &s.media_backup_dir),
+        crate::rclone::join(&s.remote, &crate::media::versions_dir(&s.media_backup_dir)),
     ]
 }
 
@@ -350,7 +390,7 @@ fn refuse_overlaps(
         crate::rclone::join(&top.settings.remote, TENANTS_FOLDER),
     ));
     let mut found: BTreeMap<String, String> = BTreeMap::new();
-    let resolved: Vec<(&str, [String; 2])> = entries
+    let resolved: Vec<(&str, [String; 3])> = entries
         .iter()
         .filter_map(|(n, e)| e.as_ref().ok().map(|c| (n.as_str(), places(c))))
         .collect();
@@ -546,6 +586,60 @@ mod tests {
             e.contains("media_backup_dir") && e.contains("tenants/"),
             "{e}"
         );
+    }
+
+    /// Outside review: the same place spelled with `..`, `.` or `//` passed
+    /// the overlap check (a tenant's backups restored into the top level's
+    /// database, one tenant's prune deleting another's backups, a tenant's
+    /// media sync into `tenants/` deleting every tenant's backups), and a
+    /// remote path with `..` made every backup unreadable through the API.
+    #[test]
+    fn places_are_compared_as_one_spelling() {
+        let (_d, c) = load(
+            "remote = \"remote\"\ntenants_dir = \"tenants\"\nmedia_versions = true\n\
+             [tenants.acme]\n\
+             [tenants.dotdot]\nremote = \"tenants/../remote\"\n\
+             [tenants.dot]\nremote = \"./remote//tenants/acme\"\n\
+             [tenants.media]\nremote = \"x/../remote\"\nmedia_backup_dir = \"tenants\"\n\
+             [tenants.versions]\nremote = \"remote/media-versions\"\n\
+             [tenants.named]\nremote = \"b:x/../y\"\n\
+             [tenants.fine]\nremote = \"b://store/./fine/\"\n",
+            &[("rel.toml", "remote = \"../remote\"\n")],
+        );
+        for t in ["dotdot", "dot", "media", "versions", "rel"] {
+            assert!(broken(&c, t).contains("overlaps"), "{t}: {}", broken(&c, t));
+        }
+        assert!(broken(&c, "named").contains("`..`"), "{}", broken(&c, "named"));
+        let fine = c.clone().select(Some("fine")).unwrap();
+        assert_eq!(fine.settings.remote, "b:/store/fine");
+        assert!(c.clone().select(Some("acme")).is_ok());
+    }
+
+    /// Outside review: a FIFO named `x.toml` blocked the whole run for ever
+    /// (before any job, deaf to the first SIGTERM); a dangling link and a
+    /// folder named `x.toml` made a tenant silently disappear.
+    #[test]
+    fn only_regular_files_are_tenant_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("tenants");
+        std::fs::create_dir(&t).unwrap();
+        std::fs::write(t.join("good.toml"), "").unwrap();
+        let fifo = std::ffi::CString::new(t.join("fifo.toml").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink(dir.path().join("missing"), t.join("dangling.toml")).unwrap();
+        std::fs::create_dir(t.join("folder.toml")).unwrap();
+        std::fs::write(t.join(".toml"), "").unwrap();
+        std::fs::write(t.join("huge.toml"), vec![b'#'; 1024 * 1024 + 1]).unwrap();
+        let path = dir.path().join("rcbackup.toml");
+        std::fs::write(&path, "remote = \"b:\"\ntenants_dir = \"tenants\"\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert!(c.clone().select(Some("good")).is_ok());
+        assert!(broken(&c, "fifo").contains("not a regular file"), "{}", broken(&c, "fifo"));
+        assert!(broken(&c, "folder").contains("a folder"), "{}", broken(&c, "folder"));
+        assert!(broken(&c, "dangling").contains("cannot read"), "{}", broken(&c, "dangling"));
+        assert!(broken(&c, "huge").contains("larger than"), "{}", broken(&c, "huge"));
+        assert!(broken(&c, ".toml").contains("not a tenant name"), "{}", broken(&c, ".toml"));
     }
 
     #[test]
