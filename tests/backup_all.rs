@@ -710,3 +710,39 @@ fn usage_errors_exit_2_before_anything_runs() {
         .collect();
     assert_eq!(tenants, BTreeSet::from(["acme", "acme-2"]));
 }
+
+/// Outside review: a FIFO in tenants_dir blocked every backup for ever
+/// (and the first SIGTERM); a dangling link, a folder named `x.toml` and a
+/// tenant with no databases were left out of the summary, exit 0. Each is
+/// now a failed row and every other tenant is backed up.
+#[test]
+fn odd_tenant_files_and_empty_tenants_are_failed_rows() {
+    let w = tenants_world();
+    sqlite_tenant(&w, "good", "");
+    let fifo = std::ffi::CString::new(w.path("tenants/fifo.toml").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path the test owns.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink(w.path("missing"), w.path("tenants/dangling.toml")).unwrap();
+    std::fs::create_dir(w.path("tenants/folder.toml")).unwrap();
+    tenant(&w, "empty", "db_cleanup_keep = 3\n");
+    let started = std::time::Instant::now();
+    let r = w.run(&["backup-all", "--json"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = summary(&r.stdout);
+    assert_eq!(row(&v, Some("good"), Some("main"))["status"], "ok", "{v:#}");
+    for (t, says) in [
+        ("fifo", "not a regular file"),
+        ("dangling", "cannot read"),
+        ("folder", "a folder"),
+        ("empty", "has no databases"),
+    ] {
+        let r = row(&v, Some(t), None);
+        assert_eq!(r["status"], "failed", "{t}: {v:#}");
+        assert!(
+            r["error"].as_str().unwrap_or_default().contains(says),
+            "{t}: {v:#}"
+        );
+    }
+    assert_eq!(records(&w, Some("good")).len(), 1);
+}

@@ -247,7 +247,8 @@ fn read_dir(
             n if n.is_empty() => ".toml".to_string(),
             n => n,
         };
-        let entry = tenant_file(&path).and_then(|text| {
+        let entry = tenant_file(&path)
+            .and_then(|text| {
                 toml::from_str::<toml::Table>(&text)
                     .map_err(|e| format!("{:#}", syntax_error(&text, &path, &e)))
             })
@@ -284,7 +285,11 @@ fn tenant_file(path: &Path) -> std::result::Result<String, String> {
         return Err(format!(
             "the tenant file {} is not a regular file ({}); a tenant file holds TOML",
             path.display(),
-            if meta.is_dir() { "a folder" } else { "a pipe, socket or device" }
+            if meta.is_dir() {
+                "a folder"
+            } else {
+                "a pipe, socket or device"
+            }
         ));
     }
     let mut text = String::new();
@@ -609,7 +614,11 @@ mod tests {
         for t in ["dotdot", "dot", "media", "versions", "rel"] {
             assert!(broken(&c, t).contains("overlaps"), "{t}: {}", broken(&c, t));
         }
-        assert!(broken(&c, "named").contains("`..`"), "{}", broken(&c, "named"));
+        assert!(
+            broken(&c, "named").contains("`..`"),
+            "{}",
+            broken(&c, "named")
+        );
         let fine = c.clone().select(Some("fine")).unwrap();
         assert_eq!(fine.settings.remote, "b:/store/fine");
         assert!(c.clone().select(Some("acme")).is_ok());
@@ -635,11 +644,31 @@ mod tests {
         std::fs::write(&path, "remote = \"b:\"\ntenants_dir = \"tenants\"\n").unwrap();
         let c = Config::load(&path).unwrap();
         assert!(c.clone().select(Some("good")).is_ok());
-        assert!(broken(&c, "fifo").contains("not a regular file"), "{}", broken(&c, "fifo"));
-        assert!(broken(&c, "folder").contains("a folder"), "{}", broken(&c, "folder"));
-        assert!(broken(&c, "dangling").contains("cannot read"), "{}", broken(&c, "dangling"));
-        assert!(broken(&c, "huge").contains("larger than"), "{}", broken(&c, "huge"));
-        assert!(broken(&c, ".toml").contains("not a tenant name"), "{}", broken(&c, ".toml"));
+        assert!(
+            broken(&c, "fifo").contains("not a regular file"),
+            "{}",
+            broken(&c, "fifo")
+        );
+        assert!(
+            broken(&c, "folder").contains("a folder"),
+            "{}",
+            broken(&c, "folder")
+        );
+        assert!(
+            broken(&c, "dangling").contains("cannot read"),
+            "{}",
+            broken(&c, "dangling")
+        );
+        assert!(
+            broken(&c, "huge").contains("larger than"),
+            "{}",
+            broken(&c, "huge")
+        );
+        assert!(
+            broken(&c, ".toml").contains("not a tenant name"),
+            "{}",
+            broken(&c, ".toml")
+        );
     }
 
     #[test]
