@@ -414,7 +414,9 @@ impl Lock {
                         waiting_logged = true;
                     }
                     let left = deadline.saturating_duration_since(Instant::now());
-                    sleep_interruptibly(jitter(1000, 2000).min(left.max(Duration::from_millis(50))));
+                    sleep_interruptibly(
+                        jitter(1000, 2000).min(left.max(Duration::from_millis(50))),
+                    );
                 }
             }
         }
@@ -428,6 +430,11 @@ impl Lock {
             .spawn(move || renew_until_stopped(&for_thread))
             .ok();
         Lock { shared, renewer }
+    }
+
+    /// The series it locks.
+    pub fn series(&self) -> &Series {
+        &self.shared.series
     }
 
     /// The lock object as last written.
@@ -550,10 +557,15 @@ fn renew(shared: &Shared) -> std::result::Result<(), RenewError> {
                 "the lock on {} was lost: its lease ran out while renewal failed ({why})",
                 shared.series
             );
-            state.lost.get_or_insert(format!("its lease ran out while renewal failed ({why})"));
+            state
+                .lost
+                .get_or_insert(format!("its lease ran out while renewal failed ({why})"));
             return Gone;
         }
-        tracing::warn!("could not renew the lock on {} ({why}); trying again", shared.series);
+        tracing::warn!(
+            "could not renew the lock on {} ({why}); trying again",
+            shared.series
+        );
         Retry
     };
     match shared.rclone.cat(&shared.path) {
@@ -671,9 +683,13 @@ mod tests {
         assert!(info("a", "h", me, true, 60).stale(now, "h").is_none());
         assert!(info("a", "h", me, true, -1).stale(now, "h").is_some());
         // A pid that cannot exist (above pid_max) is dead here...
-        assert!(info("a", "h", 99_999_999, true, 60).stale(now, "h").is_some());
+        assert!(info("a", "h", 99_999_999, true, 60)
+            .stale(now, "h")
+            .is_some());
         // ...but says nothing on another host: only its lease counts there.
-        assert!(info("a", "other", 99_999_999, true, 60).stale(now, "h").is_none());
+        assert!(info("a", "other", 99_999_999, true, 60)
+            .stale(now, "h")
+            .is_none());
     }
 
     #[test]
@@ -682,13 +698,24 @@ mod tests {
         let me = std::process::id();
         let ours = found(info("ours", "h", me, false, 60));
         assert!(matches!(judge(&[], "ours", now, "h"), Seen::Free));
-        assert!(matches!(judge(std::slice::from_ref(&ours), "ours", now, "h"), Seen::Free));
+        assert!(matches!(
+            judge(std::slice::from_ref(&ours), "ours", now, "h"),
+            Seen::Free
+        ));
         let expired = found(info("old", "other", 1, true, -5));
         let dead = found(info("dead", "h", 99_999_999, true, 600));
-        assert!(matches!(judge(&[expired, dead], "ours", now, "h"), Seen::Free));
+        assert!(matches!(
+            judge(&[expired, dead], "ours", now, "h"),
+            Seen::Free
+        ));
         let trying = found(info("b", "other", 1, false, 600));
         assert!(matches!(
-            judge(&[found(info("ours", "h", me, false, 60)), trying], "ours", now, "h"),
+            judge(
+                &[found(info("ours", "h", me, false, 60)), trying],
+                "ours",
+                now,
+                "h"
+            ),
             Seen::Collision
         ));
         let holder = found(info("c", "other", 1, true, 600));

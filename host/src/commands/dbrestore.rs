@@ -9,6 +9,7 @@ use super::{apply_approval, choose_backup, with_events, Context};
 use crate::cli::DbRestoreArgs;
 use crate::engines::{self, Source};
 use crate::exit;
+use crate::lock::Series;
 use crate::policy::{Event, EventKind, RestoreRequest};
 
 pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
@@ -27,6 +28,9 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
     }
     let db = ctx.config.database(args.database.as_deref())?;
     crate::metrics::note_database(&db.alias);
+    // No backup or prune of this database while it is restored (and no
+    // second restore): held until the restore ends.
+    let lock = ctx.lock(Series::Db(db.alias.clone()), "dbrestore")?;
     let catalog = ctx.catalog();
     let listing = catalog.list()?;
     let backup = choose_backup(
@@ -71,6 +75,10 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
     pre.sha256 = Some(backup.sha256.clone());
     let events = (EventKind::PostDbRestore, EventKind::DbRestoreFailed);
     with_events(ctx, pre, &what, events, || {
+        // The approval may have waited at a prompt: the lock must still
+        // be ours before anything is written into the database.
+        lock.check()
+            .map_err(|e| exit::with_note(e, "the database was left as it was"))?;
         let started = Instant::now();
         let source = Source {
             rclone: &ctx.rclone,

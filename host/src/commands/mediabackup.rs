@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::{json, with_events, Context};
 use crate::cli::MediaBackupArgs;
 use crate::exit;
+use crate::lock::{Lock, Series};
 use crate::media::changes::{Changes, Observer};
 use crate::media::history::{self, FileList, FileState, History};
 use crate::media::local::{self, LocalFile, RootState};
@@ -57,11 +58,15 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
         return dry_run(ctx, &plan, &sync, args.json);
     }
 
+    // One media backup or restore at a time, here or on any machine.
+    let lock = ctx.lock(Series::Media, "mediabackup")?;
     let mut pre = Event::new(EventKind::PreMediaBackup, now);
     pre.backup = Some(stamp.clone());
     let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
     let started = Instant::now();
     let changes = with_events(ctx, pre, "media backup", kinds, || {
+        lock.check()
+            .map_err(|e| exit::with_note(e, "the media backup was not changed"))?;
         sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))
     })?;
     let kept = if settings.media_versions
@@ -85,7 +90,7 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     if let Some(keep) = settings.media_versions_keep {
         // The backup itself is done; a failed prune only leaves old
         // versions in place, so it warns rather than fails the run.
-        if let Err(e) = prune(ctx, &layout, keep, now) {
+        if let Err(e) = prune(ctx, &layout, keep, now, &lock) {
             tracing::warn!("the media backup succeeded, but pruning old versions failed: {e:#}");
         }
     }
@@ -404,6 +409,7 @@ fn prune(
     layout: &Layout,
     keep: crate::media::VersionsKeep,
     now: DateTime<Utc>,
+    lock: &Lock,
 ) -> Result<()> {
     let entries = listing::list_all(&ctx.rclone, &layout.versions)?.unwrap_or_default();
     let history = History::from_listing(&entries);
@@ -416,6 +422,9 @@ fn prune(
         return Ok(());
     };
     let (files, folders) = history::prune_plan(&history, oldest);
+    if !(files.is_empty() && folders.is_empty()) {
+        lock.check()?;
+    }
     for f in &files {
         ctx.rclone.deletefile(&format!("{}/{f}", layout.versions))?;
     }

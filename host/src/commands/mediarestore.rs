@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{apply_approval, with_events, Context};
 use crate::cli::MediaRestoreArgs;
 use crate::exit;
+use crate::lock::Series;
 use crate::media::changes::{Changes, Observer};
 use crate::media::history::{self, FileList, History};
 use crate::media::local::LocalFile;
@@ -49,6 +50,13 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let root_arg = local::root_arg(&root, &ctx.config.path)?;
     let layout = Layout::new(&settings.media_backup_dir);
     let mirror = ctx.rclone.path(&layout.mirror);
+    // No media backup changes the mirror while it is read back; a dry run
+    // changes nothing and takes no lock.
+    let lock = if args.dry_run {
+        None
+    } else {
+        Some(ctx.lock(Series::Media, "mediarestore")?)
+    };
     // The time is checked before the remote is asked anything.
     let at = match args.at.as_deref() {
         None => None,
@@ -138,6 +146,10 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let kinds = (EventKind::PostMediaRestore, EventKind::MediaRestoreFailed);
     let started = Instant::now();
     let changes = with_events(ctx, pre, "media restore", kinds, || {
+        if let Some(lock) = &lock {
+            lock.check()
+                .map_err(|e| exit::with_note(e, "no local file was changed"))?;
+        }
         let changes = copy(ctx, &plan, &root_arg, false, &local_files)?;
         // Deletes only after every file came back: a failed or interrupted
         // copy deletes nothing.
