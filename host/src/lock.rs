@@ -238,9 +238,16 @@ pub fn read_series(rclone: &Rclone, dir: &str) -> Result<Vec<Found>> {
             continue;
         }
         let path = format!("{dir}/{}", e.name);
-        // Gone since the listing: its run released it.
-        let Some(bytes) = rclone.cat(&path)? else {
-            continue;
+        // Gone since the listing: its run released it. (Some remotes
+        // answer a read of a file deleted meanwhile with an error, not
+        // "not found": a second listing tells.)
+        let bytes = match rclone.cat(&path) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(e) => match exists(rclone, &path) {
+                Ok(false) => continue,
+                _ => return Err(e),
+            },
         };
         found.push(Found {
             info: serde_json::from_slice(&bytes).ok(),
@@ -450,9 +457,9 @@ impl Lock {
         if let Some(why) = lost {
             return Err(self.lost_error(&why));
         }
-        match self.shared.rclone.cat(&self.shared.path) {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => {
+        match exists(&self.shared.rclone, &self.shared.path) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
                 let why = "its lock object was removed (by `rcbackup unlock --force`?)".to_string();
                 self.mark_lost(&why);
                 Err(self.lost_error(&why))
@@ -568,9 +575,9 @@ fn renew(shared: &Shared) -> std::result::Result<(), RenewError> {
         );
         Retry
     };
-    match shared.rclone.cat(&shared.path) {
-        Ok(Some(_)) => {}
-        Ok(None) => {
+    match exists(&shared.rclone, &shared.path) {
+        Ok(true) => {}
+        Ok(false) => {
             let why = "its lock object was removed (by `rcbackup unlock --force`?)";
             tracing::warn!("the lock on {} was lost: {why}", shared.series);
             let mut state = shared.state.lock().expect("lock state");
@@ -587,6 +594,15 @@ fn renew(shared: &Shared) -> std::result::Result<(), RenewError> {
         }
         Err(e) => Err(fail(format!("{e:#}"))),
     }
+}
+
+/// Whether the object `path` is there: by listing its folder, which every
+/// remote answers alike for a missing file.
+fn exists(rclone: &Rclone, path: &str) -> Result<bool> {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    Ok(rclone
+        .list_files(dir)?
+        .is_some_and(|entries| entries.iter().any(|e| e.name == name)))
 }
 
 fn write(rclone: &Rclone, path: &str, info: &LockInfo) -> Result<()> {
