@@ -332,11 +332,7 @@ impl Lock {
     /// naming the holder when it cannot.
     pub fn acquire(req: Request<'_>) -> Result<Lock> {
         let dir = series_dir(req.db_backup_dir, &req.series);
-        let id = crate::random::hex(12).ok_or_else(|| {
-            exit::failed("cannot read /dev/urandom for a lock id; check that /dev is mounted")
-        })?;
         let host = host_name();
-        let path = format!("{dir}/{id}.json");
         let deadline = Instant::now() + req.wait;
         let mut collisions = 0;
         let mut waiting_logged = false;
@@ -346,6 +342,12 @@ impl Lock {
                     "interrupted while taking a lock; nothing was changed",
                 ));
             }
+            // A new name each attempt: a reader that listed our withdrawn
+            // object never finds it back in its place.
+            let id = crate::random::hex(12).ok_or_else(|| {
+                exit::failed("cannot read /dev/urandom for a lock id; check that /dev is mounted")
+            })?;
+            let path = format!("{dir}/{id}.json");
             let now = Utc::now();
             let mut info = LockInfo {
                 version: VERSION,
