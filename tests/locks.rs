@@ -379,3 +379,63 @@ fn many_runs_of_one_database_take_turns_local() {
 fn many_runs_of_one_database_take_turns_webdav() {
     many_runs_take_turns(Remote::Webdav);
 }
+
+/// backup-all: a database another run holds fails only its own row; a
+/// tenant's lock lives in the tenant's own folder and names the tenant.
+#[test]
+fn backup_all_fails_only_the_locked_row() {
+    let mut w = World::new(Remote::Local);
+    w.setting("tenants_dir = \"tenants\"");
+    std::fs::create_dir_all(w.path("tenants")).unwrap();
+    for t in ["acme", "beta"] {
+        let file = w.path(&format!("{t}.sqlite3"));
+        sqlite(&file, &seed_sql(30));
+        std::fs::write(
+            w.path(&format!("tenants/{t}.toml")),
+            format!(
+                "[databases.main]\nengine = \"sqlite\"\nname = \"{}\"\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+    }
+    let mut held = w.spawn_held(&["--tenant", "acme", "dbbackup", "-d", "main"], "locked");
+    held.wait_at("locked");
+    let dir = w.store.join("tenants/acme/db/.rcbackup/locks/db-main");
+    let objects: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(objects.len(), 1);
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(objects[0].path()).unwrap()).unwrap();
+    assert_eq!(lock["tenant"], "acme");
+    assert_eq!(lock["held"], true);
+
+    let r = w.run(&["backup-all", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let rows = v["databases"].as_array().unwrap();
+    let acme = rows.iter().find(|r| r["tenant"] == "acme").unwrap();
+    let beta = rows.iter().find(|r| r["tenant"] == "beta").unwrap();
+    assert_eq!(acme["status"], "failed", "{v:#}");
+    assert_mentions(
+        &acme.to_string(),
+        &["locked", "--tenant acme unlock -d main --force"],
+    );
+    assert_eq!(beta["status"], "ok", "{v:#}");
+
+    held.release("locked");
+    assert_eq!(held.finish().code, 0);
+    // With --lock-wait the next backup-all waits its turn where it must.
+    let mut held = w.spawn_held(&["--tenant", "acme", "dbbackup", "-d", "main"], "locked");
+    held.wait_at("locked");
+    let all = w.spawn(&["--lock-wait", "60", "backup-all", "--json"]);
+    std::thread::sleep(Duration::from_secs(2));
+    held.release("locked");
+    assert_eq!(held.finish().code, 0);
+    let out = all.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
