@@ -61,7 +61,7 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(5 * 60);
 /// How soon a failed renewal is tried again.
 const RETRY_RENEWAL: Duration = Duration::from_secs(30);
 /// How many times two runs that wrote at the same moment back off and try
-/// again before the other is taken for a holder.
+/// again before the run gives up (exit 5).
 const MAX_COLLISIONS: u32 = 12;
 /// The lock object's format.
 const VERSION: u32 = 1;
@@ -510,8 +510,8 @@ impl Drop for Lock {
             let _ = t.join();
         }
         let lost = self.shared.state.lock().expect("lock state").lost.is_some();
-        // A lost lock's object may now be someone else's business only if
-        // it is gone; deleting our own id is always right.
+        // Our object (our own id) is deleted even when the lock was lost:
+        // it is no one else's. Shielded: an interrupt must not stop it.
         let _shield = crate::interrupt::shield();
         match self.shared.rclone.deletefile(&self.shared.path) {
             Ok(()) => tracing::debug!("released the lock on {}", self.shared.series),
