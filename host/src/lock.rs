@@ -258,6 +258,32 @@ pub fn read_series(rclone: &Rclone, dir: &str) -> Result<Vec<Found>> {
     Ok(found)
 }
 
+/// Removes the stale locks of a series, as its new holder: what killed
+/// runs left (`unlock` does the same by hand). A holder whose lease ran
+/// out and is still working finds its lock gone and stops (see
+/// [`Lock::check`]). Best effort: a failure leaves them for the next run.
+fn remove_stale(rclone: &Rclone, found: &[Found], own: &str, host: &str) {
+    let now = Utc::now();
+    for f in found {
+        let why = match &f.info {
+            Some(i) if i.id == own => continue,
+            Some(i) => i.stale(now, host),
+            None => (now - f.mod_time >= chrono::Duration::from_std(LEASE).expect("lease"))
+                .then(|| "it does not read as a lock and is older than a lease".to_string()),
+        };
+        let Some(why) = why else { continue };
+        match rclone.deletefile(&f.path) {
+            Ok(()) => tracing::info!(
+                "removed a stale lock ({why}): {}",
+                f.info
+                    .as_ref()
+                    .map_or_else(|| rclone.path(&f.path), LockInfo::holder)
+            ),
+            Err(e) => tracing::debug!("could not remove the stale lock {}: {e:#}", f.path),
+        }
+    }
+}
+
 /// What one look at the folder said.
 enum Seen {
     Free,
@@ -364,12 +390,10 @@ impl Lock {
             write(req.rclone, &path, &info).inspect_err(|_| {
                 let _ = req.rclone.deletefile(&path);
             })?;
-            let seen = read_series(req.rclone, &dir)
-                .map(|found| judge(&found, &id, Utc::now(), &host))
-                .inspect_err(|_| {
-                    let _ = req.rclone.deletefile(&path);
-                })?;
-            match seen {
+            let found = read_series(req.rclone, &dir).inspect_err(|_| {
+                let _ = req.rclone.deletefile(&path);
+            })?;
+            match judge(&found, &id, Utc::now(), &host) {
                 Seen::Free => {
                     info.held = true;
                     if let Err(e) = write(req.rclone, &path, &info) {
@@ -377,6 +401,7 @@ impl Lock {
                         return Err(e);
                     }
                     tracing::debug!("took the lock on {} ({path})", req.series);
+                    remove_stale(req.rclone, &found, &id, &host);
                     let lock = Lock::start(Shared {
                         rclone: req.rclone.clone(),
                         path,
