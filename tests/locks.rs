@@ -316,6 +316,8 @@ fn media_backups_lock_each_other() {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("a.txt"), "alpha").unwrap();
     w.setting(&format!("media_root = \"{}\"", root.display()));
+    w.ok(&["mediabackup"]);
+    std::fs::write(root.join("b.txt"), "bravo").unwrap();
     let mut held = w.spawn_held(&["mediabackup"], "locked");
     held.wait_at("locked");
     let r = w.run(&["mediabackup"]);
@@ -328,7 +330,7 @@ fn media_backups_lock_each_other() {
     assert_eq!(r.code, LOCKED, "{}", r.stderr);
     held.release("locked");
     assert_eq!(held.finish().code, 0);
-    assert!(w.store.join("media/a.txt").exists());
+    assert!(w.store.join("media/b.txt").exists());
     assert!(!w
         .store
         .join("db/.rcbackup/locks/media")

@@ -417,7 +417,9 @@ impl Lock {
                     failpoint::reached("locked");
                     return Ok(lock);
                 }
-                Seen::Collision if collisions < MAX_COLLISIONS => {
+                // Bounded, even with --lock-wait 0; within --lock-wait, as
+                // long as it lasts.
+                Seen::Collision if collisions < MAX_COLLISIONS || Instant::now() < deadline => {
                     req.rclone.deletefile(&path)?;
                     collisions += 1;
                     tracing::debug!(

@@ -28,9 +28,6 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
     }
     let db = ctx.config.database(args.database.as_deref())?;
     crate::metrics::note_database(&db.alias);
-    // No backup or prune of this database while it is restored (and no
-    // second restore): held until the restore ends.
-    let lock = ctx.lock(Series::Db(db.alias.clone()), "dbrestore")?;
     let catalog = ctx.catalog();
     let listing = catalog.list()?;
     let backup = choose_backup(
@@ -75,9 +72,12 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
     pre.sha256 = Some(backup.sha256.clone());
     let events = (EventKind::PostDbRestore, EventKind::DbRestoreFailed);
     with_events(ctx, pre, &what, events, || {
-        // The approval may have waited at a prompt: the lock must still
-        // be ours before anything is written into the database.
-        lock.check()
+        // No backup or prune of this database while it is restored (and no
+        // second restore), held until the restore ends. Taken once the
+        // restore is approved and no hook vetoed it: a refused restore
+        // touches nothing on the remote, not even a lock.
+        let _lock = ctx
+            .lock(Series::Db(db.alias.clone()), "dbrestore")
             .map_err(|e| exit::with_note(e, "the database was left as it was"))?;
         let started = Instant::now();
         let source = Source {

@@ -58,16 +58,18 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
         return dry_run(ctx, &plan, &sync, args.json);
     }
 
-    // One media backup or restore at a time, here or on any machine.
-    let lock = ctx.lock(Series::Media, "mediabackup")?;
     let mut pre = Event::new(EventKind::PreMediaBackup, now);
     pre.backup = Some(stamp.clone());
     let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
     let started = Instant::now();
-    let changes = with_events(ctx, pre, "media backup", kinds, || {
-        lock.check()
+    let (changes, lock) = with_events(ctx, pre, "media backup", kinds, || {
+        // One media backup or restore at a time, here or on any machine;
+        // taken once no hook vetoed the backup, held until it ends.
+        let lock = ctx
+            .lock(Series::Media, "mediabackup")
             .map_err(|e| exit::with_note(e, "the media backup was not changed"))?;
-        sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))
+        let changes = sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))?;
+        Ok((changes, lock))
     })?;
     let kept = if settings.media_versions
         && !(changes.replaced.is_empty() && changes.deleted.is_empty())

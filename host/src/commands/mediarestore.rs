@@ -50,13 +50,6 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let root_arg = local::root_arg(&root, &ctx.config.path)?;
     let layout = Layout::new(&settings.media_backup_dir);
     let mirror = ctx.rclone.path(&layout.mirror);
-    // No media backup changes the mirror while it is read back; a dry run
-    // changes nothing and takes no lock.
-    let lock = if args.dry_run {
-        None
-    } else {
-        Some(ctx.lock(Series::Media, "mediarestore")?)
-    };
     // The time is checked before the remote is asked anything.
     let at = match args.at.as_deref() {
         None => None,
@@ -146,10 +139,11 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let kinds = (EventKind::PostMediaRestore, EventKind::MediaRestoreFailed);
     let started = Instant::now();
     let changes = with_events(ctx, pre, "media restore", kinds, || {
-        if let Some(lock) = &lock {
-            lock.check()
-                .map_err(|e| exit::with_note(e, "no local file was changed"))?;
-        }
+        // No media backup changes the mirror while it is read back. Taken
+        // once the restore is approved and no hook vetoed it.
+        let _lock = ctx
+            .lock(Series::Media, "mediarestore")
+            .map_err(|e| exit::with_note(e, "no local file was changed"))?;
         let changes = copy(ctx, &plan, &root_arg, false, &local_files)?;
         // Deletes only after every file came back: a failed or interrupted
         // copy deletes nothing.
