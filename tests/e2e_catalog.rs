@@ -299,7 +299,10 @@ fn sigterm_at_each_publish_step_publishes_nothing_and_leaves_nothing() {
 /// Two runs that want the same name, their claim steps lined up in time,
 /// over many trials: both succeed under different names, and every backup
 /// is listed and matches its record. (`moveto --ignore-existing` alone
-/// collided in about 6% of such pairs.)
+/// collided in about 6% of such pairs.) The lock keeps two runs of one
+/// database apart (tests/locks.rs); the claims are the second guard, for a
+/// run whose lock was removed by mistake: here after a checked it, before
+/// its claim.
 #[test]
 fn runs_claiming_one_name_at_the_same_moment_never_share_it() {
     const TRIALS: usize = 20;
@@ -309,8 +312,9 @@ fn runs_claiming_one_name_at_the_same_moment_never_share_it() {
     world.ok(&["listbackups"]);
     for trial in 0..TRIALS {
         let mut a = world.spawn_held(&["dbbackup"], "claim");
-        let mut b = world.spawn_held(&["dbbackup"], "claim");
         a.wait_at("claim");
+        world.ok(&["unlock", "--force"]);
+        let mut b = world.spawn_held(&["dbbackup"], "claim");
         b.wait_at("claim");
         // One write releases both at once.
         std::fs::write(a.dir.path().join("claim.go"), b"").unwrap();
@@ -341,10 +345,17 @@ fn concurrent_cleanups_do_not_fail_each_other() {
     let mut a = world.spawn_held(&["dbbackup", "--clean"], "cleaning");
     a.wait_at("cleaning");
     let mine: Vec<String> = world.names(None);
-    world.ok(&["dbbackup"]); // newer than a's
+    // Waits for a's lock (tests/locks.rs), then publishes a newer backup.
+    let b = world.spawn(&["--lock-wait", "60", "dbbackup"]);
     a.release("cleaning");
     let r = a.finish();
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let rb = b.wait_with_output().unwrap();
+    assert!(
+        rb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rb.stderr)
+    );
     let after = world.names(None);
     assert!(after.contains(&mine[0]), "a's own backup kept: {after:?}");
 
@@ -354,7 +365,7 @@ fn concurrent_cleanups_do_not_fail_each_other() {
         .replace("db_cleanup_keep = 1", "db_cleanup_keep = 2");
     for round in 0..3 {
         let children: Vec<_> = (0..4)
-            .map(|_| world.spawn(&["dbbackup", "--clean"]))
+            .map(|_| world.spawn(&["--lock-wait", "120", "dbbackup", "--clean"]))
             .collect();
         for c in children {
             let out = c.wait_with_output().unwrap();
@@ -604,6 +615,9 @@ fn a_backup_is_not_deleted_by_another_run_while_its_run_is_going() {
     a.wait_at("recorded");
     let a_backup = world.names(None).remove(0);
     std::thread::sleep(Duration::from_millis(1100));
+    // a's lock keeps b out; someone removes it by mistake (a lock is the
+    // first guard, the claim a holds until it ends is the second).
+    world.ok(&["unlock", "--force"]);
     let b = world.ok(&["dbbackup", "--clean"]);
     assert!(
         world.names(None).contains(&a_backup),

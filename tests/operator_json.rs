@@ -1576,6 +1576,9 @@ fn prune_spares_a_backup_whose_run_is_still_going() {
     let mut held = w.spawn_held(&["dbbackup"], "recorded");
     held.wait_at("recorded");
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Its lock keeps other runs out (tests/locks.rs); removed by mistake,
+    // the run's claim still spares its backup.
+    w.ok(&["unlock", "--force"]);
     w.ok(&["dbbackup"]);
     let names = w.names(None);
     assert_eq!(names.len(), 3, "{names:?}");

@@ -45,6 +45,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub tenant: Option<String>,
 
+    /// How long to wait for another run's lock on the same series (a
+    /// database's backups, or the media backup) before failing with exit 5:
+    /// seconds, or e.g. 30s, 5m, 1h. Default 0: fail at once, naming the
+    /// holder. See docs/locks.md.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = crate::lock::parse_wait)]
+    pub lock_wait: std::time::Duration,
+
     #[command(subcommand)]
     pub command: Commands,
 }
@@ -88,6 +95,9 @@ pub enum Commands {
     /// Check the config file and what it relies on.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Remove the locks of runs that are gone (stale ones; with --force,
+    /// every lock of the series) and list the live ones with their holders.
+    Unlock(UnlockArgs),
     /// Print a completion script for a shell, generated from this command line.
     Completions(CompletionsArgs),
     /// Print the man page (roff), generated from this command line.
@@ -329,6 +339,28 @@ pub struct VerifyArgs {
     #[arg(long, requires = "all")]
     pub newest: bool,
     /// Print the backups checked as one JSON document (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --force only stale locks go: those whose lease ran out, and those of \
+processes on this host that no longer run. A live lock is listed with its holder; remove it with \
+--force only when you are sure that run is gone: a run whose lock is removed stops before its \
+next change (exit 5)."
+)]
+pub struct UnlockArgs {
+    /// Only the locks of this database's backups (default: every series).
+    #[arg(short, long, value_name = "ALIAS", conflicts_with = "media")]
+    pub database: Option<String>,
+    /// Only the locks of the media backup.
+    #[arg(long)]
+    pub media: bool,
+    /// Remove live locks too.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what was removed and what is still held as one JSON document.
     #[arg(long)]
     pub json: bool,
 }

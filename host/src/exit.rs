@@ -22,6 +22,9 @@ pub enum ExitCode {
     Refused = 3,
     /// A backup's size or SHA-256 does not match its integrity record.
     Integrity = 4,
+    /// Another run holds the lock on the series (database or media backup)
+    /// past --lock-wait, or this run lost its lock (see docs/locks.md).
+    Locked = 5,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted = 130,
 }
@@ -33,6 +36,7 @@ pub enum FailureKind {
     Usage,
     Refused,
     Integrity,
+    Locked,
     Interrupted,
 }
 
@@ -43,6 +47,7 @@ impl FailureKind {
             FailureKind::Usage => ExitCode::Usage,
             FailureKind::Refused => ExitCode::Refused,
             FailureKind::Integrity => ExitCode::Integrity,
+            FailureKind::Locked => ExitCode::Locked,
             FailureKind::Interrupted => ExitCode::Interrupted,
         }
     }
@@ -81,6 +86,9 @@ pub fn refused(message: impl Into<String>) -> anyhow::Error {
 }
 pub fn integrity(message: impl Into<String>) -> anyhow::Error {
     Failure::new(FailureKind::Integrity, message).into()
+}
+pub fn locked(message: impl Into<String>) -> anyhow::Error {
+    Failure::new(FailureKind::Locked, message).into()
 }
 pub fn failed(message: impl Into<String>) -> anyhow::Error {
     Failure::new(FailureKind::Failed, message).into()

@@ -26,6 +26,9 @@
 //! lock is held and the previous file read, nothing written yet),
 //! `metrics-rename` (the new content is in the temporary file, synced, not
 //! yet renamed over the file).
+//! Step of every command that takes a lease lock (dbbackup, prune,
+//! dbrestore, mediabackup, mediarestore; crate::lock): `locked` (the lock
+//! is held and its renewal runs; nothing of the series touched yet).
 //! Step of `verify`: `verify-next` (before each backup is read; with
 //! `--all`, once per backup). `prune` holds at `dbbackup`'s `cleaning`
 //! (before it decides) and `deleting` (a backup's data object deleted, its

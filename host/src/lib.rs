@@ -12,6 +12,7 @@ pub mod engines;
 pub mod exit;
 pub mod failpoint;
 pub mod interrupt;
+pub mod lock;
 pub mod media;
 pub mod metrics;
 pub mod naming;

@@ -170,7 +170,11 @@ pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
             .map(|s| format!("; shard {s} takes {kept} of the {of} (the top level counts as one)"))
             .unwrap_or_default(),
     );
-    let rows = schedule(planned, jobs, args.clean)?;
+    let opts = JobOpts {
+        clean: args.clean,
+        lock_wait: cli.lock_wait,
+    };
+    let rows = schedule(planned, jobs, opts)?;
     if let Some(path) = crate::metrics::file(cli) {
         write_metrics(&path, &rows);
     }
@@ -344,7 +348,15 @@ fn plan(units: Vec<Unit>) -> Result<Vec<Job>> {
 
 /// Runs the jobs, at most `n` at a time, until all ran or the run is
 /// interrupted; a row for every job, in the jobs' order.
-fn schedule(jobs: Vec<Job>, n: usize, clean: bool) -> Result<Vec<Row>> {
+/// What every job does the same: `--clean`, and `--lock-wait` for each
+/// database's lock (a lock not had in time fails that job's row only).
+#[derive(Clone, Copy)]
+struct JobOpts {
+    clean: bool,
+    lock_wait: std::time::Duration,
+}
+
+fn schedule(jobs: Vec<Job>, n: usize, opts: JobOpts) -> Result<Vec<Row>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| exit::failed(format!("cannot start the job scheduler: {e}")))?;
@@ -363,7 +375,7 @@ fn schedule(jobs: Vec<Job>, n: usize, clean: bool) -> Result<Vec<Row>> {
             let done = done.clone();
             running.spawn_blocking(move || {
                 let _permit: OwnedSemaphorePermit = permit;
-                (i, run_job(job, clean, &done, total))
+                (i, run_job(job, opts, &done, total))
             });
         }
         for (i, job) in waiting {
@@ -418,7 +430,7 @@ fn not_run(job: Job) -> Row {
 
 /// One job, on a thread of tokio's blocking pool; its log lines carry the
 /// tenant and the database.
-fn run_job(job: Job, clean: bool, done: &AtomicUsize, total: usize) -> Row {
+fn run_job(job: Job, opts: JobOpts, done: &AtomicUsize, total: usize) -> Row {
     let span = tracing::info_span!(
         "job",
         tenant = tracing::field::Empty,
@@ -435,13 +447,12 @@ fn run_job(job: Job, clean: bool, done: &AtomicUsize, total: usize) -> Row {
         return not_run(job);
     }
     let started = Instant::now();
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| back_up_one(&job, clean)))
-            .unwrap_or_else(|_| {
-                Err(exit::failed(
-                    "rcbackup failed inside this job (a bug: the panic above says where)",
-                ))
-            });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| back_up_one(&job, opts)))
+        .unwrap_or_else(|_| {
+            Err(exit::failed(
+                "rcbackup failed inside this job (a bug: the panic above says where)",
+            ))
+        });
     let duration = started.elapsed();
     let outcome = match result {
         Ok(made) => Outcome::Ok(Box::new(made)),
@@ -476,18 +487,19 @@ fn run_job(job: Job, clean: bool, done: &AtomicUsize, total: usize) -> Row {
 
 /// What `rcbackup --tenant T dbbackup -d ALIAS [--clean]` does, on the
 /// tenant's config, the run's rclone and policies loaded for this job.
-fn back_up_one(job: &Job, clean: bool) -> Result<BackedUp> {
+fn back_up_one(job: &Job, opts: JobOpts) -> Result<BackedUp> {
     let place = job.place.as_ref().map_err(|why| exit::usage(why.clone()))?;
     let ctx = Context {
         policies: Policies::from_config(&place.config.policies)?
             .for_tenant(place.config.tenant.clone()),
         rclone: place.rclone.clone(),
         config: place.config.clone(),
+        lock_wait: opts.lock_wait,
     };
     let args = DbBackupArgs {
         database: job.database.clone(),
         noinput: false,
-        clean,
+        clean: opts.clean,
         dry_run: false,
         json: false,
     };

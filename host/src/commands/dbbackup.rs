@@ -20,6 +20,7 @@ use crate::database::Database;
 use crate::engines;
 use crate::exit;
 use crate::failpoint;
+use crate::lock::{Lock, Series};
 use crate::naming::{
     check_file_name, check_object_path, compressed_name, printable, MAX_OBJECT_NAME_LEN,
 };
@@ -113,6 +114,9 @@ pub(super) fn back_up(ctx: &Context, args: &DbBackupArgs) -> Result<Option<Backe
         return Ok(None);
     }
 
+    // One run at a time per database, here or on any machine: held until
+    // this function returns (the backup and its --clean).
+    let lock = ctx.lock(Series::Db(db.alias.clone()), "dbbackup")?;
     let mut pre = Event::new(EventKind::PreDbBackup, now);
     pre.database = Some(db.alias.clone());
     pre.backup = Some(name.clone());
@@ -120,7 +124,7 @@ pub(super) fn back_up(ctx: &Context, args: &DbBackupArgs) -> Result<Option<Backe
         .emit_pre(&pre, &format!("backup of `{}`", db.alias))?;
 
     let started = Instant::now();
-    let outcome = stream_and_publish(ctx, &catalog, db, &name, &run, now);
+    let outcome = stream_and_publish(ctx, &catalog, db, &name, &run, now, &lock);
     let mut done = Event::new(EventKind::PostDbBackup, Utc::now());
     done.database = Some(db.alias.clone());
     done.backup = Some(name.clone());
@@ -163,6 +167,7 @@ pub(super) fn back_up(ctx: &Context, args: &DbBackupArgs) -> Result<Option<Backe
         let series = listing.series(&db.alias);
         let mut cleaner = Cleaner::start(ctx, &catalog, &listing, now, false, Some(&record.name))?;
         cleaner.only(&db.alias);
+        cleaner.guarded_by(vec![&lock]);
         let cleaned = cleaner
             .series(&db.alias, &series)
             .and_then(|()| cleaner.leftovers(&[db]));
@@ -364,6 +369,7 @@ fn stream_and_publish(
     name: &str,
     run: &str,
     now: DateTime<Utc>,
+    lock: &Lock,
 ) -> Result<BackupRecord> {
     let partial = catalog.partial_path(name, run);
     let compression = ctx.config.compression(&db.alias);
@@ -425,6 +431,12 @@ fn stream_and_publish(
     if crate::interrupt::interrupted() {
         remove_quietly(ctx, &partial);
         return Err(exit::interrupted());
+    }
+    // Another run may have taken the series if ours was lost: publish
+    // nothing then.
+    if let Err(e) = lock.check() {
+        remove_quietly(ctx, &partial);
+        return Err(exit::with_note(e, "nothing was published"));
     }
     let record = BackupRecord::new(name, &db.alias, db.engine, digest.size, digest.sha256, now)
         .compressed(compression.codec())
@@ -699,6 +711,8 @@ pub(super) struct Cleaner<'c> {
     /// (for the interrupt message).
     deleted: Vec<String>,
     removed: usize,
+    /// The locks this cleanup runs under, checked before each deletion.
+    locks: Vec<&'c Lock>,
 }
 
 impl<'c> Cleaner<'c> {
@@ -723,6 +737,7 @@ impl<'c> Cleaner<'c> {
             report: Cleanup::default(),
             deleted: Vec::new(),
             removed: 0,
+            locks: Vec::new(),
         };
         cleaner.stop()?;
         // A backup without a record of its own (one that does not read, or
@@ -738,6 +753,32 @@ impl<'c> Cleaner<'c> {
             cleaner.report.damaged.push(damaged_skipped(d));
         }
         Ok(cleaner)
+    }
+
+    /// Checks `locks` before each deletion: a lost lock stops the cleanup.
+    pub fn guarded_by(&mut self, locks: Vec<&'c Lock>) {
+        self.locks = locks;
+    }
+
+    /// Fails if a lock this cleanup runs under was lost: the lock of
+    /// database `alias` if it has one, else every one.
+    fn still_locked(&self, alias: Option<&str>) -> Result<()> {
+        let series = alias.map(|a| Series::Db(a.to_string()));
+        let own: Vec<&&Lock> = self
+            .locks
+            .iter()
+            .filter(|l| series.as_ref() == Some(l.series()))
+            .collect();
+        let check = if own.is_empty() {
+            self.locks.iter().collect()
+        } else {
+            own
+        };
+        for lock in check {
+            lock.check()
+                .map_err(|e| exit::with_note(e, &format!("cleanup stopped: {}", self.went())))?;
+        }
+        Ok(())
     }
 
     /// Removes only the leftovers that belong to database `alias`.
@@ -886,6 +927,7 @@ impl<'c> Cleaner<'c> {
         let mut deleted = Vec::new();
         for d in decisions.iter().filter(|d| !d.keep) {
             self.stop()?;
+            self.still_locked(Some(alias))?;
             self.catalog
                 .delete(&d.name)
                 .map_err(|e| self.cut_short(e))?;
@@ -1010,6 +1052,7 @@ impl<'c> Cleaner<'c> {
                 continue;
             }
             self.stop()?;
+            self.still_locked(self.owner(leftover))?;
             self.catalog
                 .remove(leftover)
                 .map_err(|e| self.cut_short(e))?;

@@ -9,6 +9,7 @@ use super::{apply_approval, choose_backup, with_events, Context};
 use crate::cli::DbRestoreArgs;
 use crate::engines::{self, Source};
 use crate::exit;
+use crate::lock::Series;
 use crate::policy::{Event, EventKind, RestoreRequest};
 
 pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
@@ -71,6 +72,13 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
     pre.sha256 = Some(backup.sha256.clone());
     let events = (EventKind::PostDbRestore, EventKind::DbRestoreFailed);
     with_events(ctx, pre, &what, events, || {
+        // No backup or prune of this database while it is restored (and no
+        // second restore), held until the restore ends. Taken once the
+        // restore is approved and no hook vetoed it: a refused restore
+        // touches nothing on the remote, not even a lock.
+        let _lock = ctx
+            .lock(Series::Db(db.alias.clone()), "dbrestore")
+            .map_err(|e| exit::with_note(e, "the database was left as it was"))?;
         let started = Instant::now();
         let source = Source {
             rclone: &ctx.rclone,

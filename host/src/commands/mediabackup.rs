@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::{json, with_events, Context};
 use crate::cli::MediaBackupArgs;
 use crate::exit;
+use crate::lock::{Lock, Series};
 use crate::media::changes::{Changes, Observer};
 use crate::media::history::{self, FileList, FileState, History};
 use crate::media::local::{self, LocalFile, RootState};
@@ -61,8 +62,14 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     pre.backup = Some(stamp.clone());
     let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
     let started = Instant::now();
-    let changes = with_events(ctx, pre, "media backup", kinds, || {
-        sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))
+    let (changes, lock) = with_events(ctx, pre, "media backup", kinds, || {
+        // One media backup or restore at a time, here or on any machine;
+        // taken once no hook vetoed the backup, held until it ends.
+        let lock = ctx
+            .lock(Series::Media, "mediabackup")
+            .map_err(|e| exit::with_note(e, "the media backup was not changed"))?;
+        let changes = sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))?;
+        Ok((changes, lock))
     })?;
     let kept = if settings.media_versions
         && !(changes.replaced.is_empty() && changes.deleted.is_empty())
@@ -85,7 +92,7 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     if let Some(keep) = settings.media_versions_keep {
         // The backup itself is done; a failed prune only leaves old
         // versions in place, so it warns rather than fails the run.
-        if let Err(e) = prune(ctx, &layout, keep, now) {
+        if let Err(e) = prune(ctx, &layout, keep, now, &lock) {
             tracing::warn!("the media backup succeeded, but pruning old versions failed: {e:#}");
         }
     }
@@ -404,6 +411,7 @@ fn prune(
     layout: &Layout,
     keep: crate::media::VersionsKeep,
     now: DateTime<Utc>,
+    lock: &Lock,
 ) -> Result<()> {
     let entries = listing::list_all(&ctx.rclone, &layout.versions)?.unwrap_or_default();
     let history = History::from_listing(&entries);
@@ -416,6 +424,9 @@ fn prune(
         return Ok(());
     };
     let (files, folders) = history::prune_plan(&history, oldest);
+    if !(files.is_empty() && folders.is_empty()) {
+        lock.check()?;
+    }
     for f in &files {
         ctx.rclone.deletefile(&format!("{}/{f}", layout.versions))?;
     }

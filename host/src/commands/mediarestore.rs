@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{apply_approval, with_events, Context};
 use crate::cli::MediaRestoreArgs;
 use crate::exit;
+use crate::lock::Series;
 use crate::media::changes::{Changes, Observer};
 use crate::media::history::{self, FileList, History};
 use crate::media::local::LocalFile;
@@ -138,6 +139,11 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let kinds = (EventKind::PostMediaRestore, EventKind::MediaRestoreFailed);
     let started = Instant::now();
     let changes = with_events(ctx, pre, "media restore", kinds, || {
+        // No media backup changes the mirror while it is read back. Taken
+        // once the restore is approved and no hook vetoed it.
+        let _lock = ctx
+            .lock(Series::Media, "mediarestore")
+            .map_err(|e| exit::with_note(e, "no local file was changed"))?;
         let changes = copy(ctx, &plan, &root_arg, false, &local_files)?;
         // Deletes only after every file came back: a failed or interrupted
         // copy deletes nothing.

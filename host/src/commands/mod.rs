@@ -17,6 +17,7 @@ mod verify;
 // Part of issue 11 (--json, prune): the JSON documents and `prune`.
 mod json;
 mod prune;
+mod unlock;
 
 use anyhow::Result;
 
@@ -24,6 +25,7 @@ use crate::catalog::{Catalog, Listing};
 use crate::cli::{Cli, Commands};
 use crate::config::{self, Config};
 use crate::exit;
+use crate::lock::{Lock, Request, Series};
 use crate::naming::printable;
 use crate::policy::{Approval, Event, EventKind, Policies};
 use crate::prompt;
@@ -35,6 +37,8 @@ pub struct Context {
     pub config: Config,
     pub rclone: Rclone,
     pub policies: Policies,
+    /// `--lock-wait`: how long [`Context::lock`] waits for a holder.
+    pub lock_wait: std::time::Duration,
 }
 
 impl Context {
@@ -49,6 +53,20 @@ impl Context {
             rclone,
             policies: Policies::from_config(&config.policies)?.for_tenant(config.tenant.clone()),
             config,
+            lock_wait: cli.lock_wait,
+        })
+    }
+
+    /// Takes the lease lock on `series` for `command` (waiting up to
+    /// --lock-wait): held until the returned value is dropped.
+    pub fn lock(&self, series: Series, command: &str) -> Result<Lock> {
+        Lock::acquire(Request {
+            rclone: &self.rclone,
+            db_backup_dir: &self.config.settings.db_backup_dir,
+            series,
+            command,
+            tenant: self.config.tenant.as_deref(),
+            wait: self.lock_wait,
         })
     }
 
@@ -83,6 +101,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
         Commands::Drill(a) => drill::run(&ctx, a),
         Commands::Prune(a) => prune::run(&ctx, a),
+        Commands::Unlock(a) => unlock::run(&ctx, a),
         Commands::Policy(_)
         | Commands::BackupAll(_)
         | Commands::Init(_)

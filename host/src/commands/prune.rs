@@ -11,11 +11,23 @@ use serde::Serialize;
 use super::dbbackup::{Cleaner, Cleanup};
 use super::{json, Context};
 use crate::cli::PruneArgs;
+use crate::lock::Series;
 
 pub fn run(ctx: &Context, args: &PruneArgs) -> Result<()> {
     let aliases: Vec<&str> = match &args.database {
         Some(a) => vec![ctx.config.alias(Some(a))?],
         None => ctx.config.databases.keys().map(String::as_str).collect(),
+    };
+    // Each database pruned is locked (in the config's order, so two prunes
+    // never wait on each other crosswise) before anything is listed; a dry
+    // run changes nothing and takes none.
+    let locks = if args.dry_run {
+        Vec::new()
+    } else {
+        aliases
+            .iter()
+            .map(|a| ctx.lock(Series::Db(a.to_string()), "prune"))
+            .collect::<Result<Vec<_>>>()?
     };
     let catalog = ctx.catalog();
     let listing = catalog.list()?;
@@ -39,6 +51,7 @@ pub fn run(ctx: &Context, args: &PruneArgs) -> Result<()> {
         // Only this database's things: its backups and its leftovers.
         cleaner.only(aliases[0]);
     }
+    cleaner.guarded_by(locks.iter().collect());
     for alias in &aliases {
         cleaner.series(alias, &listing.series(alias))?;
     }

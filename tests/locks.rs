@@ -1,0 +1,444 @@
+//! Lease locks on the remote (host/src/lock.rs, docs/locks.md): real
+//! rcbackup processes against real rclone (a local folder remote and
+//! `rclone serve webdav`), held at failpoints while another run tries.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Exit code of "another run holds the series" and "the lock was lost".
+const LOCKED: i32 = 5;
+
+fn world(remote: Remote) -> World {
+    let mut w = World::new(remote);
+    w.setting("compression = \"none\"");
+    w.seeded_sqlite("default", 200);
+    w
+}
+
+/// The lock folder of database `alias` in the local store.
+fn lock_dir(w: &World, alias: &str) -> PathBuf {
+    w.store.join(format!("db/.rcbackup/locks/db-{alias}"))
+}
+
+fn lock_files(w: &World, alias: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(lock_dir(w, alias))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Writes a lock object as another run would, straight into the store.
+fn craft_lock(w: &World, alias: &str, id: &str, host: &str, pid: u32, expires_in_secs: i64) {
+    let now = chrono::Utc::now();
+    let body = serde_json::json!({
+        "version": 1,
+        "id": id,
+        "command": "dbbackup",
+        "host": host,
+        "pid": pid,
+        "tenant": null,
+        "series": format!("db-{alias}"),
+        "created": (now - chrono::Duration::hours(2)).to_rfc3339(),
+        "expires": (now + chrono::Duration::seconds(expires_in_secs)).to_rfc3339(),
+        "held": true,
+    });
+    std::fs::create_dir_all(lock_dir(w, alias)).unwrap();
+    std::fs::write(
+        lock_dir(w, alias).join(format!("{id}.json")),
+        body.to_string(),
+    )
+    .unwrap();
+}
+
+fn second_run_fails_naming_the_holder_then_waits(remote: Remote) {
+    let w = world(remote);
+    let mut first = w.spawn_held(&["dbbackup"], "locked");
+    first.wait_at("locked");
+    let pid = first.child.id();
+
+    let second = w.run(&["dbbackup"]);
+    assert_eq!(second.code, LOCKED, "{}", second.stderr);
+    assert_mentions(
+        &second.stderr,
+        &[
+            "database `default` is locked",
+            "`dbbackup`",
+            &format!("host {}", host()),
+            &format!("pid {pid}"),
+            "running since",
+            "lease until",
+            "rcbackup unlock -d default --force",
+        ],
+    );
+
+    // With --lock-wait it waits for the holder, then goes on.
+    let mut waiting = w.spawn(&["--lock-wait", "60s", "dbbackup"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "the waiting run must not finish while the first holds the lock"
+    );
+    first.release("locked");
+    let first = first.finish();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let waited = waiting.wait_with_output().unwrap();
+    assert_eq!(
+        waited.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert_eq!(w.names(Some("default")).len(), 2);
+    assert!(
+        lock_files(&w, "default").is_empty(),
+        "locks left: {:?}",
+        lock_files(&w, "default")
+    );
+}
+
+/// Fails before the fix: the second run made a backup beside the first.
+#[test]
+fn second_backup_of_a_database_is_refused_or_waits_local() {
+    second_run_fails_naming_the_holder_then_waits(Remote::Local);
+}
+
+#[test]
+fn second_backup_of_a_database_is_refused_or_waits_webdav() {
+    second_run_fails_naming_the_holder_then_waits(Remote::Webdav);
+}
+
+#[test]
+fn different_databases_back_up_side_by_side() {
+    let mut w = world(Remote::Local);
+    w.seeded_sqlite("other", 50);
+    let mut first = w.spawn_held(&["dbbackup", "-d", "default"], "locked");
+    first.wait_at("locked");
+    w.ok(&["dbbackup", "-d", "other"]);
+    first.release("locked");
+    assert_eq!(first.finish().code, 0);
+    assert_eq!(w.names(Some("other")).len(), 1);
+    assert_eq!(w.names(Some("default")).len(), 1);
+}
+
+#[test]
+fn prune_and_restore_wait_for_a_backup_of_their_database() {
+    let w = world(Remote::Local);
+    w.ok(&["dbbackup"]);
+    let file = w.path("default.sqlite3");
+    let before = sqlite(&file, "SELECT count(*) FROM items;");
+    let mut held = w.spawn_held(&["dbbackup"], "locked");
+    held.wait_at("locked");
+
+    for args in [
+        &["prune", "-d", "default"][..],
+        &["prune"][..],
+        &["dbrestore", "--noinput"][..],
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code, LOCKED, "{args:?}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["locked", "nothing was changed"]);
+    }
+    // Only reading: no lock.
+    w.ok(&["prune", "--dry-run"]);
+    w.ok(&["listbackups"]);
+    w.ok(&["verify", "--all"]);
+    assert_eq!(sqlite(&file, "SELECT count(*) FROM items;"), before);
+
+    held.release("locked");
+    assert_eq!(held.finish().code, 0);
+    w.ok(&["dbrestore", "--noinput"]);
+}
+
+/// A holder SIGKILLed on this host frees its series at once: its pid is dead.
+#[test]
+fn a_holder_killed_here_frees_the_series_at_once() {
+    let w = world(Remote::Local);
+    let mut held = w.spawn_held(&["dbbackup"], "locked");
+    held.wait_at("locked");
+    let children = snapshot(&descendants(held.child.id()));
+    held.signal(libc::SIGKILL);
+    let _ = held.finish();
+    kill_leftovers(&children);
+    assert_eq!(
+        lock_files(&w, "default").len(),
+        1,
+        "SIGKILL leaves the lock object"
+    );
+
+    let started = Instant::now();
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(w.names(Some("default")).len(), 1);
+    // The next holder removed the dead one's object.
+    assert_mentions(
+        &r.stderr,
+        &["removed a stale lock", "no longer runs on this host"],
+    );
+    assert!(lock_files(&w, "default").is_empty());
+    let u = w.ok(&["unlock", "-d", "default"]);
+    assert_mentions(&u.stdout, &["no locks"]);
+}
+
+#[test]
+fn another_hosts_lock_blocks_until_its_lease_ends() {
+    let w = world(Remote::Local);
+    // Expired: ignored.
+    craft_lock(&w, "default", "expired0000", "elsewhere", 4242, -60);
+    w.ok(&["dbbackup"]);
+    // Live on another host (its pid means nothing here): blocks.
+    craft_lock(&w, "default", "live000000", "elsewhere", 4242, 600);
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &["host elsewhere", "pid 4242", "unlock -d default --force"],
+    );
+    assert_eq!(w.names(Some("default")).len(), 1);
+
+    // Lock objects are none of the catalog's business.
+    for args in [
+        &["listbackups", "--json"][..],
+        &["verify", "--all"][..],
+        &["prune", "--dry-run", "--json"][..],
+    ] {
+        let out = w.ok(args);
+        assert_lacks(&out.stdout, &["locks", "live000000", "expired0000"]);
+        assert_lacks(
+            &out.stderr,
+            &["locks/", "live000000", "expired0000", "leftover"],
+        );
+    }
+}
+
+#[test]
+fn unlock_removes_stale_locks_and_with_force_live_ones() {
+    let w = world(Remote::Local);
+    craft_lock(&w, "default", "stale00000", "elsewhere", 1, -60);
+    craft_lock(&w, "default", "live000000", "elsewhere", 4242, 600);
+
+    let u = w.ok(&["unlock"]);
+    assert_mentions(
+        &u.stdout,
+        &[
+            "removed the lock of database `default`",
+            "its lease ran out",
+            "still held by `dbbackup` on host elsewhere (pid 4242",
+            "rcbackup unlock -d default --force",
+        ],
+    );
+    let left: Vec<String> = lock_files(&w, "default")
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["live000000.json"]);
+    assert_eq!(w.run(&["dbbackup"]).code, LOCKED);
+
+    let j = w.ok(&["unlock", "-d", "default", "--force", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["removed"].as_array().unwrap().len(), 1);
+    assert!(lock_files(&w, "default").is_empty());
+    w.ok(&["dbbackup"]);
+}
+
+fn lost_lock_publishes_nothing(remote: Remote) {
+    let w = world(remote);
+    let mut held = w.spawn_held(&["dbbackup"], "uploaded");
+    held.wait_at("uploaded");
+    // Someone ran `unlock --force` (another run may now hold the series).
+    let u = w.ok(&["unlock", "-d", "default", "--force"]);
+    assert_mentions(&u.stdout, &["removed the lock of database `default`"]);
+    assert!(lock_files(&w, "default").is_empty());
+    held.release("uploaded");
+    let r = held.finish();
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[
+            "lock on database `default` was lost",
+            "nothing was published",
+        ],
+    );
+    assert!(w.names(Some("default")).is_empty());
+    let left: Vec<String> = store_files(&w).into_iter().collect();
+    assert!(
+        left.iter()
+            .all(|f| !f.contains("partial") && !f.contains("claims")),
+        "half-made objects left: {left:?}"
+    );
+}
+
+/// Fails before the check: the backup was published by a run that no longer
+/// held the series.
+#[test]
+fn a_lost_lock_publishes_nothing_local() {
+    lost_lock_publishes_nothing(Remote::Local);
+}
+
+#[test]
+fn a_lost_lock_publishes_nothing_webdav() {
+    lost_lock_publishes_nothing(Remote::Webdav);
+}
+
+#[test]
+fn an_interrupted_run_releases_its_lock() {
+    let w = world(Remote::Local);
+    let mut held = w.spawn_held(&["dbbackup"], "locked");
+    held.wait_at("locked");
+    assert_eq!(lock_files(&w, "default").len(), 1);
+    held.signal(libc::SIGTERM);
+    let r = held.finish();
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(
+        lock_files(&w, "default").is_empty(),
+        "lock left after the interrupt: {:?}",
+        lock_files(&w, "default")
+    );
+}
+
+#[test]
+fn media_backups_lock_each_other() {
+    let mut w = World::new(Remote::Local);
+    let root = w.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "alpha").unwrap();
+    w.setting(&format!("media_root = \"{}\"", root.display()));
+    w.ok(&["mediabackup"]);
+    std::fs::write(root.join("b.txt"), "bravo").unwrap();
+    let mut held = w.spawn_held(&["mediabackup"], "locked");
+    held.wait_at("locked");
+    let r = w.run(&["mediabackup"]);
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &["the media backup is locked", "unlock --media --force"],
+    );
+    let r = w.run(&["mediarestore", "--noinput"]);
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    held.release("locked");
+    assert_eq!(held.finish().code, 0);
+    assert!(w.store.join("media/b.txt").exists());
+    assert!(!w
+        .store
+        .join("db/.rcbackup/locks/media")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some()));
+}
+
+fn many_runs_take_turns(remote: Remote) {
+    let mut w = world(remote);
+    // Each dump marks that it is inside; a second one inside at the same
+    // time leaves `overlap`.
+    let inside = w.path("inside");
+    let overlap = w.path("overlap");
+    w.wrap_tool(
+        "sqlite3",
+        &format!(
+            "mkdir '{}' 2>/dev/null || touch '{}'\nsleep 0.3\n\"$REAL\" \"$@\"; rc=$?\nrmdir '{}' 2>/dev/null\nexit $rc",
+            inside.display(),
+            overlap.display(),
+            inside.display()
+        ),
+    );
+    let runs: Vec<_> = (0..6)
+        .map(|_| w.spawn(&["--lock-wait", "120s", "dbbackup"]))
+        .collect();
+    for r in runs {
+        let out = r.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        !overlap.exists(),
+        "two dumps of the same database ran at once"
+    );
+    assert_eq!(w.names(Some("default")).len(), 6);
+    assert!(lock_files(&w, "default").is_empty());
+}
+
+#[test]
+fn many_runs_of_one_database_take_turns_local() {
+    many_runs_take_turns(Remote::Local);
+}
+
+#[test]
+fn many_runs_of_one_database_take_turns_webdav() {
+    many_runs_take_turns(Remote::Webdav);
+}
+
+/// backup-all: a database another run holds fails only its own row; a
+/// tenant's lock lives in the tenant's own folder and names the tenant.
+#[test]
+fn backup_all_fails_only_the_locked_row() {
+    let mut w = World::new(Remote::Local);
+    w.setting("tenants_dir = \"tenants\"");
+    std::fs::create_dir_all(w.path("tenants")).unwrap();
+    for t in ["acme", "beta"] {
+        let file = w.path(&format!("{t}.sqlite3"));
+        sqlite(&file, &seed_sql(30));
+        std::fs::write(
+            w.path(&format!("tenants/{t}.toml")),
+            format!(
+                "[databases.main]\nengine = \"sqlite\"\nname = \"{}\"\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+    }
+    let mut held = w.spawn_held(&["--tenant", "acme", "dbbackup", "-d", "main"], "locked");
+    held.wait_at("locked");
+    let dir = w.store.join("tenants/acme/db/.rcbackup/locks/db-main");
+    let objects: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(objects.len(), 1);
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(objects[0].path()).unwrap()).unwrap();
+    assert_eq!(lock["tenant"], "acme");
+    assert_eq!(lock["held"], true);
+
+    let r = w.run(&["backup-all", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let rows = v["databases"].as_array().unwrap();
+    let acme = rows.iter().find(|r| r["tenant"] == "acme").unwrap();
+    let beta = rows.iter().find(|r| r["tenant"] == "beta").unwrap();
+    assert_eq!(acme["status"], "failed", "{v:#}");
+    assert_mentions(
+        &acme.to_string(),
+        &["locked", "--tenant acme unlock -d main --force"],
+    );
+    assert_eq!(beta["status"], "ok", "{v:#}");
+
+    held.release("locked");
+    assert_eq!(held.finish().code, 0);
+    // With --lock-wait the next backup-all waits its turn where it must.
+    let mut held = w.spawn_held(&["--tenant", "acme", "dbbackup", "-d", "main"], "locked");
+    held.wait_at("locked");
+    let all = w.spawn(&["--lock-wait", "60", "backup-all", "--json"]);
+    std::thread::sleep(Duration::from_secs(2));
+    held.release("locked");
+    assert_eq!(held.finish().code, 0);
+    let out = all.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
