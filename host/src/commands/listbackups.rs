@@ -281,6 +281,8 @@ pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
                 rclone: base.for_remote(&s.remote),
                 policies: Policies::builtin(),
                 config,
+                // A listing takes no lock.
+                lock_wait: std::time::Duration::ZERO,
             };
             let listing = ctx.catalog().list()?;
             let mut rows = rows(&ctx, &listing, args.database.as_deref());
