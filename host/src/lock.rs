@@ -138,6 +138,10 @@ pub struct LockInfo {
     /// False while its run checks for others; true once it holds the lock.
     #[serde(default)]
     pub held: bool,
+    /// Which pids `pid` is one of ([`pid_space`]): a lock without it is
+    /// never judged by its pid, only by its lease.
+    #[serde(default)]
+    pub pid_space: Option<String>,
 }
 
 impl LockInfo {
@@ -146,7 +150,10 @@ impl LockInfo {
         if self.expires <= now {
             return Some(format!("its lease ran out at {}", time(self.expires)));
         }
-        if self.host == this_host && !pid_alive(self.pid) {
+        // The host name alone does not say the pid is one of ours: two
+        // containers (or machines) may share a name, each with its own pids.
+        let same_pids = self.pid_space.is_some() && self.pid_space.as_deref() == pid_space();
+        if self.host == this_host && same_pids && !pid_alive(self.pid) {
             return Some(format!("process {} no longer runs on this host", self.pid));
         }
         None
@@ -184,6 +191,20 @@ pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// This boot of this machine's kernel and this process's pid namespace
+/// (`<boot id>/<pid namespace>`): two processes see the same pids exactly
+/// when they share both. `None` where /proc does not say.
+pub fn pid_space() -> Option<&'static str> {
+    static SPACE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    SPACE
+        .get_or_init(|| {
+            let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+            Some(format!("{}/{}", boot.trim(), ns.to_str()?))
+        })
+        .as_deref()
 }
 
 /// This machine's host name.
@@ -386,6 +407,7 @@ impl Lock {
                 created: now,
                 expires: now + chrono::Duration::from_std(LEASE).expect("lease"),
                 held: false,
+                pid_space: pid_space().map(str::to_string),
             };
             write(req.rclone, &path, &info).inspect_err(|_| {
                 let _ = req.rclone.deletefile(&path);
@@ -689,6 +711,7 @@ mod tests {
             created: now,
             expires: now + chrono::Duration::seconds(expires_in),
             held,
+            pid_space: pid_space().map(str::to_string),
         }
     }
 
@@ -735,6 +758,14 @@ mod tests {
         assert!(info("a", "other", 99_999_999, true, 60)
             .stale(now, "h")
             .is_none());
+        // ...nor on a host of the same name with other pids (another
+        // container named alike, this machine before a reboot), nor when
+        // the writer did not say which pids it counted in.
+        for space in [Some("other-boot/pid:[1]".to_string()), None] {
+            let mut i = info("a", "h", 99_999_999, true, 60);
+            i.pid_space = space;
+            assert!(i.stale(now, "h").is_none(), "{:?}", i.pid_space);
+        }
     }
 
     #[test]
