@@ -25,9 +25,7 @@
 //! labelled `tenant=""` in metrics (as `dbbackup` without `--tenant` is),
 //! and sharded as one unit under [`shard::TOP_LEVEL`].
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -288,8 +286,7 @@ fn units(config: &Config, pattern: Option<&str>) -> Result<Vec<Unit>> {
 /// The jobs of `units`, with one rclone (and server) per distinct
 /// (binary, config, flags), started here, on the main thread.
 fn plan(units: Vec<Unit>) -> Result<Vec<Job>> {
-    type Key = (String, Option<PathBuf>, Vec<String>);
-    let mut servers: BTreeMap<Key, Rclone> = BTreeMap::new();
+    let mut servers = crate::rclone::Servers::default();
     let mut jobs = Vec::new();
     for unit in units {
         let config = match unit.config {
@@ -318,21 +315,8 @@ fn plan(units: Vec<Unit>) -> Result<Vec<Job>> {
             }
             continue;
         }
-        let s = &config.settings;
-        let key = (
-            s.rclone_binary.clone(),
-            s.rclone_config.clone(),
-            s.rclone_flags.clone(),
-        );
-        let base = match servers.get(&key) {
-            Some(r) => r,
-            None => {
-                let r = Rclone::shared_for_run(s)?;
-                servers.entry(key).or_insert(r)
-            }
-        };
         let place = Arc::new(Place {
-            rclone: base.for_remote(&s.remote),
+            rclone: servers.for_settings(&config.settings)?,
             config,
         });
         for alias in place.config.databases.keys() {

@@ -11,7 +11,6 @@ use crate::config::{self, Config};
 use crate::exit;
 use crate::naming::printable;
 use crate::policy::Policies;
-use crate::rclone::Rclone;
 
 /// One entry of `listbackups --json`. `status` says which fields are there:
 /// `ok` and `damaged` describe backups (a damaged one has `problem`, and
@@ -258,27 +257,13 @@ pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
             entry.cloned().map_err(str::to_string),
         ));
     }
-    type Key = (String, Option<std::path::PathBuf>, Vec<String>);
-    let mut servers: std::collections::BTreeMap<Key, Rclone> = Default::default();
+    let mut servers = crate::rclone::Servers::default();
     let mut all: Vec<Row> = Vec::new();
     let mut failed = 0usize;
     for (tenant, config) in units {
         let listed = config.map_err(anyhow::Error::msg).and_then(|config| {
-            let s = &config.settings;
-            let key = (
-                s.rclone_binary.clone(),
-                s.rclone_config.clone(),
-                s.rclone_flags.clone(),
-            );
-            let base = match servers.get(&key) {
-                Some(r) => r,
-                None => {
-                    let r = Rclone::shared_for_run(s)?;
-                    servers.entry(key).or_insert(r)
-                }
-            };
             let ctx = Context {
-                rclone: base.for_remote(&s.remote),
+                rclone: servers.for_settings(&config.settings)?,
                 policies: Policies::builtin(),
                 config,
                 // A listing takes no lock.

@@ -126,6 +126,32 @@ fn server_mode() -> Result<bool> {
     }
 }
 
+/// The rclones of a run that reaches many configs' remotes (`backup-all`,
+/// `listbackups --all-tenants`): one per distinct `rclone_binary`,
+/// `rclone_config` and `rclone_flags`, each started on first use
+/// ([`Rclone::shared_for_run`]: call from the main thread) and shared by
+/// every remote it serves.
+#[derive(Default)]
+pub struct Servers {
+    started: std::collections::BTreeMap<(String, Option<PathBuf>, Vec<String>), Rclone>,
+}
+
+impl Servers {
+    /// The rclone for `s.remote`.
+    pub fn for_settings(&mut self, s: &Settings) -> Result<Rclone> {
+        let key = (
+            s.rclone_binary.clone(),
+            s.rclone_config.clone(),
+            s.rclone_flags.clone(),
+        );
+        let base = match self.started.entry(key) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(Rclone::shared_for_run(s)?),
+        };
+        Ok(base.for_remote(&s.remote))
+    }
+}
+
 /// Joins `remote` and a relative path. `name:` is the remote's root, so
 /// `name:` + `db` is `name:db` (not `name:/db`, which is the filesystem root
 /// on local and SFTP remotes); a trailing slash or none give the same path.
