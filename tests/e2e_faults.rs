@@ -193,10 +193,16 @@ fn unreachable_remote_is_blamed_not_the_dump() {
     let r = world.run(&["dbbackup"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_lacks(&r.stderr, &["dump failed"]);
-    // The upload (rclone's reason, and the remote) is blamed.
+    // The remote is blamed with rclone's reason: the lock object is the
+    // run's first write, before any dump.
     assert_mentions(
         &r.stderr,
-        &["upload failed", "`gone:db`", "connection refused"],
+        &[
+            "could not take the lock",
+            "gone:db/",
+            "connection refused",
+            "Check that the remote is reachable",
+        ],
     );
 
     let r = world.run(&["listbackups", "--json"]);
@@ -365,11 +371,14 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     for p in &leftovers {
         assert!(std::fs::metadata(p).unwrap().len() > 100_000);
     }
-    let left: Vec<PathBuf> = world
+    // The killed run's lock object is not a leftover: the next run that
+    // locks the database sees its pid is dead and removes it.
+    let (locks, left): (Vec<PathBuf>, Vec<PathBuf>) = world
         .stored_files()
         .into_iter()
         .filter(|p| !store_before.contains(p))
-        .collect();
+        .partition(|p| p.to_string_lossy().contains("/.rcbackup/locks/"));
+    assert_eq!(locks.len(), 1, "{locks:?}");
 
     world.path_prefix.clear();
     assert_eq!(world.names(None), good, "the leftover is not listed");
@@ -389,6 +398,9 @@ fn sigkilled_run_leaves_nothing_listed_and_is_cleaned_when_abandoned() {
     );
     for p in &left {
         assert!(p.exists(), "young leftover {} kept", p.display());
+    }
+    for p in &locks {
+        assert!(!p.exists(), "the dead run's lock {} removed", p.display());
     }
 
     // Age what the killed run left past abandoned_after_hours (24 by
@@ -727,7 +739,11 @@ fn concurrent_same_second_backups_do_not_overwrite() {
     // Dumps that take a second, so that the runs surely overlap.
     world.wrap_tool("sqlite3", r#"sleep 1; exec "$REAL" "$@""#);
     const RUNS: usize = 4;
-    let runs: Vec<_> = (0..RUNS).map(|_| world.spawn(&["dbbackup"])).collect();
+    // Each takes the database's lock in turn (--lock-wait); the names are
+    // still chosen within the same minute, so they must not collide.
+    let runs: Vec<_> = (0..RUNS)
+        .map(|_| world.spawn(&["dbbackup", "--lock-wait", "120s"]))
+        .collect();
     for r in runs
         .into_iter()
         .map(|c| Run::from(c.wait_with_output().unwrap()))

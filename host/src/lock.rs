@@ -41,7 +41,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -409,12 +409,24 @@ impl Lock {
                 held: false,
                 pid_space: pid_space().map(str::to_string),
             };
-            write(req.rclone, &path, &info).inspect_err(|_| {
-                let _ = req.rclone.deletefile(&path);
-            })?;
-            let found = read_series(req.rclone, &dir).inspect_err(|_| {
-                let _ = req.rclone.deletefile(&path);
-            })?;
+            // The first write is often the run's first touch of the remote:
+            // its failure must read as the remote's, not a riddle about locks.
+            let taking = || {
+                format!(
+                    "could not take the lock on {} (the first write of this run to the remote); nothing was changed",
+                    req.series
+                )
+            };
+            write(req.rclone, &path, &info)
+                .inspect_err(|_| {
+                    let _ = req.rclone.deletefile(&path);
+                })
+                .with_context(taking)?;
+            let found = read_series(req.rclone, &dir)
+                .inspect_err(|_| {
+                    let _ = req.rclone.deletefile(&path);
+                })
+                .with_context(taking)?;
             match judge(&found, &id, Utc::now(), &host) {
                 Seen::Free => {
                     info.held = true;
