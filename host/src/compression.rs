@@ -17,6 +17,7 @@
 //!   not decompress is an integrity failure ([`Decompressor::corrupt`]).
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -139,11 +140,7 @@ impl<W: Write> Compressing<W> {
         Ok(match compression {
             Compression::Zstd { level } => {
                 let mut enc = zstd::stream::write::Encoder::new(tallied, level)?;
-                // Workers compress beside the relay; on 2 cores, 2 workers.
-                let workers = std::thread::available_parallelism()
-                    .map(|n| n.get().min(MAX_WORKERS))
-                    .unwrap_or(1) as u32;
-                enc.multithread(workers)?;
+                enc.multithread(workers())?;
                 // zstd's default job for level 3 is 8 MiB, and it holds a few
                 // per worker in and out: 2 MiB jobs keep rcbackup's peak
                 // RSS near 40 MiB (README, "Compression").
@@ -173,6 +170,30 @@ const JOB_SIZE: u32 = 2 << 20;
 /// At most this many compression workers: more buys nothing at the speed
 /// a dump tool writes, and each holds its own buffers.
 const MAX_WORKERS: usize = 4;
+
+/// How many dumps this process compresses at once (`backup-all --jobs`);
+/// 1 for every other command.
+static CONCURRENT_DUMPS: AtomicUsize = AtomicUsize::new(1);
+
+/// Says that `n` dumps will be compressed at the same time, so that each
+/// takes its share of the cores rather than all of them.
+pub fn set_concurrent_dumps(n: usize) {
+    CONCURRENT_DUMPS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// zstd workers for one dump: they compress beside the relay, one per core
+/// (on 2 cores, 2 workers). When other dumps run beside this one and take
+/// the cores already, none: compressing on the relay's own thread costs no
+/// worker threads (their setup, hand-offs and buffers, about 8 MiB of peak
+/// memory per job) that would buy nothing but contention.
+fn workers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match CONCURRENT_DUMPS.load(Ordering::Relaxed) {
+        1 => cores.min(MAX_WORKERS) as u32,
+        dumps if cores / dumps <= 1 => 0,
+        dumps => (cores / dumps).min(MAX_WORKERS) as u32,
+    }
+}
 
 impl<W: Write> Write for Compressing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

@@ -172,6 +172,7 @@ pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
         clean: args.clean,
         lock_wait: cli.lock_wait,
     };
+    crate::compression::set_concurrent_dumps(jobs);
     let rows = schedule(planned, jobs, opts)?;
     if let Some(path) = crate::metrics::file(cli) {
         write_metrics(&path, &rows);
@@ -341,7 +342,13 @@ struct JobOpts {
 }
 
 fn schedule(jobs: Vec<Job>, n: usize, opts: JobOpts) -> Result<Vec<Row>> {
+    // One blocking thread per job: a job's permit is released when its
+    // thread finishes, so without this bound the next job could start on
+    // a new thread before the old one is back in the pool, and each new
+    // thread grows the allocator's arenas (peak memory grew with the
+    // number of tenants).
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(n)
         .build()
         .map_err(|e| exit::failed(format!("cannot start the job scheduler: {e}")))?;
     let total = jobs.len();
