@@ -26,8 +26,12 @@
 #   (b) `rcbackup backup-all --jobs 1`
 #   (c) `rcbackup backup-all --jobs 2`      target: at least 4x the throughput of (a)
 #   (d) `rcbackup backup-all --jobs 4`
+#   (e) TENANTS x `sqlite3 DB .dump > /dev/null`, one after another: the
+#       dump tool alone, no rcbackup, no rclone, no compression
 # each printed as seconds, backups per second and the ratio of its throughput
-# to (a)'s; rcbackup's own peak memory (VmHWM of the rcbackup process, read
+# to (a)'s; from (e), the ceiling of any --jobs 2 on this machine: (a)'s
+# seconds over (e)'s spread on 2 cores, what backup-all would reach if
+# rcbackup, zstd and rclone cost nothing; rcbackup's own peak memory (VmHWM of the rcbackup process, read
 # from /proc while it runs; children such as rclone and sqlite3 are not
 # counted) for backup-all --jobs 2 at SMALL (50) and at TENANTS tenants,
 # target: flat (ratio <= 1.25); and how many tenants fit a WINDOW_HOURS (6)
@@ -226,16 +230,23 @@ loop_a() { # what a cron loop does: one process per tenant
   local i
   for i in $(seq 0 $((TENANTS - 1))); do "$BIN" -q --tenant "$(tenant "$i")" dbbackup -d main || return; done
 }
+loop_e() { # the dump tool alone, as rcbackup runs it
+  local i
+  for i in $(seq 0 $((TENANTS - 1))); do
+    sqlite3 -bail -readonly "$OUT/dbs/$(tenant "$i").sqlite3" .dump > /dev/null || return
+  done
+}
 order() { local r=$1; shift; if [ $((r % 2)) = 1 ]; then echo "$@"; else echo "$@" | tr ' ' '\n' | tac | tr '\n' ' '; fi; }
 cfg=$OUT/etc/rcbackup.toml
 for round in $(seq "$ROUNDS"); do
-  for run in $(order "$round" a b c d small); do
+  for run in $(order "$round" a b c d e small); do
     case $run in
       a) timed a "$cfg" bash -c "$(declare -f loop_a tenant); BIN='$BIN' TENANTS=$TENANTS width=$width; loop_a"; checked a "$TENANTS" ;;
       b) timed b "$cfg" "$BIN" -q backup-all --jobs 1; checked b "$TENANTS" ;;
       c) timed c "$cfg" "$BIN" -q backup-all --jobs 2; checked c "$TENANTS"
          stored_kib=$(( $(du -sk "$OUT/remote" | cut -f1) / TENANTS )) ;;
       d) timed d "$cfg" "$BIN" -q backup-all --jobs 4; checked d "$TENANTS" ;;
+      e) timed e "$cfg" bash -c "$(declare -f loop_e tenant); OUT='$OUT' TENANTS=$TENANTS width=$width; loop_e" ;;
       small) timed small "$OUT/etc-small/rcbackup.toml" "$BIN" -q backup-all --jobs 2; checked small "$SMALL" ;;
     esac
     echo "round $round: run $run done ($((SECONDS - START)) s)"
@@ -270,6 +281,9 @@ fi
   row "(b) rcbackup backup-all --jobs 1" b "(informs)"
   row "(c) rcbackup backup-all --jobs 2" c ">= 4x" 4
   row "(d) rcbackup backup-all --jobs 4" d "(informs)"
+  row "(e) $TENANTS x sqlite3 .dump > /dev/null" e "(informs)"
+  printf '%-46s %9s %10s %7.2fx  %s\n' "ceiling of --jobs 2 (dumps alone, on 2 cores)" - - \
+    "$(echo "$sa / ($(secs e) / 2)" | bc -l)" "(what (c) would reach if rcbackup, zstd and rclone cost nothing)"
   echo
   printf '%-46s %9s %10s %8s  %-12s %s\n' "rcbackup peak RSS (VmHWM), backup-all --jobs 2" "$SMALL ten." "$TENANTS ten." ratio target result
   printf '%-46s %9s %10s %7.2fx  %-12s %s\n' "  KiB, rcbackup's own (children not counted)" "${rss_small:--}" "${rss_big:--}" "$rss_ratio" "<= 1.25x" \
