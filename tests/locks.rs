@@ -442,3 +442,35 @@ fn backup_all_fails_only_the_locked_row() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Outside review: a large object of garbage in a lock folder. It is not
+/// read into memory, the run that gives up names it (not "other runs
+/// again and again"), and `unlock --force` clears it.
+#[test]
+fn garbage_in_the_lock_folder_is_named_and_unlock_clears_it() {
+    let w = world(Remote::Local);
+    std::fs::create_dir_all(lock_dir(&w, "default")).unwrap();
+    let junk: Vec<u8> = (0..4_000_000u64).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(lock_dir(&w, "default").join("junk.json"), junk).unwrap();
+
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[
+            "junk.json",
+            "does not read as a lock",
+            "rcbackup unlock -d default --force",
+        ],
+    );
+    assert!(!r.stderr.contains("again and again"), "{}", r.stderr);
+    assert_eq!(
+        lock_files(&w, "default").len(),
+        1,
+        "only the garbage is left"
+    );
+
+    w.ok(&["unlock", "-d", "default", "--force"]);
+    assert!(lock_files(&w, "default").is_empty());
+    w.ok(&["dbbackup"]);
+}

@@ -65,6 +65,8 @@ const RETRY_RENEWAL: Duration = Duration::from_secs(30);
 const MAX_COLLISIONS: u32 = 12;
 /// The lock object's format.
 const VERSION: u32 = 1;
+/// The largest object in a lock folder that is read as a lock.
+const MAX_LOCK_BYTES: i64 = 64 * 1024;
 
 /// What a lock protects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +261,16 @@ pub fn read_series(rclone: &Rclone, dir: &str) -> Result<Vec<Found>> {
             continue;
         }
         let path = format!("{dir}/{}", e.name);
+        // A lock object is a few hundred bytes: anything much larger is not
+        // one, and is not read into memory to find that out.
+        if e.size > MAX_LOCK_BYTES {
+            found.push(Found {
+                info: None,
+                path,
+                mod_time: e.mod_time,
+            });
+            continue;
+        }
         // Gone since the listing: its run released it. (Some remotes
         // answer a read of a file deleted meanwhile with an error, not
         // "not found": a second listing tells.)
@@ -308,19 +320,22 @@ fn remove_stale(rclone: &Rclone, found: &[Found], own: &str, host: &str) {
 /// What one look at the folder said.
 enum Seen {
     Free,
-    /// Another run wrote at the same moment (not yet holding).
-    Collision,
+    /// Another run wrote at the same moment (not yet holding); or an
+    /// object that does not read as a lock is younger than a lease: its
+    /// path, which the run names if it gives up.
+    Collision(Option<String>),
     Held(LockInfo),
 }
 
 fn judge(found: &[Found], own: &str, now: DateTime<Utc>, host: &str) -> Seen {
     let mut collision = false;
+    let mut unreadable = None;
     for f in found {
         let Some(info) = &f.info else {
             // Being written right now (a backend that shows a file while it
             // is written), or garbage: garbage older than a lease is stale.
             if now - f.mod_time < chrono::Duration::from_std(LEASE).expect("lease") {
-                collision = true;
+                unreadable.get_or_insert_with(|| f.path.clone());
             }
             continue;
         };
@@ -332,10 +347,10 @@ fn judge(found: &[Found], own: &str, now: DateTime<Utc>, host: &str) -> Seen {
         }
         collision = true;
     }
-    if collision {
-        Seen::Collision
-    } else {
-        Seen::Free
+    match (collision, unreadable) {
+        (false, None) => Seen::Free,
+        (true, _) => Seen::Collision(None),
+        (false, path) => Seen::Collision(path),
     }
 }
 
@@ -453,7 +468,12 @@ impl Lock {
                 }
                 // Bounded, even with --lock-wait 0; within --lock-wait, as
                 // long as it lasts.
-                Seen::Collision if collisions < MAX_COLLISIONS || Instant::now() < deadline => {
+                // An object still unreadable at the third look is not one
+                // being written: no point in a dozen more.
+                Seen::Collision(ref garbage)
+                    if Instant::now() < deadline
+                        || collisions < if garbage.is_some() { 2 } else { MAX_COLLISIONS } =>
+                {
                     req.rclone.deletefile(&path)?;
                     collisions += 1;
                     tracing::debug!(
@@ -462,11 +482,25 @@ impl Lock {
                     );
                     std::thread::sleep(jitter(200, 1500));
                 }
-                Seen::Collision => {
+                Seen::Collision(None) => {
                     req.rclone.deletefile(&path)?;
                     return Err(exit::locked(format!(
                         "{} is being locked by other runs again and again; nothing was changed. Try again later",
                         req.series
+                    )));
+                }
+                Seen::Collision(Some(garbage)) => {
+                    req.rclone.deletefile(&path)?;
+                    let tenant = req
+                        .tenant
+                        .map(|t| format!(" --tenant {t}"))
+                        .unwrap_or_default();
+                    return Err(exit::locked(format!(
+                        "{} cannot be locked: {} in its lock folder does not read as a lock, and an object being written looks the same; nothing was changed. It is taken for stale {} minutes after it was written; if no rcbackup run is writing it, remove it now with `rcbackup{tenant} unlock {} --force`",
+                        req.series,
+                        req.rclone.path(&garbage),
+                        LEASE.as_secs() / 60,
+                        req.series.unlock_args()
                     )));
                 }
                 Seen::Held(holder) => {
@@ -804,7 +838,7 @@ mod tests {
                 now,
                 "h"
             ),
-            Seen::Collision
+            Seen::Collision(_)
         ));
         let holder = found(info("c", "other", 1, true, 600));
         let trying = found(info("b", "other", 1, false, 600));
@@ -821,7 +855,10 @@ mod tests {
             info: None,
             mod_time: now,
         };
-        assert!(matches!(judge(&[fresh], "ours", now, "h"), Seen::Collision));
+        match judge(&[fresh], "ours", now, "h") {
+            Seen::Collision(Some(p)) => assert_eq!(p, "x/y.json"),
+            _ => panic!("a fresh object that does not read must be named"),
+        }
         let old = Found {
             path: "x/y.json".into(),
             info: None,
