@@ -560,10 +560,12 @@ fn a_tenants_log_lines_and_metrics_name_it() {
 /// drops it.
 #[test]
 fn a_tenants_drill_cleanup_never_drops_another_tenants_scratch() {
-    let w = tenants_world();
+    let mut w = tenants_world();
     let live_a = PgDb::create("tenant_drill_a");
     let live_b = PgDb::create("tenant_drill_b");
     for (t, db) in [("a", &live_a), ("b", &live_b)] {
+        let var = format!("{PASSWORD_VAR}_{}", t.to_uppercase());
+        w.set_env(&var, common::DB_PASSWORD.into());
         common::psql(
             &db.0,
             "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2);",
@@ -572,7 +574,7 @@ fn a_tenants_drill_cleanup_never_drops_another_tenants_scratch() {
             &w,
             t,
             &format!(
-                "[databases.main]\nengine = \"postgresql\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"{PASSWORD_VAR}\"\n",
+                "[databases.main]\nengine = \"postgresql\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"{var}\"\n",
                 db.0
             ),
         );
@@ -606,4 +608,37 @@ fn a_tenants_drill_cleanup_never_drops_another_tenants_scratch() {
     );
     w.ok(&["--tenant", "b", "drill", "--cleanup"]);
     assert!(!exists(&b));
+}
+
+/// Outside-review finding: tenant `b`'s file names tenant `a`'s password
+/// variable. Neither runs (a's secret would otherwise reach b's dump tool,
+/// pointed at whatever server b's file names); other tenants are untouched.
+#[test]
+fn a_tenant_cannot_borrow_another_tenants_password_variable() {
+    let mut w = tenants_world();
+    w.set_env("TENANT_A_PW", "a-secret-value".into());
+    let pg = |var: &str| {
+        format!(
+            "[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"{var}\"\n"
+        )
+    };
+    tenant(&w, "a", &pg("TENANT_A_PW"));
+    tenant(&w, "b", &pg("TENANT_A_PW"));
+    let db = w.path("c.sqlite3");
+    common::sqlite(&db, "CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
+    tenant(
+        &w,
+        "c",
+        &format!(
+            "[databases.main]\nengine = \"sqlite\"\nname = \"{}\"\n",
+            db.display()
+        ),
+    );
+    for (t, other) in [("b", "tenant `a`"), ("a", "tenant `b`")] {
+        let r = w.run(&["--tenant", t, "dbbackup"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert_mentions(&r.stderr, &["TENANT_A_PW", other, "variables of its own"]);
+        assert!(!r.stderr.contains("a-secret-value"), "{}", r.stderr);
+    }
+    w.ok(&["--tenant", "c", "dbbackup"]);
 }

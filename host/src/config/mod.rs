@@ -306,7 +306,8 @@ impl Config {
             toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let tenant_sections = table.remove("tenants");
         let tenants_dir = table.remove("tenants_dir");
-        crate::process::note_secret_vars(secret_var_names(&table));
+        let top_secret_vars = secret_var_names(&table);
+        crate::process::note_secret_vars(top_secret_vars.clone());
         // Every relative path in the file is relative to the file's folder.
         let top = Layer::read(table, path, &config_dir(path))?;
         let top_settings = top.settings.clone();
@@ -329,6 +330,7 @@ impl Config {
             tenants::Sources {
                 sections: tenant_sections,
                 dir: tenants_dir,
+                top_secret_vars,
             },
             path,
             &dir,

@@ -60,6 +60,8 @@ pub fn check_tenant_name(name: &str) -> std::result::Result<(), String> {
 pub struct Sources {
     pub sections: Option<toml::Value>,
     pub dir: Option<toml::Value>,
+    /// The variables the top level's own databases take secrets from.
+    pub top_secret_vars: Vec<String>,
 }
 
 /// Every tenant of a config, resolved, or why it cannot be used.
@@ -195,6 +197,7 @@ pub(super) fn load(
     for d in declared.values().flatten() {
         crate::process::note_secret_vars(secret_var_names(&d.table));
     }
+    refuse_shared_secrets(&mut declared, &sources.top_secret_vars);
     let mut entries: BTreeMap<String, std::result::Result<Config, String>> = declared
         .into_iter()
         .map(|(name, d)| {
@@ -379,6 +382,54 @@ fn inside(a: &str, b: &str) -> bool {
     a == b || a.starts_with(&format!("{b}/")) || (b.ends_with(':') && a.starts_with(b))
 }
 
+/// Marks broken every tenant that takes a secret (`password_env`,
+/// `url_env`) from a variable another tenant or the top level also names:
+/// each tenant's secrets may reach only its own processes, and a tenant
+/// file (often generated from what a tenant typed) that names another's
+/// variable would hand that password to its own dump tool, connected to a
+/// server of its choosing.
+fn refuse_shared_secrets(
+    declared: &mut BTreeMap<String, std::result::Result<Declared, String>>,
+    top_vars: &[String],
+) {
+    let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut sources: BTreeMap<String, String> = BTreeMap::new();
+    for (name, d) in declared.iter() {
+        let Ok(d) = d else { continue };
+        sources.insert(name.clone(), d.source.display().to_string());
+        let mut vars = secret_var_names(&d.table);
+        vars.sort();
+        vars.dedup();
+        for var in vars {
+            owners.entry(var).or_default().push(name.clone());
+        }
+    }
+    let mut broken: BTreeMap<String, String> = BTreeMap::new();
+    for (var, tenants) in &owners {
+        let by_top = top_vars.contains(var);
+        if tenants.len() + usize::from(by_top) < 2 {
+            continue;
+        }
+        for t in tenants {
+            let others: Vec<String> = tenants
+                .iter()
+                .filter(|o| *o != t)
+                .map(|o| format!("tenant `{o}`"))
+                .chain(by_top.then(|| "the top level".to_string()))
+                .collect();
+            broken.entry(t.clone()).or_insert(format!(
+                "{}: tenant `{t}`: a database of it takes its secret from the variable {var}, which {} also names; a tenant's secrets may reach only its own dump and restore processes, so each tenant needs variables of its own (e.g. {}_{var})",
+                sources[t],
+                others.join(" and "),
+                t.to_uppercase().replace('-', "_")
+            ));
+        }
+    }
+    for (name, why) in broken {
+        declared.insert(name, Err(why));
+    }
+}
+
 /// Marks broken every tenant whose places overlap another tenant's or the
 /// top level's: one tenant's cleanup or media sync would delete or read the
 /// other's backups. Only a tenant with its own `remote` can overlap (the
@@ -542,6 +593,52 @@ mod tests {
         assert!(
             e.contains("no tenant `nobody`") && e.contains("good"),
             "{e}"
+        );
+    }
+
+    /// Outside-review finding: a tenant file naming another tenant's (or
+    /// the top level's) password variable would hand that secret to its
+    /// own dump tool.
+    #[test]
+    fn no_two_tenants_share_a_secret_variable() {
+        let db = |var: &str| {
+            format!("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"{var}\"\n")
+        };
+        let (_d, c) = load(
+            &format!(
+                "remote = \"b:app\"\ntenants_dir = \"tenants\"\n{}",
+                db("TOP_PW")
+            ),
+            &[
+                ("a.toml", &db("A_PW")),
+                ("b.toml", &db("A_PW")),
+                ("c.toml", &db("TOP_PW")),
+                ("d.toml", &db("D_PW")),
+                (
+                    "e.toml",
+                    "[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nurl_env = \"D_PW\"\n",
+                ),
+                ("f.toml", &db("F_PW")),
+            ],
+        );
+        for (t, other) in [
+            ("a", "tenant `b`"),
+            ("b", "tenant `a`"),
+            ("c", "the top level"),
+        ] {
+            let why = broken(&c, t);
+            assert!(
+                why.contains(other) && why.contains("variables of its own"),
+                "{t}: {why}"
+            );
+            assert!(why.contains(&format!("tenants/{t}.toml")), "{t}: {why}");
+        }
+        assert!(broken(&c, "d").contains("tenant `e`"));
+        assert!(broken(&c, "e").contains("tenant `d`"));
+        assert!(c.tenants.get("f", &c.path).is_ok());
+        assert!(
+            c.clone().select(None).is_ok(),
+            "the top level is the operator's"
         );
     }
 
