@@ -558,7 +558,12 @@ exec "$REAL" "$@""#,
     }
     assert_mentions(
         &r.stderr,
-        &["interrupted: 0 backed up, 0 failed, 2 stopped, 3 not started"],
+        &["rcbackup: interrupted: 0 backed up, 0 failed, 2 stopped, 3 not started"],
+    );
+    assert!(
+        !r.stderr.contains("interrupted: interrupted"),
+        "{}",
+        r.stderr
     );
     // Nothing left on the remote: no partial upload, claim or backup.
     assert!(

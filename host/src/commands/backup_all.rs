@@ -191,7 +191,7 @@ pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
     }
     if crate::interrupt::interrupted() {
         return Err(exit::interrupted_at(format!(
-            "interrupted: {} backed up, {} failed, {} stopped, {} not started (see the summary)",
+            "{} backed up, {} failed, {} stopped, {} not started (see the summary)",
             counts.ok, counts.failed, counts.interrupted, counts.not_run
         )));
     }
