@@ -47,7 +47,7 @@ pub struct Cli {
 
     /// How long to wait for another run's lock on the same series (a
     /// database's backups, or the media backup) before failing with exit 5:
-    /// seconds, or e.g. 30s, 5m, 1h. Default 0: fail at once, naming the
+    /// seconds, or e.g. 30s, 5m, 1h (at most 168h). Default 0: fail at once, naming the
     /// holder. See docs/locks.md.
     #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = crate::lock::parse_wait)]
     pub lock_wait: std::time::Duration,

@@ -65,6 +65,10 @@ const RETRY_RENEWAL: Duration = Duration::from_secs(30);
 const MAX_COLLISIONS: u32 = 12;
 /// The lock object's format.
 const VERSION: u32 = 1;
+/// The longest `--lock-wait`: a week. A run that waits longer is not
+/// waiting for another run any more (and a wait beyond what a clock can
+/// add must fail as a usage error, not overflow).
+const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The largest object in a lock folder that is read as a lock.
 const MAX_LOCK_BYTES: i64 = 64 * 1024;
 
@@ -238,6 +242,12 @@ pub fn parse_wait(s: &str) -> std::result::Result<Duration, String> {
         _ => None,
     }
     .ok_or_else(|| format!("`{s}` is not a duration: give seconds, or e.g. 30s, 5m, 1h"))?;
+    if secs > MAX_WAIT.as_secs() {
+        return Err(format!(
+            "`{s}` is longer than rcbackup waits for a lock: at most {}h (a week)",
+            MAX_WAIT.as_secs() / 3600
+        ));
+    }
     Ok(Duration::from_secs(secs))
 }
 
@@ -776,7 +786,19 @@ mod tests {
         assert_eq!(parse_wait("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_wait("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_wait("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "m", "5x", "-1", "1.5m", "5 m"] {
+        assert_eq!(parse_wait("168h"), Ok(MAX_WAIT));
+        // Own check: these overflowed `Instant::now() + wait` (a panic).
+        for bad in [
+            "",
+            "m",
+            "5x",
+            "-1",
+            "1.5m",
+            "5 m",
+            "169h",
+            "18446744073709551615",
+            "5124095576030431h",
+        ] {
             assert!(parse_wait(bad).is_err(), "{bad}");
         }
     }
