@@ -567,7 +567,7 @@ impl Lock {
         match exists(&self.shared.rclone, &self.shared.path) {
             Ok(true) => Ok(()),
             Ok(false) => {
-                let why = "its lock object was removed (by `rcbackup unlock --force`?)".to_string();
+                let why = "its lock object was removed (by `rcbackup unlock --force`, or by another run that took it for stale: this run was stopped or frozen past its lease)".to_string();
                 self.mark_lost(&why);
                 Err(self.lost_error(&why))
             }
@@ -685,7 +685,7 @@ fn renew(shared: &Shared) -> std::result::Result<(), RenewError> {
     match exists(&shared.rclone, &shared.path) {
         Ok(true) => {}
         Ok(false) => {
-            let why = "its lock object was removed (by `rcbackup unlock --force`?)";
+            let why = "its lock object was removed (by `rcbackup unlock --force`, or by another run that took it for stale: this run was stopped or frozen past its lease)";
             tracing::warn!("the lock on {} was lost: {why}", shared.series);
             let mut state = shared.state.lock().expect("lock state");
             state.lost.get_or_insert(why.to_string());
