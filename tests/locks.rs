@@ -443,7 +443,7 @@ fn backup_all_fails_only_the_locked_row() {
     );
 }
 
-/// Outside review: a large object of garbage in a lock folder. It is not
+/// Found by a hostile check: a large object of garbage in a lock folder. It is not
 /// read into memory, the run that gives up names it (not "other runs
 /// again and again"), and `unlock --force` clears it.
 #[test]

@@ -610,7 +610,7 @@ fn a_tenants_drill_cleanup_never_drops_another_tenants_scratch() {
     assert!(!exists(&b));
 }
 
-/// Outside-review finding: tenant `b`'s file names tenant `a`'s password
+/// Found by a hostile check: tenant `b`'s file names tenant `a`'s password
 /// variable. Neither runs (a's secret would otherwise reach b's dump tool,
 /// pointed at whatever server b's file names); other tenants are untouched.
 #[test]

@@ -596,7 +596,7 @@ mod tests {
         );
     }
 
-    /// Outside-review finding: a tenant file naming another tenant's (or
+    /// Found by a hostile check: a tenant file naming another tenant's (or
     /// the top level's) password variable would hand that secret to its
     /// own dump tool.
     #[test]
