@@ -63,6 +63,9 @@ const RETRY_RENEWAL: Duration = Duration::from_secs(30);
 /// How many times two runs that wrote at the same moment back off and try
 /// again before the run gives up (exit 5).
 const MAX_COLLISIONS: u32 = 12;
+/// How many times a run looks again at an object that does not read as a
+/// lock before it gives up (one being written reads at the next look).
+const UNREADABLE_RETRIES: u32 = 2;
 /// The lock object's format.
 const VERSION: u32 = 1;
 /// The longest `--lock-wait`: a week. A run that waits longer is not
@@ -452,7 +455,14 @@ impl Lock {
                     let _ = req.rclone.deletefile(&path);
                 })
                 .with_context(taking)?;
-            match judge(&found, &id, Utc::now(), &host) {
+            let seen = judge(&found, &id, Utc::now(), &host);
+            // An object still unreadable at the third look is not one being
+            // written: no point in a dozen more.
+            let retries = match &seen {
+                Seen::Collision(Some(_)) => UNREADABLE_RETRIES,
+                _ => MAX_COLLISIONS,
+            };
+            match seen {
                 Seen::Free => {
                     info.held = true;
                     if let Err(e) = write(req.rclone, &path, &info) {
@@ -478,12 +488,7 @@ impl Lock {
                 }
                 // Bounded, even with --lock-wait 0; within --lock-wait, as
                 // long as it lasts.
-                // An object still unreadable at the third look is not one
-                // being written: no point in a dozen more.
-                Seen::Collision(ref garbage)
-                    if Instant::now() < deadline
-                        || collisions < if garbage.is_some() { 2 } else { MAX_COLLISIONS } =>
-                {
+                Seen::Collision(_) if collisions < retries || Instant::now() < deadline => {
                     req.rclone.deletefile(&path)?;
                     collisions += 1;
                     tracing::debug!(
@@ -501,10 +506,7 @@ impl Lock {
                 }
                 Seen::Collision(Some(garbage)) => {
                     req.rclone.deletefile(&path)?;
-                    let tenant = req
-                        .tenant
-                        .map(|t| format!(" --tenant {t}"))
-                        .unwrap_or_default();
+                    let tenant = tenant_flag(req.tenant);
                     return Err(exit::locked(format!(
                         "{} cannot be locked: {} in its lock folder does not read as a lock, and an object being written looks the same; nothing was changed. It is taken for stale {} minutes after it was written; if no rcbackup run is writing it, remove it now with `rcbackup{tenant} unlock {} --force`",
                         req.series,
@@ -623,11 +625,7 @@ impl Drop for Lock {
             Err(e) if !lost => tracing::warn!(
                 "could not remove the lock object {} ({e:#}); it expires by itself, or remove it with `rcbackup{} unlock {}`",
                 self.shared.rclone.path(&self.shared.path),
-                self.shared
-                    .tenant
-                    .as_deref()
-                    .map(|t| format!(" --tenant {t}"))
-                    .unwrap_or_default(),
+                tenant_flag(self.shared.tenant.as_deref()),
                 self.shared.series.unlock_args()
             ),
             Err(_) => {}
@@ -723,7 +721,7 @@ fn held_error(
     holder: &LockInfo,
     waited: Duration,
 ) -> anyhow::Error {
-    let tenant = tenant.map(|t| format!(" --tenant {t}")).unwrap_or_default();
+    let tenant = tenant_flag(tenant);
     exit::locked(format!(
         "{series} is locked by another run: {}{}; nothing was changed. Wait for it (or pass --lock-wait, e.g. --lock-wait 10m); if that run is gone (its process is dead), remove its lock with `rcbackup{tenant} unlock {} --force`",
         holder.holder(),
@@ -734,6 +732,12 @@ fn held_error(
         },
         series.unlock_args()
     ))
+}
+
+/// ` --tenant NAME` for a command line the user is told to run, or
+/// nothing for the top level.
+pub fn tenant_flag(tenant: Option<&str>) -> String {
+    tenant.map(|t| format!(" --tenant {t}")).unwrap_or_default()
 }
 
 /// A random pause between `lo` and `hi` milliseconds.

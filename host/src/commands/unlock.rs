@@ -59,12 +59,7 @@ pub fn run(ctx: &Context, args: &UnlockArgs) -> Result<()> {
     if args.json {
         return json::print(&report);
     }
-    let tenant = ctx
-        .config
-        .tenant
-        .as_deref()
-        .map(|t| format!(" --tenant {t}"))
-        .unwrap_or_default();
+    let tenant = crate::lock::tenant_flag(ctx.config.tenant.as_deref());
     for e in &report.removed {
         let why = e.stale.as_deref().unwrap_or("--force");
         crate::outln!(

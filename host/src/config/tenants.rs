@@ -194,10 +194,16 @@ pub(super) fn load(
         return Ok(Tenants::default());
     }
     refuse_top_dirs_in_tenants_folder(top, file)?;
-    for d in declared.values().flatten() {
-        crate::process::note_secret_vars(secret_var_names(&d.table));
+    // Each tenant's secret variables, read once: kept from every child,
+    // and no two tenants may share one.
+    let secret_vars: BTreeMap<String, Vec<String>> = declared
+        .iter()
+        .filter_map(|(name, d)| Some((name.clone(), secret_var_names(&d.as_ref().ok()?.table))))
+        .collect();
+    for vars in secret_vars.values() {
+        crate::process::note_secret_vars(vars.iter().cloned());
     }
-    refuse_shared_secrets(&mut declared, &sources.top_secret_vars);
+    refuse_shared_secrets(&mut declared, &secret_vars, &sources.top_secret_vars);
     let mut entries: BTreeMap<String, std::result::Result<Config, String>> = declared
         .into_iter()
         .map(|(name, d)| {
@@ -390,23 +396,19 @@ fn inside(a: &str, b: &str) -> bool {
 /// server of its choosing.
 fn refuse_shared_secrets(
     declared: &mut BTreeMap<String, std::result::Result<Declared, String>>,
+    secret_vars: &BTreeMap<String, Vec<String>>,
     top_vars: &[String],
 ) {
-    let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut sources: BTreeMap<String, String> = BTreeMap::new();
-    for (name, d) in declared.iter() {
-        let Ok(d) = d else { continue };
-        sources.insert(name.clone(), d.source.display().to_string());
-        let mut vars = secret_var_names(&d.table);
-        vars.sort();
-        vars.dedup();
+    let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, vars) in secret_vars {
+        let vars: std::collections::BTreeSet<&String> = vars.iter().collect();
         for var in vars {
-            owners.entry(var).or_default().push(name.clone());
+            owners.entry(var).or_default().push(name);
         }
     }
     let mut broken: BTreeMap<String, String> = BTreeMap::new();
     for (var, tenants) in &owners {
-        let by_top = top_vars.contains(var);
+        let by_top = top_vars.iter().any(|t| t == var);
         if tenants.len() + usize::from(by_top) < 2 {
             continue;
         }
@@ -417,9 +419,13 @@ fn refuse_shared_secrets(
                 .map(|o| format!("tenant `{o}`"))
                 .chain(by_top.then(|| "the top level".to_string()))
                 .collect();
-            broken.entry(t.clone()).or_insert(format!(
+            let source = match &declared[*t] {
+                Ok(d) => d.source.display().to_string(),
+                Err(_) => continue,
+            };
+            broken.entry(t.to_string()).or_insert(format!(
                 "{}: tenant `{t}`: a database of it takes its secret from the variable {var}, which {} also names; a tenant's secrets may reach only its own dump and restore processes, so each tenant needs variables of its own (e.g. {}_{var})",
-                sources[t],
+                source,
                 others.join(" and "),
                 t.to_uppercase().replace('-', "_")
             ));
