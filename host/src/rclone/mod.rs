@@ -465,9 +465,9 @@ impl Rclone {
 
     /// Writes a small object in one go.
     pub fn put(&self, rel: &str, bytes: &[u8]) -> Result<()> {
-        if self.server().is_none() {
+        let Some(server) = self.server() else {
             return per_call::put(self, rel, bytes);
-        }
+        };
         let path = self.path(rel);
         let mut upload = self.upload(rel)?;
         let mut input = upload.take_input();
@@ -484,6 +484,14 @@ impl Rclone {
         });
         match outcome {
             (Ok(()), Ok(end)) if end.success() => Ok(()),
+            // The server ended under the write (a multi-threaded process
+            // is reapable a moment after its socket closes, so the check
+            // before the call can miss it): the whole object is in hand,
+            // and writing it again by a process of its own is harmless.
+            (_, Ok(end)) if server.ended().is_some() => {
+                tracing::debug!("rclone: writing {path} again: {}", end.describe());
+                per_call::put(self, rel, bytes)
+            }
             (_, Ok(end)) => Err(self.failed(&format!("writing {path}"), &end)),
             (_, Err(e)) => Err(e),
         }
