@@ -821,3 +821,42 @@ fn template_names_with_hidden_or_special_characters_are_refused() {
         assert_eq!(world.stored_files(), Vec::<PathBuf>::new());
     }
 }
+
+/// Outside review: rcbackup handled SIGHUP even when it was started with
+/// SIGHUP ignored, so `nohup rcbackup dbbackup &` was interrupted when
+/// the shell that started it ended. An ignored SIGHUP stays ignored; a
+/// handled one still interrupts (exit 130).
+#[test]
+fn a_run_started_with_sighup_ignored_outlives_a_hangup() {
+    use std::os::unix::process::CommandExt;
+    let (world, _) = sqlite_world();
+    for ignored in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = world.command(&["dbbackup"]);
+        cmd.env("RCBACKUP_TEST_PAUSE", "dump-started")
+            .env("RCBACKUP_TEST_PAUSE_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if ignored {
+            // SAFETY: signal(2) between fork and exec, as nohup does.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let mut held = Held {
+            child: cmd.spawn().unwrap(),
+            dir,
+        };
+        held.wait_at("dump-started");
+        held.signal(libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(300));
+        held.release("dump-started");
+        let r = held.finish();
+        let want = if ignored { 0 } else { 130 };
+        assert_eq!(r.code, want, "SIGHUP ignored: {ignored}: {}", r.stderr);
+    }
+    assert_eq!(world.names(None).len(), 1);
+}

@@ -85,12 +85,13 @@ fn second_run_fails_naming_the_holder_then_waits(remote: Remote) {
     );
 
     // With --lock-wait it waits for the holder, then goes on.
-    let mut waiting = w.spawn(&["--lock-wait", "60s", "dbbackup"]);
+    let mut waiting = w.spawn(&["--lock-wait", "60s", "dbbackup", "--json"]);
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         waiting.try_wait().unwrap().is_none(),
         "the waiting run must not finish while the first holds the lock"
     );
+    let released = chrono::Utc::now();
     first.release("locked");
     let first = first.finish();
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -102,6 +103,20 @@ fn second_run_fails_naming_the_holder_then_waits(remote: Remote) {
         String::from_utf8_lossy(&waited.stderr)
     );
     assert_eq!(w.names(Some("default")).len(), 2);
+    // Outside review: the waiting run was named and dated when it started,
+    // before the run it waited for, so "newest" (restore, retention) was
+    // the older dump. It is named and dated once it holds the lock.
+    // (With three runs, the later-started waiter could go first and the
+    // earlier one be published last under the older name.)
+    let made: serde_json::Value = serde_json::from_slice(&waited.stdout).unwrap();
+    let made = &made["backups"][0];
+    let created: chrono::DateTime<chrono::Utc> = made["created"].as_str().unwrap().parse().unwrap();
+    assert!(
+        created >= released - chrono::Duration::seconds(1),
+        "dated {created}, before the run it waited for ended ({released})"
+    );
+    let newest = &w.list(Some("default"))[0];
+    assert_eq!(newest["name"], made["name"], "{newest:#} {made:#}");
     assert!(
         lock_files(&w, "default").is_empty(),
         "locks left: {:?}",
@@ -338,6 +353,74 @@ fn media_backups_lock_each_other() {
         .is_ok_and(|mut d| d.next().is_some()));
 }
 
+/// Outside review: a media backup that waited for the lock kept the stamp
+/// of its start, older than the one it waited for, so `mediarestore --at`
+/// read the versions out of order. The stamp is taken with the lock held.
+#[test]
+fn a_media_backup_that_waited_is_stamped_after_the_one_it_waited_for() {
+    let mut w = World::new(Remote::Local);
+    let root = w.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "alpha").unwrap();
+    w.setting(&format!("media_root = \"{}\"", root.display()));
+    w.setting("media_versions = true");
+    w.ok(&["mediabackup"]);
+    std::fs::write(root.join("a.txt"), "alpha 2").unwrap();
+    let mut held = w.spawn_held(&["mediabackup", "--json"], "locked");
+    held.wait_at("locked");
+    let waiting = w.spawn(&["--lock-wait", "60s", "mediabackup", "--json"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let released = chrono::Utc::now();
+    held.release("locked");
+    let first = held.finish();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let waited = waiting.wait_with_output().unwrap();
+    assert_eq!(
+        waited.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let stamp = |out: &[u8]| {
+        let v: serde_json::Value = serde_json::from_slice(out).unwrap();
+        v["stamp"].as_str().unwrap().to_string()
+    };
+    let (first, waited) = (stamp(first.stdout.as_bytes()), stamp(&waited.stdout));
+    assert!(first < waited, "{first} then {waited}");
+    // Stamped once it held the lock, not when it started waiting (with
+    // three runs, the later-started waiter could go first).
+    let released = released.format("%Y-%m-%dT%H%M%S%.3fZ").to_string();
+    assert!(waited > released, "stamped {waited}, before {released}");
+}
+
+/// Outside review: `dbrestore -d X -i <a backup of Y>` locked only X, so
+/// a prune of Y could delete the backup it was reading. It locks Y too.
+#[test]
+fn a_restore_from_another_databases_backup_locks_that_database_too() {
+    let mut w = world(Remote::Local);
+    let other = w.seeded_sqlite("other", 30);
+    w.ok(&["dbbackup", "-d", "other"]);
+    let name = w.names(Some("other"))[0].clone();
+    let mut held = w.spawn_held(&["dbbackup", "-d", "other"], "locked");
+    held.wait_at("locked");
+    let before = sqlite(&w.path("default.sqlite3"), "SELECT count(*) FROM items;");
+    let r = w.run(&["dbrestore", "-d", "default", "-i", &name, "--noinput"]);
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["database `other` is locked"]);
+    assert_eq!(
+        sqlite(&w.path("default.sqlite3"), "SELECT count(*) FROM items;"),
+        before
+    );
+    held.release("locked");
+    assert_eq!(held.finish().code, 0);
+    w.ok(&["dbrestore", "-d", "default", "-i", &name, "--noinput"]);
+    assert_eq!(
+        sqlite(&w.path("default.sqlite3"), "SELECT count(*) FROM items;"),
+        sqlite(&other, "SELECT count(*) FROM items;")
+    );
+    assert!(lock_files(&w, "default").is_empty() && lock_files(&w, "other").is_empty());
+}
+
 fn many_runs_take_turns(remote: Remote) {
     let mut w = world(remote);
     // Each dump marks that it is inside; a second one inside at the same
@@ -473,4 +556,29 @@ fn garbage_in_the_lock_folder_is_named_and_unlock_clears_it() {
     w.ok(&["unlock", "-d", "default", "--force"]);
     assert!(lock_files(&w, "default").is_empty());
     w.ok(&["dbbackup"]);
+}
+
+/// Outside review: under contention on a WebDAV remote, reading another
+/// run's lock object could fail ("Peer disconnected") while the object
+/// was there, and the run failed (exit 1) instead of looking again. Here
+/// rclone fails the first read of a lock object once (one rclone process
+/// per call; the server reads them itself in the other mode).
+#[test]
+fn a_lock_object_that_cannot_be_read_once_is_read_again() {
+    if rclone_server_mode() {
+        return;
+    }
+    let mut w = world(Remote::Local);
+    let failed = w.path("failed-once");
+    w.wrap_tool(
+        "rclone",
+        &format!(
+            "if [ \"$1\" = cat ] && [[ \"$2\" == */.rcbackup/locks/* ]] && [ ! -e '{0}' ]; then touch '{0}'; echo 'Failed to cat: Peer disconnected' >&2; exit 1; fi\nexec \"$REAL\" \"$@\"",
+            failed.display()
+        ),
+    );
+    w.ok(&["dbbackup"]);
+    assert!(failed.exists(), "the wrapper never failed a read");
+    assert_eq!(w.names(Some("default")).len(), 1);
+    assert!(lock_files(&w, "default").is_empty());
 }

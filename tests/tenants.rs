@@ -642,3 +642,277 @@ fn a_tenant_cannot_borrow_another_tenants_password_variable() {
     }
     w.ok(&["--tenant", "c", "dbbackup"]);
 }
+
+/// Outside review: a tenant chooses its databases' host and user, and its
+/// tools logged in with what the machine holds for the operator (PGPASSWORD
+/// or MYSQL_PWD in rcbackup's environment, a passfile, `~/.my.cnf`), so a
+/// tenant file could dump a database it has no password for. The top level
+/// still may (operators rely on it); a tenant may not, nor may its URL
+/// name a file of credentials.
+#[test]
+fn a_tenants_connection_gets_none_of_the_operators_credentials() {
+    let mut w = tenants_world();
+    w.env.retain(|(k, _)| k != PASSWORD_VAR);
+    let pg = PgDb::create("ambient");
+    let my = common::MyDb::create("ambient");
+    common::psql(&pg.0, "CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
+    common::mariadb(
+        Some(&my.0),
+        "CREATE TABLE t (x int); INSERT INTO t VALUES (1);",
+    );
+    // The same two databases, no password variable, at the top level and
+    // in tenant `t`.
+    let sections = format!(
+        "[databases.pg]\nengine = \"postgresql\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\n\
+         [databases.my]\nengine = \"mariadb\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = 3306\nuser = \"{DB_USER}\"\n",
+        pg.0, my.0
+    );
+    w.databases.push_str(&sections);
+    tenant(&w, "t", &sections);
+
+    let home = w.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let pgpass = home.join("pgpass");
+    std::fs::write(&pgpass, format!("*:*:*:{DB_USER}:{DB_PASSWORD}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        home.join(".my.cnf"),
+        format!("[client]\npassword={DB_PASSWORD}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(home.join(".my.cnf"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ambient: [(&str, Vec<(&str, String)>); 2] = [
+        (
+            "in the environment",
+            vec![
+                ("PGPASSWORD", DB_PASSWORD.to_string()),
+                ("MYSQL_PWD", DB_PASSWORD.to_string()),
+            ],
+        ),
+        (
+            "in files",
+            vec![
+                ("PGPASSFILE", pgpass.display().to_string()),
+                ("HOME", home.display().to_string()),
+            ],
+        ),
+    ];
+    for (how, vars) in ambient {
+        w.env.retain(|(k, _)| {
+            !["PGPASSWORD", "MYSQL_PWD", "PGPASSFILE", "HOME"].contains(&k.as_str())
+        });
+        for (k, v) in vars {
+            w.set_env(k, v);
+        }
+        for db in ["pg", "my"] {
+            // The operator's own database logs in with them ...
+            w.ok(&["dbbackup", "-d", db]);
+            // ... a tenant's does not.
+            let r = w.run(&["--tenant", "t", "dbbackup", "-d", db]);
+            assert_eq!(r.code, 1, "{db}, password {how}: {}", r.stderr);
+            assert!(!r.stderr.contains(DB_PASSWORD), "{}", r.stderr);
+        }
+    }
+    assert!(names(&w, "t").is_empty());
+
+    for (param, url) in [
+        (
+            "passfile",
+            format!(
+                "postgres://{DB_USER}@127.0.0.1/{}?passfile={}",
+                pg.0,
+                pgpass.display()
+            ),
+        ),
+        (
+            "service",
+            format!("postgres://{DB_USER}@127.0.0.1/{}?service=ops", pg.0),
+        ),
+        (
+            "sslkey",
+            format!(
+                "postgres://{DB_USER}@127.0.0.1/{}?sslkey=/root/.postgresql/postgresql.key",
+                pg.0
+            ),
+        ),
+        (
+            "ssl-key",
+            format!(
+                "mariadb://{DB_USER}@127.0.0.1:3306/{}?ssl-key=/root/client.key",
+                my.0
+            ),
+        ),
+    ] {
+        tenant(&w, "u", &format!("[databases.main]\nurl = \"{url}\"\n"));
+        let r = w.run(&["--tenant", "u", "dbbackup"]);
+        assert_eq!(r.code, 2, "{param}: {}", r.stderr);
+        assert_mentions(&r.stderr, &[param, "file of credentials", "tenants/u.toml"]);
+    }
+}
+
+/// Outside review: a tenant whose file does not parse, is too large, or is
+/// defined twice kept its password variables in every other tenant's
+/// children; and a tenant naming PATH (or RCLONE_CONFIG, HOME) as its
+/// password variable had it taken from every child, breaking every tenant.
+#[test]
+fn broken_tenants_secrets_and_tool_variables() {
+    let mut w = tenants_world();
+    let envlog = w.path("sqlite3-env");
+    w.set_env("ENVLOG", envlog.display().to_string());
+    w.wrap_tool("sqlite3", "env >> \"$ENVLOG\"\nexec \"$REAL\" \"$@\"");
+    for var in ["BROKEN_PW", "BIG_PW", "TWICE_A", "TWICE_B"] {
+        w.set_env(var, format!("secret-of-{var}"));
+    }
+    let pg = |var: &str| {
+        format!(
+            "[databases.main]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"{var}\"\n"
+        )
+    };
+    tenant(
+        &w,
+        "broken",
+        &format!("{}\nthis is not toml [", pg("BROKEN_PW")),
+    );
+    tenant(
+        &w,
+        "big",
+        &format!("{}# {}\n", pg("BIG_PW"), "x".repeat(2 << 20)),
+    );
+    tenant(&w, "twice", &pg("TWICE_A"));
+    w.setting(
+        "[tenants.twice.databases.main]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"TWICE_B\"\n",
+    );
+    tenant(&w, "tool", &pg("PATH"));
+    sqlite_tenant(&w, "c", "");
+    for t in ["broken", "big", "twice"] {
+        assert_eq!(w.run(&["--tenant", t, "dbbackup"]).code, 2, "{t}");
+    }
+    let r = w.run(&["--tenant", "tool", "dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &["PATH", "read for themselves", "tenants/tool.toml"],
+    );
+
+    // Tenant c still finds its tools (PATH is not taken from children),
+    // and its sqlite3 sees none of the broken tenants' secrets.
+    w.ok(&["--tenant", "c", "dbbackup"]);
+    let env = std::fs::read_to_string(&envlog).unwrap();
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    for var in ["BROKEN_PW", "BIG_PW", "TWICE_A", "TWICE_B"] {
+        assert!(
+            !env.contains(&format!("secret-of-{var}")),
+            "{var} reached sqlite3"
+        );
+    }
+}
+
+/// Outside review: tenant b's remote spelled `:local:` + tenant a's folder
+/// passed the overlap check, and `--tenant b dbrestore` restored a's data.
+/// The spelling is now known; a spelling no check can know (a symlink, an
+/// rclone alias) still cannot mix them: a backup whose record names
+/// another tenant is damaged there, never restored, retained or deleted.
+#[test]
+fn a_backup_of_another_tenant_is_never_a_tenants_own() {
+    let mut w = tenants_world();
+    w.setting("db_cleanup_keep = 1");
+    // a's own remote, a local folder as rcbackup sees one.
+    let a_folder = w.path("store-a");
+    sqlite_tenant(&w, "a", &format!("remote = \"{}\"\n", a_folder.display()));
+    let b_file = sqlite_tenant(&w, "b", "");
+    sqlite(&b_file, "DELETE FROM items;");
+    w.ok(&["--tenant", "a", "dbbackup"]);
+
+    // The spelling the check knows: refused.
+    let b_text = std::fs::read_to_string(w.path("tenants/b.toml")).unwrap();
+    tenant(
+        &w,
+        "b",
+        &format!(
+            "remote = \":local:{}/../store-a\"\n{b_text}",
+            a_folder.display()
+        ),
+    );
+    let r = w.run(&["--tenant", "b", "listbackups"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["overlaps"]);
+
+    // One it cannot know: a symlink to a's folder.
+    let link = w.path("b-link");
+    std::os::unix::fs::symlink(&a_folder, &link).unwrap();
+    tenant(
+        &w,
+        "b",
+        &format!("remote = \"{}\"\n{b_text}", link.display()),
+    );
+    let listed = w.ok(&["--tenant", "b", "listbackups", "--json"]);
+    let v: Vec<Value> = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0]["status"], "damaged", "{v:#?}");
+    assert!(
+        v[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("made for tenant `a`, not `b`"),
+        "{v:#?}"
+    );
+    let r = w.run(&["--tenant", "b", "dbrestore", "--noinput"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sqlite(&b_file, "SELECT count(*) FROM items;").trim(), "0");
+    // b's own backup with keep = 1 deletes none of a's, nor does a's.
+    w.ok(&["--tenant", "b", "dbbackup", "--clean"]);
+    w.ok(&["--tenant", "a", "dbbackup", "--clean"]);
+    assert_eq!(names(&w, "a").len(), 1);
+    assert_eq!(names(&w, "b").len(), 1);
+    let records = std::fs::read_dir(a_folder.join("db/.rcbackup/records"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 2, "one backup of each tenant is left");
+}
+
+/// Outside review: `listbackups --all-tenants -d TYPO` exited 0 with an
+/// empty table; a tenant file name holding a newline was printed raw
+/// (a forged row); -q dropped the tenant and database from a job's ERROR
+/// line; the closing line of a tenant's run did not name the tenant.
+#[test]
+fn operator_output_names_tenants_safely() {
+    let w = tenants_world();
+    sqlite_tenant(&w, "a", "");
+    tenant(
+        &w,
+        "bad",
+        "[databases.main]\nengine = \"sqlite\"\nname = \"/nonexistent/x.sqlite3\"\n",
+    );
+    std::fs::write(w.path("tenants/x\nforged  ok.toml"), "").unwrap();
+    w.ok(&["--tenant", "a", "dbbackup"]);
+
+    let r = w.run(&["listbackups", "--all-tenants", "-d", "mian"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["mian"]);
+
+    let r = w.run(&["listbackups", "--all-tenants"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for out in [&r.stdout, &r.stderr] {
+        assert!(!out.contains("x\nforged"), "{out}");
+    }
+    let r = w.run(&["-q", "backup-all"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stdout.contains("x\nforged"), "{}", r.stdout);
+    assert!(
+        r.stderr.lines().any(|l| l.contains("ERROR")
+            && l.contains("tenant=\"bad\"")
+            && l.contains("database=\"main\"")),
+        "{}",
+        r.stderr
+    );
+    let r = w.run(&["-q", "--tenant", "bad", "dbbackup"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with("rcbackup: error: tenant=bad: ")),
+        "{}",
+        r.stderr
+    );
+}

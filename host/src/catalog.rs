@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use crate::exit;
 use crate::failpoint;
 use crate::interrupt;
-use crate::naming::MAX_NAME_LEN;
+use crate::naming::{printable, MAX_NAME_LEN};
 use crate::rclone::{Entry, Rclone};
 use crate::record::{BackupRecord, RECORD_FORMAT};
 use crate::retention::sort_newest_first;
@@ -48,6 +48,8 @@ const MAX_CLAIMS: usize = 50;
 pub struct Catalog<'a> {
     rclone: &'a Rclone,
     dir: String,
+    /// The tenant whose folder this is (`None`: the top level).
+    tenant: Option<String>,
 }
 
 /// What one look at the backup folder found.
@@ -220,6 +222,18 @@ impl<'a> Catalog<'a> {
         Catalog {
             rclone,
             dir: dir.to_string(),
+            tenant: None,
+        }
+    }
+
+    /// The folder of `tenant`: a backup whose record names another tenant
+    /// is damaged here, never restored, retained or counted as this
+    /// tenant's (the config checks keep tenants' folders apart; this holds
+    /// even for spellings of one folder those checks do not know).
+    pub fn of_tenant(self, tenant: Option<&str>) -> Catalog<'a> {
+        Catalog {
+            tenant: tenant.map(str::to_string),
+            ..self
         }
     }
 
@@ -267,7 +281,43 @@ impl<'a> Catalog<'a> {
         let objects = objects?;
         let joined = joined?.unwrap_or_default();
         let records = self.read_records(&objects, &joined)?;
-        Ok(judge(&self.dir, objects, records))
+        let mut listing = judge(&self.dir, objects, records);
+        self.set_apart_other_tenants(&mut listing);
+        Ok(listing)
+    }
+
+    /// Moves a backup whose record names a tenant other than this folder's
+    /// to the damaged ones. A record without a tenant (written before the
+    /// tenant was configured) stays the folder's own.
+    fn set_apart_other_tenants(&self, listing: &mut Listing) {
+        let (own, other): (Vec<_>, Vec<_>) = std::mem::take(&mut listing.backups)
+            .into_iter()
+            .partition(|r| r.tenant.is_none() || r.tenant == self.tenant);
+        listing.backups = own;
+        if other.is_empty() {
+            return;
+        }
+        for rec in other {
+            let made_for = rec.tenant.as_deref().unwrap_or_default();
+            let problem = match &self.tenant {
+                Some(t) => format!(
+                    "its record says it was made for tenant `{}`, not `{}`: two tenants' backup folders are one; give each tenant its own `remote` or path",
+                    printable(made_for),
+                    printable(t)
+                ),
+                None => format!(
+                    "its record says it was made for tenant `{}`, not the top level: the top level's backup folder is a tenant's; give it a `remote` or path of its own",
+                    printable(made_for)
+                ),
+            };
+            listing.damaged.push(Damaged {
+                name: rec.name.clone(),
+                when: rec.created,
+                record: Some(rec),
+                problem,
+            });
+        }
+        listing.damaged.sort_by_key(|d| std::cmp::Reverse(d.when));
     }
 
     /// Each record file's parsed contents (or why it does not parse).

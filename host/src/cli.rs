@@ -82,7 +82,7 @@ pub enum Commands {
     /// live one), count the rows of every table, drop the scratch database.
     Drill(DrillArgs),
     /// Back up every database of every tenant (or of the tenants --tenant
-    /// PATTERN matches), N at a time, and print a summary of every one.
+    /// PATTERN matches), N dumps at a time, and print a summary of every one.
     BackupAll(BackupAllArgs),
     /// Try out and precompile WebAssembly policies.
     #[command(subcommand)]

@@ -148,7 +148,27 @@ pub struct Database {
     /// files, no client commands, no local files) and their failures speak
     /// of the scratch copy, not of a live database.
     pub scratch: bool,
+    /// Whether the tools may use credentials rcbackup did not hand them:
+    /// `~/.pgpass`, `pg_service.conf`, `~/.postgresql`'s client key,
+    /// `~/.my.cnf`, PGPASSWORD or MYSQL_PWD in rcbackup's environment. The
+    /// operator's own databases may; a tenant's may not, as its connection
+    /// (host, user) is the tenant's to choose and would carry the
+    /// operator's password or key to a server of the tenant's choosing.
+    pub ambient_credentials: bool,
 }
+
+/// The URL parameters that point the tools at a file of credentials
+/// (`passfile`, `service`, a client key or certificate): refused for a
+/// database without ambient credentials, whose files they would be the
+/// operator's.
+const CREDENTIAL_FILE_PARAMS: &[&str] = &[
+    "PGPASSFILE",
+    "PGSERVICE",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "--ssl-cert",
+    "--ssl-key",
+];
 
 type KeyError = (&'static str, String);
 
@@ -166,6 +186,8 @@ pub struct DatabaseEntry {
     base: Option<PathBuf>,
     /// How its dumps are compressed (its own key, else the top level's).
     compression: Compression,
+    /// See [`Database::ambient_credentials`].
+    ambient_credentials: bool,
 }
 
 /// The rule for a database alias (`[databases.<alias>]`): letters,
@@ -198,6 +220,7 @@ impl DatabaseEntry {
             resolved: OnceLock::new(),
             base: None,
             compression,
+            ambient_credentials: true,
         };
         if let Some(var) = &s.url_env {
             check_var_name("url_env", var, "the database URL", "DATABASE_URL")?;
@@ -229,9 +252,49 @@ impl DatabaseEntry {
         Ok(self)
     }
 
+    /// A tenant's database: its tools get no credential rcbackup did not
+    /// hand them ([`Database::ambient_credentials`]), and its URL may not
+    /// name a file of credentials.
+    pub fn without_ambient_credentials(mut self) -> std::result::Result<DatabaseEntry, KeyError> {
+        self.ambient_credentials = false;
+        if let Some(db) = self.resolved.take() {
+            let _ = self.resolved.set(self.placed(db)?);
+        }
+        Ok(self)
+    }
+
     fn placed(&self, mut db: Database) -> std::result::Result<Database, KeyError> {
         if let (EngineKind::Sqlite, Some(base)) = (db.engine, &self.base) {
             db.name = crate::config::below(base, &db.name).map_err(|why| ("name", why))?;
+        }
+        db.ambient_credentials = self.ambient_credentials;
+        if !db.ambient_credentials {
+            let named = db
+                .options
+                .env
+                .iter()
+                .map(|(var, _)| *var)
+                .chain(
+                    db.options
+                        .args
+                        .iter()
+                        .map(|a| a.split('=').next().unwrap_or(a)),
+                )
+                .find(|p| CREDENTIAL_FILE_PARAMS.contains(p));
+            if let Some(p) = named {
+                let key = if self.pending.is_some() {
+                    "url_env"
+                } else {
+                    "url"
+                };
+                return Err((
+                    key,
+                    format!(
+                        "the URL names a file of credentials ({}); a tenant's database may not use files of the machine rcbackup runs on for its login. Put the password in the URL or password_env",
+                        credential_param_name(p)
+                    ),
+                ));
+            }
         }
         Ok(db)
     }
@@ -419,6 +482,7 @@ impl Database {
                 dump_args: s.dump_args,
                 restore_args: s.restore_args,
                 scratch: false,
+                ambient_credentials: true,
             });
         }
         let engine = s.engine.ok_or((
@@ -496,6 +560,7 @@ impl Database {
             dump_args: s.dump_args,
             restore_args: s.restore_args,
             scratch: false,
+            ambient_credentials: true,
         })
     }
 
@@ -737,6 +802,17 @@ fn conn_options(
         )),
         EngineKind::Postgresql | EngineKind::Postgis => pg_options(query),
         EngineKind::Mysql | EngineKind::Mariadb => mysql_options(query),
+    }
+}
+
+/// The URL parameter behind a [`CREDENTIAL_FILE_PARAMS`] entry.
+fn credential_param_name(p: &str) -> &str {
+    match p {
+        "PGPASSFILE" => "passfile",
+        "PGSERVICE" => "service",
+        "PGSSLCERT" => "sslcert",
+        "PGSSLKEY" => "sslkey",
+        other => other.trim_start_matches('-'),
     }
 }
 

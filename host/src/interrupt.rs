@@ -17,7 +17,13 @@ static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Starts the thread that handles the signals.
 pub fn install() {
-    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+    // SIGHUP, when the run was started with it ignored, stays ignored:
+    // `nohup rcbackup ...` must outlive the shell that started it.
+    let handled: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&s| s != SIGHUP || !ignored(s))
+        .collect();
+    let Ok(mut signals) = Signals::new(handled) else {
         return;
     };
     std::thread::spawn(move || {
@@ -36,6 +42,16 @@ pub fn install() {
             }
         }
     });
+}
+
+/// Whether `signal` is ignored (SIG_IGN) in this process.
+fn ignored(signal: i32) -> bool {
+    // SAFETY: sigaction(2) with a null new action only reads the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 pub fn interrupted() -> bool {

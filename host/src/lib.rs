@@ -8,6 +8,7 @@ pub mod commands;
 pub mod compression;
 pub mod config;
 pub mod database;
+pub mod dump_slots;
 pub mod engines;
 pub mod exit;
 pub mod failpoint;
@@ -53,7 +54,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     let started = std::time::Instant::now();
     let span = tenant
         .as_deref()
-        .map(|t| tracing::info_span!("tenant", tenant = %t).entered());
+        .map(|t| tracing::error_span!("tenant", tenant = %t).entered());
     let result = commands::run(cli);
     tracing::debug!(peak_rss_kib = peak_rss_kib(), "done");
     let (code, report) = match result {
@@ -82,7 +83,9 @@ pub fn run(cli: cli::Cli) -> ExitCode {
                 code as i32
             ));
         } else {
-            output::note(format_args!("rcbackup: {what}: {message}"));
+            // As on every other line of a tenant's run.
+            let tenant = tenant.map_or(String::new(), |t| format!("tenant={t}: "));
+            output::note(format_args!("rcbackup: {what}: {tenant}{message}"));
         }
     }
     code

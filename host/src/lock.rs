@@ -286,13 +286,20 @@ pub fn read_series(rclone: &Rclone, dir: &str) -> Result<Vec<Found>> {
         }
         // Gone since the listing: its run released it. (Some remotes
         // answer a read of a file deleted meanwhile with an error, not
-        // "not found": a second listing tells.)
+        // "not found": a second listing tells.) One that is still there
+        // but cannot be read (a WebDAV server dropping the connection
+        // while another run rewrites it) is unreadable, as a half-written
+        // one is: looked at again before it counts as garbage.
         let bytes = match rclone.cat(&path) {
             Ok(Some(b)) => b,
             Ok(None) => continue,
             Err(e) => match exists(rclone, &path) {
                 Ok(false) => continue,
-                _ => return Err(e),
+                Ok(true) => {
+                    tracing::debug!("cannot read the lock object {path} now: {e:#}");
+                    Vec::new()
+                }
+                Err(_) => return Err(e),
             },
         };
         found.push(Found {

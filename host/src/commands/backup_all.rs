@@ -1,7 +1,7 @@
 //! `backup-all`: every database of every tenant (or of the tenants
 //! `--tenant PATTERN` matches, or of this `--shard`'s share of them), and
 //! the top level's own databases when no pattern is given, at most
-//! `--jobs N` at a time; then a summary of every one.
+//! `--jobs N` dumps at a time; then a summary of every one.
 //!
 //! Each job is exactly `rcbackup --tenant T dbbackup -d ALIAS [--clean]`
 //! ([`dbbackup::back_up`]) on the tenant's resolved config: its hooks,
@@ -12,8 +12,9 @@
 //! policy module compiled once for the run (`policy::runtime`); every job
 //! gets its own policy instances, limits and events.
 //!
-//! The scheduler is a current-thread tokio runtime: a semaphore of N
-//! permits, each job on tokio's blocking pool (a dump is blocking work:
+//! The scheduler is a current-thread tokio runtime: a semaphore of 2N
+//! permits (N dumping, N more between their dumps: see
+//! [`IN_FLIGHT_PER_DUMP`]), each job on tokio's blocking pool (a dump is blocking work:
 //! pipes, child processes, the rclone server's HTTP), all in a JoinSet.
 //! One job's failure (a broken tenant, an unset password, a failing dump, a
 //! policy that loops, traps or eats memory) fails its row only. On Ctrl-C,
@@ -151,7 +152,7 @@ pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
         planned.iter().filter_map(|j| j.tenant.as_deref()).collect();
     let broken = planned.iter().filter(|j| j.database.is_none()).count();
     tracing::info!(
-        "backing up {} database(s) of {} tenant(s){}{}{}, {jobs} at a time",
+        "backing up {} database(s) of {} tenant(s){}{}{}, {jobs} dump(s) at a time",
         planned.len() - broken,
         tenants.len(),
         if planned.iter().any(|j| j.tenant.is_none()) {
@@ -173,7 +174,8 @@ pub fn run(cli: &Cli, args: &BackupAllArgs) -> Result<()> {
         lock_wait: cli.lock_wait,
     };
     crate::compression::set_concurrent_dumps(jobs);
-    let rows = schedule(planned, jobs, opts)?;
+    crate::dump_slots::limit(jobs);
+    let rows = schedule(planned, IN_FLIGHT_PER_DUMP * jobs, opts)?;
     if let Some(path) = crate::metrics::file(cli) {
         write_metrics(&path, &rows);
     }
@@ -331,6 +333,12 @@ fn plan(units: Vec<Unit>) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
+/// Jobs under way per dump slot (`--jobs`, [`crate::dump_slots`]): while
+/// N jobs dump, N more take their locks, list, publish and clean up, the
+/// round trips to the remote that would otherwise leave the cores idle
+/// between dumps.
+const IN_FLIGHT_PER_DUMP: usize = 2;
+
 /// Runs the jobs, at most `n` at a time, until all ran or the run is
 /// interrupted; a row for every job, in the jobs' order.
 /// What every job does the same: `--clean`, and `--lock-wait` for each
@@ -422,7 +430,8 @@ fn not_run(job: Job) -> Row {
 /// One job, on a thread of tokio's blocking pool; its log lines carry the
 /// tenant and the database.
 fn run_job(job: Job, opts: JobOpts, done: &AtomicUsize, total: usize) -> Row {
-    let span = tracing::info_span!(
+    // At ERROR level, so that -q (warnings and errors only) keeps it.
+    let span = tracing::error_span!(
         "job",
         tenant = tracing::field::Empty,
         database = tracing::field::Empty
@@ -607,7 +616,7 @@ fn print_table(rows: &[Row], counts: &Counts) -> Result<()> {
                 ),
             };
             [
-                r.tenant.clone().unwrap_or_else(|| "-".into()),
+                r.tenant.as_deref().map_or("-".into(), printable),
                 r.database.as_deref().map_or("-".into(), printable),
                 r.status().to_string(),
                 size,

@@ -67,13 +67,22 @@ pub(super) struct BackedUp {
 pub(super) fn back_up(ctx: &Context, args: &DbBackupArgs) -> Result<Option<BackedUp>> {
     let db = ctx.config.database(args.database.as_deref())?;
     crate::metrics::note_database(&db.alias);
+    // One run at a time per database, here or on any machine: held until
+    // this function returns (the backup and its --clean). Taken before the
+    // run's time and name: a run that waited for another is named and
+    // dated after it, so "newest" and retention see the order the data
+    // was dumped in.
+    let lock = match args.dry_run {
+        true => None,
+        false => Some(ctx.lock(Series::Db(db.alias.clone()), "dbbackup")?),
+    };
     let now = Utc::now();
     let catalog = ctx.catalog();
     let run = run_id(now);
     let name = choose_name(ctx, db, now)?;
     check_objects(&catalog, &name, &run)?;
 
-    if args.dry_run {
+    let Some(lock) = lock else {
         // Everything the real run would refuse before dumping is refused
         // here too: an unset password variable, a missing SQLite file,
         // dump_args that break the dump. The command is built, not run.
@@ -112,11 +121,7 @@ pub(super) fn back_up(ctx: &Context, args: &DbBackupArgs) -> Result<Option<Backe
             crate::outln!("{line}");
         }
         return Ok(None);
-    }
-
-    // One run at a time per database, here or on any machine: held until
-    // this function returns (the backup and its --clean).
-    let lock = ctx.lock(Series::Db(db.alias.clone()), "dbbackup")?;
+    };
     let mut pre = Event::new(EventKind::PreDbBackup, now);
     pre.database = Some(db.alias.clone());
     pre.backup = Some(name.clone());
@@ -373,6 +378,7 @@ fn stream_and_publish(
 ) -> Result<BackupRecord> {
     let partial = catalog.partial_path(name, run);
     let compression = ctx.config.compression(&db.alias);
+    let slot = crate::dump_slots::take()?;
     let (tool, mut cmd) = engines::dump_command(db, compression)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     let mut upload = ctx.rclone.upload(&partial)?;
@@ -409,6 +415,7 @@ fn stream_and_publish(
         drop(meter);
         (streamed, taken.join().expect("listing thread"))
     });
+    drop(slot);
     let (digest, taken) = match (streamed, taken) {
         (Ok(d), Ok(t)) => (d, t),
         (Err(e), _) | (Ok(_), Err(e)) => {

@@ -76,8 +76,16 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
         // second restore), held until the restore ends. Taken once the
         // restore is approved and no hook vetoed it: a refused restore
         // touches nothing on the remote, not even a lock.
-        let _lock = ctx
-            .lock(Series::Db(db.alias.clone()), "dbrestore")
+        // A backup of another alias (`-i`) is that alias's series: its
+        // lock too, so its prune cannot delete the backup being read. Taken
+        // in name order, so two crossing restores cannot hold one each.
+        let mut aliases = vec![db.alias.as_str(), backup.database.as_str()];
+        aliases.sort_unstable();
+        aliases.dedup();
+        let _locks = aliases
+            .into_iter()
+            .map(|alias| ctx.lock(Series::Db(alias.to_string()), "dbrestore"))
+            .collect::<Result<Vec<_>>>()
             .map_err(|e| exit::with_note(e, "the database was left as it was"))?;
         let started = Instant::now();
         let source = Source {

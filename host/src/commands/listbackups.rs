@@ -257,6 +257,19 @@ pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
             entry.cloned().map_err(str::to_string),
         ));
     }
+    // A misspelt -d lists nothing anywhere: a usage error, as it is for
+    // one config, not an empty table.
+    if let Some(alias) = args.database.as_deref() {
+        let known = units
+            .iter()
+            .any(|(_, c)| c.as_ref().is_ok_and(|c| c.databases.contains_key(alias)));
+        if !known {
+            return Err(exit::usage(format!(
+                "no tenant (nor the top level) has a database `{}`; run `rcbackup listbackups --all-tenants` without -d to see the databases there are",
+                printable(alias)
+            )));
+        }
+    }
     let mut servers = crate::rclone::Servers::default();
     let mut all: Vec<Row> = Vec::new();
     let mut failed = 0usize;
@@ -284,7 +297,7 @@ pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
                 if !args.json {
                     crate::errln!(
                         "tenant {}: cannot list its backups: {why}",
-                        tenant.as_deref().unwrap_or("(top level)")
+                        tenant.as_deref().map_or("(top level)".into(), printable)
                     );
                 }
                 all.push(Row {
@@ -318,7 +331,8 @@ fn print_all_tenants(rows: &[Row]) -> Result<()> {
         crate::errln!("no backups in any tenant");
         return Ok(());
     }
-    let tenant = |r: &Row| r.tenant.clone().unwrap_or_else(|| "-".into());
+    // A tenant file's name may hold a newline: never a forged row.
+    let tenant = |r: &Row| r.tenant.as_deref().map_or("-".into(), printable);
     let db = |r: &Row| r.database.clone().unwrap_or_else(|| "?".into());
     let names: Vec<String> = backups.iter().map(|r| printable(&r.name)).collect();
     let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);

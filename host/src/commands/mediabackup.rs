@@ -26,6 +26,17 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     let mirror = ctx.rclone.path(&layout.mirror);
     refuse_unsafe_source(ctx, &root, &layout, args.allow_empty)?;
     let root_arg = local::root_arg(&root, &ctx.config.path)?;
+    // One media backup or restore at a time, here or on any machine, held
+    // until the run ends. Taken before the run's time: a run that waited
+    // for another lists the folder and is stamped after it, so stamps order
+    // the versions the way `mediarestore --at` reads them.
+    let lock = match args.dry_run {
+        true => None,
+        false => Some(
+            ctx.lock(Series::Media, "mediabackup")
+                .map_err(|e| exit::with_note(e, "the media backup was not changed"))?,
+        ),
+    };
     let local_files = local::files(&root)?;
     refuse_unreadable_names(&local_files)?;
 
@@ -47,7 +58,7 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
         sync.push("--max-delete".into());
         sync.push(n.to_string());
     }
-    if args.dry_run {
+    let Some(lock) = lock else {
         sync.push("--dry-run".into());
         let plan = Plan {
             layout: &layout,
@@ -56,20 +67,14 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
             local_files: &local_files,
         };
         return dry_run(ctx, &plan, &sync, args.json);
-    }
+    };
 
     let mut pre = Event::new(EventKind::PreMediaBackup, now);
     pre.backup = Some(stamp.clone());
     let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
     let started = Instant::now();
-    let (changes, lock) = with_events(ctx, pre, "media backup", kinds, || {
-        // One media backup or restore at a time, here or on any machine;
-        // taken once no hook vetoed the backup, held until it ends.
-        let lock = ctx
-            .lock(Series::Media, "mediabackup")
-            .map_err(|e| exit::with_note(e, "the media backup was not changed"))?;
-        let changes = sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))?;
-        Ok((changes, lock))
+    let changes = with_events(ctx, pre, "media backup", kinds, || {
+        sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))
     })?;
     let kept = if settings.media_versions
         && !(changes.replaced.is_empty() && changes.deleted.is_empty())

@@ -72,6 +72,7 @@ impl Context {
 
     pub fn catalog(&self) -> Catalog<'_> {
         Catalog::new(&self.rclone, &self.config.settings.db_backup_dir)
+            .of_tenant(self.config.tenant.as_deref())
     }
 }
 

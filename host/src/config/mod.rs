@@ -462,13 +462,25 @@ fn local_remote_below(base: &Path, remote: String) -> std::result::Result<String
 /// dropped, `..` resolved in a local path and refused in a remote's. Two
 /// tenants' places are compared as text (config/tenants.rs), and rclone's
 /// API fails on a path such as `/a/../b` where the command line did not.
-/// A connection string (`:s3,opts:path`) is left as written: its options
-/// may hold `:` and `/`.
+/// An on-the-fly backend (`:s3:path`) is one remote like a named one, and
+/// `:local:/path` is the local path `/path`. A connection string
+/// (`:s3,opts:path`) is left as written: its options may hold `:` and `/`.
 fn normal_remote(remote: &str) -> std::result::Result<String, String> {
     let (prefix, path, local) = match remote.find(':') {
+        Some(0) => {
+            let rest = &remote[1..];
+            let Some(c) = rest.find(':').filter(|&c| !rest[..c].contains([',', '/'])) else {
+                return Ok(remote.to_string());
+            };
+            let (backend, path) = (&rest[..c], &rest[c + 1..]);
+            if backend == "local" && path.starts_with('/') {
+                return normal_remote(path);
+            }
+            (&remote[..c + 2], path, false)
+        }
         Some(c) if !remote[..c].contains('/') => {
             let name = &remote[..c];
-            if name.is_empty() || name.contains(',') {
+            if name.contains(',') {
                 return Ok(remote.to_string());
             }
             (&remote[..=c], &remote[c + 1..], false)

@@ -143,6 +143,9 @@ pub(super) fn load(
     top: &Config,
 ) -> Result<Tenants> {
     let mut declared: BTreeMap<String, std::result::Result<Declared, String>> = BTreeMap::new();
+    // The secret variables of tenants that cannot run (a file that does
+    // not parse, a tenant defined twice): still kept from every child.
+    let mut loose_vars: Vec<String> = Vec::new();
     if let Some(v) = sources.sections {
         let toml::Value::Table(t) = v else {
             return Err(key_error(
@@ -176,7 +179,13 @@ pub(super) fn load(
             ));
         };
         let dir = below_path(file_dir, Path::new(&d));
-        for (name, entry) in read_dir(&dir, file)? {
+        for (name, entry) in read_dir(&dir, file, &mut loose_vars)? {
+            if let Some(Ok(section)) = declared.get(&name) {
+                loose_vars.extend(secret_var_names(&section.table));
+            }
+            if let (true, Ok(d)) = (declared.contains_key(&name), &entry) {
+                loose_vars.extend(secret_var_names(&d.table));
+            }
             let entry = match (declared.contains_key(&name), entry) {
                 (true, Ok(d)) => Err(format!(
                     "tenant `{}` is defined twice: in {} and as [tenants.{}] in {}; keep one",
@@ -200,9 +209,12 @@ pub(super) fn load(
         .iter()
         .filter_map(|(name, d)| Some((name.clone(), secret_var_names(&d.as_ref().ok()?.table))))
         .collect();
-    for vars in secret_vars.values() {
-        crate::process::note_secret_vars(vars.iter().cloned());
+    // A tool's own variable (PATH, HOME, RCLONE_CONFIG, PGHOST, ...) is
+    // refused, never kept from children: that would break every tenant.
+    for vars in secret_vars.values().chain([&loose_vars]) {
+        crate::process::note_secret_vars(vars.iter().filter(|v| !tool_variable(v)).cloned());
     }
+    refuse_tool_variables(&mut declared, &secret_vars);
     refuse_shared_secrets(&mut declared, &secret_vars, &sources.top_secret_vars);
     let mut entries: BTreeMap<String, std::result::Result<Config, String>> = declared
         .into_iter()
@@ -225,6 +237,7 @@ pub(super) fn load(
 fn read_dir(
     dir: &Path,
     file: &Path,
+    loose_vars: &mut Vec<String>,
 ) -> Result<Vec<(String, std::result::Result<Declared, String>)>> {
     let list = std::fs::read_dir(dir).map_err(|e| {
         key_error(
@@ -256,16 +269,22 @@ fn read_dir(
             n if n.is_empty() => ".toml".to_string(),
             n => n,
         };
-        let entry = tenant_file(&path)
+        // Named in messages as printable text: a file name may hold a
+        // newline, which would forge a line of a table or log.
+        let shown = PathBuf::from(printable(&path.to_string_lossy()));
+        let entry = tenant_file(&path, &shown)
             .and_then(|text| {
                 toml::from_str::<toml::Table>(&text)
-                    .map_err(|e| format!("{:#}", syntax_error(&text, &path, &e)))
+                    .map_err(|e| format!("{:#}", syntax_error(&text, &shown, &e)))
             })
             .map(|table| Declared {
                 table,
-                source: path.clone(),
+                source: shown.clone(),
                 dir: dir.to_path_buf(),
             });
+        if entry.is_err() {
+            loose_vars.extend(loose_secret_vars(&path));
+        }
         out.push((name, entry));
     }
     Ok(out)
@@ -274,14 +293,68 @@ fn read_dir(
 /// The most bytes a tenant file may have: a few keys per database.
 const MAX_TENANT_FILE: u64 = 1024 * 1024;
 
+/// The most bytes of a broken tenant file searched for secret variables.
+const MAX_SCANNED_FILE: u64 = 64 * 1024 * 1024;
+
+/// The variables a tenant file that cannot be used (it does not parse, or
+/// is too large) seems to name with `password_env` or `url_env`, found in
+/// its text without parsing it: kept from every child all the same, since
+/// the platform may have set them.
+fn loose_secret_vars(path: &Path) -> Vec<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return Vec::new();
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.take(MAX_SCANNED_FILE).read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    secret_vars_in_text(&String::from_utf8_lossy(&bytes))
+}
+
+/// Every `password_env = "X"` / `url_env = 'X'` (any quoting of the key,
+/// dotted or inline) in `text`.
+fn secret_vars_in_text(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["password_env", "url_env"] {
+        for (at, _) in text.match_indices(key) {
+            let rest = text[at + key.len()..].trim_start_matches(['"', '\'', ' ', '\t']);
+            let Some(rest) = rest.strip_prefix('=') else {
+                continue;
+            };
+            let rest = rest.trim_start_matches([' ', '\t']);
+            let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+                continue;
+            };
+            let value: String = rest[1..]
+                .chars()
+                .take_while(|c| *c != quote && *c != '\n')
+                .collect();
+            if !value.is_empty() {
+                out.push(value);
+            }
+        }
+    }
+    out
+}
+
 /// A tenant file's text. Anything but a regular file is refused without
 /// being opened (a FIFO would block the whole run for ever, a device
 /// would never end), as is a dangling link or a directory named `.toml`:
 /// each is a broken tenant, never a silently missing one.
-fn tenant_file(path: &Path) -> std::result::Result<String, String> {
+fn tenant_file(path: &Path, shown: &Path) -> std::result::Result<String, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let cannot = |e: std::io::Error| format!("cannot read the tenant file {}: {e}", path.display());
+    let cannot =
+        |e: std::io::Error| format!("cannot read the tenant file {}: {e}", shown.display());
     // Opened without blocking and judged by what was opened, so a file
     // swapped for a FIFO after a check still cannot hold the run.
     let file = std::fs::OpenOptions::new()
@@ -293,7 +366,7 @@ fn tenant_file(path: &Path) -> std::result::Result<String, String> {
     if !meta.is_file() {
         return Err(format!(
             "the tenant file {} is not a regular file ({}); a tenant file holds TOML",
-            path.display(),
+            shown.display(),
             if meta.is_dir() {
                 "a folder"
             } else {
@@ -308,7 +381,7 @@ fn tenant_file(path: &Path) -> std::result::Result<String, String> {
     if text.len() as u64 > MAX_TENANT_FILE {
         return Err(format!(
             "the tenant file {} is larger than the {MAX_TENANT_FILE} bytes a tenant's keys need",
-            path.display()
+            shown.display()
         ));
     }
     Ok(text)
@@ -342,6 +415,15 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
         config.settings.db_filename_template = template
             .for_tenant(name)
             .map_err(|why| key_error(&d.source, "db_filename_template", why))?;
+    }
+    // Its connections are its own to choose: they get no credential of
+    // this machine's (see Database::ambient_credentials).
+    let databases = std::mem::take(&mut config.databases);
+    for (alias, entry) in databases {
+        let entry = entry
+            .without_ambient_credentials()
+            .map_err(|(key, why)| key_error(&d.source, &format!("databases.{alias}.{key}"), why))?;
+        config.databases.insert(alias, entry);
     }
     config.tenant = Some(name.to_string());
     Ok(config)
@@ -386,6 +468,42 @@ fn places(c: &Config) -> [String; 3] {
 fn inside(a: &str, b: &str) -> bool {
     let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
     a == b || a.starts_with(&format!("{b}/")) || (b.ends_with(':') && a.starts_with(b))
+}
+
+/// Whether `var` is one a tool rcbackup starts reads for itself (its
+/// path, home, locale, loader, rclone's or a database client's settings),
+/// so no tenant's secret: kept from every child, it would break them all.
+fn tool_variable(var: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TMPDIR", "TZ", "LANG", "TERM", "IFS",
+    ];
+    const PREFIXES: &[&str] = &[
+        "LD_", "LC_", "XDG_", "RCLONE_", "PG", "MYSQL", "MARIADB", "SQLITE", "SSL_",
+    ];
+    let upper = var.to_ascii_uppercase();
+    NAMES.contains(&upper.as_str()) || PREFIXES.iter().any(|p| upper.starts_with(p))
+}
+
+/// Marks broken every tenant that takes a secret from a
+/// [`tool_variable`].
+fn refuse_tool_variables(
+    declared: &mut BTreeMap<String, std::result::Result<Declared, String>>,
+    secret_vars: &BTreeMap<String, Vec<String>>,
+) {
+    for (name, vars) in secret_vars {
+        let Some(var) = vars.iter().find(|v| tool_variable(v)) else {
+            continue;
+        };
+        let Some(Ok(d)) = declared.get(name) else {
+            continue;
+        };
+        let why = format!(
+            "{}: tenant `{name}`: a database of it takes its secret from the variable {var}, which the tools rcbackup starts read for themselves; name a variable of the tenant's own (e.g. {}_DB_PASSWORD)",
+            d.source.display(),
+            name.to_uppercase().replace('-', "_")
+        );
+        declared.insert(name.clone(), Err(why));
+    }
 }
 
 /// Marks broken every tenant that takes a secret (`password_env`,
@@ -711,10 +829,13 @@ mod tests {
              [tenants.media]\nremote = \"x/../remote\"\nmedia_backup_dir = \"tenants\"\n\
              [tenants.versions]\nremote = \"remote/media-versions\"\n\
              [tenants.named]\nremote = \"b:x/../y\"\n\
-             [tenants.fine]\nremote = \"b://store/./fine/\"\n",
+             [tenants.fine]\nremote = \"b://store/./fine/\"\n\
+             [tenants.abs]\nremote = \"/srv/store\"\n\
+             [tenants.onthefly]\nremote = \":local:/x/../srv/store/\"\n\
+             [tenants.s3]\nremote = \":s3:bucket/./app/\"\n",
             &[("rel.toml", "remote = \"../remote\"\n")],
         );
-        for t in ["dotdot", "dot", "media", "versions", "rel"] {
+        for t in ["dotdot", "dot", "media", "versions", "rel", "onthefly"] {
             assert!(broken(&c, t).contains("overlaps"), "{t}: {}", broken(&c, t));
         }
         assert!(
@@ -724,6 +845,8 @@ mod tests {
         );
         let fine = c.clone().select(Some("fine")).unwrap();
         assert_eq!(fine.settings.remote, "b:/store/fine");
+        let s3 = c.clone().select(Some("s3")).unwrap();
+        assert_eq!(s3.settings.remote, ":s3:bucket/app");
         assert!(c.clone().select(Some("acme")).is_ok());
     }
 

@@ -27,11 +27,22 @@ pub(super) fn tool(mariadb: &'static str, mysql: &'static str) -> &'static str {
 }
 
 pub(super) fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
-    if db.scratch {
+    if db.scratch || !db.ambient_credentials {
         // Must come first. Option files are read by every client after
         // the environment: a `password=` there would replace the drill
-        // user's, an `init-command` would run as it.
+        // user's, an `init-command` would run as it; and a tenant's
+        // connection must not log in with the operator's `~/.my.cnf`.
         cmd.arg("--no-defaults");
+    }
+    if !db.ambient_credentials {
+        for var in [
+            "MYSQL_PWD",
+            "MYSQL_HOST",
+            "MYSQL_TCP_PORT",
+            "MYSQL_UNIX_PORT",
+        ] {
+            cmd.env_remove(var);
+        }
     }
     if let Some(h) = &db.host {
         cmd.arg(format!("--host={h}"));

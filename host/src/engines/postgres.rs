@@ -44,6 +44,23 @@ pub(super) fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
         cmd.arg("--username").arg(u);
     }
     cmd.arg("--no-password");
+    if !db.ambient_credentials {
+        // A path no file can have (/dev/null is no folder): libpq then
+        // reads no passfile, service file or client key of this machine.
+        const NO_FILE: &str = "/dev/null/rcbackup-none";
+        for var in ["PGPASSWORD", "PGSERVICE", "PGUSER", "PGHOST", "PGHOSTADDR"] {
+            cmd.env_remove(var);
+        }
+        for var in [
+            "PGPASSFILE",
+            "PGSERVICEFILE",
+            "PGSYSCONFDIR",
+            "PGSSLCERT",
+            "PGSSLKEY",
+        ] {
+            cmd.env(var, NO_FILE);
+        }
+    }
     password_env(cmd, "PGPASSWORD", db)?;
     cmd.env("PGCONNECT_TIMEOUT", "15");
     // The URL's query string (sslmode, sslrootcert, ...), as libpq's
