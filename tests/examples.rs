@@ -1106,7 +1106,7 @@ fn the_systemd_secrets_file_holds_only_assignments() {
     let env = String::from_utf8_lossy(&out.stdout);
     assert!(
         env.lines()
-            .any(|l| l.starts_with("GLOBEX_ANALYTICS_URL=postgres://")
+            .any(|l| l.starts_with("TENANT_GLOBEX_ANALYTICS_URL=postgres://")
                 && l.ends_with("&application_name=rcbackup")),
         "the shell splits a quoted value:\n{env}"
     );

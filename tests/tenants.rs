@@ -248,7 +248,7 @@ fn a_tenants_secrets_reach_only_its_own_dump_and_restore_processes() {
     w.set_env("TENANT_A_PW", DB_PASSWORD.into());
     w.set_env("TENANT_B_PW", "b-secret-never-for-a".into());
     w.set_env(
-        "TENANT_B_URL",
+        "TENANT_C_URL",
         "postgres://x:b-url-secret@127.0.0.1/nothing".into(),
     );
     let db = PgDb::create("tenant_secret");
@@ -263,7 +263,7 @@ fn a_tenants_secrets_reach_only_its_own_dump_and_restore_processes() {
     tenant(
         &w,
         "c",
-        "[databases.other]\nengine = \"postgresql\"\nurl_env = \"TENANT_B_URL\"\n",
+        "[databases.other]\nengine = \"postgresql\"\nurl_env = \"TENANT_C_URL\"\n",
     );
     let mut held = w.spawn_held(&["--tenant", "a", "dbbackup"], "dump-started");
     held.wait_at("dump-started");
@@ -290,7 +290,7 @@ fn a_tenants_secrets_reach_only_its_own_dump_and_restore_processes() {
     for var in [&dump_env] {
         for e in var.iter() {
             assert!(!e.starts_with("TENANT_B_PW="), "{e} reached pg_dump");
-            assert!(!e.starts_with("TENANT_B_URL="), "{e} reached pg_dump");
+            assert!(!e.starts_with("TENANT_C_URL="), "{e} reached pg_dump");
             assert!(
                 !e.starts_with("TENANT_A_PW="),
                 "{e} reached pg_dump by its name"
@@ -336,7 +336,7 @@ fn a_tenants_secrets_reach_only_its_own_dump_and_restore_processes() {
     for e in &env {
         assert!(
             !e.starts_with("TENANT_B_PW=")
-                && !e.starts_with("TENANT_B_URL=")
+                && !e.starts_with("TENANT_C_URL=")
                 && !e.starts_with("TENANT_A_PW="),
             "{e} reached pg_restore"
         );
@@ -564,7 +564,7 @@ fn a_tenants_drill_cleanup_never_drops_another_tenants_scratch() {
     let live_a = PgDb::create("tenant_drill_a");
     let live_b = PgDb::create("tenant_drill_b");
     for (t, db) in [("a", &live_a), ("b", &live_b)] {
-        let var = format!("{PASSWORD_VAR}_{}", t.to_uppercase());
+        let var = format!("TENANT_{}_PW", t.to_uppercase());
         w.set_env(&var, common::DB_PASSWORD.into());
         common::psql(
             &db.0,
@@ -611,12 +611,15 @@ fn a_tenants_drill_cleanup_never_drops_another_tenants_scratch() {
 }
 
 /// Found by a hostile check: tenant `b`'s file names tenant `a`'s password
-/// variable. Neither runs (a's secret would otherwise reach b's dump tool,
-/// pointed at whatever server b's file names); other tenants are untouched.
+/// variable, which would hand a's secret to b's dump tool, pointed at
+/// whatever server b's file names. b does not run; a and other tenants
+/// are untouched. Two tenants whose namespaces overlap (`x` and `x-y`,
+/// both `TENANT_X_Y_...`) naming one variable: neither runs.
 #[test]
 fn a_tenant_cannot_borrow_another_tenants_password_variable() {
     let mut w = tenants_world();
     w.set_env("TENANT_A_PW", "a-secret-value".into());
+    w.set_env("TENANT_X_Y_PW", "xy-secret-value".into());
     let pg = |var: &str| {
         format!(
             "[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"{var}\"\n"
@@ -624,21 +627,22 @@ fn a_tenant_cannot_borrow_another_tenants_password_variable() {
     };
     tenant(&w, "a", &pg("TENANT_A_PW"));
     tenant(&w, "b", &pg("TENANT_A_PW"));
-    let db = w.path("c.sqlite3");
-    common::sqlite(&db, "CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
-    tenant(
-        &w,
-        "c",
-        &format!(
-            "[databases.main]\nengine = \"sqlite\"\nname = \"{}\"\n",
-            db.display()
-        ),
-    );
-    for (t, other) in [("b", "tenant `a`"), ("a", "tenant `b`")] {
+    tenant(&w, "x", &pg("TENANT_X_Y_PW"));
+    tenant(&w, "x-y", &pg("TENANT_X_Y_PW"));
+    sqlite_tenant(&w, "c", "");
+    let r = w.run(&["--tenant", "b", "dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["TENANT_A_PW", "named TENANT_B_..."]);
+    assert!(!r.stderr.contains("a-secret-value"), "{}", r.stderr);
+    // a itself is not broken by b's file (its database does not exist:
+    // a connection error, not a config error).
+    let r = w.run(&["--tenant", "a", "dbbackup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for (t, other) in [("x", "tenant `x-y`"), ("x-y", "tenant `x`")] {
         let r = w.run(&["--tenant", t, "dbbackup"]);
         assert_eq!(r.code, 2, "{}", r.stderr);
-        assert_mentions(&r.stderr, &["TENANT_A_PW", other, "variables of its own"]);
-        assert!(!r.stderr.contains("a-secret-value"), "{}", r.stderr);
+        assert_mentions(&r.stderr, &["TENANT_X_Y_PW", other, "variables of its own"]);
+        assert!(!r.stderr.contains("xy-secret-value"), "{}", r.stderr);
     }
     w.ok(&["--tenant", "c", "dbbackup"]);
 }
@@ -749,19 +753,79 @@ fn a_tenants_connection_gets_none_of_the_operators_credentials() {
         assert_eq!(r.code, 2, "{param}: {}", r.stderr);
         assert_mentions(&r.stderr, &[param, "file of credentials", "tenants/u.toml"]);
     }
+
+    // Outside review (round 3): on the local socket the servers log the
+    // operator's OS user in without a password (rcbackup runs as root
+    // here, and MariaDB's root@localhost uses unix_socket): a tenant
+    // database without a host dumped the `mysql` system database.
+    for (what, section) in [
+        (
+            "no host",
+            "[databases.main]\nengine = \"mariadb\"\nname = \"mysql\"\nuser = \"root\"\n".to_string(),
+        ),
+        (
+            "a socket folder",
+            "[databases.main]\nengine = \"postgresql\"\nname = \"postgres\"\nhost = \"/var/run/postgresql\"\nuser = \"postgres\"\n".to_string(),
+        ),
+        (
+            "a URL without host",
+            "[databases.main]\nurl = \"mysql://root@/mysql\"\n".to_string(),
+        ),
+    ] {
+        tenant(&w, "u", &section);
+        let r = w.run(&["--tenant", "u", "dbbackup"]);
+        assert_eq!(r.code, 2, "{what}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["over TCP only", "tenants/u.toml"]);
+    }
+    // `localhost` is TCP for a tenant's MariaDB tools, not the socket.
+    tenant(
+        &w,
+        "u",
+        "[databases.main]\nengine = \"mariadb\"\nname = \"mysql\"\nhost = \"localhost\"\nuser = \"root\"\n",
+    );
+    let r = w.run(&["--tenant", "u", "dbbackup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(names(&w, "u").is_empty());
+
+    // Outside review (round 3): a tenant file naming the program rclone is
+    // run as (or flags that run one) ran it with the operator's rights.
+    for (key, line) in [
+        ("rclone_binary", "rclone_binary = \"/bin/sh\"\n"),
+        (
+            "rclone_config",
+            "rclone_config = \"/root/.config/rclone/rclone.conf\"\n",
+        ),
+        (
+            "rclone_flags",
+            "rclone_flags = [\"--password-command\", \"id\"]\n",
+        ),
+    ] {
+        tenant(&w, "u", &format!("{line}{sections}"));
+        let r = w.run(&["--tenant", "u", "dbbackup", "-d", "pg"]);
+        assert_eq!(r.code, 2, "{key}: {}", r.stderr);
+        assert_mentions(&r.stderr, &[key, "tenants/u.toml"]);
+    }
 }
 
 /// Outside review: a tenant whose file does not parse, is too large, or is
 /// defined twice kept its password variables in every other tenant's
-/// children; and a tenant naming PATH (or RCLONE_CONFIG, HOME) as its
-/// password variable had it taken from every child, breaking every tenant.
+/// children; a tenant naming PATH (or RCLONE_CONFIG, HOME) as its password
+/// variable had it taken from every child, breaking every tenant; and one
+/// naming the operator's AWS_SECRET_ACCESS_KEY had it sent to its server
+/// as a password (and taken from rclone). Outside a tenant's namespace a
+/// variable is refused and never taken from the children.
 #[test]
 fn broken_tenants_secrets_and_tool_variables() {
     let mut w = tenants_world();
     let envlog = w.path("sqlite3-env");
     w.set_env("ENVLOG", envlog.display().to_string());
     w.wrap_tool("sqlite3", "env >> \"$ENVLOG\"\nexec \"$REAL\" \"$@\"");
-    for var in ["BROKEN_PW", "BIG_PW", "TWICE_A", "TWICE_B"] {
+    for var in [
+        "TENANT_BROKEN_PW",
+        "TENANT_BIG_PW",
+        "TENANT_TWICE_A",
+        "TENANT_TWICE_B",
+    ] {
         w.set_env(var, format!("secret-of-{var}"));
     }
     let pg = |var: &str| {
@@ -772,35 +836,51 @@ fn broken_tenants_secrets_and_tool_variables() {
     tenant(
         &w,
         "broken",
-        &format!("{}\nthis is not toml [", pg("BROKEN_PW")),
+        &format!("{}\nthis is not toml [", pg("TENANT_BROKEN_PW")),
     );
     tenant(
         &w,
         "big",
-        &format!("{}# {}\n", pg("BIG_PW"), "x".repeat(2 << 20)),
+        &format!("{}# {}\n", pg("TENANT_BIG_PW"), "x".repeat(2 << 20)),
     );
-    tenant(&w, "twice", &pg("TWICE_A"));
+    tenant(&w, "twice", &pg("TENANT_TWICE_A"));
     w.setting(
-        "[tenants.twice.databases.main]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"TWICE_B\"\n",
+        "[tenants.twice.databases.main]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"TENANT_TWICE_B\"\n",
     );
     tenant(&w, "tool", &pg("PATH"));
+    tenant(&w, "cloud", &pg("AWS_SECRET_ACCESS_KEY"));
+    w.set_env("AWS_SECRET_ACCESS_KEY", "the-operators-key".into());
     sqlite_tenant(&w, "c", "");
     for t in ["broken", "big", "twice"] {
         assert_eq!(w.run(&["--tenant", t, "dbbackup"]).code, 2, "{t}");
     }
-    let r = w.run(&["--tenant", "tool", "dbbackup"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert_mentions(
-        &r.stderr,
-        &["PATH", "read for themselves", "tenants/tool.toml"],
-    );
+    for (t, var) in [("tool", "PATH"), ("cloud", "AWS_SECRET_ACCESS_KEY")] {
+        let r = w.run(&["--tenant", t, "dbbackup"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert_mentions(
+            &r.stderr,
+            &[var, "must be its own", &format!("tenants/{t}.toml")],
+        );
+        assert!(!r.stderr.contains("the-operators-key"), "{}", r.stderr);
+    }
 
-    // Tenant c still finds its tools (PATH is not taken from children),
-    // and its sqlite3 sees none of the broken tenants' secrets.
+    // Tenant c still finds its tools (PATH is not taken from children, nor
+    // the operator's key), and its sqlite3 sees none of the broken
+    // tenants' secrets.
     w.ok(&["--tenant", "c", "dbbackup"]);
     let env = std::fs::read_to_string(&envlog).unwrap();
     assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
-    for var in ["BROKEN_PW", "BIG_PW", "TWICE_A", "TWICE_B"] {
+    assert!(
+        env.lines()
+            .any(|l| l == "AWS_SECRET_ACCESS_KEY=the-operators-key"),
+        "{env}"
+    );
+    for var in [
+        "TENANT_BROKEN_PW",
+        "TENANT_BIG_PW",
+        "TENANT_TWICE_A",
+        "TENANT_TWICE_B",
+    ] {
         assert!(
             !env.contains(&format!("secret-of-{var}")),
             "{var} reached sqlite3"

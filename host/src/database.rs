@@ -268,6 +268,36 @@ impl DatabaseEntry {
             db.name = crate::config::below(base, &db.name).map_err(|why| ("name", why))?;
         }
         db.ambient_credentials = self.ambient_credentials;
+        if !db.ambient_credentials && db.engine != EngineKind::Sqlite {
+            // On a local socket the server may take the operator's own OS
+            // identity as the login (PostgreSQL's peer, MariaDB's
+            // unix_socket): no password needed, no file to keep back.
+            let key = match (&self.pending, &db.password) {
+                (Some(_), _) => "url_env",
+                (None, PasswordSource::Url(_)) => "url",
+                _ => "host",
+            };
+            let socket = match db.host.as_deref() {
+                None | Some("") => Some("no host (the tools' default, a local socket)".to_string()),
+                Some(h) if h.starts_with('/') || h.starts_with('@') => {
+                    Some(format!("the socket `{}`", crate::naming::printable(h)))
+                }
+                Some(_) => db
+                    .options
+                    .args
+                    .iter()
+                    .find(|a| a.starts_with("--socket"))
+                    .map(|_| "a `socket` parameter".to_string()),
+            };
+            if let Some(socket) = socket {
+                return Err((
+                    key,
+                    format!(
+                        "a tenant's database is reached over TCP only, and this one has {socket}: on a local socket the server may log in the operator's own user without a password. Give the server's name or address, e.g. host = \"127.0.0.1\""
+                    ),
+                ));
+            }
+        }
         if !db.ambient_credentials {
             let named = db
                 .options

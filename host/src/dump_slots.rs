@@ -1,8 +1,9 @@
-//! How many dumps stream at once in this process. One `dbbackup` has one;
-//! `backup-all --jobs N` allows N, and its jobs hold a slot only while
-//! their dump streams into its upload: a job's lock, listings, publishing
-//! and cleanup (round trips to the remote, no database and little CPU)
-//! overlap other jobs' dumps instead of queueing behind them.
+//! How many backups dump at once in this process. One `dbbackup` has one;
+//! `backup-all --jobs N` allows N: a job takes a slot before anything else
+//! (a job waiting for one holds no lock, name or event) and gives it back
+//! once its dump is uploaded, so its publishing, hooks and cleanup (round
+//! trips to the remote, no database and little CPU) overlap the next
+//! job's dump instead of queueing before it.
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;

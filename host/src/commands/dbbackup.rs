@@ -34,7 +34,7 @@ use crate::retention;
 
 pub fn run(ctx: &Context, args: &DbBackupArgs) -> Result<()> {
     // None: a dry run, which printed its plan.
-    let Some(made) = back_up(ctx, args)? else {
+    let Some(made) = back_up(ctx, args, None)? else {
         return Ok(());
     };
     if args.json {
@@ -63,8 +63,13 @@ pub(super) struct BackedUp {
 
 /// Everything `dbbackup` does (hooks, naming, the backup, `--clean`)
 /// except printing its result, for `dbbackup` and each job of
-/// `backup-all`. A dry run prints its plan and gives `None`.
-pub(super) fn back_up(ctx: &Context, args: &DbBackupArgs) -> Result<Option<BackedUp>> {
+/// `backup-all`, whose dump `slot` (crate::dump_slots) is given back once
+/// the dump is uploaded. A dry run prints its plan and gives `None`.
+pub(super) fn back_up(
+    ctx: &Context,
+    args: &DbBackupArgs,
+    slot: Option<crate::dump_slots::Slot>,
+) -> Result<Option<BackedUp>> {
     let db = ctx.config.database(args.database.as_deref())?;
     crate::metrics::note_database(&db.alias);
     // One run at a time per database, here or on any machine: held until
@@ -129,7 +134,7 @@ pub(super) fn back_up(ctx: &Context, args: &DbBackupArgs) -> Result<Option<Backe
         .emit_pre(&pre, &format!("backup of `{}`", db.alias))?;
 
     let started = Instant::now();
-    let outcome = stream_and_publish(ctx, &catalog, db, &name, &run, now, &lock);
+    let outcome = stream_and_publish(ctx, &catalog, db, (&name, &run, now), &lock, slot);
     let mut done = Event::new(EventKind::PostDbBackup, Utc::now());
     done.database = Some(db.alias.clone());
     done.backup = Some(name.clone());
@@ -371,14 +376,12 @@ fn stream_and_publish(
     ctx: &Context,
     catalog: &Catalog,
     db: &Database,
-    name: &str,
-    run: &str,
-    now: DateTime<Utc>,
+    (name, run, now): (&str, &str, DateTime<Utc>),
     lock: &Lock,
+    slot: Option<crate::dump_slots::Slot>,
 ) -> Result<BackupRecord> {
     let partial = catalog.partial_path(name, run);
     let compression = ctx.config.compression(&db.alias);
-    let slot = crate::dump_slots::take()?;
     let (tool, mut cmd) = engines::dump_command(db, compression)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     let mut upload = ctx.rclone.upload(&partial)?;

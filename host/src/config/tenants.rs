@@ -209,12 +209,17 @@ pub(super) fn load(
         .iter()
         .filter_map(|(name, d)| Some((name.clone(), secret_var_names(&d.as_ref().ok()?.table))))
         .collect();
-    // A tool's own variable (PATH, HOME, RCLONE_CONFIG, PGHOST, ...) is
-    // refused, never kept from children: that would break every tenant.
+    // Only variables in the tenants' namespace are kept from children: a
+    // tenant naming another (PATH, AWS_SECRET_ACCESS_KEY, ...) is refused,
+    // and taking that from every child would break every tenant's run.
     for vars in secret_vars.values().chain([&loose_vars]) {
-        crate::process::note_secret_vars(vars.iter().filter(|v| !tool_variable(v)).cloned());
+        crate::process::note_secret_vars(
+            vars.iter()
+                .filter(|v| v.starts_with(TENANT_VAR_PREFIX))
+                .cloned(),
+        );
     }
-    refuse_tool_variables(&mut declared, &secret_vars);
+    let secret_vars = refuse_foreign_variables(&mut declared, secret_vars);
     refuse_shared_secrets(&mut declared, &secret_vars, &sources.top_secret_vars);
     let mut entries: BTreeMap<String, std::result::Result<Config, String>> = declared
         .into_iter()
@@ -401,6 +406,31 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
             ));
         }
     }
+    for key in OPERATOR_KEYS {
+        if table.contains_key(key) {
+            return Err(key_error(
+                &d.source,
+                key,
+                "is the operator's, set at the top level only: a tenant's would run a program of its choosing (or read the operator's rclone remotes) with the operator's rights and environment".into(),
+            ));
+        }
+    }
+    if let Some(toml::Value::Array(flags)) = table.get("rclone_flags") {
+        if let Some(flag) = flags
+            .iter()
+            .filter_map(toml::Value::as_str)
+            .find(|f| runs_a_program(f))
+        {
+            return Err(key_error(
+                &d.source,
+                "rclone_flags",
+                format!(
+                    "holds `{}`, which makes rclone run a program or use a client key of the machine; a tenant's rclone flags may not (set such flags at the top level)",
+                    printable(flag)
+                ),
+            ));
+        }
+    }
     let own_remote = table.contains_key("remote");
     let mut layer = Layer::read(table, &d.source, &d.dir)?;
     if !own_remote {
@@ -427,6 +457,22 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
     }
     config.tenant = Some(name.to_string());
     Ok(config)
+}
+
+/// Keys only the top level may set: a tenant's would choose the program
+/// rcbackup runs as the operator, or the operator's rclone remotes.
+const OPERATOR_KEYS: [&str; 2] = ["rclone_binary", "rclone_config"];
+
+/// Whether an rclone flag makes rclone run a program (`--password-command`,
+/// `--webdav-bearer-token-command`, `--sftp-ssh`, `--metadata-mapper`) or
+/// use a client certificate or key of this machine.
+fn runs_a_program(flag: &str) -> bool {
+    let name = flag.split('=').next().unwrap_or(flag).to_ascii_lowercase();
+    name.contains("command")
+        || name.ends_with("-ssh")
+        || name.contains("metadata-mapper")
+        || name.contains("client-cert")
+        || name.contains("client-key")
 }
 
 /// With tenants below `<remote>/tenants/`, the top level's own folders
@@ -470,40 +516,45 @@ fn inside(a: &str, b: &str) -> bool {
     a == b || a.starts_with(&format!("{b}/")) || (b.ends_with(':') && a.starts_with(b))
 }
 
-/// Whether `var` is one a tool rcbackup starts reads for itself (its
-/// path, home, locale, loader, rclone's or a database client's settings),
-/// so no tenant's secret: kept from every child, it would break them all.
-fn tool_variable(var: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TMPDIR", "TZ", "LANG", "TERM", "IFS",
-    ];
-    const PREFIXES: &[&str] = &[
-        "LD_", "LC_", "XDG_", "RCLONE_", "PG", "MYSQL", "MARIADB", "SQLITE", "SSL_",
-    ];
-    let upper = var.to_ascii_uppercase();
-    NAMES.contains(&upper.as_str()) || PREFIXES.iter().any(|p| upper.starts_with(p))
+/// What every tenant's secret variable starts with: `TENANT_<NAME>_`.
+const TENANT_VAR_PREFIX: &str = "TENANT_";
+
+/// The prefix of tenant `name`'s secret variables: `TENANT_ACME_SHOP_` for
+/// `acme-shop`.
+fn tenant_var_prefix(name: &str) -> String {
+    format!(
+        "{TENANT_VAR_PREFIX}{}_",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
-/// Marks broken every tenant that takes a secret from a
-/// [`tool_variable`].
-fn refuse_tool_variables(
+/// Marks broken every tenant that takes a secret from a variable outside
+/// its namespace (`TENANT_<NAME>_...`), and gives the others' variables.
+/// The operator's environment holds what the tools read for themselves
+/// (PATH, HOME, rclone's AWS_SECRET_ACCESS_KEY, ...): a tenant file naming
+/// one would send it to a server of the tenant's choosing as a password.
+/// A namespace keeps them all out, where a list of names would miss one.
+fn refuse_foreign_variables(
     declared: &mut BTreeMap<String, std::result::Result<Declared, String>>,
-    secret_vars: &BTreeMap<String, Vec<String>>,
-) {
+    secret_vars: BTreeMap<String, Vec<String>>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut kept = BTreeMap::new();
     for (name, vars) in secret_vars {
-        let Some(var) = vars.iter().find(|v| tool_variable(v)) else {
+        let prefix = tenant_var_prefix(&name);
+        let Some(var) = vars.iter().find(|v| !v.starts_with(&prefix)) else {
+            kept.insert(name, vars);
             continue;
         };
-        let Some(Ok(d)) = declared.get(name) else {
+        let Some(Ok(d)) = declared.get(&name) else {
             continue;
         };
         let why = format!(
-            "{}: tenant `{name}`: a database of it takes its secret from the variable {var}, which the tools rcbackup starts read for themselves; name a variable of the tenant's own (e.g. {}_DB_PASSWORD)",
+            "{}: tenant `{name}`: a database of it takes its secret from the variable {var}; a tenant's variables must be its own, named {prefix}... (e.g. {prefix}DB_PASSWORD), so that no tenant file can name one of the operator's (PATH, AWS_SECRET_ACCESS_KEY, ...)",
             d.source.display(),
-            name.to_uppercase().replace('-', "_")
         );
-        declared.insert(name.clone(), Err(why));
+        declared.insert(name, Err(why));
     }
+    kept
 }
 
 /// Marks broken every tenant that takes a secret (`password_env`,
@@ -542,10 +593,10 @@ fn refuse_shared_secrets(
                 Err(_) => continue,
             };
             broken.entry(t.to_string()).or_insert(format!(
-                "{}: tenant `{t}`: a database of it takes its secret from the variable {var}, which {} also names; a tenant's secrets may reach only its own dump and restore processes, so each tenant needs variables of its own (e.g. {}_{var})",
+                "{}: tenant `{t}`: a database of it takes its secret from the variable {var}, which {} also names; a tenant's secrets may reach only its own dump and restore processes, so each tenant needs variables of its own (e.g. {}DB_PASSWORD)",
                 source,
                 others.join(" and "),
-                t.to_uppercase().replace('-', "_")
+                tenant_var_prefix(t)
             ));
         }
     }
@@ -726,28 +777,29 @@ mod tests {
     #[test]
     fn no_two_tenants_share_a_secret_variable() {
         let db = |var: &str| {
-            format!("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\npassword_env = \"{var}\"\n")
+            format!("[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nhost = \"db\"\npassword_env = \"{var}\"\n")
         };
         let (_d, c) = load(
             &format!(
                 "remote = \"b:app\"\ntenants_dir = \"tenants\"\n{}",
-                db("TOP_PW")
+                db("TENANT_C_PW")
             ),
             &[
-                ("a.toml", &db("A_PW")),
-                ("b.toml", &db("A_PW")),
-                ("c.toml", &db("TOP_PW")),
+                // `a`'s namespace holds `a-b`'s: both name one variable.
+                ("a.toml", &db("TENANT_A_B_PW")),
+                ("a-b.toml", &db("TENANT_A_B_PW")),
+                ("c.toml", &db("TENANT_C_PW")),
                 ("d.toml", &db("D_PW")),
                 (
                     "e.toml",
-                    "[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nurl_env = \"D_PW\"\n",
+                    "[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nurl_env = \"AWS_SECRET_ACCESS_KEY\"\n",
                 ),
-                ("f.toml", &db("F_PW")),
+                ("f.toml", &db("TENANT_F_PW")),
             ],
         );
         for (t, other) in [
-            ("a", "tenant `b`"),
-            ("b", "tenant `a`"),
+            ("a", "tenant `a-b`"),
+            ("a-b", "tenant `a`"),
             ("c", "the top level"),
         ] {
             let why = broken(&c, t);
@@ -757,8 +809,16 @@ mod tests {
             );
             assert!(why.contains(&format!("tenants/{t}.toml")), "{t}: {why}");
         }
-        assert!(broken(&c, "d").contains("tenant `e`"));
-        assert!(broken(&c, "e").contains("tenant `d`"));
+        for (t, var, prefix) in [
+            ("d", "D_PW", "TENANT_D_"),
+            ("e", "AWS_SECRET_ACCESS_KEY", "TENANT_E_"),
+        ] {
+            let why = broken(&c, t);
+            assert!(
+                why.contains(var) && why.contains(&format!("named {prefix}...")),
+                "{t}: {why}"
+            );
+        }
         assert!(c.tenants.get("f", &c.path).is_ok());
         assert!(
             c.clone().select(None).is_ok(),

@@ -43,6 +43,9 @@ pub(super) fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
         ] {
             cmd.env_remove(var);
         }
+        // `localhost` means the local socket to MariaDB's tools, unless
+        // the protocol is given (see Database::ambient_credentials).
+        cmd.arg("--protocol=TCP");
     }
     if let Some(h) = &db.host {
         cmd.arg(format!("--host={h}"));
