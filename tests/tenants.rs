@@ -976,6 +976,9 @@ fn operator_output_names_tenants_safely() {
     for out in [&r.stdout, &r.stderr] {
         assert!(!out.contains("x\nforged"), "{out}");
     }
+    let r = w.run(&["listbackups", "--all-tenants", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["see their `error` entries"]);
     let r = w.run(&["-q", "backup-all"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(!r.stdout.contains("x\nforged"), "{}", r.stdout);
@@ -995,4 +998,86 @@ fn operator_output_names_tenants_safely() {
         "{}",
         r.stderr
     );
+}
+
+/// Outside review (round 3): a tenant's `dump_args`/`restore_args` reached
+/// the tools unchecked: `--protocol=socket -uroot` logged in as root,
+/// `--plugin-dir` loaded a library as root, sqlite3's `-cmd .shell` ran a
+/// command. A tenant's tool arguments may only choose what is dumped and
+/// how it is restored.
+#[test]
+fn a_tenants_tool_arguments_choose_what_is_dumped_only() {
+    let mut w = tenants_world();
+    let ran = w.path("shell-ran");
+    let my = common::MyDb::create("targs");
+    let pg = PgDb::create("targs");
+    common::psql(&pg.0, "CREATE TABLE t (x int); CREATE TABLE skip (y int);");
+    w.set_env("TENANT_U_PW", DB_PASSWORD.into());
+    let maria = |args: &str| {
+        format!(
+            "[databases.main]\nengine = \"mariadb\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = 3306\nuser = \"{DB_USER}\"\npassword_env = \"TENANT_U_PW\"\n{args}\n",
+            my.0
+        )
+    };
+    let sqlite_db = w.path("u.sqlite3");
+    sqlite(&sqlite_db, "CREATE TABLE t (x int);");
+    for (what, text) in [
+        ("socket login", maria("dump_args = [\"--protocol=socket\", \"-uroot\"]")),
+        ("plugin", maria("dump_args = [\"--plugin-dir=/tmp\", \"--default-auth=x\"]")),
+        ("tee", maria("restore_args = [\"--tee=/tmp/r4-tee\"]")),
+        ("host", maria("restore_args = [\"--host=10.0.0.1\"]")),
+        (
+            "sqlite shell",
+            format!(
+                "[databases.main]\nengine = \"sqlite\"\nname = \"{}\"\ndump_args = [\"-cmd\", \".shell touch {}\"]\n",
+                sqlite_db.display(),
+                ran.display()
+            ),
+        ),
+        (
+            "a value passing for an option",
+            maria("dump_args = [\"--ignore-table\", \"--host=10.0.0.1\"]"),
+        ),
+    ] {
+        tenant(&w, "u", &text);
+        let r = w.run(&["--tenant", "u", "dbbackup"]);
+        assert_eq!(r.code, 2, "{what}: {}", r.stderr);
+        assert_mentions(&r.stderr, &["may not pass to its tools", "tenants/u.toml"]);
+    }
+    assert!(!ran.exists(), "sqlite3 ran the tenant's shell command");
+    // What to dump is the tenant's to choose.
+    tenant(
+        &w,
+        "u",
+        &format!(
+            "[databases.main]\nengine = \"postgresql\"\nname = \"{}\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"TENANT_U_PW\"\ndump_args = [\"--exclude-table=skip\", \"--no-owner\"]\n",
+            pg.0
+        ),
+    );
+    w.ok(&["--tenant", "u", "dbbackup"]);
+}
+
+/// Outside review (round 3): backup-all's periodic progress lines did not
+/// say whose dump they counted.
+#[test]
+fn backup_all_progress_lines_name_the_job() {
+    let mut w = tenants_world();
+    sqlite_tenant(&w, "slow", "");
+    w.wrap_tool(
+        "sqlite3",
+        r#"case " $* " in *" .dump "*) sleep 2.5;; esac
+exec "$REAL" "$@""#,
+    );
+    w.set_env("RCBACKUP_PROGRESS_INTERVAL", "1".into());
+    let r = w.run(&["backup-all"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let progress: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("backing up `main`"))
+        .collect();
+    assert!(!progress.is_empty(), "{}", r.stderr);
+    for l in progress {
+        assert!(l.contains("tenant=\"slow\""), "{l}");
+    }
 }

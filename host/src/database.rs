@@ -299,6 +299,14 @@ impl DatabaseEntry {
             }
         }
         if !db.ambient_credentials {
+            for (key, args) in [
+                ("dump_args", &db.dump_args),
+                ("restore_args", &db.restore_args),
+            ] {
+                tenant_tool_args(db.engine, key, args).map_err(|why| (key, why))?;
+            }
+        }
+        if !db.ambient_credentials {
             let named = db
                 .options
                 .env
@@ -833,6 +841,115 @@ fn conn_options(
         EngineKind::Postgresql | EngineKind::Postgis => pg_options(query),
         EngineKind::Mysql | EngineKind::Mariadb => mysql_options(query),
     }
+}
+
+/// The options a tenant's `dump_args` and `restore_args` may hold: what
+/// is dumped and how it is restored, never where the tool connects, how
+/// it logs in, what it loads or runs, or which files it reads or writes
+/// (`--host`, `--protocol`, `--plugin-dir`, `--defaults-extra-file`,
+/// `--tee`, sqlite3's `-cmd .shell`, ...). Each in `--option` or
+/// `--option=value` form, so that no value can pass for an option.
+const TENANT_PG_ARGS: &[&str] = &[
+    "--exclude-table",
+    "--exclude-table-data",
+    "--exclude-table-and-children",
+    "--exclude-table-data-and-children",
+    "--table",
+    "--table-and-children",
+    "--schema",
+    "--exclude-schema",
+    "--extension",
+    "--exclude-extension",
+    "--no-owner",
+    "--no-privileges",
+    "--no-acl",
+    "--no-comments",
+    "--no-tablespaces",
+    "--no-publications",
+    "--no-subscriptions",
+    "--no-security-labels",
+    "--no-large-objects",
+    "--no-blobs",
+    "--no-table-access-method",
+    "--no-toast-compression",
+    "--no-unlogged-table-data",
+    "--quote-all-identifiers",
+    "--lock-wait-timeout",
+    "--data-only",
+    "--schema-only",
+    "--clean",
+    "--if-exists",
+    "--single-transaction",
+    "--exit-on-error",
+    "--disable-triggers",
+    "--no-data-for-failed-tables",
+    "--strict-names",
+    "--enable-row-security",
+    "--section",
+];
+const TENANT_MYSQL_ARGS: &[&str] = &[
+    "--ignore-table",
+    "--ignore-table-data",
+    "--single-transaction",
+    "--skip-lock-tables",
+    "--lock-tables",
+    "--quick",
+    "--routines",
+    "--triggers",
+    "--skip-triggers",
+    "--events",
+    "--no-data",
+    "--no-create-info",
+    "--no-create-db",
+    "--hex-blob",
+    "--skip-extended-insert",
+    "--extended-insert",
+    "--complete-insert",
+    "--insert-ignore",
+    "--replace",
+    "--add-drop-table",
+    "--skip-add-drop-table",
+    "--add-drop-trigger",
+    "--order-by-primary",
+    "--max-allowed-packet",
+    "--net-buffer-length",
+    "--default-character-set",
+    "--set-charset",
+    "--skip-set-charset",
+    "--tz-utc",
+    "--skip-tz-utc",
+    "--force",
+    "--binary-mode",
+];
+
+/// Refuses a tenant's tool argument outside [`TENANT_PG_ARGS`] /
+/// [`TENANT_MYSQL_ARGS`] (a SQLite tenant may pass none: sqlite3's options
+/// run commands and read files).
+fn tenant_tool_args(
+    engine: EngineKind,
+    key: &str,
+    args: &[String],
+) -> std::result::Result<(), String> {
+    let allowed: &[&str] = match engine {
+        EngineKind::Postgresql | EngineKind::Postgis => TENANT_PG_ARGS,
+        EngineKind::Mysql | EngineKind::Mariadb => TENANT_MYSQL_ARGS,
+        EngineKind::Sqlite => &[],
+    };
+    for arg in args {
+        let option = arg.split('=').next().unwrap_or(arg);
+        if !allowed.contains(&option) {
+            return Err(format!(
+                "holds `{}`, which a tenant's database may not pass to its tools: a tenant's {key} may only choose what is dumped or how it is restored, as `--option` or `--option=value` ({}), never where the tool connects, how it logs in, or what it loads, runs, reads or writes",
+                crate::naming::printable(arg),
+                if allowed.is_empty() {
+                    "none for SQLite".to_string()
+                } else {
+                    format!("e.g. {}", allowed[..3].join(", "))
+                }
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The URL parameter behind a [`CREDENTIAL_FILE_PARAMS`] entry.

@@ -340,15 +340,18 @@ fn remove_stale(rclone: &Rclone, found: &[Found], own: &str, host: &str) {
 /// What one look at the folder said.
 enum Seen {
     Free,
-    /// Another run wrote at the same moment (not yet holding); or an
-    /// object that does not read as a lock is younger than a lease: its
-    /// path, which the run names if it gives up.
-    Collision(Option<String>),
+    /// An object that does not read as a lock, younger than a lease (being
+    /// written): its path, which the run names if it gives up.
+    Collision(String),
+    /// Another run wrote at the same moment and does not hold the lock
+    /// yet (or was killed between its two writes): named if the run gives
+    /// up.
+    Contended(LockInfo),
     Held(LockInfo),
 }
 
 fn judge(found: &[Found], own: &str, now: DateTime<Utc>, host: &str) -> Seen {
-    let mut collision = false;
+    let mut collision = None;
     let mut unreadable = None;
     for f in found {
         let Some(info) = &f.info else {
@@ -365,12 +368,12 @@ fn judge(found: &[Found], own: &str, now: DateTime<Utc>, host: &str) -> Seen {
         if info.held {
             return Seen::Held(info.clone());
         }
-        collision = true;
+        collision.get_or_insert_with(|| info.clone());
     }
     match (collision, unreadable) {
-        (false, None) => Seen::Free,
-        (true, _) => Seen::Collision(None),
-        (false, path) => Seen::Collision(path),
+        (None, None) => Seen::Free,
+        (Some(other), _) => Seen::Contended(other),
+        (None, Some(path)) => Seen::Collision(path),
     }
 }
 
@@ -466,7 +469,7 @@ impl Lock {
             // An object still unreadable at the third look is not one being
             // written: no point in a dozen more.
             let retries = match &seen {
-                Seen::Collision(Some(_)) => UNREADABLE_RETRIES,
+                Seen::Collision(_) => UNREADABLE_RETRIES,
                 _ => MAX_COLLISIONS,
             };
             match seen {
@@ -495,7 +498,9 @@ impl Lock {
                 }
                 // Bounded, even with --lock-wait 0; within --lock-wait, as
                 // long as it lasts.
-                Seen::Collision(_) if collisions < retries || Instant::now() < deadline => {
+                Seen::Collision(_) | Seen::Contended(_)
+                    if collisions < retries || Instant::now() < deadline =>
+                {
                     req.rclone.deletefile(&path)?;
                     collisions += 1;
                     tracing::debug!(
@@ -504,14 +509,17 @@ impl Lock {
                     );
                     std::thread::sleep(jitter(200, 1500));
                 }
-                Seen::Collision(None) => {
+                Seen::Contended(other) => {
                     req.rclone.deletefile(&path)?;
+                    let tenant = tenant_flag(req.tenant);
                     return Err(exit::locked(format!(
-                        "{} is being locked by other runs again and again; nothing was changed. Try again later",
-                        req.series
+                        "{} is being locked by another run again and again, which never came to hold it: {}; nothing was changed. Try again later; if that run is gone (killed while it took the lock), remove its lock with `rcbackup{tenant} unlock {} --force`",
+                        req.series,
+                        other.holder(),
+                        req.series.unlock_args()
                     )));
                 }
-                Seen::Collision(Some(garbage)) => {
+                Seen::Collision(garbage) => {
                     req.rclone.deletefile(&path)?;
                     let tenant = tenant_flag(req.tenant);
                     return Err(exit::locked(format!(
@@ -871,7 +879,7 @@ mod tests {
                 now,
                 "h"
             ),
-            Seen::Collision(_)
+            Seen::Contended(_)
         ));
         let holder = found(info("c", "other", 1, true, 600));
         let trying = found(info("b", "other", 1, false, 600));
@@ -889,7 +897,7 @@ mod tests {
             mod_time: now,
         };
         match judge(&[fresh], "ours", now, "h") {
-            Seen::Collision(Some(p)) => assert_eq!(p, "x/y.json"),
+            Seen::Collision(p) => assert_eq!(p, "x/y.json"),
             _ => panic!("a fresh object that does not read must be named"),
         }
         let old = Found {

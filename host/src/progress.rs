@@ -200,9 +200,12 @@ impl Meter {
         let ticker = {
             let shared = Arc::clone(&shared);
             let bar = bar.clone();
+            // Its lines carry the span of the thread that made the meter
+            // (backup-all's job{tenant database}), as that thread's do.
+            let span = tracing::Span::current();
             std::thread::Builder::new()
                 .name("progress".into())
-                .spawn(move || tick(&shared, bar.as_ref(), every))
+                .spawn(move || span.in_scope(|| tick(&shared, bar.as_ref(), every)))
                 .ok()
         };
         Meter {

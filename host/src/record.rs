@@ -123,11 +123,20 @@ impl BackupRecord {
     /// `compression` was edited, and reading its zstd bytes as a plain dump
     /// would hand them to the restore tool.
     pub fn inconsistency(&self) -> Option<String> {
-        (self.format == RECORD_FORMAT && self.compression.is_none()).then(|| {
-            format!(
+        if self.format == RECORD_FORMAT && self.compression.is_none() {
+            return Some(format!(
                 "field `compression`: missing from a format-{RECORD_FORMAT} record, which must say how its backup is stored"
-            )
-        })
+            ));
+        }
+        // The database names a lock folder and a table row: a record that
+        // names one no config could have is not rcbackup's to trust.
+        if let Err(why) = crate::database::check_alias(&self.database) {
+            return Some(format!("field `database`: {why}"));
+        }
+        self.tenant
+            .as_deref()
+            .and_then(|t| crate::config::check_tenant_name(t).err())
+            .map(|why| format!("field `tenant`: {why}"))
     }
 
     /// One JSON line: records are read back concatenated by one `rclone cat`.
@@ -166,8 +175,10 @@ mod tests {
 
     fn record() -> impl Strategy<Value = BackupRecord> {
         (
-            (any::<u32>(), any::<String>(), any::<String>()),
-            proptest::option::of(any::<String>()),
+            // A database is an alias, a tenant a tenant name: any other
+            // is an inconsistency (tested below).
+            (any::<u32>(), any::<String>(), "[A-Za-z0-9_-]{1,20}"),
+            proptest::option::of("[a-z0-9][a-z0-9_-]{0,20}"),
             engine(),
             any::<u64>(),
             "[0-9a-f]{64}",

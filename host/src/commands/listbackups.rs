@@ -316,7 +316,12 @@ pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
     }
     if failed > 0 {
         return Err(exit::failed(format!(
-            "{failed} of the config's tenants could not be listed (see above); the others are listed"
+            "{failed} of the config's tenants could not be listed ({}); the others are listed",
+            if args.json {
+                "see their `error` entries"
+            } else {
+                "see above"
+            }
         )));
     }
     Ok(())

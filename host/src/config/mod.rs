@@ -440,6 +440,14 @@ fn config_dir(path: &Path) -> PathBuf {
 /// first `/`) is relative to the config file's folder like every path, not
 /// to the working directory, so cron and a shell see the same backups.
 fn local_remote_below(base: &Path, remote: String) -> std::result::Result<String, KeyError> {
+    // `:local:PATH` is the local path PATH, relative or not: one rule for
+    // both spellings, and one place for the overlap check to compare.
+    let remote = match remote.strip_prefix(":local:") {
+        // `./` keeps a relative `x:y` a path, not the remote `x`.
+        Some(path) if path.contains(':') && !path.starts_with('/') => format!("./{path}"),
+        Some(path) if !path.is_empty() => path.to_string(),
+        _ => remote,
+    };
     let is_remote = match remote.find(':') {
         Some(colon) => !remote[..colon].contains('/'),
         None => false,
@@ -1622,7 +1630,9 @@ mod tests {
             ),
             ("store", etc.join("store").to_str().unwrap().to_string()),
             ("b:rel/x", "b:rel/x".to_string()),
-            (":local:rel", ":local:rel".to_string()),
+            // Outside review (issue 10): `:local:rel` went to rclone as
+            // is, relative to the working directory.
+            (":local:rel", etc.join("rel").to_str().unwrap().to_string()),
             ("/abs/store", "/abs/store".to_string()),
             (
                 "./odd:name",

@@ -892,10 +892,14 @@ mod tests {
              [tenants.fine]\nremote = \"b://store/./fine/\"\n\
              [tenants.abs]\nremote = \"/srv/store\"\n\
              [tenants.onthefly]\nremote = \":local:/x/../srv/store/\"\n\
+             [tenants.relfly]\nremote = \":local:remote/tenants/acme\"\n\
+             [tenants.relown]\nremote = \":local:own/./x\"\n\
              [tenants.s3]\nremote = \":s3:bucket/./app/\"\n",
             &[("rel.toml", "remote = \"../remote\"\n")],
         );
-        for t in ["dotdot", "dot", "media", "versions", "rel", "onthefly"] {
+        for t in [
+            "dotdot", "dot", "media", "versions", "rel", "onthefly", "relfly",
+        ] {
             assert!(broken(&c, t).contains("overlaps"), "{t}: {}", broken(&c, t));
         }
         assert!(
@@ -905,6 +909,12 @@ mod tests {
         );
         let fine = c.clone().select(Some("fine")).unwrap();
         assert_eq!(fine.settings.remote, "b:/store/fine");
+        // Relative to the config's folder, as a bare path is.
+        let relown = c.clone().select(Some("relown")).unwrap();
+        assert_eq!(
+            relown.settings.remote,
+            _d.path().join("own/x").display().to_string()
+        );
         let s3 = c.clone().select(Some("s3")).unwrap();
         assert_eq!(s3.settings.remote, ":s3:bucket/app");
         assert!(c.clone().select(Some("acme")).is_ok());

@@ -126,7 +126,7 @@ pub fn check_remote(remote: &str) -> Result<(), String> {
     for c in body.chars() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
+            (Some(_), c) => options.last_mut().expect("one at least").push(c),
             (None, '\'' | '"') => quote = Some(c),
             (None, ':') => break,
             (None, ',') => options.push(String::new()),
@@ -134,8 +134,15 @@ pub fn check_remote(remote: &str) -> Result<(), String> {
         }
     }
     for option in options.iter().skip(1) {
-        let name = option.split('=').next().unwrap_or_default().trim();
-        if names_secret(name) {
+        let (name, value) = option.split_once('=').unwrap_or((option, ""));
+        let name = name.trim();
+        // Headers carry Authorization, cookies, API keys; a URL may carry
+        // a user and password (`http://u:p@h`) or a token in its query.
+        let url_credentials = value.split_once("://").is_some_and(|(_, rest)| {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            authority.contains('@') || rest.contains('?')
+        });
+        if names_secret(name) || name.eq_ignore_ascii_case("headers") || url_credentials {
             return Err(format!(
                 "is a connection string whose option `{name}` holds a secret (not shown); the remote is printed in logs, errors and `listbackups --json` and goes on rclone's command line. \
                  Define the remote in rclone's config file (`rclone config`, which obscures it) or with RCLONE_CONFIG_<REMOTE>_<OPTION> variables, and name it here, e.g. remote = \"backups:app\""
@@ -158,6 +165,12 @@ mod tests {
             "dav,pass=Zq9Obscured:cs",
             ":s3,secret_access_key=Zq9Obscured:b",
             ":crypt,remote='x:',password=Zq9Obscured:",
+            // Outside review (issue 10, round 3): credentials rclone takes
+            // in other options.
+            ":webdav,url=\"http://bob:Zq9Obscured@127.0.0.1:1/\":c1",
+            ":webdav,url=\"http://127.0.0.1:1/?token=Zq9Obscured\":c2",
+            ":webdav,headers=\"Authorization,Bearer Zq9Obscured\":c4",
+            ":http,url='http://127.0.0.1:1/',headers='X-Api-Key,Zq9Obscured':c5",
         ] {
             let e = check_remote(r).unwrap_err();
             assert!(e.contains("secret") && !e.contains("Zq9"), "{r}: {e}");

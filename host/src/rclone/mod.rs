@@ -171,6 +171,14 @@ pub fn join(remote: &str, rel: &str) -> String {
     format!("{base}/{rel}")
 }
 
+/// Whether the run's server can be asked for an object of `remote`:
+/// `/[fs]/path` is how it is asked, so a remote holding `]`, or a
+/// connection string with options (`:webdav,url='http://h/':p`, whose `/`,
+/// `:` and quotes do not survive that URL), goes to a process per call.
+fn server_can_address(remote: &str) -> bool {
+    !(remote.contains(']') || (remote.starts_with(':') && remote.contains(',')))
+}
+
 impl Rclone {
     /// Without a server: one rclone process per call.
     pub fn new(binary: &str, config: Option<PathBuf>, flags: Vec<String>, remote: &str) -> Rclone {
@@ -199,10 +207,10 @@ impl Rclone {
     /// from the main thread: the server is tied to the thread that starts
     /// it (it is killed when that thread ends).
     pub fn for_run(s: &Settings) -> Result<Rclone> {
-        // `[fs]/path` is how the server is asked for an object: a remote
-        // whose name holds `]` cannot be written so.
-        if s.remote.contains(']') && server_mode()? {
-            tracing::debug!("rclone: the remote holds `]`; one process per call");
+        if !server_can_address(&s.remote) && server_mode()? {
+            tracing::debug!(
+                "rclone: the server cannot be asked for objects of this remote; one process per call"
+            );
             return Ok(Rclone::from_settings(s));
         }
         Rclone::shared_for_run(s)
@@ -232,12 +240,10 @@ impl Rclone {
             self.flags.clone(),
             remote,
         );
-        // `[fs]/path` is how the server is asked for an object: a remote
-        // whose name holds `]` cannot be written so.
-        if remote.contains(']') {
+        if !server_can_address(remote) {
             if self.server.is_some() {
                 tracing::debug!(
-                    "rclone: the remote {remote} holds `]`; one process per call for it"
+                    "rclone: the server cannot be asked for objects of {remote}; one process per call for it"
                 );
             }
         } else {
