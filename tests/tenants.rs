@@ -68,6 +68,15 @@ fn stored(w: &World) -> Vec<String> {
         .collect()
 }
 
+/// Tenant `t` lists exactly one backup, damaged for the reason `says`.
+fn one_damaged_backup(w: &World, t: &str, says: &str) {
+    let r = w.ok(&["--tenant", t, "listbackups", "--json"]);
+    let v: Vec<Value> = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0]["status"], "damaged", "{v:#?}");
+    assert!(v[0]["problem"].as_str().unwrap().contains(says), "{v:#?}");
+}
+
 fn hostile_policy(role: &str, config: &str, limits: &str) -> String {
     format!(
         "[policies.{role}]\nmodule = \"{}\"\nconfig = {{ {config} }}\nlimits = {{ {limits} }}\n",
@@ -613,8 +622,9 @@ fn a_tenants_drill_cleanup_never_drops_another_tenants_scratch() {
 /// Found by a hostile check: tenant `b`'s file names tenant `a`'s password
 /// variable, which would hand a's secret to b's dump tool, pointed at
 /// whatever server b's file names. b does not run; a and other tenants
-/// are untouched. Two tenants whose namespaces overlap (`x` and `x-y`,
-/// both `TENANT_X_Y_...`) naming one variable: neither runs.
+/// are untouched. `x` naming a variable of `x-y`'s namespace
+/// (`TENANT_X_Y_...`, inside its own prefix) does not run either, and
+/// breaks no one else.
 #[test]
 fn a_tenant_cannot_borrow_another_tenants_password_variable() {
     let mut w = tenants_world();
@@ -638,12 +648,12 @@ fn a_tenant_cannot_borrow_another_tenants_password_variable() {
     // a connection error, not a config error).
     let r = w.run(&["--tenant", "a", "dbbackup"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    for (t, other) in [("x", "tenant `x-y`"), ("x-y", "tenant `x`")] {
-        let r = w.run(&["--tenant", t, "dbbackup"]);
-        assert_eq!(r.code, 2, "{}", r.stderr);
-        assert_mentions(&r.stderr, &["TENANT_X_Y_PW", other, "variables of its own"]);
-        assert!(!r.stderr.contains("xy-secret-value"), "{}", r.stderr);
-    }
+    // x may not name what is x-y's; x-y keeps it (a connection error).
+    let r = w.run(&["--tenant", "x", "dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["TENANT_X_Y_PW", "another tenant's namespace"]);
+    assert!(!r.stderr.contains("xy-secret-value"), "{}", r.stderr);
+    assert_eq!(w.run(&["--tenant", "x-y", "dbbackup"]).code, 1);
     w.ok(&["--tenant", "c", "dbbackup"]);
 }
 
@@ -926,17 +936,7 @@ fn a_backup_of_another_tenant_is_never_a_tenants_own() {
         "b",
         &format!("remote = \"{}\"\n{b_text}", link.display()),
     );
-    let listed = w.ok(&["--tenant", "b", "listbackups", "--json"]);
-    let v: Vec<Value> = serde_json::from_str(&listed.stdout).unwrap();
-    assert_eq!(v.len(), 1, "{v:#?}");
-    assert_eq!(v[0]["status"], "damaged", "{v:#?}");
-    assert!(
-        v[0]["problem"]
-            .as_str()
-            .unwrap()
-            .contains("made for tenant `a`, not `b`"),
-        "{v:#?}"
-    );
+    one_damaged_backup(&w, "b", "made for tenant `a`, not tenant `b`");
     let r = w.run(&["--tenant", "b", "dbrestore", "--noinput"]);
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert_eq!(sqlite(&b_file, "SELECT count(*) FROM items;").trim(), "0");
@@ -1080,4 +1080,96 @@ exec "$REAL" "$@""#,
     for l in progress {
         assert!(l.contains("tenant=\"slow\""), "{l}");
     }
+}
+
+/// Outside review (round 4): other spellings around the tenant rules. A
+/// PostgreSQL host list with a socket folder, a MariaDB `protocol=socket`
+/// parameter, a connection-string remote with options (`key_file`, an
+/// `alias` of any path), a file-reading rclone flag; a tenant naming a
+/// variable of a longer tenant name's namespace (even when that tenant's
+/// file is broken), which also no longer breaks that tenant; two names
+/// that are one namespace; a backup of the top level's in a tenant's
+/// folder.
+#[test]
+fn the_tenant_rules_hold_in_other_spellings() {
+    let mut w = tenants_world();
+    let refused = |w: &World, t: &str, says: &[&str]| {
+        let r = w.run(&["--tenant", t, "dbbackup"]);
+        assert_eq!(r.code, 2, "{t}: {}", r.stderr);
+        assert_mentions(&r.stderr, says);
+    };
+    for section in [
+        "engine = \"postgresql\"\nname = \"postgres\"\nhost = \"nonexistent.invalid,/var/run/postgresql\"\nuser = \"postgres\"",
+        "url = \"postgres://postgres@/postgres?host=x.invalid,/var/run/postgresql\"",
+        "url = \"mysql://root@127.0.0.1:3306/mysql?protocol=socket\"",
+    ] {
+        tenant(&w, "u", &format!("[databases.main]\n{section}\n"));
+        refused(&w, "u", &["over TCP only"]);
+    }
+    for (key, line) in [
+        (
+            "remote",
+            "remote = \":sftp,host=127.0.0.1,key_file=/root/.ssh/id_rsa:x\"\n",
+        ),
+        ("remote", "remote = \":alias,remote=/srv:x\"\n"),
+        (
+            "rclone_flags",
+            "rclone_flags = [\"--sftp-key-file=/root/.ssh/id_rsa\"]\n",
+        ),
+        (
+            "rclone_flags",
+            "rclone_flags = [\"--s3-shared-credentials-file\", \"/root/.aws/credentials\"]\n",
+        ),
+    ] {
+        let file = w.path("u.sqlite3");
+        tenant(
+            &w,
+            "u",
+            &format!(
+                "{line}[databases.main]\nengine = \"sqlite\"\nname = \"{}\"\n",
+                file.display()
+            ),
+        );
+        refused(&w, "u", &[key, "tenants/u.toml"]);
+    }
+    std::fs::remove_file(w.path("tenants/u.toml")).unwrap();
+
+    // Namespaces: `a-b` owns TENANT_A_B_..., never `a`.
+    w.set_env("TENANT_A_B_PW", "ab-secret".into());
+    let pg = |var: &str| {
+        format!(
+            "[databases.main]\nengine = \"postgresql\"\nname = \"x\"\nhost = \"127.0.0.1\"\nuser = \"{DB_USER}\"\npassword_env = \"{var}\"\n"
+        )
+    };
+    tenant(&w, "a-b", &pg("TENANT_A_B_PW"));
+    tenant(&w, "a", &pg("TENANT_A_B_PW"));
+    refused(&w, "a", &["TENANT_A_B_PW", "another tenant's namespace"]);
+    // a-b is not broken by a's file (its database does not exist: exit 1).
+    let r = w.run(&["--tenant", "a-b", "dbbackup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // Nor may a take it while a-b's file does not load.
+    tenant(&w, "a-b", &format!("{}\nnot toml [", pg("TENANT_A_B_PW")));
+    refused(&w, "a", &["TENANT_A_B_PW", "another tenant's namespace"]);
+    // a_b and a-b are one namespace: neither runs.
+    tenant(&w, "a-b", &pg("TENANT_A_B_PW"));
+    tenant(&w, "a_b", &pg("TENANT_A_B_OTHER"));
+    refused(&w, "a-b", &["are one for its variables", "`a_b`"]);
+    refused(&w, "a_b", &["are one for its variables", "`a-b`"]);
+    for t in ["a", "a-b", "a_b"] {
+        std::fs::remove_file(w.path(&format!("tenants/{t}.toml"))).unwrap();
+    }
+
+    // The top level's backups (their records name no tenant) in a tenant's
+    // folder, reached through a symlink: damaged there, never restored.
+    let top_db = w.seeded_sqlite("default", 5);
+    w.ok(&["dbbackup"]);
+    let link = w.path("store-link");
+    std::os::unix::fs::symlink(&w.store, &link).unwrap();
+    let c_file = sqlite_tenant(&w, "c", &format!("remote = \"{}\"\n", link.display()));
+    sqlite(&c_file, "DELETE FROM items;");
+    one_damaged_backup(&w, "c", "made for the top level, not tenant `c`");
+    let r = w.run(&["--tenant", "c", "dbrestore", "-d", "main", "--noinput"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sqlite(&c_file, "SELECT count(*) FROM items;").trim(), "0");
+    let _ = top_db;
 }

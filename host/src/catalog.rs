@@ -287,29 +287,26 @@ impl<'a> Catalog<'a> {
     }
 
     /// Moves a backup whose record names a tenant other than this folder's
-    /// to the damaged ones. A record without a tenant (written before the
-    /// tenant was configured) stays the folder's own.
+    /// (or none, the top level's, in a tenant's folder) to the damaged
+    /// ones.
     fn set_apart_other_tenants(&self, listing: &mut Listing) {
         let (own, other): (Vec<_>, Vec<_>) = std::mem::take(&mut listing.backups)
             .into_iter()
-            .partition(|r| r.tenant.is_none() || r.tenant == self.tenant);
+            .partition(|r| r.tenant == self.tenant);
         listing.backups = own;
         if other.is_empty() {
             return;
         }
         for rec in other {
-            let made_for = rec.tenant.as_deref().unwrap_or_default();
-            let problem = match &self.tenant {
-                Some(t) => format!(
-                    "its record says it was made for tenant `{}`, not `{}`: two tenants' backup folders are one; give each tenant its own `remote` or path",
-                    printable(made_for),
-                    printable(t)
-                ),
-                None => format!(
-                    "its record says it was made for tenant `{}`, not the top level: the top level's backup folder is a tenant's; give it a `remote` or path of its own",
-                    printable(made_for)
-                ),
+            let whose = |t: Option<&str>| match t {
+                Some(t) => format!("tenant `{}`", printable(t)),
+                None => "the top level".to_string(),
             };
+            let problem = format!(
+                "its record says it was made for {}, not {}: two backup folders are one; give each tenant its own `remote` or path",
+                whose(rec.tenant.as_deref()),
+                whose(self.tenant.as_deref())
+            );
             listing.damaged.push(Damaged {
                 name: rec.name.clone(),
                 when: rec.created,

@@ -279,6 +279,12 @@ impl DatabaseEntry {
             };
             let socket = match db.host.as_deref() {
                 None | Some("") => Some("no host (the tools' default, a local socket)".to_string()),
+                // libpq tries each host of a list in turn: one socket folder
+                // among them is the socket.
+                Some(h) if h.contains(',') => Some(format!(
+                    "the host list `{}` (one host only)",
+                    crate::naming::printable(h)
+                )),
                 Some(h) if h.starts_with('/') || h.starts_with('@') => {
                     Some(format!("the socket `{}`", crate::naming::printable(h)))
                 }
@@ -286,8 +292,18 @@ impl DatabaseEntry {
                     .options
                     .args
                     .iter()
-                    .find(|a| a.starts_with("--socket"))
-                    .map(|_| "a `socket` parameter".to_string()),
+                    .chain(
+                        db.options
+                            .env
+                            .iter()
+                            .filter(|(v, _)| *v == "PGHOSTADDR")
+                            .map(|(_, a)| a),
+                    )
+                    .find(|a| {
+                        let a = a.to_ascii_lowercase();
+                        a.starts_with("--socket") || a.starts_with("--protocol") || a.contains(',')
+                    })
+                    .map(|_| "a `socket` or `protocol` parameter, or an address list".to_string()),
             };
             if let Some(socket) = socket {
                 return Err((

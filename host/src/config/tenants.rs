@@ -219,7 +219,14 @@ pub(super) fn load(
                 .cloned(),
         );
     }
-    let secret_vars = refuse_foreign_variables(&mut declared, secret_vars);
+    // After the variables were noted: a tenant broken here still had them.
+    refuse_one_namespace(&mut declared);
+    let secret_vars = secret_vars
+        .into_iter()
+        .filter(|(name, _)| declared[name].is_ok())
+        .collect();
+    let names: Vec<String> = declared.keys().cloned().collect();
+    let secret_vars = refuse_foreign_variables(&mut declared, secret_vars, &names);
     refuse_shared_secrets(&mut declared, &secret_vars, &sources.top_secret_vars);
     let mut entries: BTreeMap<String, std::result::Result<Config, String>> = declared
         .into_iter()
@@ -415,6 +422,19 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
             ));
         }
     }
+    if let Some(toml::Value::String(remote)) = table.get("remote") {
+        // `:backend,option=value,...:path` sets backend options the way
+        // rclone_flags do (`ssh=`, `key_file=`, an `alias` of any path):
+        // a tenant names a remote of the operator's rclone config, or a
+        // path, or `:backend:path`.
+        if remote.starts_with(':') && remote.split(':').nth(1).is_some_and(|b| b.contains(',')) {
+            return Err(key_error(
+                &d.source,
+                "remote",
+                "is a connection string with options, which may run a program, read a key of the machine or reach any folder under another name; a tenant's remote is a remote of the operator's rclone config (`name:path`), a path, or `:backend:path`".into(),
+            ));
+        }
+    }
     if let Some(toml::Value::Array(flags)) = table.get("rclone_flags") {
         if let Some(flag) = flags
             .iter()
@@ -467,12 +487,24 @@ const OPERATOR_KEYS: [&str; 2] = ["rclone_binary", "rclone_config"];
 /// `--webdav-bearer-token-command`, `--sftp-ssh`, `--metadata-mapper`) or
 /// use a client certificate or key of this machine.
 fn runs_a_program(flag: &str) -> bool {
-    let name = flag.split('=').next().unwrap_or(flag).to_ascii_lowercase();
+    let name = flag
+        .split('=')
+        .next()
+        .unwrap_or(flag)
+        .to_ascii_lowercase()
+        .replace('_', "-");
     name.contains("command")
         || name.ends_with("-ssh")
+        || name == "ssh"
         || name.contains("metadata-mapper")
         || name.contains("client-cert")
         || name.contains("client-key")
+        || name.contains("key-file")
+        || name.contains("pubkey")
+        // A file of the machine: a key, credentials, a service account.
+        || name.ends_with("-file")
+        || name.ends_with("-files")
+        || name.ends_with("file")
 }
 
 /// With tenants below `<remote>/tenants/`, the top level's own folders
@@ -516,6 +548,33 @@ fn inside(a: &str, b: &str) -> bool {
     a == b || a.starts_with(&format!("{b}/")) || (b.ends_with(':') && a.starts_with(b))
 }
 
+/// Marks broken every tenant whose name is another's for variables
+/// (`a-b` and `a_b` are both `TENANT_A_B_`): neither could tell its
+/// variables from the other's.
+fn refuse_one_namespace(declared: &mut BTreeMap<String, std::result::Result<Declared, String>>) {
+    let mut by_prefix: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in declared.keys().filter(|n| check_tenant_name(n).is_ok()) {
+        by_prefix
+            .entry(tenant_var_prefix(name))
+            .or_default()
+            .push(name.clone());
+    }
+    for (prefix, names) in by_prefix.into_iter().filter(|(_, n)| n.len() > 1) {
+        for name in &names {
+            let others: Vec<String> = names
+                .iter()
+                .filter(|o| *o != name)
+                .map(|o| format!("`{o}`"))
+                .collect();
+            let why = format!(
+                "tenant `{name}`: its name and {} are one for its variables ({prefix}...), which must be each tenant's own; rename one of them",
+                others.join(", ")
+            );
+            declared.insert(name.clone(), Err(why));
+        }
+    }
+}
+
 /// What every tenant's secret variable starts with: `TENANT_<NAME>_`.
 const TENANT_VAR_PREFIX: &str = "TENANT_";
 
@@ -534,20 +593,44 @@ fn tenant_var_prefix(name: &str) -> String {
 /// (PATH, HOME, rclone's AWS_SECRET_ACCESS_KEY, ...): a tenant file naming
 /// one would send it to a server of the tenant's choosing as a password.
 /// A namespace keeps them all out, where a list of names would miss one.
+///
+/// A namespace inside another's belongs to the longer name: `TENANT_A_B_PW`
+/// is tenant `a-b`'s (or `a_b`'s) whenever such a tenant is declared (even
+/// broken), never `a`'s, so `a`'s file cannot take `a-b`'s password nor
+/// break `a-b` by naming it.
 fn refuse_foreign_variables(
     declared: &mut BTreeMap<String, std::result::Result<Declared, String>>,
     secret_vars: BTreeMap<String, Vec<String>>,
+    names: &[String],
 ) -> BTreeMap<String, Vec<String>> {
     let mut kept = BTreeMap::new();
     for (name, vars) in secret_vars {
         let prefix = tenant_var_prefix(&name);
-        let Some(var) = vars.iter().find(|v| !v.starts_with(&prefix)) else {
+        let owner = |var: &str| -> Option<String> {
+            names
+                .iter()
+                .map(|n| tenant_var_prefix(n))
+                .filter(|p| p.len() > prefix.len() && var.starts_with(p.as_str()))
+                .max_by_key(String::len)
+        };
+        let foreign = vars
+            .iter()
+            .find(|v| !v.starts_with(&prefix) || owner(v).is_some());
+        let Some(var) = foreign else {
             kept.insert(name, vars);
             continue;
         };
         let Some(Ok(d)) = declared.get(&name) else {
             continue;
         };
+        if let Some(other) = owner(var) {
+            let why = format!(
+                "{}: tenant `{name}`: a database of it takes its secret from the variable {var}, which is in another tenant's namespace ({other}...); a tenant's variables must be its own (e.g. {prefix}DB_PASSWORD)",
+                d.source.display(),
+            );
+            declared.insert(name, Err(why));
+            continue;
+        }
         let why = format!(
             "{}: tenant `{name}`: a database of it takes its secret from the variable {var}; a tenant's variables must be its own, named {prefix}... (e.g. {prefix}DB_PASSWORD), so that no tenant file can name one of the operator's (PATH, AWS_SECRET_ACCESS_KEY, ...)",
             d.source.display(),
@@ -785,7 +868,7 @@ mod tests {
                 db("TENANT_C_PW")
             ),
             &[
-                // `a`'s namespace holds `a-b`'s: both name one variable.
+                // `a`'s prefix holds `a-b`'s namespace.
                 ("a.toml", &db("TENANT_A_B_PW")),
                 ("a-b.toml", &db("TENANT_A_B_PW")),
                 ("c.toml", &db("TENANT_C_PW")),
@@ -797,18 +880,19 @@ mod tests {
                 ("f.toml", &db("TENANT_F_PW")),
             ],
         );
-        for (t, other) in [
-            ("a", "tenant `a-b`"),
-            ("a-b", "tenant `a`"),
-            ("c", "the top level"),
-        ] {
-            let why = broken(&c, t);
-            assert!(
-                why.contains(other) && why.contains("variables of its own"),
-                "{t}: {why}"
-            );
-            assert!(why.contains(&format!("tenants/{t}.toml")), "{t}: {why}");
-        }
+        // `a` may not name what is `a-b`'s; `a-b` keeps it.
+        assert!(
+            broken(&c, "a").contains("another tenant's namespace (TENANT_A_B_...)"),
+            "{}",
+            broken(&c, "a")
+        );
+        assert!(c.tenants.get("a-b", &c.path).is_ok());
+        let why = broken(&c, "c");
+        assert!(
+            why.contains("the top level") && why.contains("variables of its own"),
+            "{why}"
+        );
+        assert!(why.contains("tenants/c.toml"), "{why}");
         for (t, var, prefix) in [
             ("d", "D_PW", "TENANT_D_"),
             ("e", "AWS_SECRET_ACCESS_KEY", "TENANT_E_"),
