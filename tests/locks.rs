@@ -676,3 +676,42 @@ fn a_connection_string_remote_with_a_url_option_works() {
     w.ok(&["prune", "-d", "default"]);
     assert!(w.store.join("cs/db").is_dir());
 }
+
+/// Outside review (round 5): a media backup whose lock was removed during
+/// its sync went on to write its file list (a backup point `--at` offers)
+/// with exit 0, and a `mediarestore --mirror` whose lock was removed went
+/// on to delete local files. Both stop with exit 5.
+#[test]
+fn media_runs_that_lost_their_lock_record_and_delete_nothing() {
+    let mut w = World::new(Remote::Local);
+    let root = w.path("media");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "alpha").unwrap();
+    w.setting(&format!("media_root = \"{}\"", root.display()));
+    w.ok(&["mediabackup"]);
+    let lists = |w: &World| {
+        std::fs::read_dir(w.store.join("media-versions"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = lists(&w);
+    std::fs::write(root.join("b.txt"), "bravo").unwrap();
+    let mut held = w.spawn_held(&["mediabackup"], "media-synced");
+    held.wait_at("media-synced");
+    w.ok(&["unlock", "--media", "--force"]);
+    held.release("media-synced");
+    let r = held.finish();
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["this backup was not recorded"]);
+    assert_eq!(lists(&w), before, "a file list was written");
+
+    std::fs::write(root.join("local-only.txt"), "keep me").unwrap();
+    let mut held = w.spawn_held(&["mediarestore", "--mirror", "--noinput"], "media-copied");
+    held.wait_at("media-copied");
+    w.ok(&["unlock", "--media", "--force"]);
+    held.release("media-copied");
+    let r = held.finish();
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["no local file was deleted"]);
+    assert!(root.join("local-only.txt").exists());
+}

@@ -1173,3 +1173,55 @@ fn the_tenant_rules_hold_in_other_spellings() {
     assert_eq!(sqlite(&c_file, "SELECT count(*) FROM items;").trim(), "0");
     let _ = top_db;
 }
+
+/// Outside review (round 5): every tenant inherited the operator's
+/// media_root, so a tenant backed up the operator's media into its own
+/// folder and its `mediarestore --mirror` would delete what is not its
+/// own; and `config check` passed a tenant with no databases, which every
+/// run of it refuses.
+#[test]
+fn a_tenant_has_media_and_databases_of_its_own_only() {
+    let mut w = tenants_world();
+    let media = w.path("media-top");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(media.join("operator.txt"), "the operator's").unwrap();
+    w.setting(&format!("media_root = \"{}\"", media.display()));
+    sqlite_tenant(&w, "a", "");
+    let r = w.run(&["--tenant", "a", "mediabackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["media_root"]);
+    assert!(
+        !stored(&w).iter().any(|p| p.contains("operator.txt")),
+        "{:?}",
+        stored(&w)
+    );
+    // Its own folder, apart from the operator's: fine.
+    let own = w.path("media-a");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("a.txt"), "a's").unwrap();
+    sqlite_tenant(&w, "a", &format!("media_root = \"{}\"\n", own.display()));
+    w.ok(&["--tenant", "a", "mediabackup"]);
+    // One inside the operator's: broken.
+    sqlite_tenant(
+        &w,
+        "b",
+        &format!("media_root = \"{}/sub\"\n", media.display()),
+    );
+    let r = w.run(&["--tenant", "b", "mediabackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["overlaps the top level's media_root"]);
+    std::fs::remove_file(w.path("tenants/b.toml")).unwrap();
+
+    tenant(&w, "nodb", "db_cleanup_keep = 3\n");
+    for args in [
+        &["config", "check"][..],
+        &["--tenant", "nodb", "config", "check"][..],
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}\n{}", r.stdout, r.stderr);
+        assert_mentions(
+            &format!("{}{}", r.stdout, r.stderr),
+            &["tenant nodb has no databases"],
+        );
+    }
+}

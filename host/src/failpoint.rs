@@ -26,6 +26,9 @@
 //! lock is held and the previous file read, nothing written yet),
 //! `metrics-rename` (the new content is in the temporary file, synced, not
 //! yet renamed over the file).
+//! Step of `mediabackup`: `media-synced` (the mirror is synced, the file
+//! list not yet written). Step of `mediarestore`: `media-copied` (every
+//! file came back, `--mirror`'s deletions not yet made).
 //! Step of every command that takes a lease lock (dbbackup, prune,
 //! dbrestore, mediabackup, mediarestore; crate::lock): `locked` (the lock
 //! is held and its renewal runs; nothing of the series touched yet).

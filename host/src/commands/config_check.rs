@@ -131,6 +131,9 @@ pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
                         .join(", ")
                 ),
             );
+            if let (Some(t), true) = (&config.tenant, config.databases.is_empty()) {
+                report.push("databases", Status::Error, no_databases(t), ExitCode::Usage);
+            }
             check_policies(&config, &mut report);
             check_rclone_environment(&mut report);
             if check_rclone(&config, &mut report) {
@@ -221,6 +224,14 @@ pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
 
 /// Every tenant: its config resolves (a broken one is a failed check
 /// naming it and why; exit 2) and its policy modules load for their roles.
+/// What a tenant without databases is told: every run of it refuses,
+/// and backup-all fails its row.
+fn no_databases(name: &str) -> String {
+    format!(
+        "tenant {name} has no databases: `--tenant {name} dbbackup` refuses and backup-all fails its row; give it a [databases.<alias>] section (or remove the tenant)"
+    )
+}
+
 /// One line per tenant; its remote and databases are checked with
 /// `config check --tenant NAME`.
 fn check_tenants(tenants: &config::Tenants, report: &mut Report) {
@@ -236,7 +247,9 @@ fn check_tenants(tenants: &config::Tenants, report: &mut Report) {
                     .into_iter()
                     .filter(|c| c.status == Status::Error)
                     .collect();
-                if failed.is_empty() {
+                if c.databases.is_empty() {
+                    report.push(&check, Status::Error, no_databases(name), ExitCode::Usage);
+                } else if failed.is_empty() {
                     let n = c.databases.len();
                     report.ok(
                         &check,

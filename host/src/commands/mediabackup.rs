@@ -74,7 +74,15 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
     let started = Instant::now();
     let changes = with_events(ctx, pre, "media backup", kinds, || {
-        sync_and_record(ctx, &layout, &sync, &stamp, now, (&root, &local_files))
+        sync_and_record(
+            ctx,
+            &layout,
+            &sync,
+            &stamp,
+            now,
+            (&root, &local_files),
+            &lock,
+        )
     })?;
     let kept = if settings.media_versions
         && !(changes.replaced.is_empty() && changes.deleted.is_empty())
@@ -336,6 +344,7 @@ fn sync_and_record(
     stamp: &str,
     now: DateTime<Utc>,
     (root, before): (&std::path::Path, &BTreeMap<String, LocalFile>),
+    lock: &Lock,
 ) -> Result<Changes> {
     if !ctx.config.settings.media_versions {
         // Written first: even if this run dies half-way it has overwritten
@@ -346,6 +355,16 @@ fn sync_and_record(
         )?;
     }
     let changes = run_sync(ctx, sync, &BTreeSet::new(), before.keys())?;
+    crate::failpoint::reached("media-synced");
+    // A run that lost its lock during the sync (unlock --force, a lease
+    // that ran out) may have shared the mirror with another: it publishes
+    // no backup point for `--at`.
+    lock.check().map_err(|e| {
+        exit::with_note(
+            e,
+            "the mirror was synced, but this backup was not recorded (no file list; `mediarestore --at` will not offer it); run mediabackup again",
+        )
+    })?;
     let listed = listing::list_all(&ctx.rclone, &layout.mirror)?.unwrap_or_default();
     warn_skipped_files(ctx, layout, root, before, &listed)?;
     let files = listed

@@ -141,7 +141,7 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     let changes = with_events(ctx, pre, "media restore", kinds, || {
         // No media backup changes the mirror while it is read back. Taken
         // once the restore is approved and no hook vetoed it.
-        let _lock = ctx
+        let lock = ctx
             .lock(Series::Media, "mediarestore")
             .map_err(|e| exit::with_note(e, "no local file was changed"))?;
         let changes = copy(ctx, &plan, &root_arg, false, &local_files)?;
@@ -154,6 +154,12 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
             )
             .into());
         }
+        crate::failpoint::reached("media-copied");
+        // A lost lock (unlock --force, a lease that ran out) lets a media
+        // backup read this folder half restored: delete nothing then.
+        lock.check().map_err(|e| {
+            exit::with_note(e, "the files were copied back; no local file was deleted")
+        })?;
         local::delete_files(&root, &deletes)?;
         Ok(changes)
     })?;

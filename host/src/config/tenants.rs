@@ -239,6 +239,7 @@ pub(super) fn load(
         })
         .collect();
     refuse_overlaps(&mut entries, top);
+    refuse_shared_media_roots(&mut entries, top);
     Ok(Tenants {
         entries: Arc::new(entries),
     })
@@ -452,6 +453,7 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
         }
     }
     let own_remote = table.contains_key("remote");
+    let own_media = table.contains_key("media_root");
     let mut layer = Layer::read(table, &d.source, &d.dir)?;
     if !own_remote {
         layer.settings.remote = Some(crate::rclone::join(
@@ -460,6 +462,13 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
         ));
     }
     let mut config = layer.resolve(&d.source, Some((top_layer, &top.policies)))?;
+    // The operator's media folder is not a tenant's: backed up into a
+    // tenant's folder, or restored with --mirror by a tenant, it would
+    // hand over or delete what is not the tenant's. A tenant has media
+    // only with a media_root of its own.
+    if !own_media {
+        config.settings.media_root = None;
+    }
     let template = &config.settings.db_filename_template;
     if template.uses_tenant() {
         config.settings.db_filename_template = template
@@ -540,6 +549,66 @@ fn places(c: &Config) -> [String; 3] {
         crate::rclone::join(&s.remote, &s.media_backup_dir),
         crate::rclone::join(&s.remote, &crate::media::versions_dir(&s.media_backup_dir)),
     ]
+}
+
+/// Marks broken every tenant whose local `media_root` is, holds or lies
+/// inside another tenant's or the top level's: one's `mediarestore
+/// --mirror` would delete the other's files, one's backup copy the
+/// other's into its own folder.
+fn refuse_shared_media_roots(
+    entries: &mut BTreeMap<String, std::result::Result<Config, String>>,
+    top: &Config,
+) {
+    let roots: Vec<(Option<String>, PathBuf)> = top
+        .settings
+        .media_root
+        .iter()
+        .map(|r| (None, r.clone()))
+        .chain(entries.iter().filter_map(|(n, e)| {
+            let root = e.as_ref().ok()?.settings.media_root.clone()?;
+            Some((Some(n.clone()), root))
+        }))
+        .map(|(owner, root)| (owner, lexically_normal(&root)))
+        .collect();
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    for (name, root) in roots.iter().filter_map(|(n, r)| Some((n.as_ref()?, r))) {
+        let clash = roots.iter().find(|(o, r)| {
+            o.as_ref() != Some(name) && (root.starts_with(r) || r.starts_with(root))
+        });
+        if let Some((other, r)) = clash {
+            let whose = match other {
+                Some(o) => format!("tenant `{o}`'s"),
+                None => "the top level's".to_string(),
+            };
+            found.insert(
+                name.clone(),
+                format!(
+                    "tenant `{name}`: its media_root {} overlaps {whose} media_root {}; each tenant's media needs a folder of its own",
+                    root.display(),
+                    r.display()
+                ),
+            );
+        }
+    }
+    for (name, why) in found {
+        entries.insert(name, Err(why));
+    }
+}
+
+/// `path` with `.` dropped and `..` resolved, without asking the disk
+/// (the folder need not exist yet): one spelling to compare.
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether `a` is `b` or lies inside it, as rclone paths.
@@ -780,6 +849,33 @@ mod tests {
 
     const SQLITE: &str = "[databases.main]\nengine = \"sqlite\"\nname = \"app.db\"\n";
 
+    /// Outside review (round 5): two tenants (or a tenant and the top
+    /// level) with one local media folder, or one inside the other.
+    #[test]
+    fn media_roots_may_not_overlap() {
+        let (dir, c) = load(
+            "remote = \"backups\"\nmedia_root = \"media\"\ntenants_dir = \"tenants\"\n",
+            &[
+                ("top.toml", "media_root = \"../media/sub\"\n"),
+                ("a.toml", "media_root = \"/srv/shared\"\n"),
+                ("b.toml", "media_root = \"/srv/shared/b\"\n"),
+                ("own.toml", "media_root = \"/srv/own\"\n"),
+                ("none.toml", ""),
+            ],
+        );
+        for (t, other) in [
+            ("top", "the top level's"),
+            ("a", "tenant `b`'s"),
+            ("b", "tenant `a`'s"),
+        ] {
+            assert!(broken(&c, t).contains(other), "{t}: {}", broken(&c, t));
+        }
+        assert!(c.tenants.get("own", &c.path).is_ok());
+        let none = c.clone().select(Some("none")).unwrap();
+        assert_eq!(none.settings.media_root, None);
+        let _ = dir;
+    }
+
     #[test]
     fn tenants_inherit_and_live_below_their_own_folder() {
         let main = format!(
@@ -805,9 +901,10 @@ mod tests {
             globex.settings.remote,
             format!("{}/backups/tenants/globex", root.display())
         );
-        // Inherited paths stay relative to the file that wrote them; a
-        // tenant file's own paths are relative to its folder.
-        assert_eq!(globex.settings.media_root, Some(root.join("media")));
+        // The operator's media folder is not inherited (outside review,
+        // issue 10 round 5: a tenant backed it up and --mirror restored
+        // over it); a tenant file's own paths are relative to its folder.
+        assert_eq!(globex.settings.media_root, None);
         let db = globex.database(Some("main")).unwrap();
         assert_eq!(db.name, root.join("tenants/app.db").to_str().unwrap());
         assert_eq!(c.tenants.len(), 2);
