@@ -324,13 +324,19 @@ fn an_interrupted_run_releases_its_lock() {
     );
 }
 
-#[test]
-fn media_backups_lock_each_other() {
+/// A world with a media folder holding `a.txt`, and its path.
+fn media_world() -> (World, PathBuf) {
     let mut w = World::new(Remote::Local);
     let root = w.path("media");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("a.txt"), "alpha").unwrap();
     w.setting(&format!("media_root = \"{}\"", root.display()));
+    (w, root)
+}
+
+#[test]
+fn media_backups_lock_each_other() {
+    let (w, root) = media_world();
     w.ok(&["mediabackup"]);
     std::fs::write(root.join("b.txt"), "bravo").unwrap();
     let mut held = w.spawn_held(&["mediabackup"], "locked");
@@ -358,11 +364,7 @@ fn media_backups_lock_each_other() {
 /// read the versions out of order. The stamp is taken with the lock held.
 #[test]
 fn a_media_backup_that_waited_is_stamped_after_the_one_it_waited_for() {
-    let mut w = World::new(Remote::Local);
-    let root = w.path("media");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("a.txt"), "alpha").unwrap();
-    w.setting(&format!("media_root = \"{}\"", root.display()));
+    let (mut w, root) = media_world();
     w.setting("media_versions = true");
     w.ok(&["mediabackup"]);
     std::fs::write(root.join("a.txt"), "alpha 2").unwrap();
@@ -683,11 +685,7 @@ fn a_connection_string_remote_with_a_url_option_works() {
 /// on to delete local files. Both stop with exit 5.
 #[test]
 fn media_runs_that_lost_their_lock_record_and_delete_nothing() {
-    let mut w = World::new(Remote::Local);
-    let root = w.path("media");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("a.txt"), "alpha").unwrap();
-    w.setting(&format!("media_root = \"{}\"", root.display()));
+    let (w, root) = media_world();
     w.ok(&["mediabackup"]);
     let lists = |w: &World| {
         std::fs::read_dir(w.store.join("media-versions"))
