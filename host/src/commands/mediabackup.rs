@@ -9,7 +9,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{json, with_events, Context};
+use super::{json, Context};
 use crate::cli::MediaBackupArgs;
 use crate::exit;
 use crate::lock::{Lock, Series};
@@ -23,42 +23,13 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     let settings = &ctx.config.settings;
     let root = local::configured_root(settings, &ctx.config.path)?;
     let layout = Layout::new(&settings.media_backup_dir);
-    let mirror = ctx.rclone.path(&layout.mirror);
     refuse_unsafe_source(ctx, &root, &layout, args.allow_empty)?;
     let root_arg = local::root_arg(&root, &ctx.config.path)?;
-    // One media backup or restore at a time, here or on any machine, held
-    // until the run ends. Taken before the run's time: a run that waited
-    // for another lists the folder and is stamped after it, so stamps order
-    // the versions the way `mediarestore --at` reads them.
-    let lock = match args.dry_run {
-        true => None,
-        false => Some(
-            ctx.lock(Series::Media, "mediabackup")
-                .map_err(|e| exit::with_note(e, "the media backup was not changed"))?,
-        ),
-    };
-    let local_files = local::files(&root)?;
-    refuse_unreadable_names(&local_files)?;
-
-    let now = Utc::now();
-    let stamp = stamp::format(now);
-    let mut sync: Vec<String> = vec![
-        "sync".into(),
-        root_arg,
-        mirror.clone(),
-        // Two names that differ only in their Unicode normalisation form are
-        // two files; rclone would otherwise skip one of them, silently.
-        "--no-unicode-normalization".into(),
-    ];
-    if settings.media_versions {
-        sync.push("--backup-dir".into());
-        sync.push(ctx.rclone.path(&layout.version_folder(&stamp)));
-    }
-    if let Some(n) = settings.media_max_delete {
-        sync.push("--max-delete".into());
-        sync.push(n.to_string());
-    }
-    let Some(lock) = lock else {
+    if args.dry_run {
+        let local_files = local::files(&root)?;
+        refuse_unreadable_names(&local_files)?;
+        let stamp = stamp::format(Utc::now());
+        let mut sync = sync_args(ctx, &layout, root_arg, &stamp);
         sync.push("--dry-run".into());
         let plan = Plan {
             layout: &layout,
@@ -67,14 +38,32 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
             local_files: &local_files,
         };
         return dry_run(ctx, &plan, &sync, args.json);
-    };
+    }
 
-    let mut pre = Event::new(EventKind::PreMediaBackup, now);
-    pre.backup = Some(stamp.clone());
-    let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
+    // A hook may veto the backup before anything on the remote is touched,
+    // not even a lock object; the backup's stamp is not known yet (its
+    // `pre-media-backup` event has none): it is taken once the lock is held.
+    let pre = Event::new(EventKind::PreMediaBackup, Utc::now());
+    ctx.policies
+        .emit_pre(&pre, "media backup")
+        .map_err(|e| exit::with_note(e, "nothing was changed"))?;
     let started = Instant::now();
-    let changes = with_events(ctx, pre, "media backup", kinds, || {
-        sync_and_record(
+    let mut stamp_taken = None;
+    let outcome = (|| {
+        // One media backup or restore at a time, here or on any machine,
+        // held until the run ends. Taken before the run's time: a run that
+        // waited for another lists the folder and is stamped after it, so
+        // stamps order the versions the way `mediarestore --at` reads them.
+        let lock = ctx
+            .lock(Series::Media, "mediabackup")
+            .map_err(|e| exit::with_note(e, "the media backup was not changed"))?;
+        let local_files = local::files(&root)?;
+        refuse_unreadable_names(&local_files)?;
+        let now = Utc::now();
+        let stamp = stamp::format(now);
+        stamp_taken = Some(stamp.clone());
+        let sync = sync_args(ctx, &layout, root_arg, &stamp);
+        let changes = sync_and_record(
             ctx,
             &layout,
             &sync,
@@ -82,8 +71,28 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
             now,
             (&root, &local_files),
             &lock,
-        )
-    })?;
+        )?;
+        Ok((changes, lock, now, stamp, local_files))
+    })();
+    let mut done = pre;
+    done.now = Utc::now();
+    done.duration = Some(started.elapsed());
+    done.backup = stamp_taken;
+    let (changes, lock, now, stamp, local_files) = match outcome {
+        Ok(made) => {
+            done.kind = EventKind::PostMediaBackup;
+            ctx.policies.emit(&done)?;
+            made
+        }
+        Err(e) => {
+            done.kind = EventKind::MediaBackupFailed;
+            done.error = Some(format!("{e:#}"));
+            if let Err(hook) = ctx.policies.emit(&done) {
+                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
+            }
+            return Err(e);
+        }
+    };
     let kept = if settings.media_versions
         && !(changes.replaced.is_empty() && changes.deleted.is_empty())
     {
@@ -121,6 +130,29 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
         return json::print(&plan.report(ctx, &changes, None, Some(duration)));
     }
     Ok(())
+}
+
+/// `rclone sync` of the media folder into the mirror, replaced and
+/// deleted files kept in the version folder of `stamp` (media_versions).
+fn sync_args(ctx: &Context, layout: &Layout, root_arg: String, stamp: &str) -> Vec<String> {
+    let settings = &ctx.config.settings;
+    let mut sync: Vec<String> = vec![
+        "sync".into(),
+        root_arg,
+        ctx.rclone.path(&layout.mirror),
+        // Two names that differ only in their Unicode normalisation form are
+        // two files; rclone would otherwise skip one of them, silently.
+        "--no-unicode-normalization".into(),
+    ];
+    if settings.media_versions {
+        sync.push("--backup-dir".into());
+        sync.push(ctx.rclone.path(&layout.version_folder(stamp)));
+    }
+    if let Some(n) = settings.media_max_delete {
+        sync.push("--max-delete".into());
+        sync.push(n.to_string());
+    }
+    sync
 }
 
 /// What a media backup works on, to describe it as JSON.
