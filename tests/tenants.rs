@@ -982,6 +982,11 @@ fn operator_output_names_tenants_safely() {
     let r = w.run(&["-q", "backup-all"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(!r.stdout.contains("x\nforged"), "{}", r.stdout);
+    // Outside review (round 5): config check's label was the raw name.
+    let check = w.run(&["config", "check"]);
+    assert_ne!(check.code, 0, "{}", check.stderr);
+    assert!(!check.stdout.contains("x\nforged"), "{}", check.stdout);
+    assert!(!check.stderr.contains("x\nforged"), "{}", check.stderr);
     assert!(
         r.stderr.lines().any(|l| l.contains("ERROR")
             && l.contains("tenant=\"bad\"")
@@ -1038,6 +1043,9 @@ fn a_tenants_tool_arguments_choose_what_is_dumped_only() {
             "a value passing for an option",
             maria("dump_args = [\"--ignore-table\", \"--host=10.0.0.1\"]"),
         ),
+        // Outside review (round 5): `--table` alone took rcbackup's own
+        // `--dbname=...` as its value.
+        ("an option without its value", maria("dump_args = [\"--ignore-table\"]")),
     ] {
         tenant(&w, "u", &text);
         let r = w.run(&["--tenant", "u", "dbbackup"]);

@@ -863,19 +863,20 @@ fn conn_options(
 /// is dumped and how it is restored, never where the tool connects, how
 /// it logs in, what it loads or runs, or which files it reads or writes
 /// (`--host`, `--protocol`, `--plugin-dir`, `--defaults-extra-file`,
-/// `--tee`, sqlite3's `-cmd .shell`, ...). Each in `--option` or
-/// `--option=value` form, so that no value can pass for an option.
+/// `--tee`, sqlite3's `-cmd .shell`, ...). A name ending in `=` takes a
+/// value, given in the same item (`--table=t`): `--table` alone would take
+/// the next argument, rcbackup's own `--dbname`, as its value.
 const TENANT_PG_ARGS: &[&str] = &[
-    "--exclude-table",
-    "--exclude-table-data",
-    "--exclude-table-and-children",
-    "--exclude-table-data-and-children",
-    "--table",
-    "--table-and-children",
-    "--schema",
-    "--exclude-schema",
-    "--extension",
-    "--exclude-extension",
+    "--exclude-table=",
+    "--exclude-table-data=",
+    "--exclude-table-and-children=",
+    "--exclude-table-data-and-children=",
+    "--table=",
+    "--table-and-children=",
+    "--schema=",
+    "--exclude-schema=",
+    "--extension=",
+    "--exclude-extension=",
     "--no-owner",
     "--no-privileges",
     "--no-acl",
@@ -890,7 +891,7 @@ const TENANT_PG_ARGS: &[&str] = &[
     "--no-toast-compression",
     "--no-unlogged-table-data",
     "--quote-all-identifiers",
-    "--lock-wait-timeout",
+    "--lock-wait-timeout=",
     "--data-only",
     "--schema-only",
     "--clean",
@@ -901,11 +902,11 @@ const TENANT_PG_ARGS: &[&str] = &[
     "--no-data-for-failed-tables",
     "--strict-names",
     "--enable-row-security",
-    "--section",
+    "--section=",
 ];
 const TENANT_MYSQL_ARGS: &[&str] = &[
-    "--ignore-table",
-    "--ignore-table-data",
+    "--ignore-table=",
+    "--ignore-table-data=",
     "--single-transaction",
     "--skip-lock-tables",
     "--lock-tables",
@@ -927,9 +928,9 @@ const TENANT_MYSQL_ARGS: &[&str] = &[
     "--skip-add-drop-table",
     "--add-drop-trigger",
     "--order-by-primary",
-    "--max-allowed-packet",
-    "--net-buffer-length",
-    "--default-character-set",
+    "--max-allowed-packet=",
+    "--net-buffer-length=",
+    "--default-character-set=",
     "--set-charset",
     "--skip-set-charset",
     "--tz-utc",
@@ -952,15 +953,18 @@ fn tenant_tool_args(
         EngineKind::Sqlite => &[],
     };
     for arg in args {
-        let option = arg.split('=').next().unwrap_or(arg);
-        if !allowed.contains(&option) {
+        let known = allowed.iter().any(|a| match a.strip_suffix('=') {
+            Some(_) => arg.len() > a.len() && arg.starts_with(a),
+            None => arg == a,
+        });
+        if !known {
             return Err(format!(
                 "holds `{}`, which a tenant's database may not pass to its tools: a tenant's {key} may only choose what is dumped or how it is restored, as `--option` or `--option=value` ({}), never where the tool connects, how it logs in, or what it loads, runs, reads or writes",
                 crate::naming::printable(arg),
                 if allowed.is_empty() {
                     "none for SQLite".to_string()
                 } else {
-                    format!("e.g. {}", allowed[..3].join(", "))
+                    format!("e.g. {}", allowed[..3].join("..., "))
                 }
             ));
         }

@@ -227,6 +227,7 @@ pub fn run(cli: &Cli, a: &ConfigCheckArgs) -> Result<()> {
 /// What a tenant without databases is told: every run of it refuses,
 /// and backup-all fails its row.
 fn no_databases(name: &str) -> String {
+    let name = crate::naming::printable(name);
     format!(
         "tenant {name} has no databases: `--tenant {name} dbbackup` refuses and backup-all fails its row; give it a [databases.<alias>] section (or remove the tenant)"
     )
@@ -236,7 +237,8 @@ fn no_databases(name: &str) -> String {
 /// `config check --tenant NAME`.
 fn check_tenants(tenants: &config::Tenants, report: &mut Report) {
     for (name, entry) in tenants.entries() {
-        let check = format!("tenant {name}");
+        // A tenant file's name may hold a newline or escapes.
+        let check = format!("tenant {}", crate::naming::printable(name));
         match entry {
             Err(why) => report.push(&check, Status::Error, why.to_string(), ExitCode::Usage),
             Ok(c) => {

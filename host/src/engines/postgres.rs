@@ -48,7 +48,16 @@ pub(super) fn connection(cmd: &mut Command, db: &Database) -> Result<()> {
         // A path no file can have (/dev/null is no folder): libpq then
         // reads no passfile, service file or client key of this machine.
         const NO_FILE: &str = "/dev/null/rcbackup-none";
-        for var in ["PGPASSWORD", "PGSERVICE", "PGUSER", "PGHOST", "PGHOSTADDR"] {
+        for var in [
+            "PGPASSWORD",
+            "PGSERVICE",
+            "PGUSER",
+            "PGHOST",
+            "PGHOSTADDR",
+            "PGPORT",
+            "PGDATABASE",
+            "PGOPTIONS",
+        ] {
             cmd.env_remove(var);
         }
         for var in [
