@@ -860,3 +860,46 @@ fn a_run_started_with_sighup_ignored_outlives_a_hangup() {
     }
     assert_eq!(world.names(None).len(), 1);
 }
+
+/// Outside review (round 5): with one rclone server per run, SIGTERM during
+/// a slow upload let the upload run to its end (33 s at 300 KB/s) before
+/// the run deleted it and exited. The upload stops at once.
+#[test]
+fn sigterm_stops_a_slow_upload_at_once() {
+    let mut world = World::new(Remote::Local);
+    let file = world.path("big.sqlite3");
+    let blob: String = (0..4_000_000u32)
+        .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+        .collect();
+    let blob_file = world.path("blob.txt");
+    std::fs::write(&blob_file, blob).unwrap();
+    sqlite(
+        &file,
+        &format!(
+            "CREATE TABLE t (x); INSERT INTO t VALUES (readfile('{}'));",
+            blob_file.display()
+        ),
+    );
+    world.sqlite("default", &file);
+    world.setting("compression = \"none\"");
+    world.setting("rclone_flags = [\"--bwlimit\", \"300k\"]");
+    let mut held = world.spawn_held(&["dbbackup"], "dump-started");
+    held.wait_at("dump-started");
+    held.release("dump-started");
+    std::thread::sleep(Duration::from_millis(1500));
+    let stopped = std::time::Instant::now();
+    held.signal(libc::SIGTERM);
+    let r = held.finish();
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "the run took {:?} to stop",
+        stopped.elapsed()
+    );
+    assert!(world.names(None).is_empty());
+    let left: Vec<String> = store_files(&world)
+        .into_iter()
+        .filter(|p| !p.contains("/locks/"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

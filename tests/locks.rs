@@ -713,3 +713,21 @@ fn media_runs_that_lost_their_lock_record_and_delete_nothing() {
     assert_mentions(&r.stderr, &["no local file was deleted"]);
     assert!(root.join("local-only.txt").exists());
 }
+
+/// Outside review (round 5): a SQLite restore whose lock was removed while
+/// it downloaded still swapped the restored copy over the live database.
+/// It stops with exit 5 and leaves the database as it was.
+#[test]
+fn a_restore_that_lost_its_lock_leaves_the_database_as_it_was() {
+    let w = world(Remote::Local);
+    w.ok(&["dbbackup"]);
+    let file = w.path("default.sqlite3");
+    sqlite(&file, "DELETE FROM items;");
+    let mut held = w.spawn_held(&["dbrestore", "--noinput"], "restore-swap");
+    held.wait_at("restore-swap");
+    w.ok(&["unlock", "-d", "default", "--force"]);
+    held.release("restore-swap");
+    let r = held.finish();
+    assert_eq!(r.code, LOCKED, "{}", r.stderr);
+    assert_eq!(sqlite(&file, "SELECT count(*) FROM items;").trim(), "0");
+}

@@ -82,16 +82,26 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
         let mut aliases = vec![db.alias.as_str(), backup.database.as_str()];
         aliases.sort_unstable();
         aliases.dedup();
-        let _locks = aliases
+        let locks = aliases
             .into_iter()
             .map(|alias| ctx.lock(Series::Db(alias.to_string()), "dbrestore"))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| exit::with_note(e, "the database was left as it was"))?;
         let started = Instant::now();
+        // A lost lock (unlock --force, a lease that ran out) may let a
+        // backup or another restore of this database run beside this one:
+        // the live database is not replaced then.
+        let locks_held = || -> Result<()> {
+            for lock in &locks {
+                lock.check()?;
+            }
+            Ok(())
+        };
         let source = Source {
             rclone: &ctx.rclone,
             path: catalog.data_path(&backup.name),
             record: backup,
+            may_commit: Some(&locks_held),
         };
         engines::restore(db, &source)?;
         tracing::info!(

@@ -572,6 +572,7 @@ pub fn run(ctx: &Context, args: &DrillArgs) -> Result<()> {
             rclone: &ctx.rclone,
             path: catalog.data_path(&backup.name),
             record: backup,
+            may_commit: None,
         };
         stage = Stage::Restored;
         engines::restore(&target, &source).map_err(|e| beyond_scratch(db, e))?;

@@ -251,6 +251,7 @@ fn check(ctx: &Context, catalog: &Catalog, target: &Target) -> Result<Checked> {
                 rclone: &ctx.rclone,
                 path: catalog.data_path(&backup.name),
                 record: backup,
+                may_commit: None,
             };
             source.verify()?;
             Ok(intact(backup, path, "ok", None))

@@ -133,6 +133,10 @@ pub struct Source<'a> {
     /// Path of the data object relative to the remote.
     pub path: String,
     pub record: &'a BackupRecord,
+    /// Whether the restore may still commit (its locks are held): asked
+    /// right before the live database is replaced where that is one step
+    /// (SQLite's swap); an error leaves it as it was.
+    pub may_commit: Option<&'a dyn Fn() -> Result<()>>,
 }
 
 /// How streaming into a consumer ended, when the backup itself was fine so far.

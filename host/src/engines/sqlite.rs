@@ -342,6 +342,9 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
             &left,
         ));
     }
+    if let Some(check) = source.may_commit {
+        check().map_err(|e| restore_failed(db, e, &left))?;
+    }
     std::fs::rename(&staging, &target).map_err(|e| {
         exit::failed(format!(
             "replacing {} with the restored copy: {e}; {left}",

@@ -787,6 +787,16 @@ impl Upload {
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                 }
+                // Ctrl-C / SIGTERM: not waited for. What the sender handed
+                // over may sit in the socket's buffer for a slow server
+                // (--bwlimit) to read for minutes; the caller deletes what
+                // was stored, and the server ends with the run.
+                if crate::interrupt::interrupted() {
+                    abandoned.store(true, Ordering::SeqCst);
+                    return Ok(Outcome::from_call(CallError::Transport(
+                        "interrupted".into(),
+                    )));
+                }
                 // A sender waiting for its input (a dump that is silent
                 // for minutes) would notice a dead server only at its next
                 // write: watch the server itself.
