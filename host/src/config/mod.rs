@@ -1350,10 +1350,14 @@ fn dir_key(
 
 /// The media mirror, its version folders and the database backups must not
 /// contain one another: a media sync deletes whatever its folder holds that
-/// the media root lacks.
+/// the media root lacks. Compared regardless of case: on storage that
+/// ignores it (S3-compatible services, macOS, Windows shares) `DB` is `db`.
 fn media_dirs_apart(db_dir: &str, media_dir: &str) -> std::result::Result<(), KeyError> {
     let versions = crate::media::versions_dir(media_dir);
-    let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    let inside = |a: &str, b: &str| {
+        let (a, b) = (a.to_lowercase(), b.to_lowercase());
+        a == b || a.starts_with(&format!("{b}/"))
+    };
     for (other, what) in [
         (media_dir, "the media mirror"),
         (versions.as_str(), "the media version folder"),
@@ -1516,6 +1520,7 @@ mod tests {
         for text in [
             "media_backup_dir = \"backups\"\ndb_backup_dir = \"backups/db\"",
             "media_backup_dir = \"db\"",
+            "media_backup_dir = \"DB\"",
             "media_backup_dir = \"x/media\"\ndb_backup_dir = \"x\"",
             "db_backup_dir = \"media-versions\"",
         ] {

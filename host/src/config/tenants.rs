@@ -525,7 +525,7 @@ fn refuse_top_dirs_in_tenants_folder(top: &Config, file: &Path) -> Result<()> {
         ("media_backup_dir", &top.settings.media_backup_dir),
     ] {
         let first = dir.split('/').next().unwrap_or_default();
-        if first == TENANTS_FOLDER {
+        if first.eq_ignore_ascii_case(TENANTS_FOLDER) {
             return Err(key_error(
                 file,
                 key,
@@ -611,8 +611,10 @@ fn lexically_normal(path: &Path) -> PathBuf {
     out
 }
 
-/// Whether `a` is `b` or lies inside it, as rclone paths.
+/// Whether `a` is `b` or lies inside it, as rclone paths, regardless of
+/// case (storage that ignores case makes `Tenants/a` and `tenants/a` one).
 fn inside(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_lowercase(), b.to_lowercase());
     let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
     a == b || a.starts_with(&format!("{b}/")) || (b.ends_with(':') && a.starts_with(b))
 }
@@ -1075,11 +1077,13 @@ mod tests {
              [tenants.onthefly]\nremote = \":local:/x/../srv/store/\"\n\
              [tenants.relfly]\nremote = \":local:remote/tenants/acme\"\n\
              [tenants.relown]\nremote = \":local:own/./x\"\n\
+             [tenants.upper]\nremote = \"REMOTE/Tenants/ACME\"\n\
              [tenants.s3]\nremote = \":s3:bucket/./app/\"\n",
             &[("rel.toml", "remote = \"../remote\"\n")],
         );
         for t in [
-            "dotdot", "dot", "media", "versions", "rel", "onthefly", "relfly",
+            // `upper`: storage that ignores case makes it acme's folder.
+            "dotdot", "dot", "media", "versions", "rel", "onthefly", "relfly", "upper",
         ] {
             assert!(broken(&c, t).contains("overlaps"), "{t}: {}", broken(&c, t));
         }
