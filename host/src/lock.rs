@@ -595,6 +595,27 @@ impl Lock {
         }
     }
 
+    /// [`Lock::check`] for a step that changes only this machine (a SQLite
+    /// restore's swap, `mediarestore --mirror`'s deletions): a remote that
+    /// does not answer is no loss there. No other run may take the series
+    /// before this run's lease ends, and the step needs no remote; a lock
+    /// object seen gone, or a lease run out, still stops it.
+    pub fn check_for_local_step(&self) -> Result<()> {
+        match self.check() {
+            Err(e)
+                if self.lost_reason().is_none() && exit::code_for(&e) != exit::ExitCode::Locked =>
+            {
+                tracing::warn!(
+                    "could not look at the lock on {} ({e:#}); its lease runs until {}, so this run goes on",
+                    self.shared.series,
+                    time(self.shared.state.lock().expect("lock state").info.expires)
+                );
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     fn lost_reason(&self) -> Option<String> {
         let state = self.shared.state.lock().expect("lock state");
         if let Some(why) = &state.lost {

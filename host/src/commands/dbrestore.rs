@@ -93,7 +93,7 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
         // the live database is not replaced then.
         let locks_held = || -> Result<()> {
             for lock in &locks {
-                lock.check()?;
+                lock.check_for_local_step()?;
             }
             Ok(())
         };

@@ -157,7 +157,7 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
         crate::failpoint::reached("media-copied");
         // A lost lock (unlock --force, a lease that ran out) lets a media
         // backup read this folder half restored: delete nothing then.
-        lock.check().map_err(|e| {
+        lock.check_for_local_step().map_err(|e| {
             exit::with_note(e, "the files were copied back; no local file was deleted")
         })?;
         local::delete_files(&root, &deletes)?;
