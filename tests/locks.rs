@@ -33,6 +33,13 @@ fn lock_files(w: &World, alias: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Waits for a run started with `World::spawn`, insisting on exit 0.
+fn finished_ok(child: std::process::Child) -> Run {
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r
+}
+
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap()
@@ -95,20 +102,14 @@ fn second_run_fails_naming_the_holder_then_waits(remote: Remote) {
     first.release("locked");
     let first = first.finish();
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let waited = waiting.wait_with_output().unwrap();
-    assert_eq!(
-        waited.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&waited.stderr)
-    );
+    let waited = finished_ok(waiting);
     assert_eq!(w.names(Some("default")).len(), 2);
     // Outside review: the waiting run was named and dated when it started,
     // before the run it waited for, so "newest" (restore, retention) was
     // the older dump. It is named and dated once it holds the lock.
     // (With three runs, the later-started waiter could go first and the
     // earlier one be published last under the older name.)
-    let made: serde_json::Value = serde_json::from_slice(&waited.stdout).unwrap();
+    let made: serde_json::Value = serde_json::from_str(&waited.stdout).unwrap();
     let made = &made["backups"][0];
     let created: chrono::DateTime<chrono::Utc> = made["created"].as_str().unwrap().parse().unwrap();
     assert!(
@@ -376,18 +377,15 @@ fn a_media_backup_that_waited_is_stamped_after_the_one_it_waited_for() {
     held.release("locked");
     let first = held.finish();
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let waited = waiting.wait_with_output().unwrap();
-    assert_eq!(
-        waited.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&waited.stderr)
-    );
+    let waited = finished_ok(waiting);
     let stamp = |out: &[u8]| {
         let v: serde_json::Value = serde_json::from_slice(out).unwrap();
         v["stamp"].as_str().unwrap().to_string()
     };
-    let (first, waited) = (stamp(first.stdout.as_bytes()), stamp(&waited.stdout));
+    let (first, waited) = (
+        stamp(first.stdout.as_bytes()),
+        stamp(waited.stdout.as_bytes()),
+    );
     assert!(first < waited, "{first} then {waited}");
     // Stamped once it held the lock, not when it started waiting (with
     // three runs, the later-started waiter could go first).
@@ -442,13 +440,7 @@ fn many_runs_take_turns(remote: Remote) {
         .map(|_| w.spawn(&["--lock-wait", "120s", "dbbackup"]))
         .collect();
     for r in runs {
-        let out = r.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        finished_ok(r);
     }
     assert!(
         !overlap.exists(),
@@ -519,13 +511,7 @@ fn backup_all_fails_only_the_locked_row() {
     std::thread::sleep(Duration::from_secs(2));
     held.release("locked");
     assert_eq!(held.finish().code, 0);
-    let out = all.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    finished_ok(all);
 }
 
 /// Found by a hostile check: a large object of garbage in a lock folder. It is not

@@ -141,14 +141,7 @@ pub(super) fn back_up(
     done.duration = Some(started.elapsed());
     let record = match outcome {
         Ok(r) => r,
-        Err(e) => {
-            done.kind = EventKind::DbBackupFailed;
-            done.error = Some(format!("{e:#}"));
-            if let Err(hook) = ctx.policies.emit(&done) {
-                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
-            }
-            return Err(e);
-        }
+        Err(e) => return Err(super::emit_failed(ctx, done, EventKind::DbBackupFailed, e)),
     };
     tracing::info!(
         "backed up `{}` to {} ({}, sha256 {}) in {:.1}s",

@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, args: &DbRestoreArgs) -> Result<()> {
     pre.size = Some(backup.size);
     pre.sha256 = Some(backup.sha256.clone());
     let events = (EventKind::PostDbRestore, EventKind::DbRestoreFailed);
-    with_events(ctx, pre, &what, events, || {
+    with_events(ctx, pre, &what, events, |_| {
         // No backup or prune of this database while it is restored (and no
         // second restore), held until the restore ends. Taken once the
         // restore is approved and no hook vetoed it: a refused restore

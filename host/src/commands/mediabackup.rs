@@ -9,7 +9,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{json, Context};
+use super::{json, with_events, Context};
 use crate::cli::MediaBackupArgs;
 use crate::exit;
 use crate::lock::{Lock, Series};
@@ -44,55 +44,35 @@ pub fn run(ctx: &Context, args: &MediaBackupArgs) -> Result<()> {
     // not even a lock object; the backup's stamp is not known yet (its
     // `pre-media-backup` event has none): it is taken once the lock is held.
     let pre = Event::new(EventKind::PreMediaBackup, Utc::now());
-    ctx.policies
-        .emit_pre(&pre, "media backup")
-        .map_err(|e| exit::with_note(e, "nothing was changed"))?;
+    let kinds = (EventKind::PostMediaBackup, EventKind::MediaBackupFailed);
     let started = Instant::now();
-    let mut stamp_taken = None;
-    let outcome = (|| {
-        // One media backup or restore at a time, here or on any machine,
-        // held until the run ends. Taken before the run's time: a run that
-        // waited for another lists the folder and is stamped after it, so
-        // stamps order the versions the way `mediarestore --at` reads them.
-        let lock = ctx
-            .lock(Series::Media, "mediabackup")
-            .map_err(|e| exit::with_note(e, "the media backup was not changed"))?;
-        let local_files = local::files(&root)?;
-        refuse_unreadable_names(&local_files)?;
-        let now = Utc::now();
-        let stamp = stamp::format(now);
-        stamp_taken = Some(stamp.clone());
-        let sync = sync_args(ctx, &layout, root_arg, &stamp);
-        let changes = sync_and_record(
-            ctx,
-            &layout,
-            &sync,
-            &stamp,
-            now,
-            (&root, &local_files),
-            &lock,
-        )?;
-        Ok((changes, lock, now, stamp, local_files))
-    })();
-    let mut done = pre;
-    done.now = Utc::now();
-    done.duration = Some(started.elapsed());
-    done.backup = stamp_taken;
-    let (changes, lock, now, stamp, local_files) = match outcome {
-        Ok(made) => {
-            done.kind = EventKind::PostMediaBackup;
-            ctx.policies.emit(&done)?;
-            made
-        }
-        Err(e) => {
-            done.kind = EventKind::MediaBackupFailed;
-            done.error = Some(format!("{e:#}"));
-            if let Err(hook) = ctx.policies.emit(&done) {
-                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
-            }
-            return Err(e);
-        }
-    };
+    let (changes, lock, now, stamp, local_files) =
+        with_events(ctx, pre, "media backup", kinds, |done| {
+            // One media backup or restore at a time, here or on any
+            // machine, held until the run ends. Taken before the run's
+            // time: a run that waited for another lists the folder and is
+            // stamped after it, so stamps order the versions the way
+            // `mediarestore --at` reads them.
+            let lock = ctx
+                .lock(Series::Media, "mediabackup")
+                .map_err(|e| exit::with_note(e, "the media backup was not changed"))?;
+            let local_files = local::files(&root)?;
+            refuse_unreadable_names(&local_files)?;
+            let now = Utc::now();
+            let stamp = stamp::format(now);
+            done.backup = Some(stamp.clone());
+            let sync = sync_args(ctx, &layout, root_arg, &stamp);
+            let changes = sync_and_record(
+                ctx,
+                &layout,
+                &sync,
+                &stamp,
+                now,
+                (&root, &local_files),
+                &lock,
+            )?;
+            Ok((changes, lock, now, stamp, local_files))
+        })?;
     let kept = if settings.media_versions
         && !(changes.replaced.is_empty() && changes.deleted.is_empty())
     {

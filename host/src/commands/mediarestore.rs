@@ -138,7 +138,7 @@ pub fn run(ctx: &Context, args: &MediaRestoreArgs) -> Result<()> {
     );
     let kinds = (EventKind::PostMediaRestore, EventKind::MediaRestoreFailed);
     let started = Instant::now();
-    let changes = with_events(ctx, pre, "media restore", kinds, || {
+    let changes = with_events(ctx, pre, "media restore", kinds, |_| {
         // No media backup changes the mirror while it is read back. Taken
         // once the restore is approved and no hook vetoed it.
         let lock = ctx

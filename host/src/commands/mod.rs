@@ -202,14 +202,16 @@ pub fn with_events<T>(
     pre: Event,
     what: &str,
     (post, failed): (EventKind, EventKind),
-    body: impl FnOnce() -> Result<T>,
+    body: impl FnOnce(&mut Event) -> Result<T>,
 ) -> Result<T> {
     ctx.policies
         .emit_pre(&pre, what)
         .map_err(|e| exit::with_note(e, "nothing was changed"))?;
     let started = std::time::Instant::now();
-    let outcome = body();
+    // The body may add to what `post`/`failed` report (a media backup's
+    // stamp, known only once its lock is held).
     let mut done = pre;
+    let outcome = body(&mut done);
     done.now = chrono::Utc::now();
     done.duration = Some(started.elapsed());
     match outcome {
@@ -218,15 +220,25 @@ pub fn with_events<T>(
             ctx.policies.emit(&done)?;
             Ok(v)
         }
-        Err(e) => {
-            done.kind = failed;
-            done.error = Some(format!("{e:#}"));
-            if let Err(hook) = ctx.policies.emit(&done) {
-                tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
-            }
-            Err(e)
-        }
+        Err(e) => Err(emit_failed(ctx, done, failed, e)),
     }
+}
+
+/// Sends `done` as the `failed` event of `e` and gives `e` back: a hook
+/// failing on it is only logged, the command's own error is the one to
+/// report.
+pub fn emit_failed(
+    ctx: &Context,
+    mut done: Event,
+    failed: EventKind,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    done.kind = failed;
+    done.error = Some(format!("{e:#}"));
+    if let Err(hook) = ctx.policies.emit(&done) {
+        tracing::warn!("a hook failed on {}: {hook:#}", done.kind.as_str());
+    }
+    e
 }
 
 /// Applies a restore approval: go on, ask at the terminal (unless

@@ -225,8 +225,9 @@ pub(super) fn load(
         .into_iter()
         .filter(|(name, _)| declared[name].is_ok())
         .collect();
-    let names: Vec<String> = declared.keys().cloned().collect();
-    let secret_vars = refuse_foreign_variables(&mut declared, secret_vars, &names);
+    // Every declared tenant's namespace, broken ones' too, made once.
+    let namespaces: Vec<String> = declared.keys().map(|n| tenant_var_prefix(n)).collect();
+    let secret_vars = refuse_foreign_variables(&mut declared, secret_vars, &namespaces);
     refuse_shared_secrets(&mut declared, &secret_vars, &sources.top_secret_vars);
     let mut entries: BTreeMap<String, std::result::Result<Config, String>> = declared
         .into_iter()
@@ -672,17 +673,16 @@ fn tenant_var_prefix(name: &str) -> String {
 fn refuse_foreign_variables(
     declared: &mut BTreeMap<String, std::result::Result<Declared, String>>,
     secret_vars: BTreeMap<String, Vec<String>>,
-    names: &[String],
+    namespaces: &[String],
 ) -> BTreeMap<String, Vec<String>> {
     let mut kept = BTreeMap::new();
     for (name, vars) in secret_vars {
         let prefix = tenant_var_prefix(&name);
-        let owner = |var: &str| -> Option<String> {
-            names
+        let owner = |var: &str| -> Option<&String> {
+            namespaces
                 .iter()
-                .map(|n| tenant_var_prefix(n))
                 .filter(|p| p.len() > prefix.len() && var.starts_with(p.as_str()))
-                .max_by_key(String::len)
+                .max_by_key(|p| p.len())
         };
         let foreign = vars
             .iter()
