@@ -54,6 +54,23 @@ if [ "$(kubernetes-validate --version 2>/dev/null)" != 1.37.0 ] || ! python3 -c 
   kubernetes-validate --version >/dev/null 2>&1 || { echo "setup: kubernetes-validate does not run after pip install" >&2; exit 1; }
 fi
 
+# tests/adopt.rs and tests/django_bridge.rs: a venv with the real Django
+# packages rcbackup replaces (their backups are adopted; the bridge keeps
+# their management commands). django-rclone declares Python >= 3.12 but runs
+# on 3.11, hence --ignore-requires-python. RCBACKUP_DJANGO_VENV overrides.
+django_venv=${RCBACKUP_DJANGO_VENV:-/opt/rcbackup-django-venv}
+django_reqs="django>=5.2,<5.3 django-rclone==0.4.0 django-dbbackup==5.4.0 psycopg[binary]==3.2.*"
+if ! "$django_venv/bin/python" -c 'import django, django_rclone, dbbackup, psycopg' 2>/dev/null; then
+  python3 -m venv "$django_venv" 2>/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$django_venv"
+  }
+  # shellcheck disable=SC2086
+  "$django_venv/bin/pip" install --quiet --ignore-requires-python $django_reqs
+  "$django_venv/bin/python" -c 'import django, django_rclone, dbbackup, psycopg' \
+    || { echo "setup: the Django test venv at $django_venv does not import its packages" >&2; exit 1; }
+fi
+
 # PostgreSQL: password login on 127.0.0.1 for the test role.
 ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
 pg_lsclusters -h | grep -q "^$ver main .* online" || pg_ctlcluster "$ver" main start
