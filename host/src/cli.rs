@@ -259,6 +259,10 @@ pub struct PolicyTestArgs {
     /// Print the decision as one JSON document (docs/json.md).
     #[arg(long)]
     pub json: bool,
+    /// Send the hook's HTTP requests to the hosts the input grants (without
+    /// it they are checked and shown, and answered 200 with an empty body).
+    #[arg(long)]
+    pub send: bool,
 }
 
 #[derive(Debug, Args)]

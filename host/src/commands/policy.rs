@@ -2,6 +2,7 @@
 //! without a config file, so policy authors can try a module before using it.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -11,10 +12,12 @@ use crate::cli::{PolicyCommand, PolicyTestArgs};
 use crate::database::EngineKind;
 use crate::exit;
 use crate::policy::bindings::{hooks, naming, restore_approval};
+use crate::policy::http::secrets::SecretSection;
+use crate::policy::http::{resolve_spec, Exchange, HttpGrant};
 use crate::policy::limits::LimitsSection;
-use crate::policy::runtime::{LoadedModule, Role, Runtime};
+use crate::policy::runtime::{Grants, Linking, LoadedModule, Role, Runtime};
 use crate::policy::text::escape;
-use crate::policy::{from_guest_decisions, guest_series, load_module, to_guest_backup, EventKind};
+use crate::policy::{from_guest_decisions, guest_series, to_guest_backup, EventKind};
 use crate::record::BackupRecord;
 use crate::retention;
 
@@ -41,7 +44,7 @@ fn compile(path: &Path) -> Result<()> {
         Err(e) => {
             // A damaged component gets the error (exit 2) a config gets when
             // it loads one; else it was the cache that could not be written.
-            runtime.load(path)?;
+            runtime.load(path, Linking::Http)?;
             return Err(exit::failed(format!(
                 "cannot cache the compiled {}: {e:#}",
                 path.display()
@@ -61,7 +64,9 @@ fn compile(path: &Path) -> Result<()> {
             started.elapsed().as_millis()
         ),
     }
-    let module = runtime.load(path)?;
+    // Linked as a hook granted HTTP would be: compiling checks the module,
+    // not a grant (a run checks that against its config).
+    let module = runtime.load(path, Linking::Http)?;
     let roles: Vec<&str> = ROLES
         .iter()
         .filter(|r| module.exports(**r))
@@ -89,6 +94,11 @@ struct TestInput {
     config: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     limits: LimitsSection,
+    /// hooks: what HTTP the hook is granted, as in its `[[hooks]]` entry.
+    #[serde(default)]
+    allow_http: Vec<String>,
+    #[serde(default)]
+    secrets: std::collections::BTreeMap<String, SecretSection>,
     /// retention: the series.
     backups: Option<Vec<TestBackup>>,
     /// naming: the new backup.
@@ -206,16 +216,36 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
         .map_err(|e| exit::usage(format!("cannot read {}: {e}", args.input.display())))?;
     let input: TestInput = serde_json::from_str(&text)
         .map_err(|e| exit::usage(format!("input {}: {e}", args.input.display())))?;
-    let module = load_module(&args.module)?;
+    let http_spec = resolve_spec(&input.allow_http, &input.secrets)
+        .map_err(|(key, why)| exit::usage(format!("input: `{key}`: {why}")))?;
+    if args.send && http_spec.is_none() {
+        return Err(exit::usage(
+            "--send sends the hook's HTTP requests, and the input grants none: add \"allow_http\"",
+        ));
+    }
+    let linking = match http_spec {
+        Some(_) => Linking::Http,
+        None => Linking::Plain,
+    };
+    let module = Runtime::global()?.load(&args.module, linking)?;
     let role = match args.role.as_deref().or(input.role.as_deref()) {
         Some(r) => parse_role(r)?,
         None => infer_role(&input, &module)?,
     };
     crate::policy::require_role(&module, role)?;
-    let limits = input
+    let mut limits = input
         .limits
         .resolve()
         .map_err(|why| exit::usage(format!("input: {why}")))?;
+    if http_spec.is_some() && input.limits.deadline_ms.is_none() {
+        limits.deadline = crate::policy::limits::HTTP_DEADLINE;
+    }
+    if http_spec.is_some() && role != Role::Hook {
+        return Err(exit::usage(format!(
+            "input: only hooks may be granted HTTP (allow_http), not the {} role",
+            role.as_str()
+        )));
+    }
     let config_json = serde_json::to_string(&input.config)?;
     let now = input.now.unwrap_or_else(Utc::now);
     let missing = |key: &str| {
@@ -339,8 +369,23 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
             event.sha256 = e.sha256.clone();
             event.duration = e.duration_ms.map(std::time::Duration::from_millis);
             event.error = e.error.clone();
-            let answer = module.on_event(&config_json, &limits, &guest_event(&event))?;
-            let (outcome, reason) = match answer {
+            let journal = Arc::new(Mutex::new(Vec::new()));
+            let grants = Grants {
+                http: http_spec
+                    .as_ref()
+                    .map(|h| HttpGrant::for_test(h, limits.http, args.send).map(Arc::new))
+                    .transpose()
+                    .map_err(|why| exit::usage(format!("input: {why}")))?,
+                journal: Some(journal.clone()),
+            };
+            let answer = module.on_event(&config_json, &limits, &grants, &guest_event(&event));
+            let requests = std::mem::take(&mut *journal.lock().unwrap_or_else(|e| e.into_inner()));
+            if !args.json {
+                for r in &requests {
+                    crate::outln!("request: {} {} -> {}", r.method, r.url, r.outcome);
+                }
+            }
+            let (outcome, reason) = match answer? {
                 Ok(()) => ("ok", None),
                 Err(why) if kind.is_pre() => ("veto", Some(why)),
                 Err(why) => ("failed", Some(why)),
@@ -352,6 +397,7 @@ fn test(args: &PolicyTestArgs) -> Result<()> {
                         event: kind.as_str(),
                         outcome,
                         reason,
+                        requests,
                     },
                     accepted: true,
                     refused_because: None,
@@ -399,6 +445,8 @@ enum Answer {
         outcome: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The HTTP requests it made, in order (none without allow_http).
+        requests: Vec<Exchange>,
     },
 }
 

@@ -212,13 +212,28 @@ impl Layer {
 /// `password_env` or `url_env`, read from its raw keys (so a tenant whose
 /// keys are wrong still has its secrets kept from every other child).
 fn secret_var_names(table: &toml::Table) -> Vec<String> {
-    let Some(toml::Value::Table(dbs)) = table.get("databases") else {
-        return Vec::new();
-    };
-    dbs.values()
+    let databases = table
+        .get("databases")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flat_map(|dbs| dbs.values())
         .filter_map(toml::Value::as_table)
         .flat_map(|db| ["password_env", "url_env"].map(|k| db.get(k)))
+        .flatten();
+    // A hook's `secrets`: `name = "VAR"` or `name = { env = "VAR", ... }`.
+    let hooks = table
+        .get("hooks")
+        .and_then(toml::Value::as_array)
+        .into_iter()
         .flatten()
+        .filter_map(|h| h.get("secrets")?.as_table())
+        .flat_map(|secrets| secrets.values())
+        .filter_map(|v| match v {
+            toml::Value::Table(t) => t.get("env"),
+            other => Some(other),
+        });
+    databases
+        .chain(hooks)
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect()
 }

@@ -453,6 +453,15 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
             ));
         }
     }
+    if let Some((i, entry)) = reserved_http_grant(&table) {
+        return Err(key_error(
+            &d.source,
+            &format!("hooks[{i}].allow_http"),
+            format!(
+                "grants `{entry}`, an address in a loopback, private or link-local range: the operator's network is not a tenant's to reach (a hook of the top level may be granted one)"
+            ),
+        ));
+    }
     let own_remote = table.contains_key("remote");
     let own_media = table.contains_key("media_root");
     let mut layer = Layer::read(table, &d.source, &d.dir)?;
@@ -647,6 +656,30 @@ fn refuse_one_namespace(declared: &mut BTreeMap<String, std::result::Result<Decl
     }
 }
 
+/// A hook of a tenant's own granted an address in a reserved range (the
+/// loopback, the machine's private network, a cloud's metadata service at
+/// 169.254.169.254): (the hook's index, the entry).
+fn reserved_http_grant(table: &toml::Table) -> Option<(usize, String)> {
+    let hooks = table.get("hooks")?.as_array()?;
+    hooks.iter().enumerate().find_map(|(i, hook)| {
+        let grants = hook.get("allow_http")?.as_array()?;
+        grants
+            .iter()
+            .filter_map(toml::Value::as_str)
+            .find_map(|entry| {
+                let grant = crate::policy::http::grant::Grant::parse(entry).ok()?;
+                match grant.host {
+                    crate::policy::http::grant::HostPattern::Address(ip)
+                        if crate::policy::http::grant::reserved_range(ip).is_some() =>
+                    {
+                        Some((i, entry.to_string()))
+                    }
+                    _ => None,
+                }
+            })
+    })
+}
+
 /// What every tenant's secret variable starts with: `TENANT_<NAME>_`.
 const TENANT_VAR_PREFIX: &str = "TENANT_";
 
@@ -696,14 +729,14 @@ fn refuse_foreign_variables(
         };
         if let Some(other) = owner(var) {
             let why = format!(
-                "{}: tenant `{name}`: a database of it takes its secret from the variable {var}, which is in another tenant's namespace ({other}...); a tenant's variables must be its own (e.g. {prefix}DB_PASSWORD)",
+                "{}: tenant `{name}`: it takes a secret (a database's password_env or url_env, a hook's secrets) from the variable {var}, which is in another tenant's namespace ({other}...); a tenant's variables must be its own (e.g. {prefix}DB_PASSWORD)",
                 d.source.display(),
             );
             declared.insert(name, Err(why));
             continue;
         }
         let why = format!(
-            "{}: tenant `{name}`: a database of it takes its secret from the variable {var}; a tenant's variables must be its own, named {prefix}... (e.g. {prefix}DB_PASSWORD), so that no tenant file can name one of the operator's (PATH, AWS_SECRET_ACCESS_KEY, ...)",
+            "{}: tenant `{name}`: it takes a secret (a database's password_env or url_env, a hook's secrets) from the variable {var}; a tenant's variables must be its own, named {prefix}... (e.g. {prefix}DB_PASSWORD), so that no tenant file can name one of the operator's (PATH, AWS_SECRET_ACCESS_KEY, ...)",
             d.source.display(),
         );
         declared.insert(name, Err(why));
@@ -747,7 +780,7 @@ fn refuse_shared_secrets(
                 Err(_) => continue,
             };
             broken.entry(t.to_string()).or_insert(format!(
-                "{}: tenant `{t}`: a database of it takes its secret from the variable {var}, which {} also names; a tenant's secrets may reach only its own dump and restore processes, so each tenant needs variables of its own (e.g. {}DB_PASSWORD)",
+                "{}: tenant `{t}`: it takes a secret (a database's password_env or url_env, a hook's secrets) from the variable {var}, which {} also names; a tenant's secrets may reach only its own dump and restore processes, so each tenant needs variables of its own (e.g. {}DB_PASSWORD)",
                 source,
                 others.join(" and "),
                 tenant_var_prefix(t)

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::limits::{Limits, LimitsSection};
+use super::http::secrets::SecretSection;
+use super::http::{resolve_spec, HttpSpec};
+use super::limits::{Limits, LimitsSection, HTTP_DEADLINE};
 use super::EventKind;
 
 /// `[policies]`: at most one module per decision.
@@ -25,6 +27,9 @@ pub struct PolicySection {
     pub config: toml::Table,
     #[serde(default)]
     pub limits: LimitsSection,
+    /// Only hooks may be granted HTTP: read to say so.
+    #[serde(default)]
+    pub allow_http: Option<toml::Value>,
 }
 
 /// What a failing hook does to the run.
@@ -52,6 +57,12 @@ pub struct HookSection {
     pub config: toml::Table,
     #[serde(default)]
     pub limits: LimitsSection,
+    /// Origins the hook may send HTTP requests to (none by default).
+    #[serde(default)]
+    pub allow_http: Vec<String>,
+    /// Secrets the host fills into those requests: NAME = variable.
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, SecretSection>,
 }
 
 /// One configured module, checked: path resolved, limits and config ready.
@@ -60,6 +71,8 @@ pub struct ModuleSpec {
     pub path: PathBuf,
     pub config_json: String,
     pub limits: Limits,
+    /// What HTTP it is granted (hooks only).
+    pub http: Option<HttpSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,9 +128,16 @@ impl PolicyConfig {
         let one = |key: &str,
                    s: &Option<PolicySection>|
          -> Result<Option<ModuleSpec>, (String, String)> {
-            s.as_ref()
-                .map(|s| module_spec(&s.module, &s.config, &s.limits, config_dir))
-                .transpose()
+            let Some(s) = s else { return Ok(None) };
+            if s.allow_http.is_some() || s.limits.sets_http() {
+                return Err((
+                    format!("policies.{key}"),
+                    "only hooks ([[hooks]]) may be granted HTTP (allow_http, limits.http_*):                      a policy's decision depends on its input alone"
+                        .into(),
+                ));
+            }
+            module_spec(&s.module, &s.config, &s.limits, config_dir)
+                .map(Some)
                 .map_err(|why| (format!("policies.{key}"), why))
         };
         let mut out = PolicyConfig {
@@ -128,8 +148,19 @@ impl PolicyConfig {
         };
         for (i, h) in hooks.iter().enumerate() {
             let key = format!("hooks[{i}]");
-            let module = module_spec(&h.module, &h.config, &h.limits, config_dir)
+            let mut module = module_spec(&h.module, &h.config, &h.limits, config_dir)
                 .map_err(|why| (key.clone(), why))?;
+            module.http = resolve_spec(&h.allow_http, &h.secrets)
+                .map_err(|(k, why)| (format!("{key}.{k}"), why))?;
+            match &module.http {
+                None if h.limits.sets_http() => return Err((
+                    format!("{key}.limits"),
+                    "limits.http_* bound a hook's HTTP, and this hook is granted none (allow_http)"
+                        .into(),
+                )),
+                Some(_) if h.limits.deadline_ms.is_none() => module.limits.deadline = HTTP_DEADLINE,
+                _ => {}
+            }
             let events = match h.events.as_deref() {
                 None => None,
                 // An empty list would read as "no events" to some and "all"
@@ -197,6 +228,7 @@ fn module_spec(
         path,
         config_json,
         limits: limits.resolve()?,
+        http: None,
     })
 }
 

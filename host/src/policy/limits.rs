@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::http::HttpBounds;
+
 /// `limits = { ... }` of a policy or hook in the config; unset keys keep the defaults.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,6 +15,12 @@ pub struct LimitsSection {
     pub deadline_ms: Option<u64>,
     pub output_kib: Option<u64>,
     pub log_kib: Option<u64>,
+    /// A hook granted HTTP: requests per call, KiB sent and received per
+    /// call, milliseconds per request.
+    pub http_requests: Option<u64>,
+    pub http_sent_kib: Option<u64>,
+    pub http_received_kib: Option<u64>,
+    pub http_request_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +36,8 @@ pub struct Limits {
     pub output_bytes: u64,
     /// The most the guest may log (log calls, stdout and stderr), in bytes.
     pub log_bytes: u64,
+    /// A hook's HTTP, when it is granted any.
+    pub http: HttpBounds,
 }
 
 impl Default for Limits {
@@ -40,9 +50,14 @@ impl Default for Limits {
             deadline: Duration::from_millis(2000),
             output_bytes: 4 << 20,
             log_bytes: 64 << 10,
+            http: HttpBounds::default(),
         }
     }
 }
+
+/// The deadline of a hook granted HTTP unless its limits set one: time for
+/// a request or two to a server far away.
+pub const HTTP_DEADLINE: Duration = Duration::from_secs(10);
 
 const MAX_MEMORY_MIB: u64 = 4096;
 const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
@@ -61,6 +76,8 @@ impl LimitsSection {
         positive("memory_mib", self.memory_mib)?;
         positive("deadline_ms", self.deadline_ms)?;
         positive("output_kib", self.output_kib)?;
+        positive("http_requests", self.http_requests)?;
+        positive("http_request_ms", self.http_request_ms)?;
         // Upper bounds keep every unit conversion and deadline sum in range
         // (a wasm32 guest cannot address more than 4 GiB anyway).
         let at_most = |key: &str, v: Option<u64>, max: u64, unit: &str| match v {
@@ -78,13 +95,45 @@ impl LimitsSection {
         at_most("deadline_ms", self.deadline_ms, MAX_DEADLINE_MS, "one day")?;
         at_most("output_kib", self.output_kib, MAX_TEXT_KIB, "1 GiB")?;
         at_most("log_kib", self.log_kib, MAX_TEXT_KIB, "1 GiB")?;
+        at_most("http_requests", self.http_requests, 10_000, "ten thousand")?;
+        at_most("http_sent_kib", self.http_sent_kib, MAX_TEXT_KIB, "1 GiB")?;
+        at_most(
+            "http_received_kib",
+            self.http_received_kib,
+            MAX_TEXT_KIB,
+            "1 GiB",
+        )?;
+        at_most(
+            "http_request_ms",
+            self.http_request_ms,
+            MAX_DEADLINE_MS,
+            "one day",
+        )?;
+        let h = HttpBounds::default();
         Ok(Limits {
             fuel: self.fuel.unwrap_or(d.fuel),
             memory_bytes: self.memory_mib.map_or(d.memory_bytes, |m| m << 20),
             deadline: self.deadline_ms.map_or(d.deadline, Duration::from_millis),
             output_bytes: self.output_kib.map_or(d.output_bytes, |k| k << 10),
             log_bytes: self.log_kib.map_or(d.log_bytes, |k| k << 10),
+            http: HttpBounds {
+                requests: self.http_requests.map_or(h.requests, |n| n as u32),
+                sent_bytes: self.http_sent_kib.map_or(h.sent_bytes, |k| k << 10),
+                received_bytes: self.http_received_kib.map_or(h.received_bytes, |k| k << 10),
+                request_time: self
+                    .http_request_ms
+                    .map_or(h.request_time, Duration::from_millis),
+            },
         })
+    }
+
+    /// Whether any `http_*` limit is set (only a hook granted HTTP has use
+    /// for one).
+    pub fn sets_http(&self) -> bool {
+        self.http_requests.is_some()
+            || self.http_sent_kib.is_some()
+            || self.http_received_kib.is_some()
+            || self.http_request_ms.is_some()
     }
 }
 
@@ -100,6 +149,7 @@ mod tests {
             deadline_ms: Some(250),
             output_kib: Some(5),
             log_kib: Some(6),
+            ..Default::default()
         };
         assert_eq!(
             s.resolve(),
@@ -109,6 +159,7 @@ mod tests {
                 deadline: Duration::from_millis(250),
                 output_bytes: 5 << 10,
                 log_bytes: 6 << 10,
+                http: HttpBounds::default(),
             })
         );
         assert_eq!(LimitsSection::default().resolve(), Ok(Limits::default()));
@@ -167,6 +218,7 @@ mod tests {
             deadline_ms: Some(MAX_DEADLINE_MS),
             output_kib: Some(MAX_TEXT_KIB),
             log_kib: Some(MAX_TEXT_KIB),
+            ..Default::default()
         };
         assert_eq!(top.resolve().unwrap().memory_bytes, 4 << 30);
     }

@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod config;
+pub mod http;
 pub mod limits;
 pub mod runtime;
 pub mod text;
@@ -20,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use self::bindings::{hooks, naming, restore_approval, types};
 use self::config::{HookSpec, ModuleSpec, OnError, PolicyConfig};
-use self::runtime::{GuestFailure, LoadedModule, Role, Runtime};
+use self::runtime::{Grants, GuestFailure, Linking, LoadedModule, Role, Runtime};
 use self::text::escape;
 
 use crate::record::BackupRecord;
@@ -196,6 +197,8 @@ pub struct GuestPolicy {
     pub module: Arc<LoadedModule>,
     pub config_json: String,
     pub limits: limits::Limits,
+    /// What HTTP it is granted, its secrets read (hooks only).
+    pub http: Option<Arc<http::HttpGrant>>,
 }
 
 impl GuestPolicy {
@@ -203,12 +206,28 @@ impl GuestPolicy {
     /// config names it (`policies.retention`, `hooks[0]`), for the error.
     pub fn load(spec: &ModuleSpec, role: Role, key: &str) -> Result<GuestPolicy> {
         let in_config = |e: anyhow::Error| e.context(key.to_string());
-        let module = Runtime::global()?.load(&spec.path).map_err(in_config)?;
+        let linking = match spec.http {
+            Some(_) => Linking::Http,
+            None => Linking::Plain,
+        };
+        let module = Runtime::global()?
+            .load(&spec.path, linking)
+            .map_err(in_config)?;
         require_role(&module, role).map_err(in_config)?;
+        let http = spec
+            .http
+            .as_ref()
+            .map(|h| {
+                http::HttpGrant::ready(h, spec.limits.http)
+                    .map(Arc::new)
+                    .map_err(|why| crate::exit::usage(format!("{key}: {why}")))
+            })
+            .transpose()?;
         Ok(GuestPolicy {
             module: Arc::new(module),
             config_json: spec.config_json.clone(),
             limits: spec.limits,
+            http,
         })
     }
 }
@@ -221,6 +240,7 @@ impl GuestPolicy {
             module: Arc::new(load_module(path)?),
             config_json: config_json.to_string(),
             limits: limits::Limits::default(),
+            http: None,
         })
     }
 }
@@ -477,7 +497,13 @@ impl Policies {
         }
         for hook in subscribed {
             let p = &hook.policy;
-            let outcome = p.module.on_event(&p.config_json, &p.limits, &guest_event);
+            let grants = Grants {
+                http: p.http.clone(),
+                journal: None,
+            };
+            let outcome = p
+                .module
+                .on_event(&p.config_json, &p.limits, &grants, &guest_event);
             let failure = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(reason)) if event.kind.is_pre() => {
@@ -580,7 +606,7 @@ pub fn guest_event(event: &Event) -> hooks::Event {
 /// Loads one module for `rcbackup policy test/compile`; its errors name the
 /// file.
 pub fn load_module(path: &std::path::Path) -> Result<LoadedModule> {
-    Runtime::global()?.load(path)
+    Runtime::global()?.load(path, Linking::Plain)
 }
 
 /// A usage error (exit 2) unless `module` exports `role`: it names the

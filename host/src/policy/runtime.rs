@@ -28,8 +28,13 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
 use super::bindings::{self, hooks, host, naming, restore_approval, retention};
 use super::cache::{Cache, Lookup, Untrusted};
+use super::http::gate::Gate;
+use super::http::secrets::Redactor;
+use super::http::{Exchange, HttpGrant};
 use super::limits::Limits;
 use super::text::escape;
 
@@ -131,6 +136,21 @@ pub struct GuestState {
     /// Clones of the guest's stdout and stderr, read back after the call.
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// wasi:http, for a hook granted HTTP: every request passes the gate.
+    http: WasiHttpCtx,
+    gate: Gate,
+    /// Hides the values of the hook's secrets in whatever comes from it.
+    redactor: Redactor,
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
+        }
+    }
 }
 
 impl WasiView for GuestState {
@@ -198,7 +218,11 @@ impl host::Host for GuestState {
             return Err(wasmtime::Error::new(LogLimitHit));
         }
         self.log_left -= cost;
-        let line = format!("[{}] {}", self.module, escape(&message));
+        let line = format!(
+            "[{}] {}",
+            self.module,
+            escape(&self.redactor.redact(&message))
+        );
         if !self.shown.admit(line.len()) {
             return Ok(());
         }
@@ -251,13 +275,24 @@ impl ResourceLimiter for MemoryCap {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
+    /// The same, with wasi:http: for hooks granted HTTP only.
+    http_linker: Linker<GuestState>,
     cache: Option<Cache>,
     /// Every module this process has compiled (or read from the cache),
     /// by the SHA-256 of its bytes: a module many tenants use (by one path
     /// or by copies) is compiled once per run. Only the compiled code and
     /// its linking are shared; each call still gets a Store and instance
     /// of its own, with its caller's config and limits.
-    compiled: Mutex<HashMap<[u8; 32], Slot>>,
+    compiled: Mutex<HashMap<([u8; 32], Linking), Slot>>,
+}
+
+/// Which linker a module is instantiated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Linking {
+    /// WASI without files, network or environment, and rcbackup's host.
+    Plain,
+    /// And wasi:http, every request through the gate.
+    Http,
 }
 
 /// A module's place in [`Runtime::compiled`]: empty until compiled, and
@@ -290,6 +325,9 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         bindings::Policy::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
+        let mut http_linker = linker.clone();
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut http_linker)
+            .map_err(anyhow::Error::from)?;
         let ticker = engine.clone();
         std::thread::Builder::new()
             .name("rcbackup-epoch".into())
@@ -302,6 +340,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            http_linker,
             cache,
             compiled: Mutex::default(),
         })
@@ -309,8 +348,9 @@ impl Runtime {
 
     /// Compiles (or loads from the cache) the module at `path`. A file that
     /// cannot be read, is not a component, or imports what is not granted is
-    /// the config's mistake: a usage error (exit 2).
-    pub fn load(&self, path: &Path) -> Result<LoadedModule> {
+    /// the config's mistake: a usage error (exit 2). `linking` says whether
+    /// its config grants HTTP.
+    pub fn load(&self, path: &Path, linking: Linking) -> Result<LoadedModule> {
         let bytes = std::fs::read(path).map_err(|e| {
             crate::exit::usage(format!("cannot read policy module {}: {e}", path.display()))
         })?;
@@ -323,7 +363,7 @@ impl Runtime {
             .compiled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(sha)
+            .entry((sha, linking))
             .or_default()
             .clone();
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -344,17 +384,31 @@ impl Runtime {
                 escape(&first_line(&e.root_cause().to_string()))
             ))
         })?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| {
-                crate::exit::usage(format!(
-                    "policy module {} imports something rcbackup does not grant \
-                     (only rcbackup:policy/host and WASI without files, network or environment): {}",
-                    path.display(),
-                    escape(&first_line(&format!("{e:#}")))
-                ))
-            })?;
+        let linker = match linking {
+            Linking::Plain => &self.linker,
+            Linking::Http => &self.http_linker,
+        };
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
+            let wants_http = component
+                .component_type()
+                .imports(&self.engine)
+                .any(|(name, _)| name.starts_with("wasi:http/"));
+            if wants_http && linking == Linking::Plain {
+                return crate::exit::usage(format!(
+                    "policy module {} makes HTTP requests (it imports wasi:http), and its config \
+                     grants none: a hook may be granted some with allow_http = [\"https://host\"] \
+                     in its [[hooks]] entry (docs/policies.md, \"HTTP\"); other roles never are",
+                    path.display()
+                ));
+            }
+            crate::exit::usage(format!(
+                "policy module {} imports something rcbackup does not grant \
+                 (only rcbackup:policy/host, WASI without files, network or environment, \
+                 and wasi:http for a hook granted allow_http): {}",
+                path.display(),
+                escape(&first_line(&format!("{e:#}")))
+            ))
+        })?;
         let compiled = Arc::new(Compiled {
             retention: retention::GuestIndices::new(&pre).ok(),
             naming: naming::GuestIndices::new(&pre).ok(),
@@ -437,6 +491,7 @@ impl Runtime {
         now: i64,
         seed: [u8; 32],
         ends: Instant,
+        grants: &Grants,
     ) -> Store<GuestState> {
         let log_cap = limits.log_bytes.max(1) as usize;
         let stdout = MemoryOutputPipe::new(log_cap);
@@ -476,6 +531,13 @@ impl Runtime {
             shown: Shown::new(limits.log_bytes),
             stdout,
             stderr,
+            http: WasiHttpCtx::new(),
+            gate: Gate::new(module, grants.http.clone(), ends, grants.journal.clone()),
+            redactor: grants
+                .http
+                .as_ref()
+                .map(|g| Redactor::new(&g.secrets))
+                .unwrap_or_default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -886,11 +948,13 @@ impl LoadedModule {
     /// Runs `f` against a fresh instance, cancellable at the deadline and by
     /// the interrupt; classifies whatever goes wrong. `now` (the operation's
     /// time) and `input` make the guest's clock and random numbers.
+    #[allow(clippy::too_many_arguments)]
     fn call<R>(
         &self,
         role: Role,
         config_json: &str,
         limits: &Limits,
+        grants: &Grants,
         now: i64,
         input: &(impl CallInput + ?Sized),
         f: impl AsyncFnOnce(
@@ -909,7 +973,7 @@ impl LoadedModule {
         let runtime = Runtime::global().map_err(|e| fail(GuestFailure::Trap(format!("{e:#}"))))?;
         let seed = call_seed(role, config_json, now, input);
         let ends = Instant::now() + limits.deadline;
-        let mut store = runtime.store(&self.name, config_json, limits, now, seed, ends);
+        let mut store = runtime.store(&self.name, config_json, limits, now, seed, ends, grants);
         crate::failpoint::reached("guest-call");
         if crate::interrupt::interrupted() {
             return Err(fail(GuestFailure::Interrupted));
@@ -948,6 +1012,7 @@ impl LoadedModule {
             Role::Retention,
             config_json,
             limits,
+            &Grants::NONE,
             now,
             series,
             async |store, inst| {
@@ -976,6 +1041,7 @@ impl LoadedModule {
             Role::Naming,
             config_json,
             limits,
+            &Grants::NONE,
             ctx.now,
             ctx,
             async |store, inst| {
@@ -999,6 +1065,7 @@ impl LoadedModule {
             Role::RestoreApproval,
             config_json,
             limits,
+            &Grants::NONE,
             req.now,
             req,
             async |store, inst| {
@@ -1023,6 +1090,7 @@ impl LoadedModule {
             Role::RestoreApproval,
             config_json,
             limits,
+            &Grants::NONE,
             req.now,
             req,
             async |store, inst| {
@@ -1036,11 +1104,13 @@ impl LoadedModule {
         Ok(answer)
     }
 
-    /// `Ok(Err(reason))` is the hook's own answer (a veto on a pre event).
+    /// `Ok(Err(reason))` is the hook's own answer (a veto on a pre event),
+    /// with the values of its secrets hidden.
     pub fn on_event(
         &self,
         config_json: &str,
         limits: &Limits,
+        grants: &Grants,
         event: &hooks::Event,
     ) -> Result<Result<(), String>, PolicyError> {
         let idx = self.hooks.as_ref();
@@ -1048,6 +1118,7 @@ impl LoadedModule {
             Role::Hook,
             config_json,
             limits,
+            grants,
             event.now,
             event,
             async |store, inst| {
@@ -1058,7 +1129,12 @@ impl LoadedModule {
         if let Err(why) = &answer {
             self.bound(Role::Hook, why.len() as u64, limits)?;
         }
-        Ok(answer)
+        let redactor = grants
+            .http
+            .as_ref()
+            .map(|g| Redactor::new(&g.secrets))
+            .unwrap_or_default();
+        Ok(answer.map_err(|why| redactor.redact(&why).into_owned()))
     }
 
     pub fn failed(&self, role: Role, failure: GuestFailure) -> PolicyError {
@@ -1078,6 +1154,21 @@ impl LoadedModule {
         }
         Ok(())
     }
+}
+
+/// What a call is granted beyond the sandbox.
+#[derive(Default)]
+pub struct Grants {
+    pub http: Option<Arc<HttpGrant>>,
+    /// Where the requests of the call are written down (`policy test`).
+    pub journal: Option<Arc<Mutex<Vec<Exchange>>>>,
+}
+
+impl Grants {
+    pub const NONE: Grants = Grants {
+        http: None,
+        journal: None,
+    };
 }
 
 /// What the guest printed, for classifying a failure.
@@ -1102,6 +1193,7 @@ fn drain_stdio(module: &str, store: &Store<GuestState>, limits: &Limits) -> Stdi
         let bytes = pipe.contents();
         out.full |= bytes.len() as u64 >= limits.log_bytes;
         let text = String::from_utf8_lossy(&bytes);
+        let text = state.redactor.redact(&text);
         for line in text.lines() {
             let line = format!("[{module} {stream}] {}", escape(line));
             if shown.admit(line.len()) {

@@ -1,0 +1,244 @@
+//! The checks every request of a hook passes before it leaves: its origin
+//! is granted, its secrets are for that origin, and the call's bounds are
+//! not spent. What is refused fails inside the guest with the reason, and
+//! is logged with the module's name.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::header::HeaderValue;
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::grant::{origin_of, Origin, Scheme};
+use super::secrets::{substitute, Place};
+use super::send::{refused, send, RequestBounds, Sent, Usage};
+use super::{Exchange, HttpGrant};
+use crate::policy::text::escape;
+
+/// Longest URL a log line or `policy test` shows, in characters.
+const SHOWN_URL: usize = 300;
+
+/// One call's gate.
+pub struct Gate {
+    module: String,
+    grant: Option<Arc<HttpGrant>>,
+    /// The call's deadline: no request outlives it.
+    call_ends: Instant,
+    requests: u32,
+    usage: Arc<Usage>,
+    /// What `policy test` shows: every request, sent or not.
+    journal: Option<Arc<Mutex<Vec<Exchange>>>>,
+}
+
+impl Gate {
+    /// A gate for a call; `None`: the module is granted nothing (its
+    /// requests cannot be made at all: wasi:http is not linked for it).
+    pub fn new(
+        module: &str,
+        grant: Option<Arc<HttpGrant>>,
+        call_ends: Instant,
+        journal: Option<Arc<Mutex<Vec<Exchange>>>>,
+    ) -> Gate {
+        Gate {
+            module: module.to_string(),
+            grant,
+            call_ends,
+            requests: 0,
+            usage: Arc::default(),
+            journal,
+        }
+    }
+
+    fn note(&self, exchange: Exchange) {
+        if let Some(j) = &self.journal {
+            j.lock().unwrap_or_else(|e| e.into_inner()).push(exchange);
+        }
+    }
+
+    /// The request as it leaves, or why it may not.
+    fn admit(
+        &mut self,
+        request: &mut http::Request<WasiBody>,
+        shown: &str,
+    ) -> Result<(Origin, Arc<HttpGrant>), String> {
+        let Some(grant) = self.grant.clone() else {
+            return Err("this hook is granted no HTTP (allow_http)".into());
+        };
+        self.requests += 1;
+        if self.requests > grant.bounds.requests {
+            return Err(format!(
+                "this hook may make {} requests per call (limits.http_requests)",
+                grant.bounds.requests
+            ));
+        }
+        let uri = request.uri();
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
+            _ => return Err(format!("{shown}: only http and https are granted")),
+        };
+        let origin = uri
+            .authority()
+            .and_then(|a| origin_of(scheme, a.as_str()))
+            .ok_or_else(|| format!("{shown}: not a plain scheme://host[:port] URL"))?;
+        if !grant.origins.iter().any(|g| g.matches(&origin)) {
+            return Err(format!(
+                "{origin} is not granted to this hook (its allow_http: {})",
+                grant.shown_origins()
+            ));
+        }
+        let used = self.usage.sent.load(Ordering::Relaxed);
+        if used >= grant.bounds.sent_bytes && request.body().size_hint().lower() > 0 {
+            return Err(format!(
+                "this hook has sent its {} KiB per call (limits.http_sent_kib)",
+                grant.bounds.sent_bytes >> 10
+            ));
+        }
+        // Secrets go in last, once the origin is known to be granted.
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Some(filled) = substitute(path, &origin, &grant.secrets, Place::Url)? {
+            let mut parts = uri.clone().into_parts();
+            parts.path_and_query =
+                Some(filled.parse().map_err(|_| {
+                    "the URL is not valid once its secrets are filled in".to_string()
+                })?);
+            *request.uri_mut() = http::Uri::from_parts(parts)
+                .map_err(|_| "the URL is not valid once its secrets are filled in".to_string())?;
+        }
+        for value in request.headers_mut().values_mut() {
+            let Ok(text) = value.to_str() else { continue };
+            if let Some(filled) = substitute(text, &origin, &grant.secrets, Place::Header)? {
+                let mut v = HeaderValue::from_str(&filled)
+                    .map_err(|_| "a header is not valid once its secrets are filled in")?;
+                v.set_sensitive(true);
+                *value = v;
+            }
+        }
+        Ok((origin, grant))
+    }
+}
+
+/// A URL as logs and `policy test` show it: as the guest wrote it (secrets
+/// as placeholders), escaped, shortened.
+fn shown_url(uri: &http::Uri) -> String {
+    let text = escape(&uri.to_string()).into_owned();
+    if text.chars().count() > SHOWN_URL {
+        let cut: String = text.chars().take(SHOWN_URL).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+type Response = Box<dyn std::future::Future<Output = Result<Sent, Error>> + Send>;
+
+impl WasiHttpHooks for Gate {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = Result<(), Error>> + Send>,
+    ) -> Response {
+        let method = request.method().to_string();
+        let url = shown_url(request.uri());
+        let shown = format!("{method} {url}");
+        let (origin, grant) = match self.admit(&mut request, &url) {
+            Ok(ok) => ok,
+            Err(why) => {
+                tracing::warn!(
+                    "[{}] HTTP request refused: {shown}: {}",
+                    self.module,
+                    escape(&why)
+                );
+                self.note(Exchange {
+                    method,
+                    url,
+                    outcome: format!("refused: {why}"),
+                    sent: false,
+                });
+                return Box::new(async move { Err(refused(why)) });
+            }
+        };
+        if !grant.send {
+            tracing::info!(
+                "[{}] HTTP request (not sent: policy test without --send): {shown}",
+                self.module
+            );
+            self.note(Exchange {
+                method,
+                url,
+                outcome: "not sent; answered 200 with an empty body".into(),
+                sent: false,
+            });
+            return Box::new(async move {
+                let response = http::Response::builder()
+                    .status(200)
+                    .body(
+                        http_body_util::Empty::new()
+                            .map_err(|e: std::convert::Infallible| match e {})
+                            .boxed_unsync(),
+                    )
+                    .map_err(|e| Error::InternalError(Some(e.to_string())))?;
+                let io: Box<dyn std::future::Future<Output = Result<(), Error>> + Send> =
+                    Box::new(async { Ok(()) });
+                Ok((response, io))
+            });
+        }
+        // Each request gets its bound, and never more than the call has left.
+        let ends = (Instant::now() + grant.bounds.request_time).min(self.call_ends);
+        let bounds = RequestBounds {
+            ends: tokio::time::Instant::from_std(ends),
+            max_sent: grant.bounds.sent_bytes,
+            max_received: grant.bounds.received_bytes,
+        };
+        let module = self.module.clone();
+        let journal = self.journal.clone();
+        let usage = self.usage.clone();
+        let started = Instant::now();
+        Box::new(async move {
+            let result = send(request, origin, usage, bounds).await;
+            let ms = started.elapsed().as_millis();
+            let outcome = match &result {
+                Ok((r, _)) => {
+                    tracing::debug!("[{module}] HTTP {shown} -> {} ({ms} ms)", r.status());
+                    format!("{}", r.status())
+                }
+                Err(e) => {
+                    let why = describe(e, grant.bounds.request_time);
+                    tracing::warn!("[{module}] HTTP {shown} failed after {ms} ms: {why}");
+                    why
+                }
+            };
+            if let Some(j) = journal {
+                j.lock().unwrap_or_else(|e| e.into_inner()).push(Exchange {
+                    method,
+                    url,
+                    outcome,
+                    sent: true,
+                });
+            }
+            result
+        })
+    }
+}
+
+/// A failure as the log says it.
+fn describe(e: &Error, request_time: Duration) -> String {
+    match e {
+        Error::ConnectionTimeout | Error::ConnectionReadTimeout | Error::DnsTimeout => format!(
+            "no answer in time (each request has {} ms, limits.http_request_ms, within the call's deadline)",
+            request_time.as_millis()
+        ),
+        Error::HttpRequestBodySize(Some(n)) => {
+            format!("over the {} KiB it may send per call (limits.http_sent_kib)", n >> 10)
+        }
+        Error::HttpResponseBodySize(Some(n)) => format!(
+            "over the {} KiB it may receive per call (limits.http_received_kib)",
+            n >> 10
+        ),
+        other => escape(&other.to_string()).into_owned(),
+    }
+}
