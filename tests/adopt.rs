@@ -80,7 +80,9 @@ impl Django {
     /// `manage.py dbbackup ARGS` of `app` (`django_rclone` or `dbbackup`).
     fn dbbackup(&self, app: &str, pg_connector: Option<&str>, args: &[&str]) {
         let mut cmd = Command::new(python());
-        cmd.arg(self.dir.join("manage.py")).arg("dbbackup").args(args);
+        cmd.arg(self.dir.join("manage.py"))
+            .arg("dbbackup")
+            .args(args);
         cmd.env("APP", app).env_remove("PGCONN");
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -159,14 +161,25 @@ fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
     let plain_sql = files(&w, ".psql.gz")[0].clone();
     let gpg_name = "default-web1-2026-01-01-000000.psql.gz.gpg";
     let gpg = Command::new("gpg")
-        .args(["--batch", "--yes", "--symmetric", "--passphrase", "x", "--homedir"])
+        .args([
+            "--batch",
+            "--yes",
+            "--symmetric",
+            "--passphrase",
+            "x",
+            "--homedir",
+        ])
         .arg(w.path(""))
         .arg("--output")
         .arg(db.join(gpg_name))
         .arg(db.join(&plain_sql))
         .output()
         .expect("gpg is not installed; run scripts/setup.sh");
-    assert!(gpg.status.success(), "{}", String::from_utf8_lossy(&gpg.stderr));
+    assert!(
+        gpg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gpg.stderr)
+    );
 
     // django-dbbackup's names read as UTC are 9 h in the future: refused,
     // saying why, nothing adopted of them.
@@ -197,7 +210,13 @@ fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
     assert_eq!(v["version"], 1);
     let adopted = v["adopted"].as_array().unwrap();
     assert_eq!(adopted.len(), 7, "{v:#}");
-    let by_name = |n: &str| adopted.iter().find(|a| a["name"].as_str().unwrap().ends_with(n)).unwrap().clone();
+    let by_name = |n: &str| {
+        adopted
+            .iter()
+            .find(|a| a["name"].as_str().unwrap().ends_with(n))
+            .unwrap()
+            .clone()
+    };
     assert_eq!(by_name(".psql.gz")["layout"], "pg-plain");
     assert_eq!(by_name(".psql.gz")["compression"], "gzip");
     assert_eq!(by_name(".psql.bin")["layout"], "pg-custom");
@@ -210,8 +229,15 @@ fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
         // Its time from its name, in the right zone: within a minute of
         // when the file was written.
         let created = chrono::DateTime::parse_from_rfc3339(a["created"].as_str().unwrap()).unwrap();
-        let written: chrono::DateTime<chrono::Utc> = std::fs::metadata(db.join(name)).unwrap().modified().unwrap().into();
-        assert!((written - created.to_utc()).num_seconds().abs() < 60, "{name}: {created} vs {written}");
+        let written: chrono::DateTime<chrono::Utc> = std::fs::metadata(db.join(name))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .into();
+        assert!(
+            (written - created.to_utc()).num_seconds().abs() < 60,
+            "{name}: {created} vs {written}"
+        );
         if name.ends_with(".sqlite3") && name.contains("web1") {
             assert_eq!(a["layout"], "sqlite-file");
         } else if name.ends_with(".sqlite3") {
@@ -219,11 +245,18 @@ fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
         }
     }
     let refused = names_of(&v, "not_adopted");
-    assert!(refused.contains(&gpg_name.to_string()) && refused.contains(&"other-2026-01-01-000000.dump".to_string()), "{refused:?}");
+    assert!(
+        refused.contains(&gpg_name.to_string())
+            && refused.contains(&"other-2026-01-01-000000.dump".to_string()),
+        "{refused:?}"
+    );
 
     // Idempotent: a second run adopts nothing and says so.
     let r = w.ok(&["adopt"]);
-    assert_mentions(&r.stdout, &["nothing to adopt (7 backup(s) adopted earlier"]);
+    assert_mentions(
+        &r.stdout,
+        &["nothing to adopt (7 backup(s) adopted earlier"],
+    );
 
     // Listed, verified; the .metadata, the stranger and the .gpg stay
     // foreign files, never touched.
@@ -236,23 +269,30 @@ fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
     // gzip'd SQLite file from django-dbbackup) without -i.
     psql(&pg.0, "DELETE FROM t WHERE id > 1");
     w.ok(&["dbrestore", "-d", "default", "-i", &plain_sql, "--noinput"]);
-    assert_eq!(psql(&pg.0, "SELECT count(*) FROM t"), "5");
+    assert_eq!(psql(&pg.0, "SELECT count(*) FROM t").trim(), "5");
     let newest_lite = &w.names(Some("lite"))[0];
     assert!(newest_lite.ends_with(".sqlite3.gz"), "{newest_lite}");
     sqlite(&lite, "DELETE FROM t");
     w.ok(&["dbrestore", "-d", "lite", "--noinput"]);
-    assert_eq!(sqlite(&lite, "SELECT count(*) FROM t"), "3");
-    let rclone_lite = files(&w, ".sqlite3").into_iter().find(|n| !n.contains("web1")).unwrap();
+    assert_eq!(sqlite(&lite, "SELECT count(*) FROM t").trim(), "3");
+    let rclone_lite = files(&w, ".sqlite3")
+        .into_iter()
+        .find(|n| !n.contains("web1"))
+        .unwrap();
     sqlite(&lite, "DELETE FROM t");
     w.ok(&["dbrestore", "-d", "lite", "-i", &rclone_lite, "--noinput"]);
-    assert_eq!(sqlite(&lite, "SELECT count(*) FROM t"), "3");
+    assert_eq!(sqlite(&lite, "SELECT count(*) FROM t").trim(), "3");
 
     // Retention: adopted backups are their database's series.
     let before = w.names(Some("default"));
     assert_eq!(before.len(), 4);
     let r = w.ok(&["prune", "--json"]);
     let oldest = before.last().unwrap();
-    assert!(!db.join(oldest).exists(), "{oldest} was not pruned: {}", r.stdout);
+    assert!(
+        !db.join(oldest).exists(),
+        "{oldest} was not pruned: {}",
+        r.stdout
+    );
     assert_eq!(w.names(Some("default")), before[..3].to_vec());
     assert_eq!(w.names(Some("lite")).len(), 3);
 
@@ -270,9 +310,18 @@ fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
     let v = json(&r);
     assert_eq!(names_of(&v, "adopted"), vec![misnamed.to_string()]);
     assert_eq!(v["adopted"][0]["layout"], "pg-custom");
-    let damaged = v["not_adopted"].as_array().unwrap().iter().find(|n| n["name"] == cut).unwrap().clone();
+    let damaged = v["not_adopted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == cut)
+        .unwrap()
+        .clone();
     assert_eq!(damaged["damaged"], true);
-    assert!(damaged["reason"].as_str().unwrap().contains("decompress"), "{damaged}");
+    assert!(
+        damaged["reason"].as_str().unwrap().contains("decompress"),
+        "{damaged}"
+    );
 
     // Damage after adoption is caught by verify and restore (exit 4).
     flip_byte(&db.join(&plain_sql));
@@ -280,5 +329,5 @@ fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
     assert_eq!(r.code, 4, "{}", r.stderr);
     let r = w.run(&["dbrestore", "-d", "default", "-i", &plain_sql, "--noinput"]);
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert_eq!(psql(&pg.0, "SELECT count(*) FROM t"), "5");
+    assert_eq!(psql(&pg.0, "SELECT count(*) FROM t").trim(), "5");
 }

@@ -359,12 +359,14 @@ impl<W: Write> Decompressor<W> {
                 d.window_log_max(MAX_WINDOW_LOG)?;
                 Decoding::Zstd(Box::new(d))
             }
-            Some(Codec::Gzip) => Decoding::Gzip(Box::new(flate2::write::GzDecoder::new(HoldTail {
-                inner,
-                tail: Vec::with_capacity(HELD_TAIL),
-                failed: false,
-                discard: false,
-            }))),
+            Some(Codec::Gzip) => {
+                Decoding::Gzip(Box::new(flate2::write::GzDecoder::new(HoldTail {
+                    inner,
+                    tail: Vec::with_capacity(HELD_TAIL),
+                    failed: false,
+                    discard: false,
+                })))
+            }
         };
         Ok(Decompressor {
             inner,
@@ -732,6 +734,10 @@ mod tests {
         let mut d = Decompressor::new(io::sink(), Some(Codec::Gzip)).unwrap();
         let r = d.write_all(&longer).and_then(|_| d.finish());
         assert!(r.is_err(), "bytes after the end went unnoticed");
-        assert!(d.corrupt().is_some_and(|w| w.contains("after its end")), "{:?}", d.corrupt());
+        assert!(
+            d.corrupt().is_some_and(|w| w.contains("after its end")),
+            "{:?}",
+            d.corrupt()
+        );
     }
 }

@@ -250,7 +250,9 @@ impl BackupRecord {
             });
         }
         if self.compression == Some(Codec::Gzip) && self.adopted.is_none() {
-            return Some("field `compression`: `gzip` only in a record of an adopted backup".into());
+            return Some(
+                "field `compression`: `gzip` only in a record of an adopted backup".into(),
+            );
         }
         if self.compression == Some(Codec::Zstd) && self.adopted.is_some() {
             return Some("field `compression`: an adopted backup is never `zstd`".into());
@@ -522,17 +524,26 @@ mod tests {
         assert_eq!(rec.compression, Some(Codec::Gzip));
         assert_eq!(rec.layout(), Layout::PgPlain);
         let line = rec.to_line();
-        assert!(line.contains(r#""adopted":{"from":"django-dbbackup","layout":"pg-plain""#), "{line}");
+        assert!(
+            line.contains(r#""adopted":{"from":"django-dbbackup","layout":"pg-plain""#),
+            "{line}"
+        );
         assert_eq!(BackupRecord::parse(line.as_bytes()), Ok(rec.clone()));
         for f in [PLAIN_FORMAT, ZSTD_FORMAT] {
             let older = line.replace(r#""format":3"#, &format!(r#""format":{f}"#));
             let e = BackupRecord::parse(older.as_bytes()).unwrap_err();
-            assert!(e.contains("`adopted`") || e.contains("`compression`"), "{e}");
+            assert!(
+                e.contains("`adopted`") || e.contains("`compression`"),
+                "{e}"
+            );
         }
         let mut bare = rec.clone();
         bare.adopted = None;
         assert!(BackupRecord::parse(bare.to_line().as_bytes()).is_err());
-        let sqlite = BackupRecord { engine: EngineKind::Sqlite, ..rec };
+        let sqlite = BackupRecord {
+            engine: EngineKind::Sqlite,
+            ..rec
+        };
         let e = BackupRecord::parse(sqlite.to_line().as_bytes()).unwrap_err();
         assert!(e.contains("does not restore into"), "{e}");
         assert_eq!(base.layout(), Layout::PgCustom);

@@ -69,7 +69,13 @@ impl Naming {
         }
         // The same template and format twice would only repeat a match.
         let mut seen = BTreeSet::new();
-        patterns.retain(|p| seen.insert((p.template.clone(), p.date_format.clone(), p.zone == Zone::Utc)));
+        patterns.retain(|p| {
+            seen.insert((
+                p.template.clone(),
+                p.date_format.clone(),
+                p.zone == Zone::Utc,
+            ))
+        });
         Ok(Naming { patterns })
     }
 }
@@ -176,13 +182,16 @@ pub fn plan(
             ));
             continue;
         }
-        let meta = metadata.get(&format!("{}.metadata", f.name)).map(|b| Metadata::read(b));
+        let meta = metadata
+            .get(&format!("{}.metadata", f.name))
+            .map(|b| Metadata::read(b));
         match judge_name(f, targets, naming, meta.as_ref()) {
             Ok(c) => plan.candidates.push(c),
             Err(reason) => plan.refused.push(refuse(reason)),
         }
     }
-    plan.candidates.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+    plan.candidates
+        .sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
     plan
 }
 
@@ -199,7 +208,10 @@ impl Metadata {
         match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(v) => Metadata {
                 engine: v.get("engine").and_then(|e| e.as_str()).map(String::from),
-                connector: v.get("connector").and_then(|e| e.as_str()).map(String::from),
+                connector: v
+                    .get("connector")
+                    .and_then(|e| e.as_str())
+                    .map(String::from),
                 unreadable: false,
             },
             Err(_) => Metadata {
@@ -299,7 +311,10 @@ fn judge_name(
     }
     if let Some(m) = meta {
         if m.unreadable {
-            return Err(format!("its `{}.metadata` is not JSON: check it by hand", f.name));
+            return Err(format!(
+                "its `{}.metadata` is not JSON: check it by hand",
+                f.name
+            ));
         }
         if let Some(family) = m.family() {
             if !crate::engines::compatible(family, t.engine) {
@@ -357,22 +372,33 @@ pub fn read(
         End::SourceDone => {}
         End::SourceFailed(e) => {
             let why = cat.explain(e);
-            return Err(crate::exit::failed(format!("reading {} failed: {why}", rclone.path(path))));
+            return Err(crate::exit::failed(format!(
+                "reading {} failed: {why}",
+                rclone.path(path)
+            )));
         }
         End::SinkFailed(_) | End::TooLong => {
             cat.abandon();
             let _ = cat.wait();
             return Ok(Err(sink
                 .corrupt()
-                .map_or("it does not decompress".into(), |c| format!("it does not decompress: {c}"))));
+                .map_or("it does not decompress".into(), |c| {
+                    format!("it does not decompress: {c}")
+                })));
         }
     }
     let ended = cat.wait()?;
     if !ended.success() {
-        return Err(crate::rclone::remote_error(&format!("reading {}", rclone.path(path)), &ended.describe()));
+        return Err(crate::rclone::remote_error(
+            &format!("reading {}", rclone.path(path)),
+            &ended.describe(),
+        ));
     }
     if let Err(e) = sink.finish() {
-        return Ok(Err(sink.corrupt().map_or_else(|| e.to_string(), String::from)));
+        return Ok(Err(format!(
+            "it does not decompress: {}",
+            sink.corrupt().map_or_else(|| e.to_string(), String::from)
+        )));
     }
     drop(sink);
     let digest = tally.finish();
@@ -389,7 +415,10 @@ pub fn read(
         )));
     }
     if let Err(why) = check.finish() {
-        return Ok(Err(format!("it does not hold a complete {} dump: {why}", layout.as_str())));
+        return Ok(Err(format!(
+            "it does not hold a complete {} dump: {why}",
+            layout.as_str()
+        )));
     }
     Ok(Ok(Read {
         size: digest.size,
@@ -474,11 +503,31 @@ mod tests {
 
     fn targets() -> Vec<Target> {
         vec![
-            Target { alias: "default".into(), engine: EngineKind::Postgresql, db_name: Some("shop".into()) },
-            Target { alias: "app".into(), engine: EngineKind::Postgresql, db_name: None },
-            Target { alias: "app2".into(), engine: EngineKind::Postgresql, db_name: None },
-            Target { alias: "lite".into(), engine: EngineKind::Sqlite, db_name: Some("db".into()) },
-            Target { alias: "shop".into(), engine: EngineKind::Mysql, db_name: None },
+            Target {
+                alias: "default".into(),
+                engine: EngineKind::Postgresql,
+                db_name: Some("shop".into()),
+            },
+            Target {
+                alias: "app".into(),
+                engine: EngineKind::Postgresql,
+                db_name: None,
+            },
+            Target {
+                alias: "app2".into(),
+                engine: EngineKind::Postgresql,
+                db_name: None,
+            },
+            Target {
+                alias: "lite".into(),
+                engine: EngineKind::Sqlite,
+                db_name: Some("db".into()),
+            },
+            Target {
+                alias: "shop".into(),
+                engine: EngineKind::Mysql,
+                db_name: None,
+            },
         ]
     }
 
@@ -514,28 +563,62 @@ mod tests {
             .iter()
             .map(|c| (c.name.as_str(), (c.alias.as_str(), c.origin)))
             .collect();
-        assert_eq!(adopted.get("default-2026-11-29-043457.dump"), Some(&("default", Origin::DjangoRclone)));
-        assert_eq!(adopted.get("default-web1-2026-11-28-223503.psql.bin"), Some(&("default", Origin::DjangoDbbackup)));
-        assert_eq!(adopted.get("default-web1-2026-11-28-223507.psql.gz"), Some(&("default", Origin::DjangoDbbackup)));
-        assert_eq!(adopted.get("app2-2026-11-29-043457.dump"), Some(&("app2", Origin::DjangoRclone)));
-        assert_eq!(adopted.get("lite-2026-11-29-043458.sqlite3"), Some(&("lite", Origin::DjangoRclone)));
-        assert_eq!(plan.metadata, vec!["default-web1-2026-11-28-223503.psql.bin.metadata".to_string()]);
-        let why = |n: &str| plan.refused.iter().find(|r| r.name == n).map(|r| r.reason.clone()).unwrap_or_default();
+        assert_eq!(
+            adopted.get("default-2026-11-29-043457.dump"),
+            Some(&("default", Origin::DjangoRclone))
+        );
+        assert_eq!(
+            adopted.get("default-web1-2026-11-28-223503.psql.bin"),
+            Some(&("default", Origin::DjangoDbbackup))
+        );
+        assert_eq!(
+            adopted.get("default-web1-2026-11-28-223507.psql.gz"),
+            Some(&("default", Origin::DjangoDbbackup))
+        );
+        assert_eq!(
+            adopted.get("app2-2026-11-29-043457.dump"),
+            Some(&("app2", Origin::DjangoRclone))
+        );
+        assert_eq!(
+            adopted.get("lite-2026-11-29-043458.sqlite3"),
+            Some(&("lite", Origin::DjangoRclone))
+        );
+        assert_eq!(
+            plan.metadata,
+            vec!["default-web1-2026-11-28-223503.psql.bin.metadata".to_string()]
+        );
+        let why = |n: &str| {
+            plan.refused
+                .iter()
+                .find(|r| r.name == n)
+                .map(|r| r.reason.clone())
+                .unwrap_or_default()
+        };
         assert!(why("lite-web1-2026-11-28-223505.sqlite3.gz.gpg").contains("GPG"));
         // `shop` is the alias of a MariaDB database and the NAME of `default`.
-        assert!(why("shop-web1-2026-11-28-223503.dump").contains("several databases"), "{}", why("shop-web1-2026-11-28-223503.dump"));
+        assert!(
+            why("shop-web1-2026-11-28-223503.dump").contains("several databases"),
+            "{}",
+            why("shop-web1-2026-11-28-223503.dump")
+        );
         assert!(why("other-2026-11-29-043457.dump").contains("not one of"));
         assert!(why("default-2026-11-29-043457.dump.partial-0a1b").contains("unfinished"));
         assert!(why("default-2026-11-29-043457.json").contains("dumpdata"));
         assert!(why("notes.txt").contains("not one of"));
         assert!(why("gone-web1-2026-11-28-223503.psql.metadata").contains("not there"));
         assert!(why("default-2099-11-29-043457.dump").contains("zone"));
-        assert_eq!(plan.candidates.len() + plan.refused.len() + plan.metadata.len(), files.len());
+        assert_eq!(
+            plan.candidates.len() + plan.refused.len() + plan.metadata.len(),
+            files.len()
+        );
     }
 
     #[test]
     fn old_dbbackup_names_use_the_database_name() {
-        assert_eq!(dbbackup_name("/srv/app/db.sqlite3", EngineKind::Sqlite), "db");
+        assert_eq!(
+            dbbackup_name("/srv/app/db.sqlite3", EngineKind::Sqlite),
+            "db"
+        );
         assert_eq!(dbbackup_name("shop", EngineKind::Postgresql), "shop");
     }
 }

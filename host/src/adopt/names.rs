@@ -64,7 +64,12 @@ impl Pattern {
     /// `{ext}`) and django-dbbackup's (`{databasename}`, `{servername}`,
     /// `{datetime}`, `{extension}`, `{content_type}`, which is `db` for a
     /// database backup), and date directives of fixed width.
-    pub fn new(template: &str, date_format: &str, origin: Origin, zone: Zone) -> Result<Pattern, String> {
+    pub fn new(
+        template: &str,
+        date_format: &str,
+        origin: Origin,
+        zone: Zone,
+    ) -> Result<Pattern, String> {
         let mut pieces = Vec::new();
         let mut rest = template;
         while let Some(open) = rest.find('{') {
@@ -92,7 +97,10 @@ impl Pattern {
         if !rest.is_empty() {
             pieces.push(Piece::Lit(rest.to_string()));
         }
-        for (needed, what) in [(Piece::Database, "{database}"), (Piece::Datetime, "{datetime}")] {
+        for (needed, what) in [
+            (Piece::Database, "{database}"),
+            (Piece::Datetime, "{datetime}"),
+        ] {
             if !pieces.contains(&needed) {
                 return Err(format!("template `{template}` has no {what}: adopt could not tell whose backup a file is or when it was made"));
             }
@@ -164,7 +172,11 @@ impl Pattern {
                         continue;
                     }
                     let taken = &rest[..n];
-                    let ext = if *piece == Piece::Ext { Some(taken) } else { ext };
+                    let ext = if *piece == Piece::Ext {
+                        Some(taken)
+                    } else {
+                        ext
+                    };
                     self.walk(&rest[n..], key, i + 1, date, ext, found);
                 }
             }
@@ -295,8 +307,13 @@ pub fn fits_engine(base: &str, engine: crate::database::EngineKind) -> bool {
 pub fn defaults() -> Vec<Pattern> {
     let f = crate::naming::DateFormat::DEFAULT;
     vec![
-        Pattern::new("{database}-{datetime}.{ext}", f, Origin::DjangoRclone, Zone::Utc)
-            .expect("django-rclone's default"),
+        Pattern::new(
+            "{database}-{datetime}.{ext}",
+            f,
+            Origin::DjangoRclone,
+            Zone::Utc,
+        )
+        .expect("django-rclone's default"),
         Pattern::new(
             "{databasename}-{servername}-{datetime}.{extension}",
             f,
@@ -328,10 +345,15 @@ mod tests {
 
     #[test]
     fn the_defaults_read_their_names() {
-        let p = rclone().parse("default-2026-11-29-043457.dump", "default").unwrap();
+        let p = rclone()
+            .parse("default-2026-11-29-043457.dump", "default")
+            .unwrap();
         assert_eq!(p.ext, "dump");
         assert_eq!(p.created.to_rfc3339(), "2026-11-29T04:34:57+00:00");
-        assert_eq!(rclone().parse("default-2026-11-29-043457.dump", "defaul"), None);
+        assert_eq!(
+            rclone().parse("default-2026-11-29-043457.dump", "defaul"),
+            None
+        );
         assert_eq!(rclone().parse("app2-2026-11-29-043457.dump", "app"), None);
         let p = dbbackup_utc()
             .parse("default-web-1-2026-11-28-223504.psql.bin.gz", "default")
@@ -339,20 +361,66 @@ mod tests {
         assert_eq!(p.ext, "psql.bin.gz");
         assert_eq!(p.created.to_rfc3339(), "2026-11-28T22:35:04+00:00");
         // Not a date: no match, whatever the split.
-        assert_eq!(dbbackup_utc().parse("default-web1-2026-13-28-223504.psql", "default"), None);
-        assert_eq!(rclone().parse("default-2026-11-29-043457.dump.partial-ab12", "default").map(|p| p.ext), Some("dump.partial-ab12".into()));
-        assert_eq!(extension("psql.bin.gz.gpg"), Extension { base: "psql.bin".into(), gzip: true, gpg: true });
-        assert_eq!(extension("sqlite3"), Extension { base: "sqlite3".into(), gzip: false, gpg: false });
+        assert_eq!(
+            dbbackup_utc().parse("default-web1-2026-13-28-223504.psql", "default"),
+            None
+        );
+        assert_eq!(
+            rclone()
+                .parse("default-2026-11-29-043457.dump.partial-ab12", "default")
+                .map(|p| p.ext),
+            Some("dump.partial-ab12".into())
+        );
+        assert_eq!(
+            extension("psql.bin.gz.gpg"),
+            Extension {
+                base: "psql.bin".into(),
+                gzip: true,
+                gpg: true
+            }
+        );
+        assert_eq!(
+            extension("sqlite3"),
+            Extension {
+                base: "sqlite3".into(),
+                gzip: false,
+                gpg: false
+            }
+        );
     }
 
     #[test]
     fn unknown_placeholders_and_directives_are_refused() {
-        assert!(Pattern::new("{database}-{when}.{ext}", "%Y", Origin::DjangoRclone, Zone::Utc).is_err());
+        assert!(Pattern::new(
+            "{database}-{when}.{ext}",
+            "%Y",
+            Origin::DjangoRclone,
+            Zone::Utc
+        )
+        .is_err());
         assert!(Pattern::new("{datetime}.{ext}", "%Y", Origin::DjangoRclone, Zone::Utc).is_err());
-        let e = Pattern::new("{database}-{datetime}.{ext}", "%d-%b-%Y", Origin::DjangoRclone, Zone::Utc).unwrap_err();
+        let e = Pattern::new(
+            "{database}-{datetime}.{ext}",
+            "%d-%b-%Y",
+            Origin::DjangoRclone,
+            Zone::Utc,
+        )
+        .unwrap_err();
         assert!(e.contains("%b"), "{e}");
-        let p = Pattern::new("{database}_{datetime}.{ext}", "%Y%m%d", Origin::DjangoRclone, Zone::Utc).unwrap();
-        assert_eq!(p.parse("x_20260102.dump", "x").unwrap().created.to_rfc3339(), "2026-01-02T00:00:00+00:00");
+        let p = Pattern::new(
+            "{database}_{datetime}.{ext}",
+            "%Y%m%d",
+            Origin::DjangoRclone,
+            Zone::Utc,
+        )
+        .unwrap();
+        assert_eq!(
+            p.parse("x_20260102.dump", "x")
+                .unwrap()
+                .created
+                .to_rfc3339(),
+            "2026-01-02T00:00:00+00:00"
+        );
     }
 
     proptest! {

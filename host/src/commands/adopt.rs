@@ -62,21 +62,21 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
     if let Some(a) = &only {
         plan.candidates.retain(|c| &c.alias == a);
     }
-    let recorded = listing.backups.iter().filter(|b| b.adopted.is_some()).count();
+    let recorded = listing
+        .backups
+        .iter()
+        .filter(|b| b.adopted.is_some())
+        .count();
 
     let mut report = Report {
         dry_run: args.dry_run,
         adopted: Vec::new(),
-        not_adopted: plan
-            .refused
-            .iter()
-            .map(|r| NotAdopted::of(r))
-            .collect(),
+        not_adopted: plan.refused.iter().map(NotAdopted::of).collect(),
         already_adopted: recorded,
     };
     let mut failed = None;
     if args.dry_run {
-        report.adopted = plan.candidates.iter().map(|c| Row::planned(c)).collect();
+        report.adopted = plan.candidates.iter().map(Row::planned).collect();
     } else {
         // Per database, under its series lock (as every writer of a series
         // takes it): two adopts, or an adopt and a prune, never race on it.
@@ -140,7 +140,10 @@ fn adopt_one(
     };
     // Another adopt (before this one took the lock) may have recorded it.
     if ctx.rclone.cat(&catalog.record_path(&c.name))?.is_some() {
-        return Ok(Err(refuse("already recorded (by a run beside this one)".into(), false)));
+        return Ok(Err(refuse(
+            "already recorded (by a run beside this one)".into(),
+            false,
+        )));
     }
     let data = catalog.data_path(&c.name);
     let read = match adopt::read(&ctx.rclone, &data, c.gzip, c.engine)? {
@@ -150,10 +153,9 @@ fn adopt_one(
     // A file changed or replaced while it was read: its hash is of
     // neither version.
     let now = ctx.rclone.list_files(catalog.dir())?.unwrap_or_default();
-    let same = now
-        .iter()
-        .find(|e| e.name == c.name)
-        .is_some_and(|e| e.size as u64 == read.size && e.size as u64 == c.size && e.mod_time == c.mod_time);
+    let same = now.iter().find(|e| e.name == c.name).is_some_and(|e| {
+        e.size as u64 == read.size && e.size as u64 == c.size && e.mod_time == c.mod_time
+    });
     if !same {
         return Ok(Err(refuse(
             "it changed (or was deleted) while it was read; run adopt again".into(),
@@ -162,7 +164,14 @@ fn adopt_one(
     }
     let record = BackupRecord {
         finished: c.mod_time,
-        ..BackupRecord::new(&c.name, &c.alias, c.engine, read.size, read.sha256.clone(), c.created)
+        ..BackupRecord::new(
+            &c.name,
+            &c.alias,
+            c.engine,
+            read.size,
+            read.sha256.clone(),
+            c.created,
+        )
     }
     .of_tenant(ctx.config.tenant.clone())
     .adopted(
@@ -262,14 +271,21 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
             a.created,
             a.from,
             a.layout.unwrap_or("format checked when adopted"),
-            if a.compression == "gzip" { ", gzip'd" } else { "" }
+            if a.compression == "gzip" {
+                ", gzip'd"
+            } else {
+                ""
+            }
         );
     }
     for n in &r.not_adopted {
         crate::outln!("not adopted  {}: {}", printable(&n.name), n.reason);
     }
     for m in metadata {
-        crate::outln!("read  {}: django-dbbackup's metadata of a backup (not a backup)", printable(m));
+        crate::outln!(
+            "read  {}: django-dbbackup's metadata of a backup (not a backup)",
+            printable(m)
+        );
     }
     let what = if r.dry_run {
         "dry run: nothing was changed"

@@ -285,7 +285,8 @@ impl<W: Write> NoPsqlMetaCommands<W> {
             let n = (LINE_EDGE - self.start.len()).min(part.len());
             self.start.extend_from_slice(&part[..n]);
         }
-        self.end.extend_from_slice(&part[part.len().saturating_sub(LINE_EDGE)..]);
+        self.end
+            .extend_from_slice(&part[part.len().saturating_sub(LINE_EDGE)..]);
         let cut = self.end.len().saturating_sub(LINE_EDGE);
         self.end.drain(..cut);
     }
@@ -340,7 +341,11 @@ impl<W: Write> Write for NoPsqlMetaCommands<W> {
             let nl = memchr::memchr(b'\n', &buf[i..]).map(|p| i + p);
             let seg_end = nl.map_or(buf.len(), |p| p + 1);
             let seg = &buf[i..seg_end];
-            self.note(if nl.is_some() { &seg[..seg.len() - 1] } else { seg });
+            self.note(if nl.is_some() {
+                &seg[..seg.len() - 1]
+            } else {
+                seg
+            });
             if !self.in_copy && self.start.first() == Some(&b'\\') {
                 self.held.extend_from_slice(seg);
                 if self.held.len() > MAX_META_LINE {
@@ -553,7 +558,7 @@ impl DumpCheck {
         let whole = if count_valid {
             self.size == pages * page
         } else {
-            self.size % page == 0
+            self.size.is_multiple_of(page)
         };
         if !whole {
             return Err(format!(
@@ -796,7 +801,9 @@ mod tests {
         assert_eq!(sniff(plain), Some(Layout::PgPlain));
         assert_eq!(judged(Framing::PgPlain, plain), Ok(()));
         let cut = &plain[..plain.len() - 40];
-        assert!(judged(Framing::PgPlain, cut).unwrap_err().contains("trailer"));
+        assert!(judged(Framing::PgPlain, cut)
+            .unwrap_err()
+            .contains("trailer"));
         assert_eq!(sniff(b"PGDMP\x01\x0e\x00"), Some(Layout::PgCustom));
         assert_eq!(sniff(SQLITE_HEAD), Some(Layout::SqliteDump));
         assert_eq!(sniff(b"-- MariaDB dump 10.19\n"), Some(Layout::MysqlDump));
@@ -834,7 +841,11 @@ mod tests {
     fn psql_meta_commands_are_refused() {
         let good = b"--\n-- PostgreSQL database dump\n--\n\\restrict k1\nSET a = 1;\nCOPY public.t (id, v) FROM stdin;\n1\tx\n\\N\ty\n\\.\nSELECT 1;\n\\unrestrict k1\n\n";
         for chunk in [1, 2, 3, 7, 64, 4096] {
-            assert_eq!(through_psql_guard(good, chunk).unwrap(), good.to_vec(), "{chunk}");
+            assert_eq!(
+                through_psql_guard(good, chunk).unwrap(),
+                good.to_vec(),
+                "{chunk}"
+            );
         }
         for bad in [
             &b"SET a = 1;\n\\! touch /tmp/x\n"[..],
@@ -850,7 +861,11 @@ mod tests {
             let _ = g.write_all(bad);
             let text = String::from_utf8_lossy(bad);
             let refused = text.trim_end().rsplit('\n').next().unwrap();
-            assert!(!String::from_utf8_lossy(&g.inner).contains(refused), "{:?}", g.inner);
+            assert!(
+                !String::from_utf8_lossy(&g.inner).contains(refused),
+                "{:?}",
+                g.inner
+            );
         }
         let long = [b"\\restrict ".to_vec(), vec![b'a'; 5000]].concat();
         assert!(through_psql_guard(&long, 100).is_err());

@@ -25,10 +25,10 @@ use std::process::{Command, Stdio};
 
 use anyhow::Result;
 
+use super::framing::{psql_command_found, NoPsqlMetaCommands};
 use super::{
     consumer_error, describe_restore_tool, password_env, restore_failed, Source, Streamed,
 };
-use super::framing::{psql_command_found, NoPsqlMetaCommands};
 use crate::compression::Compression;
 use crate::database::{Database, EngineKind};
 use crate::exit;

@@ -316,7 +316,7 @@ fn replay(db: &Database, source: &Source, staging: &Path, left: &str) -> Result<
         super::without_confinement(db, "sqlite3", "-safe")?;
     }
     cmd.args(&db.restore_args);
-    cmd.arg(&staging);
+    cmd.arg(staging);
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
     crate::process::die_with_parent(&mut cmd);
     let mut shell = Proc::spawn("sqlite3", &mut cmd)?;
