@@ -514,6 +514,7 @@ fn keep_last_agrees_with_the_builtin_on_random_series() {
                     size: 1,
                     sha256: String::new(),
                     compression: None,
+                    adopted: None,
                     created: Utc.timestamp_opt(secs, nanos).unwrap(),
                     finished: Utc.timestamp_opt(secs, nanos).unwrap(),
                     tool: String::new(),

@@ -27,6 +27,7 @@ fn series(n: usize) -> Vec<BackupRecord> {
                 size: 1 << 20,
                 sha256: "0".repeat(64),
                 compression: None,
+                adopted: None,
                 created: t,
                 finished: t,
                 tool: String::new(),

@@ -90,6 +90,10 @@ pub enum Commands {
     /// Apply retention (db_cleanup_keep or the retention policy) without
     /// making a backup, and remove what interrupted runs left.
     Prune(PruneArgs),
+    /// Record the backups django-rclone or django-dbbackup made in the
+    /// backup folder, so that they are listed, verified, retained and
+    /// restored like rcbackup's own (docs/adopt.md).
+    Adopt(AdoptArgs),
     /// Write a commented starter config (from flags or a DATABASE_URL).
     Init(InitArgs),
     /// Check the config file and what it relies on.
@@ -365,6 +369,32 @@ pub struct UnlockArgs {
     #[arg(long)]
     pub force: bool,
     /// Print what was removed and what is still held as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// Only this database's backups (every configured database still takes
+    /// part in telling whose a file is).
+    #[arg(short, long, value_name = "ALIAS")]
+    pub database: Option<String>,
+    /// Change nothing, read no backup: show each file, adopted (as which
+    /// database, made when, by which tool) or not, and why.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// django-dbbackup's DBBACKUP_FILENAME_TEMPLATE, if it was not the
+    /// default, e.g. "{databasename}-{datetime}.{extension}".
+    #[arg(long, value_name = "TEMPLATE")]
+    pub template: Option<String>,
+    /// django-dbbackup's DBBACKUP_DATE_FORMAT, if it was not the default.
+    #[arg(long, value_name = "FORMAT")]
+    pub date_format: Option<String>,
+    /// django-dbbackup's times are UTC (its machine ran in UTC, or
+    /// TIME_ZONE), not this machine's local time.
+    #[arg(long)]
+    pub utc: bool,
+    /// Print what was adopted and what not as one JSON document.
     #[arg(long)]
     pub json: bool,
 }

@@ -96,6 +96,9 @@ impl std::fmt::Display for Compression {
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     Zstd,
+    /// Only in records of adopted backups (django-dbbackup's `--compress`):
+    /// rcbackup reads gzip, it never writes it.
+    Gzip,
 }
 
 impl Codec {
@@ -103,6 +106,15 @@ impl Codec {
     pub fn suffix(self) -> &'static str {
         match self {
             Codec::Zstd => ".zst",
+            Codec::Gzip => ".gz",
+        }
+    }
+
+    /// As the record and `--json` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zstd",
+            Codec::Gzip => "gzip",
         }
     }
 }
@@ -291,6 +303,25 @@ impl<W: Write> Write for HoldTail<W> {
 enum Decoding<W: Write> {
     Plain(W),
     Zstd(Box<zstd::stream::write::Decoder<'static, HoldTail<W>>>),
+    Gzip(Box<flate2::write::GzDecoder<HoldTail<W>>>),
+}
+
+impl<W: Write> Decoding<W> {
+    fn hold(&self) -> Option<&HoldTail<W>> {
+        match self {
+            Decoding::Plain(_) => None,
+            Decoding::Zstd(d) => Some(d.get_ref()),
+            Decoding::Gzip(d) => Some(d.get_ref()),
+        }
+    }
+
+    fn hold_mut(&mut self) -> Option<&mut HoldTail<W>> {
+        match self {
+            Decoding::Plain(_) => None,
+            Decoding::Zstd(d) => Some(d.get_mut()),
+            Decoding::Gzip(d) => Some(d.get_mut()),
+        }
+    }
 }
 
 /// The restore side: decompresses what is written into `W`, the restore
@@ -328,6 +359,14 @@ impl<W: Write> Decompressor<W> {
                 d.window_log_max(MAX_WINDOW_LOG)?;
                 Decoding::Zstd(Box::new(d))
             }
+            Some(Codec::Gzip) => {
+                Decoding::Gzip(Box::new(flate2::write::GzDecoder::new(HoldTail {
+                    inner,
+                    tail: Vec::with_capacity(HELD_TAIL),
+                    failed: false,
+                    discard: false,
+                })))
+            }
         };
         Ok(Decompressor {
             inner,
@@ -342,8 +381,7 @@ impl<W: Write> Decompressor<W> {
     /// ([`Self::corrupt`], and [`Self::finish`] for its end).
     pub fn discard(&mut self) {
         self.discarding = true;
-        if let Decoding::Zstd(d) = &mut self.inner {
-            let hold = d.get_mut();
+        if let Some(hold) = self.inner.hold_mut() {
             hold.discard = true;
             hold.failed = false;
             hold.tail.clear();
@@ -361,15 +399,21 @@ impl<W: Write> Decompressor<W> {
 
     /// Notes a failure of the zstd stream itself as corruption.
     fn judge(&mut self, e: io::Error) -> io::Error {
-        if let Decoding::Zstd(d) = &self.inner {
-            if !d.get_ref().failed && self.corrupt.is_none() {
-                self.corrupt = Some(match e.kind() {
-                    io::ErrorKind::UnexpectedEof => {
-                        "the zstd stream ends in the middle of a frame".into()
-                    }
-                    _ => format!("zstd: {e}"),
-                });
-            }
+        let what = match &self.inner {
+            Decoding::Plain(_) => return e,
+            Decoding::Zstd(_) => "zstd",
+            Decoding::Gzip(_) => "gzip",
+        };
+        if self.inner.hold().is_some_and(|h| !h.failed) && self.corrupt.is_none() {
+            self.corrupt = Some(match e.kind() {
+                io::ErrorKind::UnexpectedEof => {
+                    format!("the {what} stream ends in the middle of a frame")
+                }
+                // A gzip member that ended, followed by more bytes: the
+                // write side takes none of them.
+                io::ErrorKind::WriteZero => format!("the {what} stream has bytes after its end"),
+                _ => format!("{what}: {e}"),
+            });
         }
         e
     }
@@ -389,6 +433,12 @@ impl<W: Write> Decompressor<W> {
                 Ok(()) => d.get_mut().release(),
                 Err(e) => Err(e),
             },
+            // try_finish checks the member's trailer (CRC-32 and length);
+            // a stream cut short ends without one.
+            Decoding::Gzip(d) => match d.try_finish() {
+                Ok(()) => d.get_mut().release(),
+                Err(e) => Err(e),
+            },
         };
         let r = r.map_err(|e| self.judge(e));
         if self.discarding {
@@ -402,10 +452,13 @@ impl<W: Write> Write for Decompressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.discarding {
             if self.corrupt.is_none() {
-                if let Decoding::Zstd(d) = &mut self.inner {
-                    if let Err(e) = d.write_all(buf) {
-                        self.judge(e);
-                    }
+                let r = match &mut self.inner {
+                    Decoding::Plain(_) => Ok(()),
+                    Decoding::Zstd(d) => d.write_all(buf),
+                    Decoding::Gzip(d) => d.write_all(buf),
+                };
+                if let Err(e) = r {
+                    self.judge(e);
                 }
             }
             return Ok(buf.len());
@@ -417,6 +470,19 @@ impl<W: Write> Write for Decompressor<W> {
                     self.unconsumed = buf.to_vec();
                 }
             }),
+            Decoding::Gzip(d) => match d.write(buf) {
+                // After the member's end the decoder takes nothing: bytes
+                // past a gzip stream's end are damage, not silence.
+                Ok(0) if !buf.is_empty() => Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "bytes after the end of the gzip stream",
+                )),
+                r => r.inspect_err(|_| {
+                    if d.get_ref().failed {
+                        self.unconsumed = buf.to_vec();
+                    }
+                }),
+            },
         };
         r.map_err(|e| self.judge(e))
     }
@@ -428,6 +494,9 @@ impl<W: Write> Write for Decompressor<W> {
         let r = match &mut self.inner {
             Decoding::Plain(w) => w.flush(),
             Decoding::Zstd(d) => d.flush(),
+            // A flush would push the decoder's buffered output out but
+            // never the held tail: the same as zstd's.
+            Decoding::Gzip(d) => d.flush(),
         };
         r.map_err(|e| self.judge(e))
     }
@@ -481,6 +550,7 @@ mod tests {
     fn delivered(d: &Decompressor<Vec<u8>>) -> &[u8] {
         match &d.inner {
             Decoding::Zstd(dec) => &dec.get_ref().inner,
+            Decoding::Gzip(dec) => &dec.get_ref().inner,
             Decoding::Plain(w) => w,
         }
     }
@@ -623,5 +693,51 @@ mod tests {
         d.write_all(&data).unwrap();
         d.finish().unwrap();
         assert!(delivered(&d) == data);
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// An adopted django-dbbackup `--compress` backup: decompressed with the
+    /// dump's tail held back like zstd's; cut short, flipped or followed by
+    /// more bytes, it is corrupt.
+    #[test]
+    fn gzip_is_read_like_zstd() {
+        let data = sample(1024 * 1024);
+        let stored = gzip(&data);
+        let mut d = Decompressor::new(Vec::new(), Some(Codec::Gzip)).unwrap();
+        for c in stored.chunks(10_000) {
+            d.write_all(c).unwrap();
+        }
+        d.flush().unwrap();
+        assert!(delivered(&d).len() <= data.len() - HELD_TAIL);
+        d.finish().unwrap();
+        assert!(delivered(&d) == data);
+
+        let mut cut = Decompressor::new(io::sink(), Some(Codec::Gzip)).unwrap();
+        cut.write_all(&stored[..stored.len() - 5]).unwrap();
+        assert!(cut.finish().is_err());
+        assert!(cut.corrupt().is_some());
+
+        let mut flipped = stored.clone();
+        let at = flipped.len() - 6; // the CRC-32
+        flipped[at] ^= 1;
+        let mut d = Decompressor::new(io::sink(), Some(Codec::Gzip)).unwrap();
+        let r = d.write_all(&flipped).and_then(|_| d.finish());
+        assert!(r.is_err() && d.corrupt().is_some());
+
+        let mut longer = stored.clone();
+        longer.extend_from_slice(b"more");
+        let mut d = Decompressor::new(io::sink(), Some(Codec::Gzip)).unwrap();
+        let r = d.write_all(&longer).and_then(|_| d.finish());
+        assert!(r.is_err(), "bytes after the end went unnoticed");
+        assert!(
+            d.corrupt().is_some_and(|w| w.contains("after its end")),
+            "{:?}",
+            d.corrupt()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! them by streaming back, and let WebAssembly policies make the decisions
 //! that differ between users.
 
+pub mod adopt;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -16,6 +16,10 @@ use crate::database::EngineKind;
 /// - 1: the data object is the dump as the dump tool wrote it.
 /// - 2: the record says `compression` (`"zstd"`): the data object is the
 ///   dump compressed by rcbackup.
+/// - 3: the record says `adopted`: the data object was made by another tool
+///   (django-rclone, django-dbbackup) and only recorded by `rcbackup adopt`;
+///   `adopted.layout` says what it holds (a plain SQL dump is not a
+///   custom-format one), `compression` may say `"gzip"`.
 ///
 /// A record is written in the lowest format that describes it
 /// ([`BackupRecord::compressed`]): an older rcbackup, which ignores fields it
@@ -23,9 +27,94 @@ use crate::database::EngineKind;
 /// compressed one as damaged ("newer than this rcbackup reads; upgrade
 /// rcbackup"), never restoring, counting or deleting it, instead of handing
 /// zstd bytes to pg_restore.
-pub const RECORD_FORMAT: u32 = 2;
+pub const RECORD_FORMAT: u32 = 3;
+/// The format of a record of rcbackup's own backup compressed by rcbackup.
+pub const ZSTD_FORMAT: u32 = 2;
 /// The format of a record without `compression`.
 pub const PLAIN_FORMAT: u32 = 1;
+/// The format of a record of an adopted backup: an rcbackup that reads at
+/// most format 2 lists it as "newer than this rcbackup reads" (or, gzip'd,
+/// as a record it cannot read), never restoring, counting or deleting it:
+/// it would hand a plain SQL dump to pg_restore.
+pub const ADOPTED_FORMAT: u32 = 3;
+
+/// Which tool made an adopted backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    DjangoRclone,
+    DjangoDbbackup,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::DjangoRclone => "django-rclone",
+            Origin::DjangoDbbackup => "django-dbbackup",
+        }
+    }
+}
+
+/// What an adopted backup's data object holds (once gunzipped): what
+/// restore and verify read it as. Found from its bytes, not its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// `pg_dump --format=custom`: pg_restore.
+    PgCustom,
+    /// `pg_dump` plain SQL (django-dbbackup's PgDumpConnector `.psql`): psql.
+    PgPlain,
+    /// mysqldump/mariadb-dump SQL: mariadb.
+    MysqlDump,
+    /// `sqlite3 .dump` SQL text (django-rclone's `.sqlite3`): sqlite3.
+    SqliteDump,
+    /// A SQLite database file (django-dbbackup's SqliteBackupConnector
+    /// `.sqlite3`): copied into place after its integrity check.
+    SqliteFile,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::PgCustom => "pg-custom",
+            Layout::PgPlain => "pg-plain",
+            Layout::MysqlDump => "mysql-dump",
+            Layout::SqliteDump => "sqlite-dump",
+            Layout::SqliteFile => "sqlite-file",
+        }
+    }
+
+    /// The layout rcbackup's own backups of `engine` have.
+    pub fn of_engine(engine: EngineKind) -> Layout {
+        match engine {
+            EngineKind::Postgresql | EngineKind::Postgis => Layout::PgCustom,
+            EngineKind::Mysql | EngineKind::Mariadb => Layout::MysqlDump,
+            EngineKind::Sqlite => Layout::SqliteDump,
+        }
+    }
+
+    /// Whether a backup of this layout restores into `engine`.
+    pub fn fits(self, engine: EngineKind) -> bool {
+        crate::engines::compatible(self.engine(), engine)
+    }
+
+    fn engine(self) -> EngineKind {
+        match self {
+            Layout::PgCustom | Layout::PgPlain => EngineKind::Postgresql,
+            Layout::MysqlDump => EngineKind::Mariadb,
+            Layout::SqliteDump | Layout::SqliteFile => EngineKind::Sqlite,
+        }
+    }
+}
+
+/// What a record says of a backup `rcbackup adopt` recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adopted {
+    pub from: Origin,
+    pub layout: Layout,
+    /// When rcbackup adopted it, UTC (`created` is from its name).
+    pub at: DateTime<Utc>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRecord {
@@ -44,6 +133,9 @@ pub struct BackupRecord {
     /// dump tool wrote it (every backup made before compression existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Codec>,
+    /// Set only for a backup another tool made (format 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<Adopted>,
     /// When the backup started (the time its name was made from), UTC.
     pub created: DateTime<Utc>,
     /// When the upload finished, UTC.
@@ -72,6 +164,7 @@ impl BackupRecord {
             size,
             sha256,
             compression: None,
+            adopted: None,
             created,
             finished: Utc::now(),
             tool: BackupRecord::tool_version(),
@@ -87,14 +180,32 @@ impl BackupRecord {
     /// that says so.
     pub fn compressed(self, codec: Option<Codec>) -> BackupRecord {
         BackupRecord {
-            format: if codec.is_some() {
-                RECORD_FORMAT
+            format: if self.adopted.is_some() {
+                ADOPTED_FORMAT
+            } else if codec.is_some() {
+                ZSTD_FORMAT
             } else {
                 PLAIN_FORMAT
             },
             compression: codec,
             ..self
         }
+    }
+
+    /// The record of a backup another tool made, `gzip`'d or not.
+    pub fn adopted(self, adopted: Adopted, gzip: bool) -> BackupRecord {
+        BackupRecord {
+            adopted: Some(adopted),
+            ..self
+        }
+        .compressed(gzip.then_some(Codec::Gzip))
+    }
+
+    /// What the data object holds once decompressed.
+    pub fn layout(&self) -> Layout {
+        self.adopted
+            .as_ref()
+            .map_or(Layout::of_engine(self.engine), |a| a.layout)
     }
 
     /// Reads one record file's contents. A record that does not read says
@@ -123,10 +234,37 @@ impl BackupRecord {
     /// `compression` was edited, and reading its zstd bytes as a plain dump
     /// would hand them to the restore tool.
     pub fn inconsistency(&self) -> Option<String> {
-        if self.format == RECORD_FORMAT && self.compression.is_none() {
+        if self.format == ZSTD_FORMAT && self.compression != Some(Codec::Zstd) {
             return Some(format!(
-                "field `compression`: missing from a format-{RECORD_FORMAT} record, which must say how its backup is stored"
+                "field `compression`: missing from a format-{ZSTD_FORMAT} record, which must say how its backup is stored (\"zstd\")"
             ));
+        }
+        // An adopted backup is not what rcbackup's own restore path reads:
+        // only format 3 may say so (an older rcbackup then refuses it), and
+        // format 3 says nothing else.
+        if (self.format == ADOPTED_FORMAT) != self.adopted.is_some() {
+            return Some(if self.adopted.is_some() {
+                format!("field `adopted`: only a format-{ADOPTED_FORMAT} record may have it")
+            } else {
+                format!("field `adopted`: missing from a format-{ADOPTED_FORMAT} record")
+            });
+        }
+        if self.compression == Some(Codec::Gzip) && self.adopted.is_none() {
+            return Some(
+                "field `compression`: `gzip` only in a record of an adopted backup".into(),
+            );
+        }
+        if self.compression == Some(Codec::Zstd) && self.adopted.is_some() {
+            return Some("field `compression`: an adopted backup is never `zstd`".into());
+        }
+        if let Some(a) = &self.adopted {
+            if !a.layout.fits(self.engine) {
+                return Some(format!(
+                    "field `adopted`: a {} backup does not restore into {}",
+                    a.layout.as_str(),
+                    self.engine.as_str()
+                ));
+            }
         }
         // The database names a lock folder and a table row: a record that
         // names one no config could have is not rcbackup's to trust.
@@ -186,7 +324,12 @@ mod tests {
                 time(),
                 time(),
                 any::<String>(),
-                proptest::option::of(Just(Codec::Zstd)),
+                proptest::option::of(prop_oneof![Just(Codec::Zstd), Just(Codec::Gzip)]),
+                proptest::option::of((
+                    prop_oneof![Just(Origin::DjangoRclone), Just(Origin::DjangoDbbackup)],
+                    any::<bool>(),
+                    time(),
+                )),
             ),
         )
             .prop_map(
@@ -196,15 +339,33 @@ mod tests {
                     engine,
                     size,
                     sha256,
-                    (created, finished, tool, compression),
+                    (created, finished, tool, compression, adopted),
                 )| {
-                    BackupRecord {
-                        // Format 2 says how its backup is compressed.
-                        format: if format == RECORD_FORMAT && compression.is_none() {
-                            PLAIN_FORMAT
-                        } else {
-                            format
+                    // Format 3 is adopted backups', which are never zstd;
+                    // gzip is theirs only; format 2 says zstd.
+                    let adopted = adopted.map(|(from, plain, at)| Adopted {
+                        from,
+                        layout: match (engine, plain) {
+                            (EngineKind::Postgresql | EngineKind::Postgis, true) => Layout::PgPlain,
+                            (EngineKind::Sqlite, true) => Layout::SqliteFile,
+                            _ => Layout::of_engine(engine),
                         },
+                        at,
+                    });
+                    let compression = match (compression, adopted.is_some()) {
+                        (Some(_), true) => Some(Codec::Gzip),
+                        (Some(_), false) => Some(Codec::Zstd),
+                        (None, _) => None,
+                    };
+                    let format = match (format, adopted.is_some()) {
+                        (_, true) => ADOPTED_FORMAT,
+                        (ADOPTED_FORMAT, false) => PLAIN_FORMAT,
+                        (ZSTD_FORMAT, false) if compression.is_none() => PLAIN_FORMAT,
+                        (f, false) => f,
+                    };
+                    BackupRecord {
+                        format,
+                        adopted,
                         name,
                         database,
                         tenant,
@@ -234,7 +395,7 @@ mod tests {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
                 proptest::collection::btree_map(
-                    "format|name|database|tenant|engine|size|sha256|created|finished|tool|compression|x",
+                    "format|name|database|tenant|engine|size|sha256|created|finished|tool|compression|adopted|x",
                     inner,
                     0..10
                 )
@@ -271,14 +432,15 @@ mod tests {
             let mut missing = map.clone();
             missing.remove(&key);
             let got = BackupRecord::parse(&serde_json::to_vec(&missing).unwrap());
-            if key != "tenant" && key != "compression" {
+            if key != "tenant" && key != "compression" && key != "adopted" {
                 let why = got.unwrap_err();
                 prop_assert!(why.contains(&format!("`{key}`")), "{}", why);
             }
             map.insert(key.clone(), bad);
             let bytes = serde_json::to_vec(&map).unwrap();
             if let Err(why) = BackupRecord::parse(&bytes) {
-                prop_assert!(why.contains(&format!("`{key}`")), "{}", why);
+                // A nested field is named by its path: `adopted.from`.
+                prop_assert!(why.contains(&format!("`{key}")), "{}", why);
             }
         }
 
@@ -323,8 +485,8 @@ mod tests {
             plain.to_line()
         );
         let zstd = rec.compressed(Some(Codec::Zstd));
-        assert_eq!(zstd.format, RECORD_FORMAT);
-        const { assert!(RECORD_FORMAT > PLAIN_FORMAT) };
+        assert_eq!(zstd.format, ZSTD_FORMAT);
+        const { assert!(RECORD_FORMAT > ZSTD_FORMAT && ZSTD_FORMAT > PLAIN_FORMAT) };
         assert!(
             zstd.to_line().contains(r#""compression":"zstd""#),
             "{}",
@@ -337,5 +499,53 @@ mod tests {
         let lz4 = old.replace(r#""tool""#, r#""compression":"lz4","tool""#);
         let e = BackupRecord::parse(lz4.as_bytes());
         assert!(e.unwrap_err().starts_with("field `compression`"));
+    }
+
+    /// An adopted backup's record is format 3 and says so; a format-1 or
+    /// format-2 record that says `adopted` (which an older rcbackup would
+    /// restore as its own) is refused, and so is a format 3 without it.
+    #[test]
+    fn adopted_records_are_format_3_only() {
+        let base = BackupRecord::new(
+            "default-web1-2026-11-28-223507.psql.gz",
+            "default",
+            EngineKind::Postgresql,
+            10,
+            "00".into(),
+            Utc::now(),
+        );
+        let a = Adopted {
+            from: Origin::DjangoDbbackup,
+            layout: Layout::PgPlain,
+            at: Utc::now(),
+        };
+        let rec = base.clone().adopted(a.clone(), true);
+        assert_eq!(rec.format, ADOPTED_FORMAT);
+        assert_eq!(rec.compression, Some(Codec::Gzip));
+        assert_eq!(rec.layout(), Layout::PgPlain);
+        let line = rec.to_line();
+        assert!(
+            line.contains(r#""adopted":{"from":"django-dbbackup","layout":"pg-plain""#),
+            "{line}"
+        );
+        assert_eq!(BackupRecord::parse(line.as_bytes()), Ok(rec.clone()));
+        for f in [PLAIN_FORMAT, ZSTD_FORMAT] {
+            let older = line.replace(r#""format":3"#, &format!(r#""format":{f}"#));
+            let e = BackupRecord::parse(older.as_bytes()).unwrap_err();
+            assert!(
+                e.contains("`adopted`") || e.contains("`compression`"),
+                "{e}"
+            );
+        }
+        let mut bare = rec.clone();
+        bare.adopted = None;
+        assert!(BackupRecord::parse(bare.to_line().as_bytes()).is_err());
+        let sqlite = BackupRecord {
+            engine: EngineKind::Sqlite,
+            ..rec
+        };
+        let e = BackupRecord::parse(sqlite.to_line().as_bytes()).unwrap_err();
+        assert!(e.contains("does not restore into"), "{e}");
+        assert_eq!(base.layout(), Layout::PgCustom);
     }
 }

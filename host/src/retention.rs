@@ -108,6 +108,7 @@ mod tests {
             size: 1,
             sha256: String::new(),
             compression: None,
+            adopted: None,
             created: Utc.timestamp_opt(secs, 0).unwrap(),
             finished: Utc.timestamp_opt(secs, 0).unwrap(),
             tool: String::new(),

@@ -58,7 +58,7 @@ pub fn millis(d: std::time::Duration) -> u64 {
 /// How a backup is stored, as `listbackups --json` says it.
 pub fn compression(c: Option<Codec>) -> &'static str {
     match c {
-        Some(Codec::Zstd) => "zstd",
+        Some(c) => c.as_str(),
         None => "none",
     }
 }

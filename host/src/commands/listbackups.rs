@@ -66,7 +66,7 @@ fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
         created: Some(rfc3339(b.created)),
         sha256: Some(b.sha256.clone()),
         compression: Some(match b.compression {
-            Some(crate::compression::Codec::Zstd) => "zstd",
+            Some(c) => c.as_str(),
             None => "none",
         }),
         path: ctx.rclone.path(&catalog.data_path(&b.name)),

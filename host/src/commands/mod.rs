@@ -1,5 +1,6 @@
 //! One module per command; this one loads what every command needs.
 
+mod adopt;
 mod backup_all;
 mod completions;
 mod config_check;
@@ -102,6 +103,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Commands::Mediarestore(a) => mediarestore::run(&ctx, a),
         Commands::Drill(a) => drill::run(&ctx, a),
         Commands::Prune(a) => prune::run(&ctx, a),
+        Commands::Adopt(a) => adopt::run(&ctx, a),
         Commands::Unlock(a) => unlock::run(&ctx, a),
         Commands::Policy(_)
         | Commands::BackupAll(_)

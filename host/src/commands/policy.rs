@@ -193,6 +193,7 @@ impl TestBackup {
             size: self.size,
             sha256: self.sha256.clone(),
             compression: None,
+            adopted: None,
             created: self.created,
             finished: self.created,
             tool: BackupRecord::tool_version(),

@@ -31,6 +31,56 @@ pub enum Framing {
     /// `sqlite3 .dump`: starts with `PRAGMA foreign_keys=OFF;` and
     /// `BEGIN TRANSACTION;`, has no `/****` error line, ends with `COMMIT;`.
     SqliteDump,
+    /// `pg_dump` plain SQL (adopted from django-dbbackup): a
+    /// `-- PostgreSQL database dump` header and, near the end, the
+    /// `-- PostgreSQL database dump complete` trailer.
+    PgPlain,
+    /// A SQLite database file (adopted from django-dbbackup): its 100-byte
+    /// header, and as many bytes as the header's page count says.
+    SqliteFile,
+}
+
+/// What the first bytes of a dump (after any gzip) say it is, if anything
+/// rcbackup can restore: the layout of an adopted backup is found from its
+/// bytes, never from its name (a `.psql` may be custom format).
+pub fn sniff(head: &[u8]) -> Option<crate::record::Layout> {
+    use crate::record::Layout;
+    if head.starts_with(b"PGDMP") {
+        Some(Layout::PgCustom)
+    } else if head.starts_with(SQLITE_FILE) {
+        Some(Layout::SqliteFile)
+    } else if head.starts_with(SQLITE_HEAD) {
+        Some(Layout::SqliteDump)
+    } else if mysql_header(head) {
+        Some(Layout::MysqlDump)
+    } else if pg_plain_header(head) {
+        Some(Layout::PgPlain)
+    } else {
+        None
+    }
+}
+
+/// The framing a dump of `layout` has.
+pub fn framing_of(layout: crate::record::Layout) -> Framing {
+    use crate::record::Layout;
+    match layout {
+        Layout::PgCustom => Framing::PgCustom,
+        Layout::PgPlain => Framing::PgPlain,
+        Layout::MysqlDump => Framing::MysqlDump,
+        Layout::SqliteDump => Framing::SqliteDump,
+        Layout::SqliteFile => Framing::SqliteFile,
+    }
+}
+
+const SQLITE_FILE: &[u8] = b"SQLite format 3\0";
+const PG_PLAIN_HEAD: &[u8] = b"-- PostgreSQL database dump";
+const PG_PLAIN_END: &[u8] = b"-- PostgreSQL database dump complete";
+
+/// pg_dump's plain header in the first lines (`--` then the title).
+fn pg_plain_header(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n')
+        .take(3)
+        .any(|l| l.starts_with(PG_PLAIN_HEAD))
 }
 
 /// How many bytes of the end of the stream are kept for the check.
@@ -190,6 +240,134 @@ impl<W: Write> Write for NoShellCommands<W> {
     }
 }
 
+/// A writer that passes pg_dump's plain SQL on to psql but never a psql
+/// meta-command (`\\! rm -rf ~`, `\\o FILE`, `\\copy ... FROM PROGRAM`,
+/// `\\connect other`) that a changed backup could hold: psql would run it on
+/// this machine or against another database. pg_dump writes only
+/// `\\restrict`/`\\unrestrict` (15.14 and later) outside COPY data, and in
+/// COPY data a line starting with `\\` is a value (`\\N`) until the `\\.`
+/// line. A meta-command line is held until its newline (at most 4 KiB) and
+/// judged whole; every other line streams through.
+pub struct NoPsqlMetaCommands<W> {
+    pub inner: W,
+    in_copy: bool,
+    line_len: usize,
+    /// The first bytes of the current line.
+    start: Vec<u8>,
+    /// The last bytes of the current line.
+    end: Vec<u8>,
+    held: Vec<u8>,
+    /// The refused line, once one was met.
+    pub found: Option<String>,
+}
+
+const LINE_EDGE: usize = 16;
+const MAX_META_LINE: usize = 4096;
+
+impl<W> NoPsqlMetaCommands<W> {
+    pub fn new(inner: W) -> Self {
+        NoPsqlMetaCommands {
+            inner,
+            in_copy: false,
+            line_len: 0,
+            start: Vec::with_capacity(LINE_EDGE),
+            end: Vec::with_capacity(2 * LINE_EDGE),
+            held: Vec::new(),
+            found: None,
+        }
+    }
+}
+
+impl<W: Write> NoPsqlMetaCommands<W> {
+    fn note(&mut self, part: &[u8]) {
+        self.line_len += part.len();
+        if self.start.len() < LINE_EDGE {
+            let n = (LINE_EDGE - self.start.len()).min(part.len());
+            self.start.extend_from_slice(&part[..n]);
+        }
+        self.end
+            .extend_from_slice(&part[part.len().saturating_sub(LINE_EDGE)..]);
+        let cut = self.end.len().saturating_sub(LINE_EDGE);
+        self.end.drain(..cut);
+    }
+
+    fn refuse(&mut self, line: &[u8]) -> io::Error {
+        let shown = String::from_utf8_lossy(&line[..line.len().min(40)])
+            .trim_end()
+            .escape_default()
+            .to_string();
+        let e = io::Error::other(psql_command_found(&shown));
+        self.found = Some(shown);
+        e
+    }
+
+    /// At a newline: what the line means for the next ones.
+    fn end_line(&mut self) -> io::Result<()> {
+        if self.in_copy {
+            if self.line_len == 2 && self.start == b"\\." {
+                self.in_copy = false;
+            }
+        } else if self.start.first() == Some(&b'\\') {
+            let line = std::mem::take(&mut self.held);
+            let allowed = line.starts_with(b"\\restrict ") || line.starts_with(b"\\unrestrict ");
+            if !allowed {
+                return Err(self.refuse(&line));
+            }
+            self.inner.write_all(&line)?;
+        } else if self.start.starts_with(b"COPY ") && self.end.ends_with(b"FROM stdin;") {
+            self.in_copy = true;
+        }
+        self.line_len = 0;
+        self.start.clear();
+        self.end.clear();
+        Ok(())
+    }
+}
+
+/// What is said of a plain SQL backup holding a psql meta-command.
+pub fn psql_command_found(line: &str) -> String {
+    format!(
+        "it holds the psql meta-command `{line}`, which pg_dump never writes and psql would run on this machine"
+    )
+}
+
+impl<W: Write> Write for NoPsqlMetaCommands<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(line) = &self.found {
+            return Err(io::Error::other(psql_command_found(line)));
+        }
+        let mut i = 0;
+        while i < buf.len() {
+            let nl = memchr::memchr(b'\n', &buf[i..]).map(|p| i + p);
+            let seg_end = nl.map_or(buf.len(), |p| p + 1);
+            let seg = &buf[i..seg_end];
+            self.note(if nl.is_some() {
+                &seg[..seg.len() - 1]
+            } else {
+                seg
+            });
+            if !self.in_copy && self.start.first() == Some(&b'\\') {
+                self.held.extend_from_slice(seg);
+                if self.held.len() > MAX_META_LINE {
+                    let line = std::mem::take(&mut self.held);
+                    return Err(self.refuse(&line));
+                }
+            } else {
+                self.inner.write_all(seg)?;
+            }
+            if nl.is_some() {
+                self.end_line()?;
+            }
+            i = seg_end;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A running check of one dump stream.
 pub struct DumpCheck {
     framing: Framing,
@@ -305,6 +483,16 @@ impl DumpCheck {
                     .into(),
             ),
             Framing::MysqlDump => Ok(()),
+            Framing::PgPlain if !pg_plain_header(&self.head) => Err(
+                "its output does not start with pg_dump's `-- PostgreSQL database dump` header".into(),
+            ),
+            // pg_dump 17.6/16.10/15.14 and later end with `\unrestrict KEY`
+            // after the trailer: the trailer is looked for in the tail.
+            Framing::PgPlain if memmem::find(&self.tail, PG_PLAIN_END).is_none() => Err(
+                "its output does not end with pg_dump's `-- PostgreSQL database dump complete` trailer (the dump stopped before the end)".into(),
+            ),
+            Framing::PgPlain => Ok(()),
+            Framing::SqliteFile => self.sqlite_file_size(),
             Framing::SqliteDump => {
                 if let Some(line) = &self.shell_command {
                     Err(shell_command_found(line))
@@ -347,6 +535,41 @@ impl DumpCheck {
                 "its output does not end as a complete custom-format archive does (the dump stopped before the end)"
                     .into(),
             );
+        }
+        Ok(())
+    }
+
+    /// A SQLite database file: its header, and exactly the size its header
+    /// gives (page size times page count, when the count is valid: SQLite
+    /// 3.7.0 and later keep it so), so a file cut short is found.
+    fn sqlite_file_size(&self) -> Result<(), String> {
+        let h = &self.head;
+        if !h.starts_with(SQLITE_FILE) || h.len() < 100 {
+            return Err("it does not start with a SQLite database file's header".into());
+        }
+        let page = match u16::from_be_bytes([h[16], h[17]]) {
+            1 => 65_536u64,
+            p if p >= 512 && p.is_power_of_two() => u64::from(p),
+            _ => return Err("its SQLite header gives an impossible page size".into()),
+        };
+        let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let pages = u64::from(be32(28));
+        let count_valid = pages > 0 && be32(24) == be32(92);
+        let whole = if count_valid {
+            self.size == pages * page
+        } else {
+            self.size.is_multiple_of(page)
+        };
+        if !whole {
+            return Err(format!(
+                "it is {} bytes, but its SQLite header says {} (the file was cut short or padded)",
+                self.size,
+                if count_valid {
+                    (pages * page).to_string()
+                } else {
+                    format!("a multiple of {page}")
+                }
+            ));
         }
         Ok(())
     }
@@ -558,6 +781,94 @@ mod tests {
             c.feed(ch);
         }
         c.finish()
+    }
+
+    fn judged(framing: Framing, bytes: &[u8]) -> Result<(), String> {
+        let mut c = DumpCheck::new(framing);
+        for chunk in bytes.chunks(1000) {
+            c.feed(chunk);
+        }
+        c.finish()
+    }
+
+    /// What adopted backups are read as: pg_dump's plain SQL with its
+    /// trailer (before or after `\unrestrict`), and a SQLite file of the
+    /// size its header says; the layout comes from the bytes.
+    #[test]
+    fn adopted_layouts_are_sniffed_and_framed() {
+        use crate::record::Layout;
+        let plain = b"--\n-- PostgreSQL database dump\n--\n\nSET x = 0;\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n\n";
+        assert_eq!(sniff(plain), Some(Layout::PgPlain));
+        assert_eq!(judged(Framing::PgPlain, plain), Ok(()));
+        let cut = &plain[..plain.len() - 40];
+        assert!(judged(Framing::PgPlain, cut)
+            .unwrap_err()
+            .contains("trailer"));
+        assert_eq!(sniff(b"PGDMP\x01\x0e\x00"), Some(Layout::PgCustom));
+        assert_eq!(sniff(SQLITE_HEAD), Some(Layout::SqliteDump));
+        assert_eq!(sniff(b"-- MariaDB dump 10.19\n"), Some(Layout::MysqlDump));
+        assert_eq!(sniff(b"[{\"model\": \"auth.user\"}]"), None);
+        assert_eq!(sniff(b""), None);
+
+        let mut file = vec![0u8; 4096 * 3];
+        file[..16].copy_from_slice(SQLITE_FILE);
+        file[16..18].copy_from_slice(&4096u16.to_be_bytes());
+        file[24..28].copy_from_slice(&7u32.to_be_bytes());
+        file[28..32].copy_from_slice(&3u32.to_be_bytes());
+        file[92..96].copy_from_slice(&7u32.to_be_bytes());
+        assert_eq!(sniff(&file), Some(Layout::SqliteFile));
+        assert_eq!(judged(Framing::SqliteFile, &file), Ok(()));
+        let e = judged(Framing::SqliteFile, &file[..4096 * 2]).unwrap_err();
+        assert!(e.contains("cut short"), "{e}");
+        // A page count SQLite no longer keeps: a whole number of pages.
+        file[92..96].copy_from_slice(&6u32.to_be_bytes());
+        assert_eq!(judged(Framing::SqliteFile, &file[..4096 * 2]), Ok(()));
+        assert!(judged(Framing::SqliteFile, &file[..4096 * 2 - 1]).is_err());
+        assert!(judged(Framing::SqliteFile, b"SQLite format 3\0short").is_err());
+    }
+
+    fn through_psql_guard(bytes: &[u8], chunk: usize) -> Result<Vec<u8>, String> {
+        let mut g = NoPsqlMetaCommands::new(Vec::new());
+        for c in bytes.chunks(chunk) {
+            g.write_all(c).map_err(|e| e.to_string())?;
+        }
+        Ok(g.inner)
+    }
+
+    /// pg_dump's own lines pass whatever the chunking; a meta-command
+    /// outside COPY data never reaches psql; `\\N` inside COPY data does.
+    #[test]
+    fn psql_meta_commands_are_refused() {
+        let good = b"--\n-- PostgreSQL database dump\n--\n\\restrict k1\nSET a = 1;\nCOPY public.t (id, v) FROM stdin;\n1\tx\n\\N\ty\n\\.\nSELECT 1;\n\\unrestrict k1\n\n";
+        for chunk in [1, 2, 3, 7, 64, 4096] {
+            assert_eq!(
+                through_psql_guard(good, chunk).unwrap(),
+                good.to_vec(),
+                "{chunk}"
+            );
+        }
+        for bad in [
+            &b"SET a = 1;\n\\! touch /tmp/x\n"[..],
+            b"COPY public.t (id) FROM stdin;\n1\n\\.\n\\o /tmp/out\n",
+            b"\\connect other\n",
+            b"\\copy t from program 'id'\n",
+        ] {
+            for chunk in [1, 5, 4096] {
+                let e = through_psql_guard(bad, chunk).unwrap_err();
+                assert!(e.contains("meta-command"), "{e}");
+            }
+            let mut g = NoPsqlMetaCommands::new(Vec::new());
+            let _ = g.write_all(bad);
+            let text = String::from_utf8_lossy(bad);
+            let refused = text.trim_end().rsplit('\n').next().unwrap();
+            assert!(
+                !String::from_utf8_lossy(&g.inner).contains(refused),
+                "{:?}",
+                g.inner
+            );
+        }
+        let long = [b"\\restrict ".to_vec(), vec![b'a'; 5000]].concat();
+        assert!(through_psql_guard(&long, 100).is_err());
     }
 
     #[test]

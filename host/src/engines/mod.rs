@@ -24,7 +24,7 @@ use std::process::Command;
 use anyhow::Result;
 use chrono::Utc;
 
-pub use framing::{CheckedRead, DumpCheck, Framing};
+pub use framing::{framing_of, sniff, CheckedRead, CheckedWrite, DumpCheck, Framing};
 
 use crate::compression::{Compression, Decompressor};
 use crate::database::{Database, EngineKind};
@@ -33,7 +33,7 @@ use crate::pipeline::{self, End, Tally};
 use crate::process::{Ended, Proc};
 use crate::progress;
 use crate::rclone::Rclone;
-use crate::record::BackupRecord;
+use crate::record::{BackupRecord, Layout};
 
 /// File extension of a dump, as django-rclone names them.
 pub fn extension(kind: EngineKind) -> &'static str {
@@ -112,6 +112,10 @@ fn framing(engine: EngineKind) -> Framing {
 
 /// Restores `source` into `db`. On any failure the error names the first
 /// cause; an integrity failure has exit code 4, an interruption 130.
+///
+/// An adopted backup is restored as what it holds (its record's layout):
+/// PostgreSQL plain SQL through psql, a SQLite database file copied in;
+/// the others as rcbackup's own backups of the engine.
 pub fn restore(db: &Database, source: &Source) -> Result<()> {
     crate::failpoint::reached("restore-started");
     if crate::interrupt::interrupted() {
@@ -120,10 +124,22 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
             db.alias
         )));
     }
-    match db.engine {
-        EngineKind::Postgresql | EngineKind::Postgis => postgres::restore(db, source),
-        EngineKind::Mysql | EngineKind::Mariadb => mysql::restore(db, source),
-        EngineKind::Sqlite => sqlite::restore(db, source),
+    let layout = source.record.layout();
+    if !layout.fits(db.engine) {
+        return Err(exit::usage(format!(
+            "backup {} holds a {} dump, which does not restore into {} database `{}`; nothing was changed",
+            source.record.name,
+            layout.as_str(),
+            db.engine.as_str(),
+            db.alias
+        )));
+    }
+    match (db.engine, layout) {
+        (_, Layout::PgPlain) => postgres::restore_plain(db, source),
+        (_, Layout::SqliteFile) => sqlite::restore(db, source, sqlite::Input::File),
+        (EngineKind::Postgresql | EngineKind::Postgis, _) => postgres::restore(db, source),
+        (EngineKind::Mysql | EngineKind::Mariadb, _) => mysql::restore(db, source),
+        (EngineKind::Sqlite, _) => sqlite::restore(db, source, sqlite::Input::Dump),
     }
 }
 
@@ -317,7 +333,7 @@ impl Source<'_> {
     /// engine's framing (a record rewritten to match a cut or forged dump
     /// is caught here, before MariaDB's restore runs a statement of it).
     pub fn verify(&self) -> Result<()> {
-        let mut check = DumpCheck::new(framing(self.record.engine));
+        let mut check = DumpCheck::new(framing_of(self.record.layout()));
         let mut sink = framing::CheckedWrite {
             inner: io::sink(),
             check: &mut check,

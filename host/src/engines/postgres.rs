@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::Result;
 
+use super::framing::{psql_command_found, NoPsqlMetaCommands};
 use super::{
     consumer_error, describe_restore_tool, password_env, restore_failed, Source, Streamed,
 };
@@ -314,6 +315,81 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
         }
     }
     let end = pg_restore.wait()?;
+    if !end.success() {
+        let e = exit::failed(format!(
+            "restore failed: {}; the transaction was rolled back",
+            describe_restore_tool(&end)
+        ));
+        return Err(restore_failed(db, e, LEFT));
+    }
+    Ok(())
+}
+
+/// Restores pg_dump's plain SQL (adopted from django-dbbackup's
+/// PgDumpConnector) with psql in one transaction that stops at the first
+/// error (`--single-transaction`, `ON_ERROR_STOP`): psql commits only at
+/// the end of its input, which it gets only once the whole stream matched
+/// its record. psql meta-commands in the stream are refused before psql
+/// sees them ([`NoPsqlMetaCommands`]). `restore_args` are pg_restore's
+/// options and are not passed to psql.
+pub fn restore_plain(db: &Database, source: &Source) -> Result<()> {
+    if !db.restore_args.is_empty() {
+        tracing::warn!(
+            "backup {} is plain SQL, restored with psql: restore_args (pg_restore's options) are not used for it",
+            source.record.name
+        );
+    }
+    if db.engine == EngineKind::Postgis && !has_postgis(db)? {
+        source.verify().map_err(|e| restore_failed(db, e, LEFT))?;
+        create_postgis(db)?;
+    }
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "--no-psqlrc",
+        "--quiet",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "--file",
+        "-",
+    ]);
+    connection(&mut cmd, db)?;
+    cmd.arg(dbname_arg(&db.name));
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    crate::process::die_with_parent(&mut cmd);
+    let mut psql = Proc::spawn("psql", &mut cmd)?;
+    let mut stdin = psql.take_stdin();
+    widen_pipe(&stdin);
+    let mut guarded = NoPsqlMetaCommands::new(&mut stdin);
+    let streamed = source.stream_into(&mut guarded);
+    if let Some(line) = guarded.found.take() {
+        psql.kill();
+        let _ = psql.wait();
+        return Err(restore_failed(
+            db,
+            exit::integrity(format!(
+                "backup {} matches its record but {}: it was altered. Restore another backup (rcbackup listbackups)",
+                source.record.name,
+                psql_command_found(&line)
+            )),
+            LEFT,
+        ));
+    }
+    drop(guarded);
+    match streamed {
+        Ok(Streamed::Verified) => {}
+        Ok(Streamed::ConsumerStopped(e)) => {
+            drop(stdin);
+            return Err(restore_failed(db, consumer_error(psql, e), LEFT));
+        }
+        Err(e) => {
+            psql.kill();
+            let _ = psql.wait();
+            return Err(restore_failed(db, e, LEFT));
+        }
+    }
+    drop(stdin);
+    let end = psql.wait()?;
     if !end.success() {
         let e = exit::failed(format!(
             "restore failed: {}; the transaction was rolled back",

@@ -14,6 +14,11 @@
 //! duplicates rows, and a failure leaves the old file untouched. Staging
 //! files of restores that are no longer running (killed with SIGKILL) are
 //! removed by the next restore of that database.
+//!
+//! A backup adopted from django-dbbackup may be a SQLite database file
+//! itself (its SqliteBackupConnector): it is written into the staging file
+//! as it streams, and goes through the same checks (the file's size as its
+//! header gives it, `PRAGMA integrity_check`) and the same swap.
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -224,7 +229,16 @@ fn remove_stale(db: &Database) {
     }
 }
 
-pub fn restore(db: &Database, source: &Source) -> Result<()> {
+/// What the backup's stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// SQL for the sqlite3 shell (`.dump`).
+    Dump,
+    /// A database file (adopted from django-dbbackup).
+    File,
+}
+
+pub fn restore(db: &Database, source: &Source, input: Input) -> Result<()> {
     let target = resolve(Path::new(&db.name))?;
     let dir = folder_of(&target);
     if !dir.is_dir() {
@@ -239,7 +253,58 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
     let _ = std::fs::remove_file(sidecar(&staging, "-journal"));
     let mut guard = Staging(Some(staging.clone()));
     let left = format!("{} was left as it was", target.display());
+    match input {
+        Input::Dump => replay(db, source, &staging, &left)?,
+        Input::File => copy_in(db, source, &staging, &left)?,
+    }
+    integrity_check(&staging).map_err(|e| restore_failed(db, e, &left))?;
+    keep_owner_and_mode(&target, &staging).map_err(|e| restore_failed(db, e, &left))?;
 
+    // A write-ahead log left by the old database would be replayed into the
+    // new file: fold it into the old file first, then drop it.
+    let wal = sidecar(&target, "-wal");
+    if wal.metadata().is_ok_and(|m| m.len() > 0) {
+        let mut ck = Command::new("sqlite3");
+        ck.arg(&target).arg("PRAGMA wal_checkpoint(TRUNCATE);");
+        ck.stdin(Stdio::null()).stdout(Stdio::null());
+        let end = Proc::spawn("sqlite3", &mut ck)?.wait()?;
+        if !end.success() {
+            return Err(exit::failed(format!(
+                "cannot checkpoint the write-ahead log of {} ({}); stop the application using it and retry; {left}",
+                target.display(),
+                end.describe()
+            )));
+        }
+    }
+    crate::failpoint::reached("restore-swap");
+    if crate::interrupt::interrupted() {
+        return Err(restore_failed(
+            db,
+            exit::interrupted_at("interrupted"),
+            &left,
+        ));
+    }
+    if let Some(check) = source.may_commit {
+        check().map_err(|e| restore_failed(db, e, &left))?;
+    }
+    std::fs::rename(&staging, &target).map_err(|e| {
+        exit::failed(format!(
+            "replacing {} with the restored copy: {e}; {left}",
+            target.display()
+        ))
+    })?;
+    guard.0 = None;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(sidecar(&target, suffix));
+    }
+    let _ = std::fs::remove_file(sidecar(&staging, "-journal"));
+    Ok(())
+}
+
+/// Replays a `.dump` into `staging` with the sqlite3 shell, confined, and
+/// checks that the stream was a complete dump the shell took without error.
+fn replay(db: &Database, source: &Source, staging: &Path, left: &str) -> Result<()> {
+    let left = left.to_string();
     let mut cmd = Command::new("sqlite3");
     cmd.arg("-bail");
     // A backup is SQL for the new file, nothing else: dot-commands
@@ -251,7 +316,7 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
         super::without_confinement(db, "sqlite3", "-safe")?;
     }
     cmd.args(&db.restore_args);
-    cmd.arg(&staging);
+    cmd.arg(staging);
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
     crate::process::die_with_parent(&mut cmd);
     let mut shell = Proc::spawn("sqlite3", &mut cmd)?;
@@ -315,48 +380,54 @@ pub fn restore(db: &Database, source: &Source) -> Result<()> {
             source.record.name
         )));
     }
-    integrity_check(&staging).map_err(|e| restore_failed(db, e, &left))?;
-    keep_owner_and_mode(&target, &staging).map_err(|e| restore_failed(db, e, &left))?;
+    Ok(())
+}
 
-    // A write-ahead log left by the old database would be replayed into the
-    // new file: fold it into the old file first, then drop it.
-    let wal = sidecar(&target, "-wal");
-    if wal.metadata().is_ok_and(|m| m.len() > 0) {
-        let mut ck = Command::new("sqlite3");
-        ck.arg(&target).arg("PRAGMA wal_checkpoint(TRUNCATE);");
-        ck.stdin(Stdio::null()).stdout(Stdio::null());
-        let end = Proc::spawn("sqlite3", &mut ck)?.wait()?;
-        if !end.success() {
-            return Err(exit::failed(format!(
-                "cannot checkpoint the write-ahead log of {} ({}); stop the application using it and retry; {left}",
-                target.display(),
-                end.describe()
-            )));
+/// Writes a backup that is a database file into `staging` as it streams.
+fn copy_in(db: &Database, source: &Source, staging: &Path, left: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(staging)
+        .map_err(|e| {
+            exit::failed(format!(
+                "restore failed: cannot create {}: {e}; {left}",
+                staging.display()
+            ))
+        })?;
+    let mut check = DumpCheck::new(Framing::SqliteFile);
+    let streamed = source.stream_into(&mut CheckedWrite {
+        inner: &mut file,
+        check: &mut check,
+    });
+    match streamed {
+        Ok(Streamed::Verified) => {}
+        Ok(Streamed::ConsumerStopped(e)) => {
+            return Err(restore_failed(
+                db,
+                exit::failed(format!(
+                    "restore failed: writing {}: {e}",
+                    staging.display()
+                )),
+                left,
+            ))
         }
+        Err(e) => return Err(restore_failed(db, e, left)),
     }
-    crate::failpoint::reached("restore-swap");
-    if crate::interrupt::interrupted() {
-        return Err(restore_failed(
-            db,
-            exit::interrupted_at("interrupted"),
-            &left,
-        ));
-    }
-    if let Some(check) = source.may_commit {
-        check().map_err(|e| restore_failed(db, e, &left))?;
-    }
-    std::fs::rename(&staging, &target).map_err(|e| {
+    file.sync_all().map_err(|e| {
         exit::failed(format!(
-            "replacing {} with the restored copy: {e}; {left}",
-            target.display()
+            "restore failed: writing {}: {e}; {left}",
+            staging.display()
         ))
     })?;
-    guard.0 = None;
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(sidecar(&target, suffix));
-    }
-    let _ = std::fs::remove_file(sidecar(&staging, "-journal"));
-    Ok(())
+    check.finish().map_err(|why| {
+        exit::integrity(format!(
+            "backup {} matches its record but is not a whole SQLite database file: {why}. Restore another backup (rcbackup listbackups); {left}",
+            source.record.name
+        ))
+    })
 }
 
 /// `PRAGMA integrity_check` of the new file must say `ok`.

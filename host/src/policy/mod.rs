@@ -667,6 +667,7 @@ mod tests {
             size: 1,
             sha256: String::new(),
             compression: None,
+            adopted: None,
             created: at,
             finished: at,
             tool: String::new(),

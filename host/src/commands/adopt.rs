@@ -1,0 +1,310 @@
+//! `adopt`: record the backups django-rclone and django-dbbackup made in
+//! the backup folder, so that rcbackup lists, verifies, retains and
+//! restores them (host/src/adopt/ does the judging and the reading).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use chrono::Utc;
+use serde::Serialize;
+
+use super::{json, Context};
+use crate::adopt::{self, Candidate, Naming, Refusal, Target};
+use crate::cli::AdoptArgs;
+use crate::exit;
+use crate::lock::Series;
+use crate::naming::printable;
+use crate::record::{Adopted, BackupRecord};
+
+pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
+    let naming = Naming::new(
+        &ctx.config,
+        args.template.as_deref(),
+        args.date_format.as_deref(),
+        args.utc,
+    )
+    .map_err(exit::usage)?;
+    let only = match &args.database {
+        Some(a) => Some(ctx.config.alias(Some(a))?.to_string()),
+        None => None,
+    };
+    // Every configured database takes part in attribution, also with -d:
+    // a name that fits two databases is ambiguous whichever is asked for.
+    let mut targets = Vec::new();
+    for alias in ctx.config.databases.keys() {
+        match ctx.config.database(Some(alias)) {
+            Ok(db) => targets.push(Target {
+                alias: alias.clone(),
+                engine: db.engine,
+                db_name: Some(adopt::dbbackup_name(&db.name, db.engine)),
+            }),
+            Err(e) => tracing::warn!(
+                "database `{alias}` is left out of adopt: {e:#}; files of it are reported as not attributable"
+            ),
+        }
+    }
+    let catalog = ctx.catalog();
+    let dir = catalog.dir().to_string();
+    let listing = catalog.list()?;
+    let entries = ctx.rclone.list_files(&dir)?.unwrap_or_default();
+    let foreign: Vec<_> = entries
+        .into_iter()
+        .filter(|e| !e.is_dir && listing.foreign.contains(&e.name))
+        .collect();
+    let mut metadata = BTreeMap::new();
+    for e in foreign.iter().filter(|e| e.name.ends_with(".metadata")) {
+        if let Some(bytes) = ctx.rclone.cat(&format!("{dir}/{}", e.name))? {
+            metadata.insert(e.name.clone(), bytes);
+        }
+    }
+    let present = listing.taken.clone();
+    let mut plan = adopt::plan(&foreign, &present, &targets, &naming, &metadata);
+    if let Some(a) = &only {
+        plan.candidates.retain(|c| &c.alias == a);
+    }
+    let recorded = listing
+        .backups
+        .iter()
+        .filter(|b| b.adopted.is_some())
+        .count();
+
+    let mut report = Report {
+        dry_run: args.dry_run,
+        adopted: Vec::new(),
+        not_adopted: plan.refused.iter().map(NotAdopted::of).collect(),
+        already_adopted: recorded,
+    };
+    let mut failed = None;
+    if args.dry_run {
+        report.adopted = plan.candidates.iter().map(Row::planned).collect();
+    } else {
+        // Per database, under its series lock (as every writer of a series
+        // takes it): two adopts, or an adopt and a prune, never race on it.
+        let mut by_alias: BTreeMap<&str, Vec<&Candidate>> = BTreeMap::new();
+        for c in &plan.candidates {
+            by_alias.entry(&c.alias).or_default().push(c);
+        }
+        'dbs: for (alias, cands) in by_alias {
+            let lock = ctx.lock(Series::Db(alias.to_string()), "adopt")?;
+            for c in cands {
+                if crate::interrupt::interrupted() {
+                    failed = Some(exit::interrupted_at(format!(
+                        "interrupted: {} backup(s) adopted before; every record is whole; run adopt again for the rest",
+                        report.adopted.len()
+                    )));
+                    break 'dbs;
+                }
+                match adopt_one(ctx, &catalog, c) {
+                    Ok(Ok(row)) => report.adopted.push(row),
+                    Ok(Err(r)) => report.not_adopted.push(NotAdopted::of(&r)),
+                    Err(e) => {
+                        tracing::error!("{}: {e:#}", printable(&c.name));
+                        report.not_adopted.push(NotAdopted {
+                            name: c.name.clone(),
+                            reason: format!("{e:#}"),
+                            damaged: false,
+                        });
+                        failed.get_or_insert(e);
+                    }
+                }
+                lock.check()?;
+            }
+        }
+    }
+    if args.json {
+        json::print(&report)?;
+    } else {
+        print_text(&report, &plan.metadata)?;
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if report.not_adopted.iter().any(|n| n.damaged) {
+        return Err(exit::integrity(
+            "some files were read and are damaged (see above): they were not adopted",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads one file and writes its record. `Ok(Err)`: not adopted, and why.
+fn adopt_one(
+    ctx: &Context,
+    catalog: &crate::catalog::Catalog<'_>,
+    c: &Candidate,
+) -> Result<std::result::Result<Row, Refusal>> {
+    let refuse = |reason: String, damaged: bool| Refusal {
+        name: c.name.clone(),
+        reason,
+        damaged,
+    };
+    // Another adopt (before this one took the lock) may have recorded it.
+    if ctx.rclone.cat(&catalog.record_path(&c.name))?.is_some() {
+        return Ok(Err(refuse(
+            "already recorded (by a run beside this one)".into(),
+            false,
+        )));
+    }
+    let data = catalog.data_path(&c.name);
+    let read = match adopt::read(&ctx.rclone, &data, c.gzip, c.engine)? {
+        Ok(r) => r,
+        Err(why) => return Ok(Err(refuse(why, true))),
+    };
+    // A file changed or replaced while it was read: its hash is of
+    // neither version.
+    let now = ctx.rclone.list_files(catalog.dir())?.unwrap_or_default();
+    let same = now.iter().find(|e| e.name == c.name).is_some_and(|e| {
+        e.size as u64 == read.size && e.size as u64 == c.size && e.mod_time == c.mod_time
+    });
+    if !same {
+        return Ok(Err(refuse(
+            "it changed (or was deleted) while it was read; run adopt again".into(),
+            true,
+        )));
+    }
+    let record = BackupRecord {
+        finished: c.mod_time,
+        ..BackupRecord::new(
+            &c.name,
+            &c.alias,
+            c.engine,
+            read.size,
+            read.sha256.clone(),
+            c.created,
+        )
+    }
+    .of_tenant(ctx.config.tenant.clone())
+    .adopted(
+        Adopted {
+            from: c.origin,
+            layout: read.layout,
+            at: Utc::now(),
+        },
+        c.gzip,
+    );
+    {
+        // The record is one write: an interrupt waits for it, so it is
+        // whole or absent.
+        let _whole = crate::interrupt::shield();
+        ctx.rclone
+            .put(&catalog.record_path(&c.name), record.to_line().as_bytes())?;
+    }
+    Ok(Ok(Row {
+        name: c.name.clone(),
+        database: c.alias.clone(),
+        created: json::time(c.created),
+        from: c.origin.as_str(),
+        layout: Some(read.layout.as_str()),
+        compression: json::compression(record.compression),
+        size: Some(read.size),
+        sha256: Some(read.sha256),
+        connector: c.connector.clone(),
+    }))
+}
+
+/// `adopt --json` (docs/json.md).
+#[derive(Serialize)]
+struct Report {
+    dry_run: bool,
+    /// Adopted now (with --dry-run: would be adopted).
+    adopted: Vec<Row>,
+    not_adopted: Vec<NotAdopted>,
+    /// Backups adopted by earlier runs.
+    already_adopted: usize,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    database: String,
+    created: String,
+    from: &'static str,
+    /// What it holds; unknown before it is read (--dry-run).
+    layout: Option<&'static str>,
+    compression: &'static str,
+    size: Option<u64>,
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connector: Option<String>,
+}
+
+impl Row {
+    fn planned(c: &Candidate) -> Row {
+        Row {
+            name: c.name.clone(),
+            database: c.alias.clone(),
+            created: json::time(c.created),
+            from: c.origin.as_str(),
+            layout: None,
+            compression: if c.gzip { "gzip" } else { "none" },
+            size: Some(c.size),
+            sha256: None,
+            connector: c.connector.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NotAdopted {
+    name: String,
+    reason: String,
+    damaged: bool,
+}
+
+impl NotAdopted {
+    fn of(r: &Refusal) -> NotAdopted {
+        NotAdopted {
+            name: r.name.clone(),
+            reason: r.reason.clone(),
+            damaged: r.damaged,
+        }
+    }
+}
+
+fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
+    let verb = if r.dry_run { "would adopt" } else { "adopted" };
+    for a in &r.adopted {
+        crate::outln!(
+            "{verb}  {}  as `{}`, made {} by {}, {}{}",
+            printable(&a.name),
+            a.database,
+            a.created,
+            a.from,
+            a.layout.unwrap_or("format checked when adopted"),
+            if a.compression == "gzip" {
+                ", gzip'd"
+            } else {
+                ""
+            }
+        );
+    }
+    for n in &r.not_adopted {
+        crate::outln!("not adopted  {}: {}", printable(&n.name), n.reason);
+    }
+    for m in metadata {
+        crate::outln!(
+            "read  {}: django-dbbackup's metadata of a backup (not a backup)",
+            printable(m)
+        );
+    }
+    let what = if r.dry_run {
+        "dry run: nothing was changed"
+    } else {
+        "done"
+    };
+    if r.adopted.is_empty() {
+        crate::outln!(
+            "nothing to adopt ({} backup(s) adopted earlier, {} file(s) not adopted); {what}",
+            r.already_adopted,
+            r.not_adopted.len()
+        );
+    } else {
+        crate::outln!(
+            "{} backup(s) {verb}, {} file(s) not adopted, {} adopted earlier; {what}",
+            r.adopted.len(),
+            r.not_adopted.len(),
+            r.already_adopted
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! `rcbackup adopt` (docs/adopt.md) on backups made by the real
+//! django-rclone 0.4 and django-dbbackup 5.x, installed from PyPI by
+//! scripts/setup.sh, run in a tiny Django project made here: PostgreSQL
+//! and SQLite, plain, custom-format and gzip'd; then listed, verified,
+//! restored, pruned and checked for damage by rcbackup.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// The venv scripts/setup.sh makes (RCBACKUP_DJANGO_VENV overrides it).
+fn python() -> PathBuf {
+    let venv = std::env::var("RCBACKUP_DJANGO_VENV")
+        .unwrap_or_else(|_| "/opt/rcbackup-django-venv".into());
+    let py = Path::new(&venv).join("bin/python");
+    assert!(
+        py.is_file(),
+        "{} is missing: the adopt tests need Django, django-rclone 0.4 and django-dbbackup 5.x in a venv; run scripts/setup.sh",
+        py.display()
+    );
+    py
+}
+
+const SETTINGS: &str = r#"
+import os
+SECRET_KEY = "adopt-test"
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", os.environ["APP"]]
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.postgresql", "NAME": os.environ["PGDB"],
+                "USER": "rcbackup", "PASSWORD": os.environ["PGPW"], "HOST": "127.0.0.1", "PORT": "5432"},
+    "lite": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["LITE"]},
+}
+DJANGO_RCLONE = {"REMOTE": os.environ["STORE"]}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "dbbackup": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                 "OPTIONS": {"location": os.path.join(os.environ["STORE"], "db")}},
+}
+DBBACKUP_HOSTNAME = "web1"
+DBBACKUP_CONNECTORS = {"default": {"CONNECTOR": os.environ["PGCONN"]}} if os.environ.get("PGCONN") else {}
+# django-dbbackup names its files in Django's TIME_ZONE (Django sets the
+# process's TZ to it): +9 h, so that a name read as UTC is in the future.
+TIME_ZONE = "Asia/Tokyo"
+USE_TZ = True
+"#;
+
+const MANAGE: &str = r#"
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+from django.core.management import execute_from_command_line
+execute_from_command_line(sys.argv)
+"#;
+
+struct Django {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Django {
+    fn new(w: &World, pg: &str, lite: &Path) -> Django {
+        let dir = w.path("django");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("settings.py"), SETTINGS).unwrap();
+        std::fs::write(dir.join("manage.py"), MANAGE).unwrap();
+        Django {
+            dir,
+            env: vec![
+                ("PGDB".into(), pg.into()),
+                ("PGPW".into(), "rcbackup-test-pw".into()),
+                ("LITE".into(), lite.display().to_string()),
+                ("STORE".into(), w.store.display().to_string()),
+            ],
+        }
+    }
+
+    /// `manage.py dbbackup ARGS` of `app` (`django_rclone` or `dbbackup`).
+    fn dbbackup(&self, app: &str, pg_connector: Option<&str>, args: &[&str]) {
+        let mut cmd = Command::new(python());
+        cmd.arg(self.dir.join("manage.py"))
+            .arg("dbbackup")
+            .args(args);
+        cmd.env("APP", app).env_remove("PGCONN");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(c) = pg_connector {
+            cmd.env("PGCONN", c);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{app} dbbackup {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn files(w: &World, suffix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(w.store.join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+fn json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+}
+
+fn names_of(v: &serde_json::Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
+    let pg = PgDb::create("adopt");
+    psql(&pg.0, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 5) g;");
+    let mut w = World::new(Remote::Local);
+    w.setting("db_cleanup_keep = 3");
+    let lite = w.path("lite.sqlite3");
+    sqlite(&lite, "CREATE TABLE t (id integer PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');");
+    w.postgres("default", &pg.0).sqlite("lite", &lite);
+    let dj = Django::new(&w, &pg.0, &lite);
+
+    // django-rclone: custom format for PostgreSQL, `.dump` text for SQLite.
+    dj.dbbackup("django_rclone", None, &["-d", "default"]);
+    dj.dbbackup("django_rclone", None, &["-d", "lite"]);
+    // django-dbbackup: its default connectors (custom format `.psql.bin`,
+    // a SQLite file `.sqlite3`), gzip'd, and plain SQL (PgDumpConnector).
+    // A second apart: the same second would give the same name.
+    let binary = "dbbackup.db.postgresql.PgDumpBinaryConnector";
+    let plain = "dbbackup.db.postgresql.PgDumpConnector";
+    dj.dbbackup("dbbackup", Some(binary), &["-d", "default"]);
+    dj.dbbackup("dbbackup", None, &["-d", "lite"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    dj.dbbackup("dbbackup", Some(binary), &["-d", "default", "--compress"]);
+    dj.dbbackup("dbbackup", None, &["-d", "lite", "--compress"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    dj.dbbackup("dbbackup", Some(plain), &["-d", "default", "--compress"]);
+    let made: Vec<String> = std::fs::read_dir(w.store.join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.ends_with(".metadata"))
+        .collect();
+    assert_eq!(made.len(), 7, "{made:?}");
+    assert_eq!(files(&w, ".metadata").len(), 5);
+    // A file of no configured database, and a GPG-encrypted one.
+    let db = w.store.join("db");
+    std::fs::write(db.join("other-2026-01-01-000000.dump"), b"PGDMP...").unwrap();
+    let plain_sql = files(&w, ".psql.gz")[0].clone();
+    let gpg_name = "default-web1-2026-01-01-000000.psql.gz.gpg";
+    let gpg = Command::new("gpg")
+        .args([
+            "--batch",
+            "--yes",
+            "--symmetric",
+            "--passphrase",
+            "x",
+            "--homedir",
+        ])
+        .arg(w.path(""))
+        .arg("--output")
+        .arg(db.join(gpg_name))
+        .arg(db.join(&plain_sql))
+        .output()
+        .expect("gpg is not installed; run scripts/setup.sh");
+    assert!(
+        gpg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gpg.stderr)
+    );
+
+    // django-dbbackup's names read as UTC are 9 h in the future: refused,
+    // saying why, nothing adopted of them.
+    w.set_env("TZ", "UTC".into());
+    let r = w.run(&["adopt", "--dry-run", "-d", "lite"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_mentions(&r.stdout, &["would adopt  lite-", "TZ=<TIME_ZONE>"]);
+
+    // In Django's zone: every backup, nothing read or written by a dry run.
+    w.set_env("TZ", "Asia/Tokyo".into());
+    let r = w.run(&["adopt", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.matches("would adopt  ").count(), 7, "{}", r.stdout);
+    assert_mentions(
+        &r.stdout,
+        &[
+            "not adopted  other-2026-01-01-000000.dump: its name is not one of",
+            &format!("not adopted  {gpg_name}: GPG-encrypted"),
+            "gpg --decrypt",
+            "dry run: nothing was changed",
+        ],
+    );
+    assert!(!w.store.join("db/.rcbackup/records").exists());
+
+    let r = w.run(&["adopt", "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = json(&r);
+    assert_eq!(v["version"], 1);
+    let adopted = v["adopted"].as_array().unwrap();
+    assert_eq!(adopted.len(), 7, "{v:#}");
+    let by_name = |n: &str| {
+        adopted
+            .iter()
+            .find(|a| a["name"].as_str().unwrap().ends_with(n))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name(".psql.gz")["layout"], "pg-plain");
+    assert_eq!(by_name(".psql.gz")["compression"], "gzip");
+    assert_eq!(by_name(".psql.bin")["layout"], "pg-custom");
+    assert_eq!(by_name(".psql.bin")["from"], "django-dbbackup");
+    for a in adopted {
+        let name = a["name"].as_str().unwrap();
+        let bytes = std::fs::read(db.join(name)).unwrap();
+        assert_eq!(a["sha256"], sha256_hex(&bytes), "{name}");
+        assert_eq!(a["size"], bytes.len(), "{name}");
+        // Its time from its name, in the right zone: within a minute of
+        // when the file was written.
+        let created = chrono::DateTime::parse_from_rfc3339(a["created"].as_str().unwrap()).unwrap();
+        let written: chrono::DateTime<chrono::Utc> = std::fs::metadata(db.join(name))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .into();
+        assert!(
+            (written - created.to_utc()).num_seconds().abs() < 60,
+            "{name}: {created} vs {written}"
+        );
+        if name.ends_with(".sqlite3") && name.contains("web1") {
+            assert_eq!(a["layout"], "sqlite-file");
+        } else if name.ends_with(".sqlite3") {
+            assert_eq!(a["layout"], "sqlite-dump");
+        }
+    }
+    let refused = names_of(&v, "not_adopted");
+    assert!(
+        refused.contains(&gpg_name.to_string())
+            && refused.contains(&"other-2026-01-01-000000.dump".to_string()),
+        "{refused:?}"
+    );
+
+    // Idempotent: a second run adopts nothing and says so.
+    let r = w.ok(&["adopt"]);
+    assert_mentions(
+        &r.stdout,
+        &["nothing to adopt (7 backup(s) adopted earlier"],
+    );
+
+    // Listed, verified; the .metadata, the stranger and the .gpg stay
+    // foreign files, never touched.
+    let listed = w.names(None);
+    assert_eq!(listed.len(), 7, "{listed:?}");
+    let r = w.run(&["verify", "--all"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Restores: gzip'd plain SQL through psql, the newest of SQLite (a
+    // gzip'd SQLite file from django-dbbackup) without -i.
+    psql(&pg.0, "DELETE FROM t WHERE id > 1");
+    w.ok(&["dbrestore", "-d", "default", "-i", &plain_sql, "--noinput"]);
+    assert_eq!(psql(&pg.0, "SELECT count(*) FROM t").trim(), "5");
+    let newest_lite = &w.names(Some("lite"))[0];
+    assert!(newest_lite.ends_with(".sqlite3.gz"), "{newest_lite}");
+    sqlite(&lite, "DELETE FROM t");
+    w.ok(&["dbrestore", "-d", "lite", "--noinput"]);
+    assert_eq!(sqlite(&lite, "SELECT count(*) FROM t").trim(), "3");
+    let rclone_lite = files(&w, ".sqlite3")
+        .into_iter()
+        .find(|n| !n.contains("web1"))
+        .unwrap();
+    sqlite(&lite, "DELETE FROM t");
+    w.ok(&["dbrestore", "-d", "lite", "-i", &rclone_lite, "--noinput"]);
+    assert_eq!(sqlite(&lite, "SELECT count(*) FROM t").trim(), "3");
+
+    // Retention: adopted backups are their database's series.
+    let before = w.names(Some("default"));
+    assert_eq!(before.len(), 4);
+    let r = w.ok(&["prune", "--json"]);
+    let oldest = before.last().unwrap();
+    assert!(
+        !db.join(oldest).exists(),
+        "{oldest} was not pruned: {}",
+        r.stdout
+    );
+    assert_eq!(w.names(Some("default")), before[..3].to_vec());
+    assert_eq!(w.names(Some("lite")).len(), 3);
+
+    // A truncated gzip is reported as damaged (exit 4), not adopted; a
+    // `.psql` that holds custom format is adopted as what it holds.
+    let gz = files(&w, ".psql.bin.gz")[0].clone();
+    let gz_bytes = std::fs::read(db.join(&gz)).unwrap();
+    let cut = "default-web1-2026-01-02-000000.psql.bin.gz";
+    std::fs::write(db.join(cut), &gz_bytes[..gz_bytes.len() - 12]).unwrap();
+    let custom = files(&w, ".psql.bin").into_iter().next().unwrap();
+    let misnamed = "default-web1-2026-01-03-000000.psql";
+    std::fs::copy(db.join(&custom), db.join(misnamed)).unwrap();
+    let r = w.run(&["adopt", "--json"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let v = json(&r);
+    assert_eq!(names_of(&v, "adopted"), vec![misnamed.to_string()]);
+    assert_eq!(v["adopted"][0]["layout"], "pg-custom");
+    let damaged = v["not_adopted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == cut)
+        .unwrap()
+        .clone();
+    assert_eq!(damaged["damaged"], true);
+    assert!(
+        damaged["reason"].as_str().unwrap().contains("decompress"),
+        "{damaged}"
+    );
+
+    // Damage after adoption is caught by verify and restore (exit 4).
+    flip_byte(&db.join(&plain_sql));
+    let r = w.run(&["verify", "-i", &plain_sql]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let r = w.run(&["dbrestore", "-d", "default", "-i", &plain_sql, "--noinput"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(psql(&pg.0, "SELECT count(*) FROM t").trim(), "5");
+}
