@@ -80,11 +80,11 @@ def binary() -> str:
     return found
 
 
-def generated(aliases: Sequence[str]) -> cfg.Generated:
-    try:
-        return cfg.generate(django_settings, aliases)
-    except cfg.ConfigError as exc:
-        raise CommandError(str(exc), returncode=EXIT_USAGE) from exc
+def prepare(aliases: Sequence[str]) -> cfg.Generated:
+    """The config of ``aliases``, after checking that the binary is there: a
+    command fails on either before it sends any signal."""
+    binary()
+    return config_of(aliases)
 
 
 def verbosity_flags(verbosity: int) -> list[str]:
@@ -167,9 +167,10 @@ def run(gen: cfg.Generated, args: Sequence[str], *, capture: bool) -> Result:
         return Result(out.decode("utf-8") if out is not None else "")
 
 
-def generated_all() -> cfg.Generated:
-    """The config of every database (``DBBACKUP_DATABASES``, else ``DATABASES``)."""
+def config_of(aliases: Sequence[str] | None) -> cfg.Generated:
+    """The config of ``aliases`` (None: every database of ``DBBACKUP_DATABASES``,
+    else of ``DATABASES``); a setting that does not map is a usage error."""
     try:
-        return cfg.generate(django_settings)
+        return cfg.generate(django_settings, aliases)
     except cfg.ConfigError as exc:
         raise CommandError(str(exc), returncode=EXIT_USAGE) from exc

@@ -44,7 +44,7 @@ class Command(BaseCommand):
             database = next(iter(settings.DATABASES))
         elif database not in settings.DATABASES:
             raise CommandError(f"Database '{database}' is not configured.", returncode=runner.EXIT_USAGE)
-        gen = runner.generated([database])
+        gen = runner.prepare([database])
         runner.warn(gen, verbosity)
         flags = runner.verbosity_flags(verbosity)
 

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         verbosity = int(options["verbosity"])
         if database and database not in settings.DATABASES:
             raise CommandError(f"Database '{database}' is not configured.", returncode=runner.EXIT_USAGE)
-        gen = runner.generated([database] if database else [])
+        gen = runner.prepare([database] if database else [])
         runner.warn(gen, verbosity)
         argv = [*runner.verbosity_flags(verbosity), "listbackups"]
         if database:

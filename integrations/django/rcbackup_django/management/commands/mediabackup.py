@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = int(options["verbosity"])
-        gen = runner.generated([])
+        gen = runner.prepare([])
         if "media_root" not in gen.config:
             raise CommandError("MEDIA_ROOT is not configured.", returncode=runner.EXIT_USAGE)
         runner.warn(gen, verbosity)

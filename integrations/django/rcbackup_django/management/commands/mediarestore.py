@@ -24,7 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = int(options["verbosity"])
-        gen = runner.generated([])
+        gen = runner.prepare([])
         media_root = gen.config.get("media_root")
         if not media_root:
             raise CommandError("MEDIA_ROOT is not configured.", returncode=runner.EXIT_USAGE)
