@@ -608,3 +608,60 @@ fn python_unit_tests_of_the_settings_mapping() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// SIGTERM to manage.py mid-backup reaches rcbackup (exit 130, nothing
+/// published, no post signal); SIGKILL of manage.py stops rcbackup too
+/// (PR_SET_PDEATHSIG), publishing nothing.
+#[test]
+fn stopping_manage_py_stops_rcbackup_and_publishes_nothing() {
+    let p = Project::new("{}", "");
+    let db = p.path("app.sqlite3");
+    sqlite(&db, &seed_sql(50));
+    p.settings(&sqlite_db(&db), "");
+    let pause = p.path("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    let reached = |pause: &Path| {
+        std::fs::read_dir(pause)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".reached"))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+    };
+
+    for signal in ["TERM", "KILL"] {
+        for e in std::fs::read_dir(&pause).unwrap().flatten() {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+        let mut child = p
+            .manage(&["dbbackup"])
+            .env("RCBACKUP_TEST_PAUSE", "uploaded")
+            .env("RCBACKUP_TEST_PAUSE_DIR", &pause)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until(60, "rcbackup to reach `uploaded`", || {
+            reached(&pause).is_some()
+        });
+        let rcbackup_pid: u32 = reached(&pause)
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        wait_until(30, "rcbackup to stop", || !alive(rcbackup_pid));
+        if signal == "TERM" {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert_eq!(status.code(), Some(130), "{err}");
+        }
+        assert_eq!(names(&p.signals()), ["pre_db_backup"], "after SIG{signal}");
+        assert!(p.backups().is_empty(), "after SIG{signal}");
+    }
+}
