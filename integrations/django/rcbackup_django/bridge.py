@@ -1,0 +1,71 @@
+"""What every bridged command does around rcbackup: send django-rclone's
+signals with its semantics, ask before a restore, and turn rcbackup's exit
+codes into the command's.
+
+- A ``pre_`` signal is sent before rcbackup is started. A receiver that
+  raises stops the command (exit 3, as a hook's veto in rcbackup): nothing
+  is backed up or restored.
+- A ``post_`` signal is sent only after rcbackup exited 0.
+- rcbackup failing (its message is already on stderr) ends the command with
+  rcbackup's exit code, and no ``post_`` signal is sent.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.dispatch import Signal
+
+from .runner import EXIT_REFUSED, RcbackupFailed
+
+
+def send_pre(signal: Signal, name: str, what: str, **kwargs: Any) -> None:
+    """Sends a ``pre_`` signal; a receiver raising stops ``what`` before it starts."""
+    try:
+        signal.send(**kwargs)
+    except Exception as exc:
+        raise CommandError(
+            f"{what} not started: a {name} receiver raised {type(exc).__name__}: {exc}",
+            returncode=EXIT_REFUSED,
+        ) from exc
+
+
+def send_post(signal: Signal, name: str, done: str, **kwargs: Any) -> None:
+    """Sends a ``post_`` signal; a receiver raising fails the command, saying what was done."""
+    try:
+        signal.send(**kwargs)
+    except Exception as exc:
+        raise CommandError(f"{done}, but a {name} receiver raised {type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def rcbackup_exit() -> Iterator[None]:
+    """Ends the command with rcbackup's exit code when it fails."""
+    try:
+        yield
+    except RcbackupFailed as exc:
+        if exc.message:
+            sys.stderr.write(f"rcbackup_django: {exc.message}\n")
+        raise SystemExit(exc.code) from None
+
+
+def confirm(question: str, interactive: bool) -> None:
+    """Asks ``question [y/N]`` unless ``--noinput``; without a terminal to ask
+    on, refuses (exit 3) rather than guess."""
+    if not interactive:
+        return
+    if not sys.stdin.isatty():
+        raise CommandError(
+            f"{question} -- no terminal to ask on; pass --noinput to restore without asking",
+            returncode=EXIT_REFUSED,
+        )
+    try:
+        answer = input(f"{question} [y/N] ").strip().lower()
+    except EOFError:
+        answer = ""
+    if answer not in {"y", "yes"}:
+        raise CommandError("Restore cancelled.", returncode=EXIT_REFUSED)

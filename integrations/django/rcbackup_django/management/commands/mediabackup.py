@@ -1,0 +1,31 @@
+"""``manage.py mediabackup``, run by rcbackup (a guarded sync with version folders)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from rcbackup_django import runner
+from rcbackup_django.bridge import rcbackup_exit, send_post, send_pre
+from rcbackup_django.signals import post_media_backup, pre_media_backup
+
+
+class Command(BaseCommand):
+    help = "Back up MEDIA_ROOT to the rclone remote with rcbackup."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--noinput", action="store_true", help="Accepted for django-dbbackup's scripts; never asks.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        verbosity = int(options["verbosity"])
+        gen = runner.prepare([])
+        if "media_root" not in gen.config:
+            raise CommandError("MEDIA_ROOT is not configured.", returncode=runner.EXIT_USAGE)
+        runner.warn(gen, verbosity)
+        send_pre(pre_media_backup, "pre_media_backup", "media backup", sender=self.__class__)
+        with rcbackup_exit():
+            runner.run(gen, [*runner.verbosity_flags(verbosity), "mediabackup"], capture=verbosity < 1)
+        send_post(post_media_backup, "post_media_backup", "the media backup was made", sender=self.__class__)
+        if verbosity >= 1:
+            self.stdout.write(self.style.SUCCESS("Media backup completed."))

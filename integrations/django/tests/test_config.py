@@ -1,0 +1,145 @@
+"""Unit tests of the settings -> rcbackup config mapping (no database, no rcbackup).
+
+Run: python -m unittest discover -s integrations/django/tests -t integrations/django
+(tests/django_bridge.rs runs them with the test venv's Python).
+"""
+
+from __future__ import annotations
+
+import tomllib
+import unittest
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from rcbackup_django.config import ConfigError, generate, translate_dbbackup_template
+from rcbackup_django.tomlwrite import dumps
+
+PG = {"ENGINE": "django.db.backends.postgresql", "NAME": "app", "HOST": "db", "PORT": "5432", "USER": "u"}
+
+
+def settings(**kw: Any) -> SimpleNamespace:
+    base: dict[str, Any] = {"DATABASES": {"default": dict(PG)}, "DJANGO_RCLONE": {"REMOTE": "s3:b/app"}, "MEDIA_ROOT": ""}
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+class Mapping(unittest.TestCase):
+    def test_django_rclone_keys_are_lowercased(self) -> None:
+        keys = {
+            "REMOTE": "s3:b",
+            "RCLONE_BINARY": "rclone",
+            "RCLONE_FLAGS": ["--transfers", "4"],
+            "DB_BACKUP_DIR": "dumps",
+            "DB_FILENAME_TEMPLATE": "{database}--{datetime}.{ext}",
+            "DB_DATE_FORMAT": "%Y%m%d%H%M%S",
+            "DB_CLEANUP_KEEP": 3,
+            "MEDIA_BACKUP_DIR": "files",
+        }
+        cfg = generate(settings(DJANGO_RCLONE=keys)).config
+        for key, value in keys.items():
+            self.assertEqual(cfg[key.lower()], value)
+
+    def test_password_goes_to_a_variable_never_the_config(self) -> None:
+        db = dict(PG, PASSWORD="p w'\"ü#%@:")
+        gen = generate(settings(DATABASES={"default": db, "other-db": dict(db)}))
+        text = dumps(gen.config)
+        self.assertNotIn("p w", text)
+        self.assertEqual(gen.config["databases"]["default"]["password_env"], "RCBACKUP_DB_PASSWORD_DEFAULT")
+        self.assertEqual(gen.config["databases"]["other-db"]["password_env"], "RCBACKUP_DB_PASSWORD_OTHER_DB")
+        self.assertEqual(gen.secrets["RCBACKUP_DB_PASSWORD_DEFAULT"], "p w'\"ü#%@:")
+        self.assertEqual(tomllib.loads(text)["databases"]["default"]["port"], 5432)
+
+    def test_options_make_a_url_in_a_variable(self) -> None:
+        db = dict(PG, PASSWORD="a@b:c/d#e f", OPTIONS={"sslmode": "require", "isolation_level": 1, "keepalives": 1})
+        gen = generate(settings(DATABASES={"default": db}))
+        self.assertEqual(gen.config["databases"]["default"], {"url_env": "RCBACKUP_DB_URL_DEFAULT"})
+        url = gen.secrets["RCBACKUP_DB_URL_DEFAULT"]
+        self.assertEqual(url, "postgres://u:a%40b%3Ac%2Fd%23e%20f@db:5432/app?sslmode=require")
+        self.assertTrue(any("isolation_level" in w for w in gen.warnings))
+        self.assertTrue(any("keepalives" in w for w in gen.warnings))
+        self.assertNotIn("a@b", "".join(v.example for v in gen.variables))
+
+    def test_colliding_variable_names_are_refused(self) -> None:
+        db = dict(PG, PASSWORD="x")
+        with self.assertRaisesRegex(ConfigError, "'a-b' and 'a_b'"):
+            generate(settings(DATABASES={"a-b": db, "a_b": db}))
+
+    def test_alias_rcbackup_cannot_name_is_refused(self) -> None:
+        with self.assertRaisesRegex(ConfigError, "'my db'"):
+            generate(settings(DATABASES={"my db": dict(PG)}))
+
+    def test_unknown_engine_and_custom_connector_are_refused(self) -> None:
+        with self.assertRaisesRegex(ConfigError, "oracle"):
+            generate(settings(DATABASES={"default": dict(PG, ENGINE="django.db.backends.oracle")}))
+        with self.assertRaisesRegex(ConfigError, "MongoDB"):
+            generate(settings(DATABASES={"default": dict(PG, ENGINE="djongo")}))
+        custom = {"REMOTE": "r:", "CONNECTORS": {"default": "myapp.MyConnector"}}
+        with self.assertRaisesRegex(ConfigError, "custom class"):
+            generate(settings(DJANGO_RCLONE=custom))
+        gis = {"REMOTE": "r:", "CONNECTOR_MAPPING": {PG["ENGINE"]: "django_rclone.db.postgresql.PgDumpGisConnector"}}
+        self.assertEqual(generate(settings(DJANGO_RCLONE=gis)).config["databases"]["default"]["engine"], "postgis")
+
+    def test_relative_paths_are_made_absolute(self) -> None:
+        s = settings(
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}},
+            DJANGO_RCLONE={"REMOTE": "backups", "RCLONE_CONFIG": "rclone.conf"},
+            MEDIA_ROOT="media",
+        )
+        cfg = generate(s, cwd=Path("/srv/app")).config
+        self.assertEqual(cfg["remote"], "/srv/app/backups")
+        self.assertEqual(cfg["rclone_config"], "/srv/app/rclone.conf")
+        self.assertEqual(cfg["media_root"], "/srv/app/media")
+        self.assertEqual(cfg["databases"]["default"]["name"], "/srv/app/db.sqlite3")
+        self.assertEqual(generate(settings(DJANGO_RCLONE={"REMOTE": "s3:x/y"})).config["remote"], "s3:x/y")
+
+
+class DbbackupSettings(unittest.TestCase):
+    def test_mapped_settings(self) -> None:
+        s = settings(
+            DJANGO_RCLONE={},
+            STORAGES={"dbbackup": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": "/var/backups"}}},
+            DBBACKUP_CLEANUP_KEEP=5,
+            DBBACKUP_DATE_FORMAT="%Y%m%d-%H%M%S",
+            DBBACKUP_FILENAME_TEMPLATE="{databasename}-{datetime}.{extension}",
+            DBBACKUP_GPG_RECIPIENT="ops@example.com",
+            DBBACKUP_DATABASES=[],
+        )
+        gen = generate(s)
+        self.assertEqual(gen.config["remote"], "/var/backups")
+        self.assertEqual(gen.config["db_cleanup_keep"], 5)
+        self.assertEqual(gen.config["db_date_format"], "%Y%m%d-%H%M%S")
+        self.assertEqual(gen.config["db_filename_template"], "{database}-{datetime}.{ext}")
+        self.assertNotIn("databases", gen.config)
+        self.assertTrue(any("DBBACKUP_GPG_RECIPIENT" in w and "crypt" in w for w in gen.warnings))
+
+    def test_django_rclone_wins(self) -> None:
+        s = settings(DJANGO_RCLONE={"REMOTE": "r:", "DB_CLEANUP_KEEP": 7}, DBBACKUP_CLEANUP_KEEP=5)
+        self.assertEqual(generate(s).config["db_cleanup_keep"], 7)
+
+    def test_untranslatable(self) -> None:
+        with self.assertRaisesRegex(ConfigError, "servername"):
+            translate_dbbackup_template("{databasename}-{servername}-{datetime}.{extension}")
+        with self.assertRaisesRegex(ConfigError, "function"):
+            translate_dbbackup_template(lambda **kw: "x")
+        s3 = {"dbbackup": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {"bucket_name": "b"}}}
+        with self.assertRaisesRegex(ConfigError, "S3Storage.*REMOTE"):
+            generate(settings(DJANGO_RCLONE={}, STORAGES=s3))
+
+
+class Toml(unittest.TestCase):
+    def test_round_trip(self) -> None:
+        value = {
+            "remote": 'a "quoted" \\ name\n\tü',
+            "n": 3,
+            "b": True,
+            "flags": ["--x", "y z"],
+            "policies": {"retention": {"module": "k.wasm", "config": {"keep": 14}}},
+            "hooks": [{"module": "h.wasm", "on_error": "warn"}],
+            "databases": {"my-db": {"engine": "sqlite", "name": "/x"}, "a.b": {"engine": "sqlite", "name": "/y"}},
+        }
+        self.assertEqual(tomllib.loads(dumps(value, ["a comment"])), value)
+
+
+if __name__ == "__main__":
+    unittest.main()

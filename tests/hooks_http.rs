@@ -1,0 +1,1 @@
+//! Hooks granted HTTP (issue 12): placeholder until the guests land.
