@@ -184,7 +184,7 @@ impl Url {
             path_with_query.push('/');
         }
         for c in tail.chars() {
-            if c.is_ascii() && !c.is_ascii_control() && !matches!(c, ' ' | '<' | '>' | '`') {
+            if c.is_ascii() && !c.is_ascii_control() && !matches!(c, ' ' | '"' | '<' | '>' | '`') {
                 path_with_query.push(c);
             } else {
                 let mut buf = [0u8; 4];

@@ -214,7 +214,7 @@ pub mod text {
         let s = ms / 1000;
         match ms {
             0..=999 => format!("{ms} ms"),
-            1_000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+            1_000..=59_999 => format!("{}.{} s", s, ms % 1000 / 100),
             60_000..=3_599_999 => format!("{} min {} s", s / 60, s % 60),
             _ => format!("{} h {} min", s / 3600, s / 60 % 60),
         }
@@ -240,8 +240,11 @@ pub mod text {
             assert_eq!(super::size(512), "512 B");
             assert_eq!(super::size(12_897_485), "12.3 MiB");
             assert_eq!(super::size(3 << 30), "3.0 GiB");
+            assert_eq!(super::size(1536), "1.5 KiB");
+            assert_eq!(super::size(u64::MAX), "16.0 EiB");
             assert_eq!(super::duration(850), "850 ms");
             assert_eq!(super::duration(4_230), "4.2 s");
+            assert_eq!(super::duration(59_999), "59.9 s");
             assert_eq!(super::duration(192_000), "3 min 12 s");
             assert_eq!(super::duration(7_500_000), "2 h 5 min");
             assert_eq!(super::truncate("abc", 10), "abc");
@@ -423,7 +426,40 @@ pub fn config_json() -> String {
     bindings::retention::rcbackup::policy::host::config()
 }
 
+/// Where an event stands in its operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `pre-...`: about to start (an error vetoes it).
+    Pre,
+    /// `post-...`: done.
+    Post,
+    /// `...-failed`: failed.
+    Failed,
+}
+
 impl EventKind {
+    /// Pre, post or failed.
+    pub fn phase(&self) -> Phase {
+        use EventKind::*;
+        match self {
+            PreDbBackup | PreDbRestore | PreMediaBackup | PreMediaRestore => Phase::Pre,
+            PostDbBackup | PostDbRestore | PostMediaBackup | PostMediaRestore => Phase::Post,
+            DbBackupFailed | DbRestoreFailed | MediaBackupFailed | MediaRestoreFailed => {
+                Phase::Failed
+            }
+        }
+    }
+
+    /// An event of a media backup or restore (it has no database).
+    pub fn is_media(&self) -> bool {
+        self.as_str().contains("media")
+    }
+
+    /// An event of a restore (database or media).
+    pub fn is_restore(&self) -> bool {
+        self.as_str().contains("restore")
+    }
+
     /// The name used in the config's `events` list, e.g. "pre-db-backup".
     pub fn as_str(&self) -> &'static str {
         match self {

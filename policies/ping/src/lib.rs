@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use rcbackup_guest::http::{Request, Url};
-use rcbackup_guest::{export_policy, text, Event, EventKind, Hooks};
+use rcbackup_guest::{export_policy, text, Event, Hooks, Phase};
 use serde::Deserialize;
 
 /// The most of a failure's text sent as the body of a `/fail` ping.
@@ -34,67 +34,21 @@ struct Config {
     restore: bool,
 }
 
-/// Which ping an event sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ping {
-    Start,
-    Success,
-    Fail,
-}
-
-struct Kind {
-    ping: Ping,
-    media: bool,
-    restore: bool,
-}
-
-fn kind(k: EventKind) -> Kind {
-    use EventKind::*;
-    let ping = match k {
-        PreDbBackup | PreDbRestore | PreMediaBackup | PreMediaRestore => Ping::Start,
-        PostDbBackup | PostDbRestore | PostMediaBackup | PostMediaRestore => Ping::Success,
-        DbBackupFailed | DbRestoreFailed | MediaBackupFailed | MediaRestoreFailed => Ping::Fail,
-    };
-    let media = matches!(
-        k,
-        PreMediaBackup
-            | PostMediaBackup
-            | MediaBackupFailed
-            | PreMediaRestore
-            | PostMediaRestore
-            | MediaRestoreFailed
-    );
-    let restore = matches!(
-        k,
-        PreDbRestore
-            | PostDbRestore
-            | DbRestoreFailed
-            | PreMediaRestore
-            | PostMediaRestore
-            | MediaRestoreFailed
-    );
-    Kind {
-        ping,
-        media,
-        restore,
-    }
-}
-
 /// The URL to ping for `event`, or none when the config asks for no ping.
 fn ping_url(config: &Config, event: &Event) -> Result<Option<String>, String> {
     if config.url.is_none() && config.urls.is_empty() && config.media_url.is_none() {
         return Err("config key `url` is required (or `urls`, `media_url`)".into());
     }
-    let k = kind(event.kind);
-    if k.restore && !config.restore {
+    let kind = event.kind;
+    if kind.is_restore() && !config.restore {
         return Ok(None);
     }
-    let database = if k.media {
+    let database = if kind.is_media() {
         "media"
     } else {
         event.database.as_deref().unwrap_or("")
     };
-    let (template, key) = if k.media {
+    let (template, key) = if kind.is_media() {
         (config.media_url.as_ref(), "media_url")
     } else {
         (config.urls.get(database), "urls")
@@ -111,10 +65,10 @@ fn ping_url(config: &Config, event: &Event) -> Result<Option<String>, String> {
         })?;
         url = url.replace("{tenant}", &encode(tenant));
     }
-    let suffix = match k.ping {
-        Ping::Start => "/start",
-        Ping::Success => "",
-        Ping::Fail => "/fail",
+    let suffix = match kind.phase() {
+        Phase::Pre => "/start",
+        Phase::Post => "",
+        Phase::Failed => "/fail",
     };
     Ok(Some(with_suffix(&url, suffix)))
 }
@@ -144,14 +98,13 @@ fn encode(value: &str) -> String {
 /// The body of the ping: the failure for `/fail`, a one-line summary of
 /// what was done for a success, nothing for `/start`.
 fn body(event: &Event) -> String {
-    let k = kind(event.kind);
-    match k.ping {
-        Ping::Start => String::new(),
-        Ping::Fail => {
+    match event.kind.phase() {
+        Phase::Pre => String::new(),
+        Phase::Failed => {
             let error = event.error.as_deref().unwrap_or("failed (no reason given)");
             text::truncate(error, MAX_BODY).to_string()
         }
-        Ping::Success => {
+        Phase::Post => {
             let mut line = event.kind.as_str().to_string();
             if let Some(db) = &event.database {
                 line.push_str(&format!(" database={db}"));
@@ -181,7 +134,9 @@ impl Hooks for PingHook {
         let Some(url) = ping_url(&config, &event)? else {
             return Ok(());
         };
-        let origin = Url::parse(&url)?.origin();
+        let origin = Url::parse(&url)
+            .map_err(|e| format!("the ping URL (config key `url` or `urls`): {e}"))?
+            .origin();
         let response = Request::new(rcbackup_guest::http::Method::Post, url)
             .header("content-type", "text/plain; charset=utf-8")
             .body(body(&event))
@@ -203,6 +158,7 @@ export_policy!(PingHook: hooks);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcbackup_guest::EventKind;
 
     fn event(kind: EventKind) -> Event {
         Event {

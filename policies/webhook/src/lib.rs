@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use rcbackup_guest::http::{Method, Request, Url};
-use rcbackup_guest::{export_policy, text, time, Event, EventKind, Hooks};
+use rcbackup_guest::{export_policy, text, time, Event, EventKind, Hooks, Phase};
 use serde::Deserialize;
 
 /// The most of a failure's text put in a message.
@@ -53,37 +53,28 @@ fn json_body(e: &Event) -> serde_json::Value {
 /// The event as a sentence: "rcbackup: backup of database `default`
 /// finished: default-....sqlite3.gz (12.3 MiB, 4.2 s)".
 fn sentence(e: &Event) -> String {
-    use EventKind::*;
     let db = e.database.as_deref().unwrap_or("?");
-    let from = e
-        .backup
-        .as_deref()
-        .map(|b| format!(" from {b}"))
-        .unwrap_or_default();
-    let what = match e.kind {
-        PreDbBackup | PostDbBackup | DbBackupFailed => format!("backup of database `{db}`"),
-        PreDbRestore | PostDbRestore | DbRestoreFailed => {
-            format!("restore of database `{db}`{from}")
-        }
-        PreMediaBackup | PostMediaBackup | MediaBackupFailed => "media backup".to_string(),
-        PreMediaRestore | PostMediaRestore | MediaRestoreFailed => "media restore".to_string(),
+    let what = match (e.kind.is_media(), e.kind.is_restore()) {
+        (false, false) => format!("backup of database `{db}`"),
+        (false, true) => match &e.backup {
+            Some(b) => format!("restore of database `{db}` from {b}"),
+            None => format!("restore of database `{db}`"),
+        },
+        (true, false) => "media backup".to_string(),
+        (true, true) => "media restore".to_string(),
     };
     let of_tenant = e
         .tenant
         .as_deref()
         .map(|t| format!(" of tenant `{t}`"))
         .unwrap_or_default();
-    let outcome = match e.kind {
-        PreDbBackup | PreDbRestore | PreMediaBackup | PreMediaRestore => "starting".to_string(),
-        PostDbBackup | PostMediaBackup => {
-            let mut s = "finished".to_string();
-            if let (PostDbBackup, Some(b)) = (e.kind, &e.backup) {
-                s.push_str(&format!(": {b}"));
-            }
-            s + &details(e)
-        }
-        PostDbRestore | PostMediaRestore => format!("finished{}", details(e)),
-        DbBackupFailed | DbRestoreFailed | MediaBackupFailed | MediaRestoreFailed => {
+    let outcome = match e.kind.phase() {
+        Phase::Pre => "starting".to_string(),
+        Phase::Post => match (&e.backup, e.kind) {
+            (Some(b), EventKind::PostDbBackup) => format!("finished: {b}{}", details(e)),
+            _ => format!("finished{}", details(e)),
+        },
+        Phase::Failed => {
             let error = e.error.as_deref().unwrap_or("no reason given");
             format!("FAILED{}: {}", details(e), text::truncate(error, MAX_ERROR))
         }

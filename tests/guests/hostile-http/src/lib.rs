@@ -100,9 +100,14 @@ fn code_text(code: &types::ErrorCode) -> String {
     }
 }
 
-/// A GET made with the WASI calls themselves: its body finished at once.
-fn start_get(url: &Url) -> Result<types::FutureIncomingResponse, String> {
-    let req = types::OutgoingRequest::new(types::Fields::new());
+/// A request made with the WASI calls themselves, and its body.
+fn raw_request(
+    url: &Url,
+    method: types::Method,
+    headers: types::Fields,
+) -> Result<(types::OutgoingRequest, types::OutgoingBody), String> {
+    let req = types::OutgoingRequest::new(headers);
+    req.set_method(&method).map_err(|()| "method")?;
     let scheme = if url.scheme == "https" {
         types::Scheme::Https
     } else {
@@ -114,6 +119,12 @@ fn start_get(url: &Url) -> Result<types::FutureIncomingResponse, String> {
     req.set_path_with_query(Some(&url.path_with_query))
         .map_err(|()| "path")?;
     let body = req.body().map_err(|()| "body")?;
+    Ok((req, body))
+}
+
+/// A GET, its (empty) body finished at once.
+fn start_get(url: &Url) -> Result<types::FutureIncomingResponse, String> {
+    let (req, body) = raw_request(url, types::Method::Get, types::Fields::new())?;
     let future = outgoing_handler::handle(req, None).map_err(|c| code_text(&c))?;
     types::OutgoingBody::finish(body, None).map_err(|c| code_text(&c))?;
     Ok(future)
@@ -212,20 +223,7 @@ fn run(config: &Config) -> Result<(), String> {
             headers
                 .append("content-length", b"1000")
                 .map_err(|e| format!("{e:?}"))?;
-            let req = types::OutgoingRequest::new(headers);
-            req.set_method(&types::Method::Post)
-                .map_err(|()| "method")?;
-            let scheme = if url.scheme == "https" {
-                types::Scheme::Https
-            } else {
-                types::Scheme::Http
-            };
-            req.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
-            req.set_authority(Some(&url.authority))
-                .map_err(|()| "authority")?;
-            req.set_path_with_query(Some(&url.path_with_query))
-                .map_err(|()| "path")?;
-            let body = req.body().map_err(|()| "body")?;
+            let (req, body) = raw_request(&url, types::Method::Post, headers)?;
             let future = outgoing_handler::handle(req, None).map_err(|c| code_text(&c))?;
             let stream = body.write().map_err(|()| "stream")?;
             let _ = stream.write(b"x");
