@@ -1,7 +1,8 @@
 //! Write an rcbackup policy in Rust: implement the trait of each role your
 //! type plays ([`Retention`], [`Naming`], [`RestoreApproval`], [`Hooks`]),
 //! name those roles once with [`export_policy!`], and build with
-//! `cargo build --target wasm32-wasip2 --release`.
+//! `cargo build --target wasm32-wasip2 --release`. A hook may make HTTP
+//! requests with [`http`] (the `http-hook` world).
 //!
 //! A component built with this crate exports exactly the roles named in
 //! `export_policy!` (the interfaces of `wit/policy.wit`), so rcbackup can
@@ -62,7 +63,32 @@ pub mod bindings {
             default_bindings_module: "rcbackup_guest::bindings::hooks",
         });
     }
+    /// The imports of the `http-hook` world beyond those of `hook`:
+    /// `wasi:http/outgoing-handler` and the WASI types it uses (http, io,
+    /// clocks), generated here only, for [`crate::http`]. A world of
+    /// imports alone: a hook that calls [`crate::http`] exports the hooks
+    /// role as every hook does (`export_policy!(MyHook: hooks)`), and so
+    /// becomes a component of the `http-hook` world; a policy that does not
+    /// call it imports none of this. (This world's description is in every
+    /// module built with the SDK, so their `wasi:io` imports are named at
+    /// its version, 0.2.12, the one rcbackup's wasmtime provides, rather
+    /// than at the version of Rust's std.)
+    pub mod http {
+        wit_bindgen::generate!({
+            path: "wit",
+            inline: "
+                package rcbackup:guest-sdk;
+                world http-client {
+                    import wasi:http/outgoing-handler@0.2.12;
+                }
+            ",
+            world: "rcbackup:guest-sdk/http-client",
+            generate_all,
+        });
+    }
 }
+
+pub mod http;
 
 pub use bindings::hooks::exports::rcbackup::policy::hooks::{Event, EventKind};
 pub use bindings::naming::exports::rcbackup::policy::naming::NamingContext;
@@ -138,6 +164,19 @@ pub mod time {
         (yoe + era * 400 + i64::from(m <= 2), m, d)
     }
 
+    /// A timestamp (seconds since the epoch, UTC) in RFC 3339:
+    /// `2026-03-01T02:00:00Z`.
+    pub fn rfc3339(timestamp: i64) -> String {
+        let (y, m, d) = civil(timestamp.div_euclid(86_400));
+        let s = timestamp.rem_euclid(86_400);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]
@@ -145,6 +184,71 @@ pub mod time {
             assert_eq!(super::civil(0), (1970, 1, 1));
             assert_eq!(super::civil(19_723), (2024, 1, 1));
             assert_eq!(super::civil(11_016), (2000, 2, 29));
+            assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+            assert_eq!(super::rfc3339(1_772_330_461), "2026-03-01T02:01:01Z");
+            assert_eq!(super::rfc3339(-1), "1969-12-31T23:59:59Z");
+        }
+    }
+}
+
+/// Numbers and text as people read them, for hooks that write messages.
+pub mod text {
+    /// A size in bytes: `512 B`, `12.3 MiB`.
+    pub fn size(bytes: u64) -> String {
+        const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        if bytes < 1024 {
+            return format!("{bytes} B");
+        }
+        let mut value = bytes as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        format!("{value:.1} {}", UNITS[unit])
+    }
+
+    /// A duration in milliseconds: `850 ms`, `4.2 s`, `3 min 12 s`,
+    /// `2 h 5 min`.
+    pub fn duration(ms: u64) -> String {
+        let s = ms / 1000;
+        match ms {
+            0..=999 => format!("{ms} ms"),
+            1_000..=59_999 => format!("{}.{} s", s, ms % 1000 / 100),
+            60_000..=3_599_999 => format!("{} min {} s", s / 60, s % 60),
+            _ => format!("{} h {} min", s / 3600, s / 60 % 60),
+        }
+    }
+
+    /// The first `max` bytes of `text` at most, cut at a character
+    /// boundary.
+    pub fn truncate(text: &str, max: usize) -> &str {
+        if text.len() <= max {
+            return text;
+        }
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        &text[..end]
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn sizes_durations_and_cuts() {
+            assert_eq!(super::size(512), "512 B");
+            assert_eq!(super::size(12_897_485), "12.3 MiB");
+            assert_eq!(super::size(3 << 30), "3.0 GiB");
+            assert_eq!(super::size(1536), "1.5 KiB");
+            assert_eq!(super::size(u64::MAX), "16.0 EiB");
+            assert_eq!(super::duration(850), "850 ms");
+            assert_eq!(super::duration(4_230), "4.2 s");
+            assert_eq!(super::duration(59_999), "59.9 s");
+            assert_eq!(super::duration(192_000), "3 min 12 s");
+            assert_eq!(super::duration(7_500_000), "2 h 5 min");
+            assert_eq!(super::truncate("abc", 10), "abc");
+            assert_eq!(super::truncate("caf\u{e9}", 4), "caf");
         }
     }
 }
@@ -322,7 +426,40 @@ pub fn config_json() -> String {
     bindings::retention::rcbackup::policy::host::config()
 }
 
+/// Where an event stands in its operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `pre-...`: about to start (an error vetoes it).
+    Pre,
+    /// `post-...`: done.
+    Post,
+    /// `...-failed`: failed.
+    Failed,
+}
+
 impl EventKind {
+    /// Pre, post or failed.
+    pub fn phase(&self) -> Phase {
+        use EventKind::*;
+        match self {
+            PreDbBackup | PreDbRestore | PreMediaBackup | PreMediaRestore => Phase::Pre,
+            PostDbBackup | PostDbRestore | PostMediaBackup | PostMediaRestore => Phase::Post,
+            DbBackupFailed | DbRestoreFailed | MediaBackupFailed | MediaRestoreFailed => {
+                Phase::Failed
+            }
+        }
+    }
+
+    /// An event of a media backup or restore (it has no database).
+    pub fn is_media(&self) -> bool {
+        self.as_str().contains("media")
+    }
+
+    /// An event of a restore (database or media).
+    pub fn is_restore(&self) -> bool {
+        self.as_str().contains("restore")
+    }
+
     /// The name used in the config's `events` list, e.g. "pre-db-backup".
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -348,10 +485,20 @@ impl EventKind {
 /// type to implement its trait ([`Retention`], [`Naming`],
 /// [`RestoreApproval`], [`Hooks`]). rcbackup refuses a module configured for
 /// a role it does not export, when the config loads.
+///
+/// A hook that makes HTTP requests ([`http`]) is exported as `hooks` too:
+/// its component imports `wasi:http/outgoing-handler` (the `http-hook`
+/// world), and rcbackup runs it only as a `[[hooks]]` entry that grants
+/// `allow_http`.
 #[macro_export]
 macro_rules! export_policy {
     ($ty:ident : $($role:ident),+ $(,)?) => {
         $( $crate::__export_role!($ty, $role); )+
+        // Off wasm32 (a policy's unit tests on the build machine) nothing
+        // is exported: the export names are not valid symbols there. The
+        // type is still used, for the dead-code lint.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> ::core::any::TypeId = ::core::any::TypeId::of::<$ty>;
     };
     ($ty:ident) => {
         ::core::compile_error!(
@@ -365,6 +512,7 @@ macro_rules! export_policy {
 #[macro_export]
 macro_rules! __export_role {
     ($ty:ident, retention) => {
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             impl $crate::bindings::retention::exports::rcbackup::policy::retention::Guest for $ty {
                 fn decide(
@@ -379,6 +527,7 @@ macro_rules! __export_role {
         };
     };
     ($ty:ident, naming) => {
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             impl $crate::bindings::naming::exports::rcbackup::policy::naming::Guest for $ty {
                 fn name(
@@ -391,6 +540,7 @@ macro_rules! __export_role {
         };
     };
     ($ty:ident, restore_approval) => {
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             impl $crate::bindings::restore_approval::exports::rcbackup::policy::restore_approval::Guest
                 for $ty
@@ -408,6 +558,7 @@ macro_rules! __export_role {
         };
     };
     ($ty:ident, hooks) => {
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             impl $crate::bindings::hooks::exports::rcbackup::policy::hooks::Guest for $ty {
                 fn on_event(

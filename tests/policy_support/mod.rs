@@ -1,5 +1,6 @@
 //! Builds the WebAssembly guests the policy tests run: the ready-made
-//! policies, the examples (Rust and Python) and the hostile guests. Built once
+//! policies (`rust_guest("ping")`, ...), the examples (Rust and Python) and
+//! the hostile guests (`rust_guest("hostile")`, `hostile_http()`). Built once
 //! per test binary, with the same commands the READMEs give; cargo's own lock
 //! serialises test binaries that build at the same time.
 #![allow(dead_code)]
@@ -64,32 +65,53 @@ pub fn rust_guest(name: &str) -> PathBuf {
     path
 }
 
+/// The hostile HTTP hook (tests/guests/hostile-http): what it does is its
+/// config's `do` (see its src/lib.rs).
+pub fn hostile_http() -> PathBuf {
+    rust_guest("hostile_http")
+}
+
 /// The Python example, built with componentize-py (the command its
 /// docstring gives).
 pub fn python_guest() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let dir = repo().join("examples/python-retention");
-            let out_dir = guest_target().join("python");
-            std::fs::create_dir_all(&out_dir).unwrap();
-            let wasm = out_dir.join("python_retention.wasm");
-            let out = Command::new("componentize-py")
-                .arg("-d")
-                .arg(repo().join("guest-sdk/wit"))
-                .args(["-w", "retention-policy", "componentize", "app", "-o"])
-                .arg(&wasm)
-                .current_dir(&dir)
-                .output()
-                .expect("componentize-py is installed (pip install componentize-py; scripts/setup.sh does it)");
-            assert!(
-                out.status.success(),
-                "componentize-py failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            wasm
-        })
+        .get_or_init(|| componentize("python-retention", "retention-policy", "python_retention"))
         .clone()
+}
+
+/// The Python hook that POSTs each event (examples/python-http-hook), built
+/// for the `http-hook` world with the command its README gives.
+pub fn python_http_hook() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| componentize("python-http-hook", "http-hook", "python_http_hook"))
+        .clone()
+}
+
+/// `componentize-py -d guest-sdk/wit -w WORLD componentize app -o NAME.wasm`
+/// in examples/EXAMPLE.
+fn componentize(example: &str, world: &str, name: &str) -> PathBuf {
+    let dir = repo().join("examples").join(example);
+    let out_dir = guest_target().join("python");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let wasm = out_dir.join(format!("{name}.wasm"));
+    let out = Command::new("componentize-py")
+        .arg("-d")
+        .arg(repo().join("guest-sdk/wit"))
+        .args(["-w", world, "componentize", "app", "-o"])
+        .arg(&wasm)
+        .current_dir(&dir)
+        .output()
+        .expect(
+            "componentize-py is installed (pip install componentize-py; scripts/setup.sh does it)",
+        );
+    assert!(
+        out.status.success(),
+        "componentize-py failed on examples/{example}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wasm
 }
 
 /// A world with one SQLite database (`default`) on a local remote, and its
