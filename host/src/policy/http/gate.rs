@@ -173,7 +173,21 @@ impl WasiHttpHooks for Gate {
                 outcome: "not sent; answered 200 with an empty body".into(),
                 sent: false,
             });
+            let max_sent = grant.bounds.sent_bytes;
+            let usage = self.usage.clone();
             return Box::new(async move {
+                // The guest writes the body after handing the request over:
+                // read it (within the bound) as a send would, then answer.
+                let mut body = request.into_body();
+                while let Some(frame) = body.frame().await {
+                    if let Some(data) = frame?.data_ref() {
+                        let sent = usage.sent.fetch_add(data.len() as u64, Ordering::Relaxed)
+                            + data.len() as u64;
+                        if sent > max_sent {
+                            return Err(Error::HttpRequestBodySize(Some(max_sent)));
+                        }
+                    }
+                }
                 let response = http::Response::builder()
                     .status(200)
                     .body(

@@ -100,10 +100,12 @@ impl SecretSpec {
                     self.name, self.var
                 ))
             }
-            Err(std::env::VarError::NotPresent) => return Err(format!(
+            Err(std::env::VarError::NotPresent) => {
+                return Err(format!(
                 "secret `{}`: the environment variable {} is not set; set it to the secret's value",
                 self.name, self.var
-            )),
+            ))
+            }
             Err(std::env::VarError::NotUnicode(_)) => {
                 return Err(format!(
                     "secret `{}`: the environment variable {} is not valid UTF-8",
