@@ -523,8 +523,22 @@ fn check_shape(kind: &str, v: &Value) {
                     optional.push(("reason", T::Str));
                 }
                 _ => {
+                    fn request(v: &Value, at: &str) {
+                        keys(
+                            v,
+                            at,
+                            &[
+                                ("method", T::Str),
+                                ("url", T::Str),
+                                ("outcome", T::Str),
+                                ("sent", T::Bool),
+                            ],
+                            &[],
+                        );
+                    }
                     required.push(("event", T::Str));
                     required.push(("outcome", T::OneOf(&["ok", "veto", "failed"])));
+                    required.push(("requests", T::Arr(request)));
                     optional.push(("reason", T::Str));
                 }
             }
