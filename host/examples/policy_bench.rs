@@ -65,7 +65,9 @@ fn main() -> anyhow::Result<()> {
     });
     runtime.precompile(&bytes)?;
     let cached = median(21, || {
-        runtime.load(&path).expect("loads");
+        runtime
+            .load(&path, rcbackup::policy::runtime::Linking::Plain)
+            .expect("loads");
     });
     println!("module {} ({} KiB)", path.display(), bytes.len() >> 10);
     println!("  cold compile (precompile)        {}", ms(cold));

@@ -483,6 +483,7 @@ impl Runtime {
     /// A fresh Store for one call, with the limits in force; its deadline
     /// is `ends`. `now` is the operation's time and `seed` the hash of the
     /// call's input: the guest's clocks and random numbers.
+    #[allow(clippy::too_many_arguments)]
     fn store(
         &self,
         module: &str,
