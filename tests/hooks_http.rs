@@ -468,6 +468,40 @@ fn a_secret_echoed_back_by_a_granted_server_is_redacted_everywhere() {
     assert_mentions(&r.stderr, &["[secret token]"]);
 }
 
+/// A server quoting the request back (as error pages do) cannot hand the
+/// value to the guest: the response is scrubbed before the guest reads it,
+/// so the guest cannot pass it on, changed or not, to another granted host.
+#[test]
+fn a_secret_sent_back_never_reaches_the_guest() {
+    let echo = Server::start();
+    let other = Server::start();
+    let mut w = hostile(
+        &[echo.origin(), other.origin()],
+        &format!(
+            "{{ do = \"relay\", url = \"{}\", to = \"{}\" }}",
+            echo.url("/echo?q={{secret:t}}"),
+            other.url("/sink")
+        ),
+        &format!(
+            "secrets = {{ t = {{ env = \"RELAY_TEST_TOKEN\", hosts = [\"{}\"] }} }}\n",
+            echo.origin()
+        ),
+    );
+    w.set_env("RELAY_TEST_TOKEN", "RelayValue9137".into());
+    let r = w.run(&["-vv", "dbbackup"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(echo.seen()[0].target.contains("q=RelayValue9137"));
+    let sink = other.seen();
+    assert_eq!(sink.len(), 1, "{}", r.stderr);
+    let got = sink[0].text();
+    assert!(got.contains("[secret t]"), "{got}");
+    assert!(
+        !got.contains("RelayValue9137") && !got.contains("7319eulaVyaleR"),
+        "the value reached another host: {got}"
+    );
+    assert_lacks(&r.stderr, &["RelayValue9137", "7319eulaVyaleR"]);
+}
+
 #[test]
 fn a_secret_goes_only_to_its_own_hosts() {
     let slack = Server::start();
@@ -609,6 +643,26 @@ fn a_tenant_may_not_grant_itself_the_operators_network() {
     let r = w.run(&["--tenant", "acme", "dbbackup"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_mentions(&r.stderr, &["hooks[0].allow_http", "169.254.169.254"]);
+
+    // Nor take a hook secret from a variable outside its namespace (the
+    // operator's HOME, AWS keys, ...).
+    let server = Server::start();
+    let mut w = world();
+    let file = w.path("acme.sqlite3");
+    add(
+        &mut w,
+        &format!(
+            "[tenants.acme]\n[tenants.acme.databases.default]\nengine = \"sqlite\"\nname = \"{}\"\n[[tenants.acme.hooks]]\nmodule = \"{}\"\nallow_http = [\"{}\"]\nsecrets = {{ t = \"HOME\" }}\nconfig = {{ do = \"get\", url = \"{}\" }}\n",
+            file.display(),
+            module(&hostile_http()),
+            server.origin(),
+            server.url("/{{secret:t}}")
+        ),
+    );
+    let r = w.run(&["--tenant", "acme", "dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["HOME", "TENANT_ACME_"]);
+    assert!(server.seen().is_empty());
 }
 
 #[test]

@@ -453,12 +453,12 @@ fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> 
             ));
         }
     }
-    if let Some((i, entry)) = reserved_http_grant(&table) {
+    if let Some((i, entry, range)) = reserved_http_grant(&table) {
         return Err(key_error(
             &d.source,
             &format!("hooks[{i}].allow_http"),
             format!(
-                "grants `{entry}`, an address in a loopback, private or link-local range: the operator's network is not a tenant's to reach (a hook of the top level may be granted one)"
+                "grants `{entry}`, an address in a reserved range ({range}): the operator's network, a cloud's metadata service, are not a tenant's to reach (a hook of the top level may be granted such an address)"
             ),
         ));
     }
@@ -659,7 +659,7 @@ fn refuse_one_namespace(declared: &mut BTreeMap<String, std::result::Result<Decl
 /// A hook of a tenant's own granted an address in a reserved range (the
 /// loopback, the machine's private network, a cloud's metadata service at
 /// 169.254.169.254): (the hook's index, the entry).
-fn reserved_http_grant(table: &toml::Table) -> Option<(usize, String)> {
+fn reserved_http_grant(table: &toml::Table) -> Option<(usize, String, &'static str)> {
     let hooks = table.get("hooks")?.as_array()?;
     hooks.iter().enumerate().find_map(|(i, hook)| {
         let grants = hook.get("allow_http")?.as_array()?;
@@ -669,10 +669,9 @@ fn reserved_http_grant(table: &toml::Table) -> Option<(usize, String)> {
             .find_map(|entry| {
                 let grant = crate::policy::http::grant::Grant::parse(entry).ok()?;
                 match grant.host {
-                    crate::policy::http::grant::HostPattern::Address(ip)
-                        if crate::policy::http::grant::reserved_range(ip).is_some() =>
-                    {
-                        Some((i, entry.to_string()))
+                    crate::policy::http::grant::HostPattern::Address(ip) => {
+                        crate::policy::http::grant::reserved_range(ip)
+                            .map(|range| (i, entry.to_string(), range))
                     }
                     _ => None,
                 }

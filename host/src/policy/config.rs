@@ -132,7 +132,7 @@ impl PolicyConfig {
             if s.allow_http.is_some() || s.limits.sets_http() {
                 return Err((
                     format!("policies.{key}"),
-                    "only hooks ([[hooks]]) may be granted HTTP (allow_http, limits.http_*):                      a policy's decision depends on its input alone"
+                    "only hooks ([[hooks]]) may be granted HTTP (allow_http, limits.http_*): a policy's decision depends on its input alone"
                         .into(),
                 ));
             }

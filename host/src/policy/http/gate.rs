@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use http::header::HeaderValue;
 use http_body::Body as _;
 use http_body_util::BodyExt;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::grant::{origin_of, Origin, Scheme};
-use super::secrets::{substitute, Place};
+use super::secrets::{substitute, Place, Redactor};
 use super::send::{refused, send, RequestBounds, Sent, Usage};
 use super::{Exchange, HttpGrant};
 use crate::policy::text::escape;
@@ -98,8 +99,22 @@ impl Gate {
             ));
         }
         // Secrets go in last, once the origin is known to be granted.
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        if let Some(filled) = substitute(path, &origin, &grant.secrets, Place::Url)? {
+        let whole = uri.path_and_query().map_or("/", |p| p.as_str());
+        let (path, query) = match whole.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (whole, None),
+        };
+        let path_filled = substitute(path, &origin, &grant.secrets, Place::Path)?;
+        let query_filled = query
+            .map(|q| substitute(q, &origin, &grant.secrets, Place::Query))
+            .transpose()?
+            .flatten();
+        if path_filled.is_some() || query_filled.is_some() {
+            let mut filled = path_filled.unwrap_or_else(|| path.to_string());
+            if let Some(q) = query_filled.as_deref().or(query) {
+                filled.push('?');
+                filled.push_str(q);
+            }
             let mut parts = uri.clone().into_parts();
             parts.path_and_query =
                 Some(filled.parse().map_err(|_| {
@@ -136,6 +151,41 @@ fn shown_url(uri: &http::Uri) -> String {
 type Response = Box<dyn std::future::Future<Output = Result<Sent, Error>> + Send>;
 
 impl WasiHttpHooks for Gate {
+    /// The guest gets the cause (a bound it went past, a timeout), not
+    /// hyper's "error from user's Body stream"; rcbackup's log has it,
+    /// with the module, from the request's own line.
+    fn p2_error_from_hyper(&mut self, err: &hyper::Error) -> ErrorCode {
+        let mut source = std::error::Error::source(err);
+        while let Some(s) = source {
+            if let Some(ours) = s.downcast_ref::<Error>() {
+                return match cause(ours) {
+                    Error::HttpRequestBodySize(n) => ErrorCode::HttpRequestBodySize(*n),
+                    Error::HttpResponseBodySize(n) => ErrorCode::HttpResponseBodySize(*n),
+                    Error::ConnectionWriteTimeout => ErrorCode::ConnectionWriteTimeout,
+                    Error::ConnectionReadTimeout => ErrorCode::ConnectionReadTimeout,
+                    _ => ErrorCode::HttpProtocolError,
+                };
+            }
+            source = s.source();
+        }
+        tracing::debug!("[{}] HTTP: {err}", self.module);
+        if err.is_timeout() {
+            ErrorCode::ConnectionReadTimeout
+        } else {
+            ErrorCode::HttpProtocolError
+        }
+    }
+
+    fn p2_error_from_connect(&mut self, err: &std::io::Error) -> ErrorCode {
+        tracing::debug!("[{}] HTTP connection: {err}", self.module);
+        ErrorCode::ConnectionRefused
+    }
+
+    fn p2_error_from_tls(&mut self, err: &std::io::Error) -> ErrorCode {
+        tracing::debug!("[{}] HTTP TLS: {err}", self.module);
+        ErrorCode::TlsProtocolError
+    }
+
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,
@@ -143,7 +193,14 @@ impl WasiHttpHooks for Gate {
         _fut: Box<dyn std::future::Future<Output = Result<(), Error>> + Send>,
     ) -> Response {
         let method = request.method().to_string();
-        let url = shown_url(request.uri());
+        // What the guest wrote may hold a value a server sent back (and
+        // the guest changed past the scrubbing): logs see it redacted too.
+        let redactor = self
+            .grant
+            .as_ref()
+            .map(|g| Redactor::new(&g.secrets))
+            .unwrap_or_default();
+        let url = redactor.redact(&shown_url(request.uri())).into_owned();
         let shown = format!("{method} {url}");
         let (origin, grant) = match self.admit(&mut request, &url) {
             Ok(ok) => ok,
@@ -213,7 +270,7 @@ impl WasiHttpHooks for Gate {
         let usage = self.usage.clone();
         let started = Instant::now();
         Box::new(async move {
-            let result = send(request, origin, usage, bounds).await;
+            let result = send(request, origin, usage, bounds, redactor).await;
             let ms = started.elapsed().as_millis();
             let outcome = match &result {
                 Ok((r, _)) => {
@@ -239,10 +296,27 @@ impl WasiHttpHooks for Gate {
     }
 }
 
+/// The error of ours inside a hyper error (a body of ours that failed:
+/// a bound, a timeout), else the error itself.
+fn cause(e: &Error) -> &Error {
+    let Error::Hyper(h) = e else { return e };
+    let mut source = std::error::Error::source(h);
+    while let Some(s) = source {
+        if let Some(ours) = s.downcast_ref::<Error>() {
+            return cause(ours);
+        }
+        source = s.source();
+    }
+    e
+}
+
 /// A failure as the log says it.
 fn describe(e: &Error, request_time: Duration) -> String {
-    match e {
-        Error::ConnectionTimeout | Error::ConnectionReadTimeout | Error::DnsTimeout => format!(
+    match cause(e) {
+        Error::ConnectionTimeout
+        | Error::ConnectionReadTimeout
+        | Error::ConnectionWriteTimeout
+        | Error::DnsTimeout => format!(
             "no answer in time (each request has {} ms, limits.http_request_ms, within the call's deadline)",
             request_time.as_millis()
         ),

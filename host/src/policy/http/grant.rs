@@ -132,13 +132,17 @@ impl Grant {
                 "`{entry}`: a grant has no user name or password; put credentials in `secrets`"
             ));
         }
-        let (host, port) = split_host_port(authority)
-            .ok_or_else(|| format!("`{entry}`: the port is not a number from 1 to 65535"))?;
+        let (host, port) = split_host_port(authority).ok_or_else(|| {
+            format!(
+                "`{entry}`: not host[:port] (an IPv6 address in brackets, a port from 1 to 65535)"
+            )
+        })?;
         let port = port.unwrap_or(scheme.default_port());
         if host.is_empty() {
             return Err(format!("`{entry}` has no host; {GRANT_FORM}"));
         }
-        let host = if let Some(addr) = parse_address(host) {
+        // `127.0.0.1.` is the address, as a request's authority reads it.
+        let host = if let Some(addr) = parse_address(host.strip_suffix('.').unwrap_or(host)) {
             HostPattern::Address(addr)
         } else if let Some(suffix) = host.strip_prefix("*.") {
             let suffix = check_name(entry, suffix)?;
@@ -231,7 +235,10 @@ fn check_name(entry: &str, name: &str) -> Result<String, String> {
             "`{entry}`: `{name}` is not a host name (letters, digits, `-` and `.`; an international name in its xn-- form)"
         ));
     }
-    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    // A last label of digits is no DNS name: the system resolver would read
+    // `127.1` or `0x7f.1` as an address.
+    let last = name.rsplit('.').next().unwrap_or_default();
+    if last.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
             "`{entry}`: `{name}` is neither a name nor an IPv4 address in dotted form"
         ));
@@ -384,17 +391,18 @@ mod tests {
             ("ftp://x.example", "not http or https"),
             ("https://x.example/path", "without a path"),
             ("https://u:p@x.example", "secrets"),
-            ("https://x.example:0", "port"),
-            ("https://x.example:99999", "port"),
-            ("https://x.example:+80", "port"),
-            ("https://*", "not a host name"),
+            ("https://x.example:0", "port from 1"),
+            ("https://x.example:99999", "port from 1"),
+            ("https://x.example:+80", "port from 1"),
+            ("http://[::1", "IPv6 address in brackets"),
+            ("https://*", "whole first label"),
             ("https://*.com", "two labels"),
             ("https://a.*.example.com", "whole first label"),
             ("https://*x.example.com", "whole first label"),
             ("https://", "no host"),
             ("https://exa mple.com", "not a host name"),
             ("https://bücher.example", "xn--"),
-            ("https://0x7f.1", "not a host name"),
+            ("https://0x7f.1", "neither a name nor an IPv4"),
             ("https://2130706433", "neither a name nor an IPv4"),
             ("https://127.1", "neither a name nor an IPv4"),
         ] {

@@ -134,15 +134,20 @@ impl SecretSpec {
 /// Where a placeholder is replaced: what the value must be made into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
-    /// The path and query of a URL: characters a URL may not hold are
-    /// percent-encoded (others, `/` and `%` included, are kept: a value may
-    /// be a path, or already encoded).
-    Url,
+    /// The path of a URL: characters a URL may not hold are percent-encoded
+    /// (others, `/` and `%` included, are kept: a value may be a path, such
+    /// as a Slack webhook's `T000/B000/XXXX`, or already encoded).
+    Path,
+    /// The query of a URL: as in a path, and `&`, `=`, `+` and `;` too, so
+    /// that a value stays one parameter's value.
+    Query,
     /// A header value: visible ASCII and spaces only.
     Header,
 }
 
 /// Characters percent-encoded when a value goes into a URL.
+const QUERY_UNSAFE: &AsciiSet = &URL_UNSAFE.add(b'&').add(b'=').add(b'+').add(b';');
+
 const URL_UNSAFE: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
@@ -208,7 +213,8 @@ pub fn substitute(
             }
         }
         match place {
-            Place::Url => out.extend(utf8_percent_encode(&secret.value, URL_UNSAFE)),
+            Place::Path => out.extend(utf8_percent_encode(&secret.value, URL_UNSAFE)),
+            Place::Query => out.extend(utf8_percent_encode(&secret.value, QUERY_UNSAFE)),
             Place::Header => {
                 if !secret
                     .value
@@ -247,12 +253,70 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// Whether there is anything to hide.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// Every form a value is hidden in (as is, percent-encoded), with what
+    /// replaces it.
+    fn forms(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.secrets.iter().flat_map(|(value, name)| {
+            let shown = format!("[secret {name}]");
+            let mut forms = vec![(value.clone(), shown.clone())];
+            for set in [URL_UNSAFE, QUERY_UNSAFE] {
+                let encoded = utf8_percent_encode(value, set).to_string();
+                if !forms.iter().any(|(f, _)| *f == encoded) {
+                    forms.push((encoded, shown.clone()));
+                }
+            }
+            forms
+        })
+    }
+
+    /// The longest form, in bytes: what a stream must hold back to find a
+    /// value split across two chunks.
+    fn longest(&self) -> usize {
+        self.forms().map(|(v, _)| v.len()).max().unwrap_or(0)
+    }
+
+    /// `bytes` with every form of every value replaced.
+    pub fn scrub(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        for (value, shown) in self.forms() {
+            if memchr::memmem::find(&out, value.as_bytes()).is_none() {
+                continue;
+            }
+            let mut next = Vec::with_capacity(out.len());
+            let mut rest = &out[..];
+            while let Some(at) = memchr::memmem::find(rest, value.as_bytes()) {
+                next.extend_from_slice(&rest[..at]);
+                next.extend_from_slice(shown.as_bytes());
+                rest = &rest[at + value.len()..];
+            }
+            next.extend_from_slice(rest);
+            out = next;
+        }
+        out
+    }
+
+    /// A scrubber for one stream (a response body): values split across
+    /// chunks are found too.
+    pub fn stream(&self) -> Scrubber {
+        Scrubber {
+            redactor: self.clone(),
+            held: Vec::new(),
+            keep: self.longest().saturating_sub(1),
+        }
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut text = Cow::Borrowed(text);
         for (value, name) in &self.secrets {
             for form in [
                 Cow::Borrowed(value.as_str()),
                 Cow::Owned(utf8_percent_encode(value, URL_UNSAFE).to_string()),
+                Cow::Owned(utf8_percent_encode(value, QUERY_UNSAFE).to_string()),
             ] {
                 if text.contains(form.as_ref()) {
                     text = Cow::Owned(text.replace(form.as_ref(), &format!("[secret {name}]")));
@@ -260,6 +324,33 @@ impl Redactor {
             }
         }
         text
+    }
+}
+
+/// Scrubs one stream chunk by chunk, holding back the last bytes of each
+/// chunk (fewer than the longest value) until the next shows whether they
+/// start a value.
+#[derive(Debug)]
+pub struct Scrubber {
+    redactor: Redactor,
+    held: Vec<u8>,
+    keep: usize,
+}
+
+impl Scrubber {
+    /// What of the stream so far can be passed on.
+    pub fn chunk(&mut self, data: &[u8]) -> Vec<u8> {
+        self.held.extend_from_slice(data);
+        let scrubbed = self.redactor.scrub(&self.held);
+        let cut = scrubbed.len().saturating_sub(self.keep);
+        self.held = scrubbed[cut..].to_vec();
+        scrubbed[..cut].to_vec()
+    }
+
+    /// The rest, at the end of the stream.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let rest = std::mem::take(&mut self.held);
+        self.redactor.scrub(&rest)
     }
 }
 
@@ -289,27 +380,37 @@ mod tests {
         let other = origin_of(Scheme::Https, "evil.example").unwrap();
         let s = secrets();
         assert_eq!(
-            substitute("/services/{{secret:slack}}", &slack, &s, Place::Url).unwrap(),
+            substitute("/services/{{secret:slack}}", &slack, &s, Place::Path).unwrap(),
             Some("/services/T00/B00/XXX".into())
         );
-        let e = substitute("/x?{{secret:slack}}", &other, &s, Place::Url).unwrap_err();
+        let e = substitute("/x?{{secret:slack}}", &other, &s, Place::Path).unwrap_err();
         assert!(e.contains("not for https://evil.example"), "{e}");
         assert!(!e.contains("T00"), "{e}");
         assert_eq!(
-            substitute("/a/{{secret:token}}", &other, &s, Place::Url).unwrap(),
+            substitute("/a/{{secret:token}}", &other, &s, Place::Path).unwrap(),
             Some("/a/s3cr3t%20value/x".into())
         );
         assert_eq!(
             substitute("Bearer {{secret:token}}", &other, &s, Place::Header).unwrap(),
             Some("Bearer s3cr3t value/x".into())
         );
-        assert_eq!(substitute("/plain", &other, &s, Place::Url).unwrap(), None);
-        let e = substitute("/{{secret:nope}}", &other, &s, Place::Url).unwrap_err();
+        assert_eq!(substitute("/plain", &other, &s, Place::Path).unwrap(), None);
+        // In a query the value stays one parameter's value.
+        let q = vec![Secret {
+            name: "q".into(),
+            value: "a&b=c+d;e".into(),
+            hosts: None,
+        }];
+        assert_eq!(
+            substitute("t={{secret:q}}&x=1", &other, &q, Place::Query).unwrap(),
+            Some("t=a%26b%3Dc%2Bd%3Be&x=1".into())
+        );
+        let e = substitute("/{{secret:nope}}", &other, &s, Place::Path).unwrap_err();
         assert!(
             e.contains("names no secret") && e.contains("token, slack"),
             "{e}"
         );
-        let e = substitute("/{{secret:token", &other, &s, Place::Url).unwrap_err();
+        let e = substitute("/{{secret:token", &other, &s, Place::Path).unwrap_err();
         assert!(e.contains("closing"), "{e}");
     }
 
@@ -326,6 +427,25 @@ mod tests {
             e.contains("cannot go in a header") && !e.contains("Injected"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_stream_is_scrubbed_whatever_its_chunks() {
+        let r = Redactor::new(&secrets());
+        let text = b"a s3cr3t value/x b s3cr3t%20value/x c T00/B00/XXX d";
+        for size in 1..text.len() {
+            let mut s = r.stream();
+            let mut out = Vec::new();
+            for chunk in text.chunks(size) {
+                out.extend(s.chunk(chunk));
+            }
+            out.extend(s.finish());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "a [secret token] b [secret token] c [secret slack] d",
+                "chunks of {size}"
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, WasiBody};
 
 use super::grant::{reserved_range, Origin, Scheme};
+use super::secrets::{Redactor, Scrubber};
 
 /// What one call's requests have used, shared by the bodies of all its
 /// requests (which run on tasks of their own).
@@ -51,17 +52,29 @@ async fn addresses(origin: &Origin, ends: Instant) -> Result<Vec<SocketAddr>, Er
     if let Some(ip) = origin.address() {
         return Ok(vec![SocketAddr::new(ip, origin.port)]);
     }
-    let resolved: Vec<SocketAddr> = tokio::time::timeout_at(
-        ends,
-        tokio::net::lookup_host((origin.host.as_str(), origin.port)),
-    )
-    .await
-    .map_err(|_| Error::DnsTimeout)?
-    .map_err(|e| Error::DnsError {
-        rcode: Some(e.to_string()),
-        info_code: None,
-    })?
-    .collect();
+    // The system resolver blocks and cannot be cancelled: it runs on a
+    // thread of its own, left behind at the deadline (tokio's blocking pool
+    // would hold the process's exit until the lookup gave up).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (host, port) = (origin.host.clone(), origin.port);
+    std::thread::Builder::new()
+        .name("rcbackup-dns".into())
+        .spawn(move || {
+            let _ = tx.send(std::net::ToSocketAddrs::to_socket_addrs(&(
+                host.as_str(),
+                port,
+            )));
+        })
+        .map_err(|e| Error::InternalError(Some(format!("cannot start a resolver thread: {e}"))))?;
+    let resolved: Vec<SocketAddr> = tokio::time::timeout_at(ends, rx)
+        .await
+        .map_err(|_| Error::DnsTimeout)?
+        .map_err(|_| Error::DnsTimeout)?
+        .map_err(|e| Error::DnsError {
+            rcode: Some(e.to_string()),
+            info_code: None,
+        })?
+        .collect();
     let (public, reserved): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
         .into_iter()
         .partition(|a| reserved_range(a.ip()).is_none());
@@ -162,6 +175,7 @@ pub async fn send(
     origin: Origin,
     usage: Arc<Usage>,
     bounds: RequestBounds,
+    redactor: Redactor,
 ) -> Result<Sent, Error> {
     let stream = connect(&origin, bounds.ends).await?;
     let (mut sender, conn) = tokio::time::timeout_at(
@@ -213,7 +227,7 @@ pub async fn send(
     let res = tokio::time::timeout_at(bounds.ends, head)
         .await
         .map_err(|_| Error::ConnectionReadTimeout)??;
-    let res = res.map(|incoming| {
+    let mut res = res.map(|incoming| {
         Bounded {
             inner: incoming.map_err(Error::Hyper).boxed_unsync(),
             usage,
@@ -223,6 +237,25 @@ pub async fn send(
         }
         .boxed_unsync()
     });
+    // A server that sends a secret back (an error page quoting the request)
+    // must not hand it to the guest: its headers and body are scrubbed.
+    if !redactor.is_empty() {
+        for value in res.headers_mut().values_mut() {
+            let scrubbed = redactor.scrub(value.as_bytes());
+            if scrubbed != value.as_bytes() {
+                *value = http::HeaderValue::from_bytes(&scrubbed)
+                    .unwrap_or_else(|_| http::HeaderValue::from_static("[secret]"));
+            }
+        }
+        res = res.map(|body| {
+            Scrubbed {
+                inner: body,
+                scrubber: redactor.stream(),
+                done: false,
+            }
+            .boxed_unsync()
+        });
+    }
     let ends = bounds.ends;
     let io = async move {
         let Some(conn) = conn else { return Ok(()) };
@@ -298,5 +331,53 @@ impl Body for Bounded {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A response body with the hook's secret values replaced (see
+/// [`Redactor::stream`]).
+struct Scrubbed {
+    inner: WasiBody,
+    scrubber: Scrubber,
+    done: bool,
+}
+
+impl Body for Scrubbed {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let out = this.scrubber.chunk(&data);
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                        }
+                    }
+                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    this.done = true;
+                    let rest = this.scrubber.finish();
+                    if !rest.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
     }
 }

@@ -18,6 +18,8 @@
 //!   `{{secret:NAME}}` in the query (`echo=`), the header `x-echo` and the
 //!   body, then logs the response body (and with `return_body`, answers it
 //!   as an error), to check what the host substitutes and what it redacts;
+//! - `{"do": "relay", "url": U, "to": V}`: a GET of U, then its body (and
+//!   the body reversed) POSTed to V;
 //! - `{"do": "unfinished", "url": U}`: a POST whose body is never finished,
 //!   then waits for its response forever (the host's time limits must end
 //!   it).
@@ -49,6 +51,8 @@ struct Config {
     places: Vec<String>,
     #[serde(default)]
     return_body: bool,
+    #[serde(default)]
+    to: String,
 }
 
 fn five() -> u32 {
@@ -193,6 +197,18 @@ fn run(config: &Config) -> Result<(), String> {
                 .body(vec![b'x'; config.bytes])
                 .send()?;
             say(&format!("uploaded {} bytes: {}", config.bytes, seen(&r)));
+        }
+        "relay" => {
+            // What a granted server sends back (a reflected secret, say),
+            // sent on to another granted host, raw and reversed.
+            let r = request(config, Method::Get, &config.url).send()?;
+            let mut reversed = r.body.clone();
+            reversed.reverse();
+            let mut both = r.body.clone();
+            both.push(b'\n');
+            both.extend_from_slice(&reversed);
+            let sent = request(config, Method::Post, &config.to).body(both).send()?;
+            say(&format!("relayed {} bytes: {}", r.body.len(), seen(&sent)));
         }
         "secret-echo" => {
             let token = format!("{{{{secret:{}}}}}", config.secret);
