@@ -48,9 +48,15 @@ class Generated:
     secrets: dict[str, str] = field(default_factory=dict)
     variables: list[Variable] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The backups' folder below the REMOTE the user set, when it is not
+    # db_backup_dir: "" for backups at that folder's root (_backups_at_root).
+    user_backup_dir: str | None = None
 
     @property
     def db_backup_dir(self) -> str:
+        """DB_BACKUP_DIR as django-rclone puts it in paths (``<dir>/<name>``, below REMOTE)."""
+        if self.user_backup_dir is not None:
+            return self.user_backup_dir
         return str(self.config.get("db_backup_dir", "db")).strip("/")
 
 
@@ -221,13 +227,13 @@ def _top_level(settings: Any, rclone: Mapping[str, Any], gen: Generated, base: P
     if "remote" not in cfg:
         location = _storage_location(settings)
         cfg["remote"] = _remote(location, base)
-        if "db_backup_dir" not in cfg and not at_root:
-            # django-dbbackup writes its files directly into the storage's folder.
-            _backups_at_root(cfg, gen, f"STORAGES['dbbackup'] location ({location})", "django-dbbackup")
-        else:
+        if "db_backup_dir" in cfg:
             gen.warnings.append(
                 f"DJANGO_RCLONE['REMOTE'] is not set: backups go below the folder of STORAGES['dbbackup'] ({location})"
             )
+        elif not at_root:
+            # django-dbbackup writes its files directly into the storage's folder.
+            _backups_at_root(cfg, gen, f"STORAGES['dbbackup'] location ({location})", "django-dbbackup")
     else:
         if _storage_setting(settings) is not None:
             gen.warnings.append("STORAGES['dbbackup'] (django-dbbackup's storage) is ignored: DJANGO_RCLONE['REMOTE'] is set")
@@ -369,6 +375,7 @@ def _backups_at_root(cfg: dict[str, Any], gen: Generated, setting: str, tool: st
             f"(e.g. {parts[1] + '-media'!r})"
         )
     cfg["remote"], cfg["db_backup_dir"] = parts
+    gen.user_backup_dir = ""
     cfg["media_backup_dir"] = f"{parts[1]}-media"
     gen.warnings.append(
         f"{setting}: {tool} keeps the database backups directly in {remote}; rcbackup keeps them in a folder "

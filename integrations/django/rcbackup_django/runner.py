@@ -120,7 +120,8 @@ def _config_file(gen: cfg.Generated) -> Iterator[_ConfigHandle]:
         # so that nothing rcbackup starts could change it.
         fd = os.memfd_create("rcbackup-django.toml", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
-            os.write(fd, text)
+            with open(fd, "wb", closefd=False) as f:
+                f.write(text)
             seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
             yield _ConfigHandle(f"/dev/fd/{fd}", (fd,))

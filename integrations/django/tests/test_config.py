@@ -83,6 +83,7 @@ class Mapping(unittest.TestCase):
                 (gen.config["remote"], gen.config["db_backup_dir"], gen.config["media_backup_dir"]),
                 (parent, name, f"{name}-media"),
             )
+            self.assertEqual(gen.db_backup_dir, "")  # signals' paths are "/NAME", as django-rclone's
             self.assertTrue(any("DB_BACKUP_DIR" in w for w in gen.warnings))
         with self.assertRaisesRegex(ConfigError, r"DB_BACKUP_DIR.*root of s3:.*'DB_BACKUP_DIR': 'db'"):
             generate(settings(DJANGO_RCLONE={"REMOTE": "s3:", "DB_BACKUP_DIR": ""}))
