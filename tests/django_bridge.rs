@@ -82,6 +82,7 @@ impl Project {
         std::fs::create_dir_all(&store).unwrap();
         std::fs::create_dir_all(media.join("docs")).unwrap();
         std::fs::create_dir_all(dir.path().join("recorder")).unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         std::fs::write(dir.path().join("recorder/__init__.py"), "").unwrap();
         std::fs::write(dir.path().join("recorder/apps.py"), RECORDER).unwrap();
         std::fs::write(dir.path().join("manage.py"), MANAGE).unwrap();
@@ -122,6 +123,7 @@ impl Project {
             .env("PYTHONPATH", bridge_dir())
             .env("RECORD_FILE", self.path("signals.jsonl"))
             .env("RCLONE_CONFIG_LOC_TYPE", "local")
+            .env("TMPDIR", self.path("tmp"))
             .env_remove("RCBACKUP_CONFIG")
             .env_remove("RAISE_ON")
             .stdin(Stdio::null());
@@ -252,8 +254,9 @@ impl Drop for OddRole {
     }
 }
 
-/// A wrapper in front of rcbackup that records the argv, the generated
-/// config file and its mode, and whether its environment holds `needle`.
+/// A wrapper in front of rcbackup that records the argv, what the generated
+/// config is (`readlink` of its descriptor: a memfd, no file on disk), its
+/// text, and whether its environment holds `needle`.
 fn spy(p: &Project, needle: &str) -> PathBuf {
     let script = p.path("spy.sh");
     let log = p.path("spy.log");
@@ -263,7 +266,7 @@ fn spy(p: &Project, needle: &str) -> PathBuf {
         &script,
         format!(
             "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\n\
-             cfg=$2; stat -c '%a' \"$cfg\" >> {log}; cat \"$cfg\" >> {log}\n\
+             cfg=$2; readlink \"/proc/$$/fd/${{cfg##*/}}\" >> {log}; cat \"$cfg\" >> {log}\n\
              if tr '\\0' '\\n' < /proc/$$/environ | grep -qF -f {needle}; then echo ENV-HAS-PASSWORD >> {log}; fi\n\
              exec {bin} \"$@\"\n",
             log = log.display(),
@@ -313,7 +316,8 @@ fn postgres_backup_list_restore_with_signals_and_no_password_in_argv_or_config()
     assert_mentions(
         &spied,
         &[
-            "600\n",
+            "--config /dev/fd/",
+            "\n/memfd:rcbackup-django.toml",
             "password_env = \"RCBACKUP_DB_PASSWORD_DEFAULT\"",
             "ENV-HAS-PASSWORD",
         ],
@@ -516,6 +520,8 @@ fn rcbackup_config_prints_toml_that_config_check_accepts_without_any_password() 
             "export RCBACKUP_DB_URL_PG_OPTS='postgres://",
             "<password>@127.0.0.1:5432/",
             "?sslmode=disable'",
+            "<password> percent-encoded",
+            "write a ' as '\\''",
             "DBBACKUP_GPG_RECIPIENT",
         ],
     );
@@ -530,17 +536,27 @@ fn rcbackup_config_prints_toml_that_config_check_accepts_without_any_password() 
     // `rcbackup config check` accepts it and reaches both databases.
     let config = p.path("rcbackup.toml");
     std::fs::write(&config, &text).unwrap();
-    let encoded: String = odd
-        .password
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    // The URL's password percent-encoded with the line its comment gives
+    // (reading the password on stdin).
+    let line = text
+        .split("percent-encoded (`")
+        .nth(1)
+        .and_then(|rest| rest.split("` prints it)").next())
+        .expect("the URL variable's comment gives a line that encodes the password");
+    let mut sh = Command::new("sh")
+        .args(["-c", line])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        sh.stdin.as_mut().unwrap(),
+        format!("{}\n", odd.password).as_bytes(),
+    )
+    .unwrap();
+    let encoded = String::from_utf8(sh.wait_with_output().unwrap().stdout).unwrap();
+    let encoded = encoded.trim();
+    assert!(!encoded.is_empty() && !encoded.contains(' '), "{encoded}");
     let check = Command::new(bin())
         .args(["--config", config.to_str().unwrap(), "config", "check"])
         .env("RCLONE_CONFIG_LOC_TYPE", "local")
@@ -657,5 +673,139 @@ fn stopping_manage_py_stops_rcbackup_and_publishes_nothing() {
         }
         assert_eq!(names(&p.signals()), ["pre_db_backup"], "after SIG{signal}");
         assert!(p.backups().is_empty(), "after SIG{signal}");
+        // The config was never a file: nothing left in TMPDIR, even after SIGKILL.
+        let left: Vec<_> = std::fs::read_dir(p.path("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "after SIG{signal}: {left:?}");
     }
+}
+
+/// Runs `manage.py ARGS` on a pseudo-terminal, answers its `[y/N]` question
+/// with Ctrl-C, and prints what it wrote, then `EXIT <code>`.
+const CTRL_C_AT_QUESTION: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "manage.py", *sys.argv[1:]])
+out = b""
+while b"[y/N]" not in out:
+    out += os.read(fd, 4096)
+os.write(fd, b"\x03")
+try:
+    while chunk := os.read(fd, 4096):
+        out += chunk
+except OSError:
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace") + f"\nEXIT {os.waitstatus_to_exitcode(status)}\n")
+"#;
+
+/// Ctrl-C at the question ends the command as rcbackup's own question does
+/// (exit 130, nothing done, no traceback); a setting rcbackup refuses, or a
+/// missing MEDIA_ROOT, is reported as the Django setting to change, not as
+/// the generated config (which is gone once the run ends).
+#[test]
+fn interrupted_question_and_errors_name_django_settings() {
+    let p = Project::new("{}", "");
+    let db = p.path("app.sqlite3");
+    sqlite(&db, &seed_sql(3));
+    p.settings(&sqlite_db(&db), "");
+    p.ok(&["dbbackup"]);
+    p.signals();
+    sqlite(&db, "DELETE FROM items;");
+
+    let out = Command::new(venv_python())
+        .args(["-c", CTRL_C_AT_QUESTION, "dbrestore"])
+        .current_dir(p.dir.path())
+        .env("PYTHONPATH", bridge_dir())
+        .env("RECORD_FILE", p.path("signals.jsonl"))
+        .env("RCLONE_CONFIG_LOC_TYPE", "local")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_mentions(&text, &["Restore cancelled (interrupted)", "EXIT 130"]);
+    assert_lacks(&text, &["Traceback", "KeyboardInterrupt"]);
+    assert!(p.signals().is_empty());
+    assert_eq!(sqlite(&db, "SELECT count(*) FROM items;").trim(), "0");
+
+    // A missing MEDIA_ROOT: named, before any signal.
+    p.settings(
+        &sqlite_db(&db),
+        "MEDIA_ROOT = '/nonexistent/rcbackup-media'",
+    );
+    let out = p.run(&["mediabackup"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_mentions(
+        &stderr(&out),
+        &[
+            "MEDIA_ROOT /nonexistent/rcbackup-media does not exist",
+            "Fix MEDIA_ROOT in your settings",
+        ],
+    );
+    assert!(p.signals().is_empty());
+
+    // rcbackup refusing a generated key: it names its config; the bridge
+    // says that config comes from the Django settings, and which.
+    p.settings(
+        &sqlite_db(&db),
+        &format!(
+            "DJANGO_RCLONE = {{'REMOTE': 'loc:{}', 'RCLONE_FLAGS': ['--config', '/x']}}",
+            p.store.display()
+        ),
+    );
+    let out = p.run(&["dbbackup"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_mentions(
+        &stderr(&out),
+        &[
+            "rclone_flags",
+            "the rcbackup config (/dev/fd/",
+            "generated from your Django settings",
+            "DJANGO_RCLONE keys are rcbackup's keys in lower case",
+        ],
+    );
+}
+
+/// django-rclone's `DB_BACKUP_DIR = ""` keeps backups at REMOTE's root:
+/// the bridge backs up there too (remote = the folder above, db_backup_dir
+/// = REMOTE's folder), lists and restores what is there; a remote's root
+/// itself cannot be that folder: refused, naming the setting.
+#[test]
+fn empty_db_backup_dir_keeps_backups_at_the_remote_root() {
+    let p = Project::new("{}", "");
+    let db = p.path("app.sqlite3");
+    sqlite(&db, &seed_sql(4));
+    let root = format!(
+        "DJANGO_RCLONE = {{'REMOTE': 'loc:{}', 'DB_BACKUP_DIR': ''}}",
+        p.store.display()
+    );
+    p.settings(&sqlite_db(&db), &root);
+    p.ok(&["dbbackup"]);
+    let path = p.signals()[1]["kwargs"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The signals' path is django-rclone's: "<DB_BACKUP_DIR>/<name>".
+    let name = path.strip_prefix('/').expect(&path).to_string();
+    assert!(p.store.join(&name).is_file(), "{name} directly in REMOTE");
+    assert_eq!(p.backups(), [name]);
+    sqlite(&db, "DELETE FROM items;");
+    p.ok(&["dbrestore", "--noinput", "-i", &path]);
+    assert_eq!(sqlite(&db, "SELECT count(*) FROM items;").trim(), "4");
+    p.signals();
+
+    p.settings(
+        &sqlite_db(&db),
+        "DJANGO_RCLONE = {'REMOTE': 'loc:', 'DB_BACKUP_DIR': ''}",
+    );
+    let out = p.run(&["dbbackup"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_mentions(
+        &stderr(&out),
+        &["DJANGO_RCLONE['DB_BACKUP_DIR'] = ''", "root of loc:"],
+    );
+    assert!(p.signals().is_empty());
 }

@@ -20,7 +20,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.dispatch import Signal
 
-from .runner import EXIT_REFUSED, RcbackupFailed
+from .runner import EXIT_INTERRUPTED, EXIT_REFUSED, RcbackupFailed
 
 
 def send_pre(signal: Signal, name: str, what: str, **kwargs: Any) -> None:
@@ -55,7 +55,8 @@ def rcbackup_exit() -> Iterator[None]:
 
 def confirm(question: str, interactive: bool) -> None:
     """Asks ``question [y/N]`` unless ``--noinput``; without a terminal to ask
-    on, refuses (exit 3) rather than guess."""
+    on, refuses (exit 3) rather than guess. Ctrl-C at the question ends the
+    command as rcbackup's own question does: exit 130, nothing done."""
     if not interactive:
         return
     if not sys.stdin.isatty():
@@ -67,5 +68,8 @@ def confirm(question: str, interactive: bool) -> None:
         answer = input(f"{question} [y/N] ").strip().lower()
     except EOFError:
         answer = ""
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        raise CommandError("Restore cancelled (interrupted); nothing was done.", returncode=EXIT_INTERRUPTED) from None
     if answer not in {"y", "yes"}:
         raise CommandError("Restore cancelled.", returncode=EXIT_REFUSED)

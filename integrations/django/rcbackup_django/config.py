@@ -48,9 +48,15 @@ class Generated:
     secrets: dict[str, str] = field(default_factory=dict)
     variables: list[Variable] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The backups' folder below the REMOTE the user set, when it is not
+    # db_backup_dir: "" for backups at that folder's root (_backups_at_root).
+    user_backup_dir: str | None = None
 
     @property
     def db_backup_dir(self) -> str:
+        """DB_BACKUP_DIR as django-rclone puts it in paths (``<dir>/<name>``, below REMOTE)."""
+        if self.user_backup_dir is not None:
+            return self.user_backup_dir
         return str(self.config.get("db_backup_dir", "db")).strip("/")
 
 
@@ -139,6 +145,12 @@ DBBACKUP_NOT_MAPPED: dict[str, str] = {
     "DBBACKUP_RESTORE_METADATA_VALIDATOR": "use a restore approval policy (RCBACKUP['CONFIG']['policies'])",
 }
 
+# A shell line that reads a password on stdin (so not in the shell's history,
+# and with no quoting to get right) and prints it percent-encoded for a URL.
+ENCODE_PASSWORD = (
+    "python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.readline().rstrip(\"\\n\"), safe=\"\"))'"
+)
+
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
 _FILESYSTEM_STORAGE = "django.core.files.storage.FileSystemStorage"
 
@@ -211,11 +223,23 @@ def _top_level(settings: Any, rclone: Mapping[str, Any], gen: Generated, base: P
 
     _dbbackup_settings(settings, cfg, gen)
 
+    at_root = isinstance(rclone.get("DB_BACKUP_DIR"), str) and not str(rclone["DB_BACKUP_DIR"]).strip("/")
     if "remote" not in cfg:
-        cfg["remote"] = _storage_remote(settings, gen)
-    elif _storage_setting(settings) is not None:
-        gen.warnings.append("STORAGES['dbbackup'] (django-dbbackup's storage) is ignored: DJANGO_RCLONE['REMOTE'] is set")
-    cfg["remote"] = _remote(str(cfg["remote"]), base)
+        location = _storage_location(settings)
+        cfg["remote"] = _remote(location, base)
+        if "db_backup_dir" in cfg:
+            gen.warnings.append(
+                f"DJANGO_RCLONE['REMOTE'] is not set: backups go below the folder of STORAGES['dbbackup'] ({location})"
+            )
+        elif not at_root:
+            # django-dbbackup writes its files directly into the storage's folder.
+            _backups_at_root(cfg, gen, f"STORAGES['dbbackup'] location ({location})", "django-dbbackup")
+    else:
+        if _storage_setting(settings) is not None:
+            gen.warnings.append("STORAGES['dbbackup'] (django-dbbackup's storage) is ignored: DJANGO_RCLONE['REMOTE'] is set")
+        cfg["remote"] = _remote(str(cfg["remote"]), base)
+    if at_root:
+        _backups_at_root(cfg, gen, "DJANGO_RCLONE['DB_BACKUP_DIR'] = ''", "django-rclone")
 
     if "rclone_config" in cfg:
         cfg["rclone_config"] = str(base / str(cfg["rclone_config"]))
@@ -226,9 +250,14 @@ def _top_level(settings: Any, rclone: Mapping[str, Any], gen: Generated, base: P
     if flags is not None and (not isinstance(flags, (list, tuple)) or not all(isinstance(f, str) for f in flags)):
         raise ConfigError("DJANGO_RCLONE['RCLONE_FLAGS'] must be a list of strings, e.g. ['--transfers', '4']")
 
-    media_root = getattr(settings, "DBBACKUP_MEDIA_PATH", None) or getattr(settings, "MEDIA_ROOT", "")
+    media_root = getattr(settings, media_root_setting(settings), "")
     if media_root:
         cfg["media_root"] = str(base / str(media_root))
+
+
+def media_root_setting(settings: Any) -> str:
+    """The setting media_root comes from: DBBACKUP_MEDIA_PATH wins, as in django-dbbackup."""
+    return "DBBACKUP_MEDIA_PATH" if getattr(settings, "DBBACKUP_MEDIA_PATH", None) else "MEDIA_ROOT"
 
 
 def _dbbackup_settings(settings: Any, cfg: dict[str, Any], gen: Generated) -> None:
@@ -285,7 +314,8 @@ def _storage_setting(settings: Any) -> tuple[str, Mapping[str, Any]] | None:
     return None
 
 
-def _storage_remote(settings: Any, gen: Generated) -> str:
+def _storage_location(settings: Any) -> str:
+    """The folder of a FileSystemStorage ``STORAGES['dbbackup']``, the remote when ``REMOTE`` is not set."""
     storage = _storage_setting(settings)
     if storage is None:
         raise ConfigError(
@@ -295,16 +325,62 @@ def _storage_remote(settings: Any, gen: Generated) -> str:
     backend, options = storage
     location = options.get("location")
     if backend == _FILESYSTEM_STORAGE and location:
-        gen.warnings.append(
-            f"DJANGO_RCLONE['REMOTE'] is not set: backups go to the folder of STORAGES['dbbackup'] ({location}), "
-            "below it in db/ and media/"
-        )
         return str(location)
     raise ConfigError(
         f"STORAGES['dbbackup'] uses {backend}"
         + ("" if backend != _FILESYSTEM_STORAGE else " without OPTIONS['location']")
         + ", which the bridge cannot turn into an rclone remote. Define the storage as an rclone remote "
         "(`rclone config`; credentials live there) and set DJANGO_RCLONE = {'REMOTE': 'name:bucket/path'}"
+    )
+
+
+def split_remote(remote: str) -> tuple[str, str] | None:
+    """``remote`` as (the folder above it, its last folder's name), both as
+    rclone reads them: ``s3:b/app`` -> (``s3:b``, ``app``), ``s3:b`` ->
+    (``s3:``, ``b``), ``/srv/backups`` -> (``/srv``, ``backups``); None for a
+    remote's root (``s3:``, ``/``), which has no folder above it."""
+    first_slash = remote.find("/")
+    colon = remote.rfind(":", 0, first_slash if first_slash >= 0 else len(remote))
+    prefix, path = remote[: colon + 1], remote[colon + 1 :]
+    stripped = path.rstrip("/")
+    if not stripped:
+        return None
+    if "/" not in stripped:  # the folder is directly below the remote's name
+        return (prefix, stripped) if stripped not in {".", ".."} else None
+    head, name = stripped.rsplit("/", 1)
+    if name in {".", ".."}:
+        return None
+    return prefix + (head or "/"), name
+
+
+def _backups_at_root(cfg: dict[str, Any], gen: Generated, setting: str, tool: str) -> None:
+    """Backups that sit directly in the folder ``cfg['remote']`` (django-dbbackup's
+    storage, django-rclone with an empty DB_BACKUP_DIR): rcbackup keeps them in a
+    folder below its remote, never at its root, so the remote becomes the folder
+    above and db_backup_dir that folder's name. The media mirror cannot go inside
+    the backups' folder (rcbackup refuses the overlap), so it goes beside it."""
+    remote = str(cfg["remote"])
+    parts = split_remote(remote)
+    if parts is None:
+        raise ConfigError(
+            f"{setting}: {tool} kept the database backups at the root of {remote}, which rcbackup cannot do "
+            "(they go in a folder below its remote). Move them into a folder (e.g. `rclone move` them into "
+            f"{remote.rstrip('/')}/db) and set DJANGO_RCLONE = {{'REMOTE': {remote!r}, 'DB_BACKUP_DIR': 'db'}}"
+        )
+    if "media_backup_dir" in cfg:
+        raise ConfigError(
+            f"{setting} with DJANGO_RCLONE['MEDIA_BACKUP_DIR']: rcbackup cannot keep the media mirror inside the "
+            f"folder of the database backups ({remote}). Set DJANGO_RCLONE['REMOTE'] = {parts[0]!r}, "
+            f"DJANGO_RCLONE['DB_BACKUP_DIR'] = {parts[1]!r} and MEDIA_BACKUP_DIR to a folder beside it "
+            f"(e.g. {parts[1] + '-media'!r})"
+        )
+    cfg["remote"], cfg["db_backup_dir"] = parts
+    gen.user_backup_dir = ""
+    cfg["media_backup_dir"] = f"{parts[1]}-media"
+    gen.warnings.append(
+        f"{setting}: {tool} keeps the database backups directly in {remote}; rcbackup keeps them in a folder "
+        f"below its remote, so remote = {parts[0]!r} and db_backup_dir = {parts[1]!r} (the same files), "
+        f"and the media mirror goes beside them, media_backup_dir = {parts[1] + '-media'!r}"
     )
 
 
@@ -406,9 +482,10 @@ def _database(
         return f"{scheme}://{auth}{where}/{quote(name, safe='')}?{urlencode(query, safe='/')}"
 
     gen.secrets[var] = url(quote(password, safe=""))
-    gen.variables.append(
-        Variable(var, f"the URL of DATABASES['{alias}'] with its OPTIONS", f"export {var}='{url('<password>')}'")
-    )
+    holds = f"the URL of DATABASES['{alias}'] with its OPTIONS"
+    if password:
+        holds += f"; <password> percent-encoded (`{ENCODE_PASSWORD}` prints it)"
+    gen.variables.append(Variable(var, holds, f"export {var}='{url('<password>')}'"))
     return {"url_env": var}
 
 

@@ -6,13 +6,15 @@ Run: python -m unittest discover -s integrations/django/tests -t integrations/dj
 
 from __future__ import annotations
 
+import subprocess
 import tomllib
 import unittest
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import unquote
 
-from rcbackup_django.config import ConfigError, generate, translate_dbbackup_template
+from rcbackup_django.config import ENCODE_PASSWORD, ConfigError, generate, split_remote, translate_dbbackup_template
 from rcbackup_django.tomlwrite import dumps
 
 PG = {"ENGINE": "django.db.backends.postgresql", "NAME": "app", "HOST": "db", "PORT": "5432", "USER": "u"}
@@ -60,6 +62,48 @@ class Mapping(unittest.TestCase):
         self.assertTrue(any("keepalives" in w for w in gen.warnings))
         self.assertNotIn("a@b", "".join(v.example for v in gen.variables))
 
+    def test_url_variable_says_the_password_is_percent_encoded_and_how(self) -> None:
+        db = dict(PG, PASSWORD="x", OPTIONS={"sslmode": "require"})
+        (var,) = generate(settings(DATABASES={"default": db})).variables
+        self.assertIn("<password> percent-encoded", var.holds)
+        self.assertIn(ENCODE_PASSWORD, var.holds)
+        password = "p w'\"ü#%@:/?&=\\ é"
+        encoded = subprocess.run(
+            ["sh", "-c", ENCODE_PASSWORD], input=password + "\n", capture_output=True, text=True, check=True
+        ).stdout.strip()
+        self.assertEqual(unquote(encoded), password)
+        self.assertRegex(encoded, r"^[A-Za-z0-9%._~-]+$")
+
+    def test_empty_db_backup_dir_keeps_the_backups_at_remote_root(self) -> None:
+        # django-rclone's DB_BACKUP_DIR = "" puts backups at REMOTE's root; rcbackup
+        # needs a folder, so REMOTE's last folder becomes db_backup_dir.
+        for remote, parent, name in [("s3:b/app", "s3:b", "app"), ("s3:b", "s3:", "b"), ("/srv/bk/", "/srv", "bk")]:
+            gen = generate(settings(DJANGO_RCLONE={"REMOTE": remote, "DB_BACKUP_DIR": ""}))
+            self.assertEqual(
+                (gen.config["remote"], gen.config["db_backup_dir"], gen.config["media_backup_dir"]),
+                (parent, name, f"{name}-media"),
+            )
+            self.assertEqual(gen.db_backup_dir, "")  # signals' paths are "/NAME", as django-rclone's
+            self.assertTrue(any("DB_BACKUP_DIR" in w for w in gen.warnings))
+        with self.assertRaisesRegex(ConfigError, r"DB_BACKUP_DIR.*root of s3:.*'DB_BACKUP_DIR': 'db'"):
+            generate(settings(DJANGO_RCLONE={"REMOTE": "s3:", "DB_BACKUP_DIR": ""}))
+        with self.assertRaisesRegex(ConfigError, "MEDIA_BACKUP_DIR.*'REMOTE'\\] = 's3:b'.*'app'"):
+            generate(settings(DJANGO_RCLONE={"REMOTE": "s3:b/app", "DB_BACKUP_DIR": "", "MEDIA_BACKUP_DIR": "m"}))
+
+    def test_split_remote(self) -> None:
+        cases = {
+            "s3:b/app": ("s3:b", "app"),
+            "s3:b": ("s3:", "b"),
+            "/srv/backups": ("/srv", "backups"),
+            "/srv": ("/", "srv"),
+            ":s3,a=b:bk/d": (":s3,a=b:bk", "d"),
+            "/srv/a:b/c": ("/srv/a:b", "c"),
+            "s3:": None,
+            "/": None,
+        }
+        for remote, expected in cases.items():
+            self.assertEqual(split_remote(remote), expected, remote)
+
     def test_colliding_variable_names_are_refused(self) -> None:
         db = dict(PG, PASSWORD="x")
         with self.assertRaisesRegex(ConfigError, "'a-b' and 'a_b'"):
@@ -106,12 +150,23 @@ class DbbackupSettings(unittest.TestCase):
             DBBACKUP_DATABASES=[],
         )
         gen = generate(s)
-        self.assertEqual(gen.config["remote"], "/var/backups")
+        # django-dbbackup's files sit directly in the storage's folder.
+        self.assertEqual((gen.config["remote"], gen.config["db_backup_dir"]), ("/var", "backups"))
+        self.assertEqual(gen.config["media_backup_dir"], "backups-media")
+        self.assertTrue(any("db_backup_dir = 'backups'" in w for w in gen.warnings))
         self.assertEqual(gen.config["db_cleanup_keep"], 5)
         self.assertEqual(gen.config["db_date_format"], "%Y%m%d-%H%M%S")
         self.assertEqual(gen.config["db_filename_template"], "{database}-{datetime}.{ext}")
         self.assertNotIn("databases", gen.config)
         self.assertTrue(any("DBBACKUP_GPG_RECIPIENT" in w and "crypt" in w for w in gen.warnings))
+
+    def test_storage_with_db_backup_dir_keeps_the_storage_as_remote(self) -> None:
+        storages = {"dbbackup": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": "bk"}}}
+        cfg = generate(settings(DJANGO_RCLONE={"DB_BACKUP_DIR": "dumps"}, STORAGES=storages), cwd=Path("/srv")).config
+        self.assertEqual((cfg["remote"], cfg["db_backup_dir"]), ("/srv/bk", "dumps"))
+        self.assertNotIn("media_backup_dir", cfg)
+        cfg = generate(settings(DJANGO_RCLONE={}, STORAGES=storages), cwd=Path("/srv")).config
+        self.assertEqual((cfg["remote"], cfg["db_backup_dir"]), ("/srv", "bk"))
 
     def test_django_rclone_wins(self) -> None:
         s = settings(DJANGO_RCLONE={"REMOTE": "r:", "DB_CLEANUP_KEEP": 7}, DBBACKUP_CLEANUP_KEEP=5)

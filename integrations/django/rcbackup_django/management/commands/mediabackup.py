@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rcbackup_django import runner
 from rcbackup_django.bridge import rcbackup_exit, send_post, send_pre
+from rcbackup_django.config import media_root_setting
 from rcbackup_django.signals import post_media_backup, pre_media_backup
 
 
@@ -22,6 +25,16 @@ class Command(BaseCommand):
         gen = runner.prepare([])
         if "media_root" not in gen.config:
             raise CommandError("MEDIA_ROOT is not configured.", returncode=runner.EXIT_USAGE)
+        root = Path(str(gen.config["media_root"]))
+        if not root.is_dir():
+            # rcbackup would refuse it too, but naming its generated config's media_root.
+            setting = media_root_setting(settings)
+            missing = not root.exists()
+            raise CommandError(
+                f"{setting} {root} {'does not exist' if missing else 'is not a folder'}; nothing was done. "
+                f"Fix {setting} in your settings" + (", or mount or create the folder" if missing else ""),
+                returncode=runner.EXIT_FAILED if missing else runner.EXIT_USAGE,
+            )
         runner.warn(gen, verbosity)
         send_pre(pre_media_backup, "pre_media_backup", "media backup", sender=self.__class__)
         with rcbackup_exit():

@@ -36,6 +36,7 @@ class Command(BaseCommand):
         if gen.variables:
             header += ["", "Before running rcbackup, set:"]
             header += [f"  {v.example}    # {v.holds}" for v in gen.variables]
+            header += ["(Inside '...' a shell takes every character as it is but ': write a ' as '\\''.)"]
         if gen.warnings:
             header += ["", "Not carried over:"]
             header += [f"  - {w}" for w in gen.warnings]
