@@ -716,7 +716,8 @@ fn safe_encoding_set(text: &[u8]) -> bool {
     SAFE_ENCODINGS.iter().any(|e| e.as_bytes() == enc)
 }
 
-/// Scans a whole stream (for tests and checks).
+/// Scans a whole stream.
+#[cfg(test)]
 pub fn scan(bytes: &[u8]) -> Result<(), Refused> {
     let mut s = PsqlScan::default();
     s.feed(bytes, |_, _| {})?;
