@@ -331,3 +331,256 @@ fn real_django_backups_are_adopted_listed_verified_restored_and_pruned() {
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert_eq!(psql(&pg.0, "SELECT count(*) FROM t").trim(), "5");
 }
+
+/// `pg_dump --format=plain` of `db`, with `extra` options.
+fn pg_dump_plain(db: &str, extra: &[&str]) -> String {
+    let out = Command::new("pg_dump")
+        .args(["-h", "127.0.0.1", "-U", DB_USER, "--format=plain"])
+        .args(extra)
+        .arg(db)
+        .env("PGPASSWORD", DB_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Review 13: plain SQL that would make psql run a shell command (#1) is
+/// not adopted, and verify and dbrestore agree on one adopted before (#2);
+/// a `--create` dump is refused as such (#14); django-dbbackup names need
+/// their zone (#3), a repeated DST hour is the earlier instant (#11), a
+/// name rclone cannot give back is reported as such (#7), a huge
+/// `.metadata` is not read (#6).
+#[test]
+fn hostile_and_odd_plain_dumps_are_refused_with_their_reason() {
+    let pg = PgDb::create("adopt_hostile");
+    psql(&pg.0, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'it''s \\! not a command');");
+    let mut w = World::new(Remote::Local);
+    w.postgres("default", &pg.0);
+    let db = w.store.join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    let genuine = pg_dump_plain(&pg.0, &[]);
+    let at = genuine.find("SET row_security = off;\n").unwrap() + 24;
+    let pwned = w.path("pwned");
+    let inject = |s: &str| format!("{}{s}{}", &genuine[..at], &genuine[at..]);
+    let good = "default-vm-2026-01-01-050000.psql";
+    let fold = "default-vm-2026-10-25-023000.psql";
+    let v02 = "default-vm-2026-01-01-050002.psql";
+    let v07 = "default-vm-2026-01-01-050007.psql";
+    let v21 = "default-vm-2026-01-01-050021.psql";
+    let create = "default-vm-2026-01-01-050100.psql";
+    let odd = "default-a\u{201b}b-2026-01-01-050200.psql";
+    let p = pwned.display();
+    std::fs::write(db.join(good), &genuine).unwrap();
+    std::fs::write(db.join(fold), &genuine).unwrap();
+    std::fs::write(db.join(v02), inject(&format!("SELECT 1; \\! touch {p}\n"))).unwrap();
+    std::fs::write(
+        db.join(v07),
+        inject(&format!("-- harmless\r\\! touch {p}\n")),
+    )
+    .unwrap();
+    let key = genuine
+        .lines()
+        .find_map(|l| l.strip_prefix("\\unrestrict "))
+        .unwrap_or("k")
+        .to_string();
+    std::fs::write(
+        db.join(v21),
+        genuine.replace(
+            &format!("\\unrestrict {key}\n"),
+            &format!("\\unrestrict {key} \\! touch {p}\n"),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        db.join(create),
+        pg_dump_plain(&pg.0, &["--create", "--clean", "--if-exists"]),
+    )
+    .unwrap();
+    std::fs::write(db.join(odd), &genuine).unwrap();
+    std::fs::write(db.join(format!("{good}.metadata")), vec![b' '; 100 * 1024]).unwrap();
+
+    // No zone given: django-dbbackup's names are not guessed.
+    w.set_env("TZ", String::new());
+    let r = w.run(&["adopt", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.matches("would adopt  ").count(), 0, "{}", r.stdout);
+    assert_mentions(
+        &r.stdout,
+        &[
+            &format!("not adopted  {good}: django-dbbackup"),
+            "TZ=<TIME_ZONE>",
+        ],
+    );
+    assert_mentions(&r.stderr, &["more than django-dbbackup's metadata ever is"]);
+
+    w.set_env("TZ", "Europe/Paris".into());
+    let r = w.run(&["adopt", "--dry-run"]);
+    assert_mentions(
+        &r.stdout,
+        &[&format!(
+            "would adopt  {fold}  as `default`, made 2026-10-25T00:30:00Z"
+        )],
+    );
+    let r = w.run(&["adopt", "--json"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let v = json(&r);
+    let mut adopted = names_of(&v, "adopted");
+    adopted.sort();
+    assert_eq!(adopted, vec![good.to_string(), fold.to_string()]);
+    assert_eq!(v["interrupted"], false);
+    assert_eq!(v["not_reached"], serde_json::json!([]));
+    let reason = |n: &str| {
+        v["not_adopted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .unwrap_or_else(|| panic!("{n} not reported: {v:#}"))
+            .clone()
+    };
+    for bad in [v02, v07, v21] {
+        let r = reason(bad);
+        assert_eq!(r["damaged"], true, "{r}");
+        assert!(
+            r["reason"].as_str().unwrap().contains("meta-command"),
+            "{r}"
+        );
+    }
+    let c = reason(create);
+    assert_eq!(c["damaged"], false, "{c}");
+    assert!(c["reason"].as_str().unwrap().contains("--create"), "{c}");
+    // Reported under the name rclone lists (its quote doubled).
+    let o = reason(&odd.replace('\u{201b}', "\u{201b}\u{201b}"));
+    assert!(
+        o["reason"].as_str().unwrap().contains("not representable"),
+        "{o}"
+    );
+    assert!(!pwned.exists());
+
+    // A backup an older rcbackup adopted: verify says damaged (exit 4), as
+    // dbrestore refuses it, and psql never runs the command.
+    let records = db.join(".rcbackup/records");
+    let rec = std::fs::read_to_string(records.join(format!("{good}.json"))).unwrap();
+    let bytes = std::fs::read(db.join(v02)).unwrap();
+    let sum = Command::new("sha256sum")
+        .arg(db.join(v02))
+        .output()
+        .unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap()[..64].to_string();
+    let mut r: serde_json::Value = serde_json::from_str(rec.trim()).unwrap();
+    r["name"] = v02.into();
+    r["size"] = bytes.len().into();
+    r["sha256"] = sum.into();
+    std::fs::write(records.join(format!("{v02}.json")), format!("{r}\n")).unwrap();
+    let ver = w.run(&["verify", "-i", v02]);
+    assert_eq!(ver.code, 4, "{}\n{}", ver.stdout, ver.stderr);
+    assert_mentions(&format!("{}{}", ver.stdout, ver.stderr), &["meta-command"]);
+    let res = w.run(&["dbrestore", "-d", "default", "-i", v02, "--noinput"]);
+    assert_eq!(res.code, 4, "{}", res.stderr);
+    assert!(!pwned.exists());
+    // The genuine one restores (psql restricted by rcbackup's own key);
+    // a dump without --clean restores into an empty database.
+    psql(&pg.0, "DROP TABLE t");
+    let res = w.run(&["dbrestore", "-d", "default", "-i", good, "--noinput"]);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    assert_eq!(
+        psql(&pg.0, "SELECT v FROM t").trim(),
+        "it's \\! not a command"
+    );
+}
+
+/// A sqlite3 `.dump` text of about `mb` MB, as django-rclone names it.
+fn big_sqlite_dump(path: &Path, mb: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE t(x);\n")
+        .unwrap();
+    let line = format!("INSERT INTO t VALUES('{}');\n", "x".repeat(1000));
+    for _ in 0..mb * 1000 {
+        f.write_all(line.as_bytes()).unwrap();
+    }
+    f.write_all(b"COMMIT;\n").unwrap();
+}
+
+/// Review 13 #4: Ctrl-C during a read says `interrupted`, blames no file
+/// and lists the files not reached; #5: a file growing while read is
+/// "changed while read" (exit 4), not an rclone error.
+#[test]
+fn an_interrupted_or_changed_read_is_reported_as_such() {
+    let mut w = World::new(Remote::Local);
+    let lite = w.path("lite.sqlite3");
+    sqlite(&lite, "CREATE TABLE t (x);");
+    w.sqlite("lite", &lite);
+    let db = w.store.join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    let names = [
+        "lite-2026-01-01-040000.sqlite3",
+        "lite-2026-01-01-040001.sqlite3",
+        "lite-2026-01-01-040002.sqlite3",
+    ];
+    for n in names {
+        big_sqlite_dump(&db.join(n), 400);
+    }
+    let child = w.spawn(&["adopt", "--json"]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 130, "{}\n{}", r.stdout, r.stderr);
+    let v = json(&r);
+    assert_eq!(v["interrupted"], true, "{v:#}");
+    assert_eq!(v["not_adopted"], serde_json::json!([]), "{v:#}");
+    let reached = v["adopted"].as_array().unwrap().len();
+    assert_eq!(
+        v["not_reached"].as_array().unwrap().len() + reached,
+        names.len(),
+        "{v:#}"
+    );
+    // Text: the summary says so.
+    let child = w.spawn(&["adopt"]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}\n{}", r.stdout, r.stderr);
+    assert_mentions(&r.stdout, &["interrupted: ", "not reached"]);
+    assert!(!r.stdout.contains("nothing to adopt"), "{}", r.stdout);
+
+    // Growing under the read.
+    let child = w.spawn(&["adopt", "--json"]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let victim = v["not_reached"][0].as_str().map(String::from);
+    for n in names {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(db.join(n))
+            .unwrap();
+        f.write_all(b"-- junk\n").unwrap();
+    }
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 4, "{}\n{}\n{victim:?}", r.stdout, r.stderr);
+    let v = json(&r);
+    let changed = v["not_adopted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| {
+            n["reason"]
+                .as_str()
+                .unwrap()
+                .contains("changed (or was deleted) while it was read")
+        })
+        .count();
+    assert!(changed >= 1, "{v:#}");
+}

@@ -367,6 +367,33 @@ fn backup_all_row(v: &Value, at: &str) {
     }
 }
 
+fn adopted_row(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[
+            ("name", T::Str),
+            ("database", T::Str),
+            ("created", T::Time),
+            ("from", T::OneOf(&["django-rclone", "django-dbbackup"])),
+            ("layout", T::Opt(&T::Str)),
+            ("compression", T::OneOf(&["gzip", "none"])),
+            ("size", T::Opt(&T::Int)),
+            ("sha256", T::Opt(&T::Str)),
+        ],
+        &[("connector", T::Str)],
+    );
+}
+
+fn not_adopted_row(v: &Value, at: &str) {
+    keys(
+        v,
+        at,
+        &[("name", T::Str), ("reason", T::Str), ("damaged", T::Bool)],
+        &[],
+    );
+}
+
 fn backup_all_counts(v: &Value, at: &str) {
     keys(
         v,
@@ -575,6 +602,26 @@ fn check_shape(kind: &str, v: &Value) {
                 assert_eq!(v["counts"][key], n, "{kind}: counts.{key}");
             }
         }
+        "adopt" => {
+            versioned(v);
+            keys(
+                v,
+                kind,
+                &[
+                    ("version", T::Int),
+                    ("dry_run", T::Bool),
+                    ("adopted", T::Arr(adopted_row)),
+                    ("not_adopted", T::Arr(not_adopted_row)),
+                    ("already_adopted", T::Int),
+                    ("interrupted", T::Bool),
+                    ("not_reached", T::StrArr),
+                ],
+                &[],
+            );
+            if v["interrupted"] == false {
+                assert_eq!(v["not_reached"], serde_json::json!([]), "{kind}: {v:#}");
+            }
+        }
         other => panic!("no shape `{other}`"),
     }
 }
@@ -720,6 +767,7 @@ fn docs_examples_match_the_documented_shapes() {
         "mediabackup",
         "policy-test",
         "backup-all",
+        "adopt",
     ] {
         assert!(
             kinds.contains(kind),

@@ -32,6 +32,9 @@ use names::{Parsed, Pattern, Zone};
 /// How adopt reads names: the patterns to try, in order.
 pub struct Naming {
     pub patterns: Vec<Pattern>,
+    /// The zone of django-dbbackup's names was given (`--utc`, or `TZ`
+    /// set): without it, such names are not adopted (never guessed).
+    pub zone_given: bool,
 }
 
 impl Naming {
@@ -76,7 +79,11 @@ impl Naming {
                 p.zone == Zone::Utc,
             ))
         });
-        Ok(Naming { patterns })
+        let zone_given = utc || std::env::var_os("TZ").is_some_and(|z| !z.is_empty());
+        Ok(Naming {
+            patterns,
+            zone_given,
+        })
     }
 }
 
@@ -174,6 +181,12 @@ pub fn plan(
                     crate::naming::printable(of)
                 )));
             }
+            continue;
+        }
+        if !crate::catalog::nameable(&f.name) {
+            plan.refused.push(refuse(
+                "its name is not representable: rclone does not give it back byte for byte (a byte that is not UTF-8 shows as U+FFFD, and its quote character `‛` changes on the way back), so it cannot be read through rclone. Rename it (e.g. without `‛`), then run adopt again".into(),
+            ));
             continue;
         }
         if f.name.contains(".partial-") {
@@ -286,6 +299,14 @@ fn judge_name(
         ));
     }
     let (t, p, parsed) = hits.swap_remove(0);
+    // django-dbbackup's names are in Django's TIME_ZONE, which cannot be
+    // told from them: a zone west of UTC read as another gives a time
+    // hours early that nothing else shows.
+    if p.origin == Origin::DjangoDbbackup && !naming.zone_given {
+        return Err(
+            "django-dbbackup wrote the time in its name in Django's TIME_ZONE, which adopt does not guess: run `TZ=<TIME_ZONE> rcbackup adopt` (e.g. TZ=America/Chicago, Django's default), or pass --utc when TIME_ZONE = \"UTC\"".into(),
+        );
+    }
     // A file is written after its name's time: a name that is later than
     // the file's modification time was read in the wrong zone.
     if parsed.created > f.mod_time + chrono::Duration::minutes(10) {
@@ -353,16 +374,32 @@ pub struct Read {
     pub layout: Layout,
 }
 
+/// Why a file read is not adopted: `damaged` when it is not a complete
+/// dump (exit 4), else it is whole but not one rcbackup restores (a
+/// `pg_dump --create` dump).
+#[derive(Debug, Clone)]
+pub struct NotRead {
+    pub why: String,
+    pub damaged: bool,
+}
+
+impl From<String> for NotRead {
+    fn from(why: String) -> NotRead {
+        NotRead { why, damaged: true }
+    }
+}
+
 /// Reads `path` once: size and SHA-256 of the stored bytes, and what they
-/// hold (gunzipped if `gzip`), checked whole. `Ok(Err(why))`: the file is
-/// not a complete dump rcbackup can restore into `engine` (damaged);
-/// `Err`: it could not be read.
+/// hold (gunzipped if `gzip`), checked whole with the checks restore and
+/// verify run (for plain SQL, how psql would read it). `Ok(Err(_))`: the
+/// file is not a complete dump rcbackup can restore into `engine`; `Err`:
+/// it could not be read.
 pub fn read(
     rclone: &Rclone,
     path: &str,
     gzip: bool,
     engine: EngineKind,
-) -> Result<std::result::Result<Read, String>> {
+) -> Result<std::result::Result<Read, NotRead>> {
     let mut seen = Sniffer::default();
     let mut sink = Decompressor::new(&mut seen, gzip.then_some(Codec::Gzip))?;
     let mut cat = rclone.download(path)?;
@@ -382,9 +419,10 @@ pub fn read(
             let _ = cat.wait();
             return Ok(Err(sink
                 .corrupt()
-                .map_or("it does not decompress".into(), |c| {
+                .map_or("it does not decompress".to_string(), |c| {
                     format!("it does not decompress: {c}")
-                })));
+                })
+                .into()));
         }
     }
     let ended = cat.wait()?;
@@ -398,13 +436,14 @@ pub fn read(
         return Ok(Err(format!(
             "it does not decompress: {}",
             sink.corrupt().map_or_else(|| e.to_string(), String::from)
-        )));
+        )
+        .into()));
     }
     drop(sink);
     let digest = tally.finish();
     let Some((layout, check)) = seen.end() else {
         return Ok(Err(
-            "its contents are not a dump rcbackup can restore (not pg_dump custom or plain, mysqldump, sqlite3 .dump, or a SQLite database file)".into(),
+            "its contents are not a dump rcbackup can restore (not pg_dump custom or plain, mysqldump, sqlite3 .dump, or a SQLite database file)".to_string().into(),
         ));
     };
     if !layout.fits(engine) {
@@ -412,13 +451,21 @@ pub fn read(
             "it holds a {} dump, which does not restore into a {} database",
             layout.as_str(),
             engine.as_str()
-        )));
+        )
+        .into()));
     }
     if let Err(why) = check.finish() {
+        if check.made_with_create() {
+            return Ok(Err(NotRead {
+                why: format!("not a dump rcbackup restores: {why}"),
+                damaged: false,
+            }));
+        }
         return Ok(Err(format!(
-            "it does not hold a complete {} dump: {why}",
+            "it does not hold a complete {} dump rcbackup can restore: {why}",
             layout.as_str()
-        )));
+        )
+        .into()));
     }
     Ok(Ok(Read {
         size: digest.size,
@@ -498,7 +545,10 @@ mod tests {
     fn naming() -> Naming {
         let mut patterns = names::defaults();
         patterns[1].zone = Zone::Utc;
-        Naming { patterns }
+        Naming {
+            patterns,
+            zone_given: true,
+        }
     }
 
     fn targets() -> Vec<Target> {
@@ -611,6 +661,76 @@ mod tests {
             plan.candidates.len() + plan.refused.len() + plan.metadata.len(),
             files.len()
         );
+    }
+
+    /// django-dbbackup's zone is never guessed (review 13, #3); a name
+    /// rclone cannot give back is reported as such (#7).
+    #[test]
+    fn dbbackup_names_need_a_zone_and_names_must_be_representable() {
+        let files: Vec<Entry> = [
+            "default-2026-11-29-043457.dump",
+            "default-web1-2026-11-28-223503.psql.bin",
+            "default-a\u{201b}\u{201b}b-2026-11-29-040006.psql.bin",
+        ]
+        .iter()
+        .map(|n| entry(n))
+        .collect();
+        let present = files.iter().map(|f| f.name.clone()).collect();
+        let mut n = naming();
+        n.zone_given = false;
+        let plan = plan(&files, &present, &targets(), &n, &BTreeMap::new());
+        assert_eq!(plan.candidates.len(), 1);
+        assert_eq!(plan.candidates[0].name, "default-2026-11-29-043457.dump");
+        let why = |name: &str| {
+            plan.refused
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.reason.clone())
+                .unwrap_or_default()
+        };
+        let tz = why("default-web1-2026-11-28-223503.psql.bin");
+        assert!(
+            tz.contains("TZ=<TIME_ZONE>") && tz.contains("--utc"),
+            "{tz}"
+        );
+        let odd = why("default-a\u{201b}\u{201b}b-2026-11-29-040006.psql.bin");
+        assert!(odd.contains("not representable"), "{odd}");
+    }
+
+    #[test]
+    fn a_repeated_hour_is_read_as_the_earlier_instant() {
+        use chrono::{FixedOffset, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
+        // A zone whose clock shows 02:00-03:00 twice: +2 h, then +1 h.
+        #[derive(Clone, Copy)]
+        struct Fold;
+        impl TimeZone for Fold {
+            type Offset = FixedOffset;
+            fn from_offset(_: &FixedOffset) -> Fold {
+                Fold
+            }
+            fn offset_from_local_date(&self, _: &NaiveDate) -> LocalResult<FixedOffset> {
+                LocalResult::Single(FixedOffset::east_opt(3600).unwrap())
+            }
+            fn offset_from_local_datetime(&self, _: &NaiveDateTime) -> LocalResult<FixedOffset> {
+                // The later first, as chrono's Local gives them.
+                LocalResult::Ambiguous(
+                    FixedOffset::east_opt(3600).unwrap(),
+                    FixedOffset::east_opt(7200).unwrap(),
+                )
+            }
+            fn offset_from_utc_date(&self, _: &NaiveDate) -> FixedOffset {
+                FixedOffset::east_opt(3600).unwrap()
+            }
+            fn offset_from_utc_datetime(&self, _: &NaiveDateTime) -> FixedOffset {
+                FixedOffset::east_opt(3600).unwrap()
+            }
+        }
+        let naive = NaiveDate::from_ymd_opt(2026, 10, 25)
+            .unwrap()
+            .and_hms_opt(2, 30, 0)
+            .unwrap();
+        let t = names::earlier(&Fold, &naive).unwrap();
+        assert_eq!(rfc3339(t), "2026-10-25T00:30:00Z");
     }
 
     #[test]

@@ -221,11 +221,20 @@ impl Pattern {
             Zone::Utc => Some(naive.and_utc()),
             // A time that the clock showed twice (the hour a DST change
             // repeats) is taken as the earlier; one it skipped does not exist.
-            Zone::Local => Local
-                .from_local_datetime(&naive)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc)),
+            Zone::Local => earlier(&Local, &naive),
         }
+    }
+}
+
+/// The instant `naive` shows in `zone`; of two (the hour a DST change
+/// repeats), the earlier by the clock of the world, whichever order the
+/// zone gives them in (chrono's Local gives the later first).
+pub(crate) fn earlier<Z: TimeZone>(zone: &Z, naive: &NaiveDateTime) -> Option<DateTime<Utc>> {
+    use chrono::LocalResult;
+    match zone.from_local_datetime(naive) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(a, b) => Some(a.with_timezone(&Utc).min(b.with_timezone(&Utc))),
+        LocalResult::None => None,
     }
 }
 

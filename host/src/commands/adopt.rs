@@ -16,6 +16,9 @@ use crate::lock::Series;
 use crate::naming::printable;
 use crate::record::{Adopted, BackupRecord};
 
+/// The largest `.metadata` file read.
+const METADATA_MAX: u64 = 64 * 1024;
+
 pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
     let naming = Naming::new(
         &ctx.config,
@@ -53,6 +56,19 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         .collect();
     let mut metadata = BTreeMap::new();
     for e in foreign.iter().filter(|e| e.name.ends_with(".metadata")) {
+        // django-dbbackup's are about 100 bytes: a large one is not its.
+        if e.size > METADATA_MAX as i64 {
+            tracing::warn!(
+                "{} is {} bytes, more than django-dbbackup's metadata ever is ({} KiB at most read): ignored",
+                printable(&e.name),
+                e.size,
+                METADATA_MAX / 1024
+            );
+            continue;
+        }
+        if !crate::catalog::nameable(&e.name) {
+            continue;
+        }
         if let Some(bytes) = ctx.rclone.cat(&format!("{dir}/{}", e.name))? {
             metadata.insert(e.name.clone(), bytes);
         }
@@ -73,6 +89,8 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         adopted: Vec::new(),
         not_adopted: plan.refused.iter().map(NotAdopted::of).collect(),
         already_adopted: recorded,
+        interrupted: false,
+        not_reached: Vec::new(),
     };
     let mut failed = None;
     if args.dry_run {
@@ -84,19 +102,28 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         for c in &plan.candidates {
             by_alias.entry(&c.alias).or_default().push(c);
         }
+        let mut rest: Vec<&Candidate> = Vec::new();
         'dbs: for (alias, cands) in by_alias {
+            if report.interrupted {
+                rest.extend(cands);
+                continue;
+            }
             let lock = ctx.lock(Series::Db(alias.to_string()), "adopt")?;
-            for c in cands {
+            for (i, c) in cands.iter().enumerate() {
                 if crate::interrupt::interrupted() {
-                    failed = Some(exit::interrupted_at(format!(
-                        "interrupted: {} backup(s) adopted before; every record is whole; run adopt again for the rest",
-                        report.adopted.len()
-                    )));
-                    break 'dbs;
+                    report.interrupted = true;
+                    rest.extend(&cands[i..]);
+                    continue 'dbs;
                 }
                 match adopt_one(ctx, &catalog, c) {
                     Ok(Ok(row)) => report.adopted.push(row),
                     Ok(Err(r)) => report.not_adopted.push(NotAdopted::of(&r)),
+                    // Stopped by an interrupt: the file is not to blame.
+                    Err(_) if crate::interrupt::interrupted() => {
+                        report.interrupted = true;
+                        rest.extend(&cands[i..]);
+                        continue 'dbs;
+                    }
                     Err(e) => {
                         tracing::error!("{}: {e:#}", printable(&c.name));
                         report.not_adopted.push(NotAdopted {
@@ -109,6 +136,14 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
                 }
                 lock.check()?;
             }
+        }
+        report.not_reached = rest.iter().map(|c| c.name.clone()).collect();
+        if report.interrupted {
+            failed = Some(exit::interrupted_at(format!(
+                "interrupted: {} backup(s) adopted before, {} file(s) not reached; every record is whole; run adopt again for the rest",
+                report.adopted.len(),
+                report.not_reached.len()
+            )));
         }
     }
     if args.json {
@@ -125,6 +160,23 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+const CHANGED: &str = "it changed (or was deleted) while it was read; run adopt again";
+
+/// Is `c` as the listing before its read showed it (and of `read` bytes)?
+fn unchanged(
+    ctx: &Context,
+    catalog: &crate::catalog::Catalog<'_>,
+    c: &Candidate,
+    read: Option<u64>,
+) -> Result<bool> {
+    let now = ctx.rclone.list_files(catalog.dir())?.unwrap_or_default();
+    Ok(now.iter().find(|e| e.name == c.name).is_some_and(|e| {
+        read.is_none_or(|r| e.size as u64 == r)
+            && e.size as u64 == c.size
+            && e.mod_time == c.mod_time
+    }))
 }
 
 /// Reads one file and writes its record. `Ok(Err)`: not adopted, and why.
@@ -146,21 +198,23 @@ fn adopt_one(
         )));
     }
     let data = catalog.data_path(&c.name);
-    let read = match adopt::read(&ctx.rclone, &data, c.gzip, c.engine)? {
-        Ok(r) => r,
-        Err(why) => return Ok(Err(refuse(why, true))),
+    let changed = || refuse(CHANGED.into(), true);
+    let read = match adopt::read(&ctx.rclone, &data, c.gzip, c.engine) {
+        Ok(Ok(r)) => r,
+        Ok(Err(n)) => return Ok(Err(refuse(n.why, n.damaged))),
+        // rclone fails a read of a file that grows or shrinks under it
+        // (its size no longer the one it announced): say so, as below.
+        Err(e) => {
+            if !crate::interrupt::interrupted() && !unchanged(ctx, catalog, c, None)? {
+                return Ok(Err(changed()));
+            }
+            return Err(e);
+        }
     };
     // A file changed or replaced while it was read: its hash is of
     // neither version.
-    let now = ctx.rclone.list_files(catalog.dir())?.unwrap_or_default();
-    let same = now.iter().find(|e| e.name == c.name).is_some_and(|e| {
-        e.size as u64 == read.size && e.size as u64 == c.size && e.mod_time == c.mod_time
-    });
-    if !same {
-        return Ok(Err(refuse(
-            "it changed (or was deleted) while it was read; run adopt again".into(),
-            true,
-        )));
+    if !unchanged(ctx, catalog, c, Some(read.size))? {
+        return Ok(Err(changed()));
     }
     let record = BackupRecord {
         finished: c.mod_time,
@@ -211,6 +265,11 @@ struct Report {
     not_adopted: Vec<NotAdopted>,
     /// Backups adopted by earlier runs.
     already_adopted: usize,
+    /// Stopped by Ctrl-C or SIGTERM before every file was looked at.
+    interrupted: bool,
+    /// The files an interrupted run did not reach (neither adopted nor
+    /// refused): run adopt again.
+    not_reached: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -287,12 +346,23 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
             printable(m)
         );
     }
+    for n in &r.not_reached {
+        crate::outln!("not reached  {} (interrupted)", printable(n));
+    }
     let what = if r.dry_run {
         "dry run: nothing was changed"
     } else {
         "done"
     };
-    if r.adopted.is_empty() {
+    if r.interrupted {
+        crate::outln!(
+            "interrupted: {} backup(s) adopted, {} file(s) not adopted, {} not reached, {} adopted earlier; run adopt again for the rest",
+            r.adopted.len(),
+            r.not_adopted.len(),
+            r.not_reached.len(),
+            r.already_adopted
+        );
+    } else if r.adopted.is_empty() {
         crate::outln!(
             "nothing to adopt ({} backup(s) adopted earlier, {} file(s) not adopted); {what}",
             r.already_adopted,

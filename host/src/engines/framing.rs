@@ -17,6 +17,8 @@ use std::io::{self, Read, Write};
 
 use memchr::memmem;
 
+use super::psqlscan::{PsqlScan, Refused, Step};
+
 /// The framing a complete dump of each engine has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -240,38 +242,25 @@ impl<W: Write> Write for NoShellCommands<W> {
     }
 }
 
-/// A writer that passes pg_dump's plain SQL on to psql but never a psql
-/// meta-command (`\\! rm -rf ~`, `\\o FILE`, `\\copy ... FROM PROGRAM`,
-/// `\\connect other`) that a changed backup could hold: psql would run it on
-/// this machine or against another database. pg_dump writes only
-/// `\\restrict`/`\\unrestrict` (15.14 and later) outside COPY data, and in
-/// COPY data a line starting with `\\` is a value (`\\N`) until the `\\.`
-/// line. A meta-command line is held until its newline (at most 4 KiB) and
-/// judged whole; every other line streams through.
+/// A writer that passes pg_dump's plain SQL on to psql but never anything
+/// [`PsqlScan`] refuses (a psql meta-command such as `\\! rm -rf ~`,
+/// `\\o FILE`, `\\connect other`, or what it cannot classify): the stream
+/// stops before it. A backslash line is held until its newline and judged
+/// whole; pg_dump's own `\\restrict KEY`/`\\unrestrict KEY` lines are not
+/// passed on (restore_plain restricts psql with a key of its own).
 pub struct NoPsqlMetaCommands<W> {
     pub inner: W,
-    in_copy: bool,
-    line_len: usize,
-    /// The first bytes of the current line.
-    start: Vec<u8>,
-    /// The last bytes of the current line.
-    end: Vec<u8>,
+    scan: PsqlScan,
     held: Vec<u8>,
-    /// The refused line, once one was met.
-    pub found: Option<String>,
+    /// Why the stream was refused, once it was.
+    pub found: Option<Refused>,
 }
-
-const LINE_EDGE: usize = 16;
-const MAX_META_LINE: usize = 4096;
 
 impl<W> NoPsqlMetaCommands<W> {
     pub fn new(inner: W) -> Self {
         NoPsqlMetaCommands {
             inner,
-            in_copy: false,
-            line_len: 0,
-            start: Vec::with_capacity(LINE_EDGE),
-            end: Vec::with_capacity(2 * LINE_EDGE),
+            scan: PsqlScan::default(),
             held: Vec::new(),
             found: None,
         }
@@ -279,88 +268,72 @@ impl<W> NoPsqlMetaCommands<W> {
 }
 
 impl<W: Write> NoPsqlMetaCommands<W> {
-    fn note(&mut self, part: &[u8]) {
-        self.line_len += part.len();
-        if self.start.len() < LINE_EDGE {
-            let n = (LINE_EDGE - self.start.len()).min(part.len());
-            self.start.extend_from_slice(&part[..n]);
-        }
-        self.end
-            .extend_from_slice(&part[part.len().saturating_sub(LINE_EDGE)..]);
-        let cut = self.end.len().saturating_sub(LINE_EDGE);
-        self.end.drain(..cut);
-    }
-
-    fn refuse(&mut self, line: &[u8]) -> io::Error {
-        let shown = String::from_utf8_lossy(&line[..line.len().min(40)])
-            .trim_end()
-            .escape_default()
-            .to_string();
-        let e = io::Error::other(psql_command_found(&shown));
-        self.found = Some(shown);
-        e
-    }
-
-    /// At a newline: what the line means for the next ones.
-    fn end_line(&mut self) -> io::Result<()> {
-        if self.in_copy {
-            if self.line_len == 2 && self.start == b"\\." {
-                self.in_copy = false;
+    /// At the end of the stream: a last line without a newline is judged.
+    pub fn finish(&mut self) -> io::Result<()> {
+        match self.scan.finish() {
+            Ok(Step::DropHeld) => {
+                self.held.clear();
+                Ok(())
             }
-        } else if self.start.first() == Some(&b'\\') {
-            let line = std::mem::take(&mut self.held);
-            let allowed = line.starts_with(b"\\restrict ") || line.starts_with(b"\\unrestrict ");
-            if !allowed {
-                return Err(self.refuse(&line));
+            Ok(_) => {
+                let held = std::mem::take(&mut self.held);
+                self.inner.write_all(&held)
             }
-            self.inner.write_all(&line)?;
-        } else if self.start.starts_with(b"COPY ") && self.end.ends_with(b"FROM stdin;") {
-            self.in_copy = true;
+            Err(r) => {
+                let e = io::Error::other(r.message().to_string());
+                self.found = Some(r);
+                Err(e)
+            }
         }
-        self.line_len = 0;
-        self.start.clear();
-        self.end.clear();
-        Ok(())
     }
 }
 
-/// What is said of a plain SQL backup holding a psql meta-command.
-pub fn psql_command_found(line: &str) -> String {
-    format!(
-        "it holds the psql meta-command `{line}`, which pg_dump never writes and psql would run on this machine"
-    )
+/// What is said of a plain SQL backup refused by [`PsqlScan`].
+pub fn psql_command_found(r: &Refused) -> String {
+    r.message().to_string()
 }
 
 impl<W: Write> Write for NoPsqlMetaCommands<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(line) = &self.found {
-            return Err(io::Error::other(psql_command_found(line)));
+        if let Some(r) = &self.found {
+            return Err(io::Error::other(r.message().to_string()));
         }
-        let mut i = 0;
-        while i < buf.len() {
-            let nl = memchr::memchr(b'\n', &buf[i..]).map(|p| i + p);
-            let seg_end = nl.map_or(buf.len(), |p| p + 1);
-            let seg = &buf[i..seg_end];
-            self.note(if nl.is_some() {
-                &seg[..seg.len() - 1]
-            } else {
-                seg
-            });
-            if !self.in_copy && self.start.first() == Some(&b'\\') {
-                self.held.extend_from_slice(seg);
-                if self.held.len() > MAX_META_LINE {
-                    let line = std::mem::take(&mut self.held);
-                    return Err(self.refuse(&line));
+        // Bytes passed go out in runs; held ones wait for their line's end.
+        let mut run = 0;
+        let mut cut: Vec<(usize, usize)> = Vec::new();
+        let held = &mut self.held;
+        let fed = self.scan.feed(buf, |i, step| match step {
+            Step::Pass => {}
+            Step::Hold | Step::DropHeld => {
+                if run < i {
+                    cut.push((run, i));
                 }
-            } else {
-                self.inner.write_all(seg)?;
+                run = i + 1;
+                if step == Step::Hold {
+                    held.push(buf[i]);
+                } else {
+                    held.clear();
+                }
             }
-            if nl.is_some() {
-                self.end_line()?;
-            }
-            i = seg_end;
+        });
+        // Whatever was passed before a refusal is harmless on its own: psql
+        // is stopped before it reads on.
+        for (a, b) in cut {
+            self.inner.write_all(&buf[a..b])?;
         }
-        Ok(buf.len())
+        match fed {
+            Ok(()) => {
+                if run < buf.len() {
+                    self.inner.write_all(&buf[run..])?;
+                }
+                Ok(buf.len())
+            }
+            Err(r) => {
+                let e = io::Error::other(r.message().to_string());
+                self.found = Some(r);
+                Err(e)
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -383,6 +356,8 @@ pub struct DumpCheck {
     shell: ShellCommands,
     /// A sqlite3 shell command's line, if the stream held one.
     shell_command: Option<String>,
+    /// pg_dump plain SQL read as psql reads it.
+    psql: Option<PsqlScan>,
 }
 
 impl DumpCheck {
@@ -397,6 +372,7 @@ impl DumpCheck {
             error_open: false,
             shell: ShellCommands::default(),
             shell_command: None,
+            psql: (framing == Framing::PgPlain).then(PsqlScan::default),
         }
     }
 
@@ -409,6 +385,10 @@ impl DumpCheck {
         if self.head.len() < HEAD {
             let n = (HEAD - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..n]);
+        }
+        if let Some(scan) = &mut self.psql {
+            // A refusal is kept by the scan and given by finish.
+            let _ = scan.feed(chunk, |_, _| {});
         }
         if self.framing == Framing::SqliteDump {
             if self.shell_command.is_none() {
@@ -491,7 +471,10 @@ impl DumpCheck {
             Framing::PgPlain if memmem::find(&self.tail, PG_PLAIN_END).is_none() => Err(
                 "its output does not end with pg_dump's `-- PostgreSQL database dump complete` trailer (the dump stopped before the end)".into(),
             ),
-            Framing::PgPlain => Ok(()),
+            Framing::PgPlain => match self.psql.as_ref().and_then(PsqlScan::verdict) {
+                Some(r) => Err(r.message().to_string()),
+                None => Ok(()),
+            },
             Framing::SqliteFile => self.sqlite_file_size(),
             Framing::SqliteDump => {
                 if let Some(line) = &self.shell_command {
@@ -513,6 +496,15 @@ impl DumpCheck {
 }
 
 impl DumpCheck {
+    /// A plain SQL dump refused only because pg_dump made it with
+    /// `--create`: not damaged, but not one rcbackup restores.
+    pub fn made_with_create(&self) -> bool {
+        matches!(
+            self.psql.as_ref().and_then(PsqlScan::verdict),
+            Some(Refused::Create(_))
+        )
+    }
+
     /// A complete custom-format archive written to a pipe: a whole header
     /// for the custom format, ending in a zero integer.
     fn pg_archive_end(&self) -> Result<(), String> {
@@ -800,6 +792,13 @@ mod tests {
         let plain = b"--\n-- PostgreSQL database dump\n--\n\nSET x = 0;\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n\n";
         assert_eq!(sniff(plain), Some(Layout::PgPlain));
         assert_eq!(judged(Framing::PgPlain, plain), Ok(()));
+        // What restore refuses, verify and adopt refuse too (review 13, #2).
+        let bang = b"--\n-- PostgreSQL database dump\n--\n\nSELECT 1; \\! id\n--\n-- PostgreSQL database dump complete\n--\n";
+        let e = judged(Framing::PgPlain, bang).unwrap_err();
+        assert!(e.contains("meta-command"), "{e}");
+        let mut c = DumpCheck::new(Framing::PgPlain);
+        c.feed(b"--\n-- PostgreSQL database dump\n--\n\\connect x\n-- PostgreSQL database dump complete\n");
+        assert!(c.made_with_create() && c.finish().unwrap_err().contains("--create"));
         let cut = &plain[..plain.len() - 40];
         assert!(judged(Framing::PgPlain, cut)
             .unwrap_err()
@@ -840,10 +839,13 @@ mod tests {
     #[test]
     fn psql_meta_commands_are_refused() {
         let good = b"--\n-- PostgreSQL database dump\n--\n\\restrict k1\nSET a = 1;\nCOPY public.t (id, v) FROM stdin;\n1\tx\n\\N\ty\n\\.\nSELECT 1;\n\\unrestrict k1\n\n";
+        // pg_dump's `\\restrict` lines are not passed: restore_plain
+        // restricts psql with its own key.
+        let passed = b"--\n-- PostgreSQL database dump\n--\nSET a = 1;\nCOPY public.t (id, v) FROM stdin;\n1\tx\n\\N\ty\n\\.\nSELECT 1;\n\n";
         for chunk in [1, 2, 3, 7, 64, 4096] {
             assert_eq!(
                 through_psql_guard(good, chunk).unwrap(),
-                good.to_vec(),
+                passed.to_vec(),
                 "{chunk}"
             );
         }
@@ -855,7 +857,7 @@ mod tests {
         ] {
             for chunk in [1, 5, 4096] {
                 let e = through_psql_guard(bad, chunk).unwrap_err();
-                assert!(e.contains("meta-command"), "{e}");
+                assert!(e.contains("meta-command") || e.contains("--create"), "{e}");
             }
             let mut g = NoPsqlMetaCommands::new(Vec::new());
             let _ = g.write_all(bad);

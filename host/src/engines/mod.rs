@@ -14,6 +14,7 @@
 mod framing;
 mod mysql;
 mod postgres;
+mod psqlscan;
 pub mod scratch;
 mod sqlite;
 

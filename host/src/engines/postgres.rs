@@ -20,12 +20,13 @@
 //! on (and streams into pg_restore), so `dump_args` choosing another format
 //! or an output file are refused.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use anyhow::Result;
 
 use super::framing::{psql_command_found, NoPsqlMetaCommands};
+use super::psqlscan::Refused;
 use super::{
     consumer_error, describe_restore_tool, password_env, restore_failed, Source, Streamed,
 };
@@ -355,25 +356,46 @@ pub fn restore_plain(db: &Database, source: &Source) -> Result<()> {
     ]);
     connection(&mut cmd, db)?;
     cmd.arg(dbname_arg(&db.name));
+    // psql lexes the stream as UTF8 (an encoding it reads byte-wise, as
+    // the scan does) whatever this machine's locale.
+    cmd.env("PGCLIENTENCODING", "UTF8");
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
     crate::process::die_with_parent(&mut cmd);
+    let restrict = restrict_key(&psql_version());
     let mut psql = Proc::spawn("psql", &mut cmd)?;
     let mut stdin = psql.take_stdin();
     widen_pipe(&stdin);
+    // Behind the scan, psql's own guard (15.14, 16.10, 17.6 and later):
+    // restricted with a key the backup cannot know, it refuses every
+    // meta-command the stream could still hold.
+    if let Some(key) = &restrict {
+        if let Err(e) = stdin.write_all(format!("\\restrict {key}\n").as_bytes()) {
+            return Err(restore_failed(db, consumer_error(psql, e), LEFT));
+        }
+    }
     let mut guarded = NoPsqlMetaCommands::new(&mut stdin);
-    let streamed = source.stream_into(&mut guarded);
-    if let Some(line) = guarded.found.take() {
+    let mut streamed = source.stream_into(&mut guarded);
+    if matches!(streamed, Ok(Streamed::Verified)) {
+        if let Err(e) = guarded.finish() {
+            streamed = Ok(Streamed::ConsumerStopped(e));
+        }
+    }
+    if let Some(r) = guarded.found.take() {
         psql.kill();
         let _ = psql.wait();
-        return Err(restore_failed(
-            db,
-            exit::integrity(format!(
+        let what = match &r {
+            Refused::Create(_) => format!(
+                "backup {} {}. Restore another backup (rcbackup listbackups)",
+                source.record.name,
+                psql_command_found(&r)
+            ),
+            Refused::Altered(_) => format!(
                 "backup {} matches its record but {}: it was altered. Restore another backup (rcbackup listbackups)",
                 source.record.name,
-                psql_command_found(&line)
-            )),
-            LEFT,
-        ));
+                psql_command_found(&r)
+            ),
+        };
+        return Err(restore_failed(db, exit::integrity(what), LEFT));
     }
     drop(guarded);
     match streamed {
@@ -425,6 +447,41 @@ fn has_postgis(db: &Database) -> Result<bool> {
         )));
     }
     Ok(out.trim() != "0")
+}
+
+/// psql's version (`psql --version`), as (major, minor).
+fn psql_version() -> Option<(u32, u32)> {
+    let out = Command::new("psql").arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+/// A fresh `\restrict` key, if psql (`version`) knows the command.
+fn restrict_key(version: &Option<(u32, u32)>) -> Option<String> {
+    let knows = match *version {
+        Some((major, minor)) => match major {
+            13 => minor >= 22,
+            14 => minor >= 19,
+            15 => minor >= 14,
+            16 => minor >= 10,
+            17 => minor >= 6,
+            m => m >= 18,
+        },
+        None => false,
+    };
+    if !knows {
+        tracing::warn!(
+            "psql is older than 15.14/16.10/17.6 (no \\restrict): the plain SQL is guarded by rcbackup's check alone"
+        );
+        return None;
+    }
+    crate::random::hex(24)
 }
 
 /// The server's `server_version_num` (150004 for 15.4), asked by psql

@@ -1,0 +1,208 @@
+--
+-- PostgreSQL database dump
+--
+
+\restrict q0vh0jSMZBx4i8UpbLAgqZPqLqIchi6Sc0KMKjwdPTCMm7DM2b1a7eK1vrFMa3N
+
+-- Dumped from database version 15.18 (Debian 15.18-0+deb12u1)
+-- Dumped by pg_dump version 15.18 (Debian 15.18-0+deb12u1)
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: SCHEMA "public"; Type: COMMENT; Schema: -; Owner: pg_database_owner
+--
+
+COMMENT ON SCHEMA "public" IS 'standard public schema';
+
+
+--
+-- Name: f_atomic(integer, integer); Type: FUNCTION; Schema: public; Owner: rcbackup
+--
+
+CREATE FUNCTION "public"."f_atomic"("a" integer, "b" integer) RETURNS integer
+    LANGUAGE "sql"
+    BEGIN ATOMIC
+ SELECT
+         CASE
+             WHEN ("a" > "b") THEN "a"
+             ELSE "b"
+         END AS "b";
+ SELECT ("a" + "b");
+END;
+
+
+ALTER FUNCTION "public"."f_atomic"("a" integer, "b" integer) OWNER TO "rcbackup";
+
+--
+-- Name: f_dollar(integer); Type: FUNCTION; Schema: public; Owner: rcbackup
+--
+
+CREATE FUNCTION "public"."f_dollar"("x" integer) RETURNS "text"
+    LANGUAGE "plpgsql"
+    AS $_$ BEGIN RETURN 'a\b' || $q$ it's $q$ || x; END $_$;
+
+
+ALTER FUNCTION "public"."f_dollar"("x" integer) OWNER TO "rcbackup";
+
+SET default_tablespace = '';
+
+SET default_table_access_method = "heap";
+
+--
+-- Name: plain_t; Type: TABLE; Schema: public; Owner: rcbackup
+--
+
+CREATE TABLE "public"."plain_t" (
+    "a" integer,
+    "b" "text"
+);
+
+
+ALTER TABLE "public"."plain_t" OWNER TO "rcbackup";
+
+--
+-- Name: TABLE "plain_t"; Type: COMMENT; Schema: public; Owner: rcbackup
+--
+
+COMMENT ON TABLE "public"."plain_t" IS 'Données: l''été — "quoted" /* c */ -- d';
+
+
+--
+-- Name: p_atomic(integer); Type: PROCEDURE; Schema: public; Owner: rcbackup
+--
+
+CREATE PROCEDURE "public"."p_atomic"(IN "a" integer)
+    LANGUAGE "sql"
+    BEGIN ATOMIC
+ INSERT INTO "public"."plain_t" ("a", "b")
+   VALUES ("p_atomic"."a", 'p;'::"text");
+END;
+
+
+ALTER PROCEDURE "public"."p_atomic"(IN "a" integer) OWNER TO "rcbackup";
+
+--
+-- Name: Odd "name"; x; Type: TABLE; Schema: public; Owner: rcbackup
+--
+
+CREATE TABLE "public"."Odd ""name""; x" (
+    "id" integer NOT NULL,
+    "Café" "text",
+    "v" "text",
+    "arr" integer[]
+);
+
+
+ALTER TABLE "public"."Odd ""name""; x" OWNER TO "rcbackup";
+
+--
+-- Name: nocols; Type: TABLE; Schema: public; Owner: rcbackup
+--
+
+CREATE TABLE "public"."nocols" (
+);
+
+
+ALTER TABLE "public"."nocols" OWNER TO "rcbackup";
+
+--
+-- Name: s1; Type: SEQUENCE; Schema: public; Owner: rcbackup
+--
+
+CREATE SEQUENCE "public"."s1"
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+ALTER TABLE "public"."s1" OWNER TO "rcbackup";
+
+--
+-- Name: v_slice; Type: VIEW; Schema: public; Owner: rcbackup
+--
+
+CREATE VIEW "public"."v_slice" AS
+ SELECT "Odd ""name""; x"."arr"[1:2] AS "s",
+    "Odd ""name""; x"."arr"["Odd ""name""; x"."id":"Odd ""name""; x"."id"] AS "t",
+    (("Odd ""name""; x"."id")::"text" || ':'::"text") AS "c"
+   FROM "public"."Odd ""name""; x";
+
+
+ALTER TABLE "public"."v_slice" OWNER TO "rcbackup";
+
+--
+-- Name: ümlaut; Type: TABLE; Schema: public; Owner: rcbackup
+--
+
+CREATE TABLE "public"."ümlaut" (
+    "x" numeric DEFAULT 0.00000015,
+    "y" double precision DEFAULT '1000000000000000000000000000000'::numeric
+);
+
+
+ALTER TABLE "public"."ümlaut" OWNER TO "rcbackup";
+
+--
+-- Data for Name: Odd "name"; x; Type: TABLE DATA; Schema: public; Owner: rcbackup
+--
+
+INSERT INTO "public"."Odd ""name""; x" ("id", "Café", "v", "arr") VALUES (1, 'it''s', 'back\slash
+new line	\.', '{1,2,3}');
+INSERT INTO "public"."Odd ""name""; x" ("id", "Café", "v", "arr") VALUES (2, 'Ünïcödé €', '\! touch /tmp/nope', NULL);
+INSERT INTO "public"."Odd ""name""; x" ("id", "Café", "v", "arr") VALUES (3, '-- not a comment', '/* nor this */ $$ $a$', '{4}');
+
+
+--
+-- Data for Name: nocols; Type: TABLE DATA; Schema: public; Owner: rcbackup
+--
+
+
+
+--
+-- Data for Name: plain_t; Type: TABLE DATA; Schema: public; Owner: rcbackup
+--
+
+INSERT INTO "public"."plain_t" ("a", "b") VALUES (1, 'x');
+INSERT INTO "public"."plain_t" ("a", "b") VALUES (2, '\.');
+
+
+--
+-- Data for Name: ümlaut; Type: TABLE DATA; Schema: public; Owner: rcbackup
+--
+
+INSERT INTO "public"."ümlaut" ("x", "y") VALUES (2.5, 30000000000);
+
+
+--
+-- Name: s1; Type: SEQUENCE SET; Schema: public; Owner: rcbackup
+--
+
+SELECT pg_catalog.setval('"public"."s1"', 42, true);
+
+
+--
+-- Name: Odd "name"; x Odd "name"; x_pkey; Type: CONSTRAINT; Schema: public; Owner: rcbackup
+--
+
+ALTER TABLE ONLY "public"."Odd ""name""; x"
+    ADD CONSTRAINT "Odd ""name""; x_pkey" PRIMARY KEY ("id");
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict q0vh0jSMZBx4i8UpbLAgqZPqLqIchi6Sc0KMKjwdPTCMm7DM2b1a7eK1vrFMa3N
+
