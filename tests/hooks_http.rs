@@ -570,17 +570,27 @@ fn http_is_linked_only_for_a_hook_that_is_granted_it() {
         assert_eq!(r.code, 2, "{extra}: {}", r.stderr);
         assert_mentions(&r.stderr, &[says]);
     }
-    // A secret whose variable is unset stops the run before anything is done.
+    // A secret whose variable is unset: commands that send no events go
+    // on (with a warning); each call of the hook fails, as on_error says,
+    // without running it.
     let server = Server::start();
     let w = hostile(
         &[server.origin()],
         &format!("{{ do = \"get\", url = \"{}\" }}", server.url("/x")),
         "secrets = { t = \"RCBACKUP_TEST_UNSET_VAR\" }\n",
     );
-    let r = w.run(&["dbbackup"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = w.ok(&["listbackups"]);
     assert_mentions(&r.stderr, &["RCBACKUP_TEST_UNSET_VAR is not set"]);
-    assert!(w.stored_files().is_empty());
+    let r = w.run(&["dbbackup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[
+            "hook hostile_http.wasm not run",
+            "RCBACKUP_TEST_UNSET_VAR is not set",
+        ],
+    );
+    assert!(server.seen().is_empty());
 }
 
 #[test]
@@ -663,6 +673,46 @@ fn a_tenant_may_not_grant_itself_the_operators_network() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_mentions(&r.stderr, &["HOME", "TENANT_ACME_"]);
     assert!(server.seen().is_empty());
+}
+
+/// A tenant's own hook may not hold a backup-all job longer than the
+/// operator allows (its deadline, its requests' time): tenant_limits.
+#[test]
+fn a_tenants_own_limits_are_capped_by_the_operator() {
+    let tenant = |w: &mut World, limits: &str| {
+        let file = w.path("acme.sqlite3");
+        common::sqlite(&file, "CREATE TABLE t(x);");
+        add(
+            w,
+            &format!(
+                "[tenants.acme]\n[tenants.acme.databases.default]\nengine = \"sqlite\"\nname = \"{}\"\n[[tenants.acme.hooks]]\nmodule = \"{}\"\nlimits = {{ {limits} }}\n",
+                file.display(),
+                module(&rust_guest("event_log"))
+            ),
+        );
+    };
+    let mut w = world();
+    tenant(&mut w, "deadline_ms = 86400000");
+    let r = w.run(&["--tenant", "acme", "dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(
+        &r.stderr,
+        &[
+            "hooks[0].limits.deadline_ms",
+            "at most 60000",
+            "tenant_limits",
+        ],
+    );
+    let mut w = world();
+    w.setting("tenant_limits = { deadline_ms = 86400000 }");
+    tenant(&mut w, "deadline_ms = 86400000");
+    w.ok(&["--tenant", "acme", "dbbackup"]);
+    let mut w = world();
+    w.setting("tenant_limits = { memory_mib = 64 }");
+    tenant(&mut w, "memory_mib = 128");
+    let r = w.run(&["--tenant", "acme", "dbbackup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["hooks[0].limits.memory_mib", "at most 64"]);
 }
 
 #[test]

@@ -293,6 +293,11 @@ fn check_policies(config: &Config, report: &mut Report) {
     for (key, spec, role) in modules {
         let check = format!("policy {key}");
         match GuestPolicy::load(spec, role, &key) {
+            // Runs go on without the hook's secret, failing its calls;
+            // the check says so as an error.
+            Ok(GuestPolicy {
+                unready: Some(why), ..
+            }) => report.error(&check, &anyhow::anyhow!("{why}")),
             Ok(_) => report.ok(
                 &check,
                 format!(

@@ -121,7 +121,7 @@ struct Sections {
 /// Top-level keys that open a section rather than set a setting.
 const SECTION_KEYS: [&str; 3] = ["databases", "policies", "hooks"];
 /// Top-level keys of the operator's file only: a tenant has no tenants.
-const TENANT_KEYS: [&str; 2] = ["tenants", "tenants_dir"];
+const TENANT_KEYS: [&str; 3] = ["tenants", "tenants_dir", "tenant_limits"];
 
 /// One file's (or one `[tenants.<name>]` section's) keys, read and typed
 /// but not yet merged or checked: relative paths already made absolute
@@ -321,6 +321,19 @@ impl Config {
             toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let tenant_sections = table.remove("tenants");
         let tenants_dir = table.remove("tenants_dir");
+        let tenant_limits = match table.remove("tenant_limits") {
+            None => crate::policy::limits::LimitsSection::default(),
+            Some(v) => {
+                let section: crate::policy::limits::LimitsSection =
+                    v.try_into().map_err(|e: toml::de::Error| {
+                        key_error(path, "tenant_limits", e.message().to_string())
+                    })?;
+                section
+                    .resolve()
+                    .map_err(|why| key_error(path, "tenant_limits", why))?;
+                section
+            }
+        };
         let top_secret_vars = secret_var_names(&table);
         crate::process::note_secret_vars(top_secret_vars.clone());
         // Every relative path in the file is relative to the file's folder.
@@ -346,6 +359,7 @@ impl Config {
                 sections: tenant_sections,
                 dir: tenants_dir,
                 top_secret_vars,
+                limits_ceiling: tenant_limits.tenant_ceiling(),
             },
             path,
             &dir,

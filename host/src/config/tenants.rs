@@ -62,6 +62,8 @@ pub struct Sources {
     pub dir: Option<toml::Value>,
     /// The variables the top level's own databases take secrets from.
     pub top_secret_vars: Vec<String>,
+    /// The most a tenant's own policies and hooks may set in `limits`.
+    pub limits_ceiling: crate::policy::limits::LimitsSection,
 }
 
 /// Every tenant of a config, resolved, or why it cannot be used.
@@ -142,6 +144,7 @@ pub(super) fn load(
     top_layer: &SettingsLayer,
     top: &Config,
 ) -> Result<Tenants> {
+    let ceiling = sources.limits_ceiling;
     let mut declared: BTreeMap<String, std::result::Result<Declared, String>> = BTreeMap::new();
     // The secret variables of tenants that cannot run (a file that does
     // not parse, a tenant defined twice): still kept from every child.
@@ -234,7 +237,7 @@ pub(super) fn load(
         .map(|(name, d)| {
             let resolved = d.and_then(|d| {
                 check_tenant_name(&name).map_err(|why| format!("{}: {why}", d.source.display()))?;
-                resolve(&name, d, top_layer, top).map_err(|e| format!("{e:#}"))
+                resolve(&name, d, top_layer, top, &ceiling).map_err(|e| format!("{e:#}"))
             });
             (name, resolved)
         })
@@ -403,8 +406,23 @@ fn tenant_file(path: &Path, shown: &Path) -> std::result::Result<String, String>
 
 /// One tenant's config: its keys over the top level's, its backups below
 /// `<remote>/tenants/<name>/` unless it names its own remote.
-fn resolve(name: &str, d: Declared, top_layer: &SettingsLayer, top: &Config) -> Result<Config> {
+fn resolve(
+    name: &str,
+    d: Declared,
+    top_layer: &SettingsLayer,
+    top: &Config,
+    ceiling: &crate::policy::limits::LimitsSection,
+) -> Result<Config> {
     let table = d.table;
+    if let Some((key, value, most)) = limits_above(&table, ceiling) {
+        return Err(key_error(
+            &d.source,
+            &key,
+            format!(
+                "is {value}; a tenant's own policies and hooks may set at most {most} (the top level's tenant_limits): one tenant's guest must not hold a backup-all job, or the machine, longer than the operator allows"
+            ),
+        ));
+    }
     for key in super::TENANT_KEYS {
         if table.contains_key(key) {
             return Err(key_error(
@@ -654,6 +672,34 @@ fn refuse_one_namespace(declared: &mut BTreeMap<String, std::result::Result<Decl
             declared.insert(name.clone(), Err(why));
         }
     }
+}
+
+/// The first `limits` key of a tenant's own policies or hooks above the
+/// ceiling: (its key, its value, the most allowed).
+fn limits_above(
+    table: &toml::Table,
+    ceiling: &crate::policy::limits::LimitsSection,
+) -> Option<(String, u64, u64)> {
+    let parse = |v: &toml::Value| -> Option<crate::policy::limits::LimitsSection> {
+        v.get("limits")?.clone().try_into().ok()
+    };
+    let policies = table
+        .get("policies")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flatten()
+        .map(|(role, v)| (format!("policies.{role}.limits"), v));
+    let hooks = table
+        .get("hooks")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, v)| (format!("hooks[{i}].limits"), v));
+    policies.chain(hooks).find_map(|(at, v)| {
+        let (key, value, most) = parse(v)?.above(ceiling)?;
+        Some((format!("{at}.{key}"), value, most))
+    })
 }
 
 /// A hook of a tenant's own granted an address in a reserved range (the

@@ -95,7 +95,7 @@ impl LimitsSection {
         at_most("deadline_ms", self.deadline_ms, MAX_DEADLINE_MS, "one day")?;
         at_most("output_kib", self.output_kib, MAX_TEXT_KIB, "1 GiB")?;
         at_most("log_kib", self.log_kib, MAX_TEXT_KIB, "1 GiB")?;
-        at_most("http_requests", self.http_requests, 10_000, "ten thousand")?;
+        at_most("http_requests", self.http_requests, 1_000, "a thousand")?;
         at_most("http_sent_kib", self.http_sent_kib, MAX_TEXT_KIB, "1 GiB")?;
         at_most(
             "http_received_kib",
@@ -124,6 +124,46 @@ impl LimitsSection {
                     .http_request_ms
                     .map_or(h.request_time, Duration::from_millis),
             },
+        })
+    }
+
+    /// The ceiling of a tenant's own policies and hooks: what the
+    /// operator's `tenant_limits` sets, else, for the time keys, a bound that
+    /// keeps one tenant's guest from holding a `backup-all` job for long.
+    pub fn tenant_ceiling(&self) -> LimitsSection {
+        LimitsSection {
+            deadline_ms: self.deadline_ms.or(Some(60_000)),
+            http_request_ms: self.http_request_ms.or(Some(10_000)),
+            http_requests: self.http_requests.or(Some(32)),
+            ..*self
+        }
+    }
+
+    /// The first key of `self` set above `ceiling`: (key, value, most).
+    pub fn above(&self, ceiling: &LimitsSection) -> Option<(&'static str, u64, u64)> {
+        [
+            ("fuel", self.fuel, ceiling.fuel),
+            ("memory_mib", self.memory_mib, ceiling.memory_mib),
+            ("deadline_ms", self.deadline_ms, ceiling.deadline_ms),
+            ("output_kib", self.output_kib, ceiling.output_kib),
+            ("log_kib", self.log_kib, ceiling.log_kib),
+            ("http_requests", self.http_requests, ceiling.http_requests),
+            ("http_sent_kib", self.http_sent_kib, ceiling.http_sent_kib),
+            (
+                "http_received_kib",
+                self.http_received_kib,
+                ceiling.http_received_kib,
+            ),
+            (
+                "http_request_ms",
+                self.http_request_ms,
+                ceiling.http_request_ms,
+            ),
+        ]
+        .into_iter()
+        .find_map(|(key, v, most)| match (v, most) {
+            (Some(v), Some(most)) if v > most => Some((key, v, most)),
+            _ => None,
         })
     }
 

@@ -199,6 +199,10 @@ pub struct GuestPolicy {
     pub limits: limits::Limits,
     /// What HTTP it is granted, its secrets read (hooks only).
     pub http: Option<Arc<http::HttpGrant>>,
+    /// Why its calls cannot be made (a secret's variable is not set): each
+    /// call fails with this, as `on_error` says, while commands that send
+    /// no events (listbackups, verify) go on.
+    pub unready: Option<String>,
 }
 
 impl GuestPolicy {
@@ -214,20 +218,24 @@ impl GuestPolicy {
             .load(&spec.path, linking)
             .map_err(in_config)?;
         require_role(&module, role).map_err(in_config)?;
-        let http = spec
+        let (http, unready) = match spec
             .http
             .as_ref()
-            .map(|h| {
-                http::HttpGrant::ready(h, spec.limits.http)
-                    .map(Arc::new)
-                    .map_err(|why| crate::exit::usage(format!("{key}: {why}")))
-            })
-            .transpose()?;
+            .map(|h| http::HttpGrant::ready(h, spec.limits.http))
+        {
+            None => (None, None),
+            Some(Ok(grant)) => (Some(Arc::new(grant)), None),
+            Some(Err(why)) => {
+                tracing::warn!("{key}: {why}; each call of this hook fails until it is set");
+                (None, Some(format!("{key}: {why}")))
+            }
+        };
         Ok(GuestPolicy {
             module: Arc::new(module),
             config_json: spec.config_json.clone(),
             limits: spec.limits,
             http,
+            unready,
         })
     }
 }
@@ -241,6 +249,7 @@ impl GuestPolicy {
             config_json: config_json.to_string(),
             limits: limits::Limits::default(),
             http: None,
+            unready: None,
         })
     }
 }
@@ -501,25 +510,33 @@ impl Policies {
                 http: p.http.clone(),
                 journal: None,
             };
-            let outcome = p
-                .module
-                .on_event(&p.config_json, &p.limits, &grants, &guest_event);
+            let outcome = match &p.unready {
+                Some(why) => Err(anyhow!("hook {} not run: {why}", p.module.name)),
+                None => Ok(p
+                    .module
+                    .on_event(&p.config_json, &p.limits, &grants, &guest_event)),
+            };
             let failure = match outcome {
-                Ok(Ok(())) => continue,
-                Ok(Err(reason)) if event.kind.is_pre() => {
-                    return Err(HookStop::Veto {
-                        module: p.module.name.clone(),
-                        event: event.kind.as_str(),
-                        reason,
-                    });
-                }
-                Ok(Err(reason)) => anyhow!(
-                    "hook {} failed on {}: {}",
-                    p.module.name,
-                    event.kind.as_str(),
-                    escape(&reason)
-                ),
-                Err(e) => anyhow::Error::new(e).context(format!("hook on {}", event.kind.as_str())),
+                Err(e) => e,
+                Ok(outcome) => match outcome {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(reason)) if event.kind.is_pre() => {
+                        return Err(HookStop::Veto {
+                            module: p.module.name.clone(),
+                            event: event.kind.as_str(),
+                            reason,
+                        });
+                    }
+                    Ok(Err(reason)) => anyhow!(
+                        "hook {} failed on {}: {}",
+                        p.module.name,
+                        event.kind.as_str(),
+                        escape(&reason)
+                    ),
+                    Err(e) => {
+                        anyhow::Error::new(e).context(format!("hook on {}", event.kind.as_str()))
+                    }
+                },
             };
             match hook.on_error {
                 // An interrupt ends the run, whatever on_error says.

@@ -3,7 +3,7 @@
 //! not spent. What is refused fails inside the guest with the reason, and
 //! is logged with the module's name.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,24 @@ pub struct Gate {
     usage: Arc<Usage>,
     /// What `policy test` shows: every request, sent or not.
     journal: Option<Arc<Mutex<Vec<Exchange>>>>,
+    /// Warnings this call has written: past WARNINGS, one line says so and
+    /// the rest are not shown (a hook failing a thousand requests must not
+    /// write a thousand lines).
+    warned: Arc<AtomicU32>,
+}
+
+/// Warnings about one call's requests that rcbackup's log shows.
+const WARNINGS: u32 = 10;
+
+/// Writes a warning about a request, unless the call has had its share.
+fn warn_limited(warned: &AtomicU32, module: &str, line: std::fmt::Arguments) {
+    match warned.fetch_add(1, Ordering::Relaxed) {
+        n if n < WARNINGS => tracing::warn!("[{module}] {line}"),
+        n if n == WARNINGS => tracing::warn!(
+            "[{module}] more HTTP requests of this call were refused or failed; not shown"
+        ),
+        _ => {}
+    }
 }
 
 impl Gate {
@@ -50,6 +68,7 @@ impl Gate {
             requests: 0,
             usage: Arc::default(),
             journal,
+            warned: Arc::default(),
         }
     }
 
@@ -205,10 +224,10 @@ impl WasiHttpHooks for Gate {
         let (origin, grant) = match self.admit(&mut request, &url) {
             Ok(ok) => ok,
             Err(why) => {
-                tracing::warn!(
-                    "[{}] HTTP request refused: {shown}: {}",
-                    self.module,
-                    escape(&why)
+                warn_limited(
+                    &self.warned,
+                    &self.module,
+                    format_args!("HTTP request refused: {shown}: {}", escape(&why)),
                 );
                 self.note(Exchange {
                     method,
@@ -268,6 +287,7 @@ impl WasiHttpHooks for Gate {
         let module = self.module.clone();
         let journal = self.journal.clone();
         let usage = self.usage.clone();
+        let warned = self.warned.clone();
         let started = Instant::now();
         Box::new(async move {
             let result = send(request, origin, usage, bounds, redactor).await;
@@ -279,7 +299,11 @@ impl WasiHttpHooks for Gate {
                 }
                 Err(e) => {
                     let why = describe(e, grant.bounds.request_time);
-                    tracing::warn!("[{module}] HTTP {shown} failed after {ms} ms: {why}");
+                    warn_limited(
+                        &warned,
+                        &module,
+                        format_args!("HTTP {shown} failed after {ms} ms: {why}"),
+                    );
                     why
                 }
             };

@@ -21,6 +21,9 @@ use wasmtime_wasi_http::{Error, WasiBody};
 use super::grant::{reserved_range, Origin, Scheme};
 use super::secrets::{Redactor, Scrubber};
 
+/// Name lookups running at once, in the whole process.
+const RESOLVERS: usize = 8;
+
 /// What one call's requests have used, shared by the bodies of all its
 /// requests (which run on tasks of their own).
 #[derive(Debug, Default)]
@@ -55,11 +58,20 @@ async fn addresses(origin: &Origin, ends: Instant) -> Result<Vec<SocketAddr>, Er
     // The system resolver blocks and cannot be cancelled: it runs on a
     // thread of its own, left behind at the deadline (tokio's blocking pool
     // would hold the process's exit until the lookup gave up).
+    // At most RESOLVERS lookups at once in the process: a hook making
+    // thousands of requests to names that never resolve waits here, within
+    // its deadline, instead of starting a thread for each.
+    static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RESOLVERS);
+    let permit = tokio::time::timeout_at(ends, LOOKUPS.acquire())
+        .await
+        .map_err(|_| Error::DnsTimeout)?
+        .map_err(|_| Error::DnsTimeout)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (host, port) = (origin.host.clone(), origin.port);
     std::thread::Builder::new()
         .name("rcbackup-dns".into())
         .spawn(move || {
+            let _permit = permit;
             let _ = tx.send(std::net::ToSocketAddrs::to_socket_addrs(&(
                 host.as_str(),
                 port,
