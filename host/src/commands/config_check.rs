@@ -301,9 +301,32 @@ fn check_policies(config: &Config, report: &mut Report) {
             Ok(_) => report.ok(
                 &check,
                 format!(
-                    "{} loads and exports {} (not called)",
+                    "{} loads and exports {} (not called){}",
                     spec.path.display(),
-                    role.as_str()
+                    role.as_str(),
+                    match &spec.http {
+                        None => String::new(),
+                        Some(h) => format!(
+                            "; granted HTTP to {}{}",
+                            h.origins
+                                .iter()
+                                .map(|g| g.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if h.secrets.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    " with the secrets {}",
+                                    h.secrets
+                                        .iter()
+                                        .map(|s| s.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            }
+                        ),
+                    }
                 ),
             ),
             Err(e) => report.error(&check, &e),

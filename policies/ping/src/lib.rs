@@ -28,6 +28,9 @@ const MAX_BODY: usize = 10 * 1024;
 #[derive(Deserialize, Default, Debug)]
 #[serde(deny_unknown_fields, default)]
 struct Config {
+    /// An error on a `pre-` event vetoes the operation (default: a warning).
+    #[serde(default)]
+    veto: bool,
     url: Option<String>,
     urls: BTreeMap<String, String>,
     media_url: Option<String>,
@@ -129,28 +132,45 @@ fn body(event: &Event) -> String {
 struct PingHook;
 
 impl Hooks for PingHook {
+    /// A notification that fails on a `pre-` event is a warning, not a
+    /// veto, unless the config says `veto = true`: the monitoring or chat
+    /// service being down must not stop backups (`on_error` cannot help
+    /// there, since an error answer to a `pre-` event is always a veto).
     fn on_event(event: Event) -> Result<(), String> {
         let config: Config = rcbackup_guest::config()?;
-        let Some(url) = ping_url(&config, &event)? else {
-            return Ok(());
-        };
-        let origin = Url::parse(&url)
-            .map_err(|e| format!("the ping URL (config key `url` or `urls`): {e}"))?
-            .origin();
-        let response = Request::new(rcbackup_guest::http::Method::Post, url)
-            .header("content-type", "text/plain; charset=utf-8")
-            .body(body(&event))
-            .send()?;
-        if !response.is_success() {
-            return Err(format!(
-                "ping to {origin} on {} answered HTTP {}",
-                event.kind.as_str(),
-                response.status
-            ));
+        let pre = event.kind.phase() == Phase::Pre;
+        match notify(&config, event) {
+            Err(why) if pre && !config.veto => {
+                rcbackup_guest::log::warn(&format!(
+                    "{why} (not a veto: set veto = true in the config to stop the operation when this fails)"
+                ));
+                Ok(())
+            }
+            other => other,
         }
-        rcbackup_guest::log::debug(&format!("pinged {origin} on {}", event.kind.as_str()));
-        Ok(())
     }
+}
+
+fn notify(config: &Config, event: Event) -> Result<(), String> {
+    let Some(url) = ping_url(config, &event)? else {
+        return Ok(());
+    };
+    let origin = Url::parse(&url)
+        .map_err(|e| format!("the ping URL (config key `url` or `urls`): {e}"))?
+        .origin();
+    let response = Request::new(rcbackup_guest::http::Method::Post, url)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(body(&event))
+        .send()?;
+    if !response.is_success() {
+        return Err(format!(
+            "ping to {origin} on {} answered HTTP {}",
+            event.kind.as_str(),
+            response.status
+        ));
+    }
+    rcbackup_guest::log::debug(&format!("pinged {origin} on {}", event.kind.as_str()));
+    Ok(())
 }
 
 export_policy!(PingHook: hooks);

@@ -20,6 +20,9 @@ const MAX_ERROR: usize = 10 * 1024;
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    /// An error on a `pre-` event vetoes the operation (default: a warning).
+    #[serde(default)]
+    veto: bool,
     url: String,
     #[serde(default)]
     format: Format,
@@ -115,33 +118,50 @@ fn body(format: Format, e: &Event) -> String {
 struct Webhook;
 
 impl Hooks for Webhook {
+    /// A notification that fails on a `pre-` event is a warning, not a
+    /// veto, unless the config says `veto = true`: the monitoring or chat
+    /// service being down must not stop backups (`on_error` cannot help
+    /// there, since an error answer to a `pre-` event is always a veto).
     fn on_event(event: Event) -> Result<(), String> {
         let config: Config = rcbackup_guest::config()?;
-        let origin = Url::parse(&config.url)
-            .map_err(|e| format!("config key `url`: {e}"))?
-            .origin();
-        let mut request = Request::new(Method::Post, &config.url)
-            .header("content-type", "application/json")
-            .body(body(config.format, &event));
-        for (name, value) in &config.headers {
-            request = request.header(name.as_str(), value.as_str());
+        let pre = event.kind.phase() == Phase::Pre;
+        match notify(&config, event) {
+            Err(why) if pre && !config.veto => {
+                rcbackup_guest::log::warn(&format!(
+                    "{why} (not a veto: set veto = true in the config to stop the operation when this fails)"
+                ));
+                Ok(())
+            }
+            other => other,
         }
-        let response = request.send()?;
-        if !response.is_success() {
-            // What the server says, in short: Slack answers `invalid_payload`,
-            // `no_text`, ...
-            let said = response.text();
-            let said = text::truncate(said.trim(), 200);
-            return Err(format!(
-                "webhook {origin} answered HTTP {} on {}{}{}",
-                response.status,
-                event.kind.as_str(),
-                if said.is_empty() { "" } else { ": " },
-                said
-            ));
-        }
-        Ok(())
     }
+}
+
+fn notify(config: &Config, event: Event) -> Result<(), String> {
+    let origin = Url::parse(&config.url)
+        .map_err(|e| format!("config key `url`: {e}"))?
+        .origin();
+    let mut request = Request::new(Method::Post, &config.url)
+        .header("content-type", "application/json")
+        .body(body(config.format, &event));
+    for (name, value) in &config.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.send()?;
+    if !response.is_success() {
+        // What the server says, in short: Slack answers `invalid_payload`,
+        // `no_text`, ...
+        let said = response.text();
+        let said = text::truncate(said.trim(), 200);
+        return Err(format!(
+            "webhook {origin} answered HTTP {} on {}{}{}",
+            response.status,
+            event.kind.as_str(),
+            if said.is_empty() { "" } else { ": " },
+            said
+        ));
+    }
+    Ok(())
 }
 
 export_policy!(Webhook: hooks);

@@ -74,7 +74,7 @@ impl Gate {
 
     fn note(&self, exchange: Exchange) {
         if let Some(j) = &self.journal {
-            j.lock().unwrap_or_else(|e| e.into_inner()).push(exchange);
+            note(j, exchange);
         }
     }
 
@@ -152,6 +152,24 @@ impl Gate {
             }
         }
         Ok((origin, grant))
+    }
+}
+
+/// Requests `policy test` lists at most; one more line says how many more
+/// there were.
+const SHOWN_REQUESTS: usize = 100;
+
+fn note(journal: &Mutex<Vec<Exchange>>, exchange: Exchange) {
+    let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
+    match j.len() {
+        n if n < SHOWN_REQUESTS => j.push(exchange),
+        n if n == SHOWN_REQUESTS => j.push(Exchange {
+            method: String::new(),
+            url: String::new(),
+            outcome: "more requests, not shown".into(),
+            sent: false,
+        }),
+        _ => {}
     }
 }
 
@@ -290,12 +308,25 @@ impl WasiHttpHooks for Gate {
         let warned = self.warned.clone();
         let started = Instant::now();
         Box::new(async move {
-            let result = send(request, origin, usage, bounds, redactor).await;
+            let label = format!("[{module}] HTTP {shown}:");
+            let result = send(request, origin, usage, bounds, redactor, &label).await;
             let ms = started.elapsed().as_millis();
+            let mut refused_late = false;
             let outcome = match &result {
                 Ok((r, _)) => {
                     tracing::debug!("[{module}] HTTP {shown} -> {} ({ms} ms)", r.status());
                     format!("{}", r.status())
+                }
+                // Refused once the name was resolved: said as every refusal is.
+                Err(Error::InternalError(Some(why))) if why.starts_with("rcbackup refused") => {
+                    let why = why.trim_start_matches("rcbackup refused the request: ");
+                    warn_limited(
+                        &warned,
+                        &module,
+                        format_args!("HTTP request refused: {shown}: {why}"),
+                    );
+                    refused_late = true;
+                    format!("refused: {why}")
                 }
                 Err(e) => {
                     let why = describe(e, grant.bounds.request_time);
@@ -308,12 +339,15 @@ impl WasiHttpHooks for Gate {
                 }
             };
             if let Some(j) = journal {
-                j.lock().unwrap_or_else(|e| e.into_inner()).push(Exchange {
-                    method,
-                    url,
-                    outcome,
-                    sent: true,
-                });
+                note(
+                    &j,
+                    Exchange {
+                        method,
+                        url,
+                        outcome,
+                        sent: !refused_late,
+                    },
+                );
             }
             result
         })

@@ -267,10 +267,54 @@ pub fn origin_of(scheme: Scheme, authority: &str) -> Option<Origin> {
     })
 }
 
+/// The addresses of this machine's own interfaces, read once: a name that
+/// leads to one of them would reach the machine's own services (through its
+/// public address too), so it is refused like the loopback.
+pub fn this_machine(ip: IpAddr) -> bool {
+    static OWN: std::sync::OnceLock<Vec<IpAddr>> = std::sync::OnceLock::new();
+    OWN.get_or_init(own_addresses).contains(&ip)
+}
+
+fn own_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that stays valid
+    // until freeifaddrs; each node's address is read by its family.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut node = list;
+        while !node.is_null() {
+            let addr = (*node).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*(addr as *const libc::sockaddr_in);
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))));
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*(addr as *const libc::sockaddr_in6);
+                        out.push(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            node = (*node).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out
+}
+
 /// Why an address may not be reached through a name: `None` for a public
 /// address. IPv4 addresses inside IPv6 (mapped, NAT64) are judged as the
 /// IPv4 address they carry.
 pub fn reserved_range(ip: IpAddr) -> Option<&'static str> {
+    named_range(ip).or_else(|| this_machine(ip).then_some("an address of this machine"))
+}
+
+fn named_range(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => reserved_v4(v4),
         IpAddr::V6(v6) => {
@@ -283,6 +327,12 @@ pub fn reserved_range(ip: IpAddr) -> Option<&'static str> {
                 let v4 =
                     Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
                 return reserved_v4(v4).or(Some("NAT64"));
+            }
+            // 6to4 (2002::/16) carries one in bits 16 to 48.
+            if s[0] == 0x2002 {
+                let v4 =
+                    Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+                return reserved_v4(v4).or(reserved_v6(v6));
             }
             reserved_v6(v6)
         }
@@ -307,6 +357,8 @@ fn reserved_v4(ip: Ipv4Addr) -> Option<&'static str> {
         "IETF protocol assignments"
     } else if a == 198 && (b == 18 || b == 19) {
         "benchmarking"
+    } else if a == 192 && b == 88 && ip.octets()[2] == 99 {
+        "6to4 relay"
     } else if ip.is_documentation() {
         "documentation"
     } else {
@@ -330,6 +382,14 @@ fn reserved_v6(ip: Ipv6Addr) -> Option<&'static str> {
         "multicast"
     } else if s[0] == 0x2001 && s[1] == 0x0db8 {
         "documentation"
+    } else if s[0] == 0x2001 && s[1] == 0 {
+        // Teredo: an IPv4 address (obfuscated) inside.
+        "Teredo"
+    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        // Local-use NAT64 (RFC 8215): any IPv4 address inside.
+        "NAT64 (local use)"
+    } else if s[0] == 0x100 && s[1..4] == [0, 0, 0] {
+        "discard-only"
     } else if s[0..6] == [0, 0, 0, 0, 0, 0] {
         // ::a.b.c.d, the deprecated IPv4-compatible form.
         "IPv4-compatible"
@@ -431,6 +491,12 @@ mod tests {
             ("::ffff:10.0.0.1", "private"),
             ("64:ff9b::a9fe:a9fe", "link-local"),
             ("::127.0.0.1", "IPv4-compatible"),
+            ("2002:7f00:1::1", "loopback"),
+            ("2002:a00:1::1", "private"),
+            ("64:ff9b:1::a9fe:a9fe", "NAT64"),
+            ("2001:0:4136:e378::1", "Teredo"),
+            ("100::1", "discard"),
+            ("192.88.99.1", "6to4 relay"),
         ] {
             let got = reserved_range(ip.parse().unwrap());
             assert!(got.is_some_and(|r| r.contains(range)), "{ip}: {got:?}");
@@ -438,6 +504,12 @@ mod tests {
         for ip in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "::ffff:1.1.1.1"] {
             assert_eq!(reserved_range(ip.parse().unwrap()), None, "{ip}");
         }
+    }
+
+    #[test]
+    fn this_machines_own_addresses_are_known() {
+        assert!(this_machine("127.0.0.1".parse().unwrap()));
+        assert!(!this_machine("192.0.2.77".parse().unwrap()));
     }
 
     proptest! {

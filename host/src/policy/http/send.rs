@@ -51,7 +51,7 @@ pub fn refused(why: String) -> Error {
 /// The addresses to try for `origin`: the granted address itself, or those
 /// its name resolves to that are public. `literal`: the origin's host is an
 /// address the config grants as such.
-async fn addresses(origin: &Origin, ends: Instant) -> Result<Vec<SocketAddr>, Error> {
+async fn addresses(origin: &Origin, ends: Instant, label: &str) -> Result<Vec<SocketAddr>, Error> {
     if let Some(ip) = origin.address() {
         return Ok(vec![SocketAddr::new(ip, origin.port)]);
     }
@@ -95,14 +95,21 @@ async fn addresses(origin: &Origin, ends: Instant) -> Result<Vec<SocketAddr>, Er
             return Err(Error::DestinationNotFound);
         };
         let range = reserved_range(first.ip()).unwrap_or("reserved");
-        return Err(refused(format!(
-            "{} resolves to {} ({range}); a name may lead only to public addresses: \
+        // The operator's log gets the address; the guest only the refusal
+        // (what a name resolves to inside the operator's network is not the
+        // hook's to learn).
+        tracing::warn!(
+            "{label} {} resolves to {} ({range}); a name may lead only to public addresses: \
              grant the address itself (e.g. {}://{}:{}) if the hook is meant to reach it",
             origin.host,
             first.ip(),
             origin.scheme.as_str(),
             bracket(first.ip()),
             origin.port,
+        );
+        return Err(refused(format!(
+            "{} does not resolve to a public address (a name may lead only to public addresses; rcbackup's log says more)",
+            origin.host
         )));
     }
     Ok(public)
@@ -137,10 +144,17 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
-async fn connect(origin: &Origin, ends: Instant) -> Result<Box<dyn Stream>, Error> {
+/// Connections hooks hold open at once, in the whole process: one tenant's
+/// hook opening hundreds must not take the file descriptors another
+/// tenant's backup needs.
+const CONNECTIONS: usize = 64;
+
+static OPEN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONNECTIONS);
+
+async fn connect(origin: &Origin, ends: Instant, label: &str) -> Result<Box<dyn Stream>, Error> {
     let mut last = None;
     let mut tcp = None;
-    for addr in addresses(origin, ends).await? {
+    for addr in addresses(origin, ends, label).await? {
         match tokio::time::timeout_at(ends, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 tcp = Some(s);
@@ -188,8 +202,13 @@ pub async fn send(
     usage: Arc<Usage>,
     bounds: RequestBounds,
     redactor: Redactor,
+    label: &str,
 ) -> Result<Sent, Error> {
-    let stream = connect(&origin, bounds.ends).await?;
+    let permit = tokio::time::timeout_at(bounds.ends, OPEN.acquire())
+        .await
+        .map_err(|_| Error::ConnectionLimitReached)?
+        .map_err(|_| Error::ConnectionLimitReached)?;
+    let stream = connect(&origin, bounds.ends, label).await?;
     let (mut sender, conn) = tokio::time::timeout_at(
         bounds.ends,
         hyper::client::conn::http1::Builder::new()
@@ -215,6 +234,7 @@ pub async fn send(
             bounds,
             direction: Direction::Sent,
             sleep: None,
+            label: None,
         }
         .boxed_unsync()
     });
@@ -246,6 +266,7 @@ pub async fn send(
             bounds,
             direction: Direction::Received,
             sleep: None,
+            label: Some(label.to_string()),
         }
         .boxed_unsync()
     });
@@ -270,6 +291,8 @@ pub async fn send(
     }
     let ends = bounds.ends;
     let io = async move {
+        // The connection's slot is given back when it closes.
+        let _permit = permit;
         let Some(conn) = conn else { return Ok(()) };
         match tokio::time::timeout_at(ends, conn).await {
             Ok(r) => r.map_err(Error::Hyper),
@@ -293,6 +316,17 @@ struct Bounded {
     bounds: RequestBounds,
     direction: Direction,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A response body's request, for the one line that says it was cut
+    /// (a request body's failure is the request's own, logged with it).
+    label: Option<String>,
+}
+
+impl Bounded {
+    fn cut(&mut self, why: std::fmt::Arguments) {
+        if let Some(label) = self.label.take() {
+            tracing::warn!("{label} response cut: {why}");
+        }
+    }
 }
 
 impl Body for Bounded {
@@ -314,6 +348,10 @@ impl Body for Bounded {
                     let total =
                         counter.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
                     if total > max {
+                        this.cut(format_args!(
+                            "over the {} KiB the call may receive (limits.http_received_kib)",
+                            max >> 10
+                        ));
                         return Poll::Ready(Some(Err(match this.direction {
                             Direction::Sent => Error::HttpRequestBodySize(Some(max)),
                             Direction::Received => Error::HttpResponseBodySize(Some(max)),
@@ -328,6 +366,9 @@ impl Body for Bounded {
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(ends)));
                 ready!(sleep.as_mut().poll(cx));
+                this.cut(format_args!(
+                    "no more of it in time (limits.http_request_ms, within the call's deadline)"
+                ));
                 Poll::Ready(Some(Err(match this.direction {
                     Direction::Sent => Error::ConnectionWriteTimeout,
                     Direction::Received => Error::ConnectionReadTimeout,

@@ -207,7 +207,9 @@ fn run(config: &Config) -> Result<(), String> {
             let mut both = r.body.clone();
             both.push(b'\n');
             both.extend_from_slice(&reversed);
-            let sent = request(config, Method::Post, &config.to).body(both).send()?;
+            let sent = request(config, Method::Post, &config.to)
+                .body(both)
+                .send()?;
             say(&format!("relayed {} bytes: {}", r.body.len(), seen(&sent)));
         }
         "secret-echo" => {
