@@ -685,17 +685,30 @@ fn stopping_manage_py_stops_rcbackup_and_publishes_nothing() {
 
 /// Runs `manage.py ARGS` on a pseudo-terminal, answers its `[y/N]` question
 /// with Ctrl-C, and prints what it wrote, then `EXIT <code>`.
+// The child gets SIGINT's default disposition back: a test run started in
+// the background by a non-interactive shell inherits SIGINT ignored, and
+// Ctrl-C would then reach no one. Every wait is bounded (60 s), so a
+// question that never comes or a Ctrl-C that is not obeyed fails the test
+// instead of hanging the suite.
 const CTRL_C_AT_QUESTION: &str = r#"
-import os, pty, sys
+import os, pty, select, signal, sys, time
 pid, fd = pty.fork()
 if pid == 0:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execv(sys.executable, [sys.executable, "manage.py", *sys.argv[1:]])
+def read(deadline):
+    left = deadline - time.monotonic()
+    if left <= 0 or not select.select([fd], [], [], left)[0]:
+        os.kill(pid, signal.SIGKILL)
+        raise SystemExit("timed out; output so far: %r" % out)
+    return os.read(fd, 4096)
 out = b""
+deadline = time.monotonic() + 60
 while b"[y/N]" not in out:
-    out += os.read(fd, 4096)
+    out += read(deadline)
 os.write(fd, b"\x03")
 try:
-    while chunk := os.read(fd, 4096):
+    while chunk := read(deadline):
         out += chunk
 except OSError:
     pass
