@@ -144,6 +144,8 @@ pub struct Refusal {
     pub reason: String,
     /// The file was read and is damaged (not a whole dump): exit 4.
     pub damaged: bool,
+    /// Whole, maybe genuine, but rcbackup cannot check it (exit 0).
+    pub unsupported: bool,
 }
 
 /// What the names say: what to adopt, and what not.
@@ -168,6 +170,7 @@ pub fn plan(
     let mut plan = Plan::default();
     for f in files {
         let refuse = |reason: String| Refusal {
+            unsupported: false,
             name: f.name.clone(),
             reason,
             damaged: false,
@@ -381,11 +384,17 @@ pub struct Read {
 pub struct NotRead {
     pub why: String,
     pub damaged: bool,
+    /// Possibly genuine, but not checkable by rcbackup (exit 0).
+    pub unsupported: bool,
 }
 
 impl From<String> for NotRead {
     fn from(why: String) -> NotRead {
-        NotRead { why, damaged: true }
+        NotRead {
+            why,
+            damaged: true,
+            unsupported: false,
+        }
     }
 }
 
@@ -459,6 +468,14 @@ pub fn read(
             return Ok(Err(NotRead {
                 why: format!("not a dump rcbackup restores: {why}"),
                 damaged: false,
+                unsupported: false,
+            }));
+        }
+        if check.unsupported() {
+            return Ok(Err(NotRead {
+                why,
+                damaged: false,
+                unsupported: true,
             }));
         }
         return Ok(Err(format!(

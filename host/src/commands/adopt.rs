@@ -130,6 +130,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
                             name: c.name.clone(),
                             reason: format!("{e:#}"),
                             damaged: false,
+                            unsupported: false,
                         });
                         failed.get_or_insert(e);
                     }
@@ -140,7 +141,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         report.not_reached = rest.iter().map(|c| c.name.clone()).collect();
         if report.interrupted {
             failed = Some(exit::interrupted_at(format!(
-                "interrupted: {} backup(s) adopted before, {} file(s) not reached; every record is whole; run adopt again for the rest",
+                "{} backup(s) adopted, {} file(s) not reached; every record is whole; run adopt again for the rest",
                 report.adopted.len(),
                 report.not_reached.len()
             )));
@@ -154,9 +155,18 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
     if let Some(e) = failed {
         return Err(e);
     }
-    if report.not_adopted.iter().any(|n| n.damaged) {
+    if report
+        .not_adopted
+        .iter()
+        .any(|n| n.damaged && n.reason != CHANGED)
+    {
         return Err(exit::integrity(
             "some files were read and are damaged (see above): they were not adopted",
+        ));
+    }
+    if report.not_adopted.iter().any(|n| n.damaged) {
+        return Err(exit::integrity(
+            "some files changed while they were read (see above): they were not adopted; run adopt again",
         ));
     }
     Ok(())
@@ -189,6 +199,7 @@ fn adopt_one(
         name: c.name.clone(),
         reason,
         damaged,
+        unsupported: false,
     };
     // Another adopt (before this one took the lock) may have recorded it.
     if ctx.rclone.cat(&catalog.record_path(&c.name))?.is_some() {
@@ -201,7 +212,12 @@ fn adopt_one(
     let changed = || refuse(CHANGED.into(), true);
     let read = match adopt::read(&ctx.rclone, &data, c.gzip, c.engine) {
         Ok(Ok(r)) => r,
-        Ok(Err(n)) => return Ok(Err(refuse(n.why, n.damaged))),
+        Ok(Err(n)) => {
+            return Ok(Err(Refusal {
+                unsupported: n.unsupported,
+                ..refuse(n.why, n.damaged)
+            }))
+        }
         // rclone fails a read of a file that grows or shrinks under it
         // (its size no longer the one it announced): say so, as below.
         Err(e) => {
@@ -308,6 +324,7 @@ struct NotAdopted {
     name: String,
     reason: String,
     damaged: bool,
+    unsupported: bool,
 }
 
 impl NotAdopted {
@@ -316,6 +333,7 @@ impl NotAdopted {
             name: r.name.clone(),
             reason: r.reason.clone(),
             damaged: r.damaged,
+            unsupported: r.unsupported,
         }
     }
 }
@@ -338,7 +356,8 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
         );
     }
     for n in &r.not_adopted {
-        crate::outln!("not adopted  {}: {}", printable(&n.name), n.reason);
+        let how = if n.unsupported { " (unsupported)" } else { "" };
+        crate::outln!("not adopted{how}  {}: {}", printable(&n.name), n.reason);
     }
     for m in metadata {
         crate::outln!(
@@ -360,6 +379,12 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
             r.adopted.len(),
             r.not_adopted.len(),
             r.not_reached.len(),
+            r.already_adopted
+        );
+    } else if r.adopted.is_empty() && !r.not_adopted.is_empty() {
+        crate::outln!(
+            "no backup {verb}: {} file(s) not adopted (see above), {} adopted earlier; {what}",
+            r.not_adopted.len(),
             r.already_adopted
         );
     } else if r.adopted.is_empty() {
