@@ -85,6 +85,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         .count();
 
     let mut report = Report {
+        dbbackup_zone: naming.zone.clone(),
         dry_run: args.dry_run,
         adopted: Vec::new(),
         not_adopted: plan.refused.iter().map(NotAdopted::of).collect(),
@@ -283,6 +284,8 @@ struct Report {
     already_adopted: usize,
     /// Stopped by Ctrl-C or SIGTERM before every file was looked at.
     interrupted: bool,
+    /// The zone django-dbbackup's names were read in, if given.
+    dbbackup_zone: Option<String>,
     /// The files an interrupted run did not reach (neither adopted nor
     /// refused): run adopt again.
     not_reached: Vec<String>,
@@ -367,6 +370,9 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
     }
     for n in &r.not_reached {
         crate::outln!("not reached  {} (interrupted)", printable(n));
+    }
+    if let Some(z) = &r.dbbackup_zone {
+        crate::outln!("django-dbbackup's names read in {z}");
     }
     let what = if r.dry_run {
         "dry run: nothing was changed"
