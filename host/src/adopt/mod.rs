@@ -62,7 +62,10 @@ pub fn check_tz(tz: &str) -> std::result::Result<(), String> {
     }
     let path = if name.starts_with('/') {
         std::path::PathBuf::from(name)
-    } else if name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    } else if name
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(bad());
     } else {
         zone_dir().join(name)
@@ -653,13 +656,26 @@ mod tests {
             "<>5",
         ] {
             let e = super::check_tz(bad).unwrap_err();
-            assert!(e.contains(&format!("TZ={bad:?}")) && e.contains("--utc"), "{e}");
+            assert!(
+                e.contains(&format!("TZ={bad:?}")) && e.contains("--utc"),
+                "{e}"
+            );
         }
-        for good in ["UTC", "CST6CDT", "<-05>5", "EST5EDT,M3.2.0,M11.1.0", "JST-9"] {
+        for good in [
+            "UTC",
+            "CST6CDT",
+            "<-05>5",
+            "EST5EDT,M3.2.0,M11.1.0",
+            "JST-9",
+        ] {
             assert_eq!(super::check_tz(good), Ok(()), "{good}");
         }
         if std::path::Path::new("/usr/share/zoneinfo/America/Chicago").exists() {
-            for good in ["America/Chicago", ":America/Chicago", "/usr/share/zoneinfo/Europe/Paris"] {
+            for good in [
+                "America/Chicago",
+                ":America/Chicago",
+                "/usr/share/zoneinfo/Europe/Paris",
+            ] {
                 assert_eq!(super::check_tz(good), Ok(()), "{good}");
             }
         }

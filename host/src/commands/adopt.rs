@@ -387,7 +387,9 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
             r.not_reached.len(),
             r.already_adopted
         );
-    } else if r.adopted.is_empty() && !r.not_adopted.is_empty() {
+    } else if r.adopted.is_empty() && r.not_adopted.iter().any(|n| n.damaged) {
+        // Not "nothing to adopt": a file changed while read (or damaged)
+        // is still there to adopt once it is whole.
         crate::outln!(
             "no backup {verb}: {} file(s) not adopted (see above), {} adopted earlier; {what}",
             r.not_adopted.len(),
