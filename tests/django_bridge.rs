@@ -809,7 +809,11 @@ fn empty_db_backup_dir_keeps_backups_at_the_remote_root() {
     );
     for layout in [&root, &fs_storage] {
         p.settings(&sqlite_db(&db), layout);
-        for cmd in [&["mediabackup"][..], &["mediarestore", "--noinput"], &["listbackups", "--media"]] {
+        for cmd in [
+            &["mediabackup"][..],
+            &["mediarestore", "--noinput"],
+            &["listbackups", "--media"],
+        ] {
             let out = p.run(cmd);
             assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", stderr(&out));
             assert_mentions(
