@@ -264,28 +264,27 @@ impl PsqlScan {
                     .enumerate()
                     .all(|(i, &c)| self.recent[(self.recent_at - 1 - i) % 32] == c)
         };
-        let in_set = |s: &PsqlScan| {
-            matches!(s.stmt_first.as_deref(), Some(b"SET" | b"RESET")) && s.st == St::Ident
+        let (named, what) = if ends_with(b"client_encoding") {
+            (
+                &mut self.encoding_named,
+                "it names `client_encoding` outside pg_dump's own `SET client_encoding` line: server-side code (set_config, a DO block, a function) could change the encoding psql reads the rest in, which rcbackup cannot follow",
+            )
+        } else if ends_with(b"standard_conforming_strings") {
+            (
+                &mut self.scs_named,
+                "it names `standard_conforming_strings` outside pg_dump's own header line: a change of it changes how psql reads strings, which rcbackup cannot follow",
+            )
+        } else {
+            return Ok(());
         };
-        if ends_with(b"client_encoding") {
-            if in_set(self) && !self.encoding_named {
-                self.encoding_named = true;
-                return Ok(());
-            }
-            return Err(self.unsupported(
-                "it names `client_encoding` outside pg_dump's own `SET client_encoding` line: server-side code (set_config, a DO block, a function) could change the encoding psql reads the rest in, which rcbackup cannot follow".into(),
-            ));
+        // Once per statement (client_encoding) or stream (the other).
+        let set =
+            matches!(self.stmt_first.as_deref(), Some(b"SET" | b"RESET")) && self.st == St::Ident;
+        if set && !*named {
+            *named = true;
+            return Ok(());
         }
-        if ends_with(b"standard_conforming_strings") {
-            if in_set(self) && !self.scs_named {
-                self.scs_named = true;
-                return Ok(());
-            }
-            return Err(self.unsupported(
-                "it names `standard_conforming_strings` outside pg_dump's own header line: a change of it changes how psql reads strings, which rcbackup cannot follow".into(),
-            ));
-        }
-        Ok(())
+        Err(self.unsupported(what.into()))
     }
 
     /// Feeds every byte of `chunk`, calling `out` with each step.
