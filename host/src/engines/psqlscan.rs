@@ -708,6 +708,10 @@ impl PsqlScan {
                 }
                 self.st = St::CopyEnd;
             }
+            // A rollback to a savepoint would undo pg_dump's header SETs.
+            Some(b"SAVEPOINT" | b"ROLLBACK" | b"ABORT") => {
+                return Err(self.altered(format!("`{}`", shown(&text))));
+            }
             Some(b"DISCARD") => {
                 return Err(self.unsupported(format!(
                     "it holds `{}`, which resets settings that decide how psql reads the rest (standard_conforming_strings, client_encoding)",

@@ -87,6 +87,8 @@ fn meta_commands_anywhere_psql_runs_them_are_refused() {
         "SELECT \"a\\\" \\! id\n".into(),
         "COPY public.t (a) FROM stdin; \\! id\n1\n\\.\n".into(),
         "COPY (SELECT 1) TO PROGRAM 'touch /tmp/pwned_v17';\n".into(),
+        "ROLLBACK TO SAVEPOINT s;\n".into(),
+        "SAVEPOINT s;\n".into(),
         "copy public.t (a) from program 'id';\n".into(),
         "COPY public.t (a) FROM '/etc/passwd';\n".into(),
         "SELECT :'DBNAME';\n".into(),
