@@ -555,6 +555,12 @@ fn an_interrupted_or_changed_read_is_reported_as_such() {
     assert_eq!(r.code, 130, "{}\n{}", r.stdout, r.stderr);
     assert_mentions(&r.stdout, &["interrupted: ", "not reached"]);
     assert!(!r.stdout.contains("nothing to adopt"), "{}", r.stdout);
+    assert!(
+        !r.stderr.contains("interrupted: interrupted"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("adopted before"), "{}", r.stderr);
 
     // Growing under the read.
     let child = w.spawn(&["adopt", "--json"]);
@@ -583,4 +589,122 @@ fn an_interrupted_or_changed_read_is_reported_as_such() {
         })
         .count();
     assert!(changed >= 1, "{v:#}");
+    // Not called damaged when only changed (review 13b, #6).
+    let only_changed = v["not_adopted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["reason"].as_str().unwrap().contains("while it was read"));
+    if only_changed {
+        assert_mentions(&r.stderr, &["changed while they were read"]);
+        assert!(!r.stderr.contains("damaged"), "{}", r.stderr);
+    }
+}
+
+/// Review 13b: genuine pg_dump output with `\'` and trailing backslashes
+/// in standard strings adopts and restores (#2); set_config/DO switching
+/// client_encoding is not adopted (#1); a psql without `\restrict` is
+/// refused before it runs (#1); an unknown TZ is refused, the zone used is
+/// shown (#3).
+#[test]
+fn backslash_strings_adopt_and_encoding_switches_and_old_psql_do_not() {
+    let pg = PgDb::create("adopt_awkward");
+    psql(
+        &pg.0,
+        "CREATE TABLE people (id int PRIMARY KEY, name text DEFAULT 'O\\''Brien'); \
+         CREATE VIEW v AS SELECT id, name || '\\' AS n FROM people; \
+         COMMENT ON TABLE people IS 'from PHP addslashes: O\\''Brien'; \
+         INSERT INTO people VALUES (1, 'C:\\'); INSERT INTO people (id) VALUES (2);",
+    );
+    let mut w = World::new(Remote::Local);
+    w.postgres("default", &pg.0);
+    let db = w.store.join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    let plain = pg_dump_plain(&pg.0, &["--clean", "--if-exists"]);
+    assert!(plain.contains("'O\\''Brien'"), "{plain}");
+    let p1 = "default-vm-2026-01-01-050100.psql";
+    let p2 = "default-vm-2026-01-01-050101.psql";
+    let p3 = "default-vm-2026-01-01-050102.psql";
+    let sc = "default-vm-2026-01-01-051000.psql";
+    let dob = "default-vm-2026-01-01-051001.psql";
+    std::fs::write(db.join(p1), &plain).unwrap();
+    std::fs::write(db.join(p2), pg_dump_plain(&pg.0, &["--inserts"])).unwrap();
+    std::fs::write(db.join(p3), pg_dump_plain(&pg.0, &["--column-inserts"])).unwrap();
+    let pwned = w.path("pwned");
+    let at = plain.find("SET row_security = off;\n").unwrap() + 24;
+    let inject = |s: &str| format!("{}{s}{}", &plain[..at], &plain[at..]);
+    std::fs::write(
+        db.join(sc),
+        inject(&format!(
+            "SELECT set_config('client_encoding','SJIS',false);\nSELECT '\u{100}' -- ' \\! touch {}\n",
+            pwned.display()
+        )),
+    )
+    .unwrap();
+    std::fs::write(
+        db.join(dob),
+        inject("DO $$BEGIN PERFORM set_config('client_encoding','SJIS',false); END$$;\n"),
+    )
+    .unwrap();
+
+    w.set_env("TZ", "America/Chicgo".into());
+    let r = w.run(&["adopt", "--dry-run"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert_mentions(&r.stderr, &["TZ=\"America/Chicgo\" is not a time zone"]);
+
+    w.set_env("TZ", "UTC".into());
+    let r = w.run(&["adopt"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_mentions(
+        &r.stdout,
+        &[
+            &format!("adopted  {p1}"),
+            &format!("adopted  {p2}"),
+            &format!("adopted  {p3}"),
+            &format!("not adopted (unsupported)  {sc}: it names `client_encoding`"),
+            &format!("not adopted (unsupported)  {dob}: it names `client_encoding`"),
+            "django-dbbackup's names read in TZ=UTC",
+        ],
+    );
+    assert!(!r.stdout.contains("damaged") && !r.stderr.contains("damaged"));
+
+    // A psql older than 15.14 is refused before anything runs.
+    let bin = w.path("oldpsql");
+    std::fs::create_dir_all(&bin).unwrap();
+    let ran = w.path("psql-ran");
+    let wrapper = bin.join("psql");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'psql (PostgreSQL) 15.13'; exit 0; fi\ntouch {}\nexec /usr/bin/psql \"$@\"\n",
+            ran.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.path_prefix.insert(0, bin.clone());
+    let r = w.run(&["dbrestore", "-d", "default", "-i", p1, "--noinput"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_mentions(&r.stderr, &["psql 15.13", "\\restrict", "15.14"]);
+    assert!(!ran.exists(), "psql ran");
+    w.path_prefix.retain(|d| *d != bin);
+
+    // With this machine's psql, each restores the right values.
+    for name in [p1, p2, p3] {
+        psql(&pg.0, "DROP VIEW IF EXISTS v; DROP TABLE IF EXISTS people");
+        let r = w.run(&["dbrestore", "-d", "default", "-i", name, "--noinput"]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert_eq!(
+            psql(&pg.0, "SELECT string_agg(n, ',' ORDER BY id) FROM v").trim(),
+            "C:\\\\,O\\'Brien\\",
+            "{name}"
+        );
+        assert_eq!(
+            psql(&pg.0, "SELECT obj_description('people'::regclass)").trim(),
+            "from PHP addslashes: O\\'Brien",
+            "{name}"
+        );
+    }
+    assert!(!pwned.exists());
 }

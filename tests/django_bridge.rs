@@ -810,6 +810,40 @@ fn empty_db_backup_dir_keeps_backups_at_the_remote_root() {
     assert_eq!(sqlite(&db, "SELECT count(*) FROM items;").trim(), "4");
     p.signals();
 
+    // Review 13b, #4: media never goes beside REMOTE (for a bucket, another
+    // bucket), and cannot go in REMOTE/media (inside the backups' folder):
+    // refused, naming the settings and what to set; the same for
+    // django-dbbackup's FileSystemStorage location.
+    std::fs::create_dir_all(&p.media).unwrap();
+    std::fs::write(p.media.join("a.txt"), "a").unwrap();
+    let fs_storage = format!(
+        "DJANGO_RCLONE = {{}}\nSTORAGES = {{'dbbackup': {{'BACKEND': 'django.core.files.storage.FileSystemStorage', 'OPTIONS': {{'location': '{}'}}}}}}",
+        p.store.display()
+    );
+    for layout in [&root, &fs_storage] {
+        p.settings(&sqlite_db(&db), layout);
+        for cmd in [
+            &["mediabackup"][..],
+            &["mediarestore", "--noinput"],
+            &["listbackups", "--media"],
+        ] {
+            let out = p.run(cmd);
+            assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", stderr(&out));
+            assert_mentions(
+                &stderr(&out),
+                &[
+                    &format!("{}/media", p.store.display()),
+                    "'DB_BACKUP_DIR': 'db'",
+                    "nothing was done",
+                ],
+            );
+        }
+        let store = p.store.display().to_string();
+        assert!(!std::path::Path::new(&format!("{store}-media")).exists());
+        assert!(!p.store.join("media").exists());
+        assert!(p.signals().is_empty());
+    }
+
     p.settings(
         &sqlite_db(&db),
         "DJANGO_RCLONE = {'REMOTE': 'loc:', 'DB_BACKUP_DIR': ''}",

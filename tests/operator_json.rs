@@ -389,7 +389,12 @@ fn not_adopted_row(v: &Value, at: &str) {
     keys(
         v,
         at,
-        &[("name", T::Str), ("reason", T::Str), ("damaged", T::Bool)],
+        &[
+            ("name", T::Str),
+            ("reason", T::Str),
+            ("damaged", T::Bool),
+            ("unsupported", T::Bool),
+        ],
         &[],
     );
 }
@@ -614,6 +619,7 @@ fn check_shape(kind: &str, v: &Value) {
                     ("not_adopted", T::Arr(not_adopted_row)),
                     ("already_adopted", T::Int),
                     ("interrupted", T::Bool),
+                    ("dbbackup_zone", T::Opt(&T::Str)),
                     ("not_reached", T::StrArr),
                 ],
                 &[],

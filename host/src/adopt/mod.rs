@@ -35,6 +35,89 @@ pub struct Naming {
     /// The zone of django-dbbackup's names was given (`--utc`, or `TZ`
     /// set): without it, such names are not adopted (never guessed).
     pub zone_given: bool,
+    /// The zone django-dbbackup's names are read in, as the user gave it
+    /// (`UTC (--utc)`, `TZ=America/Chicago`), for the summary.
+    pub zone: Option<String>,
+}
+
+/// Checks `TZ` names a zone: glibc (and chrono) read an unknown one as
+/// UTC without a word, which would put adopted times hours off. A zone
+/// file under TZDIR (or /usr/share/zoneinfo), an absolute path to one
+/// (`:` first or not), or a POSIX rule with an explicit offset
+/// (`CST6CDT`, `<-05>5`, `EST5EDT,M3.2.0,M11.1.0`).
+pub fn check_tz(tz: &str) -> std::result::Result<(), String> {
+    let bad = || {
+        format!(
+            "TZ={tz:?} is not a time zone this machine knows (no zone file of that name under {}, and not a POSIX rule with an offset such as CST6CDT): adopt would read django-dbbackup's names as UTC. Set TZ to Django's TIME_ZONE as spelt in the zone database (e.g. TZ=America/Chicago), or pass --utc",
+            zone_dir().display()
+        )
+    };
+    let name = tz.strip_prefix(':').unwrap_or(tz);
+    // UTC needs no zone file (a machine without tzdata reads it right).
+    if matches!(name, "UTC" | "UTC0" | "GMT" | "GMT0") {
+        return Ok(());
+    }
+    if name.is_empty() {
+        return Err(bad());
+    }
+    let path = if name.starts_with('/') {
+        std::path::PathBuf::from(name)
+    } else if name
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(bad());
+    } else {
+        zone_dir().join(name)
+    };
+    let mut magic = [0u8; 4];
+    let is_zone_file = std::fs::File::open(&path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && &magic == b"TZif";
+    if is_zone_file {
+        return Ok(());
+    }
+    if !tz.starts_with(':') && posix_rule(tz) {
+        return Ok(());
+    }
+    Err(bad())
+}
+
+fn zone_dir() -> std::path::PathBuf {
+    std::env::var_os("TZDIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| "/usr/share/zoneinfo".into(), std::path::PathBuf::from)
+}
+
+/// A POSIX TZ rule: a zone abbreviation (3+ letters, or `<...>`) and an
+/// explicit offset (`[+-]h[h][:mm[:ss]]`), then anything glibc reads on.
+fn posix_rule(tz: &str) -> bool {
+    let rest = if let Some(r) = tz.strip_prefix('<') {
+        match r.split_once('>') {
+            Some((abbr, rest))
+                if abbr.len() >= 3
+                    && abbr
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-') =>
+            {
+                rest
+            }
+            _ => return false,
+        }
+    } else {
+        let n = tz.bytes().take_while(u8::is_ascii_alphabetic).count();
+        if n < 3 {
+            return false;
+        }
+        &tz[n..]
+    };
+    let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+    let hours = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (1..=2).contains(&hours)
+        && rest[hours..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b",.:/+-<>".contains(&b))
 }
 
 impl Naming {
@@ -79,10 +162,21 @@ impl Naming {
                 p.zone == Zone::Utc,
             ))
         });
-        let zone_given = utc || std::env::var_os("TZ").is_some_and(|z| !z.is_empty());
+        let tz = std::env::var("TZ").ok().filter(|z| !z.is_empty());
+        let zone = if utc {
+            Some("UTC (--utc)".to_string())
+        } else if let Some(tz) = tz {
+            check_tz(&tz)?;
+            Some(format!("TZ={tz}"))
+        } else if std::env::var_os("TZ").is_some_and(|z| !z.is_empty()) {
+            return Err("TZ is not valid UTF-8: it names no time zone".into());
+        } else {
+            None
+        };
         Ok(Naming {
             patterns,
-            zone_given,
+            zone_given: zone.is_some(),
+            zone,
         })
     }
 }
@@ -144,6 +238,8 @@ pub struct Refusal {
     pub reason: String,
     /// The file was read and is damaged (not a whole dump): exit 4.
     pub damaged: bool,
+    /// Whole, maybe genuine, but rcbackup cannot check it (exit 0).
+    pub unsupported: bool,
 }
 
 /// What the names say: what to adopt, and what not.
@@ -168,6 +264,7 @@ pub fn plan(
     let mut plan = Plan::default();
     for f in files {
         let refuse = |reason: String| Refusal {
+            unsupported: false,
             name: f.name.clone(),
             reason,
             damaged: false,
@@ -381,11 +478,17 @@ pub struct Read {
 pub struct NotRead {
     pub why: String,
     pub damaged: bool,
+    /// Possibly genuine, but not checkable by rcbackup (exit 0).
+    pub unsupported: bool,
 }
 
 impl From<String> for NotRead {
     fn from(why: String) -> NotRead {
-        NotRead { why, damaged: true }
+        NotRead {
+            why,
+            damaged: true,
+            unsupported: false,
+        }
     }
 }
 
@@ -459,6 +562,14 @@ pub fn read(
             return Ok(Err(NotRead {
                 why: format!("not a dump rcbackup restores: {why}"),
                 damaged: false,
+                unsupported: false,
+            }));
+        }
+        if check.unsupported() {
+            return Ok(Err(NotRead {
+                why,
+                damaged: false,
+                unsupported: true,
             }));
         }
         return Ok(Err(format!(
@@ -530,6 +641,46 @@ impl Write for Sniffer {
 
 #[cfg(test)]
 mod tests {
+    /// Review 13b, #3: a TZ glibc would silently read as UTC is refused.
+    #[test]
+    fn unknown_time_zones_are_refused() {
+        for bad in [
+            "America/Chicgo",
+            "Central",
+            "CST",
+            "America/Chicago ",
+            "Nowhere/Bogus",
+            "../zoneinfo/UTC",
+            "zone1970.tab",
+            ":Nowhere",
+            "<>5",
+        ] {
+            let e = super::check_tz(bad).unwrap_err();
+            assert!(
+                e.contains(&format!("TZ={bad:?}")) && e.contains("--utc"),
+                "{e}"
+            );
+        }
+        for good in [
+            "UTC",
+            "CST6CDT",
+            "<-05>5",
+            "EST5EDT,M3.2.0,M11.1.0",
+            "JST-9",
+        ] {
+            assert_eq!(super::check_tz(good), Ok(()), "{good}");
+        }
+        if std::path::Path::new("/usr/share/zoneinfo/America/Chicago").exists() {
+            for good in [
+                "America/Chicago",
+                ":America/Chicago",
+                "/usr/share/zoneinfo/Europe/Paris",
+            ] {
+                assert_eq!(super::check_tz(good), Ok(()), "{good}");
+            }
+        }
+    }
+
     use super::*;
 
     fn entry(name: &str) -> Entry {
@@ -548,6 +699,7 @@ mod tests {
         Naming {
             patterns,
             zone_given: true,
+            zone: None,
         }
     }
 

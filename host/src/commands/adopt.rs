@@ -85,6 +85,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         .count();
 
     let mut report = Report {
+        dbbackup_zone: naming.zone.clone(),
         dry_run: args.dry_run,
         adopted: Vec::new(),
         not_adopted: plan.refused.iter().map(NotAdopted::of).collect(),
@@ -130,6 +131,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
                             name: c.name.clone(),
                             reason: format!("{e:#}"),
                             damaged: false,
+                            unsupported: false,
                         });
                         failed.get_or_insert(e);
                     }
@@ -140,7 +142,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         report.not_reached = rest.iter().map(|c| c.name.clone()).collect();
         if report.interrupted {
             failed = Some(exit::interrupted_at(format!(
-                "interrupted: {} backup(s) adopted before, {} file(s) not reached; every record is whole; run adopt again for the rest",
+                "{} backup(s) adopted, {} file(s) not reached; every record is whole; run adopt again for the rest",
                 report.adopted.len(),
                 report.not_reached.len()
             )));
@@ -154,9 +156,18 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
     if let Some(e) = failed {
         return Err(e);
     }
-    if report.not_adopted.iter().any(|n| n.damaged) {
+    if report
+        .not_adopted
+        .iter()
+        .any(|n| n.damaged && n.reason != CHANGED)
+    {
         return Err(exit::integrity(
             "some files were read and are damaged (see above): they were not adopted",
+        ));
+    }
+    if report.not_adopted.iter().any(|n| n.damaged) {
+        return Err(exit::integrity(
+            "some files changed while they were read (see above): they were not adopted; run adopt again",
         ));
     }
     Ok(())
@@ -189,6 +200,7 @@ fn adopt_one(
         name: c.name.clone(),
         reason,
         damaged,
+        unsupported: false,
     };
     // Another adopt (before this one took the lock) may have recorded it.
     if ctx.rclone.cat(&catalog.record_path(&c.name))?.is_some() {
@@ -201,7 +213,12 @@ fn adopt_one(
     let changed = || refuse(CHANGED.into(), true);
     let read = match adopt::read(&ctx.rclone, &data, c.gzip, c.engine) {
         Ok(Ok(r)) => r,
-        Ok(Err(n)) => return Ok(Err(refuse(n.why, n.damaged))),
+        Ok(Err(n)) => {
+            return Ok(Err(Refusal {
+                unsupported: n.unsupported,
+                ..refuse(n.why, n.damaged)
+            }))
+        }
         // rclone fails a read of a file that grows or shrinks under it
         // (its size no longer the one it announced): say so, as below.
         Err(e) => {
@@ -267,6 +284,8 @@ struct Report {
     already_adopted: usize,
     /// Stopped by Ctrl-C or SIGTERM before every file was looked at.
     interrupted: bool,
+    /// The zone django-dbbackup's names were read in, if given.
+    dbbackup_zone: Option<String>,
     /// The files an interrupted run did not reach (neither adopted nor
     /// refused): run adopt again.
     not_reached: Vec<String>,
@@ -308,6 +327,7 @@ struct NotAdopted {
     name: String,
     reason: String,
     damaged: bool,
+    unsupported: bool,
 }
 
 impl NotAdopted {
@@ -316,6 +336,7 @@ impl NotAdopted {
             name: r.name.clone(),
             reason: r.reason.clone(),
             damaged: r.damaged,
+            unsupported: r.unsupported,
         }
     }
 }
@@ -338,7 +359,8 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
         );
     }
     for n in &r.not_adopted {
-        crate::outln!("not adopted  {}: {}", printable(&n.name), n.reason);
+        let how = if n.unsupported { " (unsupported)" } else { "" };
+        crate::outln!("not adopted{how}  {}: {}", printable(&n.name), n.reason);
     }
     for m in metadata {
         crate::outln!(
@@ -348,6 +370,9 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
     }
     for n in &r.not_reached {
         crate::outln!("not reached  {} (interrupted)", printable(n));
+    }
+    if let Some(z) = &r.dbbackup_zone {
+        crate::outln!("django-dbbackup's names read in {z}");
     }
     let what = if r.dry_run {
         "dry run: nothing was changed"
@@ -360,6 +385,14 @@ fn print_text(r: &Report, metadata: &[String]) -> Result<()> {
             r.adopted.len(),
             r.not_adopted.len(),
             r.not_reached.len(),
+            r.already_adopted
+        );
+    } else if r.adopted.is_empty() && r.not_adopted.iter().any(|n| n.damaged) {
+        // Not "nothing to adopt": a file changed while read (or damaged)
+        // is still there to adopt once it is whole.
+        crate::outln!(
+            "no backup {verb}: {} file(s) not adopted (see above), {} adopted earlier; {what}",
+            r.not_adopted.len(),
             r.already_adopted
         );
     } else if r.adopted.is_empty() {

@@ -505,6 +505,15 @@ impl DumpCheck {
         )
     }
 
+    /// A plain SQL dump refused for something genuine pg_dump output can
+    /// hold but rcbackup cannot check: not damaged, unsupported.
+    pub fn unsupported(&self) -> bool {
+        matches!(
+            self.psql.as_ref().and_then(PsqlScan::verdict),
+            Some(Refused::Unsupported(_))
+        )
+    }
+
     /// A complete custom-format archive written to a pipe: a whole header
     /// for the custom format, ending in a zero integer.
     fn pg_archive_end(&self) -> Result<(), String> {

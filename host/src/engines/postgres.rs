@@ -340,6 +340,9 @@ pub fn restore_plain(db: &Database, source: &Source) -> Result<()> {
             source.record.name
         );
     }
+    // psql's own guard is required: rcbackup's scan cannot follow the
+    // encoding server-side code may switch psql to (set_config, DO).
+    let key = restrict_key(&psql_version()).map_err(|e| restore_failed(db, e, LEFT))?;
     if db.engine == EngineKind::Postgis && !has_postgis(db)? {
         source.verify().map_err(|e| restore_failed(db, e, LEFT))?;
         create_postgis(db)?;
@@ -361,17 +364,14 @@ pub fn restore_plain(db: &Database, source: &Source) -> Result<()> {
     cmd.env("PGCLIENTENCODING", "UTF8");
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
     crate::process::die_with_parent(&mut cmd);
-    let restrict = restrict_key(&psql_version());
     let mut psql = Proc::spawn("psql", &mut cmd)?;
     let mut stdin = psql.take_stdin();
     widen_pipe(&stdin);
     // Behind the scan, psql's own guard (15.14, 16.10, 17.6 and later):
     // restricted with a key the backup cannot know, it refuses every
     // meta-command the stream could still hold.
-    if let Some(key) = &restrict {
-        if let Err(e) = stdin.write_all(format!("\\restrict {key}\n").as_bytes()) {
-            return Err(restore_failed(db, consumer_error(psql, e), LEFT));
-        }
+    if let Err(e) = stdin.write_all(format!("\\restrict {key}\n").as_bytes()) {
+        return Err(restore_failed(db, consumer_error(psql, e), LEFT));
     }
     let mut guarded = NoPsqlMetaCommands::new(&mut stdin);
     let mut streamed = source.stream_into(&mut guarded);
@@ -384,7 +384,7 @@ pub fn restore_plain(db: &Database, source: &Source) -> Result<()> {
         psql.kill();
         let _ = psql.wait();
         let what = match &r {
-            Refused::Create(_) => format!(
+            Refused::Create(_) | Refused::Unsupported(_) => format!(
                 "backup {} {}. Restore another backup (rcbackup listbackups)",
                 source.record.name,
                 psql_command_found(&r)
@@ -462,8 +462,9 @@ fn psql_version() -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// A fresh `\restrict` key, if psql (`version`) knows the command.
-fn restrict_key(version: &Option<(u32, u32)>) -> Option<String> {
+/// A fresh `\restrict` key; refused (exit 1) when psql (`version`) does
+/// not know the command (before 13.22, 14.19, 15.14, 16.10, 17.6).
+fn restrict_key(version: &Option<(u32, u32)>) -> Result<String> {
     let knows = match *version {
         Some((major, minor)) => match major {
             13 => minor >= 22,
@@ -476,12 +477,16 @@ fn restrict_key(version: &Option<(u32, u32)>) -> Option<String> {
         None => false,
     };
     if !knows {
-        tracing::warn!(
-            "psql is older than 15.14/16.10/17.6 (no \\restrict): the plain SQL is guarded by rcbackup's check alone"
-        );
-        return None;
+        let which = match version {
+            Some((major, minor)) => format!("psql {major}.{minor} (`psql --version`)"),
+            None => "psql, whose version `psql --version` does not tell,".to_string(),
+        };
+        return Err(exit::failed(format!(
+            "cannot restore plain SQL safely: {which} lacks `\\restrict`, the guard that stops a backup from running commands on this machine through psql (rcbackup's own check cannot follow every change server-side code can make to how psql reads the stream); nothing was run. Upgrade psql (the PostgreSQL client package) to 13.22, 14.19, 15.14, 16.10, 17.6 or later (18)"
+        )));
     }
     crate::random::hex(24)
+        .ok_or_else(|| exit::failed("cannot make a random key for psql's \\restrict"))
 }
 
 /// The server's `server_version_num` (150004 for 15.4), asked by psql

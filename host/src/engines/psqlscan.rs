@@ -9,7 +9,11 @@
 //! follows those rules, and refuses whatever it cannot classify with
 //! certainty and pg_dump never writes: a backslash outside quotes other than
 //! pg_dump's own whole `\restrict KEY`/`\unrestrict KEY` lines, `\'` in a
-//! string (read two ways by psql depending on standard_conforming_strings),
+//! string (read two ways by psql depending on standard_conforming_strings)
+//! unless pg_dump's header line set it on and nothing names it after,
+//! `client_encoding`/`standard_conforming_strings` anywhere else (server-side
+//! code can change them; psql's `\restrict`, which restore requires, is the
+//! guard behind this check),
 //! a non-ASCII byte outside quotes and comments (read differently when the
 //! client encoding is changed), psql variables (`:NAME`, `:'x'`), a NUL
 //! byte, a COPY statement that is not pg_dump's `COPY table (cols) FROM
@@ -24,12 +28,17 @@ pub enum Refused {
     Altered(String),
     /// A genuine `pg_dump --create` dump: it holds `\connect`.
     Create(String),
+    /// Possibly genuine pg_dump output that rcbackup cannot check (a
+    /// psql-variable-looking token, `client_encoding` or
+    /// `standard_conforming_strings` text outside pg_dump's header): not
+    /// damaged, but not restored through psql.
+    Unsupported(String),
 }
 
 impl Refused {
     pub fn message(&self) -> &str {
         match self {
-            Refused::Altered(m) | Refused::Create(m) => m,
+            Refused::Altered(m) | Refused::Create(m) | Refused::Unsupported(m) => m,
         }
     }
 }
@@ -57,8 +66,12 @@ enum St {
     },
     Quote {
         backslash: bool,
+        /// An `E'...'` string: backslash escapes whatever the setting.
+        ext: bool,
     },
-    QuoteEnd,
+    QuoteEnd {
+        ext: bool,
+    },
     DQuote,
     DQuoteEnd,
     Dollar {
@@ -155,6 +168,18 @@ pub struct PsqlScan {
     begin_seen: bool,
     prev_begin_seen: bool,
     refused: Option<Refused>,
+    /// The last bytes seen (lower-cased), a ring, to find setting names.
+    recent: [u8; 32],
+    recent_at: usize,
+    /// `client_encoding` seen in the current statement.
+    encoding_named: bool,
+    /// pg_dump's `SET standard_conforming_strings = ...;` seen.
+    scs_named: bool,
+    /// standard_conforming_strings is on from the next line / is on.
+    scs_pending: bool,
+    scs_on: bool,
+    /// The word before a quote was `E` (an escape string).
+    word_was_e: bool,
 }
 
 impl Default for PsqlScan {
@@ -179,6 +204,13 @@ impl Default for PsqlScan {
             begin_seen: false,
             prev_begin_seen: false,
             refused: None,
+            recent: [0; 32],
+            recent_at: 0,
+            encoding_named: false,
+            scs_named: false,
+            scs_pending: false,
+            scs_on: false,
+            word_was_e: false,
         }
     }
 }
@@ -206,6 +238,55 @@ impl PsqlScan {
         r
     }
 
+    fn unsupported(&mut self, what: String) -> Refused {
+        let r = Refused::Unsupported(format!("{what} (line {})", self.line));
+        self.refused = Some(r.clone());
+        r
+    }
+
+    /// `client_encoding` or `standard_conforming_strings` ending at `b`
+    /// (anywhere but COPY data): server-side code (set_config, DO blocks,
+    /// functions) can change how psql reads the rest of the stream, which
+    /// the scan cannot follow. Only pg_dump's own SET statements may
+    /// name them (judged whole at their `;`).
+    fn setting_named(&mut self, b: u8) -> Result<(), Refused> {
+        let b = b.to_ascii_lowercase();
+        self.recent[self.recent_at % 32] = b;
+        self.recent_at += 1;
+        if b != b'g' && b != b's' {
+            return Ok(());
+        }
+        let ends_with = |name: &[u8]| {
+            self.recent_at >= name.len()
+                && name
+                    .iter()
+                    .rev()
+                    .enumerate()
+                    .all(|(i, &c)| self.recent[(self.recent_at - 1 - i) % 32] == c)
+        };
+        let (named, what) = if ends_with(b"client_encoding") {
+            (
+                &mut self.encoding_named,
+                "it names `client_encoding` outside pg_dump's own `SET client_encoding` line: server-side code (set_config, a DO block, a function) could change the encoding psql reads the rest in, which rcbackup cannot follow",
+            )
+        } else if ends_with(b"standard_conforming_strings") {
+            (
+                &mut self.scs_named,
+                "it names `standard_conforming_strings` outside pg_dump's own header line: a change of it changes how psql reads strings, which rcbackup cannot follow",
+            )
+        } else {
+            return Ok(());
+        };
+        // Once per statement (client_encoding) or stream (the other).
+        let set =
+            matches!(self.stmt_first.as_deref(), Some(b"SET" | b"RESET")) && self.st == St::Ident;
+        if set && !*named {
+            *named = true;
+            return Ok(());
+        }
+        Err(self.unsupported(what.into()))
+    }
+
     /// Feeds every byte of `chunk`, calling `out` with each step.
     pub fn feed(&mut self, chunk: &[u8], mut out: impl FnMut(usize, Step)) -> Result<(), Refused> {
         if let Some(r) = &self.refused {
@@ -217,6 +298,11 @@ impl PsqlScan {
             if b == b'\n' {
                 self.line += 1;
                 self.at_line_start = true;
+                // psql reads the lines after pg_dump's SET line with it.
+                if self.scs_pending {
+                    self.scs_pending = false;
+                    self.scs_on = true;
+                }
             } else {
                 self.at_line_start = false;
             }
@@ -249,6 +335,9 @@ impl PsqlScan {
         if b == 0 {
             return Err(self.altered("a NUL byte".into()));
         }
+        if !matches!(self.st, St::CopyData(_) | St::CopyEnd) {
+            self.setting_named(b)?;
+        }
         if self.keeping {
             if self.kept.len() < MAX_KEPT {
                 self.kept.push(b);
@@ -266,6 +355,7 @@ impl PsqlScan {
                         self.word.push(b.to_ascii_uppercase());
                         return Ok(Step::Pass);
                     }
+                    self.word_was_e = b == b'\'' && self.word == b"E";
                     self.end_word();
                     self.st = St::Init;
                 }
@@ -343,8 +433,8 @@ impl PsqlScan {
                         return Ok(Step::Pass);
                     }
                     if b == b'{' || b.is_ascii_uppercase() {
-                        return Err(self.altered(
-                            "a psql variable (`:NAME`), which psql replaces by its value".into(),
+                        return Err(self.unsupported(
+                            "it holds `:` followed by a name (`:NAME`), which psql reads as one of its variables and replaces by its value: rcbackup cannot tell it from a psql variable, so it does not restore this dump through psql".into(),
                         ));
                     }
                     if b == b'\'' || b == b'"' {
@@ -356,9 +446,10 @@ impl PsqlScan {
                 St::ColonQuote { quote, n } => {
                     // psql's `:'NAME'`/`:"NAME"`: a variable's value quoted.
                     if b == quote && n > 0 {
-                        return Err(self.altered(
-                            "a psql variable (`:'NAME'`), which psql replaces by its value".into(),
-                        ));
+                        let q = quote as char;
+                        return Err(self.unsupported(format!(
+                            "it holds `:{q}NAME{q}` (`:` then a quoted name), which psql reads as one of its variables and replaces by its value: rcbackup cannot tell it from a psql variable, so it does not restore this dump through psql"
+                        )));
                     }
                     if b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80 {
                         self.st = St::ColonQuote { quote, n: n + 1 };
@@ -369,7 +460,10 @@ impl PsqlScan {
                     self.st = if quote == b'"' {
                         St::DQuote
                     } else {
-                        St::Quote { backslash: false }
+                        St::Quote {
+                            backslash: false,
+                            ext: false,
+                        }
                     };
                 }
                 St::LineComment => {
@@ -394,24 +488,32 @@ impl PsqlScan {
                     };
                     return Ok(Step::Pass);
                 }
-                St::Quote { backslash } => {
+                St::Quote { backslash, ext } => {
+                    // A standard string (not `E'...'`) while pg_dump's
+                    // header has standard_conforming_strings on, and
+                    // nothing may change it after: `\` is a plain byte.
+                    let standard = self.scs_on && !ext;
                     if b == b'\'' {
-                        if backslash {
+                        if backslash && !standard {
                             return Err(self.altered(
                                 "`\\'` in a string, which psql reads two ways (as the string's end or not, by standard_conforming_strings)".into(),
                             ));
                         }
-                        self.st = St::QuoteEnd;
+                        self.st = St::QuoteEnd { ext };
                     } else {
                         self.st = St::Quote {
                             backslash: b == b'\\',
+                            ext,
                         };
                     }
                     return Ok(Step::Pass);
                 }
-                St::QuoteEnd => {
+                St::QuoteEnd { ext } => {
                     if b == b'\'' {
-                        self.st = St::Quote { backslash: false };
+                        self.st = St::Quote {
+                            backslash: false,
+                            ext,
+                        };
                         return Ok(Step::Pass);
                     }
                     self.st = St::Init;
@@ -514,7 +616,12 @@ impl PsqlScan {
             self.stmt_tokens += 1;
         }
         match b {
-            b'\'' => self.st = St::Quote { backslash: false },
+            b'\'' => {
+                self.st = St::Quote {
+                    backslash: false,
+                    ext: std::mem::take(&mut self.word_was_e),
+                }
+            }
             b'"' => self.st = St::DQuote,
             b'$' => {
                 self.tag.clear();
@@ -590,6 +697,7 @@ impl PsqlScan {
         self.paren = 0;
         self.ident_count = 0;
         self.begin_depth = 0;
+        self.encoding_named = false;
         match first.as_deref() {
             Some(b"COPY") => {
                 if after_function || !at_line_start || !pg_dump_copy(&text) {
@@ -600,8 +708,34 @@ impl PsqlScan {
                 }
                 self.st = St::CopyEnd;
             }
+            // A rollback to a savepoint would undo pg_dump's header SETs.
+            Some(b"SAVEPOINT" | b"ROLLBACK" | b"ABORT") => {
+                return Err(self.altered(format!("`{}`", shown(&text))));
+            }
+            Some(b"DISCARD") => {
+                return Err(self.unsupported(format!(
+                    "it holds `{}`, which resets settings that decide how psql reads the rest (standard_conforming_strings, client_encoding)",
+                    shown(&text)
+                )));
+            }
+            Some(b"RESET") if text.to_ascii_uppercase().starts_with(b"RESET ALL") => {
+                return Err(self.unsupported(format!(
+                    "it holds `{}`, which resets settings that decide how psql reads the rest (standard_conforming_strings, client_encoding)",
+                    shown(&text)
+                )));
+            }
             Some(b"SET" | b"RESET") => {
                 let lower = text.to_ascii_lowercase();
+                if memchr::memmem::find(&lower, b"standard_conforming_strings").is_some() {
+                    if text == b"SET standard_conforming_strings = on;" && at_line_start {
+                        self.scs_pending = true;
+                    } else if text != b"SET standard_conforming_strings = off;" {
+                        return Err(self.unsupported(format!(
+                            "it sets standard_conforming_strings otherwise than pg_dump's header line does (`{}`)",
+                            shown(&text)
+                        )));
+                    }
+                }
                 let touches = memchr::memmem::find(&lower, b"client_encoding").is_some()
                     || memchr::memmem::find(&lower, b"names").is_some();
                 if touches && !safe_encoding_set(&text) {

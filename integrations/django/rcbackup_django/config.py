@@ -51,6 +51,9 @@ class Generated:
     # The backups' folder below the REMOTE the user set, when it is not
     # db_backup_dir: "" for backups at that folder's root (_backups_at_root).
     user_backup_dir: str | None = None
+    # Why media commands are refused (backups at REMOTE's root, where the
+    # media mirror cannot go below REMOTE beside them); None when allowed.
+    media_refused: str | None = None
 
     @property
     def db_backup_dir(self) -> str:
@@ -251,7 +254,7 @@ def _top_level(settings: Any, rclone: Mapping[str, Any], gen: Generated, base: P
         raise ConfigError("DJANGO_RCLONE['RCLONE_FLAGS'] must be a list of strings, e.g. ['--transfers', '4']")
 
     media_root = getattr(settings, media_root_setting(settings), "")
-    if media_root:
+    if media_root and gen.media_refused is None:
         cfg["media_root"] = str(base / str(media_root))
 
 
@@ -357,8 +360,10 @@ def _backups_at_root(cfg: dict[str, Any], gen: Generated, setting: str, tool: st
     """Backups that sit directly in the folder ``cfg['remote']`` (django-dbbackup's
     storage, django-rclone with an empty DB_BACKUP_DIR): rcbackup keeps them in a
     folder below its remote, never at its root, so the remote becomes the folder
-    above and db_backup_dir that folder's name. The media mirror cannot go inside
-    the backups' folder (rcbackup refuses the overlap), so it goes beside it."""
+    above and db_backup_dir that folder's name. The media mirror can go neither
+    inside the backups' folder (rcbackup refuses the overlap; django-rclone kept
+    it at REMOTE/media) nor outside the location the user configured (beside a
+    bucket is another bucket): media commands are refused, naming what to set."""
     remote = str(cfg["remote"])
     parts = split_remote(remote)
     if parts is None:
@@ -367,20 +372,22 @@ def _backups_at_root(cfg: dict[str, Any], gen: Generated, setting: str, tool: st
             "(they go in a folder below its remote). Move them into a folder (e.g. `rclone move` them into "
             f"{remote.rstrip('/')}/db) and set DJANGO_RCLONE = {{'REMOTE': {remote!r}, 'DB_BACKUP_DIR': 'db'}}"
         )
-    if "media_backup_dir" in cfg:
-        raise ConfigError(
-            f"{setting} with DJANGO_RCLONE['MEDIA_BACKUP_DIR']: rcbackup cannot keep the media mirror inside the "
-            f"folder of the database backups ({remote}). Set DJANGO_RCLONE['REMOTE'] = {parts[0]!r}, "
-            f"DJANGO_RCLONE['DB_BACKUP_DIR'] = {parts[1]!r} and MEDIA_BACKUP_DIR to a folder beside it "
-            f"(e.g. {parts[1] + '-media'!r})"
-        )
+    media_dir = str(cfg.pop("media_backup_dir", "media")).strip("/") or "media"
     cfg["remote"], cfg["db_backup_dir"] = parts
     gen.user_backup_dir = ""
-    cfg["media_backup_dir"] = f"{parts[1]}-media"
+    inside = f"{remote.rstrip('/')}/db"
+    gen.media_refused = (
+        f"{setting}: the database backups are kept directly in {remote}, and the media backup would go in "
+        f"{remote.rstrip('/')}/{media_dir} (where django-rclone keeps it), inside the backups' folder, which "
+        "rcbackup cannot do (the media mirror may not overlap the database backups), and it never puts media "
+        f"outside {remote}. To back up media, move the database backups into a folder (e.g. {inside}) and set "
+        f"DJANGO_RCLONE = {{'REMOTE': {remote!r}, 'DB_BACKUP_DIR': 'db'}}: the media backup then goes in "
+        f"{remote.rstrip('/')}/{media_dir}"
+    )
     gen.warnings.append(
         f"{setting}: {tool} keeps the database backups directly in {remote}; rcbackup keeps them in a folder "
-        f"below its remote, so remote = {parts[0]!r} and db_backup_dir = {parts[1]!r} (the same files), "
-        f"and the media mirror goes beside them, media_backup_dir = {parts[1] + '-media'!r}"
+        f"below its remote, so remote = {parts[0]!r} and db_backup_dir = {parts[1]!r} (the same files). "
+        "mediabackup, mediarestore and listbackups --media are refused in this layout (media_root is left out)"
     )
 
 

@@ -79,16 +79,20 @@ class Mapping(unittest.TestCase):
         # needs a folder, so REMOTE's last folder becomes db_backup_dir.
         for remote, parent, name in [("s3:b/app", "s3:b", "app"), ("s3:b", "s3:", "b"), ("/srv/bk/", "/srv", "bk")]:
             gen = generate(settings(DJANGO_RCLONE={"REMOTE": remote, "DB_BACKUP_DIR": ""}))
-            self.assertEqual(
-                (gen.config["remote"], gen.config["db_backup_dir"], gen.config["media_backup_dir"]),
-                (parent, name, f"{name}-media"),
-            )
+            self.assertEqual((gen.config["remote"], gen.config["db_backup_dir"]), (parent, name))
+            # Never a sibling of REMOTE (for s3:b another bucket): media is refused,
+            # naming django-rclone's REMOTE/media and what to set instead.
+            self.assertNotIn("media_backup_dir", gen.config)
+            self.assertNotIn("media_root", gen.config)
+            self.assertIn(f"{remote.rstrip('/')}/media", gen.media_refused or "")
+            self.assertIn("'DB_BACKUP_DIR': 'db'", gen.media_refused or "")
             self.assertEqual(gen.db_backup_dir, "")  # signals' paths are "/NAME", as django-rclone's
             self.assertTrue(any("DB_BACKUP_DIR" in w for w in gen.warnings))
         with self.assertRaisesRegex(ConfigError, r"DB_BACKUP_DIR.*root of s3:.*'DB_BACKUP_DIR': 'db'"):
             generate(settings(DJANGO_RCLONE={"REMOTE": "s3:", "DB_BACKUP_DIR": ""}))
-        with self.assertRaisesRegex(ConfigError, "MEDIA_BACKUP_DIR.*'REMOTE'\\] = 's3:b'.*'app'"):
-            generate(settings(DJANGO_RCLONE={"REMOTE": "s3:b/app", "DB_BACKUP_DIR": "", "MEDIA_BACKUP_DIR": "m"}))
+        gen = generate(settings(DJANGO_RCLONE={"REMOTE": "s3:b/app", "DB_BACKUP_DIR": "", "MEDIA_BACKUP_DIR": "m"}))
+        self.assertNotIn("media_backup_dir", gen.config)
+        self.assertIn("s3:b/app/m", gen.media_refused or "")
 
     def test_split_remote(self) -> None:
         cases = {
@@ -152,7 +156,8 @@ class DbbackupSettings(unittest.TestCase):
         gen = generate(s)
         # django-dbbackup's files sit directly in the storage's folder.
         self.assertEqual((gen.config["remote"], gen.config["db_backup_dir"]), ("/var", "backups"))
-        self.assertEqual(gen.config["media_backup_dir"], "backups-media")
+        self.assertNotIn("media_backup_dir", gen.config)
+        self.assertIn("/var/backups/media", gen.media_refused or "")
         self.assertTrue(any("db_backup_dir = 'backups'" in w for w in gen.warnings))
         self.assertEqual(gen.config["db_cleanup_keep"], 5)
         self.assertEqual(gen.config["db_date_format"], "%Y%m%d-%H%M%S")

@@ -87,6 +87,8 @@ fn meta_commands_anywhere_psql_runs_them_are_refused() {
         "SELECT \"a\\\" \\! id\n".into(),
         "COPY public.t (a) FROM stdin; \\! id\n1\n\\.\n".into(),
         "COPY (SELECT 1) TO PROGRAM 'touch /tmp/pwned_v17';\n".into(),
+        "ROLLBACK TO SAVEPOINT s;\n".into(),
+        "SAVEPOINT s;\n".into(),
         "copy public.t (a) from program 'id';\n".into(),
         "COPY public.t (a) FROM '/etc/passwd';\n".into(),
         "SELECT :'DBNAME';\n".into(),
@@ -206,5 +208,84 @@ proptest! {
     fn real_dumps_pass_in_any_chunks(which in 0..GENUINE.len(), chunk in 1usize..5000) {
         let dump = GENUINE[which];
         prop_assert_eq!(guarded(dump.as_bytes(), chunk).unwrap(), unrestricted(dump).into_bytes());
+    }
+}
+
+/// Review 13b, #1: server-side code switching client_encoding (set_config,
+/// a DO block) is refused wherever the name appears; so is any change of
+/// standard_conforming_strings after pg_dump's header line.
+#[test]
+fn setting_names_outside_pg_dumps_header_are_refused() {
+    let bad = [
+        "SELECT set_config('client_encoding','SJIS',false);\nSELECT '\u{100}' -- ' \\! touch /tmp/pwned_g20\n",
+        "DO $$BEGIN PERFORM set_config('client_encoding','SJIS',false); END$$;\n",
+        "SELECT pg_catalog.set_config('CLIENT_ENCODING', 'SJIS', false);\n",
+        "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $_$ BEGIN SET Client_Encoding TO 'SJIS'; END $_$;\n",
+        "-- client_encoding\n",
+        "SET standard_conforming_strings = off;\nSELECT 'a\\'; \\! id --';\n",
+        "SET standard_conforming_strings = on;\n",
+        "SELECT set_config('standard_conforming_strings', 'off', false);\n",
+        "RESET ALL;\n",
+        "DISCARD ALL;\n",
+    ];
+    let at = PLAIN.find("SET row_security = off;\n").unwrap() + "SET row_security = off;\n".len();
+    for snippet in bad {
+        let dump = format!("{}{snippet}{}", &PLAIN[..at], &PLAIN[at..]);
+        match scan(dump.as_bytes()) {
+            Err(Refused::Unsupported(_)) => {}
+            other => panic!("{snippet:?}: {other:?}"),
+        }
+        assert!(guarded(dump.as_bytes(), 7).is_err(), "{snippet:?}");
+    }
+}
+
+/// Review 13b, #2: pg_dump's header sets standard_conforming_strings on,
+/// so `'O\''Brien'` and `'\'` are whole standard strings, in the schema,
+/// in comments and in --inserts data.
+#[test]
+fn backslash_quote_in_standard_strings_of_a_genuine_dump_passes() {
+    let good = "CREATE TABLE public.people (\n    id integer NOT NULL,\n    name text DEFAULT 'O\\''Brien'::text\n);\n\
+        CREATE VIEW public.v AS\n SELECT people.id,\n    (people.name || '\\'::text) AS n\n   FROM public.people;\n\
+        COMMENT ON TABLE public.people IS 'from PHP addslashes: O\\''Brien';\n\
+        INSERT INTO public.people (id, name) VALUES (1, 'C:\\');\n\
+        INSERT INTO public.people VALUES (2, '\\'' \\! not a command');\n";
+    let at = PLAIN.find("SET row_security = off;\n").unwrap() + "SET row_security = off;\n".len();
+    let dump = format!("{}{good}{}", &PLAIN[..at], &PLAIN[at..]);
+    assert_eq!(scan(dump.as_bytes()), Ok(()));
+    for chunk in [1, 3, 4096] {
+        assert_eq!(
+            String::from_utf8(guarded(dump.as_bytes(), chunk).unwrap()).unwrap(),
+            unrestricted(&dump)
+        );
+    }
+    // Without pg_dump's header line, or in an E'' string, `\'` is still
+    // read two ways and refused; so is a meta-command after a standard
+    // string that ends in a backslash.
+    assert!(scan(good.as_bytes()).is_err());
+    for bad in [
+        "SELECT E'\\'' ; \\! id\n",
+        "SELECT e'a''\\'; \\! id --';\n",
+        "SELECT 'a\\'; \\! id --';\n",
+    ] {
+        let dump = format!("{}{bad}{}", &PLAIN[..at], &PLAIN[at..]);
+        assert!(scan(dump.as_bytes()).is_err(), "{bad:?}");
+    }
+}
+
+/// Review 13b, #7: a psql-variable-looking token in a genuine dump is
+/// unsupported, not called altered.
+#[test]
+fn psql_variable_tokens_are_unsupported_not_altered() {
+    for snippet in [
+        "ALTER TABLE public.u ADD CONSTRAINT c CHECK ((a[1:\"ENCODING\"] IS NOT NULL));\n",
+        "SELECT a[1:HI] FROM t;\n",
+    ] {
+        match scan(snippet.as_bytes()) {
+            Err(Refused::Unsupported(m)) => {
+                assert!(m.contains("cannot tell it from a psql variable"), "{m}");
+                assert!(!m.contains("never writes"), "{m}");
+            }
+            other => panic!("{snippet:?}: {other:?}"),
+        }
     }
 }

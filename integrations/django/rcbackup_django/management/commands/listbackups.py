@@ -30,6 +30,8 @@ class Command(BaseCommand):
         if database:
             argv += ["-d", database]
         if options["media"]:
+            if gen.media_refused:
+                raise CommandError(f"{gen.media_refused}; nothing was done.", returncode=runner.EXIT_USAGE)
             argv.append("--media")
         if options["json"]:
             argv.append("--json")

@@ -23,6 +23,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = int(options["verbosity"])
         gen = runner.prepare([])
+        if gen.media_refused:
+            raise CommandError(f"{gen.media_refused}; nothing was done.", returncode=runner.EXIT_USAGE)
         if "media_root" not in gen.config:
             raise CommandError("MEDIA_ROOT is not configured.", returncode=runner.EXIT_USAGE)
         root = Path(str(gen.config["media_root"]))

@@ -25,6 +25,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = int(options["verbosity"])
         gen = runner.prepare([])
+        if gen.media_refused:
+            raise CommandError(f"{gen.media_refused}; nothing was done.", returncode=runner.EXIT_USAGE)
         media_root = gen.config.get("media_root")
         if not media_root:
             raise CommandError("MEDIA_ROOT is not configured.", returncode=runner.EXIT_USAGE)
