@@ -526,15 +526,27 @@ fn an_interrupted_or_changed_read_is_reported_as_such() {
     for n in names {
         big_sqlite_dump(&db.join(n), 400);
     }
-    let child = w.spawn(&["adopt", "--json"]);
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let r = Run::from(out);
-    assert_eq!(r.code, 130, "{}\n{}", r.stdout, r.stderr);
+    // Interrupted while reading. An interrupt that lands before the first
+    // read (still listing: slower with one rclone process per call) ends
+    // the run with the error alone, exit 130, and no document; it is sent
+    // again later then.
+    let interrupted = |args: &[&str]| -> Run {
+        for wait_ms in [700, 2000, 4000] {
+            let child = w.spawn(args);
+            std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+            Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            let r = Run::from(child.wait_with_output().unwrap());
+            assert_eq!(r.code, 130, "{}\n{}", r.stdout, r.stderr);
+            if !r.stdout.trim().is_empty() {
+                return r;
+            }
+        }
+        panic!("adopt was never interrupted while reading");
+    };
+    let r = interrupted(&["adopt", "--json"]);
     let v = json(&r);
     assert_eq!(v["interrupted"], true, "{v:#}");
     assert_eq!(v["not_adopted"], serde_json::json!([]), "{v:#}");
@@ -545,14 +557,7 @@ fn an_interrupted_or_changed_read_is_reported_as_such() {
         "{v:#}"
     );
     // Text: the summary says so.
-    let child = w.spawn(&["adopt"]);
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let r = Run::from(child.wait_with_output().unwrap());
-    assert_eq!(r.code, 130, "{}\n{}", r.stdout, r.stderr);
+    let r = interrupted(&["adopt"]);
     assert_mentions(&r.stdout, &["interrupted: ", "not reached"]);
     assert!(!r.stdout.contains("nothing to adopt"), "{}", r.stdout);
     assert!(
@@ -562,17 +567,22 @@ fn an_interrupted_or_changed_read_is_reported_as_such() {
     );
     assert!(!r.stderr.contains("adopted before"), "{}", r.stderr);
 
-    // Growing under the read.
-    let child = w.spawn(&["adopt", "--json"]);
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Growing under the read: every file grows until the run ends, so
+    // whichever is being read (whenever the listing ends: later with one
+    // rclone process per call) changes under the read.
+    let mut child = w.spawn(&["adopt", "--json"]);
     let victim = v["not_reached"][0].as_str().map(String::from);
-    for n in names {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(db.join(n))
-            .unwrap();
-        f.write_all(b"-- junk\n").unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < until {
+        for n in names {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(db.join(n))
+                .unwrap();
+            f.write_all(b"-- junk\n").unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let r = Run::from(child.wait_with_output().unwrap());
     assert_eq!(r.code, 4, "{}\n{}\n{victim:?}", r.stdout, r.stderr);

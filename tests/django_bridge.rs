@@ -706,7 +706,8 @@ out = b""
 deadline = time.monotonic() + 60
 while b"[y/N]" not in out:
     out += read(deadline)
-os.write(fd, b"\x03")
+# What a Ctrl-C on the terminal sends to its foreground process group.
+os.killpg(pid, signal.SIGINT)
 try:
     while chunk := read(deadline):
         out += chunk
@@ -738,7 +739,11 @@ fn interrupted_question_and_errors_name_django_settings() {
         .env("RCLONE_CONFIG_LOC_TYPE", "local")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = format!(
+        "{}\n(stderr: {})",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_mentions(&text, &["Restore cancelled (interrupted)", "EXIT 130"]);
     assert_lacks(&text, &["Traceback", "KeyboardInterrupt"]);
     assert!(p.signals().is_empty());

@@ -260,7 +260,7 @@ impl BackupRecord {
         if let Some(a) = &self.adopted {
             if !a.layout.fits(self.engine) {
                 return Some(format!(
-                    "field `adopted`: a {} backup does not restore into {}",
+                    "fields `engine` and `adopted`: a {} backup does not restore into {}",
                     a.layout.as_str(),
                     self.engine.as_str()
                 ));

@@ -214,10 +214,16 @@ fn adopt_one(
     let read = match adopt::read(&ctx.rclone, &data, c.gzip, c.engine) {
         Ok(Ok(r)) => r,
         Ok(Err(n)) => {
+            // A file that grew or shrank under the read (rclone per call
+            // reads to whatever end it finds) looks cut short: it changed,
+            // it is not damaged.
+            if n.damaged && !crate::interrupt::interrupted() && !unchanged(ctx, catalog, c, None)? {
+                return Ok(Err(changed()));
+            }
             return Ok(Err(Refusal {
                 unsupported: n.unsupported,
                 ..refuse(n.why, n.damaged)
-            }))
+            }));
         }
         // rclone fails a read of a file that grows or shrinks under it
         // (its size no longer the one it announced): say so, as below.
