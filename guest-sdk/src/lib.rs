@@ -437,6 +437,26 @@ pub enum Phase {
     Failed,
 }
 
+/// For a hook that only notifies (a ping, a chat message): its failure on
+/// a `pre-` event is logged as a warning and answered `Ok`, since an error
+/// there would veto the operation whatever `on_error` says, unless `veto`
+/// asks for that. Other events' failures are returned for `on_error`.
+pub fn notify_outcome(
+    kind: EventKind,
+    veto: bool,
+    outcome: Result<(), String>,
+) -> Result<(), String> {
+    match outcome {
+        Err(why) if kind.phase() == Phase::Pre && !veto => {
+            log::warn(&format!(
+                "{why} (not a veto: set veto = true in the config to stop the operation when this fails)"
+            ));
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 impl EventKind {
     /// Pre, post or failed.
     pub fn phase(&self) -> Phase {

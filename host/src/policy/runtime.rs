@@ -537,7 +537,7 @@ impl Runtime {
             redactor: grants
                 .http
                 .as_ref()
-                .map(|g| Redactor::new(&g.secrets))
+                .map(|g| g.redactor.clone())
                 .unwrap_or_default(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -1133,7 +1133,7 @@ impl LoadedModule {
         let redactor = grants
             .http
             .as_ref()
-            .map(|g| Redactor::new(&g.secrets))
+            .map(|g| g.redactor.clone())
             .unwrap_or_default();
         Ok(answer.map_err(|why| redactor.redact(&why).into_owned()))
     }

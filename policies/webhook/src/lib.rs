@@ -124,16 +124,8 @@ impl Hooks for Webhook {
     /// there, since an error answer to a `pre-` event is always a veto).
     fn on_event(event: Event) -> Result<(), String> {
         let config: Config = rcbackup_guest::config()?;
-        let pre = event.kind.phase() == Phase::Pre;
-        match notify(&config, event) {
-            Err(why) if pre && !config.veto => {
-                rcbackup_guest::log::warn(&format!(
-                    "{why} (not a veto: set veto = true in the config to stop the operation when this fails)"
-                ));
-                Ok(())
-            }
-            other => other,
-        }
+        let kind = event.kind;
+        rcbackup_guest::notify_outcome(kind, config.veto, notify(&config, event))
     }
 }
 

@@ -14,7 +14,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::grant::{origin_of, Origin, Scheme};
-use super::secrets::{substitute, Place, Redactor};
+use super::secrets::{substitute, Place};
 use super::send::{refused, send, RequestBounds, Sent, Usage};
 use super::{Exchange, HttpGrant};
 use crate::policy::text::escape;
@@ -235,7 +235,7 @@ impl WasiHttpHooks for Gate {
         let redactor = self
             .grant
             .as_ref()
-            .map(|g| Redactor::new(&g.secrets))
+            .map(|g| g.redactor.clone())
             .unwrap_or_default();
         let url = redactor.redact(&shown_url(request.uri())).into_owned();
         let shown = format!("{method} {url}");

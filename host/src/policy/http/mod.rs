@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use self::grant::Grant;
-use self::secrets::{Secret, SecretSpec};
+use self::secrets::{Redactor, Secret, SecretSpec};
 
 /// What `allow_http` and `secrets` of a hook say, checked at config load.
 #[derive(Debug, Clone)]
@@ -58,18 +58,23 @@ pub struct HttpGrant {
     /// False for `policy test` without `--send`: requests are checked and
     /// shown, then answered 200 with an empty body, never sent.
     pub send: bool,
+    /// Hides the secrets' values in whatever comes from the hook or its
+    /// servers; made once from `secrets`.
+    pub redactor: Redactor,
 }
 
 impl HttpGrant {
     /// Reads the secrets' values; the error names the variable.
     pub fn ready(spec: &HttpSpec, bounds: HttpBounds) -> Result<HttpGrant, String> {
+        let secrets: Vec<Secret> = spec
+            .secrets
+            .iter()
+            .map(SecretSpec::read)
+            .collect::<Result<_, _>>()?;
         Ok(HttpGrant {
             origins: spec.origins.clone(),
-            secrets: spec
-                .secrets
-                .iter()
-                .map(SecretSpec::read)
-                .collect::<Result<_, _>>()?,
+            redactor: Redactor::new(&secrets),
+            secrets,
             bounds,
             send: true,
         })
@@ -84,9 +89,11 @@ impl HttpGrant {
                 ..HttpGrant::ready(spec, bounds)?
             });
         }
+        // Unread secrets have no value: nothing to hide.
         Ok(HttpGrant {
             origins: spec.origins.clone(),
             secrets: spec.secrets.iter().map(SecretSpec::unread).collect(),
+            redactor: Redactor::default(),
             bounds,
             send,
         })

@@ -236,9 +236,18 @@ pub fn substitute(
 
 /// Hides secret values in text that came from a guest (a log line, an
 /// answer): each becomes `[secret NAME]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Vec<(String, String)>,
+}
+
+/// Names the secrets, never their values.
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.secrets.iter().map(|(_, name)| name))
+            .finish()
+    }
 }
 
 impl Redactor {
@@ -330,7 +339,6 @@ impl Redactor {
 /// Scrubs one stream chunk by chunk, holding back the last bytes of each
 /// chunk (fewer than the longest value) until the next shows whether they
 /// start a value.
-#[derive(Debug)]
 pub struct Scrubber {
     redactor: Redactor,
     held: Vec<u8>,
