@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
+import threading
 import tomllib
 import unittest
 from unittest import mock
 
 from django.core.management.base import CommandError
 
-from rcbackup_django.bridge import confirm
+from rcbackup_django.bridge import _ask, confirm
 from rcbackup_django.config import Generated
 from rcbackup_django.runner import _config_file, generated_note
 
@@ -42,13 +44,64 @@ class Question(unittest.TestCase):
     def test_ctrl_c_at_the_question_is_exit_130_not_a_traceback(self) -> None:
         with (
             mock.patch.object(sys, "stdin", mock.Mock(isatty=lambda: True)),
-            mock.patch("builtins.input", side_effect=KeyboardInterrupt),
+            mock.patch("rcbackup_django.bridge._ask", side_effect=KeyboardInterrupt),
             mock.patch.object(sys, "stderr", io.StringIO()),
         ):
             with self.assertRaises(CommandError) as caught:
                 confirm("Restore?", True)
         self.assertEqual(caught.exception.returncode, 130)
         self.assertIn("interrupted", str(caught.exception))
+
+    def _stdin(self, data: bytes) -> io.TextIOWrapper:
+        """A pipe as stdin holding ``data``, then its end."""
+        r, w = os.pipe()
+        os.write(w, data)
+        os.close(w)
+        stdin = os.fdopen(r, "r")
+        self.addCleanup(stdin.close)
+        return stdin
+
+    def test_the_answer_is_one_line_and_end_of_input_is_eof(self) -> None:
+        with mock.patch.object(sys, "stderr", io.StringIO()) as err:
+            with mock.patch.object(sys, "stdin", self._stdin(b"y\nmore\n")):
+                self.assertEqual(_ask("Q? "), "y\n")
+            self.assertEqual(err.getvalue(), "Q? ")
+            with mock.patch.object(sys, "stdin", self._stdin(b"")), self.assertRaises(EOFError):
+                _ask("Q? ")
+
+    def test_a_ctrl_c_while_waiting_for_the_answer_interrupts(self) -> None:
+        # Sent from another thread, so it may land before the wait starts as
+        # well as during it; either way it is not lost. The pipe's end comes
+        # after 10 s, so a lost Ctrl-C fails (EOFError) instead of hanging.
+        # Python's own SIGINT handler, as in a terminal: a test run started
+        # in the background inherits SIGINT ignored.
+        self.addCleanup(signal.signal, signal.SIGINT, signal.signal(signal.SIGINT, signal.default_int_handler))
+        r, w = os.pipe()
+        stdin = os.fdopen(r, "r")
+        self.addCleanup(stdin.close)
+        ctrl_c = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+        ended = threading.Event()
+
+        def end() -> None:
+            os.close(w)
+            ended.set()
+
+        ender = threading.Timer(10, end)
+        try:
+            with (
+                mock.patch.object(sys, "stdin", stdin),
+                mock.patch.object(sys, "stderr", io.StringIO()),
+                self.assertRaises(KeyboardInterrupt),
+            ):
+                ctrl_c.start()
+                ender.start()
+                _ask("Q? ")
+        finally:
+            ctrl_c.join()
+            ender.cancel()
+            ender.join()
+            if not ended.is_set():
+                os.close(w)
 
 
 if __name__ == "__main__":
