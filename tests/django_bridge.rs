@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -31,11 +32,12 @@ fn bridge_dir() -> PathBuf {
 
 /// The test app: a receiver for each of django-rclone's signals that
 /// appends `{signal, sender, kwargs}` to $RECORD_FILE, and raises when
-/// $RAISE_ON names the signal. Half are connected through
+/// $RAISE_ON names the signal, or sleeps $SLEEP_SECS (after creating
+/// `$RECORD_FILE.sleeping`) when $SLEEP_ON does. Half are connected through
 /// `django_rclone.signals` (as an existing project's receivers are), half
 /// through `rcbackup_django.signals`.
 const RECORDER: &str = r#"
-import json, os
+import json, os, time
 from django.apps import AppConfig
 
 def record(name):
@@ -45,6 +47,9 @@ def record(name):
             f.write(json.dumps({"signal": name, "sender": f"{sender.__module__}.{sender.__name__}", "kwargs": kwargs}) + "\n")
         if os.environ.get("RAISE_ON") == name:
             raise RuntimeError(f"receiver says no to {name}")
+        if os.environ.get("SLEEP_ON") == name:
+            open(os.environ["RECORD_FILE"] + ".sleeping", "w").close()
+            time.sleep(float(os.environ["SLEEP_SECS"]))
     return receiver
 
 class RecorderConfig(AppConfig):
@@ -126,7 +131,17 @@ impl Project {
             .env("TMPDIR", self.path("tmp"))
             .env_remove("RCBACKUP_CONFIG")
             .env_remove("RAISE_ON")
+            .env_remove("SLEEP_ON")
             .stdin(Stdio::null());
+        // As from a terminal: a test run started in the background by a
+        // script inherits SIGINT ignored, which the bridge keeps ignored.
+        // SAFETY: signal(2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         cmd
     }
 
@@ -157,6 +172,33 @@ impl Project {
             .collect()
     }
 
+    /// Starts `cmd` (made by `manage`) with rcbackup held at `step`, and
+    /// waits until it holds there; `release` lets it go on.
+    fn hold(&self, mut cmd: Command, step: &str) -> std::process::Child {
+        let pause = self.path("pause");
+        let _ = std::fs::remove_dir_all(&pause);
+        std::fs::create_dir_all(&pause).unwrap();
+        let child = cmd
+            .env("RCBACKUP_TEST_PAUSE", step)
+            .env("RCBACKUP_TEST_PAUSE_DIR", &pause)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until(60, &format!("rcbackup to reach `{step}`"), || {
+            std::fs::read_dir(&pause).unwrap().flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{step}."))
+            })
+        });
+        child
+    }
+
+    fn release(&self, step: &str) {
+        std::fs::write(self.path("pause").join(format!("{step}.go")), b"").unwrap();
+    }
+
     fn backups(&self) -> Vec<String> {
         let out = self.ok(&["listbackups", "--json"]);
         let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
@@ -165,6 +207,15 @@ impl Project {
             .map(|e| e["name"].as_str().unwrap().to_string())
             .collect()
     }
+}
+
+/// A project whose `default` database is SQLite with `rows` items.
+fn sqlite_project(rows: u32) -> (Project, PathBuf) {
+    let p = Project::new("{}", "");
+    let db = p.path("app.sqlite3");
+    sqlite(&db, &seed_sql(rows));
+    p.settings(&sqlite_db(&db), "");
+    (p, db)
 }
 
 fn names(signals: &[serde_json::Value]) -> Vec<&str> {
@@ -683,6 +734,194 @@ fn stopping_manage_py_stops_rcbackup_and_publishes_nothing() {
     }
 }
 
+/// Outside review: a signal to manage.py was passed to rcbackup, but the
+/// bridge went on when that rcbackup ended with 0: a restore ran after the
+/// listing that picks the backup was interrupted (post_db_restore sent,
+/// exit 0), and `dbbackup --clean` started the prune, deleting backups,
+/// after a signal that came once the backup's record was written. Now the
+/// command starts nothing more and exits 130 saying what was done.
+#[test]
+fn a_signal_stops_the_command_even_when_rcbackups_step_had_finished() {
+    let (p, db) = sqlite_project(3);
+    p.ok(&["dbbackup"]);
+    p.ok(&["dbbackup"]);
+    p.signals();
+    sqlite(&db, "DELETE FROM items;");
+
+    // The listing before a restore: rcbackup holds once it has read the
+    // catalog; the signal reaches it there.
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let child = p.hold(p.manage(&["dbrestore", "--noinput"]), "listed");
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(out.status.code(), Some(130), "signal {signal}: {text}");
+        assert_lacks(&text, &["Restoring", "Restore completed", "Traceback"]);
+        assert!(p.signals().is_empty(), "signal {signal}");
+        assert_eq!(sqlite(&db, "SELECT count(*) FROM items;").trim(), "0");
+    }
+
+    // --clean: the signal comes once the new backup's record is written, so
+    // the backup stands (rcbackup exits 0) — but no prune starts.
+    let before = p.backups();
+    assert_eq!(before.len(), 2);
+    let child = p.hold(p.manage(&["dbbackup", "--clean"]), "recorded");
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert_mentions(
+        &err,
+        &[
+            "Interrupted: backup db/",
+            "post_db_backup was not sent and nothing more was done",
+        ],
+    );
+    assert_eq!(names(&p.signals()), ["pre_db_backup"]);
+    let after = p.backups();
+    assert_eq!(after.len(), 3, "nothing pruned: {after:?}");
+    assert!(before.iter().all(|b| after.contains(b)));
+}
+
+/// A signal while a receiver runs lets it finish, then stops the command
+/// before rcbackup starts; a second signal (over a second later) quits at
+/// once.
+#[test]
+fn a_signal_during_a_receiver_stops_before_rcbackup_and_a_second_quits() {
+    let (p, _) = sqlite_project(3);
+    let sleeping = p.path("signals.jsonl.sleeping");
+    for (signals, secs) in [(1, "2"), (2, "60")] {
+        let _ = std::fs::remove_file(&sleeping);
+        let started = std::time::Instant::now();
+        let child = p
+            .manage(&["dbbackup"])
+            .env("SLEEP_ON", "pre_db_backup")
+            .env("SLEEP_SECS", secs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until(60, "the receiver to sleep", || sleeping.exists());
+        for _ in 0..signals {
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            // More than a second apart: closer ones are one stop.
+            std::thread::sleep(std::time::Duration::from_millis(1300));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(130), "{signals} signal(s): {err}");
+        if signals == 1 {
+            assert_mentions(
+                &err,
+                &[
+                    "stopping before the next step",
+                    "Interrupted: backup of 'default' not started; nothing was done",
+                ],
+            );
+        } else {
+            assert_mentions(&err, &["quitting at once"]);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{err}"
+            );
+        }
+        assert_lacks(&err, &["Traceback"]);
+        assert_eq!(names(&p.signals()), ["pre_db_backup"]);
+        assert!(p.backups().is_empty());
+    }
+}
+
+/// Every file below `dir`, relative to it.
+fn files_below(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                found.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Outside review: two signals at once (a hangup; systemd's SIGTERM then
+/// SendSIGHUP) were both passed on, and rcbackup quit at once, leaving its
+/// lock and its partial upload. They are one stop: nothing is left. A
+/// SIGINT that manage.py was started with ignored (a background job of a
+/// script) stays ignored: the backup goes on.
+#[test]
+fn two_signals_at_once_are_one_stop_and_an_ignored_sigint_stays_ignored() {
+    let (p, _) = sqlite_project(3);
+    p.ok(&["dbbackup"]);
+    p.signals();
+    let before = files_below(&p.store);
+    let child = p.hold(p.manage(&["dbbackup"]), "uploaded");
+    // Back to back, as a hangup delivers them.
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_mentions(&stderr(&out), &["nothing was published"]);
+    assert_eq!(files_below(&p.store), before, "{}", stderr(&out));
+    assert_eq!(names(&p.signals()), ["pre_db_backup"]);
+
+    let mut cmd = p.manage(&["dbbackup"]);
+    // SAFETY: signal(2) between fork and exec, as a script's `cmd &` does.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = p.hold(cmd, "uploaded");
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.release("uploaded");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(&p.signals()), ["pre_db_backup", "post_db_backup"]);
+    assert_eq!(p.backups().len(), 2);
+}
+
+/// Outside review: with manage.py's stdin or stderr closed (some
+/// supervisors start it so), the config's descriptor took 0 or 2, which
+/// the child's stdio replaced: rcbackup read its config from /dev/null
+/// (exit 2, blaming the settings), or, with stdout closed, from the pipe it
+/// wrote its answer to, and hung.
+#[test]
+fn closed_stdio_does_not_take_the_configs_place() {
+    let (p, _) = sqlite_project(3);
+    for closed in ["<&-", "2>&-", "<&- 2>&-"] {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!("exec \"$0\" manage.py dbbackup {closed}"),
+                venv_python().to_str().unwrap(),
+            ])
+            .current_dir(p.dir.path())
+            .env("PYTHONPATH", bridge_dir())
+            .env("RECORD_FILE", p.path("signals.jsonl"))
+            .env("RCLONE_CONFIG_LOC_TYPE", "local")
+            .env("TMPDIR", p.path("tmp"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{closed}: {}", stderr(&out));
+        assert_eq!(
+            names(&p.signals()),
+            ["pre_db_backup", "post_db_backup"],
+            "{closed}"
+        );
+    }
+    assert_eq!(p.backups().len(), 3);
+}
+
 /// Runs `manage.py ARGS` on a pseudo-terminal, answers its `[y/N]` question
 /// with Ctrl-C, and prints what it wrote, then `EXIT <code>`.
 // The child gets SIGINT's default disposition back: a test run started in
@@ -729,10 +968,7 @@ sys.stdout.write(out.decode(errors="replace") + f"\nEXIT {os.waitstatus_to_exitc
 /// the generated config (which is gone once the run ends).
 #[test]
 fn interrupted_question_and_errors_name_django_settings() {
-    let p = Project::new("{}", "");
-    let db = p.path("app.sqlite3");
-    sqlite(&db, &seed_sql(3));
-    p.settings(&sqlite_db(&db), "");
+    let (p, db) = sqlite_project(3);
     p.ok(&["dbbackup"]);
     p.signals();
     sqlite(&db, "DELETE FROM items;");

@@ -464,35 +464,50 @@ fn a_closed_or_failing_output_is_an_error_not_a_panic() {
     }
 }
 
-/// Ctrl-C at the [y/N] prompt used to print that it was stopping and then
-/// keep waiting; a `y` typed afterwards restored. It cancels, exit 130.
-#[test]
-fn an_interrupt_at_the_restore_prompt_cancels() {
-    use std::io::{Read, Write};
-    let (world, file) = sqlite_world();
-    world.ok(&["dbbackup"]);
-    sqlite(&file, "DELETE FROM items");
-    let mut script = world.on_terminal_command("dbrestore");
-    script
+/// `dbrestore` on a terminal (`script`), its input piped, and what it
+/// prints gathered by a thread as it comes.
+#[allow(clippy::type_complexity)]
+fn restore_on_terminal(
+    world: &World,
+) -> (
+    std::process::Child,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::Read;
+    let mut child = world
+        .on_terminal_command("dbrestore")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = script.spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let reader = {
         let seen = seen.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
+            while let Ok(n) = out.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
                 seen.lock().unwrap().extend_from_slice(&buf[..n]);
             }
-            String::from_utf8_lossy(&seen.lock().unwrap()).into_owned()
         })
     };
+    (child, seen, reader)
+}
+
+/// Ctrl-C at the [y/N] prompt used to print that it was stopping and then
+/// keep waiting; a `y` typed afterwards restored. It cancels, exit 130.
+#[test]
+fn an_interrupt_at_the_restore_prompt_cancels() {
+    use std::io::Write;
+    let (world, file) = sqlite_world();
+    world.ok(&["dbbackup"]);
+    sqlite(&file, "DELETE FROM items");
+    let (mut child, seen, reader) = restore_on_terminal(&world);
     // The rcbackup process itself, known by its executable: `script` runs
     // it through a shell whose command line also says "dbrestore", and a
     // shell that does not exec its last command would take the signal in
@@ -520,10 +535,45 @@ fn an_interrupt_at_the_restore_prompt_cancels() {
     let _ = stdin.write_all(b"y\n");
     drop(stdin);
     let status = child.wait().unwrap();
-    let shown = reader.join().unwrap();
+    reader.join().unwrap();
+    let shown = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
     assert_eq!(status.code(), Some(130), "{shown}");
     assert!(shown.contains("[y/N]"), "{shown}");
     assert_eq!(count(&file), "0", "nothing restored");
+}
+
+/// Outside review: the answer typed at the prompt was never acted on while
+/// the terminal stayed open: std's buffered stdin took the whole line on its
+/// first one-byte read, and poll(2) then waited for more. The tests typed
+/// the answer and closed the terminal, whose end-of-file released the rest
+/// of the line. Here the terminal stays open, as a person's does.
+#[test]
+fn an_answer_at_the_prompt_is_acted_on_while_the_terminal_stays_open() {
+    use std::io::Write;
+    let (world, file) = sqlite_world();
+    world.ok(&["dbbackup"]);
+    let rows = count(&file);
+    for (answer, code, left) in [("n\n", 3, "0"), ("y\n", 0, rows.as_str())] {
+        sqlite(&file, "DELETE FROM items");
+        let (mut child, seen, reader) = restore_on_terminal(&world);
+        wait_until(60, "the question", || {
+            String::from_utf8_lossy(&seen.lock().unwrap()).contains("[y/N]")
+        });
+        // Typed, and the terminal left open.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answer.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let mut status = None;
+        wait_until(60, "rcbackup to act on the answer", || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        drop(stdin);
+        reader.join().unwrap();
+        let shown = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        assert_eq!(status.unwrap().code(), Some(code), "{answer:?}: {shown}");
+        assert_eq!(count(&file), left, "{answer:?}");
+    }
 }
 
 /// rclone failing after it moved the upload into place (or while writing
@@ -820,6 +870,50 @@ fn template_names_with_hidden_or_special_characters_are_refused() {
         assert!(!dumped.exists(), "{template}: the dump ran");
         assert_eq!(world.stored_files(), Vec::<PathBuf>::new());
     }
+}
+
+/// Outside review of the Django bridge: `listbackups` interrupted after it
+/// had read the catalog said it was stopping, then printed the whole listing
+/// and exited 0, and the bridge took that listing to restore from. An
+/// interrupt before the report is printed stops it: exit 130, nothing on
+/// stdout, in text and JSON.
+#[test]
+fn an_interrupted_listing_prints_nothing_and_exits_130() {
+    let (world, _) = sqlite_world();
+    world.ok(&["dbbackup"]);
+    for args in [&["listbackups"][..], &["listbackups", "--json"]] {
+        let mut held = world.spawn_held(args, "listed");
+        held.wait_at("listed");
+        held.signal(libc::SIGINT);
+        let r = held.finish();
+        assert_eq!(r.code, 130, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "{args:?}");
+        assert!(
+            r.stderr.contains("interrupted; nothing was listed"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // Not interrupted: listed.
+    assert_eq!(world.list(None).len(), 1);
+}
+
+/// Outside review of the Django bridge: two signals at once (a hangup;
+/// systemd's SIGTERM then SendSIGHUP) made rcbackup quit at once, leaving
+/// its lock and its partial upload. They are one stop: it cleans up.
+#[test]
+fn two_signals_at_once_are_one_stop() {
+    let (world, _) = sqlite_world();
+    world.ok(&["dbbackup"]);
+    let before = store_files(&world);
+    let mut held = world.spawn_held(&["dbbackup"], "uploaded");
+    held.wait_at("uploaded");
+    held.signal(libc::SIGTERM);
+    held.signal(libc::SIGHUP);
+    let r = held.finish();
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was published"), "{}", r.stderr);
+    assert_eq!(store_files(&world), before);
 }
 
 /// Outside review: rcbackup handled SIGHUP even when it was started with

@@ -35,7 +35,8 @@
 //! Step of `verify`: `verify-next` (before each backup is read; with
 //! `--all`, once per backup). `prune` holds at `dbbackup`'s `cleaning`
 //! (before it decides) and `deleting` (a backup's data object deleted, its
-//! record not yet).
+//! record not yet). Step of `listbackups` (not `--all-tenants`): `listed`
+//! (the catalog is read, nothing printed yet).
 
 /// Holds the run here if a test asked for `step`.
 #[inline]

@@ -1,7 +1,9 @@
 //! Ctrl-C, SIGTERM and SIGHUP: stop the children, let the command clean up
 //! what it started (e.g. delete its unfinished upload), and exit with 130.
-//! A second signal exits at once. Either way nothing half-made is ever
-//! published: that rests on the catalog's rules, not on this module.
+//! A second signal exits at once, unless it came within a second of the
+//! first (a hangup, or systemd's SendSIGHUP, sends two at once). Either way
+//! nothing half-made is ever published: that rests on the catalog's rules,
+//! not on this module.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +13,9 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Signals this close after the first are the same request to stop; a later
+/// one quits at once.
+const SAME_REQUEST: std::time::Duration = std::time::Duration::from_secs(1);
 static CHILDREN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 /// Wakes whatever waits in [`wait`] (a guest call) when the first signal comes.
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
@@ -27,10 +32,20 @@ pub fn install() {
         return;
     };
     std::thread::spawn(move || {
+        let mut first: Option<std::time::Instant> = None;
         for signal in signals.forever() {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            if let Some(at) = first {
+                // A hangup, or systemd's SendSIGHUP after SIGTERM, delivers
+                // two signals at once: that is one request to stop, and
+                // quitting at once would leave the lock and the upload.
+                if at.elapsed() < SAME_REQUEST {
+                    tracing::debug!("signal {signal} came with the first; still stopping");
+                    continue;
+                }
                 std::process::exit(130);
             }
+            first = Some(std::time::Instant::now());
+            INTERRUPTED.store(true, Ordering::SeqCst);
             tracing::warn!("interrupted (signal {signal}); stopping and cleaning up, signal again to quit at once");
             WAKE.notify_waiters();
             let children = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
@@ -56,6 +71,18 @@ fn ignored(signal: i32) -> bool {
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// For a command that only reads: a signal before its report is printed
+/// stops it (exit 130, nothing on stdout), as the warning said it would; a
+/// caller that sent the signal must not take a report for an answer.
+pub fn stop_before_report() -> anyhow::Result<()> {
+    if interrupted() {
+        return Err(crate::exit::interrupted_at(
+            "interrupted; nothing was listed",
+        ));
+    }
+    Ok(())
 }
 
 /// Resolves once the run is interrupted (at once if it already is): a guest

@@ -1,6 +1,6 @@
 //! The y/N confirmation before a restore.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::os::fd::AsRawFd;
 
 use anyhow::Result;
@@ -51,16 +51,25 @@ fn read_answer(stdin: &std::io::Stdin) -> Result<String> {
         if ready <= 0 {
             continue;
         }
-        let mut byte = [0u8; 1];
-        // One byte at a time: a buffered read would swallow what follows
-        // the line, and the terminal is line-buffered anyway.
-        match stdin.lock().read(&mut byte) {
-            Ok(0) => break,
+        let mut byte = 0u8;
+        // One byte at a time, from the descriptor itself: std's Stdin is
+        // buffered, so its first read took the whole line ("y\n") into its
+        // buffer, poll(2) then saw nothing more to read, and on a terminal
+        // the answer was never acted on (a pipe's end hid that in tests).
+        // SAFETY: read(2) of one byte into a valid one-byte buffer.
+        let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+        match n {
+            0 => break,
             // A terminal in raw mode sends Enter as \r.
-            Ok(_) if byte[0] == b'\n' || byte[0] == b'\r' => break,
-            Ok(_) => line.push(byte[0]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(exit::failed(format!("reading the answer: {e}"))),
+            1 if byte == b'\n' || byte == b'\r' => break,
+            1 => line.push(byte),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(exit::failed(format!("reading the answer: {e}")));
+            }
         }
     }
     if crate::interrupt::interrupted() {

@@ -162,6 +162,8 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
     let catalog = ctx.catalog();
     let listing = catalog.list()?;
     let rows = rows(ctx, &listing, args.database.as_deref());
+    crate::failpoint::reached("listed");
+    crate::interrupt::stop_before_report()?;
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -309,6 +311,7 @@ pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
             }
         }
     }
+    crate::interrupt::stop_before_report()?;
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&all)?);
     } else {

@@ -67,6 +67,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<()> {
         size: mirror.iter().map(|e| e.size.max(0) as u64).sum(),
         backups,
     };
+    crate::interrupt::stop_before_report()?;
     if json {
         crate::outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

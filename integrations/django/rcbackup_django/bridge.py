@@ -8,24 +8,45 @@ codes into the command's.
 - A ``post_`` signal is sent only after rcbackup exited 0.
 - rcbackup failing (its message is already on stderr) ends the command with
   rcbackup's exit code, and no ``post_`` signal is sent.
+- SIGINT, SIGTERM or SIGHUP to manage.py (:func:`bridged`): passed to the
+  rcbackup that runs; from then on no question is asked, no signal sent and
+  no rcbackup started: the command ends with 130, saying what was done, even
+  when that rcbackup finished its step (exit 0) as the signal came.
 """
 
 from __future__ import annotations
 
+import functools
 import select
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import CommandError
 from django.dispatch import Signal
 
+from . import runner
 from .runner import EXIT_INTERRUPTED, EXIT_REFUSED, RcbackupFailed
+
+
+def bridged(handle: Callable[..., None]) -> Callable[..., None]:
+    """A command's ``handle``, run with :func:`runner.stoppable`: a signal
+    that came during its last step still ends it with 130."""
+
+    @functools.wraps(handle)
+    def run(*args: Any, **options: Any) -> None:
+        with runner.stoppable():
+            handle(*args, **options)
+            runner.stop_if_interrupted("Interrupted as the command ended; every step above was done.")
+
+    return run
 
 
 def send_pre(signal: Signal, name: str, what: str, **kwargs: Any) -> None:
     """Sends a ``pre_`` signal; a receiver raising stops ``what`` before it starts."""
+    not_started = f"Interrupted: {what} not started; nothing was done."
+    runner.stop_if_interrupted(not_started)
     try:
         signal.send(**kwargs)
     except Exception as exc:
@@ -33,10 +54,12 @@ def send_pre(signal: Signal, name: str, what: str, **kwargs: Any) -> None:
             f"{what} not started: a {name} receiver raised {type(exc).__name__}: {exc}",
             returncode=EXIT_REFUSED,
         ) from exc
+    runner.stop_if_interrupted(not_started)
 
 
 def send_post(signal: Signal, name: str, done: str, **kwargs: Any) -> None:
     """Sends a ``post_`` signal; a receiver raising fails the command, saying what was done."""
+    runner.stop_if_interrupted(f"Interrupted: {done}; {name} was not sent and nothing more was done.")
     try:
         signal.send(**kwargs)
     except Exception as exc:
@@ -58,6 +81,8 @@ def confirm(question: str, interactive: bool) -> None:
     """Asks ``question [y/N]`` unless ``--noinput``; without a terminal to ask
     on, refuses (exit 3) rather than guess. Ctrl-C at the question ends the
     command as rcbackup's own question does: exit 130, nothing done."""
+    cancelled = "Restore cancelled (interrupted); nothing was done."
+    runner.stop_if_interrupted(cancelled)
     if not interactive:
         return
     if not sys.stdin.isatty():
@@ -66,12 +91,15 @@ def confirm(question: str, interactive: bool) -> None:
             returncode=EXIT_REFUSED,
         )
     try:
-        answer = _ask(f"{question} [y/N] ").strip().lower()
+        with runner.asking():
+            answer = _ask(f"{question} [y/N] ").strip().lower()
     except EOFError:
+        sys.stderr.write("\n")  # Ctrl-D ends no line
         answer = ""
     except KeyboardInterrupt:
         sys.stderr.write("\n")
-        raise CommandError("Restore cancelled (interrupted); nothing was done.", returncode=EXIT_INTERRUPTED) from None
+        raise CommandError(cancelled, returncode=EXIT_INTERRUPTED) from None
+    runner.stop_if_interrupted(cancelled)
     if answer not in {"y", "yes"}:
         raise CommandError("Restore cancelled.", returncode=EXIT_REFUSED)
 
@@ -83,12 +111,14 @@ def _ask(prompt: str) -> str:
     pending and the question waits on (seen on CI). Waiting in short
     select(2)s lets Python act on a pending signal within a fifth of a second.
     The question goes to stderr, as rcbackup's own does, so it is seen when
-    stdout is redirected."""
-    sys.stderr.write(prompt)
-    sys.stderr.flush()
+    stdout is redirected; to stdout when only that is the terminal."""
+    out = sys.stdout if sys.stdout.isatty() and not sys.stderr.isatty() else sys.stderr
+    out.write(prompt)
+    out.flush()
     fd = sys.stdin.fileno()
     while not select.select([fd], [], [], 0.2)[0]:
-        pass
+        if runner.interrupted():  # the command's own handler took the signal
+            raise KeyboardInterrupt
     line = sys.stdin.readline()
     if not line:
         raise EOFError

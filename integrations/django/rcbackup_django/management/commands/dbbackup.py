@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rcbackup_django import runner
-from rcbackup_django.bridge import rcbackup_exit, send_post, send_pre
+from rcbackup_django.bridge import bridged, rcbackup_exit, send_post, send_pre
 from rcbackup_django.signals import post_db_backup, pre_db_backup
 
 
@@ -20,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--clean", action="store_true", help="Then remove old backups beyond DB_CLEANUP_KEEP.")
         parser.add_argument("--noinput", action="store_true", help="Accepted for django-dbbackup's scripts; dbbackup never asks.")
 
+    @bridged
     def handle(self, *args: Any, **options: Any) -> None:
         database = str(options["database"])
         verbosity = int(options["verbosity"])

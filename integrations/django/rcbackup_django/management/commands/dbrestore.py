@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rcbackup_django import runner
-from rcbackup_django.bridge import confirm, rcbackup_exit, send_post, send_pre
+from rcbackup_django.bridge import bridged, confirm, rcbackup_exit, send_post, send_pre
 from rcbackup_django.signals import post_db_restore, pre_db_restore
 
 
@@ -32,6 +32,7 @@ class Command(BaseCommand):
             "--noinput", action="store_false", dest="interactive", default=True, help="Do not ask before restoring."
         )
 
+    @bridged
     def handle(self, *args: Any, **options: Any) -> None:
         database = str(options["database"])
         verbosity = int(options["verbosity"])

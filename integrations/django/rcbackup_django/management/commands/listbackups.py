@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rcbackup_django import runner
-from rcbackup_django.bridge import rcbackup_exit
+from rcbackup_django.bridge import bridged, rcbackup_exit
 
 
 class Command(BaseCommand):
@@ -19,6 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--media", action="store_true", help="The media backup instead of database backups.")
         parser.add_argument("--json", action="store_true", help="rcbackup's JSON document (docs/json.md).")
 
+    @bridged
     def handle(self, *args: Any, **options: Any) -> None:
         database = str(options["database"])
         verbosity = int(options["verbosity"])

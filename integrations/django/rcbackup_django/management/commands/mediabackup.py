@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rcbackup_django import runner
-from rcbackup_django.bridge import rcbackup_exit, send_post, send_pre
+from rcbackup_django.bridge import bridged, rcbackup_exit, send_post, send_pre
 from rcbackup_django.config import media_root_setting
 from rcbackup_django.signals import post_media_backup, pre_media_backup
 
@@ -20,6 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--noinput", action="store_true", help="Accepted for django-dbbackup's scripts; never asks.")
 
+    @bridged
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = int(options["verbosity"])
         gen = runner.prepare([])

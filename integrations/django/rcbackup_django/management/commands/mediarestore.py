@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rcbackup_django import runner
-from rcbackup_django.bridge import confirm, rcbackup_exit, send_post, send_pre
+from rcbackup_django.bridge import bridged, confirm, rcbackup_exit, send_post, send_pre
 from rcbackup_django.signals import post_media_restore, pre_media_restore
 
 
@@ -22,6 +22,7 @@ class Command(BaseCommand):
             "--mirror", action="store_true", help="Also delete local files the backup lacks (django-rclone always did)."
         )
 
+    @bridged
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = int(options["verbosity"])
         gen = runner.prepare([])
