@@ -121,9 +121,15 @@ impl Project {
     }
 
     fn manage(&self, args: &[&str]) -> Command {
+        let mut cmd = self.python(&["manage.py"]);
+        cmd.args(args);
+        cmd
+    }
+
+    /// The project's Python with `args`, in the project, as manage.py runs.
+    fn python(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(venv_python());
-        cmd.arg("manage.py")
-            .args(args)
+        cmd.args(args)
             .current_dir(self.dir.path())
             .env("PYTHONPATH", bridge_dir())
             .env("RECORD_FILE", self.path("signals.jsonl"))
@@ -920,6 +926,49 @@ fn closed_stdio_does_not_take_the_configs_place() {
         );
     }
     assert_eq!(p.backups().len(), 3);
+}
+
+/// Outside review: every bridged command failed with "signal only works in
+/// main thread" when run by call_command from a worker thread (a
+/// scheduler, a thread pool), which django-rclone allowed. From a worker it
+/// leaves signals alone; from the main thread, the caller's handlers come
+/// back afterwards.
+#[test]
+fn call_command_works_from_a_worker_thread() {
+    let (p, _) = sqlite_project(3);
+    let script = r#"
+import os, signal, threading
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+import django
+django.setup()
+from django.core.management import call_command
+before = signal.getsignal(signal.SIGTERM)
+errors = []
+def work():
+    try:
+        call_command("dbbackup")
+    except BaseException as exc:
+        errors.append(repr(exc))
+t = threading.Thread(target=work)
+t.start()
+t.join()
+call_command("dbbackup")
+print("errors:", errors, "handlers back:", signal.getsignal(signal.SIGTERM) is before)
+"#;
+    let out = p.python(&["-c", script]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert_mentions(&text, &["errors: [] handlers back: True"]);
+    assert_eq!(
+        names(&p.signals()),
+        [
+            "pre_db_backup",
+            "post_db_backup",
+            "pre_db_backup",
+            "post_db_backup"
+        ]
+    );
+    assert_eq!(p.backups().len(), 2);
 }
 
 /// Runs `manage.py ARGS` on a pseudo-terminal, answers its `[y/N]` question

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -184,8 +185,13 @@ _stop = _Stop()
 
 
 def interrupted() -> bool:
-    """Whether manage.py was asked to stop during this command."""
-    return _stop.signal is not None
+    """Whether manage.py was asked to stop during this command (always False
+    off the main thread, whose commands signals do not reach)."""
+    return _stop.signal is not None and _on_main_thread()
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def stop_if_interrupted(message: str) -> None:
@@ -205,7 +211,14 @@ def stoppable() -> Iterator[None]:
     part of it. A later one quits at once, as rcbackup's does: it is passed on
     too, or, with no rcbackup running, ends manage.py with 130. A signal that
     was ignored when manage.py started (``nohup``, a background job of a
-    script) stays ignored, for rcbackup too."""
+    script) stays ignored, for rcbackup too. Off the main thread (call_command
+    from a worker), signals are left to the process."""
+    if not _on_main_thread():
+        # Python lets only the main thread handle signals: a command run by
+        # call_command from a worker thread (a scheduler, a thread pool)
+        # leaves them to the process, as django-rclone did.
+        yield
+        return
     _stop.signal, _stop.at, _stop.running, _stop.asking = None, 0.0, None, False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -239,6 +252,7 @@ def stoppable() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _stop.signal = None
 
 
 @contextmanager
@@ -271,16 +285,22 @@ def run(gen: cfg.Generated, args: Sequence[str], *, capture: bool) -> Result:
             process_group=0,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        _stop.running = proc
+        if _on_main_thread():
+            _stop.running = proc
         try:
-            if _stop.signal is not None:
+            if interrupted():
                 # It came while rcbackup was being started.
                 proc.send_signal(_stop.signal)
             out = _communicate(proc)
         finally:
-            _stop.running = None
+            if _on_main_thread():
+                _stop.running = None
         code = proc.returncode
         if code < 0:
+            if interrupted() and -code in FORWARDED:
+                # The signal passed on reached it before it could handle one
+                # (rcbackup handles them before it does anything).
+                raise RcbackupFailed(EXIT_INTERRUPTED, "interrupted as rcbackup started; it had done nothing")
             raise RcbackupFailed(128 - code, f"rcbackup was killed by signal {-code}")
         if code in (EXIT_FAILED, EXIT_USAGE):
             sys.stderr.write(generated_note(config.path) + "\n")

@@ -7,6 +7,7 @@ import io
 import os
 import signal
 import sys
+import tempfile
 import threading
 import tomllib
 import unittest
@@ -16,7 +17,8 @@ from django.core.management.base import CommandError
 
 from rcbackup_django.bridge import _ask, confirm
 from rcbackup_django.config import Generated
-from rcbackup_django.runner import _config_file, generated_note
+from rcbackup_django import runner
+from rcbackup_django.runner import RcbackupFailed, _config_file, generated_note
 
 
 class ConfigHandover(unittest.TestCase):
@@ -102,6 +104,50 @@ class Question(unittest.TestCase):
             ender.join()
             if not ended.is_set():
                 os.close(w)
+
+
+
+class Stopping(unittest.TestCase):
+    def _sleeper(self) -> str:
+        """A stand-in for rcbackup that has no handler yet: killed by a signal."""
+        folder = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(folder))
+        path = os.path.join(folder, "sleeper")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nexec sleep 30\n")
+        os.chmod(path, 0o755)
+        return path
+
+    def test_a_signal_that_kills_rcbackup_before_it_handles_one_is_exit_130(self) -> None:
+        # Outside review: a signal in rcbackup's first milliseconds (before
+        # its handlers) ended the command with 143, "killed by signal 15".
+        gen = Generated(config={"remote": "/x"})
+        with mock.patch.object(runner, "binary", return_value=self._sleeper()):
+            with runner.stoppable(), mock.patch.object(sys, "stderr", io.StringIO()):
+                threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+                with self.assertRaises(RcbackupFailed) as caught:
+                    runner.run(gen, ["dbbackup"], capture=True)
+        self.assertEqual(caught.exception.code, 130)
+        self.assertIn("it had done nothing", caught.exception.message)
+
+    def test_off_the_main_thread_signals_are_left_alone(self) -> None:
+        # Outside review: call_command from a worker thread failed with
+        # "signal only works in main thread".
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with runner.stoppable():
+                    runner.stop_if_interrupted("never")
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                errors.append(exc)
+
+        before = signal.getsignal(signal.SIGTERM)
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+        self.assertEqual(errors, [])
+        self.assertIs(signal.getsignal(signal.SIGTERM), before)
 
 
 if __name__ == "__main__":
