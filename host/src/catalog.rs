@@ -452,7 +452,7 @@ impl<'a> Catalog<'a> {
         for attempt in 0..MAX_CLAIMS {
             let name = Catalog::unique_name(&taken, wanted);
             failpoint::reached("claim");
-            stop_if_interrupted()?;
+            interrupt::stop_if_interrupted(exit::NOTHING_PUBLISHED)?;
             record.name = name.clone();
             let claim = self.claim_path(&name, run_id);
             if let Err(e) = self.rclone.put(&claim, record.to_line().as_bytes()) {
@@ -487,7 +487,7 @@ impl<'a> Catalog<'a> {
                 continue;
             }
             failpoint::reached("claimed");
-            if let Err(e) = stop_if_interrupted() {
+            if let Err(e) = interrupt::stop_if_interrupted(exit::NOTHING_PUBLISHED) {
                 self.undo(&[&claim]);
                 return Err(e);
             }
@@ -509,7 +509,7 @@ impl<'a> Catalog<'a> {
                 }
             }
             failpoint::reached("moved");
-            if let Err(e) = stop_if_interrupted() {
+            if let Err(e) = interrupt::stop_if_interrupted(exit::NOTHING_PUBLISHED) {
                 self.undo(&[&data, &claim]);
                 return Err(e);
             }
@@ -639,13 +639,6 @@ pub fn abandoned_before(now: DateTime<Utc>, max_age: Duration) -> DateTime<Utc> 
         .ok()
         .and_then(|age| now.checked_sub_signed(age))
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-fn stop_if_interrupted() -> Result<()> {
-    if interrupt::interrupted() {
-        return Err(exit::interrupted());
-    }
-    Ok(())
 }
 
 /// Up to 200 ms, different for every process and attempt.

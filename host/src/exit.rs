@@ -93,8 +93,10 @@ pub fn locked(message: impl Into<String>) -> anyhow::Error {
 pub fn failed(message: impl Into<String>) -> anyhow::Error {
     Failure::new(FailureKind::Failed, message).into()
 }
+/// What an interrupt before a backup's record is written leaves: nothing.
+pub const NOTHING_PUBLISHED: &str = "interrupted; nothing was published";
 pub fn interrupted() -> anyhow::Error {
-    interrupted_at("interrupted; nothing was published")
+    interrupted_at(NOTHING_PUBLISHED)
 }
 pub fn interrupted_at(message: impl Into<String>) -> anyhow::Error {
     Failure::new(FailureKind::Interrupted, message).into()

@@ -73,14 +73,11 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// For a command that only reads: a signal before its report is printed
-/// stops it (exit 130, nothing on stdout), as the warning said it would; a
-/// caller that sent the signal must not take a report for an answer.
-pub fn stop_before_report() -> anyhow::Result<()> {
+/// Stops the command here if it was interrupted: exit 130 with `message`
+/// (what was and was not done).
+pub fn stop_if_interrupted(message: &str) -> anyhow::Result<()> {
     if interrupted() {
-        return Err(crate::exit::interrupted_at(
-            "interrupted; nothing was listed",
-        ));
+        return Err(crate::exit::interrupted_at(message));
     }
     Ok(())
 }

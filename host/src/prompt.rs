@@ -30,17 +30,15 @@ pub fn confirm(question: &str) -> Result<()> {
     }
 }
 
+const CANCELLED: &str = "the restore was cancelled at the prompt; nothing was changed";
+
 /// Reads one line, looking every 100 ms whether a signal asked to stop, so
 /// that an interrupt at the prompt is never followed by a restore.
 fn read_answer(stdin: &std::io::Stdin) -> Result<String> {
     let fd = stdin.as_raw_fd();
     let mut line = Vec::new();
     loop {
-        if crate::interrupt::interrupted() {
-            return Err(exit::interrupted_at(
-                "the restore was cancelled at the prompt; nothing was changed",
-            ));
-        }
+        crate::interrupt::stop_if_interrupted(CANCELLED)?;
         let mut poll = libc::pollfd {
             fd,
             events: libc::POLLIN,
@@ -72,10 +70,6 @@ fn read_answer(stdin: &std::io::Stdin) -> Result<String> {
             }
         }
     }
-    if crate::interrupt::interrupted() {
-        return Err(exit::interrupted_at(
-            "the restore was cancelled at the prompt; nothing was changed",
-        ));
-    }
+    crate::interrupt::stop_if_interrupted(CANCELLED)?;
     Ok(String::from_utf8_lossy(&line).into_owned())
 }

@@ -32,11 +32,9 @@ use names::{Parsed, Pattern, Zone};
 /// How adopt reads names: the patterns to try, in order.
 pub struct Naming {
     pub patterns: Vec<Pattern>,
-    /// The zone of django-dbbackup's names was given (`--utc`, or `TZ`
-    /// set): without it, such names are not adopted (never guessed).
-    pub zone_given: bool,
     /// The zone django-dbbackup's names are read in, as the user gave it
-    /// (`UTC (--utc)`, `TZ=America/Chicago`), for the summary.
+    /// (`UTC (--utc)`, `TZ=America/Chicago`), for the summary. None: not
+    /// given, and such names are not adopted (never guessed).
     pub zone: Option<String>,
 }
 
@@ -173,11 +171,7 @@ impl Naming {
         } else {
             None
         };
-        Ok(Naming {
-            patterns,
-            zone_given: zone.is_some(),
-            zone,
-        })
+        Ok(Naming { patterns, zone })
     }
 }
 
@@ -231,8 +225,9 @@ pub struct Candidate {
     pub connector: Option<String>,
 }
 
-/// A file that is not adopted, and why.
-#[derive(Debug, Clone)]
+/// A file that is not adopted, and why (a `not_adopted` entry of
+/// `adopt --json`).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Refusal {
     pub name: String,
     pub reason: String,
@@ -399,7 +394,7 @@ fn judge_name(
     // django-dbbackup's names are in Django's TIME_ZONE, which cannot be
     // told from them: a zone west of UTC read as another gives a time
     // hours early that nothing else shows.
-    if p.origin == Origin::DjangoDbbackup && !naming.zone_given {
+    if p.origin == Origin::DjangoDbbackup && naming.zone.is_none() {
         return Err(
             "django-dbbackup wrote the time in its name in Django's TIME_ZONE, which adopt does not guess: run `TZ=<TIME_ZONE> rcbackup adopt` (e.g. TZ=America/Chicago, Django's default), or pass --utc when TIME_ZONE = \"UTC\"".into(),
         );
@@ -698,8 +693,7 @@ mod tests {
         patterns[1].zone = Zone::Utc;
         Naming {
             patterns,
-            zone_given: true,
-            zone: None,
+            zone: Some("UTC (--utc)".into()),
         }
     }
 
@@ -829,7 +823,7 @@ mod tests {
         .collect();
         let present = files.iter().map(|f| f.name.clone()).collect();
         let mut n = naming();
-        n.zone_given = false;
+        n.zone = None;
         let plan = plan(&files, &present, &targets(), &n, &BTreeMap::new());
         assert_eq!(plan.candidates.len(), 1);
         assert_eq!(plan.candidates[0].name, "default-2026-11-29-043457.dump");

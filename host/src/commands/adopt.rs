@@ -88,7 +88,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
         dbbackup_zone: naming.zone.clone(),
         dry_run: args.dry_run,
         adopted: Vec::new(),
-        not_adopted: plan.refused.iter().map(NotAdopted::of).collect(),
+        not_adopted: std::mem::take(&mut plan.refused),
         already_adopted: recorded,
         interrupted: false,
         not_reached: Vec::new(),
@@ -118,7 +118,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
                 }
                 match adopt_one(ctx, &catalog, c) {
                     Ok(Ok(row)) => report.adopted.push(row),
-                    Ok(Err(r)) => report.not_adopted.push(NotAdopted::of(&r)),
+                    Ok(Err(r)) => report.not_adopted.push(r),
                     // Stopped by an interrupt: the file is not to blame.
                     Err(_) if crate::interrupt::interrupted() => {
                         report.interrupted = true;
@@ -127,7 +127,7 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<()> {
                     }
                     Err(e) => {
                         tracing::error!("{}: {e:#}", printable(&c.name));
-                        report.not_adopted.push(NotAdopted {
+                        report.not_adopted.push(Refusal {
                             name: c.name.clone(),
                             reason: format!("{e:#}"),
                             damaged: false,
@@ -285,7 +285,7 @@ struct Report {
     dry_run: bool,
     /// Adopted now (with --dry-run: would be adopted).
     adopted: Vec<Row>,
-    not_adopted: Vec<NotAdopted>,
+    not_adopted: Vec<Refusal>,
     /// Backups adopted by earlier runs.
     already_adopted: usize,
     /// Stopped by Ctrl-C or SIGTERM before every file was looked at.
@@ -324,25 +324,6 @@ impl Row {
             size: Some(c.size),
             sha256: None,
             connector: c.connector.clone(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct NotAdopted {
-    name: String,
-    reason: String,
-    damaged: bool,
-    unsupported: bool,
-}
-
-impl NotAdopted {
-    fn of(r: &Refusal) -> NotAdopted {
-        NotAdopted {
-            name: r.name.clone(),
-            reason: r.reason.clone(),
-            damaged: r.damaged,
-            unsupported: r.unsupported,
         }
     }
 }

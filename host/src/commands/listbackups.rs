@@ -152,6 +152,10 @@ fn rows(ctx: &Context, listing: &Listing, database: Option<&str>) -> Vec<Row> {
     rows
 }
 
+/// A signal before a listing is printed stops it (exit 130, nothing on
+/// stdout): whoever sent it must not take a listing for an answer.
+pub(super) const NOTHING_LISTED: &str = "interrupted; nothing was listed";
+
 pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
     if args.media {
         return super::listmedia::run(ctx, args.json);
@@ -163,7 +167,7 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
     let listing = catalog.list()?;
     let rows = rows(ctx, &listing, args.database.as_deref());
     crate::failpoint::reached("listed");
-    crate::interrupt::stop_before_report()?;
+    crate::interrupt::stop_if_interrupted(NOTHING_LISTED)?;
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -311,7 +315,7 @@ pub fn run_all_tenants(cli: &Cli, args: &ListArgs) -> Result<()> {
             }
         }
     }
-    crate::interrupt::stop_before_report()?;
+    crate::interrupt::stop_if_interrupted(NOTHING_LISTED)?;
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&all)?);
     } else {

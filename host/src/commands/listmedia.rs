@@ -67,7 +67,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<()> {
         size: mirror.iter().map(|e| e.size.max(0) as u64).sum(),
         backups,
     };
-    crate::interrupt::stop_before_report()?;
+    crate::interrupt::stop_if_interrupted(super::listbackups::NOTHING_LISTED)?;
     if json {
         crate::outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

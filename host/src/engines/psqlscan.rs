@@ -712,13 +712,9 @@ impl PsqlScan {
             Some(b"SAVEPOINT" | b"ROLLBACK" | b"ABORT") => {
                 return Err(self.altered(format!("`{}`", shown(&text))));
             }
-            Some(b"DISCARD") => {
-                return Err(self.unsupported(format!(
-                    "it holds `{}`, which resets settings that decide how psql reads the rest (standard_conforming_strings, client_encoding)",
-                    shown(&text)
-                )));
-            }
-            Some(b"RESET") if text.to_ascii_uppercase().starts_with(b"RESET ALL") => {
+            Some(word @ (b"DISCARD" | b"RESET"))
+                if word == b"DISCARD" || text.to_ascii_uppercase().starts_with(b"RESET ALL") =>
+            {
                 return Err(self.unsupported(format!(
                     "it holds `{}`, which resets settings that decide how psql reads the rest (standard_conforming_strings, client_encoding)",
                     shown(&text)

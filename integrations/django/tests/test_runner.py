@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -111,7 +112,7 @@ class Stopping(unittest.TestCase):
     def _sleeper(self) -> str:
         """A stand-in for rcbackup that has no handler yet: killed by a signal."""
         folder = tempfile.mkdtemp()
-        self.addCleanup(lambda: __import__("shutil").rmtree(folder))
+        self.addCleanup(shutil.rmtree, folder)
         path = os.path.join(folder, "sleeper")
         with open(path, "w") as f:
             f.write("#!/bin/sh\nexec sleep 30\n")
